@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// receiver-agent: serve replication streams into per-client dataset roots.
+import { loadReceiverConfig } from '../shared/config.js';
+import { createLogger } from '../shared/log.js';
+import { errorMessage } from '../shared/errors.js';
+import { parseArgs } from '../shared/args.js';
+import { runCertsCommand } from '../shared/certs-cli.js';
+import { startReceiver } from './server.js';
+
+const USAGE = `usage:
+  receiver-agent serve --config <receiver.json> [--zfs <path>]
+  receiver-agent certs <init-ca|issue|show|fingerprint> ...   (certs --help)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  if (cmd === 'certs') return runCertsCommand(rest);
+  if (cmd !== 'serve') {
+    process.stderr.write(`receiver-agent: unknown command "${cmd}"\n${USAGE}`);
+    return 2;
+  }
+  const args = parseArgs(rest, { values: ['config', 'zfs'], booleans: [] });
+  if (!args.values.config) throw new Error('serve needs --config <receiver.json>');
+  const cfg = loadReceiverConfig(args.values.config);
+  const log = createLogger('receiver');
+  const r = await startReceiver(cfg, log, args.values.zfs);
+  // Lets scripts that started us on port 0 find the port.
+  process.stdout.write(`listening on ${cfg.listen.host}:${r.port}\n`);
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log.info('shutting down', { signal: sig });
+      void r.close().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`receiver-agent: ${errorMessage(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,241 @@
+// gRPC handlers of the control plane. The caller's identity always comes from the TLS
+// client certificate; names in requests are resolved under that identity's root.
+import * as grpc from '@grpc/grpc-js';
+import { dirname } from 'node:path/posix';
+import { ZferryError, errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { Zfs } from '../shared/zfs.js';
+import { validateSnapshotName } from '../shared/names.js';
+import type { ReceiverConfig } from '../shared/config.js';
+import {
+  AGENT_VERSION,
+  PROTOCOL_VERSION,
+  type AbortReply,
+  type AbortRequest,
+  type BeginReply,
+  type BeginRequest,
+  type FinishReply,
+  type FinishRequest,
+  type GetTargetRequest,
+  type HelloReply,
+  type HelloRequest,
+  type TargetState,
+} from '../shared/control.js';
+import { Policy, certIdentity } from './policy.js';
+import { Transfer } from './transfer.js';
+
+const MIN_CHUNK = 64 * 1024;
+const KEEP_FINISHED = 100;
+
+const CODES: Record<string, grpc.status> = {
+  denied: grpc.status.PERMISSION_DENIED,
+  'bad-name': grpc.status.INVALID_ARGUMENT,
+  'bad-request': grpc.status.INVALID_ARGUMENT,
+  busy: grpc.status.ABORTED,
+  'not-found': grpc.status.NOT_FOUND,
+  unsupported: grpc.status.FAILED_PRECONDITION,
+};
+
+function toGrpcError(e: unknown): Partial<grpc.StatusObject> {
+  const code = e instanceof ZferryError ? (CODES[e.code] ?? grpc.status.FAILED_PRECONDITION) : grpc.status.INTERNAL;
+  return { code, details: errorMessage(e) };
+}
+
+type Handler<Req, Rep> = (identity: string | null, req: Req) => Promise<Rep>;
+
+function unary<Req, Rep>(log: Logger, name: string, fn: Handler<Req, Rep>): grpc.handleUnaryCall<Req, Rep> {
+  return (call, callback) => {
+    const identity = certIdentity(call.getAuthContext().sslPeerCertificate);
+    fn(identity, call.request).then(
+      (rep) => callback(null, rep),
+      (e: unknown) => {
+        log.warn(`${name} refused`, { identity, error: errorMessage(e) });
+        callback(toGrpcError(e));
+      },
+    );
+  };
+}
+
+export class ReceiverCore {
+  readonly transfers = new Map<string, Transfer>();
+  private readonly byTarget = new Map<string, Transfer>();
+  readonly policy: Policy;
+
+  constructor(
+    readonly cfg: ReceiverConfig,
+    readonly zfs: Zfs,
+    readonly log: Logger,
+  ) {
+    this.policy = new Policy(cfg.clients);
+  }
+
+  findTransfer(id: string): Transfer | undefined {
+    return this.transfers.get(id);
+  }
+
+  /** A running transfer into the target blocks another, unless its sender is gone. */
+  private async clearTarget(target: string): Promise<void> {
+    const t = this.byTarget.get(target);
+    if (!t || !t.active) return;
+    if (t.lanes.size > 0 || t.state === 'committing') {
+      throw new ZferryError('busy', `a transfer into ${target} is already running (id ${t.id}, ${t.lanes.size} lanes)`);
+    }
+    await t.abandon('superseded: the sender came back without its lanes');
+  }
+
+  private async resumeSupported(target: string): Promise<boolean> {
+    return this.zfs.supportsProperty('receive_resume_token', target.split('/')[0]!);
+  }
+
+  hello = async (identity: string | null, req: HelloRequest): Promise<HelloReply> => {
+    const p = this.policy.client(identity);
+    if (req.protocolVersion !== PROTOCOL_VERSION) {
+      throw new ZferryError('unsupported', `protocol version ${req.protocolVersion} is not supported (receiver speaks ${PROTOCOL_VERSION})`);
+    }
+    const pool = p.root.split('/')[0]!;
+    const caps: string[] = [];
+    if (await this.zfs.supportsProperty('receive_resume_token', pool)) caps.push('resume');
+    if (await this.zfs.supportsProperty('encryption', pool)) caps.push('encryption');
+    return {
+      protocolVersion: PROTOCOL_VERSION,
+      agentVersion: AGENT_VERSION,
+      identity: p.identity,
+      root: p.root,
+      capabilities: caps,
+      maxWindowBytes: this.cfg.windowBytes,
+      maxLanes: this.cfg.maxLanes,
+      maxChunkBytes: this.cfg.maxChunkBytes,
+    };
+  };
+
+  getTarget = async (identity: string | null, req: GetTargetRequest): Promise<TargetState> => {
+    const { target } = this.policy.target(identity, req.name);
+    await this.clearTarget(target);
+    const exists = await this.zfs.exists(target);
+    const snapshots = exists ? await this.zfs.snapshots(target) : [];
+    let token: string | null = null;
+    if (await this.resumeSupported(target)) {
+      try {
+        token = await this.zfs.resumeToken(target);
+      } catch (e) {
+        if (exists) throw e; // a missing target simply has no token
+        token = '';
+      }
+    }
+    const enc = exists ? await this.zfs.encryption(target) : null;
+    return {
+      target,
+      exists,
+      snapshots: snapshots.map((s) => ({ name: s.name, guid: s.guid, createtxg: s.createtxg })),
+      resumeToken: token ?? '',
+      encryption: enc?.encryption ?? '',
+      keystatus: enc?.keystatus ?? '',
+      resumeSupported: token !== null,
+      modified: false,
+    };
+  };
+
+  begin = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
+    const { target, policy } = this.policy.target(identity, req.name);
+    if (!['full', 'incremental', 'resume'].includes(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind}"`);
+    if (req.snapshot) validateSnapshotName(req.snapshot);
+    if (req.toGuid && !/^\d{1,20}$/.test(req.toGuid)) throw new ZferryError('bad-request', 'to_guid must be a decimal u64');
+    await this.clearTarget(target);
+    const resumable = await this.resumeSupported(target);
+    if (req.kind === 'resume' && !resumable) throw new ZferryError('unsupported', `this receiver's zfs cannot resume receives`);
+    const parent = dirname(target);
+    if (parent !== '.' && parent.includes('/')) await this.zfs.createParents(parent);
+    const chunkBytes = Math.max(MIN_CHUNK, Math.min(req.chunkBytes || 1024 * 1024, this.cfg.maxChunkBytes));
+    const windowBytes = Math.max(chunkBytes * 2, this.cfg.windowBytes);
+    const t = new Transfer(
+      {
+        identity: policy.identity,
+        target,
+        name: req.name,
+        snapshot: req.snapshot,
+        toGuid: req.toGuid,
+        kind: req.kind,
+        raw: req.raw,
+        encryptedSource: req.encryptedSource,
+        estimatedBytes: req.estimatedBytes,
+        windowBytes,
+        chunkBytes,
+        resumable,
+        force: policy.allowForce,
+      },
+      this.zfs,
+      this.log,
+      this.cfg.laneGraceMs,
+    );
+    t.start();
+    this.transfers.set(t.id, t);
+    this.byTarget.set(target, t);
+    void t.exited().then(() => {
+      if (this.byTarget.get(target) === t) this.byTarget.delete(target);
+      this.prune();
+    });
+    return {
+      transferId: t.id,
+      laneSecret: t.secret,
+      windowBytes,
+      maxLanes: this.cfg.maxLanes,
+      chunkBytes,
+      target,
+    };
+  };
+
+  private owned(identity: string | null, id: string): Transfer {
+    const p = this.policy.client(identity);
+    const t = this.transfers.get(id);
+    if (!t || t.info.identity !== p.identity) throw new ZferryError('not-found', `no transfer ${id} for ${p.identity}`);
+    return t;
+  }
+
+  finish = async (identity: string | null, req: FinishRequest): Promise<FinishReply> => {
+    const t = this.owned(identity, req.transferId);
+    const r = await t.finish({ totalBytes: req.totalBytes, totalChunks: req.totalChunks, digest: req.digest });
+    return { committed: true, ...r, message: `received ${r.target}@${r.snapshot}` };
+  };
+
+  abort = async (identity: string | null, req: AbortRequest): Promise<AbortReply> => {
+    const { target } = this.policy.target(identity, req.name);
+    const said: string[] = [];
+    if (req.transferId) {
+      const t = this.owned(identity, req.transferId);
+      if (t.info.target !== target) throw new ZferryError('bad-request', `transfer ${req.transferId} is not into ${target}`);
+      if (t.active) {
+        await t.abandon('aborted by the sender');
+        said.push(`stopped transfer ${t.id}`);
+      }
+    } else {
+      const t = this.byTarget.get(target);
+      if (t?.active) {
+        await t.abandon('aborted by the sender');
+        said.push(`stopped transfer ${t.id}`);
+      }
+    }
+    if (req.discardResumeState) {
+      const token = (await this.resumeSupported(target)) ? await this.zfs.resumeToken(target).catch(() => '') : '';
+      if (token) {
+        await this.zfs.abortResume(target);
+        said.push(`discarded the partially received state of ${target} (zfs receive -A)`);
+      } else said.push(`${target} had no partially received state`);
+    }
+    return { message: said.join('; ') || 'nothing to abort' };
+  };
+
+  private prune(): void {
+    const done = [...this.transfers.values()].filter((t) => !t.active);
+    for (const t of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) this.transfers.delete(t.id);
+  }
+
+  grpcHandlers(): grpc.UntypedServiceImplementation {
+    return {
+      Hello: unary(this.log, 'Hello', this.hello),
+      GetTarget: unary(this.log, 'GetTarget', this.getTarget),
+      Begin: unary(this.log, 'Begin', this.begin),
+      Finish: unary(this.log, 'Finish', this.finish),
+      Abort: unary(this.log, 'Abort', this.abort),
+    };
+  }
+}

@@ -1,0 +1,121 @@
+// The receiving end of one lane: a TLS socket that ALPN routed here. It must present a
+// HELLO (transfer id + secret) within the handshake timeout, from the same certificate
+// identity that began the transfer; then DATA frames are checked and handed to the
+// transfer. Any protocol error sends one ERROR line and closes this lane only.
+import type { TLSSocket } from 'node:tls';
+import { ZferryError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import {
+  DIGEST_BYTES,
+  FrameError,
+  FrameParser,
+  FrameType,
+  FLAG_FIN,
+  HELLO_BYTES,
+  decodeHello,
+  encodeError,
+  encodeFrame,
+  openData,
+  type Frame,
+} from '../shared/frames.js';
+import type { LaneHandle, Transfer } from './transfer.js';
+import { WindowError } from './reassembler.js';
+
+export interface LaneRegistry {
+  findTransfer(id: string): Transfer | undefined;
+  maxLanes: number;
+  handshakeTimeoutMs: number;
+}
+
+export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistry, log: Logger): void {
+  const parser = new FrameParser(HELLO_BYTES);
+  let transfer: Transfer | null = null;
+  let closed = false;
+  const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+
+  const lane: LaneHandle = {
+    index: -1,
+    sendAck(next: bigint) {
+      if (!closed) socket.write(encodeFrame(FrameType.Ack, next));
+    },
+    fail(message: string) {
+      refuse(message, false);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      socket.end();
+    },
+  };
+
+  function refuse(message: string, logIt = true): void {
+    if (closed) return;
+    closed = true;
+    if (logIt) log.warn('lane refused', { peer, identity, reason: message, transfer: transfer?.id });
+    socket.end(encodeError(message));
+    setTimeout(() => socket.destroy(), 2000).unref();
+  }
+
+  const helloTimer = setTimeout(() => refuse(`no HELLO within ${reg.handshakeTimeoutMs} ms`), reg.handshakeTimeoutMs);
+  helloTimer.unref();
+  socket.setNoDelay(true);
+  socket.setKeepAlive(true, 15_000);
+
+  function onHello(f: Frame): void {
+    const h = decodeHello(f);
+    const id = h.transferId.toString('hex');
+    const t = reg.findTransfer(id);
+    if (!t) return refuse(`unknown transfer ${id}`);
+    if (t.info.identity !== identity) return refuse(`transfer ${id} belongs to another client`);
+    if (!t.secretMatches(h.secret)) return refuse(`wrong lane secret for transfer ${id}`);
+    if (t.state !== 'receiving') return refuse(`transfer ${id} is ${t.state}`);
+    if (t.lanes.size >= reg.maxLanes) return refuse(`transfer ${id} already has ${reg.maxLanes} lanes`);
+    clearTimeout(helloTimer);
+    transfer = t;
+    (lane as { index: number }).index = h.laneIndex;
+    parser.maxPayload = DIGEST_BYTES + t.info.chunkBytes;
+    t.attachLane(lane);
+    socket.write(encodeFrame(FrameType.Welcome, t.nextSeq));
+    log.debug('lane open', { peer, transfer: id, lane: h.laneIndex });
+  }
+
+  function onFrame(f: Frame): void {
+    if (!transfer) {
+      if (f.type !== FrameType.Hello) return refuse(`expected HELLO, got ${FrameType[f.type]}`);
+      return onHello(f);
+    }
+    switch (f.type) {
+      case FrameType.Data: {
+        const data = openData(f);
+        transfer.accept({ seq: f.value, data, digest: f.payload.subarray(0, DIGEST_BYTES), fin: (f.flags & FLAG_FIN) !== 0 });
+        return;
+      }
+      case FrameType.Ping:
+        socket.write(encodeFrame(FrameType.Pong, f.value));
+        return;
+      case FrameType.Error:
+        return refuse(`sender reported: ${f.payload.toString('utf8')}`);
+      default:
+        return refuse(`unexpected ${FrameType[f.type]} frame on a lane`);
+    }
+  }
+
+  socket.on('data', (buf: Buffer) => {
+    if (closed) return;
+    try {
+      for (const f of parser.push(buf)) {
+        onFrame(f);
+        if (closed) return;
+      }
+    } catch (e) {
+      if (e instanceof FrameError || e instanceof WindowError || e instanceof ZferryError) refuse(e.message);
+      else refuse(`internal error: ${(e as Error).message}`);
+    }
+  });
+  socket.on('error', (e) => log.debug('lane socket error', { peer, error: e.message }));
+  socket.on('close', () => {
+    closed = true;
+    clearTimeout(helloTimer);
+    transfer?.detachLane(lane);
+  });
+}

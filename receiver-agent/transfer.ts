@@ -1,0 +1,319 @@
+// One transfer on the receiver: a `zfs recv -s -u` child fed strictly in sequence order
+// from the reassembler, honouring the pipe's backpressure. The last chunk is held back
+// until the sender's Finish states the total length and digest and they match: a stream
+// that does not check out never reaches zfs recv whole, so it can never be committed.
+import { randomBytes, timingSafeEqual, createHash, type Hash } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import { ZferryError, oneLine } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { Zfs } from '../shared/zfs.js';
+import type { TransferKind } from '../shared/control.js';
+import { Reassembler, type HeldChunk } from './reassembler.js';
+
+export interface LaneHandle {
+  readonly index: number;
+  sendAck(next: bigint): void;
+  fail(message: string): void;
+  close(): void;
+}
+
+export type TransferState = 'receiving' | 'committing' | 'committed' | 'failed' | 'abandoned';
+
+export interface TransferInfo {
+  identity: string;
+  target: string;
+  name: string;
+  snapshot: string;
+  toGuid: string;
+  kind: TransferKind;
+  raw: boolean;
+  encryptedSource: boolean;
+  estimatedBytes: number;
+  windowBytes: number;
+  chunkBytes: number;
+  resumable: boolean;
+  force: boolean;
+}
+
+export interface FinishResult {
+  target: string;
+  snapshot: string;
+  encryption: string;
+  keystatus: string;
+  vaultOk: boolean;
+  bytesWritten: number;
+}
+
+const MAX_STDERR = 64 * 1024;
+
+export class Transfer {
+  readonly id: string;
+  readonly secret = randomBytes(32);
+  readonly startedAt = Date.now();
+  state: TransferState = 'receiving';
+  failure: string | null = null;
+  bytesWritten = 0;
+  bytesReceived = 0;
+  duplicates = 0;
+  readonly lanes = new Set<LaneHandle>();
+
+  private readonly reasm: Reassembler;
+  private readonly hash: Hash = createHash('sha256');
+  private recv: ChildProcess | null = null;
+  private recvStderr = '';
+  private recvExit!: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private pumping = false;
+  private finishReq: { totalBytes: number; totalChunks: number; digest: Buffer } | null = null;
+  private graceTimer: NodeJS.Timeout | null = null;
+  private ackTimer: NodeJS.Immediate | null = null;
+  private readonly log: Logger;
+  private settle!: { resolve: (r: FinishResult) => void; reject: (e: Error) => void };
+  /** Settles when the transfer is over: committed (with the result) or not. */
+  readonly done: Promise<FinishResult>;
+
+  constructor(
+    readonly info: TransferInfo,
+    private readonly zfs: Zfs,
+    baseLog: Logger,
+    private readonly laneGraceMs: number,
+  ) {
+    this.id = randomBytes(16).toString('hex');
+    this.log = baseLog.child({ transfer: this.id });
+    this.reasm = new Reassembler(info.windowBytes, info.chunkBytes);
+    this.done = new Promise<FinishResult>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.done.catch(() => {}); // observed through finish()/abandon(); never unhandled
+  }
+
+  get idBytes(): Buffer {
+    return Buffer.from(this.id, 'hex');
+  }
+
+  get nextSeq(): bigint {
+    return this.reasm.next;
+  }
+
+  get heldBytes(): number {
+    return this.reasm.bytesHeld;
+  }
+
+  get active(): boolean {
+    return this.state === 'receiving' || this.state === 'committing';
+  }
+
+  secretMatches(s: Buffer): boolean {
+    return s.length === this.secret.length && timingSafeEqual(s, this.secret);
+  }
+
+  start(): void {
+    const child = this.zfs.spawnRecv(this.info.target, { resumable: this.info.resumable, force: this.info.force });
+    this.recv = child;
+    child.stderr!.on('data', (b: Buffer) => {
+      if (this.recvStderr.length < MAX_STDERR) this.recvStderr += b.toString('utf8');
+    });
+    child.stdout!.resume();
+    child.stdin!.on('error', () => {}); // EPIPE when zfs recv quits early: its exit says why
+    this.recvExit = new Promise((resolve) => {
+      child.on('error', (e) => {
+        this.recvStderr += `cannot run zfs: ${e.message}`;
+        resolve({ code: null, signal: null });
+      });
+      child.on('close', (code, signal) => resolve({ code, signal }));
+    });
+    void this.recvExit.then(({ code, signal }) => {
+      if (this.state === 'receiving') {
+        // zfs recv ended before the stream did: out of space, diverged target, bad stream...
+        this.fail(this.recvMessage(code, signal));
+      }
+    });
+    this.armGrace();
+    this.log.info('transfer started', { kind: this.info.kind, target: this.info.target, raw: this.info.raw });
+  }
+
+  private recvMessage(code: number | null, signal: NodeJS.Signals | null): string {
+    const why = oneLine(this.recvStderr) || (signal ? `killed by ${signal}` : `exit status ${code}`);
+    return `zfs receive into ${this.info.target} failed: ${why}`;
+  }
+
+  attachLane(l: LaneHandle): void {
+    this.lanes.add(l);
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.graceTimer = null;
+  }
+
+  detachLane(l: LaneHandle): void {
+    this.lanes.delete(l);
+    this.armGrace();
+  }
+
+  /** With no lane left, the sender is gone or cut off: after a grace period, stop. */
+  private armGrace(): void {
+    if (this.lanes.size > 0 || this.state !== 'receiving' || this.graceTimer) return;
+    this.graceTimer = setTimeout(() => {
+      this.graceTimer = null;
+      if (this.lanes.size === 0 && this.state === 'receiving') {
+        void this.abandon(`no lane connected for ${Math.round(this.laneGraceMs / 1000)} s`);
+      }
+    }, this.laneGraceMs);
+    this.graceTimer.unref();
+  }
+
+  /** A verified chunk from a lane. Throws WindowError when the sender broke the window. */
+  accept(c: HeldChunk): void {
+    if (this.state !== 'receiving') throw new ZferryError('transfer-over', `transfer ${this.id} is ${this.state}`);
+    this.bytesReceived += c.data.length;
+    if (!this.reasm.add(c)) {
+      this.duplicates++;
+      this.scheduleAck();
+      return;
+    }
+    void this.pump();
+  }
+
+  private write(data: Buffer): Promise<void> {
+    const stdin = this.recv!.stdin!;
+    return new Promise((resolve, reject) => {
+      stdin.write(data, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.state === 'receiving') {
+        const c = this.reasm.peek();
+        if (!c) break;
+        if (c.fin) {
+          if (!this.finishReq) break; // held until Finish states what the whole stream was
+          const problem = this.checkEnd(c);
+          if (problem) {
+            this.fail(`stream check failed: ${problem}; nothing was committed`);
+            break;
+          }
+        }
+        this.reasm.shift();
+        this.hash.update(c.digest);
+        try {
+          if (c.data.length) await this.write(c.data);
+        } catch {
+          break; // zfs recv went away; its exit handler records why
+        }
+        this.bytesWritten += c.data.length;
+        this.scheduleAck();
+        if (c.fin) {
+          await this.commit();
+          break;
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private checkEnd(fin: HeldChunk): string | null {
+    const req = this.finishReq!;
+    if (BigInt(req.totalChunks) !== fin.seq + 1n) return `sender counted ${req.totalChunks} chunks, the end marker is chunk ${fin.seq}`;
+    const total = this.bytesWritten + fin.data.length;
+    if (req.totalBytes !== total) return `sender sent ${req.totalBytes} bytes, ${total} arrived`;
+    const digest = this.hash.copy().update(fin.digest).digest();
+    if (!digest.equals(req.digest)) return 'whole-stream digest mismatch';
+    return null;
+  }
+
+  private scheduleAck(): void {
+    if (this.ackTimer) return;
+    this.ackTimer = setImmediate(() => {
+      this.ackTimer = null;
+      for (const l of this.lanes) l.sendAck(this.reasm.next);
+    });
+  }
+
+  private async commit(): Promise<void> {
+    this.state = 'committing';
+    this.recv!.stdin!.end();
+    const { code, signal } = await this.recvExit;
+    if (code !== 0) {
+      this.fail(this.recvMessage(code, signal));
+      return;
+    }
+    try {
+      const snaps = await this.zfs.snapshots(this.info.target);
+      const got = snaps.find((s) => s.guid === this.info.toGuid) ?? snaps[snaps.length - 1];
+      const enc = await this.zfs.encryption(this.info.target);
+      const result: FinishResult = {
+        target: this.info.target,
+        snapshot: got?.name ?? this.info.snapshot,
+        encryption: enc?.encryption ?? '',
+        keystatus: enc?.keystatus ?? '',
+        vaultOk: !!enc && enc.encryption !== 'off' && enc.keystatus === 'unavailable',
+        bytesWritten: this.bytesWritten,
+      };
+      this.state = 'committed';
+      this.log.info('transfer committed', { target: result.target, snapshot: result.snapshot, bytes: this.bytesWritten, vaultOk: result.vaultOk });
+      this.settle.resolve(result);
+    } catch (e) {
+      this.state = 'committed';
+      this.settle.reject(new ZferryError('post-commit', `received, but reading the result failed: ${(e as Error).message}`));
+    }
+    this.closeLanes();
+  }
+
+  /** The sender's end-of-stream statement; resolves once zfs recv committed. */
+  finish(req: { totalBytes: number; totalChunks: number; digest: Buffer }): Promise<FinishResult> {
+    if (this.finishReq) throw new ZferryError('bad-request', `transfer ${this.id} already has its end stated`);
+    if (this.state === 'failed' || this.state === 'abandoned') return Promise.reject(new ZferryError('transfer-failed', this.failure ?? this.state));
+    this.finishReq = req;
+    void this.pump();
+    return this.done;
+  }
+
+  /** Stops the transfer. zfs recv sees the stream end early: with -s it keeps a resume token. */
+  fail(message: string, state: TransferState = 'failed'): void {
+    if (this.state === 'failed' || this.state === 'abandoned' || this.state === 'committed') return;
+    this.state = state;
+    this.failure = message;
+    if (this.graceTimer) clearTimeout(this.graceTimer);
+    this.reasm.clear();
+    this.recv?.stdin?.end();
+    this.log.warn(state === 'abandoned' ? 'transfer abandoned' : 'transfer failed', { reason: message });
+    for (const l of this.lanes) l.fail(message);
+    this.lanes.clear();
+    this.settle.reject(new ZferryError('transfer-failed', message));
+  }
+
+  /** Ends the transfer and waits until zfs recv has exited (its token, if any, is then readable). */
+  async abandon(reason: string): Promise<void> {
+    this.fail(reason, 'abandoned');
+    await this.recvExit;
+  }
+
+  /** Waits for zfs recv to exit, whatever the outcome. */
+  async exited(): Promise<void> {
+    await this.recvExit;
+  }
+
+  private closeLanes(): void {
+    for (const l of this.lanes) l.close();
+    this.lanes.clear();
+  }
+
+  snapshotStatus(): Record<string, unknown> {
+    return {
+      id: this.id,
+      identity: this.info.identity,
+      target: this.info.target,
+      snapshot: this.info.snapshot,
+      kind: this.info.kind,
+      raw: this.info.raw,
+      state: this.state,
+      failure: this.failure,
+      bytesWritten: this.bytesWritten,
+      bytesReceived: this.bytesReceived,
+      estimatedBytes: this.info.estimatedBytes,
+      windowBytes: this.info.windowBytes,
+      heldBytes: this.reasm.bytesHeld,
+      lanes: this.lanes.size,
+      startedAt: new Date(this.startedAt).toISOString(),
+    };
+  }
+}

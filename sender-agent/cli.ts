@@ -1,0 +1,150 @@
+#!/usr/bin/env node
+// sender-agent: replicate a ZFS dataset to a receiver-agent. Exit 0 only when the
+// receiver committed the snapshot; otherwise one line says what failed and what to do.
+import { loadSenderConfig, type SenderConfig } from '../shared/config.js';
+import { createLogger } from '../shared/log.js';
+import { ZferryError, errorMessage } from '../shared/errors.js';
+import { parseArgs, type ParsedArgs } from '../shared/args.js';
+import { runCertsCommand } from '../shared/certs-cli.js';
+import { parseSize, formatBytes, formatRate } from '../shared/units.js';
+import { replicate, openSession, sendSpec, estimateBytes, type ReplicateOptions, type ReplicateResult } from './replicate.js';
+import { describePlan } from './plan.js';
+import { ControlClient } from './control-client.js';
+import { loadTlsMaterial } from '../shared/tls.js';
+import { parseHostPort } from '../shared/address.js';
+
+const USAGE = `usage:
+  sender-agent replicate <pool/dataset>[@snapshot] --to <host:port> --name <target name>
+               [--config <sender.json>] [--lanes N] [--raw|--no-raw] [--intermediates]
+               [--recursive] [--restart] [--json] [--progress] [--verbose] [--zfs <path>]
+  sender-agent estimate  <pool/dataset>[@snapshot] --to <host:port> --name <target name> [--config ...] [--json]
+  sender-agent abort     --to <host:port> --name <target name> [--config ...]
+                         (stops a transfer into the target and discards its resume state: zfs recv -A)
+  sender-agent certs <init-ca|issue|show|fingerprint> ...   (certs --help)
+`;
+
+const SPEC = {
+  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds'],
+  booleans: ['raw', 'no-raw', 'intermediates', 'recursive', 'restart', 'json', 'progress', 'verbose'],
+};
+
+function senderConfig(args: ParsedArgs): SenderConfig {
+  return loadSenderConfig(args.values.config ?? 'sender.json');
+}
+
+function options(args: ParsedArgs, needSource: boolean): ReplicateOptions {
+  const source = args.positional[0];
+  if (needSource && !source) throw new ZferryError('usage', 'name the source: <pool/dataset>[@snapshot]');
+  if (args.positional.length > 1) throw new ZferryError('usage', `unexpected argument ${args.positional[1]}`);
+  if (!args.values.to) throw new ZferryError('usage', '--to <host:port> is required');
+  if (!args.values.name) throw new ZferryError('usage', '--name <target name> is required');
+  if (args.flags.has('raw') && args.flags.has('no-raw')) throw new ZferryError('usage', '--raw and --no-raw contradict each other');
+  const lanesArg = args.values.lanes ?? '4';
+  const lanes = lanesArg === 'auto' ? 4 : Number(lanesArg);
+  if (!Number.isInteger(lanes) || lanes < 1 || lanes > 64) throw new ZferryError('usage', '--lanes takes a number from 1 to 64');
+  const json = args.flags.has('json');
+  return {
+    source: source ?? '',
+    to: args.values.to,
+    name: args.values.name,
+    config: senderConfig(args),
+    zfsBin: args.values.zfs,
+    lanes,
+    chunkBytes: args.values['chunk-size'] ? parseSize(args.values['chunk-size'], '--chunk-size') : 1024 * 1024,
+    raw: args.flags.has('raw') ? true : args.flags.has('no-raw') ? false : undefined,
+    intermediates: args.flags.has('intermediates'),
+    recursive: args.flags.has('recursive'),
+    restart: args.flags.has('restart'),
+    progress: json ? 'json' : args.flags.has('progress') || process.stderr.isTTY ? 'tty' : 'off',
+    reconnectBudgetMs: 1000 * Number(args.values['reconnect-seconds'] ?? 60),
+  };
+}
+
+function summary(r: ReplicateResult): string {
+  const lines: string[] = [];
+  if (r.outcome === 'up-to-date') {
+    lines.push(`${r.target} is up to date with ${r.source}@${r.snapshot}; nothing sent`);
+  } else {
+    const rate = r.seconds > 0 ? formatRate(r.bytes / r.seconds) : '-';
+    lines.push(
+      `replicated ${r.source}@${r.snapshot} to ${r.target}: ${r.plan}${r.raw ? ', raw' : ''}; ${formatBytes(r.bytes)} in ${r.seconds.toFixed(1)} s (${rate}) over ${r.lanes} lanes` +
+        (r.resentChunks ? `, ${r.resentChunks} chunks re-sent` : ''),
+    );
+  }
+  if (r.vault) {
+    lines.push(
+      r.vault.ok
+        ? `vault check: ok, ${r.target} is encrypted (${r.vault.encryption}) and its key is not loaded on the receiver (keystatus=${r.vault.keystatus})`
+        : `vault check: NOT a vault copy, ${r.target} has encryption=${r.vault.encryption} keystatus=${r.vault.keystatus}${r.raw ? '' : ' (sent with --no-raw: the receiver can read this data)'}`,
+    );
+  }
+  for (const n of r.notices) lines.push(`notice: ${n}`);
+  return lines.join('\n') + '\n';
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (!cmd || cmd === '--help' || cmd === '-h' || cmd === 'help') {
+    process.stdout.write(USAGE);
+    return cmd ? 0 : 2;
+  }
+  if (cmd === 'certs') return runCertsCommand(rest);
+  const args = parseArgs(rest, SPEC);
+  const json = args.flags.has('json');
+  // The summary and notices are the sender's output; logs are for --verbose or ZFERRY_LOG_LEVEL.
+  const log = createLogger('sender', { level: args.flags.has('verbose') ? 'debug' : ((process.env.ZFERRY_LOG_LEVEL as 'info' | undefined) ?? 'error') });
+  switch (cmd) {
+    case 'replicate': {
+      const o = options(args, true);
+      const r = await replicate(o, log, json ? process.stdout : process.stderr);
+      process.stdout.write(json ? JSON.stringify({ event: 'done', ...r }) + '\n' : summary(r));
+      return 0;
+    }
+    case 'estimate': {
+      const o = options(args, true);
+      const s = await openSession(o, log);
+      try {
+        const plan = describePlan(s.plan, s.dataset);
+        const est = s.plan.kind === 'up-to-date' ? { bytes: 0, how: 'nothing to send' } : await estimateBytes(s, sendSpec(s, o));
+        if (json) process.stdout.write(JSON.stringify({ event: 'estimate', kind: s.plan.kind, plan, target: s.target.target, raw: s.raw, bytes: est.bytes, how: est.how, notices: s.notices }) + '\n');
+        else {
+          process.stdout.write(`would send to ${s.target.target}: ${plan}${s.raw ? ', raw' : ''}; ${est.bytes === null ? 'size unknown' : `about ${formatBytes(est.bytes)}`} (${est.how})\n`);
+          for (const n of s.notices) process.stdout.write(`notice: ${n}\n`);
+        }
+      } finally {
+        s.client.close();
+      }
+      return 0;
+    }
+    case 'abort': {
+      const o = options(args, false);
+      const { host, port } = parseHostPort(o.to, '--to');
+      const client = new ControlClient(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, loadTlsMaterial(o.config.tls, o.config.baseDir), o.config.serverName);
+      try {
+        const r = await client.abort({ name: o.name, transferId: '', discardResumeState: true });
+        process.stdout.write(`${r.message}\n`);
+      } finally {
+        client.close();
+      }
+      return 0;
+    }
+    default:
+      process.stderr.write(`sender-agent: unknown command "${cmd}"\n${USAGE}`);
+      return 2;
+  }
+}
+
+// grpc-js passes an IP address as the TLS server name when --to is an address; Node
+// warns about that (DEP0123). The certificate is still checked against the IP SAN.
+process.removeAllListeners('warning');
+process.on('warning', (w: Error & { code?: string }) => {
+  if (w.code !== 'DEP0123') process.stderr.write(`${w.name}: ${w.message}\n`);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`sender-agent: ${errorMessage(e)}\n`);
+    process.exit(e instanceof ZferryError && e.code === 'usage' ? 2 : 1);
+  },
+);

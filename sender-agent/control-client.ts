@@ -1,0 +1,82 @@
+// The sender's side of the control plane: gRPC over mutual TLS to the receiver's port.
+import * as grpc from '@grpc/grpc-js';
+import { ZferryError } from '../shared/errors.js';
+import {
+  controlService,
+  type AbortReply,
+  type AbortRequest,
+  type BeginReply,
+  type BeginRequest,
+  type FinishReply,
+  type FinishRequest,
+  type GetTargetRequest,
+  type HelloReply,
+  type HelloRequest,
+  type TargetState,
+} from '../shared/control.js';
+import type { TlsMaterial } from '../shared/tls.js';
+
+type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => void;
+
+export class ControlClient {
+  private readonly client: grpc.Client;
+
+  constructor(
+    readonly address: string,
+    material: Pick<TlsMaterial, 'ca' | 'cert' | 'key'>,
+    serverName?: string,
+  ) {
+    const Ctor = controlService();
+    const creds = grpc.credentials.createSsl(material.ca, material.key, material.cert);
+    const options: grpc.ChannelOptions = { 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
+    if (serverName) {
+      options['grpc.ssl_target_name_override'] = serverName;
+      options['grpc.default_authority'] = serverName;
+    }
+    this.client = new Ctor(address, creds, options);
+  }
+
+  private call<Rep>(method: string, req: unknown, timeoutMs: number): Promise<Rep> {
+    const fn = (this.client as unknown as Record<string, Unary>)[method]!.bind(this.client);
+    return new Promise((resolve, reject) => {
+      const deadline = new Date(Date.now() + timeoutMs);
+      fn(req, new grpc.Metadata(), { deadline }, (err, rep) => {
+        if (err) reject(this.explain(method, err));
+        else resolve(rep as Rep);
+      });
+    });
+  }
+
+  private explain(method: string, err: grpc.ServiceError): ZferryError {
+    const details = err.details || err.message;
+    if (err.code === grpc.status.UNAVAILABLE) {
+      return new ZferryError(
+        'unreachable',
+        `receiver ${this.address} unreachable or refused our certificate (${details}); check --to, the CA and this client's certificate`,
+      );
+    }
+    if (err.code === grpc.status.DEADLINE_EXCEEDED) return new ZferryError('timeout', `receiver ${this.address} did not answer ${method} in time`);
+    return new ZferryError(grpc.status[err.code]?.toLowerCase() ?? 'receiver', `receiver: ${details}`);
+  }
+
+  hello(req: HelloRequest): Promise<HelloReply> {
+    return this.call('Hello', req, 30_000);
+  }
+  getTarget(req: GetTargetRequest): Promise<TargetState> {
+    return this.call('GetTarget', req, 120_000);
+  }
+  begin(req: BeginRequest): Promise<BeginReply> {
+    return this.call('Begin', req, 120_000);
+  }
+  /** Returns once zfs recv has committed: as long as the receiving disk needs. */
+  finish(req: FinishRequest): Promise<FinishReply> {
+    return this.call('Finish', req, 7 * 24 * 3600_000);
+  }
+  abort(req: AbortRequest): Promise<AbortReply> {
+    return this.call('Abort', req, 120_000);
+  }
+
+  close(): void {
+    this.client.close();
+  }
+}

@@ -1,0 +1,157 @@
+// The sending end of one lane: a TLS connection to the receiver's port with ALPN
+// "zferry-lane/1". It is usable only after the receiver's WELCOME: under TLS 1.3 a
+// refused client certificate shows up after our side thinks the handshake is done.
+import { EventEmitter } from 'node:events';
+import * as tls from 'node:tls';
+import { ZferryError } from '../shared/errors.js';
+import { FrameParser, FrameType, encodeData, encodeHello, type Frame } from '../shared/frames.js';
+
+export interface LaneChunk {
+  seq: bigint;
+  data: Buffer;
+  digest: Buffer;
+  fin: boolean;
+}
+
+export interface LaneOptions {
+  tls: tls.ConnectionOptions;
+  transferId: Buffer;
+  secret: Buffer;
+  index: number;
+  timeoutMs: number;
+  /** bytes queued in Node above which the lane reports no room */
+  highWater: number;
+}
+
+export declare interface Lane {
+  on(e: 'ack', l: (next: bigint) => void): this;
+  on(e: 'drain', l: () => void): this;
+  on(e: 'remote-error', l: (message: string) => void): this;
+  on(e: 'close', l: (reason: string | null) => void): this;
+}
+
+export class Lane extends EventEmitter {
+  /** sequences written on this lane and not yet acknowledged */
+  readonly inflight = new Set<bigint>();
+  bytesSent = 0;
+  private closed = false;
+  private closeReason: string | null = null;
+
+  private constructor(
+    readonly index: number,
+    private readonly socket: tls.TLSSocket,
+    private readonly parser: FrameParser,
+    private readonly highWater: number,
+  ) {
+    super();
+  }
+
+  static connect(o: LaneOptions): Promise<Lane> {
+    return new Promise((resolve, reject) => {
+      const socket = tls.connect(o.tls);
+      const parser = new FrameParser(1024);
+      let lane: Lane | null = null;
+      const timer = setTimeout(() => fail(`no answer within ${o.timeoutMs} ms`), o.timeoutMs);
+      function fail(msg: string): void {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(new ZferryError('lane', `lane ${o.index}: ${msg}`));
+      }
+      socket.once('secureConnect', () => {
+        socket.setNoDelay(true);
+        socket.setKeepAlive(true, 15_000);
+        socket.write(encodeHello(o.transferId, o.secret, o.index));
+      });
+      const onData = (buf: Buffer): void => {
+        let frames: Frame[];
+        try {
+          frames = parser.push(buf);
+        } catch (e) {
+          return lane ? lane.shut(`bad frame from receiver: ${(e as Error).message}`) : fail((e as Error).message);
+        }
+        for (const f of frames) {
+          if (!lane) {
+            if (f.type === FrameType.Welcome) {
+              clearTimeout(timer);
+              lane = new Lane(o.index, socket, parser, o.highWater);
+              socket.on('drain', () => lane!.emit('drain'));
+              resolve(lane);
+            } else if (f.type === FrameType.Error) {
+              return fail(`refused by receiver: ${f.payload.toString('utf8')}`);
+            } else return fail(`unexpected ${FrameType[f.type] ?? f.type} before WELCOME`);
+          } else lane.onFrame(f);
+        }
+      };
+      socket.on('data', onData);
+      socket.on('error', (e: Error & { code?: string }) => {
+        if (!lane) fail(`${e.message}${e.code ? ` (${e.code})` : ''}`);
+        else lane.shut(e.message);
+      });
+      socket.on('close', () => {
+        if (!lane) fail('connection closed by the receiver before WELCOME (certificate refused?)');
+        else lane.shut(null);
+      });
+    });
+  }
+
+  private onFrame(f: Frame): void {
+    switch (f.type) {
+      case FrameType.Ack:
+        this.emit('ack', f.value);
+        return;
+      case FrameType.Error:
+        this.emit('remote-error', f.payload.toString('utf8'));
+        return;
+      case FrameType.Pong:
+        return;
+      default:
+        this.shut(`unexpected ${FrameType[f.type]} frame from receiver`);
+    }
+  }
+
+  get open(): boolean {
+    return !this.closed;
+  }
+
+  get hasRoom(): boolean {
+    return !this.closed && this.socket.writableLength < this.highWater;
+  }
+
+  get queuedBytes(): number {
+    return this.socket.writableLength;
+  }
+
+  send(c: LaneChunk): void {
+    const [head, data] = encodeData(c.seq, c.data, c.digest, c.fin);
+    this.socket.cork();
+    this.socket.write(head);
+    this.socket.write(data);
+    this.socket.uncork();
+    this.inflight.add(c.seq);
+    this.bytesSent += c.data.length;
+  }
+
+  /** Drops acknowledged sequences from the in-flight set. */
+  acked(next: bigint): void {
+    for (const s of this.inflight) if (s < next) this.inflight.delete(s);
+  }
+
+  private shut(reason: string | null): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.closeReason = reason;
+    this.socket.destroy();
+    this.emit('close', reason);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  get reason(): string | null {
+    return this.closeReason;
+  }
+}

@@ -1,0 +1,282 @@
+// One replication job: plan with the receiver, run `zfs send`, stripe its bytes over the
+// lanes, state the end, and hold the new anchor snapshot once the receiver committed.
+import type { ChildProcess } from 'node:child_process';
+import { ZferryError, oneLine } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { parseHostPort } from '../shared/address.js';
+import { holdTag, parseSource, targetUnderRoot } from '../shared/names.js';
+import { Zfs, heldSnapshots, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
+import { AGENT_VERSION, PROTOCOL_VERSION, type FinishReply, type HelloReply, type TargetState } from '../shared/control.js';
+import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
+import type { SenderConfig } from '../shared/config.js';
+import { StreamDigest, chunkDigest } from '../shared/frames.js';
+import { ControlClient } from './control-client.js';
+import { planTransfer, describePlan, type Plan } from './plan.js';
+import { Lane } from './lane.js';
+import { Striper } from './striper.js';
+import { fixedChunks } from './chunker.js';
+import { Progress } from './progress.js';
+
+export interface ReplicateOptions {
+  source: string;
+  to: string;
+  name: string;
+  config: SenderConfig;
+  zfsBin?: string;
+  lanes: number;
+  chunkBytes: number;
+  raw?: boolean;
+  intermediates: boolean;
+  recursive: boolean;
+  restart: boolean;
+  progress: 'tty' | 'json' | 'off';
+  reconnectBudgetMs: number;
+}
+
+export interface ReplicateResult {
+  outcome: 'replicated' | 'up-to-date';
+  plan: string;
+  kind: Plan['kind'];
+  source: string;
+  target: string;
+  snapshot: string;
+  bytes: number;
+  seconds: number;
+  lanes: number;
+  raw: boolean;
+  encryptedSource: boolean;
+  vault: { checked: boolean; ok: boolean; encryption: string; keystatus: string } | null;
+  resentChunks: number;
+  notices: string[];
+}
+
+interface Session {
+  zfs: Zfs;
+  client: ControlClient;
+  material: TlsMaterial;
+  host: string;
+  port: number;
+  hello: HelloReply;
+  dataset: string;
+  snapshot?: string;
+  source: SnapshotInfo[];
+  encryptedSource: boolean;
+  raw: boolean;
+  target: TargetState;
+  plan: Plan;
+  notices: string[];
+}
+
+function grpcAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** Connects, says hello, reads both sides and plans. Shared by replicate and estimate. */
+export async function openSession(o: ReplicateOptions, log: Logger): Promise<Session> {
+  const { dataset, snapshot } = parseSource(o.source);
+  targetUnderRoot('root', o.name); // same rules the receiver applies; fail early and locally
+  const { host, port } = parseHostPort(o.to, '--to');
+  const zfs = new Zfs(o.zfsBin ?? o.config.zfs);
+  const material = loadTlsMaterial(o.config.tls, o.config.baseDir);
+  const client = new ControlClient(grpcAddress(host, port), material, o.config.serverName);
+  const notices: string[] = [];
+  try {
+    const hello = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: ['resume', 'raw'] });
+    log.debug('receiver says hello', { identity: hello.identity, root: hello.root, capabilities: hello.capabilities });
+    if (!(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
+    const source = await zfs.snapshots(dataset);
+    const enc = await zfs.encryption(dataset);
+    const encryptedSource = !!enc && enc.encryption !== 'off';
+    if (o.raw && !enc) throw new ZferryError('unsupported', 'this zfs has no native encryption, so it cannot make raw sends (zfs send -w); drop --raw');
+    const raw = o.raw ?? encryptedSource;
+    if (o.restart) {
+      const r = await client.abort({ name: o.name, transferId: '', discardResumeState: true });
+      notices.push(`--restart: ${r.message}`);
+    }
+    const target = await client.getTarget({ name: o.name });
+    if (!target.resumeSupported) {
+      notices.push(`the receiver's zfs cannot resume (no zfs recv -s, e.g. zfs-fuse): an interrupted transfer starts again from the last common snapshot`);
+    }
+    const plan = planTransfer({ dataset, source, requested: snapshot, target, intermediates: o.intermediates });
+    return { zfs, client, material, host, port, hello, dataset, snapshot, source, encryptedSource, raw, target, plan, notices };
+  } catch (e) {
+    client.close();
+    throw e;
+  }
+}
+
+export function sendSpec(s: Session, o: Pick<ReplicateOptions, 'recursive'>): SendSpec {
+  const p = s.plan;
+  if (p.kind === 'resume') return { resumeToken: p.token };
+  if (p.kind === 'up-to-date') throw new ZferryError('internal', 'nothing to send');
+  return {
+    snapshot: p.to.full,
+    from: p.kind === 'incremental' ? p.from.full : undefined,
+    intermediates: p.kind === 'incremental' && p.intermediates,
+    raw: s.raw,
+    recursive: o.recursive,
+  };
+}
+
+/** Bytes zfs would send; null when it cannot say (zfs-fuse has no -nP). */
+export async function estimateBytes(s: Session, spec: SendSpec): Promise<{ bytes: number | null; how: string }> {
+  const est = await s.zfs.estimate(spec);
+  if (est !== null) return { bytes: est, how: 'zfs send -nP' };
+  if (s.plan.kind === 'full') {
+    const p = await s.zfs.props(s.plan.to.full, ['referenced']);
+    const ref = Number(p.referenced);
+    if (Number.isFinite(ref) && ref > 0) return { bytes: ref, how: "rough: the snapshot's referenced size (this zfs has no send -nP)" };
+  }
+  return { bytes: null, how: 'unknown (this zfs has no send -nP)' };
+}
+
+function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
+    else child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+export async function replicate(o: ReplicateOptions, log: Logger, progressOut: NodeJS.WritableStream): Promise<ReplicateResult> {
+  const started = Date.now();
+  const s = await openSession(o, log);
+  const base = {
+    plan: describePlan(s.plan, s.dataset),
+    kind: s.plan.kind,
+    source: s.dataset,
+    target: s.target.target,
+    raw: s.raw,
+    encryptedSource: s.encryptedSource,
+    notices: s.notices,
+  };
+  try {
+    if (s.plan.kind === 'up-to-date') {
+      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0 };
+    }
+    const spec = sendSpec(s, o);
+    const est = await estimateBytes(s, spec);
+    if (est.bytes === null || est.how.startsWith('rough')) s.notices.push(`size estimate: ${est.how}`);
+    const to = s.plan.kind === 'resume' ? null : s.plan.to;
+    const begin = await s.client.begin({
+      name: o.name,
+      kind: s.plan.kind,
+      snapshot: to?.name ?? '',
+      toGuid: to?.guid ?? '',
+      fromGuid: s.plan.kind === 'incremental' ? s.plan.from.guid : '',
+      raw: s.raw,
+      encryptedSource: s.encryptedSource,
+      recursive: o.recursive,
+      estimatedBytes: est.bytes ?? 0,
+      lanes: o.lanes,
+      chunkBytes: o.chunkBytes,
+    });
+    const tlog = log.child({ transfer: begin.transferId });
+    tlog.info('transfer begins', { plan: base.plan, target: begin.target, lanes: o.lanes, window: begin.windowBytes, chunk: begin.chunkBytes });
+    const transferId = Buffer.from(begin.transferId, 'hex');
+    const lanes = Math.max(1, Math.min(o.lanes, begin.maxLanes));
+    const striper = new Striper({
+      windowBytes: begin.windowBytes,
+      lanes,
+      log: tlog,
+      reconnectBudgetMs: o.reconnectBudgetMs,
+      connect: (index) =>
+        Lane.connect({
+          tls: clientTlsOptions(s.material, { host: s.host, port: s.port, servername: o.config.serverName, alpn: [LANE_ALPN] }),
+          transferId,
+          secret: begin.laneSecret,
+          index,
+          timeoutMs: 15_000,
+          highWater: Math.max(2 * begin.chunkBytes, 4 * 1024 * 1024),
+        }),
+    });
+    let sent = 0;
+    const progress = new Progress(() => ({ bytes: sent, acked: 0, estimate: est.bytes, lanes: striper.openLanes }), o.progress, progressOut);
+    let child: ChildProcess | null = null;
+    try {
+      await striper.start();
+      child = s.zfs.spawnSend(spec);
+      let stderr = '';
+      child.stderr!.on('data', (b: Buffer) => {
+        if (stderr.length < 65536) stderr += b.toString('utf8');
+      });
+      const exited = waitExit(child);
+      progress.begin();
+      const digest = new StreamDigest();
+      let seq = 0n;
+      const push = async (data: Buffer, fin: boolean): Promise<void> => {
+        const d = chunkDigest(data);
+        digest.add(d);
+        await striper.push({ seq: seq++, data, digest: d, fin });
+        sent += data.length;
+      };
+      // Hold one chunk back: only at EOF do we know which chunk is the last (FIN).
+      let held: Buffer | null = null;
+      for await (const c of fixedChunks(child.stdout!, begin.chunkBytes)) {
+        if (held) await push(held, false);
+        held = c;
+      }
+      const { code, signal } = await exited;
+      if (code !== 0) {
+        throw new ZferryError('zfs-send', `zfs send failed: ${oneLine(stderr) || (signal ? `killed by ${signal}` : `exit status ${code}`)}`);
+      }
+      if (!held) throw new ZferryError('zfs-send', 'zfs send produced no data');
+      await push(held, true);
+      const reply: FinishReply = await Promise.race([
+        s.client.finish({ transferId: begin.transferId, totalBytes: sent, totalChunks: Number(seq), digest: digest.digest() }),
+        striper.whenFailed(),
+      ]);
+      progress.end();
+      striper.close();
+      tlog.info('receiver committed', { snapshot: reply.snapshot, bytes: reply.bytesWritten });
+      const vault = s.encryptedSource
+        ? { checked: true, ok: reply.vaultOk, encryption: reply.encryption, keystatus: reply.keystatus }
+        : null;
+      await holdAnchor(s, o.name, reply.snapshot, tlog, s.notices);
+      if (vault && s.raw && !vault.ok) {
+        throw new ZferryError(
+          'vault',
+          `vault check FAILED: ${reply.target} has encryption=${vault.encryption || '?'} keystatus=${vault.keystatus || '?'}; expected an encrypted dataset whose key is not loaded`,
+        );
+      }
+      return {
+        ...base,
+        outcome: 'replicated',
+        snapshot: reply.snapshot,
+        bytes: sent,
+        seconds: (Date.now() - started) / 1000,
+        lanes,
+        vault,
+        resentChunks: striper.resent,
+      };
+    } catch (e) {
+      progress.end();
+      child?.kill('SIGTERM');
+      striper.fail(e as Error);
+      if (!(e instanceof ZferryError && e.code === 'vault')) {
+        await s.client.abort({ name: o.name, transferId: begin.transferId, discardResumeState: false }).catch(() => {});
+      }
+      throw e;
+    }
+  } finally {
+    s.client.close();
+  }
+}
+
+/** Holds the snapshot just sent and releases our hold on older ones, so exactly one anchor stays. */
+async function holdAnchor(s: Session, name: string, snapshot: string, log: Logger, notices: string[]): Promise<void> {
+  const tag = holdTag(name);
+  const anchor = `${s.dataset}@${snapshot}`;
+  try {
+    if (!s.source.some((x) => x.name === snapshot)) {
+      notices.push(`did not hold ${anchor}: it no longer exists here`);
+      return;
+    }
+    await s.zfs.hold(tag, anchor);
+    for (const held of await heldSnapshots(s.zfs, s.dataset)) {
+      if (held !== anchor) await s.zfs.release(tag, held);
+    }
+    log.info('anchor held', { tag, snapshot: anchor });
+  } catch (e) {
+    notices.push(`replicated, but the anchor hold failed: ${(e as Error).message}`);
+  }
+}

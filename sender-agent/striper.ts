@@ -1,0 +1,176 @@
+// Spreads chunks over the lanes. Each chunk goes to the open lane with the least queued
+// (not blind round robin), so a lane stuck in loss recovery does not hold the others.
+// The sender keeps every chunk until the receiver acknowledges it as written to zfs recv:
+// that is the window (never more than the receiver granted), and what a dropped lane's
+// chunks are re-sent from. zfs send is paused, not buffered, when the window is full.
+import { ZferryError } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { Lane, LaneChunk } from './lane.js';
+
+export interface StriperOptions {
+  windowBytes: number;
+  lanes: number;
+  connect: (index: number) => Promise<Lane>;
+  log: Logger;
+  /** how long to keep trying to re-open lanes when all are down */
+  reconnectBudgetMs: number;
+}
+
+export class Striper {
+  readonly lanes: (Lane | null)[];
+  private readonly unacked = new Map<bigint, LaneChunk>();
+  private unackedBytes = 0;
+  private queue: LaneChunk[] = [];
+  private acked = 0n;
+  private failure: Error | null = null;
+  private waiters: (() => void)[] = [];
+  private finished = false;
+  resent = 0;
+  resentBytes = 0;
+  private lastLaneSeen = Date.now();
+  private endPushed = false;
+
+  constructor(private readonly o: StriperOptions) {
+    this.lanes = new Array<Lane | null>(o.lanes).fill(null);
+  }
+
+  /** Opens all lanes; at least one must come up. */
+  async start(): Promise<void> {
+    const results = await Promise.allSettled(this.lanes.map((_, i) => this.open(i)));
+    const up = results.filter((r) => r.status === 'fulfilled').length;
+    if (up === 0) throw (results[0] as PromiseRejectedResult).reason as Error;
+    if (up < this.lanes.length) this.o.log.warn('some lanes did not open', { up, wanted: this.lanes.length });
+  }
+
+  get openLanes(): number {
+    return this.lanes.filter((l) => l?.open).length;
+  }
+
+  get inFlightBytes(): number {
+    return this.unackedBytes;
+  }
+
+  get ackedSeq(): bigint {
+    return this.acked;
+  }
+
+  private async open(i: number): Promise<void> {
+    const lane = await this.o.connect(i);
+    this.lanes[i] = lane;
+    this.lastLaneSeen = Date.now();
+    lane.on('ack', (next) => this.onAck(next));
+    lane.on('drain', () => this.pump());
+    lane.on('remote-error', (msg) => this.fail(new ZferryError('receiver', msg)));
+    lane.on('close', (reason) => this.onLaneClosed(lane, i, reason));
+    this.pump();
+  }
+
+  private onAck(next: bigint): void {
+    if (next <= this.acked) return;
+    for (let s = this.acked; s < next; s++) {
+      const c = this.unacked.get(s);
+      if (c) {
+        this.unacked.delete(s);
+        this.unackedBytes -= c.data.length;
+      }
+    }
+    this.acked = next;
+    for (const l of this.lanes) l?.acked(next);
+    this.wake();
+  }
+
+  private onLaneClosed(lane: Lane, i: number, reason: string | null): void {
+    if (this.lanes[i] === lane) this.lanes[i] = null;
+    if (this.finished || this.failure) return;
+    // After the last chunk is acknowledged the receiver commits and closes the lanes.
+    if (this.endPushed && this.unacked.size === 0) return;
+    // Whatever this lane carried and was not acknowledged goes out again on the others.
+    const again = [...lane.inflight].filter((s) => this.unacked.has(s)).sort((a, b) => (a < b ? -1 : 1));
+    if (again.length) {
+      this.queue = [...again.map((s) => this.unacked.get(s)!), ...this.queue.filter((c) => !lane.inflight.has(c.seq))];
+      this.resent += again.length;
+      for (const s of again) this.resentBytes += this.unacked.get(s)!.data.length;
+    }
+    this.o.log.warn('lane dropped', { lane: i, reason: reason ?? 'closed', resend: again.length });
+    if (this.openLanes > 0) this.lastLaneSeen = Date.now();
+    this.pump();
+    void this.reopen(i);
+  }
+
+  private async reopen(i: number): Promise<void> {
+    let delay = 200;
+    while (!this.finished && !this.failure && this.lanes[i] === null) {
+      await new Promise((r) => setTimeout(r, delay));
+      if (this.finished || this.failure || this.lanes[i] !== null) return;
+      try {
+        await this.open(i);
+        this.o.log.info('lane re-opened', { lane: i });
+        return;
+      } catch (e) {
+        if (this.openLanes === 0 && Date.now() - this.lastLaneSeen > this.o.reconnectBudgetMs) {
+          this.fail(new ZferryError('lanes-down', `no lane could be re-opened for ${Math.round(this.o.reconnectBudgetMs / 1000)} s: ${(e as Error).message}`));
+          return;
+        }
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
+  private pump(): void {
+    while (this.queue.length && !this.failure) {
+      let best: Lane | null = null;
+      for (const l of this.lanes) if (l?.hasRoom && (!best || l.queuedBytes < best.queuedBytes)) best = l;
+      if (!best) return;
+      const c = this.queue.shift()!;
+      if (!this.unacked.has(c.seq)) continue; // acknowledged while waiting for a resend
+      best.send(c);
+    }
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /** Queues a chunk once the window has room for it; rejects if the transfer failed. */
+  async push(c: LaneChunk): Promise<void> {
+    while (!this.failure && this.unackedBytes > 0 && this.unackedBytes + c.data.length > this.o.windowBytes) {
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    if (this.failure) throw this.failure;
+    this.unacked.set(c.seq, c);
+    this.unackedBytes += c.data.length;
+    if (c.fin) this.endPushed = true;
+    this.queue.push(c);
+    this.pump();
+  }
+
+  fail(e: Error): void {
+    if (this.failure || this.finished) return;
+    this.failure = e;
+    this.wake();
+    for (const l of this.lanes) l?.close();
+  }
+
+  get error(): Error | null {
+    return this.failure;
+  }
+
+  /** Resolves/rejects with the first failure; used to race a long Finish call. */
+  whenFailed(): Promise<never> {
+    return new Promise((_, reject) => {
+      const check = (): void => {
+        if (this.failure) reject(this.failure);
+        else if (!this.finished) this.waiters.push(check);
+      };
+      check();
+    });
+  }
+
+  close(): void {
+    this.finished = true;
+    this.wake();
+    for (const l of this.lanes) l?.close();
+  }
+}

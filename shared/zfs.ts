@@ -1,0 +1,222 @@
+// The one place that runs `zfs`. Every call spawns the configured binary (`--zfs`) with an
+// argv array after validating the names it carries; features that older ZFS (zfs-fuse,
+// pool v23) lacks are detected once and reported, so callers can degrade instead of fail.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { ZferryError, oneLine } from './errors.js';
+import { validateDataset, validateSnapshot } from './names.js';
+import { run, type RunResult } from './run.js';
+
+export interface SnapshotInfo {
+  /** short name after '@' */
+  name: string;
+  /** dataset@name */
+  full: string;
+  /** u64 as decimal text */
+  guid: string;
+  createtxg: number;
+}
+
+export interface SendSpec {
+  /** dataset@snap being sent (ignored for a resume) */
+  snapshot?: string;
+  /** base for an incremental: dataset@snap */
+  from?: string;
+  intermediates?: boolean;
+  raw?: boolean;
+  recursive?: boolean;
+  resumeToken?: string;
+}
+
+const UNSUPPORTED = /invalid option|bad property list|invalid property|unrecognized command/;
+
+export class Zfs {
+  private readonly propSupport = new Map<string, boolean>();
+  private estimateSupported: boolean | undefined;
+
+  constructor(
+    readonly bin = 'zfs',
+    private readonly env: NodeJS.ProcessEnv = process.env,
+  ) {}
+
+  async exec(args: string[], timeoutMs = 120_000): Promise<RunResult> {
+    return run(this.bin, args, { timeoutMs, env: this.env });
+  }
+
+  private async ok(args: string[]): Promise<string> {
+    const r = await this.exec(args);
+    if (r.code !== 0) throw new ZferryError('zfs', `zfs ${args[0]}: ${oneLine(r.stderr || r.stdout) || `exit ${r.code}`}`);
+    return r.stdout;
+  }
+
+  /** Fails with a clear line when the zfs command cannot be run at all. */
+  async probe(): Promise<void> {
+    let r: RunResult;
+    try {
+      r = await this.exec(['list', '-H', '-o', 'name'], 30_000);
+    } catch (e) {
+      throw new ZferryError('zfs-missing', `cannot run zfs (${this.bin}): ${(e as Error).message}; install ZFS or pass --zfs <path>`);
+    }
+    if (r.code !== 0) throw new ZferryError('zfs-unavailable', `zfs is not usable: ${oneLine(r.stderr)}`);
+  }
+
+  async exists(dataset: string): Promise<boolean> {
+    validateDataset(dataset);
+    const r = await this.exec(['list', '-H', '-o', 'name', dataset]);
+    if (r.code === 0) return true;
+    if (/does not exist/.test(r.stderr)) return false;
+    throw new ZferryError('zfs', `zfs list ${dataset}: ${oneLine(r.stderr)}`);
+  }
+
+  /** Snapshots of one dataset (not its children), oldest first. */
+  async snapshots(dataset: string): Promise<SnapshotInfo[]> {
+    validateDataset(dataset);
+    // `get -p` prints guids exactly; `list -o guid` humanises them on zfs-fuse.
+    const out = await this.ok(['get', '-H', '-p', '-o', 'name,property,value', 'guid,createtxg', '-d', '1', dataset]);
+    const byName = new Map<string, { guid?: string; createtxg?: number }>();
+    for (const line of out.split('\n')) {
+      const [name, prop, value] = line.split('\t');
+      if (!name || !name.startsWith(dataset + '@') || value === undefined) continue;
+      const e = byName.get(name) ?? {};
+      if (prop === 'guid') e.guid = value;
+      if (prop === 'createtxg') e.createtxg = Number(value);
+      byName.set(name, e);
+    }
+    const snaps: SnapshotInfo[] = [];
+    for (const [full, e] of byName) {
+      if (e.guid === undefined || e.createtxg === undefined || !/^\d+$/.test(e.guid)) continue;
+      snaps.push({ full, name: full.slice(dataset.length + 1), guid: e.guid, createtxg: e.createtxg });
+    }
+    return snaps.sort((a, b) => a.createtxg - b.createtxg);
+  }
+
+  /** Whether this zfs knows a property (zfs-fuse lacks encryption, receive_resume_token...). */
+  async supportsProperty(prop: string, dataset: string): Promise<boolean> {
+    const known = this.propSupport.get(prop);
+    if (known !== undefined) return known;
+    const r = await this.exec(['get', '-H', '-o', 'value', prop, dataset]);
+    const supported = !(r.code !== 0 && UNSUPPORTED.test(r.stderr));
+    if (r.code === 0 || !supported) this.propSupport.set(prop, supported);
+    return supported;
+  }
+
+  /** Reads properties; ones this zfs does not know come back as undefined. */
+  async props(name: string, props: string[]): Promise<Record<string, string | undefined>> {
+    if (name.includes('@')) validateSnapshot(name);
+    else validateDataset(name);
+    const known: string[] = [];
+    for (const p of props) if (await this.supportsProperty(p, name)) known.push(p);
+    const result: Record<string, string | undefined> = {};
+    if (known.length === 0) return result;
+    const out = await this.ok(['get', '-H', '-p', '-o', 'property,value', known.join(','), name]);
+    for (const line of out.split('\n')) {
+      const [prop, value] = line.split('\t');
+      if (prop && value !== undefined) result[prop] = value;
+    }
+    return result;
+  }
+
+  /** Encryption state, or null on a zfs without native encryption. */
+  async encryption(dataset: string): Promise<{ encryption: string; keystatus: string } | null> {
+    const p = await this.props(dataset, ['encryption', 'keystatus']);
+    if (p.encryption === undefined) return null;
+    return { encryption: p.encryption, keystatus: p.keystatus ?? '-' };
+  }
+
+  /** The saved partial receive token: string, '' when none, null when this zfs cannot resume. */
+  async resumeToken(dataset: string): Promise<string | null> {
+    if (!(await this.supportsProperty('receive_resume_token', dataset))) return null;
+    const p = await this.props(dataset, ['receive_resume_token']);
+    const t = p.receive_resume_token;
+    return t && t !== '-' ? t : '';
+  }
+
+  sendArgs(spec: SendSpec): string[] {
+    if (spec.resumeToken !== undefined) {
+      if (!/^[0-9a-zA-Z-]+$/.test(spec.resumeToken)) throw new ZferryError('bad-token', 'resume token has unexpected characters');
+      return ['send', '-t', spec.resumeToken];
+    }
+    if (!spec.snapshot) throw new ZferryError('internal', 'send needs a snapshot');
+    validateSnapshot(spec.snapshot);
+    const args = ['send'];
+    if (spec.raw) args.push('-w');
+    if (spec.recursive) args.push('-R');
+    if (spec.from) {
+      validateSnapshot(spec.from);
+      args.push(spec.intermediates ? '-I' : '-i', spec.from);
+    }
+    args.push(spec.snapshot);
+    return args;
+  }
+
+  /** `zfs send -nP` estimate in bytes; null when this zfs cannot estimate. */
+  async estimate(spec: SendSpec): Promise<number | null> {
+    if (this.estimateSupported === false) return null;
+    const args = this.sendArgs(spec);
+    const r = await this.exec(['send', '-n', '-P', ...args.slice(1)]);
+    if (r.code !== 0) {
+      if (UNSUPPORTED.test(r.stderr)) {
+        this.estimateSupported = false;
+        return null;
+      }
+      throw new ZferryError('zfs', `zfs send -nP: ${oneLine(r.stderr)}`);
+    }
+    this.estimateSupported = true;
+    const m = /^size\t(\d+)/m.exec(r.stdout);
+    return m ? Number(m[1]) : null;
+  }
+
+  spawnSend(spec: SendSpec): ChildProcess {
+    return spawn(this.bin, this.sendArgs(spec), { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
+  }
+
+  spawnRecv(target: string, opts: { resumable: boolean; force: boolean }): ChildProcess {
+    validateDataset(target);
+    const args = ['receive'];
+    if (opts.resumable) args.push('-s');
+    args.push('-u');
+    if (opts.force) args.push('-F');
+    args.push(target);
+    return spawn(this.bin, args, { stdio: ['pipe', 'pipe', 'pipe'], env: this.env });
+  }
+
+  async abortResume(target: string): Promise<void> {
+    validateDataset(target);
+    await this.ok(['receive', '-A', target]);
+  }
+
+  async createParents(dataset: string): Promise<void> {
+    validateDataset(dataset);
+    if (await this.exists(dataset)) return;
+    await this.ok(['create', '-p', dataset]);
+  }
+
+  /** Places a hold; an existing hold with the same tag is fine. */
+  async hold(tag: string, snapshot: string): Promise<void> {
+    validateSnapshot(snapshot);
+    const r = await this.exec(['hold', tag, snapshot]);
+    if (r.code !== 0 && !/tag already exists/.test(r.stderr)) {
+      throw new ZferryError('zfs', `zfs hold ${tag} ${snapshot}: ${oneLine(r.stderr)}`);
+    }
+  }
+
+  /** Releases a hold; a hold that is not there is fine. */
+  async release(tag: string, snapshot: string): Promise<void> {
+    validateSnapshot(snapshot);
+    const r = await this.exec(['release', tag, snapshot]);
+    if (r.code !== 0 && !/no such tag/.test(r.stderr)) {
+      throw new ZferryError('zfs', `zfs release ${tag} ${snapshot}: ${oneLine(r.stderr)}`);
+    }
+  }
+}
+
+/** Snapshots of a dataset that carry at least one user hold (zfs-fuse cannot list holds). */
+export async function heldSnapshots(zfs: Zfs, dataset: string): Promise<string[]> {
+  validateDataset(dataset);
+  const r = await zfs.exec(['get', '-H', '-p', '-o', 'name,value', 'userrefs', '-d', '1', dataset]);
+  if (r.code !== 0) throw new ZferryError('zfs', `zfs get userrefs ${dataset}: ${oneLine(r.stderr)}`);
+  return r.stdout
+    .split('\n')
+    .map((l) => l.split('\t'))
+    .filter(([name, v]) => name?.startsWith(dataset + '@') && Number(v) > 0)
+    .map(([name]) => name!);
+}
