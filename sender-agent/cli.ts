@@ -16,7 +16,8 @@ import { parseHostPort } from '../shared/address.js';
 const USAGE = `usage:
   sender-agent replicate <pool/dataset>[@snapshot] --to <host:port> --name <target name>
                [--config <sender.json>] [--lanes N] [--raw|--no-raw] [--intermediates]
-               [--recursive] [--restart] [--json] [--progress] [--verbose] [--zfs <path>]
+               [--recursive] [--restart] [--bwlimit 50MiB|400mbit] [--json] [--progress]
+               [--verbose] [--zfs <path>]
   sender-agent estimate  <pool/dataset>[@snapshot] --to <host:port> --name <target name> [--config ...] [--json]
   sender-agent abort     --to <host:port> --name <target name> [--config ...]
                          (stops a transfer into the target and discards its resume state: zfs recv -A)
@@ -24,9 +25,17 @@ const USAGE = `usage:
 `;
 
 const SPEC = {
-  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds'],
+  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds', 'bwlimit'],
   booleans: ['raw', 'no-raw', 'intermediates', 'recursive', 'restart', 'json', 'progress', 'verbose'],
 };
+
+/** "50M" / "50MiB" = bytes per second; "400mbit" = bits per second. */
+function parseRate(v: string): number {
+  const bits = /^\s*(\d+(?:\.\d+)?)\s*([kmg])bit\s*$/i.exec(v);
+  const n = bits ? (Number(bits[1]) * { k: 1e3, m: 1e6, g: 1e9 }[bits[2]!.toLowerCase() as 'k' | 'm' | 'g']) / 8 : parseSize(v, '--bwlimit');
+  if (!(n >= 64 * 1024)) throw new ZferryError('usage', '--bwlimit must be at least 64KiB (per second)');
+  return n;
+}
 
 function senderConfig(args: ParsedArgs): SenderConfig {
   return loadSenderConfig(args.values.config ?? 'sender.json');
@@ -57,6 +66,7 @@ function options(args: ParsedArgs, needSource: boolean): ReplicateOptions {
     restart: args.flags.has('restart'),
     progress: json ? 'json' : args.flags.has('progress') || process.stderr.isTTY ? 'tty' : 'off',
     reconnectBudgetMs: 1000 * Number(args.values['reconnect-seconds'] ?? 60),
+    bwlimit: args.values.bwlimit ? parseRate(args.values.bwlimit) : 0,
   };
 }
 

@@ -16,6 +16,7 @@ import { Lane } from './lane.js';
 import { Striper } from './striper.js';
 import { fixedChunks } from './chunker.js';
 import { Progress } from './progress.js';
+import { Pacer } from './pacer.js';
 
 export interface ReplicateOptions {
   source: string;
@@ -31,6 +32,8 @@ export interface ReplicateOptions {
   restart: boolean;
   progress: 'tty' | 'json' | 'off';
   reconnectBudgetMs: number;
+  /** bytes per second over all lanes together; 0 = unlimited */
+  bwlimit: number;
 }
 
 export interface ReplicateResult {
@@ -168,7 +171,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       recursive: o.recursive,
       estimatedBytes: est.bytes ?? 0,
       lanes: o.lanes,
-      chunkBytes: o.chunkBytes,
+      chunkBytes: o.bwlimit ? Pacer.chunkFor(o.bwlimit, o.chunkBytes) : o.chunkBytes,
     });
     const tlog = log.child({ transfer: begin.transferId });
     tlog.info('transfer begins', { plan: base.plan, target: begin.target, lanes: o.lanes, window: begin.windowBytes, chunk: begin.chunkBytes });
@@ -179,6 +182,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       lanes,
       log: tlog,
       reconnectBudgetMs: o.reconnectBudgetMs,
+      pacer: o.bwlimit ? new Pacer(o.bwlimit) : undefined,
       connect: (index) =>
         Lane.connect({
           tls: clientTlsOptions(s.material, { host: s.host, port: s.port, servername: o.config.serverName, alpn: [LANE_ALPN] }),

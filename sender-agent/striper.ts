@@ -6,6 +6,7 @@
 import { ZferryError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Lane, LaneChunk } from './lane.js';
+import type { Pacer } from './pacer.js';
 
 export interface StriperOptions {
   windowBytes: number;
@@ -14,6 +15,7 @@ export interface StriperOptions {
   log: Logger;
   /** how long to keep trying to re-open lanes when all are down */
   reconnectBudgetMs: number;
+  pacer?: Pacer;
 }
 
 export class Striper {
@@ -29,6 +31,7 @@ export class Striper {
   resentBytes = 0;
   private lastLaneSeen = Date.now();
   private endPushed = false;
+  private paceTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly o: StriperOptions) {
     this.lanes = new Array<Lane | null>(o.lanes).fill(null);
@@ -117,12 +120,24 @@ export class Striper {
   }
 
   private pump(): void {
-    while (this.queue.length && !this.failure) {
+    while (this.queue.length && !this.failure && !this.paceTimer) {
       let best: Lane | null = null;
       for (const l of this.lanes) if (l?.hasRoom && (!best || l.queuedBytes < best.queuedBytes)) best = l;
       if (!best) return;
-      const c = this.queue.shift()!;
-      if (!this.unacked.has(c.seq)) continue; // acknowledged while waiting for a resend
+      const c = this.queue[0]!;
+      if (!this.unacked.has(c.seq)) {
+        this.queue.shift(); // acknowledged while waiting for a resend
+        continue;
+      }
+      const wait = this.o.pacer?.reserve(c.data.length) ?? 0;
+      if (wait > 0) {
+        this.paceTimer = setTimeout(() => {
+          this.paceTimer = null;
+          this.pump();
+        }, wait);
+        return;
+      }
+      this.queue.shift();
       best.send(c);
     }
   }
@@ -149,6 +164,7 @@ export class Striper {
   fail(e: Error): void {
     if (this.failure || this.finished) return;
     this.failure = e;
+    if (this.paceTimer) clearTimeout(this.paceTimer);
     this.wake();
     for (const l of this.lanes) l?.close();
   }
@@ -170,6 +186,7 @@ export class Striper {
 
   close(): void {
     this.finished = true;
+    if (this.paceTimer) clearTimeout(this.paceTimer);
     this.wake();
     for (const l of this.lanes) l?.close();
   }

@@ -124,6 +124,23 @@ describe('replication on real ZFS (zfs-fuse)', () => {
     expect(await snapshots(t)).toEqual(['a', 'b', 'c', 'd'].map((s) => `${t}@${s}`));
   });
 
+  it('replicates a dataset tree with --recursive (-R), children included', async () => {
+    const ds = `${src.name}/tree`;
+    await zfsOk(['create', ds]);
+    await zfsOk(['create', `${ds}/child`]);
+    await writeFiles(src.mountpoint(ds), { 'top.txt': 'top' });
+    await writeFiles(src.mountpoint(`${ds}/child`), { 'c.txt': 'child v1' });
+    await zfsOk(['snapshot', '-r', `${ds}@r1`]);
+    expect((await send(ds, 'tree', ['--recursive'])).code).toBe(0);
+    await writeFiles(src.mountpoint(`${ds}/child`), { 'c.txt': 'child v2', 'new.txt': 'new' });
+    await zfsOk(['snapshot', '-r', `${ds}@r2`]);
+    const r = await send(ds, 'tree', ['--recursive']);
+    expect(r.code).toBe(0);
+    const t = `${dst.name}/site-a/tree`;
+    expect((await snapshots(t)).sort()).toEqual([`${t}/child@r1`, `${t}/child@r2`, `${t}@r1`, `${t}@r2`]);
+    expect(await targetHashes(`${t}/child`)).toEqual(await hashTree(src.mountpoint(`${ds}/child`)));
+  });
+
   it('refuses a diverged target with one line naming both sides, and leaves it untouched', async () => {
     const ds = `${src.name}/div`;
     await zfsOk(['create', ds]);
@@ -155,8 +172,8 @@ describe('replication on real ZFS (zfs-fuse)', () => {
 
     await randomFile(join(mp, 'huge.bin'), 160 * 1024 * 1024, 'huge');
     await zfsOk(['snapshot', `${ds}@s2`]);
-    // 1 lane and a small window make the transfer long enough to cut it
-    const p = spawnSender(senderArgs('replicate', ds, { to: receiver.address, name: 'cut', config: senderCfg, zfs: zfsBinary(), extra: ['--lanes', '1', '--json'] }));
+    // paced at 40 MB/s the 160 MiB stream takes about 4 s: long enough to cut it
+    const p = spawnSender(senderArgs('replicate', ds, { to: receiver.address, name: 'cut', config: senderCfg, zfs: zfsBinary(), extra: ['--bwlimit', '40MB', '--json'] }));
     let out = '';
     await new Promise<void>((resolve) => {
       p.stdout!.on('data', (b: Buffer) => {

@@ -1,12 +1,16 @@
-import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { loadReceiverConfig, loadSenderConfig } from '../../shared/config.js';
 import { parseArgs } from '../../shared/args.js';
 
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
 function write(obj: unknown): string {
   const dir = mkdtempSync(join(tmpdir(), 'zf-cfg-'));
+  dirs.push(dir);
   const f = join(dir, 'c.json');
   writeFileSync(f, typeof obj === 'string' ? obj : JSON.stringify(obj));
   return f;
