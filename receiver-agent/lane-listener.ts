@@ -25,6 +25,8 @@ export interface LaneRegistry {
   findTransfer(id: string): Transfer | undefined;
   maxLanes: number;
   handshakeTimeoutMs: number;
+  /** a lane with no frame at all for this long is dead (senders ping every few seconds) */
+  idleTimeoutMs: number;
 }
 
 export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistry, log: Logger): void {
@@ -99,6 +101,9 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
         return refuse(`unexpected ${FrameType[f.type]} frame on a lane`);
     }
   }
+
+  // Senders send PINGs even when the window is full, so silence means a dead path.
+  socket.setTimeout(reg.idleTimeoutMs, () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`));
 
   socket.on('data', (buf: Buffer) => {
     if (closed) return;

@@ -42,7 +42,7 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
       return;
     }
     if (alpn === H2_ALPN) injector.injectConnection(socket);
-    else handleLane(socket, who.identity, { findTransfer: (id) => core.findTransfer(id), maxLanes: cfg.maxLanes, handshakeTimeoutMs: cfg.handshakeTimeoutMs }, log);
+    else handleLane(socket, who.identity, { findTransfer: (id) => core.findTransfer(id), maxLanes: cfg.maxLanes, handshakeTimeoutMs: cfg.handshakeTimeoutMs, idleTimeoutMs: cfg.laneIdleMs }, log);
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
     log.warn('TLS handshake refused', { peer: socket.remoteAddress, reason: describeTlsClientError(err, socket) });

@@ -260,7 +260,12 @@ export class Transfer {
 
   /** The sender's end-of-stream statement; resolves once zfs recv committed. */
   finish(req: { totalBytes: number; totalChunks: number; digest: Buffer }): Promise<FinishResult> {
-    if (this.finishReq) throw new ZferryError('bad-request', `transfer ${this.id} already has its end stated`);
+    if (this.finishReq) {
+      // A sender whose control connection dropped asks again: same statement, same answer.
+      const same = this.finishReq.totalBytes === req.totalBytes && this.finishReq.totalChunks === req.totalChunks && this.finishReq.digest.equals(req.digest);
+      if (!same) return Promise.reject(new ZferryError('bad-request', `transfer ${this.id} already has a different end stated`));
+      return this.done;
+    }
     if (this.state === 'failed' || this.state === 'abandoned') return Promise.reject(new ZferryError('transfer-failed', this.failure ?? this.state));
     this.finishReq = req;
     void this.pump();

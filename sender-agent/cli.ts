@@ -7,7 +7,7 @@ import { ZferryError, errorMessage } from '../shared/errors.js';
 import { parseArgs, type ParsedArgs } from '../shared/args.js';
 import { runCertsCommand } from '../shared/certs-cli.js';
 import { parseSize, formatBytes, formatRate } from '../shared/units.js';
-import { replicate, openSession, sendSpec, estimateBytes, type ReplicateOptions, type ReplicateResult } from './replicate.js';
+import { replicateWithRetry, openSession, sendSpec, estimateBytes, type ReplicateOptions, type ReplicateResult } from './replicate.js';
 import { describePlan } from './plan.js';
 import { ControlClient } from './control-client.js';
 import { loadTlsMaterial } from '../shared/tls.js';
@@ -16,8 +16,8 @@ import { parseHostPort } from '../shared/address.js';
 const USAGE = `usage:
   sender-agent replicate <pool/dataset>[@snapshot] --to <host:port> --name <target name>
                [--config <sender.json>] [--lanes N] [--raw|--no-raw] [--intermediates]
-               [--recursive] [--restart] [--bwlimit 50MiB|400mbit] [--json] [--progress]
-               [--verbose] [--zfs <path>]
+               [--recursive] [--restart] [--bwlimit 50MiB|400mbit] [--retry-seconds 600]
+               [--json] [--progress] [--verbose] [--zfs <path>]
   sender-agent estimate  <pool/dataset>[@snapshot] --to <host:port> --name <target name> [--config ...] [--json]
   sender-agent abort     --to <host:port> --name <target name> [--config ...]
                          (stops a transfer into the target and discards its resume state: zfs recv -A)
@@ -25,7 +25,7 @@ const USAGE = `usage:
 `;
 
 const SPEC = {
-  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds', 'bwlimit'],
+  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds', 'bwlimit', 'retry-seconds', 'heartbeat-ms'],
   booleans: ['raw', 'no-raw', 'intermediates', 'recursive', 'restart', 'json', 'progress', 'verbose'],
 };
 
@@ -34,6 +34,12 @@ function parseRate(v: string): number {
   const bits = /^\s*(\d+(?:\.\d+)?)\s*([kmg])bit\s*$/i.exec(v);
   const n = bits ? (Number(bits[1]) * { k: 1e3, m: 1e6, g: 1e9 }[bits[2]!.toLowerCase() as 'k' | 'm' | 'g']) / 8 : parseSize(v, '--bwlimit');
   if (!(n >= 64 * 1024)) throw new ZferryError('usage', '--bwlimit must be at least 64KiB (per second)');
+  return n;
+}
+
+function seconds(v: string, what: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new ZferryError('usage', `${what} takes a number of seconds`);
   return n;
 }
 
@@ -67,6 +73,8 @@ function options(args: ParsedArgs, needSource: boolean): ReplicateOptions {
     progress: json ? 'json' : args.flags.has('progress') || process.stderr.isTTY ? 'tty' : 'off',
     reconnectBudgetMs: 1000 * Number(args.values['reconnect-seconds'] ?? 60),
     bwlimit: args.values.bwlimit ? parseRate(args.values.bwlimit) : 0,
+    retryBudgetMs: 1000 * seconds(args.values['retry-seconds'] ?? '600', '--retry-seconds'),
+    heartbeatMs: Number(args.values['heartbeat-ms'] ?? 5000),
   };
 }
 
@@ -106,7 +114,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'replicate': {
       const o = options(args, true);
-      const r = await replicate(o, log, json ? process.stdout : process.stderr);
+      const say = (line: string) => process.stderr.write(json ? JSON.stringify({ event: 'retry', message: line }) + '\n' : `sender-agent: ${line}\n`);
+      const r = await replicateWithRetry(o, log, json ? process.stdout : process.stderr, say);
       process.stdout.write(json ? JSON.stringify({ event: 'done', ...r }) + '\n' : summary(r));
       return 0;
     }

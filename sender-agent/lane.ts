@@ -4,7 +4,7 @@
 import { EventEmitter } from 'node:events';
 import * as tls from 'node:tls';
 import { ZferryError } from '../shared/errors.js';
-import { FrameParser, FrameType, encodeData, encodeHello, type Frame } from '../shared/frames.js';
+import { FrameParser, FrameType, encodeData, encodeFrame, encodeHello, type Frame } from '../shared/frames.js';
 
 export interface LaneChunk {
   seq: bigint;
@@ -21,6 +21,8 @@ export interface LaneOptions {
   timeoutMs: number;
   /** bytes queued in Node above which the lane reports no room */
   highWater: number;
+  /** PING period; a lane that hears nothing for 3 periods is closed and re-opened */
+  heartbeatMs: number;
 }
 
 export declare interface Lane {
@@ -36,6 +38,8 @@ export class Lane extends EventEmitter {
   bytesSent = 0;
   private closed = false;
   private closeReason: string | null = null;
+  private lastHeard = Date.now();
+  private heartbeat: NodeJS.Timeout | null = null;
 
   private constructor(
     readonly index: number,
@@ -75,6 +79,7 @@ export class Lane extends EventEmitter {
               clearTimeout(timer);
               lane = new Lane(o.index, socket, parser, o.highWater);
               socket.on('drain', () => lane!.emit('drain'));
+              lane.startHeartbeat(o.heartbeatMs);
               resolve(lane);
             } else if (f.type === FrameType.Error) {
               return fail(`refused by receiver: ${f.payload.toString('utf8')}`);
@@ -94,7 +99,18 @@ export class Lane extends EventEmitter {
     });
   }
 
+  /** Keeps idle-killing middleboxes and the receiver's idle timer quiet; finds dead paths. */
+  private startHeartbeat(ms: number): void {
+    let nonce = 0n;
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastHeard > 3 * ms) return this.shut(`no answer from the receiver for ${Math.round((3 * ms) / 1000)} s`);
+      this.socket.write(encodeFrame(FrameType.Ping, nonce++));
+    }, ms);
+    this.heartbeat.unref();
+  }
+
   private onFrame(f: Frame): void {
+    this.lastHeard = Date.now();
     switch (f.type) {
       case FrameType.Ack:
         this.emit('ack', f.value);
@@ -139,6 +155,7 @@ export class Lane extends EventEmitter {
   private shut(reason: string | null): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
     this.closeReason = reason;
     this.socket.destroy();
     this.emit('close', reason);
@@ -147,6 +164,7 @@ export class Lane extends EventEmitter {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
   }

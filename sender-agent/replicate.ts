@@ -6,7 +6,7 @@ import type { Logger } from '../shared/log.js';
 import { parseHostPort } from '../shared/address.js';
 import { holdTag, parseSource, targetUnderRoot } from '../shared/names.js';
 import { Zfs, heldSnapshots, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
-import { AGENT_VERSION, PROTOCOL_VERSION, type FinishReply, type HelloReply, type TargetState } from '../shared/control.js';
+import { AGENT_VERSION, PROTOCOL_VERSION, type FinishReply, type FinishRequest, type HelloReply, type TargetState } from '../shared/control.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
 import type { SenderConfig } from '../shared/config.js';
 import { StreamDigest, chunkDigest } from '../shared/frames.js';
@@ -34,6 +34,9 @@ export interface ReplicateOptions {
   reconnectBudgetMs: number;
   /** bytes per second over all lanes together; 0 = unlimited */
   bwlimit: number;
+  /** how long to keep retrying a transfer the network or the receiver interrupted */
+  retryBudgetMs: number;
+  heartbeatMs: number;
 }
 
 export interface ReplicateResult {
@@ -51,6 +54,7 @@ export interface ReplicateResult {
   vault: { checked: boolean; ok: boolean; encryption: string; keystatus: string } | null;
   resentChunks: number;
   notices: string[];
+  attempts: number;
 }
 
 interface Session {
@@ -75,7 +79,7 @@ function grpcAddress(host: string, port: number): string {
 }
 
 /** Connects, says hello, reads both sides and plans. Shared by replicate and estimate. */
-export async function openSession(o: ReplicateOptions, log: Logger): Promise<Session> {
+export async function openSession(o: ReplicateOptions, log: Logger, contact?: { made: boolean }): Promise<Session> {
   const { dataset, snapshot } = parseSource(o.source);
   targetUnderRoot('root', o.name); // same rules the receiver applies; fail early and locally
   const { host, port } = parseHostPort(o.to, '--to');
@@ -85,6 +89,7 @@ export async function openSession(o: ReplicateOptions, log: Logger): Promise<Ses
   const notices: string[] = [];
   try {
     const hello = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: ['resume', 'raw'] });
+    if (contact) contact.made = true;
     log.debug('receiver says hello', { identity: hello.identity, root: hello.root, capabilities: hello.capabilities });
     if (!(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
     const source = await zfs.snapshots(dataset);
@@ -140,9 +145,9 @@ function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: N
   });
 }
 
-export async function replicate(o: ReplicateOptions, log: Logger, progressOut: NodeJS.WritableStream): Promise<ReplicateResult> {
+export async function replicate(o: ReplicateOptions, log: Logger, progressOut: NodeJS.WritableStream, contact?: { made: boolean }): Promise<ReplicateResult> {
   const started = Date.now();
-  const s = await openSession(o, log);
+  const s = await openSession(o, log, contact);
   const base = {
     plan: describePlan(s.plan, s.dataset),
     kind: s.plan.kind,
@@ -154,7 +159,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   };
   try {
     if (s.plan.kind === 'up-to-date') {
-      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0 };
+      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1 };
     }
     const spec = sendSpec(s, o);
     const est = await estimateBytes(s, spec);
@@ -191,6 +196,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
           index,
           timeoutMs: 15_000,
           highWater: Math.max(2 * begin.chunkBytes, 4 * 1024 * 1024),
+          heartbeatMs: o.heartbeatMs,
         }),
     });
     let sent = 0;
@@ -225,10 +231,12 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       }
       if (!held) throw new ZferryError('zfs-send', 'zfs send produced no data');
       await push(held, true);
-      const reply: FinishReply = await Promise.race([
-        s.client.finish({ transferId: begin.transferId, totalBytes: sent, totalChunks: Number(seq), digest: digest.digest() }),
-        striper.whenFailed(),
-      ]);
+      const reply = await finishWithRetry(
+        s.client,
+        { transferId: begin.transferId, totalBytes: sent, totalChunks: Number(seq), digest: digest.digest() },
+        striper,
+        tlog,
+      );
       progress.end();
       striper.close();
       tlog.info('receiver committed', { snapshot: reply.snapshot, bytes: reply.bytesWritten });
@@ -251,6 +259,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
         lanes,
         vault,
         resentChunks: striper.resent,
+        attempts: 1,
       };
     } catch (e) {
       progress.end();
@@ -263,6 +272,57 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
     }
   } finally {
     s.client.close();
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Finish is idempotent on the receiver: if the control connection drops, ask again. */
+async function finishWithRetry(client: ControlClient, req: FinishRequest, striper: Striper, log: Logger): Promise<FinishReply> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await Promise.race([client.finish(req), striper.whenFailed()]);
+    } catch (e) {
+      if (!(e instanceof ZferryError) || e.code !== 'unreachable' || striper.error || attempt >= 30) throw e;
+      log.warn('control connection lost during Finish; asking again', { attempt });
+      await sleep(Math.min(500 * attempt, 5000));
+    }
+  }
+}
+
+/** Failures the network or a receiver restart causes: worth planning again. */
+export function retryable(e: unknown): boolean {
+  if (!(e instanceof ZferryError)) return false;
+  if (['unreachable', 'lanes-down', 'transfer-lost', 'not_found', 'timeout', 'lane'].includes(e.code)) return true;
+  return e.code === 'receiver' && /receiver shutting down|superseded|no lane connected/.test(e.message);
+}
+
+/**
+ * replicate(), again and again while the failure is one a later attempt can get past: each
+ * attempt plans afresh, so it resumes from the receiver's token, or finds the snapshot already
+ * committed, instead of starting over.
+ */
+export async function replicateWithRetry(o: ReplicateOptions, log: Logger, progressOut: NodeJS.WritableStream, say: (line: string) => void): Promise<ReplicateResult> {
+  const deadline = Date.now() + o.retryBudgetMs;
+  let delay = 1000;
+  // Only retry once the receiver has accepted us: a failure on first contact is usually a
+  // wrong address or certificate (indistinguishable from a refused one through gRPC), and
+  // retrying would only delay the message.
+  const contact = { made: false };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const r = await replicate(attempt === 1 ? o : { ...o, restart: false }, log, progressOut, contact);
+      if (attempt > 1) {
+        r.attempts = attempt;
+        if (r.outcome === 'up-to-date') r.notices.push(`the receiver had committed @${r.snapshot} before the interruption`);
+      }
+      return r;
+    } catch (e) {
+      if (!contact.made || !retryable(e) || Date.now() + delay > deadline) throw e;
+      say(`interrupted: ${(e as Error).message}; trying again in ${Math.round(delay / 1000)} s (attempt ${attempt + 1})`);
+      await sleep(delay);
+      delay = Math.min(delay * 2, 30_000);
+    }
   }
 }
 

@@ -110,6 +110,14 @@ export class Striper {
         this.o.log.info('lane re-opened', { lane: i });
         return;
       } catch (e) {
+        const msg = (e as Error).message;
+        // The receiver finished this transfer meanwhile: Finish will tell how.
+        if (/is (committed|committing)/.test(msg)) return;
+        // The receiver no longer knows the transfer (it restarted, or gave up on it).
+        if (/unknown transfer|is (failed|abandoned)/.test(msg)) {
+          this.fail(new ZferryError('transfer-lost', `the receiver dropped the transfer: ${msg}`));
+          return;
+        }
         if (this.openLanes === 0 && Date.now() - this.lastLaneSeen > this.o.reconnectBudgetMs) {
           this.fail(new ZferryError('lanes-down', `no lane could be re-opened for ${Math.round(this.o.reconnectBudgetMs / 1000)} s: ${(e as Error).message}`));
           return;

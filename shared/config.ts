@@ -31,6 +31,7 @@ export interface ReceiverConfig {
   maxLanes: number;
   maxChunkBytes: number;
   laneGraceMs: number;
+  laneIdleMs: number;
   handshakeTimeoutMs: number;
 }
 
@@ -90,7 +91,7 @@ export function loadReceiverConfig(path: string): ReceiverConfig {
   const c = readJson(file);
   only(
     c,
-    ['listen', 'tls', 'clients', 'http', 'zfs', 'window', 'maxLanes', 'maxChunkBytes', 'laneGraceSeconds', 'handshakeTimeoutSeconds'],
+    ['listen', 'tls', 'clients', 'http', 'zfs', 'window', 'maxLanes', 'maxChunkBytes', 'laneGraceSeconds', 'laneIdleSeconds', 'handshakeTimeoutSeconds'],
     file,
   );
   const clients: Record<string, ClientPolicy> = {};
@@ -119,6 +120,7 @@ export function loadReceiverConfig(path: string): ReceiverConfig {
     maxLanes: c.maxLanes === undefined ? 32 : num(c.maxLanes, `${file} maxLanes`, 1, 256),
     maxChunkBytes: c.maxChunkBytes === undefined ? 8 * 1024 * 1024 : parseSize(c.maxChunkBytes, `${file} maxChunkBytes`),
     laneGraceMs: 1000 * (c.laneGraceSeconds === undefined ? 60 : num(c.laneGraceSeconds, `${file} laneGraceSeconds`, 0.1, 86400)),
+    laneIdleMs: 1000 * (c.laneIdleSeconds === undefined ? 60 : num(c.laneIdleSeconds, `${file} laneIdleSeconds`, 1, 86400)),
     handshakeTimeoutMs:
       1000 * (c.handshakeTimeoutSeconds === undefined ? 10 : num(c.handshakeTimeoutSeconds, `${file} handshakeTimeoutSeconds`, 0.1, 600)),
   };
