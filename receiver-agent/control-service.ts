@@ -22,7 +22,8 @@ import {
   type TargetState,
 } from '../shared/control.js';
 import { Policy, certIdentity } from './policy.js';
-import { Transfer } from './transfer.js';
+import { EventEmitter } from 'node:events';
+import { Transfer, type TransferEvent } from './transfer.js';
 
 const MIN_CHUNK = 64 * 1024;
 const KEEP_FINISHED = 100;
@@ -60,6 +61,8 @@ export class ReceiverCore {
   readonly transfers = new Map<string, Transfer>();
   private readonly byTarget = new Map<string, Transfer>();
   readonly policy: Policy;
+  /** 'transfer' (event: TransferEvent, t: Transfer): for status pages, metrics and logs */
+  readonly events = new EventEmitter();
 
   constructor(
     readonly cfg: ReceiverConfig,
@@ -166,6 +169,7 @@ export class ReceiverCore {
       this.zfs,
       this.log,
       this.cfg.laneGraceMs,
+      (event: TransferEvent, tr: Transfer) => this.events.emit('transfer', event, tr),
     );
     t.start();
     this.transfers.set(t.id, t);

@@ -18,7 +18,8 @@ import {
   openData,
   type Frame,
 } from '../shared/frames.js';
-import type { LaneHandle, Transfer } from './transfer.js';
+import type { LaneHandle, LaneStats, Transfer } from './transfer.js';
+import { laneInfo } from '../shared/sockopt.js';
 import { WindowError } from './reassembler.js';
 
 export interface LaneRegistry {
@@ -34,6 +35,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
   let transfer: Transfer | null = null;
   let closed = false;
   const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+  const counters = { bytes: 0, chunks: 0, openedAt: Date.now() };
 
   const lane: LaneHandle = {
     index: -1,
@@ -47,6 +49,10 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
       if (closed) return;
       closed = true;
       socket.end();
+    },
+    stats(): LaneStats {
+      const tcp = laneInfo(socket) as unknown as Record<string, number | undefined> | null;
+      return { index: lane.index, peer, bytesReceived: counters.bytes, chunksReceived: counters.chunks, openedAt: counters.openedAt, tcp };
     },
   };
 
@@ -89,6 +95,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     switch (f.type) {
       case FrameType.Data: {
         const data = openData(f);
+        counters.bytes += data.length;
+        counters.chunks++;
         transfer.accept({ seq: f.value, data, digest: f.payload.subarray(0, DIGEST_BYTES), fin: (f.flags & FLAG_FIN) !== 0 });
         return;
       }

@@ -10,12 +10,25 @@ import type { Zfs } from '../shared/zfs.js';
 import type { TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
 
+export interface LaneStats {
+  index: number;
+  peer: string;
+  bytesReceived: number;
+  chunksReceived: number;
+  openedAt: number;
+  /** TCP_INFO of the lane's socket when the native addon is loaded */
+  tcp: Record<string, number | undefined> | null;
+}
+
 export interface LaneHandle {
   readonly index: number;
   sendAck(next: bigint): void;
   fail(message: string): void;
   close(): void;
+  stats(): LaneStats;
 }
+
+export type TransferEvent = 'started' | 'committed' | 'failed' | 'abandoned';
 
 export type TransferState = 'receiving' | 'committing' | 'committed' | 'failed' | 'abandoned';
 
@@ -56,6 +69,8 @@ export class Transfer {
   bytesReceived = 0;
   duplicates = 0;
   readonly lanes = new Set<LaneHandle>();
+  finishedAt: number | null = null;
+  result: FinishResult | null = null;
 
   private readonly reasm: Reassembler;
   private readonly hash: Hash = createHash('sha256');
@@ -76,6 +91,7 @@ export class Transfer {
     private readonly zfs: Zfs,
     baseLog: Logger,
     private readonly laneGraceMs: number,
+    private readonly notify: (event: TransferEvent, t: Transfer) => void = () => {},
   ) {
     this.id = randomBytes(16).toString('hex');
     this.log = baseLog.child({ transfer: this.id });
@@ -126,6 +142,7 @@ export class Transfer {
       }
     });
     this.armGrace();
+    this.notify('started', this);
     this.log.info('transfer started', { kind: this.info.kind, target: this.info.target, raw: this.info.raw });
   }
 
@@ -250,6 +267,9 @@ export class Transfer {
       };
       this.state = 'committed';
       this.log.info('transfer committed', { target: result.target, snapshot: result.snapshot, bytes: this.bytesWritten, vaultOk: result.vaultOk });
+      this.finishedAt = Date.now();
+      this.result = result;
+      this.notify('committed', this);
       this.settle.resolve(result);
     } catch (e) {
       this.state = 'committed';
@@ -281,6 +301,8 @@ export class Transfer {
     this.reasm.clear();
     this.recv?.stdin?.end();
     this.log.warn(state === 'abandoned' ? 'transfer abandoned' : 'transfer failed', { reason: message });
+    this.finishedAt = Date.now();
+    this.notify(state === 'abandoned' ? 'abandoned' : 'failed', this);
     for (const l of this.lanes) l.fail(message);
     this.lanes.clear();
     this.settle.reject(new ZferryError('transfer-failed', message));
@@ -318,7 +340,11 @@ export class Transfer {
       windowBytes: this.info.windowBytes,
       heldBytes: this.reasm.bytesHeld,
       lanes: this.lanes.size,
+      laneStats: [...this.lanes].map((l) => l.stats()),
+      duplicates: this.duplicates,
       startedAt: new Date(this.startedAt).toISOString(),
+      finishedAt: this.finishedAt ? new Date(this.finishedAt).toISOString() : null,
+      result: this.result,
     };
   }
 }
