@@ -9,13 +9,15 @@ import { runCertsCommand } from '../shared/certs-cli.js';
 import { parseSize, formatBytes, formatRate } from '../shared/units.js';
 import { replicateWithRetry, openSession, sendSpec, estimateBytes, type ReplicateOptions, type ReplicateResult } from './replicate.js';
 import { describePlan } from './plan.js';
+import { describeTuning } from './tuning.js';
 import { ControlClient } from './control-client.js';
 import { loadTlsMaterial } from '../shared/tls.js';
 import { parseHostPort } from '../shared/address.js';
 
 const USAGE = `usage:
   sender-agent replicate <pool/dataset>[@snapshot] --to <host:port> --name <target name>
-               [--config <sender.json>] [--lanes N] [--raw|--no-raw] [--intermediates]
+               [--config <sender.json>] [--lanes N|auto] [--link-mbit M] [--cc bbr|cubic]
+               [--raw|--no-raw] [--intermediates]
                [--recursive] [--restart] [--bwlimit 50MiB|400mbit] [--retry-seconds 600]
                [--json] [--progress] [--verbose] [--zfs <path>]
   sender-agent estimate  <pool/dataset>[@snapshot] --to <host:port> --name <target name> [--config ...] [--json]
@@ -25,7 +27,7 @@ const USAGE = `usage:
 `;
 
 const SPEC = {
-  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds', 'bwlimit', 'retry-seconds', 'heartbeat-ms'],
+  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds', 'bwlimit', 'retry-seconds', 'heartbeat-ms', 'link-mbit', 'cc'],
   booleans: ['raw', 'no-raw', 'intermediates', 'recursive', 'restart', 'json', 'progress', 'verbose'],
 };
 
@@ -54,9 +56,11 @@ function options(args: ParsedArgs, needSource: boolean): ReplicateOptions {
   if (!args.values.to) throw new ZferryError('usage', '--to <host:port> is required');
   if (!args.values.name) throw new ZferryError('usage', '--name <target name> is required');
   if (args.flags.has('raw') && args.flags.has('no-raw')) throw new ZferryError('usage', '--raw and --no-raw contradict each other');
-  const lanesArg = args.values.lanes ?? '4';
-  const lanes = lanesArg === 'auto' ? 4 : Number(lanesArg);
-  if (!Number.isInteger(lanes) || lanes < 1 || lanes > 64) throw new ZferryError('usage', '--lanes takes a number from 1 to 64');
+  const lanesArg = args.values.lanes ?? 'auto';
+  const lanes = lanesArg === 'auto' ? 'auto' : Number(lanesArg);
+  if (lanes !== 'auto' && (!Number.isInteger(lanes) || lanes < 1 || lanes > 64)) throw new ZferryError('usage', '--lanes takes auto or a number from 1 to 64');
+  const linkMbit = args.values['link-mbit'] === undefined ? undefined : Number(args.values['link-mbit']);
+  if (linkMbit !== undefined && !(linkMbit > 0)) throw new ZferryError('usage', '--link-mbit takes the link speed in Mbit/s');
   const json = args.flags.has('json');
   return {
     source: source ?? '',
@@ -65,6 +69,8 @@ function options(args: ParsedArgs, needSource: boolean): ReplicateOptions {
     config: senderConfig(args),
     zfsBin: args.values.zfs,
     lanes,
+    linkMbit,
+    cc: args.values.cc,
     chunkBytes: args.values['chunk-size'] ? parseSize(args.values['chunk-size'], '--chunk-size') : 1024 * 1024,
     raw: args.flags.has('raw') ? true : args.flags.has('no-raw') ? false : undefined,
     intermediates: args.flags.has('intermediates'),
@@ -89,6 +95,7 @@ function summary(r: ReplicateResult): string {
         (r.resentChunks ? `, ${r.resentChunks} chunks re-sent` : ''),
     );
   }
+  if (r.tuning) lines.push(`lanes: ${describeTuning(r.tuning)}`);
   if (r.vault) {
     lines.push(
       r.vault.ok

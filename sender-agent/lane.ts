@@ -23,6 +23,8 @@ export interface LaneOptions {
   highWater: number;
   /** PING period; a lane that hears nothing for 3 periods is closed and re-opened */
   heartbeatMs: number;
+  /** called once TCP is connected, before the TLS handshake (buffers, congestion control) */
+  tune?: (socket: tls.TLSSocket) => void;
 }
 
 export declare interface Lane {
@@ -53,6 +55,7 @@ export class Lane extends EventEmitter {
   static connect(o: LaneOptions): Promise<Lane> {
     return new Promise((resolve, reject) => {
       const socket = tls.connect(o.tls);
+      if (o.tune) socket.once('connect', () => o.tune!(socket));
       const parser = new FrameParser(1024);
       let lane: Lane | null = null;
       const timer = setTimeout(() => fail(`no answer within ${o.timeoutMs} ms`), o.timeoutMs);
@@ -135,6 +138,10 @@ export class Lane extends EventEmitter {
 
   get queuedBytes(): number {
     return this.socket.writableLength;
+  }
+
+  get tlsSocket(): tls.TLSSocket {
+    return this.socket;
   }
 
   send(c: LaneChunk): void {

@@ -17,6 +17,7 @@ import { Striper } from './striper.js';
 import { fixedChunks } from './chunker.js';
 import { Progress } from './progress.js';
 import { Pacer } from './pacer.js';
+import { applyTuning, autoLanes, chooseCongestion, describeTuning, planTuning, type LaneTuning } from './tuning.js';
 
 export interface ReplicateOptions {
   source: string;
@@ -24,7 +25,10 @@ export interface ReplicateOptions {
   name: string;
   config: SenderConfig;
   zfsBin?: string;
-  lanes: number;
+  /** a count, or 'auto' (from the congestion control and the RTT) */
+  lanes: number | 'auto';
+  linkMbit?: number;
+  cc?: string;
   chunkBytes: number;
   raw?: boolean;
   intermediates: boolean;
@@ -55,6 +59,7 @@ export interface ReplicateResult {
   resentChunks: number;
   notices: string[];
   attempts: number;
+  tuning: LaneTuning | null;
 }
 
 interface Session {
@@ -72,6 +77,8 @@ interface Session {
   target: TargetState;
   plan: Plan;
   notices: string[];
+  /** control-plane round trip, the best of a few */
+  rttMs: number;
 }
 
 function grpcAddress(host: string, port: number): string {
@@ -90,6 +97,12 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
   try {
     const hello = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: ['resume', 'raw'] });
     if (contact) contact.made = true;
+    let rttMs = Infinity;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: [] });
+      rttMs = Math.min(rttMs, performance.now() - t0);
+    }
     log.debug('receiver says hello', { identity: hello.identity, root: hello.root, capabilities: hello.capabilities });
     if (!(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
     const source = await zfs.snapshots(dataset);
@@ -106,7 +119,7 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
       notices.push(`the receiver's zfs cannot resume (no zfs recv -s, e.g. zfs-fuse): an interrupted transfer starts again from the last common snapshot`);
     }
     const plan = planTransfer({ dataset, source, requested: snapshot, target, intermediates: o.intermediates });
-    return { zfs, client, material, host, port, hello, dataset, snapshot, source, encryptedSource, raw, target, plan, notices };
+    return { zfs, client, material, host, port, hello, dataset, snapshot, source, encryptedSource, raw, target, plan, notices, rttMs };
   } catch (e) {
     client.close();
     throw e;
@@ -159,10 +172,12 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   };
   try {
     if (s.plan.kind === 'up-to-date') {
-      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1 };
+      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1, tuning: null };
     }
     const spec = sendSpec(s, o);
     const est = await estimateBytes(s, spec);
+    const congestion = chooseCongestion(o.cc);
+    const wantLanes = o.lanes === 'auto' ? autoLanes(congestion, s.rttMs) : o.lanes;
     if (est.bytes === null || est.how.startsWith('rough')) s.notices.push(`size estimate: ${est.how}`);
     const to = s.plan.kind === 'resume' ? null : s.plan.to;
     const begin = await s.client.begin({
@@ -175,13 +190,15 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       encryptedSource: s.encryptedSource,
       recursive: o.recursive,
       estimatedBytes: est.bytes ?? 0,
-      lanes: o.lanes,
+      lanes: wantLanes,
       chunkBytes: o.bwlimit ? Pacer.chunkFor(o.bwlimit, o.chunkBytes) : o.chunkBytes,
     });
     const tlog = log.child({ transfer: begin.transferId });
-    tlog.info('transfer begins', { plan: base.plan, target: begin.target, lanes: o.lanes, window: begin.windowBytes, chunk: begin.chunkBytes });
     const transferId = Buffer.from(begin.transferId, 'hex');
-    const lanes = Math.max(1, Math.min(o.lanes, begin.maxLanes));
+    const lanes = Math.max(1, Math.min(wantLanes, begin.maxLanes));
+    const tuning = planTuning({ linkMbit: o.linkMbit, rttMs: s.rttMs, lanes, congestion });
+    const tuneWarnings = new Set<string>();
+    tlog.info('transfer begins', { plan: base.plan, target: begin.target, tuning: describeTuning(tuning), window: begin.windowBytes, chunk: begin.chunkBytes });
     const striper = new Striper({
       windowBytes: begin.windowBytes,
       lanes,
@@ -197,6 +214,14 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
           timeoutMs: 15_000,
           highWater: Math.max(2 * begin.chunkBytes, 4 * 1024 * 1024),
           heartbeatMs: o.heartbeatMs,
+          tune: (sock) => {
+            for (const w of applyTuning(sock, tuning)) {
+              if (!tuneWarnings.has(w)) {
+                tuneWarnings.add(w);
+                s.notices.push(w);
+              }
+            }
+          },
         }),
     });
     let sent = 0;
@@ -260,6 +285,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
         vault,
         resentChunks: striper.resent,
         attempts: 1,
+        tuning,
       };
     } catch (e) {
       progress.end();
