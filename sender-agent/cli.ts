@@ -13,6 +13,7 @@ import { describeTuning } from './tuning.js';
 import { ControlClient } from './control-client.js';
 import { loadTlsMaterial } from '../shared/tls.js';
 import { parseHostPort } from '../shared/address.js';
+import { formatStatus } from '../shared/status-table.js';
 
 const USAGE = `usage:
   sender-agent replicate <pool/dataset>[@snapshot] --to <host:port> --name <target name>
@@ -23,6 +24,8 @@ const USAGE = `usage:
   sender-agent estimate  <pool/dataset>[@snapshot] --to <host:port> --name <target name> [--config ...] [--json]
   sender-agent abort     --to <host:port> --name <target name> [--config ...]
                          (stops a transfer into the target and discards its resume state: zfs recv -A)
+  sender-agent status    --to <host:port> [--name <target name>] [--config ...] [--json]
+                         (this client's transfers on the receiver and the replication lag of its targets)
   sender-agent certs <init-ca|issue|show|fingerprint> ...   (certs --help)
 `;
 
@@ -149,6 +152,24 @@ async function main(argv: string[]): Promise<number> {
       try {
         const r = await client.abort({ name: o.name, transferId: '', discardResumeState: true });
         process.stdout.write(`${r.message}\n`);
+      } finally {
+        client.close();
+      }
+      return 0;
+    }
+    case 'status': {
+      if (!args.values.to) throw new ZferryError('usage', '--to <host:port> is required');
+      if (args.positional.length > 0) throw new ZferryError('usage', `unexpected argument ${args.positional[0]}`);
+      const config = senderConfig(args);
+      const { host, port } = parseHostPort(args.values.to, '--to');
+      const client = new ControlClient(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, loadTlsMaterial(config.tls, config.baseDir), config.serverName);
+      try {
+        const r = await client.status({ name: args.values.name ?? '' });
+        if (json) process.stdout.write(JSON.stringify({ event: 'status', ...r }) + '\n');
+        else {
+          process.stdout.write(`receiver ${args.values.to}, client ${r.identity}\n\n`);
+          process.stdout.write(formatStatus(r.transfers, r.targets, false));
+        }
       } finally {
         client.close();
       }

@@ -12,6 +12,8 @@ import {
   type GetTargetRequest,
   type HelloReply,
   type HelloRequest,
+  type StatusReply,
+  type StatusRequest,
   type TargetState,
 } from '../shared/control.js';
 import type { TlsMaterial } from '../shared/tls.js';
@@ -74,6 +76,10 @@ export class ControlClient {
   }
   abort(req: AbortRequest): Promise<AbortReply> {
     return this.call('Abort', req, 120_000);
+  }
+  /** This client's own transfers and the lag of its targets (the receiver shows no one else's). */
+  status(req: StatusRequest): Promise<StatusReply> {
+    return this.call('Status', req, 60_000);
   }
 
   close(): void {

@@ -2,8 +2,10 @@
 import { formatBytes, formatDuration, formatRate } from '../shared/units.js';
 
 export interface ProgressSample {
+  /** bytes the receiver acknowledged (written to zfs recv): what the rate and ETA use */
   bytes: number;
-  acked: number;
+  /** bytes put on the lanes, re-sends included */
+  wire: number;
   estimate: number | null;
   lanes: number;
 }
@@ -37,11 +39,11 @@ export class Progress {
     const eta = s.estimate && this.rate > 0 ? Math.max(0, s.estimate - s.bytes) / this.rate : NaN;
     if (this.mode === 'json') {
       this.out.write(
-        JSON.stringify({ event: 'progress', bytes: s.bytes, acked: s.acked, estimate: s.estimate, rate: Math.round(this.rate), etaSeconds: Number.isFinite(eta) ? Math.round(eta) : null, lanes: s.lanes }) + '\n',
+        JSON.stringify({ event: 'progress', bytes: s.bytes, wire: s.wire, estimate: s.estimate, rate: Math.round(this.rate), etaSeconds: Number.isFinite(eta) ? Math.round(eta) : null, lanes: s.lanes }) + '\n',
       );
     } else {
       const pct = s.estimate ? ` (${Math.min(100, (100 * s.bytes) / s.estimate).toFixed(1)}% of ~${formatBytes(s.estimate)})` : '';
-      this.out.write(`\r\x1b[K${formatBytes(s.bytes)} sent${pct}, ${formatRate(this.rate)}, ETA ${formatDuration(eta)}, ${s.lanes} lanes, ${formatDuration((now - this.start) / 1000)} elapsed`);
+      this.out.write(`\r\x1b[K${formatBytes(s.bytes)} received${pct}, ${formatRate(this.rate)}, ETA ${formatDuration(eta)}, ${s.lanes} lanes, ${formatDuration((now - this.start) / 1000)} elapsed`);
     }
   }
 

@@ -5,7 +5,7 @@ import { ZferryError, oneLine } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { parseHostPort } from '../shared/address.js';
 import { holdTag, parseSource, targetUnderRoot } from '../shared/names.js';
-import { Zfs, heldSnapshots, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
+import { Zfs, heldSnapshots, type ResumeTokenInfo, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
 import { AGENT_VERSION, PROTOCOL_VERSION, type FinishReply, type FinishRequest, type HelloReply, type TargetState } from '../shared/control.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
 import type { SenderConfig } from '../shared/config.js';
@@ -109,7 +109,7 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
     const enc = await zfs.encryption(dataset);
     const encryptedSource = !!enc && enc.encryption !== 'off';
     if (o.raw && !enc) throw new ZferryError('unsupported', 'this zfs has no native encryption, so it cannot make raw sends (zfs send -w); drop --raw');
-    const raw = o.raw ?? encryptedSource;
+    let raw = o.raw ?? encryptedSource;
     if (o.restart) {
       const r = await client.abort({ name: o.name, transferId: '', discardResumeState: true });
       notices.push(`--restart: ${r.message}`);
@@ -119,11 +119,32 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
       notices.push(`the receiver's zfs cannot resume (no zfs recv -s, e.g. zfs-fuse): an interrupted transfer starts again from the last common snapshot`);
     }
     const plan = planTransfer({ dataset, source, requested: snapshot, target, intermediates: o.intermediates });
+    // A resumed stream is raw exactly when the interrupted one was: the token decides.
+    if (plan.kind === 'resume') raw = (await checkResumable(zfs, plan.token, dataset, o, target.target, notices)).raw;
     return { zfs, client, material, host, port, hello, dataset, snapshot, source, encryptedSource, raw, target, plan, notices, rttMs };
   } catch (e) {
     client.close();
     throw e;
   }
+}
+
+/** A token we cannot or should not resume is explained, never silently discarded. */
+async function checkResumable(zfs: Zfs, token: string, dataset: string, o: ReplicateOptions, target: string, notices: string[]): Promise<ResumeTokenInfo> {
+  const fix = `discard it with: sender-agent abort --to ${o.to} --name ${o.name} (or replicate --restart)`;
+  let info;
+  try {
+    info = await zfs.inspectResumeToken(token);
+  } catch (e) {
+    throw new ZferryError('stale-token', `${target} holds a partial receive that cannot be resumed from here (${(e as Error).message}); ${fix}`);
+  }
+  if (info.toname && !info.toname.startsWith(dataset + '@')) {
+    throw new ZferryError('stale-token', `${target} holds a partial receive of ${info.toname}, not of ${dataset}; ${fix}`);
+  }
+  if (o.raw === false && info.raw) {
+    throw new ZferryError('stale-token', `${target} holds a partial RAW receive, but --no-raw was asked (raw and non-raw streams do not mix); ${fix}`);
+  }
+  notices.push(`resuming the interrupted transfer of ${info.toname ?? 'the snapshot'}${info.bytes !== undefined ? ` (the receiver has ${info.bytes} bytes)` : ''}`);
+  return info;
 }
 
 export function sendSpec(s: Session, o: Pick<ReplicateOptions, 'recursive'>): SendSpec {
@@ -225,7 +246,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
         }),
     });
     let sent = 0;
-    const progress = new Progress(() => ({ bytes: sent, acked: 0, estimate: est.bytes, lanes: striper.openLanes }), o.progress, progressOut);
+    const progress = new Progress(() => ({ bytes: striper.ackedBytes, wire: striper.wireBytes, estimate: est.bytes, lanes: striper.openLanes }), o.progress, progressOut);
     let child: ChildProcess | null = null;
     try {
       await striper.start();

@@ -29,6 +29,10 @@ export class Striper {
   private finished = false;
   resent = 0;
   resentBytes = 0;
+  /** bytes the receiver acknowledged as written to zfs recv */
+  ackedBytes = 0;
+  /** bytes handed to lane sockets, re-sends included */
+  wireBytes = 0;
   private lastLaneSeen = Date.now();
   private endPushed = false;
   private paceTimer: NodeJS.Timeout | null = null;
@@ -75,6 +79,7 @@ export class Striper {
       if (c) {
         this.unacked.delete(s);
         this.unackedBytes -= c.data.length;
+        this.ackedBytes += c.data.length;
       }
     }
     this.acked = next;
@@ -147,6 +152,7 @@ export class Striper {
       }
       this.queue.shift();
       best.send(c);
+      this.wireBytes += c.data.length;
     }
   }
 

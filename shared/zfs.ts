@@ -27,6 +27,16 @@ export interface SendSpec {
   resumeToken?: string;
 }
 
+export interface ResumeTokenInfo {
+  /** dataset@snap the interrupted stream was sending */
+  toname?: string;
+  /** bytes the receiver had */
+  bytes?: number;
+  raw: boolean;
+  /** estimate of what is left (zfs send -nP) */
+  remainingBytes?: number;
+}
+
 const UNSUPPORTED = /invalid option|bad property list|invalid property|unrecognized command/;
 
 export class Zfs {
@@ -163,6 +173,27 @@ export class Zfs {
     this.estimateSupported = true;
     const m = /^size\t(\d+)/m.exec(r.stdout);
     return m ? Number(m[1]) : null;
+  }
+
+  /**
+   * What a resume token refers to, read by zfs itself (`zfs send -nvP -t`): the snapshot
+   * name, how far the receive got, whether it was raw, and the size left to send.
+   * Fails with zfs's own message when the token cannot be resumed here.
+   */
+  async inspectResumeToken(token: string): Promise<ResumeTokenInfo> {
+    const args = this.sendArgs({ resumeToken: token });
+    const r = await this.exec(['send', '-n', '-v', '-P', ...args.slice(1)]);
+    if (r.code !== 0) throw new ZferryError('stale-token', oneLine(r.stderr || r.stdout) || `zfs send -t exited ${r.code}`);
+    const text = r.stdout + '\n' + r.stderr;
+    const field = (k: string) => new RegExp(`^\\s*${k} = (.+)$`, 'm').exec(text)?.[1]?.trim();
+    const num = (v: string | undefined) => (v === undefined ? undefined : Number(v.startsWith('0x') ? BigInt(v) : v));
+    const size = /^size\t(\d+)/m.exec(r.stdout);
+    return {
+      toname: field('toname'),
+      bytes: num(field('bytes')),
+      raw: field('rawok') !== undefined,
+      remainingBytes: size ? Number(size[1]) : undefined,
+    };
   }
 
   spawnSend(spec: SendSpec): ChildProcess {
