@@ -6,10 +6,17 @@ import { errorMessage } from '../shared/errors.js';
 import { parseArgs } from '../shared/args.js';
 import { runCertsCommand } from '../shared/certs-cli.js';
 import { startReceiver } from './server.js';
+import { runStatusCommand } from './status-cli.js';
+import { runInviteCommand } from './invite.js';
 
 const USAGE = `usage:
   receiver-agent serve --config <receiver.json> [--zfs <path>]
-  receiver-agent certs <init-ca|issue|show|fingerprint> ...   (certs --help)
+  receiver-agent status [--config <receiver.json> | --http 127.0.0.1:7480] [--json]
+  receiver-agent invite --config <receiver.json> --identity <name> --root <pool/dataset> [--expires 24h]
+                        [--host <name>] [--require-raw]      (one-time enrollment invitation; invite --help)
+  receiver-agent certs <init-ca|issue|show|fingerprint|list|revoke> ...   (certs --help)
+SIGHUP makes a running receiver re-read receiver.json's clients, its certificates and the
+revocation list (it also notices changes to those files by itself).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -19,6 +26,8 @@ async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === 'certs') return runCertsCommand(rest);
+  if (cmd === 'status') return runStatusCommand(rest);
+  if (cmd === 'invite') return runInviteCommand(rest);
   if (cmd !== 'serve') {
     process.stderr.write(`receiver-agent: unknown command "${cmd}"\n${USAGE}`);
     return 2;
@@ -30,6 +39,10 @@ async function main(argv: string[]): Promise<number> {
   const r = await startReceiver(cfg, log, args.values.zfs);
   // Lets scripts that started us on port 0 find the port.
   process.stdout.write(`listening on ${cfg.listen.host}:${r.port}\n`);
+  if (r.http) process.stdout.write(`http on ${r.http.address}\n`);
+  if (r.trust.enroll) process.stdout.write(`enrollment on ${r.trust.enroll.address}\n`);
+  // re-read clients, certificates and the revocation list without dropping anything
+  process.on('SIGHUP', () => r.trust.reload('SIGHUP'));
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.info('shutting down', { signal: sig });

@@ -19,11 +19,14 @@ import {
   type GetTargetRequest,
   type HelloReply,
   type HelloRequest,
+  type StatusReply,
+  type StatusRequest,
   type TargetState,
 } from '../shared/control.js';
 import { Policy, certIdentity } from './policy.js';
 import { EventEmitter } from 'node:events';
 import { Transfer, type TransferEvent } from './transfer.js';
+import { Spool } from './spool.js';
 
 const MIN_CHUNK = 64 * 1024;
 const KEEP_FINISHED = 100;
@@ -143,6 +146,13 @@ export class ReceiverCore {
     if (!['full', 'incremental', 'resume'].includes(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind}"`);
     if (req.snapshot) validateSnapshotName(req.snapshot);
     if (req.toGuid && !/^\d{1,20}$/.test(req.toGuid)) throw new ZferryError('bad-request', 'to_guid must be a decimal u64');
+    if (policy.requireRaw && (!req.raw || !req.encryptedSource)) {
+      // a vault client: refused before zfs recv is even started (the stream's own BEGIN record is checked too)
+      throw new ZferryError(
+        'denied',
+        `"${policy.identity}" may only send raw streams of encrypted datasets (requireRaw), and this one is ${!req.encryptedSource ? 'from an unencrypted dataset' : 'not raw (send with --raw)'}; nothing was received`,
+      );
+    }
     await this.clearTarget(target);
     const resumable = await this.resumeSupported(target);
     if (req.kind === 'resume' && !resumable) throw new ZferryError('unsupported', `this receiver's zfs cannot resume receives`);
@@ -171,6 +181,7 @@ export class ReceiverCore {
       this.cfg.laneGraceMs,
       (event: TransferEvent, tr: Transfer) => this.events.emit('transfer', event, tr),
     );
+    if (this.cfg.spool) t.useSpool(await Spool.create(this.cfg.spool.dir, t.id, this.cfg.spool.maxBytes));
     t.start();
     this.transfers.set(t.id, t);
     this.byTarget.set(target, t);
@@ -182,10 +193,37 @@ export class ReceiverCore {
       transferId: t.id,
       laneSecret: t.secret,
       windowBytes,
-      maxLanes: this.cfg.maxLanes,
+      maxLanes: Math.min(this.cfg.maxLanes, policy.maxLanes ?? Infinity),
       chunkBytes,
       target,
     };
+  };
+
+  /** Begins being set up, per identity: counted with the running transfers for maxTransfers. */
+  private readonly beginsInFlight = new Map<string, number>();
+
+  /** Begin under the client's maxTransfers limit (race-free: a Begin in progress holds a slot). */
+  beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
+    const { target, policy } = this.policy.target(identity, req.name);
+    const id = policy.identity;
+    if (policy.maxTransfers !== null) {
+      // a transfer into the same target without lanes is superseded by this Begin (clearTarget): not counted
+      const running = [...this.transfers.values()].filter(
+        (t) => t.active && t.info.identity === id && (t.info.target !== target || t.lanes.size > 0 || t.state === 'committing'),
+      ).length;
+      const n = running + (this.beginsInFlight.get(id) ?? 0);
+      if (n >= policy.maxTransfers) {
+        throw new ZferryError('busy', `"${id}" already runs ${n} transfer${n === 1 ? '' : 's'}, its limit (maxTransfers ${policy.maxTransfers}); try again when one has finished`);
+      }
+    }
+    this.beginsInFlight.set(id, (this.beginsInFlight.get(id) ?? 0) + 1);
+    try {
+      return await this.begin(identity, req);
+    } finally {
+      const left = (this.beginsInFlight.get(id) ?? 1) - 1;
+      if (left <= 0) this.beginsInFlight.delete(id);
+      else this.beginsInFlight.set(id, left);
+    }
   };
 
   private owned(identity: string | null, id: string): Transfer {
@@ -233,13 +271,24 @@ export class ReceiverCore {
     for (const t of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) this.transfers.delete(t.id);
   }
 
+  /** Set by the server (receiver-agent/status.ts): one client's own transfers and target lag. */
+  statusOf: ((identity: string, root: string, req: StatusRequest) => Promise<StatusReply>) | null = null;
+
+  status = async (identity: string | null, req: StatusRequest): Promise<StatusReply> => {
+    const p = this.policy.client(identity);
+    if (req.name) this.policy.target(identity, req.name); // a malformed name is refused like everywhere else
+    if (!this.statusOf) throw new ZferryError('unsupported', 'this receiver does not report status');
+    return this.statusOf(p.identity, p.root, req);
+  };
+
   grpcHandlers(): grpc.UntypedServiceImplementation {
     return {
       Hello: unary(this.log, 'Hello', this.hello),
       GetTarget: unary(this.log, 'GetTarget', this.getTarget),
-      Begin: unary(this.log, 'Begin', this.begin),
+      Begin: unary(this.log, 'Begin', this.beginLimited),
       Finish: unary(this.log, 'Finish', this.finish),
       Abort: unary(this.log, 'Abort', this.abort),
+      Status: unary(this.log, 'Status', this.status),
     };
   }
 }

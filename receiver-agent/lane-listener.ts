@@ -21,6 +21,7 @@ import {
 import type { LaneHandle, LaneStats, Transfer } from './transfer.js';
 import { laneInfo } from '../shared/sockopt.js';
 import { WindowError } from './reassembler.js';
+import type { IdentityThrottle } from './throttle.js';
 
 export interface LaneRegistry {
   findTransfer(id: string): Transfer | undefined;
@@ -28,6 +29,10 @@ export interface LaneRegistry {
   handshakeTimeoutMs: number;
   /** a lane with no frame at all for this long is dead (senders ping every few seconds) */
   idleTimeoutMs: number;
+  /** per-identity limits from receiver.json clients (read at each use, so a reload applies) */
+  clientLimits?: (identity: string) => { maxLanes: number | null; bytesPerSecond: number | null } | undefined;
+  /** shared token buckets for clients' bytesPerSecond */
+  throttle?: IdentityThrottle;
 }
 
 export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistry, log: Logger): void {
@@ -78,6 +83,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     if (!t.secretMatches(h.secret)) return refuse(`wrong lane secret for transfer ${id}`);
     if (t.state !== 'receiving') return refuse(`transfer ${id} is ${t.state}`);
     if (t.lanes.size >= reg.maxLanes) return refuse(`transfer ${id} already has ${reg.maxLanes} lanes`);
+    const own = reg.clientLimits?.(identity)?.maxLanes;
+    if (own && t.lanes.size >= own) return refuse(`transfer ${id} already has ${own} lanes, the most this client may use (maxLanes of "${identity}")`);
     clearTimeout(helloTimer);
     transfer = t;
     (lane as { index: number }).index = h.laneIndex;
@@ -113,8 +120,21 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
   // Senders send PINGs even when the window is full, so silence means a dead path.
   socket.setTimeout(reg.idleTimeoutMs, () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`));
 
+  let throttled: NodeJS.Timeout | null = null;
   socket.on('data', (buf: Buffer) => {
     if (closed) return;
+    // bytesPerSecond of this identity: pause reading (TCP then slows the sender) until paid back
+    const rate = reg.throttle ? (reg.clientLimits?.(identity)?.bytesPerSecond ?? null) : null;
+    if (rate) {
+      const wait = reg.throttle!.take(identity, buf.length, rate);
+      if (wait > 0 && !throttled) {
+        socket.pause();
+        throttled = setTimeout(() => {
+          throttled = null;
+          if (!closed) socket.resume();
+        }, wait);
+      }
+    }
     try {
       for (const f of parser.push(buf)) {
         onFrame(f);
@@ -129,6 +149,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
   socket.on('close', () => {
     closed = true;
     clearTimeout(helloTimer);
+    if (throttled) clearTimeout(throttled);
     transfer?.detachLane(lane);
   });
 }

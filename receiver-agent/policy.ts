@@ -13,7 +13,31 @@ export function certIdentity(cert: PeerCertificate | undefined | null): string |
 }
 
 export class Policy {
-  constructor(private readonly clients: Record<string, ClientPolicy>) {}
+  constructor(private clients: Record<string, ClientPolicy>) {}
+
+  /**
+   * Swaps in a new identity → policy map (config reload, enrollment). Connections and
+   * transfers already running keep the policy they started with; every new call uses this one.
+   */
+  replace(clients: Record<string, ClientPolicy>): { added: string[]; removed: string[]; changed: string[] } {
+    const before = this.clients;
+    this.clients = clients;
+    const added = Object.keys(clients).filter((k) => !Object.prototype.hasOwnProperty.call(before, k));
+    const removed = Object.keys(before).filter((k) => !Object.prototype.hasOwnProperty.call(clients, k));
+    const changed = Object.keys(clients).filter(
+      (k) => Object.prototype.hasOwnProperty.call(before, k) && JSON.stringify(before[k]) !== JSON.stringify(clients[k]),
+    );
+    return { added, removed, changed };
+  }
+
+  /** The policy of a configured identity, or undefined (no throwing: for limits on hot paths). */
+  lookup(identity: string): ClientPolicy | undefined {
+    return Object.prototype.hasOwnProperty.call(this.clients, identity) ? this.clients[identity] : undefined;
+  }
+
+  identities(): string[] {
+    return Object.keys(this.clients);
+  }
 
   client(identity: string | null): ClientPolicy & { identity: string } {
     if (!identity) throw new ZferryError('denied', 'client certificate has no identity (subject CN)');

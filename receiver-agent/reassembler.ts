@@ -52,6 +52,16 @@ export class Reassembler {
     return true;
   }
 
+  /** Bytes of the consecutive chunks ready from `next` on: what zfs recv is behind by. */
+  inOrderBytes(): number {
+    let n = 0;
+    for (let s = this.next; ; s++) {
+      const c = this.held.get(s);
+      if (!c) return n;
+      n += c.data.length;
+    }
+  }
+
   /** The next in-order chunk, if it is here (not removed). */
   peek(): HeldChunk | undefined {
     return this.held.get(this.next);

@@ -9,6 +9,7 @@ import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import type { TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
+import type { Spool } from './spool.js';
 
 export interface LaneStats {
   index: number;
@@ -73,6 +74,12 @@ export class Transfer {
   result: FinishResult | null = null;
 
   private readonly reasm: Reassembler;
+  /** stream bytes taken in order from the reassembler (to zfs recv or to the spool) */
+  private consumed = 0;
+  /** sequences taken in order whose write (to zfs recv or spool) has not completed */
+  private readonly storing = new Set<bigint>();
+  private spooling = false;
+  private spool: Spool | null = null;
   private readonly hash: Hash = createHash('sha256');
   private recv: ChildProcess | null = null;
   private recvStderr = '';
@@ -174,6 +181,15 @@ export class Transfer {
     this.graceTimer.unref();
   }
 
+  /** Lets the WAN run ahead of a slow zfs recv: see spool.ts. */
+  useSpool(spool: Spool): void {
+    this.spool = spool;
+  }
+
+  get spoolBytes(): number {
+    return this.spool?.unread ?? 0;
+  }
+
   /** A verified chunk from a lane. Throws WindowError when the sender broke the window. */
   accept(c: HeldChunk): void {
     if (this.state !== 'receiving') throw new ZferryError('transfer-over', `transfer ${this.id} is ${this.state}`);
@@ -184,6 +200,7 @@ export class Transfer {
       return;
     }
     void this.pump();
+    void this.spoolPump();
   }
 
   private write(data: Buffer): Promise<void> {
@@ -193,11 +210,33 @@ export class Transfer {
     });
   }
 
+  /** Takes the next in-order chunk: from here on it is the writer's or the spool's. */
+  private consume(): HeldChunk {
+    const c = this.reasm.shift();
+    this.hash.update(c.digest);
+    this.consumed += c.data.length;
+    this.storing.add(c.seq);
+    return c;
+  }
+
+  private stored(seq: bigint): void {
+    this.storing.delete(seq);
+    this.scheduleAck();
+  }
+
+  /** The writer: feeds zfs recv strictly in order, the spool's bytes before newer chunks. */
   private async pump(): Promise<void> {
     if (this.pumping) return;
     this.pumping = true;
     try {
       while (this.state === 'receiving') {
+        if (this.spool && this.spool.unread > 0) {
+          const buf = await this.spool.read(this.info.chunkBytes);
+          if (!(await this.writeOk(buf))) break;
+          this.bytesWritten += buf.length;
+          continue;
+        }
+        if (this.spool?.appending) break; // older bytes are on their way to the spool: wait for them
         const c = this.reasm.peek();
         if (!c) break;
         if (c.fin) {
@@ -208,29 +247,64 @@ export class Transfer {
             break;
           }
         }
-        this.reasm.shift();
-        this.hash.update(c.digest);
-        try {
-          if (c.data.length) await this.write(c.data);
-        } catch {
-          break; // zfs recv went away; its exit handler records why
-        }
+        this.consume();
+        if (!(await this.writeOk(c.data))) break;
         this.bytesWritten += c.data.length;
-        this.scheduleAck();
+        this.stored(c.seq);
         if (c.fin) {
           await this.commit();
           break;
         }
+        void this.spoolPump();
       }
     } finally {
       this.pumping = false;
     }
   }
 
+  private async writeOk(data: Buffer): Promise<boolean> {
+    if (!data.length) return true;
+    try {
+      await this.write(data);
+      return true;
+    } catch {
+      return false; // zfs recv went away; its exit handler records why
+    }
+  }
+
+  /**
+   * The spooler: once zfs recv is a quarter window behind, in-order chunks go to disk and are
+   * acknowledged there; once the spool holds anything, everything in order goes behind it.
+   */
+  private async spoolPump(): Promise<void> {
+    const spool = this.spool;
+    if (!spool || this.spooling) return;
+    this.spooling = true;
+    try {
+      while (this.state === 'receiving') {
+        const c = this.reasm.peek();
+        if (!c || c.fin) break; // the end marker waits in memory for Finish
+        if (spool.unread === 0 && this.reasm.inOrderBytes() < this.info.windowBytes / 4) break;
+        if (!spool.hasRoomFor(c.data.length)) break; // full: the window back-pressures the sender
+        this.consume();
+        try {
+          await spool.append(c.data);
+        } catch (e) {
+          this.fail(`cannot write the spool ${spool.path}: ${(e as Error).message}`);
+          break;
+        }
+        this.stored(c.seq);
+        void this.pump();
+      }
+    } finally {
+      this.spooling = false;
+    }
+  }
+
   private checkEnd(fin: HeldChunk): string | null {
     const req = this.finishReq!;
     if (BigInt(req.totalChunks) !== fin.seq + 1n) return `sender counted ${req.totalChunks} chunks, the end marker is chunk ${fin.seq}`;
-    const total = this.bytesWritten + fin.data.length;
+    const total = this.consumed + fin.data.length;
     if (req.totalBytes !== total) return `sender sent ${req.totalBytes} bytes, ${total} arrived`;
     const digest = this.hash.copy().update(fin.digest).digest();
     if (!digest.equals(req.digest)) return 'whole-stream digest mismatch';
@@ -241,13 +315,17 @@ export class Transfer {
     if (this.ackTimer) return;
     this.ackTimer = setImmediate(() => {
       this.ackTimer = null;
-      for (const l of this.lanes) l.sendAck(this.reasm.next);
+      // Acknowledge what is stored: in zfs recv's pipe or in the spool.
+      let ack = this.reasm.next;
+      for (const s of this.storing) if (s < ack) ack = s;
+      for (const l of this.lanes) l.sendAck(ack);
     });
   }
 
   private async commit(): Promise<void> {
     this.state = 'committing';
     this.recv!.stdin!.end();
+    await this.spool?.remove();
     const { code, signal } = await this.recvExit;
     if (code !== 0) {
       this.fail(this.recvMessage(code, signal));
@@ -266,7 +344,13 @@ export class Transfer {
         bytesWritten: this.bytesWritten,
       };
       this.state = 'committed';
-      this.log.info('transfer committed', { target: result.target, snapshot: result.snapshot, bytes: this.bytesWritten, vaultOk: result.vaultOk });
+      this.log.info('transfer committed', {
+        target: result.target,
+        snapshot: result.snapshot,
+        bytes: this.bytesWritten,
+        spooled: this.spool?.totalSpooled ?? 0,
+        vaultOk: result.vaultOk,
+      });
       this.finishedAt = Date.now();
       this.result = result;
       this.notify('committed', this);
@@ -300,6 +384,7 @@ export class Transfer {
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.reasm.clear();
     this.recv?.stdin?.end();
+    void this.spool?.remove();
     this.log.warn(state === 'abandoned' ? 'transfer abandoned' : 'transfer failed', { reason: message });
     this.finishedAt = Date.now();
     this.notify(state === 'abandoned' ? 'abandoned' : 'failed', this);
@@ -339,6 +424,8 @@ export class Transfer {
       estimatedBytes: this.info.estimatedBytes,
       windowBytes: this.info.windowBytes,
       heldBytes: this.reasm.bytesHeld,
+      spoolBytes: this.spoolBytes,
+      spooledTotal: this.spool?.totalSpooled ?? 0,
       lanes: this.lanes.size,
       laneStats: [...this.lanes].map((l) => l.stats()),
       duplicates: this.duplicates,

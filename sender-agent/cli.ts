@@ -13,6 +13,7 @@ import { describeTuning } from './tuning.js';
 import { ControlClient } from './control-client.js';
 import { loadTlsMaterial } from '../shared/tls.js';
 import { parseHostPort } from '../shared/address.js';
+import { enroll } from './enroll.js';
 import { formatStatus } from '../shared/status-table.js';
 
 const USAGE = `usage:
@@ -26,7 +27,10 @@ const USAGE = `usage:
                          (stops a transfer into the target and discards its resume state: zfs recv -A)
   sender-agent status    --to <host:port> [--name <target name>] [--config ...] [--json]
                          (this client's transfers on the receiver and the replication lag of its targets)
-  sender-agent certs <init-ca|issue|show|fingerprint> ...   (certs --help)
+  sender-agent enroll    <invitation> --out <dir> [--force]
+                         (makes a key here, gets it certified with a one-time invitation from the
+                          receiver's admin, writes <dir>/sender.json for replicate --config)
+  sender-agent certs <init-ca|issue|show|fingerprint|list|revoke> ...   (certs --help)
 `;
 
 const SPEC = {
@@ -117,6 +121,17 @@ async function main(argv: string[]): Promise<number> {
     return cmd ? 0 : 2;
   }
   if (cmd === 'certs') return runCertsCommand(rest);
+  if (cmd === 'enroll') {
+    const a = parseArgs(rest, { values: ['out'], booleans: ['force'] });
+    if (a.positional.length !== 1) throw new ZferryError('usage', 'enroll needs the invitation: sender-agent enroll <invitation> --out <dir>');
+    if (!a.values.out) throw new ZferryError('usage', 'enroll needs --out <dir> (where the key, certificates and sender.json go)');
+    const r = await enroll(a.positional[0]!, { out: a.values.out, force: a.flags.has('force') });
+    process.stdout.write(
+      `enrolled as "${r.identity}" (writes under ${r.root} on the receiver); key ${r.keyFile} (0600, never sent), certificate ${r.certFile}, fingerprint ${r.fingerprint}\n` +
+        `replicate with: sender-agent replicate <pool/dataset> --to ${r.to} --name <name> --config ${r.config}\n`,
+    );
+    return 0;
+  }
   const args = parseArgs(rest, SPEC);
   const json = args.flags.has('json');
   // The summary and notices are the sender's output; logs are for --verbose or ZFERRY_LOG_LEVEL.

@@ -6,12 +6,16 @@
  *               [--days 825] --out <dir> [--force]
  *   certs show <cert.pem>
  *   certs fingerprint <cert.pem>
+ *   certs list --ca-dir <dir> [--json]
+ *   certs revoke --ca-dir <dir> <fingerprint|cn> [--reason text] [--revoked <file>]
  *
  * Returns the exit status: 0 ok, 1 failure while doing the work, 2 bad arguments.
  */
 import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, constants as fsConstants } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
+import { readIssued, recordIssued } from './issued.js';
+import { addRevoked, normalizeFingerprint, readRevoked, type RevokedEntry } from './revocation.js';
 import {
   DEFAULT_CA_DAYS,
   DEFAULT_CERT_DAYS,
@@ -39,6 +43,13 @@ commands:
       print the CN, SANs, validity, fingerprint and issuer of a certificate
   fingerprint <cert.pem>
       print the SHA-256 fingerprint (as openssl x509 -fingerprint -sha256)
+  list --ca-dir <dir> [--json]
+      list the certificates this CA issued (<dir>/issued.json) with their state
+  revoke --ca-dir <dir> <fingerprint|cn> [--reason <text>] [--revoked <file>]
+      add a certificate (by SHA-256 fingerprint, or every certificate issued to a CN)
+      to the deny-list <dir>/revoked.json (or --revoked <file>). A receiver whose
+      receiver.json names that file ("tls": {"revoked": ...}) refuses it on the next
+      connection, without a restart.
 `;
 
 class UsageError extends Error {}
@@ -204,6 +215,7 @@ function issue(argv: string[], out: NodeJS.WritableStream, err: NodeJS.WritableS
   });
   writeKeyFile(keyPath, issued.keyPem!);
   writeCertFile(certPath, issued.certPem);
+  recordIssued(caDir, issued.certPem, kind as CertKind, 'certs issue');
 
   const outCa = join(outDir, 'ca.pem');
   if (resolve(outCa) !== resolve(caCertPath)) {
@@ -252,6 +264,66 @@ function fp(argv: string[], out: NodeJS.WritableStream): number {
   return 0;
 }
 
+function certState(notBefore: string, notAfter: string, revoked: RevokedEntry | undefined, now: number): string {
+  if (revoked) return 'REVOKED';
+  if (now < Date.parse(notBefore)) return 'NOT YET VALID';
+  if (now > Date.parse(notAfter)) return 'EXPIRED';
+  return 'valid';
+}
+
+function listIssued(argv: string[], out: NodeJS.WritableStream): number {
+  const p = parseArgs(argv, ['ca-dir', 'revoked'], ['json']);
+  noPositional(p, 'list');
+  const caDir = resolve(need(p, 'ca-dir'));
+  const revokedPath = resolve(p.opts.get('revoked') ?? join(caDir, 'revoked.json'));
+  const issued = readIssued(caDir).issued;
+  const revoked = new Map(readRevoked(revokedPath).revoked.map((e) => [e.fingerprint, e]));
+  const now = Date.now();
+  const rows = issued.map((e) => ({ ...e, state: certState(e.notBefore, e.notAfter, revoked.get(e.fingerprint), now) }));
+  if (p.flags.has('json')) {
+    for (const r of rows) write(out, JSON.stringify(r));
+    return 0;
+  }
+  if (rows.length === 0) {
+    write(out, `no certificates recorded in ${join(caDir, 'issued.json')}`);
+    return 0;
+  }
+  const header = ['CN', 'KIND', 'STATE', 'NOT AFTER', 'ISSUED', 'FINGERPRINT (SHA-256)'];
+  const table = rows.map((r) => [r.cn, r.kind, r.state, r.notAfter.slice(0, 10), `${r.issuedAt.slice(0, 10)} (${r.via})`, r.fingerprint]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
+  for (const line of [header, ...table]) write(out, line.map((c, i) => (i === line.length - 1 ? c : c.padEnd(widths[i]!))).join('  '));
+  return 0;
+}
+
+function revoke(argv: string[], out: NodeJS.WritableStream): number {
+  const p = parseArgs(argv, ['ca-dir', 'reason', 'revoked'], []);
+  if (p.positional.length !== 1) throw new UsageError('certs revoke needs exactly one <fingerprint|cn>');
+  const what = p.positional[0]!;
+  const caDir = resolve(need(p, 'ca-dir'));
+  const revokedPath = resolve(p.opts.get('revoked') ?? join(caDir, 'revoked.json'));
+  const reason = p.opts.get('reason');
+  if (reason !== undefined && /[\x00-\x1f\x7f]/.test(reason)) throw new UsageError('--reason must be one line of text');
+  const issued = readIssued(caDir).issued;
+  const now = new Date().toISOString();
+  const fp = normalizeFingerprint(what);
+  let entries: RevokedEntry[];
+  if (fp) {
+    const known = issued.find((e) => e.fingerprint === fp);
+    entries = [{ fingerprint: fp, ...(known ? { cn: known.cn } : {}), revokedAt: now, ...(reason ? { reason } : {}) }];
+  } else {
+    const mine = issued.filter((e) => e.cn === what);
+    if (mine.length === 0) {
+      throw new Error(`no certificate for CN ${JSON.stringify(what)} in ${join(caDir, 'issued.json')}; revoke it by its SHA-256 fingerprint (certs fingerprint <cert.pem>)`);
+    }
+    entries = mine.map((e) => ({ fingerprint: e.fingerprint, cn: e.cn, revokedAt: now, ...(reason ? { reason } : {}) }));
+  }
+  const r = addRevoked(revokedPath, entries);
+  for (const e of r.added) write(out, `revoked ${e.cn ? `"${e.cn}" ` : ''}${e.fingerprint}`);
+  for (const e of r.already) write(out, `already revoked ${e.cn ? `"${e.cn}" ` : ''}${e.fingerprint} (since ${e.revokedAt})`);
+  write(out, `deny-list: ${revokedPath}; a receiver with "tls": {"revoked": "${revokedPath}"} refuses these certificates on their next connection`);
+  return 0;
+}
+
 /**
  * Run `certs <sub> ...`. `argv` starts at the sub-command (without "certs").
  * Output goes to `out`, the one-line error to `err`. Returns the exit status.
@@ -264,7 +336,7 @@ export async function runCertsCommand(
   const [sub, ...rest] = argv;
   try {
     if (sub === undefined) {
-      write(err, 'certs: missing command (init-ca, issue, show, fingerprint); see certs --help');
+      write(err, 'certs: missing command (init-ca, issue, show, fingerprint, list, revoke); see certs --help');
       return 2;
     }
     if (sub === '--help' || sub === '-h' || sub === 'help') {
@@ -284,8 +356,12 @@ export async function runCertsCommand(
         return show(rest, out);
       case 'fingerprint':
         return fp(rest, out);
+      case 'list':
+        return listIssued(rest, out);
+      case 'revoke':
+        return revoke(rest, out);
       default:
-        write(err, `certs: unknown command ${JSON.stringify(sub)} (init-ca, issue, show, fingerprint); see certs --help`);
+        write(err, `certs: unknown command ${JSON.stringify(sub)} (init-ca, issue, show, fingerprint, list, revoke); see certs --help`);
         return 2;
     }
   } catch (e) {

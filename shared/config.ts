@@ -13,18 +13,39 @@ export interface TlsPaths {
   key: string;
 }
 
+/** The receiver's tls block: the three files, plus the CA key (enrollment signs with it) and the deny-list. */
+export interface ReceiverTlsPaths extends TlsPaths {
+  /** CA private key, needed only for enrollment; issued.json is kept next to it */
+  caKey?: string;
+  /** revocation deny-list (see shared/revocation.ts) */
+  revoked?: string;
+}
+
 export interface ClientPolicy {
   root: string;
   /** the receiver admin may let this client's receives use -F (off by default) */
   allowForce: boolean;
+  /** vault client: only raw sends of encrypted datasets are accepted */
+  requireRaw: boolean;
+  /** at most this many transfers at once (null: no per-client limit) */
+  maxTransfers: number | null;
+  /** at most this many lanes per transfer (null: the receiver's maxLanes) */
+  maxLanes: number | null;
+  /** received bytes per second over all of this client's lanes (null: unlimited) */
+  bytesPerSecond: number | null;
 }
 
 export interface ReceiverConfig {
   file: string;
   baseDir: string;
   listen: { host: string; port: number };
-  tls: TlsPaths;
+  tls: ReceiverTlsPaths;
   clients: Record<string, ClientPolicy>;
+  /** enrollment endpoint (HTTPS, server-auth only); null: no enrollment */
+  enroll: { host: string; port: number } | null;
+  /** connections that have not finished the TLS handshake, per source address and in all */
+  maxHandshakesPerAddress: number;
+  maxHandshakes: number;
   http: { host: string; port: number } | null;
   zfs: string;
   windowBytes: number;
@@ -32,6 +53,8 @@ export interface ReceiverConfig {
   maxChunkBytes: number;
   laneGraceMs: number;
   laneIdleMs: number;
+  /** where chunks wait when zfs recv falls behind; null = memory window only */
+  spool: { dir: string; maxBytes: number } | null;
   handshakeTimeoutMs: number;
 }
 
@@ -86,12 +109,50 @@ function tlsPaths(v: unknown, file: string): TlsPaths {
   return { ca: str(t.ca, `${file} tls.ca`), cert: str(t.cert, `${file} tls.cert`), key: str(t.key, `${file} tls.key`) };
 }
 
+function receiverTlsPaths(v: unknown, file: string): ReceiverTlsPaths {
+  if (typeof v !== 'object' || v === null) throw new ZferryError('bad-config', `${file}: "tls" must be an object with ca, cert, key`);
+  const t = v as Record<string, unknown>;
+  only(t, ['ca', 'cert', 'key', 'caKey', 'revoked'], `${file} tls`);
+  const out: ReceiverTlsPaths = tlsPaths({ ca: t.ca, cert: t.cert, key: t.key }, file);
+  if (t.caKey !== undefined) out.caKey = str(t.caKey, `${file} tls.caKey`);
+  if (t.revoked !== undefined) out.revoked = str(t.revoked, `${file} tls.revoked`);
+  return out;
+}
+
+/** A config path as an absolute path: relative paths are relative to the config file's folder. */
+export function configPath(baseDir: string, p: string): string {
+  return resolve(baseDir, p);
+}
+
+function optCount(v: unknown, where: string, max: number): number | null {
+  return v === undefined || v === null ? null : num(v, where, 1, max);
+}
+
+function optRate(v: unknown, where: string): number | null {
+  if (v === undefined || v === null) return null;
+  const n = parseSize(v, where);
+  if (n < 64 * 1024) throw new ZferryError('bad-config', `${where}: at least 64KiB (bytes per second)`);
+  return n;
+}
+
+function spoolConfig(v: unknown, file: string): { dir: string; maxBytes: number } | null {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object') throw new ZferryError('bad-config', `${file}: "spool" must be {"dir": ..., "maxBytes": ...}`);
+  const o = v as Record<string, unknown>;
+  only(o, ['dir', 'maxBytes'], `${file} spool`);
+  return {
+    dir: resolve(dirname(file), str(o.dir, `${file} spool.dir`)),
+    maxBytes: o.maxBytes === undefined ? 10 * 1024 ** 3 : parseSize(o.maxBytes, `${file} spool.maxBytes`),
+  };
+}
+
 export function loadReceiverConfig(path: string): ReceiverConfig {
   const file = resolve(path);
   const c = readJson(file);
   only(
     c,
-    ['listen', 'tls', 'clients', 'http', 'zfs', 'window', 'maxLanes', 'maxChunkBytes', 'laneGraceSeconds', 'laneIdleSeconds', 'handshakeTimeoutSeconds'],
+    ['listen', 'tls', 'clients', 'http', 'zfs', 'window', 'maxLanes', 'maxChunkBytes', 'laneGraceSeconds', 'laneIdleSeconds', 'handshakeTimeoutSeconds', 'spool',
+      'enroll', 'maxHandshakesPerAddress', 'maxHandshakes'],
     file,
   );
   const clients: Record<string, ClientPolicy> = {};
@@ -99,24 +160,35 @@ export function loadReceiverConfig(path: string): ReceiverConfig {
   for (const [id, p] of Object.entries(c.clients as Record<string, unknown>)) {
     if (typeof p !== 'object' || p === null) throw new ZferryError('bad-config', `${file}: clients.${id} must be an object`);
     const pol = p as Record<string, unknown>;
-    only(pol, ['root', 'allowForce'], `${file} clients.${id}`);
+    only(pol, ['root', 'allowForce', 'requireRaw', 'maxTransfers', 'maxLanes', 'bytesPerSecond'], `${file} clients.${id}`);
     let root: string;
     try {
       root = validateDataset(str(pol.root, `${file} clients.${id}.root`));
     } catch (e) {
       throw new ZferryError('bad-config', `${file} clients.${id}.root: ${(e as Error).message}`);
     }
-    clients[id] = { root, allowForce: pol.allowForce === true };
+    clients[id] = {
+      root,
+      allowForce: pol.allowForce === true,
+      requireRaw: pol.requireRaw === true,
+      maxTransfers: optCount(pol.maxTransfers, `${file} clients.${id}.maxTransfers`, 10_000),
+      maxLanes: optCount(pol.maxLanes, `${file} clients.${id}.maxLanes`, 256),
+      bytesPerSecond: optRate(pol.bytesPerSecond, `${file} clients.${id}.bytesPerSecond`),
+    };
   }
   return {
     file,
     baseDir: dirname(file),
     listen: parseHostPort(str(c.listen ?? '0.0.0.0:7443', `${file} listen`), `${file} listen`),
-    tls: tlsPaths(c.tls, file),
+    tls: receiverTlsPaths(c.tls, file),
     clients,
+    enroll: c.enroll === undefined || c.enroll === null ? null : parseHostPort(str(c.enroll, `${file} enroll`), `${file} enroll`),
+    maxHandshakesPerAddress: c.maxHandshakesPerAddress === undefined ? 32 : num(c.maxHandshakesPerAddress, `${file} maxHandshakesPerAddress`, 1, 100_000),
+    maxHandshakes: c.maxHandshakes === undefined ? 512 : num(c.maxHandshakes, `${file} maxHandshakes`, 1, 1_000_000),
     http: c.http === undefined || c.http === null ? null : parseHostPort(str(c.http, `${file} http`), `${file} http`),
     zfs: c.zfs === undefined ? 'zfs' : str(c.zfs, `${file} zfs`),
-    windowBytes: c.window === undefined ? 64 * 1024 * 1024 : parseSize(c.window, `${file} window`),
+    windowBytes: c.window === undefined ? 256 * 1024 * 1024 : parseSize(c.window, `${file} window`),
+    spool: spoolConfig(c.spool, file),
     maxLanes: c.maxLanes === undefined ? 32 : num(c.maxLanes, `${file} maxLanes`, 1, 256),
     maxChunkBytes: c.maxChunkBytes === undefined ? 8 * 1024 * 1024 : parseSize(c.maxChunkBytes, `${file} maxChunkBytes`),
     laneGraceMs: 1000 * (c.laneGraceSeconds === undefined ? 60 : num(c.laneGraceSeconds, `${file} laneGraceSeconds`, 0.1, 86400)),

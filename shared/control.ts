@@ -110,3 +110,46 @@ export interface AbortRequest {
 export interface AbortReply {
   message: string;
 }
+export interface StatusRequest {
+  name: string;
+}
+export interface LaneStatusMsg {
+  index: number;
+  bytesReceived: number;
+  rateBps: number;
+  rttMs: number;
+  cwnd: number;
+  retransmits: number;
+}
+export interface TransferStatusMsg {
+  id: string;
+  target: string;
+  snapshot: string;
+  kind: string;
+  state: string;
+  failure: string;
+  bytesReceived: number;
+  bytesWritten: number;
+  estimatedBytes: number;
+  receiveRateBps: number;
+  writeRateBps: number;
+  lanes: number;
+  windowBytes: number;
+  heldBytes: number;
+  startedAtMs: number;
+  finishedAtMs: number;
+  lagSeconds: number;
+  laneStats: LaneStatusMsg[];
+  raw: boolean;
+}
+export interface TargetLagMsg {
+  target: string;
+  lastSnapshot: string;
+  lastSnapshotAtMs: number;
+  lagSeconds: number;
+}
+export interface StatusReply {
+  identity: string;
+  transfers: TransferStatusMsg[];
+  targets: TargetLagMsg[];
+}

@@ -52,6 +52,8 @@ export function makePki(dir: string): Pki & { receiverTls: { ca: string; cert: s
 export interface ReceiverProcess {
   port: number;
   address: string;
+  /** the status server's host:port when started with `http: true` */
+  http: string | null;
   proc: ChildProcess;
   logs(): string;
   stop(): Promise<void>;
@@ -64,9 +66,11 @@ export async function startReceiver(opts: {
   zfs: string;
   env?: NodeJS.ProcessEnv;
   extra?: Record<string, unknown>;
+  /** also serve status, metrics and the dashboard on 127.0.0.1:<any port> */
+  http?: boolean;
 }): Promise<ReceiverProcess> {
   const cfg = join(opts.pki.dir, `receiver-${Math.random().toString(36).slice(2, 8)}.json`);
-  writeFileSync(cfg, JSON.stringify({ listen: '127.0.0.1:0', tls: opts.pki.receiverTls, clients: opts.clients, zfs: opts.zfs, ...opts.extra }));
+  writeFileSync(cfg, JSON.stringify({ listen: '127.0.0.1:0', tls: opts.pki.receiverTls, clients: opts.clients, zfs: opts.zfs, ...(opts.http ? { http: '127.0.0.1:0' } : {}), ...opts.extra }));
   const proc = spawn(process.execPath, [RECEIVER_CLI, 'serve', '--config', cfg], {
     env: { ...process.env, ...opts.env, ZFERRY_LOG_LEVEL: 'debug' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -74,13 +78,16 @@ export async function startReceiver(opts: {
   let out = '';
   let logs = '';
   proc.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
+  let http: string | null = null;
   const port = await new Promise<number>((resolvePort, reject) => {
     const t = setTimeout(() => reject(new Error(`receiver did not start: ${logs}`)), 15_000);
     proc.stdout!.on('data', (b: Buffer) => {
       out += b.toString();
       const m = /listening on [^\s]+:(\d+)/.exec(out);
-      if (m) {
+      const h = /http on (\S+)/.exec(out);
+      if (m && (!opts.http || h)) {
         clearTimeout(t);
+        http = h ? h[1]! : null;
         resolvePort(Number(m[1]));
       }
     });
@@ -93,6 +100,7 @@ export async function startReceiver(opts: {
   return {
     port,
     address: `127.0.0.1:${port}`,
+    http,
     proc,
     logs: () => logs,
     async stop() {

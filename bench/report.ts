@@ -1,0 +1,163 @@
+// Results of the WAN benchmark: the record of one tool run, and the markdown / JSON output.
+import type { GroupUsage } from './procs.js';
+import type { ConnSummary, SsSnapshot } from './ss.js';
+
+export type Tool = 'ssh' | 'ssh+mbuffer' | 'zferry';
+
+export interface LinkInfo {
+  profile: string;
+  /** what was asked: cubic, bbr, or host (leave the namespace's default alone) */
+  ccAsked: string;
+  /** the default congestion control the connections' namespace actually had */
+  systemCc: string;
+  rttMs: number | null;
+  loss: number | null;
+  rateMbit: number | null;
+  /** payload capacity the "% of link" column divides by (null for loopback) */
+  payloadMbit: number | null;
+  setup: string[];
+}
+
+export interface RunRecord {
+  profile: string;
+  systemCc: string;
+  tool: Tool;
+  /** lanes asked for (zferry) or 1 */
+  lanes: string;
+  /** lanes zferry actually opened, when known */
+  lanesUsed: number | null;
+  /** zferry --cc, if one was given */
+  zferryCc: string | null;
+  streamBytes: number;
+  delivered: number;
+  /** the whole stream arrived and the tool said so (exit 0) */
+  complete: boolean;
+  /** stopped at --seconds */
+  timeBounded: boolean;
+  seconds: number;
+  firstByteSeconds: number | null;
+  goodputMbit: number;
+  /** from the first delivered byte to the end */
+  steadyMbit: number | null;
+  linkPct: number | null;
+  cpu: { sender: GroupUsage; receiver: GroupUsage; source: GroupUsage | null };
+  cpuPerGiB: { sender: number | null; receiver: number | null; senderAll: number | null; receiverAll: number | null };
+  receiverRssMiB: number;
+  receiverWindowBytes: number | null;
+  tuning: string | null;
+  error: string | null;
+  commands: string[];
+  ss: SsSnapshot[];
+  ssSummary: ConnSummary | null;
+  wanem: Record<string, Record<string, number>> | null;
+  machine: { load1Before: number; load5Before: number; topBefore: string; busyPct: number | null; forwarderCores: number | null; harnessCpuSeconds: number };
+  startedAt: string;
+}
+
+export interface BenchReport {
+  generatedAt: string;
+  command: string;
+  host: { hostname: string; kernel: string; cpus: number; memGiB: number; node: string; openssh: string; mbuffer: string };
+  options: Record<string, unknown>;
+  links: LinkInfo[];
+  runs: RunRecord[];
+  notes: string[];
+}
+
+const f1 = (n: number | null | undefined, d = 1) => (n === null || n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
+
+export function lanesLabel(r: RunRecord): string {
+  if (r.tool !== 'zferry') return '1';
+  const base = r.lanes === 'auto' ? `auto→${r.lanesUsed ?? '?'}` : r.lanes;
+  return r.zferryCc ? `${base} (${r.zferryCc})` : base;
+}
+
+function deliveredLabel(r: RunRecord): string {
+  const gib = r.delivered / 2 ** 30;
+  if (r.error) return `**failed**: ${r.error.slice(0, 80)}`;
+  if (r.complete) return `all ${gib.toFixed(2)} GiB in ${r.seconds.toFixed(1)} s`;
+  return `${gib.toFixed(2)} GiB in ${r.seconds.toFixed(1)} s (time-bounded)`;
+}
+
+export function markdownTable(runs: RunRecord[]): string {
+  const head =
+    '| profile | system CC | tool | lanes | goodput Mbit/s | % of link | CPU s/GiB sender | CPU s/GiB receiver | peak receiver RSS MiB | after 1st byte Mbit/s | delivered | load 1m |\n' +
+    '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n';
+  const rows = runs.map(
+    (r) =>
+      `| ${r.profile} | ${r.systemCc} | ${r.tool} | ${lanesLabel(r)} | ${f1(r.goodputMbit)} | ${r.linkPct === null ? '–' : f1(r.linkPct, 0) + ' %'} | ` +
+      `${f1(r.cpuPerGiB.sender, 2)} (${f1(r.cpuPerGiB.senderAll, 2)}) | ${f1(r.cpuPerGiB.receiver, 2)} (${f1(r.cpuPerGiB.receiverAll, 2)}) | ${f1(r.receiverRssMiB, 0)} | ` +
+      `${f1(r.steadyMbit)} | ${deliveredLabel(r)} | ${f1(r.machine.load1Before, 2)} |`,
+  );
+  return head + rows.join('\n') + '\n';
+}
+
+function diag(r: RunRecord): string {
+  const parts: string[] = [];
+  const s = r.ssSummary;
+  if (r.tuning) parts.push(`tuning: ${r.tuning}`);
+  if (s) {
+    const rng = (x: [number, number] | null, d = 0) => (x ? (x[0] === x[1] ? f1(x[0], d) : `${f1(x[0], d)}–${f1(x[1], d)}`) : '–');
+    parts.push(
+      `ss (last snapshot, ${s.conns} data conn${s.conns === 1 ? '' : 's'}, ${s.cc}): rtt ${rng(s.rttMs, 1)} ms, cwnd ${rng(s.cwnd)}, ` +
+        `retrans ${s.retrans} segs (${f1(s.retransPct, 2)} % of bytes), sndbuf ${rng(s.sndbufKiB)} KiB, ` +
+        `rwnd_limited ≤${f1(s.rwndLimitedPct)} %, sndbuf_limited ≤${f1(s.sndbufLimitedPct)} %, delivery_rate Σ ${f1(s.deliveryRateMbit)} Mbit/s` +
+        (s.notsentKiB !== null ? `, notsent Σ ${f1(s.notsentKiB, 0)} KiB` : ''),
+    );
+  }
+  if (r.wanem) {
+    const w = Object.entries(r.wanem)
+      .map(([dir, c]) => `${dir}: ${c.tx_pkts ?? 0} pkts, loss drops ${c.drop_loss ?? 0}, queue drops ${c.drop_queue ?? 0}, buf drops ${c.drop_buf ?? 0}, queue peak ${f1((c.queue_peak_bytes ?? 0) / 1024, 0)} KiB`)
+      .join('; ');
+    parts.push(`wanem: ${w}`);
+  }
+  const m = r.machine;
+  parts.push(
+    `machine: ${f1(m.busyPct, 0)} % busy (all cores)` +
+      (m.forwarderCores !== null ? `, forwarder ${f1(m.forwarderCores, 2)} cores` : '') +
+      `, load before ${f1(m.load1Before, 2)}/${f1(m.load5Before, 2)}, harness ${f1(m.harnessCpuSeconds, 2)} CPU s`,
+  );
+  const by = (u: GroupUsage) =>
+    Object.entries(u.byComm)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+      .join(', ');
+  parts.push(`CPU s: sender [${by(r.cpu.sender)}], receiver [${by(r.cpu.receiver)}]`);
+  return `- **${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}**: ` + parts.join('; ');
+}
+
+export function markdown(rep: BenchReport): string {
+  const out: string[] = [];
+  out.push('# zferry WAN benchmark results', '');
+  out.push(`Generated ${rep.generatedAt} by \`${rep.command}\` on ${rep.host.hostname} (${rep.host.kernel}, ${rep.host.cpus} CPUs, ${rep.host.memGiB.toFixed(0)} GiB, node ${rep.host.node}, ${rep.host.openssh}, ${rep.host.mbuffer}).`, '');
+  out.push(
+    'Goodput = stream bytes that reached the receiving side\'s `zfs recv` stand-in / wall time from starting the tool (connection setup included). ' +
+      '"after 1st byte" divides by the time since the first byte arrived. % of link = goodput / the link\'s TCP payload capacity (rate × 1448/1500). ' +
+      'CPU s/GiB = utime+stime of the transport processes on that side (ssh, sshd, mbuffer, sender-agent, receiver-agent) per GiB delivered; ' +
+      'in parentheses the whole process tree including the stand-in `zfs send`/`zfs recv` and the far side\'s byte counter. ' +
+      'Peak receiver RSS = VmHWM of receiver-agent (zferry) or the sum over sshd session processes and mbuffer (ssh). ' +
+      'Time-bounded runs were stopped at --seconds; see bench/README section in the project README for the method.',
+    '',
+  );
+  out.push(markdownTable(rep.runs));
+  if (rep.notes.length) {
+    out.push('## Notes', '');
+    for (const n of rep.notes) out.push(`- ${n}`);
+    out.push('');
+  }
+  out.push('## Links', '');
+  for (const l of rep.links) {
+    out.push(`- **${l.profile} / ${l.systemCc}** (asked: ${l.ccAsked})` + (l.rttMs !== null ? `: RTT ${l.rttMs} ms, loss ${(100 * (l.loss ?? 0)).toFixed(2)} % each way, ${l.rateMbit} Mbit/s` : ': 127.0.0.1, no emulator'));
+    for (const c of l.setup) out.push(`  - \`${c}\``);
+  }
+  out.push('', '## Command lines', '');
+  out.push('Run from the repository root; `$TMP` is the benchmark\'s temporary directory (keys, certificates, configs, stand-in state).', '');
+  for (const r of rep.runs) {
+    out.push(`- ${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}:`);
+    for (const c of r.commands) out.push(`  - \`${c}\``);
+  }
+  out.push('', '## Diagnostics', '');
+  for (const r of rep.runs) out.push(diag(r));
+  out.push('');
+  return out.join('\n');
+}

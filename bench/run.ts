@@ -1,0 +1,942 @@
+#!/usr/bin/env node
+// The WAN benchmark: on one link profile and one system-default congestion control at a
+// time, the same pseudo-random `zfs send` stand-in stream goes through
+//   (a) ssh                  bench-zfs send | ssh host 'wc -c'
+//   (b) ssh + mbuffer        bench-zfs send | mbuffer | ssh host 'mbuffer | wc -c'   (syncoid)
+//   (c) zferry               sender-agent replicate ... → receiver-agent → bench-zfs receive
+// one after another on the same link, and reports goodput, CPU per GiB on each side and the
+// receiver's peak RSS. Runs as root: it brings the wanem link up and down, runs a private
+// sshd in the receiving namespace, and raises host sysctls for the run (all undone at exit,
+// also on SIGINT/SIGTERM and errors). See the README section "Benchmark".
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createCA, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
+import { loadReceiverConfig } from '../shared/config.js';
+import { parseSize } from '../shared/units.js';
+import { SOURCE_SNAPSHOT, progressFile, type RecvProgress } from './bench-zfs.js';
+import { CLK_TCK, Group, collect, killTrees, procTable, readChars, readProc, startProc, type Proc, type ProcInfo } from './procs.js';
+import { markdown, lanesLabel, type BenchReport, type LinkInfo, type RunRecord, type Tool } from './report.js';
+import { ssSnapshot, summarize, type SsSnapshot } from './ss.js';
+import { sshArgv, startSshd, type SshServer } from './sshd.js';
+import { installExitHandlers, readSysctl, run, system, tryRun } from './system.js';
+
+export const ROOT = resolve(import.meta.dirname, '../..');
+const BENCH_ZFS = join(ROOT, 'bench/bench-zfs');
+const SENDER_CLI = join(ROOT, 'dist/sender-agent/cli.js');
+const RECEIVER_CLI = join(ROOT, 'dist/receiver-agent/cli.js');
+const DEFAULT_WANEM = resolve(ROOT, '../shared/tools/wanem/wanem.sh');
+
+/** syncoid's mbuffer settings, on both ends */
+const MBUFFER = ['mbuffer', '-q', '-s', '128k', '-m', '16M'];
+// The far side's commands are fixed strings (ssh hands them to a shell by its nature):
+// count the bytes that arrive, print the count at EOF.
+const REMOTE_PLAIN = 'wc -c';
+const REMOTE_MBUFFER = 'mbuffer -q -s 128k -m 16M | wc -c';
+
+const SAMPLE_MS = 200;
+const SS_EVERY_MS = 5000;
+const WAN_A = 'wan-a';
+const WAN_B = 'wan-b';
+const WAN_B_ADDR = '10.203.0.2';
+const LO_NS = 'zferry-bench-lo';
+const TCP_BUF_MB = 64;
+const SSH_PORT_NS = 2222;
+
+interface Profile {
+  name: string;
+  /** null: loopback, no emulator */
+  rttMs: number | null;
+  loss: number;
+  rateMbit: number | null;
+}
+
+const PROFILES: Profile[] = [
+  { name: 'wan100-0', rttMs: 100, loss: 0, rateMbit: 400 },
+  { name: 'wan100-0.1', rttMs: 100, loss: 0.001, rateMbit: 400 },
+  { name: 'wan100-1', rttMs: 100, loss: 0.01, rateMbit: 400 },
+  { name: 'wan20-0', rttMs: 20, loss: 0, rateMbit: 400 },
+  { name: 'loopback', rttMs: null, loss: 0, rateMbit: null },
+];
+
+const USAGE = `usage: node dist/bench/run.js [options]          (as root, from the repository root)
+  --profiles LIST    ${PROFILES.map((p) => p.name).join(',')} (default: all)
+  --cc LIST          system-default congestion control per run: cubic, bbr, host (= leave as is) (default: cubic,bbr)
+  --tools LIST       ssh,ssh+mbuffer,zferry (default: all)
+  --lanes LIST       zferry lane counts: auto and numbers (default: auto,1,4,8,16)
+  --zferry-cc LIST   zferry --cc per run: default (the agent's choice), bbr, cubic (default: default)
+  --bytes SIZE       stream size (default 2GiB); a run ends when it is delivered or at --seconds
+  --seconds N        time limit per tool run (default 30)
+  --rate-mbit N      emulated link rate (default 400)
+  --window SIZE      receiver window (receiver config "window"; default: the agent's default)
+  --verify           the zferry receiver's zfs stand-in checks every byte against the expected stream
+  --out FILE         markdown results (default bench/results.md; raw JSON next to it, .json)
+  --wanem PATH       wanem.sh (default ../shared/tools/wanem/wanem.sh)
+  --pause N          seconds between tool runs (default 2)
+  --keep-temp        keep the temporary directory (keys, configs, logs)
+`;
+
+interface Options {
+  profiles: Profile[];
+  ccs: string[];
+  tools: Tool[];
+  lanes: string[];
+  zferryCcs: (string | null)[];
+  bytes: number;
+  seconds: number;
+  rateMbit: number;
+  window: string | null;
+  verify: boolean;
+  out: string;
+  wanem: string;
+  pause: number;
+  keepTemp: boolean;
+}
+
+function list(v: string): string[] {
+  return v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = {
+    profiles: PROFILES,
+    ccs: ['cubic', 'bbr'],
+    tools: ['ssh', 'ssh+mbuffer', 'zferry'],
+    lanes: ['auto', '1', '4', '8', '16'],
+    zferryCcs: [null],
+    bytes: 2 * 2 ** 30,
+    seconds: 30,
+    rateMbit: 400,
+    window: null,
+    verify: false,
+    out: join(ROOT, 'bench/results.md'),
+    wanem: process.env.WANEM ?? DEFAULT_WANEM,
+    pause: 2,
+    keepTemp: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const val = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    switch (a) {
+      case '--profiles':
+        o.profiles = list(val()).map((n) => {
+          const p = PROFILES.find((x) => x.name === n);
+          if (!p) throw new Error(`unknown profile ${n} (known: ${PROFILES.map((x) => x.name).join(', ')})`);
+          return p;
+        });
+        break;
+      case '--cc':
+        o.ccs = list(val());
+        for (const c of o.ccs) if (!/^[a-z0-9]+$/.test(c)) throw new Error(`--cc: bad name ${c}`);
+        break;
+      case '--tools':
+        o.tools = list(val()).map((t) => {
+          if (!['ssh', 'ssh+mbuffer', 'zferry'].includes(t)) throw new Error(`unknown tool ${t}`);
+          return t as Tool;
+        });
+        break;
+      case '--lanes':
+        o.lanes = list(val());
+        for (const l of o.lanes) if (l !== 'auto' && !/^\d+$/.test(l)) throw new Error(`--lanes: ${l} is not auto or a number`);
+        break;
+      case '--zferry-cc':
+        o.zferryCcs = list(val()).map((c) => (c === 'default' ? null : c));
+        for (const c of o.zferryCcs) if (c !== null && !/^[a-z0-9]+$/.test(c)) throw new Error(`--zferry-cc: bad name ${c}`);
+        break;
+      case '--bytes':
+        o.bytes = parseSize(val(), '--bytes');
+        break;
+      case '--seconds':
+        o.seconds = Number(val());
+        if (!(o.seconds > 0)) throw new Error('--seconds takes a positive number');
+        break;
+      case '--rate-mbit':
+        o.rateMbit = Number(val());
+        if (!(o.rateMbit > 0)) throw new Error('--rate-mbit takes a positive number');
+        break;
+      case '--window':
+        o.window = val();
+        parseSize(o.window, '--window');
+        break;
+      case '--verify':
+        o.verify = true;
+        break;
+      case '--out':
+        o.out = resolve(val());
+        break;
+      case '--wanem':
+        o.wanem = resolve(val());
+        break;
+      case '--pause':
+        o.pause = Number(val());
+        break;
+      case '--keep-temp':
+        o.keepTemp = true;
+        break;
+      case '-h':
+      case '--help':
+        process.stdout.write(USAGE);
+        process.exit(0);
+        break;
+      default:
+        throw new Error(`unknown option ${a}\n${USAGE}`);
+    }
+  }
+  return o;
+}
+
+// ------------------------------------------------------------------ helpers
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function say(line: string): void {
+  process.stderr.write(`bench: ${line}\n`);
+}
+
+function shellQuote(a: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+let TMP = '';
+function showCmd(argv: string[]): string {
+  return argv
+    .map(shellQuote)
+    .join(' ')
+    .split(TMP)
+    .join('$TMP')
+    .split(ROOT + '/')
+    .join('./')
+    .split(process.execPath)
+    .join('node');
+}
+
+function cpuStat(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
+function wanemPid(): number | null {
+  try {
+    const pid = Number(readFileSync('/run/wanem/wanem.pid', 'utf8').trim());
+    return readProc(pid)?.comm === 'wanem' ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+function wanemCounters(): Record<string, Record<string, number>> | null {
+  let text: string;
+  try {
+    text = readFileSync('/run/wanem/stats', 'utf8');
+  } catch {
+    return null;
+  }
+  const out: Record<string, Record<string, number>> = {};
+  for (const line of text.split('\n')) {
+    const m = /^(\S+): (.*)$/.exec(line);
+    if (!m || m[2]!.startsWith('cfg ')) continue;
+    const d = (out[m[1]!] ??= {});
+    for (const kv of m[2]!.split(/\s+/)) {
+      const [k, v] = kv.split('=');
+      if (k && v !== undefined && /^[\d.]+$/.test(v)) d[k] = Number(v);
+    }
+  }
+  return out;
+}
+
+function counterDelta(a: Record<string, Record<string, number>> | null, b: Record<string, Record<string, number>> | null): Record<string, Record<string, number>> | null {
+  if (!a || !b) return b;
+  const out: Record<string, Record<string, number>> = {};
+  for (const [dir, c] of Object.entries(b)) {
+    out[dir] = {};
+    for (const [k, v] of Object.entries(c)) {
+      // gauges and maxima are reported as they are; counters as the difference
+      out[dir]![k] = /^(queue_|held_|late_|max_len)/.test(k) ? v : v - (a[dir]?.[k] ?? 0);
+    }
+  }
+  return out;
+}
+
+function topHead(): string {
+  const r = tryRun(['top', '-bn1', '-w', '160'], 10_000);
+  return r.ok ? r.out.split('\n').slice(0, 14).join('\n') : '';
+}
+
+/**
+ * The benchmark's own stand-ins: the zfs stand-in (bench/bench-zfs, a bash wrapper that execs
+ * node dist/bench/bench-zfs.js, possibly through `ip netns exec`) and the far side's byte
+ * counter. Judged by the program being run, not by arguments (the agents get --zfs bench-zfs).
+ */
+function isStandIn(comm: string, argv: string[]): boolean {
+  if (comm === 'wc') return true;
+  const prog = argv[0] === 'ip' && argv[1] === 'netns' ? argv.slice(4) : argv;
+  const isZfs = (a: string | undefined) => !!a && /(^|\/)bench-zfs(\.js)?$/.test(a);
+  // bench-zfs itself, or an interpreter (bash, node) running it
+  return isZfs(prog[0]) || (/(^|\/)(bash|sh|node|env)$/.test(prog[0] ?? '') && isZfs(prog[1]));
+}
+
+// ------------------------------------------------------------------ links
+
+interface Link {
+  info: LinkInfo;
+  senderNs: string | null;
+  receiverNs: string | null;
+  addr: string;
+  linkMbit: number | null;
+  ssh: SshServer | null;
+  down(): Promise<void>;
+}
+
+async function bringUp(p: Profile, cc: string, o: Options, sshDir: string): Promise<Link> {
+  const setup: string[] = [];
+  let senderNs: string | null = null;
+  let receiverNs: string | null = null;
+  let addr = '127.0.0.1';
+  let teardown: () => void = () => {};
+  if (p.rttMs !== null) {
+    const args = ['--delay-ms', String(p.rttMs / 2), '--loss', String(p.loss), '--rate-mbit', String(o.rateMbit), '--tcp-buf-mb', String(TCP_BUF_MB), '--seed', '1'];
+    if (cc !== 'host') args.push('--cc', cc);
+    setup.push(showCmd([o.wanem, 'up', ...args]));
+    say(`link ${p.name}: ${showCmd([o.wanem, 'up', ...args])}`);
+    system.wanemUp(o.wanem, args);
+    senderNs = WAN_A;
+    receiverNs = WAN_B;
+    addr = WAN_B_ADDR;
+    teardown = () => system.wanemDown();
+  } else if (cc !== 'host') {
+    // loopback with a chosen default CC: a private namespace with only lo, so the host's
+    // own default (which other programs use) is left alone
+    system.netnsAdd(LO_NS);
+    const cmds = [
+      ['ip', 'netns', 'add', LO_NS],
+      ['ip', '-n', LO_NS, 'link', 'set', 'lo', 'up'],
+      ['ip', 'netns', 'exec', LO_NS, 'sysctl', '-qw', `net.ipv4.tcp_congestion_control=${cc}`],
+      ['ip', 'netns', 'exec', LO_NS, 'sysctl', '-qw', `net.ipv4.tcp_rmem=4096 131072 ${TCP_BUF_MB * 1048576}`, `net.ipv4.tcp_wmem=4096 16384 ${TCP_BUF_MB * 1048576}`],
+    ];
+    for (const c of cmds.slice(1)) run(c);
+    setup.push(...cmds.map(showCmd));
+    senderNs = receiverNs = LO_NS;
+    teardown = () => system.netnsDel(LO_NS);
+  }
+  const ns = receiverNs;
+  const systemCc = ns ? run(['ip', 'netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.tcp_congestion_control']).trim() : readSysctl('net.ipv4.tcp_congestion_control');
+  const link: Link = {
+    info: {
+      profile: p.name,
+      ccAsked: cc,
+      systemCc: cc === 'host' ? `${systemCc} (host)` : systemCc,
+      rttMs: p.rttMs,
+      loss: p.rttMs === null ? null : p.loss,
+      rateMbit: p.rttMs === null ? null : o.rateMbit,
+      payloadMbit: p.rttMs === null ? null : (o.rateMbit * 1448) / 1500,
+      setup,
+    },
+    senderNs,
+    receiverNs,
+    addr,
+    linkMbit: p.rttMs === null ? null : o.rateMbit,
+    ssh: null,
+    async down() {
+      if (this.ssh) await this.ssh.stop();
+      this.ssh = null;
+      teardown();
+    },
+  };
+  try {
+    if (o.tools.some((t) => t.startsWith('ssh'))) {
+      const port = ns ? SSH_PORT_NS : await freePort();
+      link.ssh = await startSshd({ dir: sshDir, ns: receiverNs, host: addr, port, sshNs: senderNs });
+      setup.push(showCmd([...(receiverNs ? ['ip', 'netns', 'exec', receiverNs] : []), '/usr/sbin/sshd', '-D', '-e', '-f', `${sshDir}/sshd_config.${port}`]));
+    }
+  } catch (e) {
+    await link.down();
+    throw e;
+  }
+  return link;
+}
+
+async function freePort(): Promise<number> {
+  const net = await import('node:net');
+  return new Promise((resolvePort, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolvePort(port));
+    });
+  });
+}
+
+// ------------------------------------------------------------------ measuring
+
+interface Tracked {
+  sender: Group;
+  receiver: Group;
+  source: Group | null;
+  /** bytes delivered to the far side's stand-in so far */
+  delivered(table: Map<number, ProcInfo>): number;
+  /** resolves when the tool finished on its own */
+  finished: Promise<unknown>;
+  ssPort: number;
+}
+
+interface Measured {
+  start: number;
+  end: number;
+  timeBounded: boolean;
+  delivered: number;
+  firstByteAt: number | null;
+  ss: SsSnapshot[];
+  busyPct: number | null;
+  forwarderCores: number | null;
+  harnessCpu: number;
+  wanem: Record<string, Record<string, number>> | null;
+}
+
+async function measure(link: Link, o: Options, start: number, t: Tracked, wanemBefore: Record<string, Record<string, number>> | null): Promise<Measured> {
+  const deadline = start + o.seconds * 1000;
+  const cpu0 = cpuStat();
+  const fwd = wanemPid();
+  const fwd0 = fwd ? (readProc(fwd)?.ticks ?? 0) : 0;
+  const self0 = process.cpuUsage();
+  let done = false;
+  void t.finished.then(() => (done = true));
+  let firstByteAt: number | null = null;
+  let delivered = 0;
+  const ss: SsSnapshot[] = [];
+  let nextSs = start + Math.min(SS_EVERY_MS, (o.seconds * 1000) / 2);
+  let lateSsTaken = false;
+  const snap = () => {
+    const side = link.senderNs ?? 'host';
+    ss.push({ t: (Date.now() - start) / 1000, side, conns: ssSnapshot(link.senderNs, t.ssPort) });
+  };
+  for (;;) {
+    await Promise.race([sleep(SAMPLE_MS), t.finished]);
+    const now = Date.now();
+    const table = procTable();
+    t.sender.update(table);
+    t.receiver.update(table);
+    t.source?.update(table);
+    if (done) break;
+    delivered = Math.max(delivered, t.delivered(table));
+    if (delivered > 0 && firstByteAt === null) firstByteAt = now;
+    if (now >= deadline) break;
+    if (now >= nextSs) {
+      snap();
+      nextSs = now + SS_EVERY_MS;
+    }
+    if (!lateSsTaken && deadline - now < 1000 && now - start > 2000) {
+      snap();
+      lateSsTaken = true;
+    }
+  }
+  const end = Date.now();
+  const cpu1 = cpuStat();
+  const self = process.cpuUsage(self0);
+  return {
+    start,
+    end,
+    timeBounded: !done,
+    delivered,
+    firstByteAt,
+    ss,
+    busyPct: cpu1.total > cpu0.total ? (100 * (cpu1.busy - cpu0.busy)) / (cpu1.total - cpu0.total) : null,
+    forwarderCores: fwd ? ((readProc(fwd)?.ticks ?? fwd0) - fwd0) / CLK_TCK / ((end - start) / 1000) : null,
+    harnessCpu: (self.user + self.system) / 1e6,
+    wanem: counterDelta(wanemBefore, wanemCounters()),
+  };
+}
+
+function record(
+  link: Link,
+  o: Options,
+  tool: Tool,
+  lanes: string,
+  m: Measured,
+  t: Tracked,
+  extra: {
+    complete: boolean;
+    delivered: number;
+    end: number;
+    firstByteAt: number | null;
+    error: string | null;
+    commands: string[];
+    lanesUsed: number | null;
+    zferryCc: string | null;
+    tuning: string | null;
+    rssMiB: number;
+    windowBytes: number | null;
+    load: number[];
+    top: string;
+  },
+): RunRecord {
+  const seconds = (extra.end - m.start) / 1000;
+  const gib = extra.delivered / 2 ** 30;
+  const goodput = seconds > 0 ? (extra.delivered * 8) / seconds / 1e6 : 0;
+  const steadySec = extra.firstByteAt !== null ? (extra.end - extra.firstByteAt) / 1000 : null;
+  const sender = t.sender.usage();
+  const receiver = t.receiver.usage();
+  const source = t.source?.usage() ?? null;
+  const senderAll = sender.all + (source?.all ?? 0);
+  const perGiB = (x: number) => (gib > 0 ? x / gib : null);
+  const lastSs = [...m.ss].reverse().find((s) => s.conns.length > 0);
+  return {
+    profile: link.info.profile,
+    systemCc: link.info.systemCc,
+    tool,
+    lanes,
+    lanesUsed: extra.lanesUsed,
+    zferryCc: extra.zferryCc,
+    streamBytes: o.bytes,
+    delivered: extra.delivered,
+    complete: extra.complete,
+    timeBounded: m.timeBounded,
+    seconds,
+    firstByteSeconds: extra.firstByteAt !== null ? (extra.firstByteAt - m.start) / 1000 : null,
+    goodputMbit: goodput,
+    steadyMbit: steadySec && steadySec > 0 ? (extra.delivered * 8) / steadySec / 1e6 : null,
+    linkPct: link.info.payloadMbit ? (100 * goodput) / link.info.payloadMbit : null,
+    cpu: { sender, receiver, source },
+    cpuPerGiB: { sender: perGiB(sender.transport), receiver: perGiB(receiver.transport), senderAll: perGiB(senderAll), receiverAll: perGiB(receiver.all) },
+    receiverRssMiB: extra.rssMiB,
+    receiverWindowBytes: extra.windowBytes,
+    tuning: extra.tuning,
+    error: extra.error,
+    commands: extra.commands,
+    ss: m.ss,
+    ssSummary: lastSs ? summarize(lastSs.conns) : null,
+    wanem: m.wanem,
+    machine: {
+      load1Before: extra.load[0] ?? 0,
+      load5Before: extra.load[1] ?? 0,
+      topBefore: extra.top,
+      busyPct: m.busyPct,
+      forwarderCores: m.forwarderCores,
+      harnessCpuSeconds: m.harnessCpu,
+    },
+    startedAt: new Date(m.start).toISOString(),
+  };
+}
+
+// ------------------------------------------------------------------ ssh runs
+
+async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promise<RunRecord> {
+  const ssh = link.ssh!;
+  const load = loadavg();
+  const top = topHead();
+  const env = { ...process.env, BENCH_ZFS_STATE: ctx.stateA, BENCH_BYTES: String(o.bytes) };
+  const remote = mbuffer ? REMOTE_MBUFFER : REMOTE_PLAIN;
+  const sender = new Group('sender', isStandIn);
+  const receiver = new Group('receiver', isStandIn, true);
+  const source = new Group('source', isStandIn);
+  receiver.addRoot(ssh.proc.pid);
+  receiver.baseline();
+  const wanemBefore = wanemCounters();
+  const start = Date.now();
+  const src = startProc('bench-zfs send', link.senderNs, [BENCH_ZFS, 'send', SOURCE_SNAPSHOT], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  source.addRoot(src.pid);
+  const procs: Proc[] = [src];
+  let upstream = src.child.stdout!;
+  let mb: Proc | null = null;
+  if (mbuffer) {
+    mb = startProc('mbuffer', link.senderNs, MBUFFER, { stdio: [upstream, 'pipe', 'pipe'] });
+    upstream.destroy();
+    upstream = mb.child.stdout!;
+    sender.addRoot(mb.pid);
+    procs.push(mb);
+  }
+  const sshArgs = [...sshArgv(ssh), remote];
+  const cli = startProc('ssh', link.senderNs, sshArgs, { stdio: [upstream, 'pipe', 'pipe'] });
+  upstream.destroy();
+  sender.addRoot(cli.pid);
+  procs.push(cli);
+  const out = collect(cli.child.stdout);
+  const errs = procs.map((p) => collect(p.child.stderr, 64 * 1024));
+  const finished = Promise.all(procs.map((p) => p.exited));
+  const m = await measure(link, o, start, {
+    sender,
+    receiver,
+    source,
+    finished,
+    ssPort: ssh.port,
+    delivered: (table) => {
+      const wc = receiver.find(table, (p) => p.comm === 'wc');
+      return wc ? (readChars(wc.pid) ?? 0) : 0;
+    },
+  }, wanemBefore);
+  let delivered = m.delivered;
+  let end = m.end;
+  let complete = false;
+  let error: string | null = null;
+  if (m.timeBounded) {
+    await killTrees(procs.map((p) => p.pid), 2000);
+  } else {
+    end = Math.max(...procs.map((p) => p.exit!.at));
+    const count = out()
+      .trim()
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => /^\d+$/.test(l))
+      .pop();
+    const bad = procs.filter((p) => p.exit!.code !== 0);
+    if (bad.length) error = bad.map((p) => `${p.name} exit ${p.exit!.code ?? p.exit!.signal}: ${errs[procs.indexOf(p)]!().trim().slice(0, 200) || '(no message)'}`).join('; ');
+    if (count !== undefined) delivered = Number(count);
+    complete = !error && delivered === o.bytes;
+    if (!error && !complete) error = `far side counted ${count ?? 'nothing'} of ${o.bytes} bytes`;
+  }
+  // the far side's session ends when the client's connection does; stop whatever is left
+  const until = Date.now() + 3000;
+  while (Date.now() < until && receiver.pids().some((p) => p !== ssh.proc.pid)) await sleep(100);
+  const leftovers = receiver.pids().filter((p) => p !== ssh.proc.pid);
+  if (leftovers.length) await killTrees(leftovers, 1000);
+  const commands = [
+    [showCmd(nsPrefix(link.senderNs, [BENCH_ZFS, 'send', SOURCE_SNAPSHOT])), ...(mbuffer ? [showCmd(nsPrefix(link.senderNs, MBUFFER))] : []), showCmd(nsPrefix(link.senderNs, sshArgs))].join(' | ') +
+      `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
+  ];
+  return record(link, o, mbuffer ? 'ssh+mbuffer' : 'ssh', '1', m, { sender, receiver, source, finished, ssPort: ssh.port, delivered: () => 0 }, {
+    complete,
+    delivered,
+    end,
+    firstByteAt: m.firstByteAt,
+    error,
+    commands,
+    lanesUsed: 1,
+    zferryCc: null,
+    tuning: null,
+    rssMiB: receiver.usage().rssMiB,
+    windowBytes: null,
+    load,
+    top,
+  });
+}
+
+function nsPrefix(ns: string | null, argv: string[]): string[] {
+  return ns ? ['ip', 'netns', 'exec', ns, ...argv] : argv;
+}
+
+// ------------------------------------------------------------------ zferry runs
+
+interface Ctx {
+  tmp: string;
+  stateA: string;
+  receiverTls: { ca: string; cert: string; key: string };
+  senderConfig: string;
+  runNo: number;
+}
+
+function makePki(dir: string): { receiverTls: Ctx['receiverTls']; senderConfig: string } {
+  mkdirSync(dir, { recursive: true });
+  const ca = createCA({ commonName: 'zferry bench CA' });
+  const r = issueCertificate({ ca, kind: 'server', commonName: 'receiver', dnsNames: ['localhost'], ipAddresses: [WAN_B_ADDR, '127.0.0.1'] });
+  const c = issueCertificate({ ca, kind: 'client', commonName: 'bench' });
+  writeCertFile(join(dir, 'ca.pem'), ca.certPem);
+  writeCertFile(join(dir, 'receiver.pem'), r.certPem);
+  writeKeyFile(join(dir, 'receiver.key'), r.keyPem!);
+  writeCertFile(join(dir, 'bench.pem'), c.certPem);
+  writeKeyFile(join(dir, 'bench.key'), c.keyPem!);
+  const senderConfig = join(dir, 'sender.json');
+  writeFileSync(senderConfig, JSON.stringify({ tls: { ca: 'ca.pem', cert: 'bench.pem', key: 'bench.key' } }, null, 1));
+  return { receiverTls: { ca: join(dir, 'ca.pem'), cert: join(dir, 'receiver.pem'), key: join(dir, 'receiver.key') }, senderConfig };
+}
+
+function readProgress(stateB: string, target: string): RecvProgress | null {
+  try {
+    return JSON.parse(readFileSync(progressFile(stateB, target), 'utf8')) as RecvProgress;
+  } catch {
+    return null;
+  }
+}
+
+async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: string | null): Promise<RunRecord> {
+  const n = ++ctx.runNo;
+  const dir = join(ctx.tmp, `zferry-${n}`);
+  const stateB = join(dir, 'state-b');
+  mkdirSync(stateB, { recursive: true });
+  const name = `run${n}`;
+  const target = `bench/dst/${name}`;
+  const cfgPath = join(dir, 'receiver.json');
+  writeFileSync(
+    cfgPath,
+    JSON.stringify(
+      { listen: `${link.addr}:0`, tls: ctx.receiverTls, clients: { bench: { root: 'bench/dst' } }, zfs: BENCH_ZFS, ...(o.window ? { window: o.window } : {}) },
+      null,
+      1,
+    ),
+  );
+  const windowBytes = loadReceiverConfig(cfgPath).windowBytes;
+  const env = { ...process.env, BENCH_BYTES: String(o.bytes), ZFERRY_LOG_LEVEL: 'info' };
+  const rlog = openSync(join(dir, 'receiver.log'), 'w');
+  const slog = openSync(join(dir, 'sender.log'), 'w');
+  const rArgs = [process.execPath, RECEIVER_CLI, 'serve', '--config', cfgPath];
+  const recv = startProc('receiver-agent', link.receiverNs, rArgs, {
+    env: { ...env, BENCH_ZFS_STATE: stateB, ...(o.verify ? { BENCH_ZFS_VERIFY: '1' } : {}) },
+    stdio: ['ignore', 'pipe', rlog],
+  });
+  closeSync(rlog);
+  const rout = collect(recv.child.stdout);
+  let port = 0;
+  const until = Date.now() + 20_000;
+  while (!port) {
+    const mm = /listening on \S+:(\d+)/.exec(rout());
+    if (mm) port = Number(mm[1]);
+    else if (recv.exit || Date.now() > until) {
+      await killTrees([recv.pid]);
+      closeSync(slog);
+      throw new Error(`receiver-agent did not start: ${readFileSync(join(dir, 'receiver.log'), 'utf8').slice(-500)}`);
+    } else await sleep(50);
+  }
+  const load = loadavg();
+  const top = topHead();
+  const sender = new Group('sender', isStandIn);
+  const receiver = new Group('receiver', isStandIn);
+  receiver.addRoot(recv.pid);
+  receiver.baseline();
+  const sArgs = [
+    process.execPath,
+    SENDER_CLI,
+    'replicate',
+    SOURCE_SNAPSHOT,
+    '--to',
+    `${link.addr}:${port}`,
+    '--name',
+    name,
+    '--config',
+    ctx.senderConfig,
+    '--zfs',
+    BENCH_ZFS,
+    '--lanes',
+    lanes,
+    '--json',
+    ...(link.linkMbit ? ['--link-mbit', String(link.linkMbit)] : []),
+    ...(zcc ? ['--cc', zcc] : []),
+  ];
+  const wanemBefore = wanemCounters();
+  const start = Date.now();
+  const snd = startProc('sender-agent', link.senderNs, sArgs, { env: { ...env, BENCH_ZFS_STATE: ctx.stateA }, stdio: ['ignore', 'pipe', slog] });
+  closeSync(slog);
+  sender.addRoot(snd.pid);
+  const sout = collect(snd.child.stdout);
+  const m = await measure(link, o, start, {
+    sender,
+    receiver,
+    source: null,
+    finished: snd.exited,
+    ssPort: port,
+    delivered: () => readProgress(stateB, target)?.bytes ?? 0,
+  }, wanemBefore);
+  // peak RSS of the receiver, read while it still runs
+  receiver.update(procTable());
+  const rssMiB = receiver.usage().rssMiB;
+  let error: string | null = null;
+  let complete = false;
+  let delivered = m.delivered;
+  let end = m.end;
+  const prog = () => readProgress(stateB, target);
+  if (m.timeBounded) {
+    await killTrees([snd.pid], 3000);
+  } else {
+    end = snd.exit!.at;
+    // zfs recv (the stand-in) has exited once the receiver committed; give it a moment otherwise
+    for (let i = 0; i < 20 && !prog()?.done; i++) await sleep(50);
+    const p = prog();
+    delivered = p?.bytes ?? delivered;
+    if (snd.exit!.code !== 0) error = `sender-agent exit ${snd.exit!.code ?? snd.exit!.signal}: ${readFileSync(join(dir, 'sender.log'), 'utf8').trim().split('\n').pop()?.slice(0, 300) ?? ''}`;
+    else if (!p?.done || !p.ok) error = `receiving stand-in: ${p?.error ?? 'did not finish'}`;
+    complete = !error && delivered === o.bytes;
+    if (!error && !complete) error = `delivered ${delivered} of ${o.bytes} bytes`;
+  }
+  if (m.firstByteAt === null && prog()?.firstByteAt) m.firstByteAt = prog()!.firstByteAt;
+  const firstByteAt = prog()?.firstByteAt ?? m.firstByteAt;
+  await killTrees([recv.pid], 5000);
+  // what the sender said: progress events (lanes open) and the final summary (tuning)
+  let lanesUsed: number | null = null;
+  let tuning: string | null = null;
+  for (const line of sout().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      const ev = JSON.parse(line) as { event?: string; lanes?: number; tuning?: { lanes: number; congestion: string | null; sndbuf: number; rttMs: number; linkMbit: number } | null; notices?: string[] };
+      if (ev.event === 'progress' && typeof ev.lanes === 'number') lanesUsed = Math.max(lanesUsed ?? 0, ev.lanes);
+      if (ev.event === 'done') {
+        if (typeof ev.lanes === 'number') lanesUsed = ev.lanes;
+        if (ev.tuning) tuning = `${ev.tuning.lanes} lanes, cc ${ev.tuning.congestion ?? 'default'}, sndbuf ${Math.round(ev.tuning.sndbuf / 1024)} KiB/lane for ${ev.tuning.linkMbit} Mbit/s × ${ev.tuning.rttMs.toFixed(1)} ms`;
+        if (ev.notices?.length) tuning = `${tuning ?? ''}; notices: ${ev.notices.join(' | ')}`;
+      }
+    } catch {
+      // not JSON
+    }
+  }
+  if (!tuning) {
+    // killed at the deadline: the sender's own log line says how it tuned the lanes
+    const mm = /"msg":"transfer begins".*?"tuning":"([^"]*)"/.exec(readFileSync(join(dir, 'sender.log'), 'utf8'));
+    if (mm) tuning = mm[1]!;
+  }
+  if (lanesUsed === null && tuning) {
+    const mm = /^(\d+) lanes/.exec(tuning);
+    if (mm) lanesUsed = Number(mm[1]);
+  }
+  const commands = [
+    showCmd(nsPrefix(link.receiverNs, rArgs)) + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b${o.verify ? ' BENCH_ZFS_VERIFY=1' : ''})`,
+    showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
+  ];
+  return record(link, o, 'zferry', lanes, m, { sender, receiver, source: null, finished: snd.exited, ssPort: port, delivered: () => 0 }, {
+    complete,
+    delivered,
+    end,
+    firstByteAt,
+    error,
+    commands,
+    lanesUsed,
+    zferryCc: zcc,
+    tuning,
+    rssMiB,
+    windowBytes,
+    load,
+    top,
+  });
+}
+
+// ------------------------------------------------------------------ main
+
+function hostInfo(): BenchReport['host'] {
+  // ssh -V and mbuffer --version print to stderr
+  const v = (argv: string[]) => {
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 5000 });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.trim();
+  };
+  return {
+    hostname: hostname(),
+    kernel: `Linux ${release()}`,
+    cpus: cpus().length,
+    memGiB: totalmem() / 2 ** 30,
+    node: process.version,
+    openssh: v(['ssh', '-V']).split(',')[0] ?? '',
+    mbuffer: v(['mbuffer', '--version']).replace(/^mbuffer version /, 'mbuffer ').split(' - ')[0] ?? '',
+  };
+}
+
+function preflight(o: Options): void {
+  if (process.getuid?.() !== 0) throw new Error('run the benchmark as root (network namespaces, sshd, sysctls)');
+  for (const f of [SENDER_CLI, RECEIVER_CLI, join(ROOT, 'dist/bench/bench-zfs.js')]) {
+    if (!existsSync(f)) throw new Error(`${f} is missing: build first (npx tsc -p tsconfig.json)`);
+  }
+  if (o.tools.some((t) => t.startsWith('ssh'))) {
+    for (const b of ['ssh', 'ssh-keygen']) if (!tryRun(['which', b]).ok) throw new Error(`${b} not found: install openssh-client (scripts/install-bench-tools.sh)`);
+    if (!existsSync('/usr/sbin/sshd')) throw new Error('/usr/sbin/sshd not found: install openssh-server (scripts/install-bench-tools.sh)');
+  }
+  if (o.tools.includes('ssh+mbuffer') && !tryRun(['which', 'mbuffer']).ok) throw new Error('mbuffer not found: install it (scripts/install-bench-tools.sh)');
+  if (o.profiles.some((p) => p.rttMs !== null) && !existsSync(o.wanem)) throw new Error(`wanem not found at ${o.wanem} (--wanem PATH)`);
+  const available = readSysctl('net.ipv4.tcp_available_congestion_control').split(' ');
+  for (const c of [...o.ccs, ...o.zferryCcs]) {
+    if (c && c !== 'host' && !available.includes(c)) throw new Error(`congestion control ${c} is not available here (net.ipv4.tcp_available_congestion_control: ${available.join(' ')})`);
+  }
+}
+
+/** Host settings the namespaced runs need; every change is undone at exit. */
+function prepareHost(o: Options): void {
+  const namespaced = o.profiles.some((p) => p.rttMs !== null) || o.ccs.some((c) => c !== 'host');
+  if (!namespaced) return;
+  system.acquire();
+  const allowed = readSysctl('net.ipv4.tcp_allowed_congestion_control').split(' ');
+  const missing = o.ccs.filter((c) => c !== 'host' && !allowed.includes(c));
+  if (missing.length) system.setSysctl('net.ipv4.tcp_allowed_congestion_control', [...allowed, ...missing].join(' '));
+  if (o.profiles.some((p) => p.rttMs !== null)) {
+    const want = TCP_BUF_MB * 1048576;
+    for (const s of ['net.core.rmem_max', 'net.core.wmem_max']) if (Number(readSysctl(s)) < want) system.setSysctl(s, String(want));
+  }
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv.slice(2));
+  installExitHandlers();
+  preflight(o);
+  TMP = mkdtempSync(join(tmpdir(), 'zferry-bench-'));
+  const tmp = TMP;
+  system.onCleanup('temp dir', () => {
+    if (o.keepTemp) say(`kept ${tmp}`);
+    else rmSync(tmp, { recursive: true, force: true });
+  });
+  prepareHost(o);
+  const pki = makePki(join(tmp, 'pki'));
+  const ctx: Ctx = { tmp, stateA: join(tmp, 'state-a'), receiverTls: pki.receiverTls, senderConfig: pki.senderConfig, runNo: 0 };
+  mkdirSync(ctx.stateA, { recursive: true });
+  const report: BenchReport = {
+    generatedAt: new Date().toISOString(),
+    command: ['node', 'dist/bench/run.js', ...process.argv.slice(2)].map(shellQuote).join(' '),
+    host: hostInfo(),
+    options: { ...o, profiles: o.profiles.map((p) => p.name), out: undefined },
+    links: [],
+    runs: [],
+    notes: [],
+  };
+  const jsonOut = o.out.replace(/\.md$/, '') + '.json';
+  const save = () => {
+    mkdirSync(dirname(o.out), { recursive: true });
+    writeFileSync(o.out, markdown(report));
+    writeFileSync(jsonOut, JSON.stringify(report, null, 1) + '\n');
+  };
+  let failures = 0;
+  for (const p of o.profiles) {
+    for (const cc of o.ccs) {
+      const link = await bringUp(p, cc, o, join(tmp, 'ssh'));
+      report.links.push(link.info);
+      try {
+        const jobs: { label: string; go: () => Promise<RunRecord> }[] = [];
+        for (const t of o.tools) {
+          if (t === 'ssh') jobs.push({ label: 'ssh', go: () => runSsh(link, o, ctx, false) });
+          if (t === 'ssh+mbuffer') jobs.push({ label: 'ssh+mbuffer', go: () => runSsh(link, o, ctx, true) });
+          if (t === 'zferry') {
+            for (const zcc of o.zferryCcs) for (const l of o.lanes) jobs.push({ label: `zferry --lanes ${l}${zcc ? ` --cc ${zcc}` : ''}`, go: () => runZferry(link, o, ctx, l, zcc) });
+          }
+        }
+        for (const [i, j] of jobs.entries()) {
+          if (i > 0 && o.pause > 0) await sleep(o.pause * 1000);
+          say(`${p.name} / ${link.info.systemCc}: ${j.label} (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+          let r: RunRecord;
+          try {
+            r = await j.go();
+          } catch (e) {
+            failures++;
+            say(`  failed: ${(e as Error).message}`);
+            report.notes.push(`${p.name} / ${link.info.systemCc} / ${j.label}: could not run: ${(e as Error).message}`);
+            save();
+            continue;
+          }
+          if (r.error) failures++;
+          report.runs.push(r);
+          say(
+            `  ${r.tool} ${lanesLabel(r)}: ${r.goodputMbit.toFixed(1)} Mbit/s` +
+              (r.linkPct !== null ? ` (${r.linkPct.toFixed(0)} % of link)` : '') +
+              `, ${(r.delivered / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s, CPU s/GiB ${r.cpuPerGiB.sender?.toFixed(2) ?? '–'} / ${r.cpuPerGiB.receiver?.toFixed(2) ?? '–'}, rx RSS ${r.receiverRssMiB.toFixed(0)} MiB` +
+              (r.error ? `; ERROR ${r.error}` : ''),
+          );
+          save();
+        }
+      } finally {
+        await link.down();
+      }
+    }
+  }
+  save();
+  say(`results: ${o.out} and ${jsonOut}`);
+  system.cleanup();
+  return failures ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    say(`error: ${(e as Error).message}`);
+    system.cleanup();
+    process.exit(2);
+  },
+);

@@ -1,0 +1,113 @@
+// What the receiver adds around its one TLS port to make trust real without a restart:
+// revocation (deny-list checked right after the handshake, before anything is routed),
+// limits on connections that have not authenticated, per-identity lane and rate limits,
+// reloading of config/certificates/deny-list, and the enrollment endpoint.
+// server.ts calls into this in a few places; everything else lives here.
+import type * as tls from 'node:tls';
+import type { ReceiverConfig } from '../shared/config.js';
+import { errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { RevocationList } from '../shared/revocation.js';
+import { serverTlsOptions, H2_ALPN, LANE_ALPN, type PeerIdentity, type TlsMaterial } from '../shared/tls.js';
+import { ConnectionGuard } from './conn-guard.js';
+import { startEnrollServer, type RunningEnroll } from './enroll-server.js';
+import type { Policy } from './policy.js';
+import { Reloader } from './reload.js';
+import { IdentityThrottle } from './throttle.js';
+
+export interface ClientLimits {
+  maxLanes: number | null;
+  bytesPerSecond: number | null;
+}
+
+export interface Trust {
+  readonly revocation: RevocationList;
+  readonly guard: ConnectionGuard;
+  readonly reloader: Reloader;
+  readonly throttle: IdentityThrottle;
+  /** the enrollment endpoint, once started (null when the config has no "enroll") */
+  enroll: RunningEnroll | null;
+  /**
+   * For 'secureConnection', after the identity is known: false (socket destroyed, logged)
+   * when the client certificate is revoked.
+   */
+  admit(socket: tls.TLSSocket, who: PeerIdentity): boolean;
+  /** For 'tlsClientError': closes the socket (Node does not, on a handshake timeout); true when it should not be logged. */
+  onTlsClientError(socket: tls.TLSSocket): boolean;
+  /** Per-identity limits for the lane listener. */
+  clientLimits(identity: string): ClientLimits | undefined;
+  /** Starts watching files and the enrollment endpoint; call after the main port listens. */
+  start(): Promise<void>;
+  /** Re-reads config, certificates and deny-list now (SIGHUP). */
+  reload(reason: string): void;
+  close(): Promise<void>;
+}
+
+export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls.Server; material: TlsMaterial; log: Logger }): Trust {
+  const { cfg, policy, server, log } = o;
+  const revocation = new RevocationList(null);
+  const guard = new ConnectionGuard({ maxPerAddress: cfg.maxHandshakesPerAddress, maxTotal: cfg.maxHandshakes }, log);
+  const reloader = new Reloader(cfg, policy, revocation, guard, log, o.material);
+  // a deny-list that exists but does not parse stops the start: better than admitting revoked clients
+  const revokedPath = reloader.revokedPath();
+  revocation.reload(revokedPath);
+  if (revokedPath) log.info('revocation list loaded', { file: revokedPath, revoked: revocation.size });
+
+  server.on('connection', (raw) => guard.onConnection(raw));
+  reloader.onTls('control/lane port', (m) => server.setSecureContext(serverTlsOptions(m, [H2_ALPN, LANE_ALPN])));
+  const throttle = new IdentityThrottle();
+
+  const trust: Trust = {
+    revocation,
+    guard,
+    reloader,
+    throttle,
+    enroll: null,
+    admit(socket, who) {
+      const hit = revocation.isRevoked(who.fingerprint);
+      if (hit) {
+        log.warn('connection refused: certificate revoked', {
+          peer: socket.remoteAddress,
+          identity: who.identity,
+          fingerprint: who.fingerprint,
+          revokedAt: hit.revokedAt,
+          ...(hit.reason ? { why: hit.reason } : {}),
+        });
+        socket.destroy();
+        return false;
+      }
+      guard.onSecure(socket, who.fingerprint);
+      return true;
+    },
+    onTlsClientError(socket) {
+      const quiet = guard.refusedByGuard(socket);
+      socket.destroy();
+      return quiet;
+    },
+    clientLimits(identity) {
+      const p = policy.lookup(identity);
+      return p ? { maxLanes: p.maxLanes, bytesPerSecond: p.bytesPerSecond } : undefined;
+    },
+    async start() {
+      reloader.watch();
+      if (cfg.enroll) {
+        trust.enroll = await startEnrollServer({ cfg, material: reloader.tls, log, applyConfig: (next, reason) => reloader.applyConfig(next, reason) });
+        const e = trust.enroll;
+        reloader.onTls('enrollment endpoint', (m) => e.setTls(m));
+      }
+    },
+    reload(reason) {
+      reloader.reload(reason);
+    },
+    async close() {
+      reloader.close();
+      guard.close();
+      try {
+        await trust.enroll?.close();
+      } catch (e) {
+        log.debug('enrollment endpoint close', { error: errorMessage(e) });
+      }
+    },
+  };
+  return trust;
+}

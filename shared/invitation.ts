@@ -1,0 +1,140 @@
+// One-time enrollment invitations. The receiver's admin runs `receiver-agent invite`, which
+// prints one line; the customer runs `sender-agent enroll <that line>`.
+//
+// Wire form: base64url( signature[64] ‖ payload ), where payload is the UTF-8 JSON below and
+// signature is Ed25519 (tweetnacl sign.detached) over the payload bytes with the receiver's
+// enrollment key. Only the receiver verifies the signature (it alone knows its public key);
+// the sender trusts the receiver through the CA fingerprint inside, which it got from the
+// admin together with the invitation.
+//
+//   { "v": 1,
+//     "enroll": "backup.example.net:7444",   enrollment endpoint (HTTPS, server-auth only)
+//     "to":     "backup.example.net:7443",   the receiver's data port, for replicate --to
+//     "ca":     "AB:CD:…",                   SHA-256 of the receiver CA's certificate
+//     "id":     "site-a",                    identity (certificate CN) the client will get
+//     "root":   "backup/site-a",             dataset root that identity may write
+//     "exp":    1735689600,                  expiry, unix seconds
+//     "nonce":  "…" }                        16 random bytes, base64url: makes it single-use
+import { randomBytes } from 'node:crypto';
+import nacl from 'tweetnacl';
+import { parseHostPort } from './address.js';
+import { validateDataset } from './names.js';
+import { normalizeFingerprint } from './revocation.js';
+
+export interface Invitation {
+  v: 1;
+  enroll: string;
+  to: string;
+  ca: string;
+  id: string;
+  root: string;
+  exp: number;
+  nonce: string;
+}
+
+export const INVITATION_MAX_CHARS = 2048;
+const SIG_BYTES = nacl.sign.signatureLength;
+
+export class InvitationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvitationError';
+  }
+}
+
+/** An identity that is also a certificate CN and a safe file name (site-a.pem). */
+export function checkIdentity(id: string): string {
+  if (typeof id !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) {
+    throw new InvitationError(`identity ${JSON.stringify(id)} must be 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit`);
+  }
+  return id;
+}
+
+export function newNonce(): string {
+  return randomBytes(16).toString('base64url');
+}
+
+function b64urlDecode(s: string): Buffer {
+  return Buffer.from(s, 'base64url');
+}
+
+/** Checks the shape of every field (not the signature, not the state). */
+export function checkInvitation(v: unknown): Invitation {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvitationError('malformed invitation: not a JSON object');
+  const o = v as Record<string, unknown>;
+  const keys = ['v', 'enroll', 'to', 'ca', 'id', 'root', 'exp', 'nonce'];
+  for (const k of Object.keys(o)) if (!keys.includes(k)) throw new InvitationError(`malformed invitation: unknown field "${k}"`);
+  if (o.v !== 1) throw new InvitationError(`unsupported invitation version ${JSON.stringify(o.v)} (this zferry reads version 1)`);
+  for (const k of ['enroll', 'to', 'ca', 'id', 'root', 'nonce']) {
+    if (typeof o[k] !== 'string' || (o[k] as string).length === 0 || (o[k] as string).length > 300) throw new InvitationError(`malformed invitation: "${k}" missing or not a string`);
+  }
+  try {
+    parseHostPort(o.enroll as string, 'enroll');
+    parseHostPort(o.to as string, 'to');
+  } catch (e) {
+    throw new InvitationError(`malformed invitation: ${(e as Error).message}`);
+  }
+  const ca = normalizeFingerprint(o.ca as string);
+  if (!ca || ca !== o.ca) throw new InvitationError('malformed invitation: "ca" is not a SHA-256 fingerprint');
+  try {
+    checkIdentity(o.id as string);
+    validateDataset(o.root as string);
+  } catch (e) {
+    throw new InvitationError(`malformed invitation: ${(e as Error).message}`);
+  }
+  if (!/^[A-Za-z0-9_-]{22}$/.test(o.nonce as string)) throw new InvitationError('malformed invitation: bad nonce');
+  if (typeof o.exp !== 'number' || !Number.isSafeInteger(o.exp) || o.exp <= 0) throw new InvitationError('malformed invitation: bad expiry');
+  return { v: 1, enroll: o.enroll as string, to: o.to as string, ca, id: o.id as string, root: o.root as string, exp: o.exp, nonce: o.nonce as string };
+}
+
+/** The one-line invitation: base64url(signature ‖ payload JSON). */
+export function signInvitation(inv: Invitation, secretKey: Uint8Array): string {
+  const payload = Buffer.from(JSON.stringify(checkInvitation(inv)), 'utf8');
+  const sig = nacl.sign.detached(payload, secretKey);
+  const token = Buffer.concat([Buffer.from(sig), payload]).toString('base64url');
+  if (token.length > INVITATION_MAX_CHARS) throw new InvitationError('invitation too long (shorten the names)');
+  return token;
+}
+
+export interface DecodedInvitation {
+  invitation: Invitation;
+  payload: Buffer;
+  signature: Buffer;
+}
+
+/** Splits and checks the shape of an invitation line. Throws InvitationError with one line. */
+export function decodeInvitation(token: string): DecodedInvitation {
+  const t = typeof token === 'string' ? token.trim() : '';
+  if (t.length === 0) throw new InvitationError('empty invitation');
+  if (t.length > INVITATION_MAX_CHARS) throw new InvitationError(`malformed invitation: longer than ${INVITATION_MAX_CHARS} characters`);
+  if (!/^[A-Za-z0-9_-]+$/.test(t)) throw new InvitationError('malformed invitation: not base64url (was it cut or wrapped when copied?)');
+  const raw = b64urlDecode(t);
+  if (raw.length <= SIG_BYTES + 2) throw new InvitationError('malformed invitation: too short (was it cut when copied?)');
+  const signature = raw.subarray(0, SIG_BYTES);
+  const payload = raw.subarray(SIG_BYTES);
+  let v: unknown;
+  try {
+    v = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new InvitationError('malformed invitation: the payload is not JSON (was it cut or altered?)');
+  }
+  return { invitation: checkInvitation(v), payload, signature };
+}
+
+export function verifyInvitationSignature(d: DecodedInvitation, publicKey: Uint8Array): boolean {
+  try {
+    return nacl.sign.detached.verify(new Uint8Array(d.payload), new Uint8Array(d.signature), publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** "24h", "30m", "7d", "90s", "3600" (seconds) → milliseconds. */
+export function parseDuration(v: string, what: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$/i.exec(v);
+  if (!m) throw new InvitationError(`${what}: expected a duration like 24h, 30m, 7d, got ${JSON.stringify(v)}`);
+  const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 }[(m[2] ?? 's').toLowerCase() as 's'];
+  const ms = Math.round(Number(m[1]) * unit * 1000);
+  if (!(ms > 0)) throw new InvitationError(`${what}: must be longer than 0`);
+  return ms;
+}
