@@ -62,6 +62,8 @@ export interface ReceiverProcess {
 
 export async function startReceiver(opts: {
   pki: ReturnType<typeof makePki>;
+  /** a fixed port, so a restarted receiver is found where the sender expects it */
+  port?: number;
   clients: Record<string, { root: string; allowForce?: boolean }>;
   zfs: string;
   env?: NodeJS.ProcessEnv;
@@ -70,7 +72,7 @@ export async function startReceiver(opts: {
   http?: boolean;
 }): Promise<ReceiverProcess> {
   const cfg = join(opts.pki.dir, `receiver-${Math.random().toString(36).slice(2, 8)}.json`);
-  writeFileSync(cfg, JSON.stringify({ listen: '127.0.0.1:0', tls: opts.pki.receiverTls, clients: opts.clients, zfs: opts.zfs, ...(opts.http ? { http: '127.0.0.1:0' } : {}), ...opts.extra }));
+  writeFileSync(cfg, JSON.stringify({ listen: `127.0.0.1:${opts.port ?? 0}`, tls: opts.pki.receiverTls, clients: opts.clients, zfs: opts.zfs, ...(opts.http ? { http: '127.0.0.1:0' } : {}), ...opts.extra }));
   const proc = spawn(process.execPath, [RECEIVER_CLI, 'serve', '--config', cfg], {
     env: { ...process.env, ...opts.env, ZFERRY_LOG_LEVEL: 'debug' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -16,7 +16,8 @@ const isRecv = (args[0] === 'receive' || args[0] === 'recv') && !args.includes('
 const child = spawn(real, args, { stdio: [isRecv ? 'pipe' : 'inherit', 'inherit', 'inherit'] });
 child.on('close', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 if (isRecv) {
-  const start = Date.now();
+  // SLOW_ZFS_PAUSE_MS: the disk stalls this long before taking anything (a scrub, say)
+  const start = Date.now() + Number(process.env.SLOW_ZFS_PAUSE_MS ?? 0);
   let fed = 0;
   child.stdin!.on('error', () => {});
   process.stdin.on('data', (b: Buffer) => {
