@@ -228,6 +228,7 @@ export class ReceiverCore {
 
   private owned(identity: string | null, id: string): Transfer {
     const p = this.policy.client(identity);
+    if (!/^[0-9a-f]{32}$/.test(id)) throw new ZferryError('bad-request', 'transfer id must be 32 lowercase hex characters');
     const t = this.transfers.get(id);
     if (!t || t.info.identity !== p.identity) throw new ZferryError('not-found', `no transfer ${id} for ${p.identity}`);
     return t;

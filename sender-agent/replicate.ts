@@ -310,7 +310,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       };
     } catch (e) {
       progress.end();
-      child?.kill('SIGTERM');
+      if (child) await stopSend(child);
       striper.fail(e as Error);
       if (!(e instanceof ZferryError && e.code === 'vault')) {
         await s.client.abort({ name: o.name, transferId: begin.transferId, discardResumeState: false }).catch(() => {});
@@ -323,6 +323,18 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Cancels a running `zfs send` the way ZFS expects: close the pipe it writes to, so it fails
+ * with "Broken pipe" and cleans up. Killing the client instead can leave zfs-fuse's daemon
+ * (which holds its own copy of the pipe) stuck with the pool busy. SIGKILL only as a fallback.
+ */
+async function stopSend(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  child.stdout?.destroy();
+  const exited = await Promise.race([waitExit(child).then(() => true), sleep(10_000).then(() => false)]);
+  if (!exited) child.kill('SIGKILL');
+}
 
 /** Finish is idempotent on the receiver: if the control connection drops, ask again. */
 async function finishWithRetry(client: ControlClient, req: FinishRequest, striper: Striper, log: Logger): Promise<FinishReply> {

@@ -19,8 +19,10 @@ import { makePki, runSender, senderArgs, spawnSender, startReceiver, tempDir, ty
 
 let src: TestPool;
 let dst: TestPool;
+let tiny: TestPool;
 let receiver: ReceiverProcess;
 let senderCfg: string;
+let pkiClient: (name: string) => string;
 let dir: string;
 
 async function snapshots(ds: string): Promise<string[]> {
@@ -33,9 +35,9 @@ async function userrefs(snap: string): Promise<number> {
 }
 
 /** Mounts the received dataset fresh (it arrives with -u) and hashes every file. */
-async function targetHashes(ds: string): Promise<Record<string, string>> {
+async function targetHashes(ds: string, pool: TestPool = dst): Promise<Record<string, string>> {
   await remount(ds);
-  const h = await hashTree(dst.mountpoint(ds));
+  const h = await hashTree(pool.mountpoint(ds));
   await unmountDataset(ds);
   return h;
 }
@@ -43,13 +45,15 @@ async function targetHashes(ds: string): Promise<Record<string, string>> {
 beforeAll(async () => {
   src = await createTestPool('src');
   dst = await createTestPool('dst');
+  tiny = await createTestPool('tiny', { size: 64 * 1024 * 1024 });
   dir = tempDir('e2e');
   const pki = makePki(dir);
   senderCfg = pki.client('site-a');
+  pkiClient = (name) => pki.client(name);
   receiver = await startReceiver({
     pki,
     zfs: zfsBinary(),
-    clients: { 'site-a': { root: `${dst.name}/site-a` }, 'site-b': { root: `${dst.name}/site-b` } },
+    clients: { 'site-a': { root: `${dst.name}/site-a` }, 'site-b': { root: `${dst.name}/site-b` }, 'site-c': { root: `${tiny.name}/site-c` } },
     extra: { laneGraceSeconds: 1 },
   });
 });
@@ -58,6 +62,7 @@ afterAll(async () => {
   await receiver?.stop();
   await src?.destroy();
   await dst?.destroy();
+  await tiny?.destroy();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -194,6 +199,27 @@ describe('replication on real ZFS (zfs-fuse)', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/incremental -i from @s1 to @s2/);
     expect(await targetHashes(t)).toEqual(await hashTree(mp));
+  });
+
+  it("a full receiving pool fails with zfs's one-line message, and the replica's earlier snapshot is untouched", async () => {
+    const ds = `${src.name}/fill`;
+    await zfsOk(['create', ds]);
+    const mp = src.mountpoint(ds);
+    await writeFiles(mp, { 'small.txt': 'fits' });
+    await zfsOk(['snapshot', `${ds}@s1`]);
+    const cfg = pkiClient('site-c');
+    const first = await runSender(senderArgs('replicate', ds, { to: receiver.address, name: 'fill', config: cfg, zfs: zfsBinary() }));
+    expect(first.code, first.stderr).toBe(0);
+    const t = `${tiny.name}/site-c/fill`;
+    const before = await targetHashes(t, tiny);
+    await randomFile(join(mp, 'too-big.bin'), 100 * 1024 * 1024, 'big');
+    await zfsOk(['snapshot', `${ds}@s2`]);
+    const r = await runSender(senderArgs('replicate', ds, { to: receiver.address, name: 'fill', config: cfg, zfs: zfsBinary() }));
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/zfs receive into .*\/site-c\/fill failed: .*(out of space|No space left)/i);
+    expect(await snapshots(t)).toEqual([`${t}@s1`]);
+    expect(await targetHashes(t, tiny)).toEqual(before);
   });
 
   it('keeps each client under its own root', async () => {
