@@ -4,6 +4,7 @@
 // that does not check out never reaches zfs recv whole, so it can never be committed.
 import { randomBytes, timingSafeEqual, createHash, type Hash } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
+import { Writable } from 'node:stream';
 import { ZferryError, oneLine } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
@@ -82,6 +83,8 @@ export class Transfer {
   private spool: Spool | null = null;
   private readonly hash: Hash = createHash('sha256');
   private recv: ChildProcess | null = null;
+  /** where the stream goes: zfs recv's stdin, or a counting sink for a path probe */
+  private out: Writable | null = null;
   private recvStderr = '';
   private recvExit!: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private pumping = false;
@@ -128,8 +131,23 @@ export class Transfer {
   }
 
   start(): void {
+    if (this.info.kind === 'probe') this.startSink();
+    else this.startRecv();
+    void this.recvExit.then(({ code, signal }) => {
+      if (this.state === 'receiving') {
+        // zfs recv ended before the stream did: out of space, diverged target, bad stream...
+        this.fail(this.recvMessage(code, signal));
+      }
+    });
+    this.armGrace();
+    this.notify('started', this);
+    this.log.info('transfer started', { kind: this.info.kind, target: this.info.target, raw: this.info.raw });
+  }
+
+  private startRecv(): void {
     const child = this.zfs.spawnRecv(this.info.target, { resumable: this.info.resumable, force: this.info.force });
     this.recv = child;
+    this.out = child.stdin!;
     child.stderr!.on('data', (b: Buffer) => {
       if (this.recvStderr.length < MAX_STDERR) this.recvStderr += b.toString('utf8');
     });
@@ -142,15 +160,13 @@ export class Transfer {
       });
       child.on('close', (code, signal) => resolve({ code, signal }));
     });
-    void this.recvExit.then(({ code, signal }) => {
-      if (this.state === 'receiving') {
-        // zfs recv ended before the stream did: out of space, diverged target, bad stream...
-        this.fail(this.recvMessage(code, signal));
-      }
-    });
-    this.armGrace();
-    this.notify('started', this);
-    this.log.info('transfer started', { kind: this.info.kind, target: this.info.target, raw: this.info.raw });
+  }
+
+  /** A path probe (doctor): the same lanes, window and acks, but the bytes are discarded. */
+  private startSink(): void {
+    const sink = new Writable({ write: (_c: Buffer, _e, cb) => cb() });
+    this.out = sink;
+    this.recvExit = new Promise((resolve) => sink.on('finish', () => resolve({ code: 0, signal: null })));
   }
 
   private recvMessage(code: number | null, signal: NodeJS.Signals | null): string {
@@ -204,7 +220,7 @@ export class Transfer {
   }
 
   private write(data: Buffer): Promise<void> {
-    const stdin = this.recv!.stdin!;
+    const stdin = this.out!;
     return new Promise((resolve, reject) => {
       stdin.write(data, (err) => (err ? reject(err) : resolve()));
     });
@@ -324,11 +340,20 @@ export class Transfer {
 
   private async commit(): Promise<void> {
     this.state = 'committing';
-    this.recv!.stdin!.end();
+    this.out!.end();
     await this.spool?.remove();
     const { code, signal } = await this.recvExit;
     if (code !== 0) {
       this.fail(this.recvMessage(code, signal));
+      return;
+    }
+    if (this.info.kind === 'probe') {
+      this.state = 'committed';
+      this.finishedAt = Date.now();
+      this.result = { target: '', snapshot: '', encryption: '', keystatus: '', vaultOk: false, bytesWritten: this.bytesWritten };
+      this.notify('committed', this);
+      this.settle.resolve(this.result);
+      this.closeLanes();
       return;
     }
     try {
@@ -383,7 +408,7 @@ export class Transfer {
     this.failure = message;
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.reasm.clear();
-    this.recv?.stdin?.end();
+    this.out?.end();
     void this.spool?.remove();
     this.log.warn(state === 'abandoned' ? 'transfer abandoned' : 'transfer failed', { reason: message });
     this.finishedAt = Date.now();

@@ -64,7 +64,8 @@ export interface TargetState {
   resumeSupported: boolean;
   modified: boolean;
 }
-export type TransferKind = 'full' | 'incremental' | 'resume';
+/** 'probe': synthetic bytes the receiver discards (sender-agent doctor measures the path) */
+export type TransferKind = 'full' | 'incremental' | 'resume' | 'probe';
 export interface BeginRequest {
   name: string;
   kind: TransferKind;
