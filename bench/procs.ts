@@ -178,6 +178,19 @@ interface Seen {
   ticks: number;
   hwmKb: number;
   isRoot: boolean;
+  /** main thread: ns spent runnable but waiting for a CPU (/proc/<pid>/schedstat), at baseline and now */
+  wait0: number;
+  wait: number;
+}
+
+/** [run ns, run-queue wait ns] of a process's main thread, or null */
+export function schedstat(pid: number): [number, number] | null {
+  try {
+    const f = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    return [f[0]!, f[1]!];
+  } catch {
+    return null;
+  }
 }
 
 export interface GroupUsage {
@@ -190,6 +203,8 @@ export interface GroupUsage {
   /** sum of the peak RSS of the transport processes (MiB) */
   rssMiB: number;
   processes: number;
+  /** seconds the transport processes' main threads waited for a CPU while runnable */
+  runQueueWait: number;
 }
 
 /**
@@ -235,7 +250,10 @@ export class Group {
           ticks: p.ticks,
           hwmKb: 0,
           isRoot: this.roots.has(pid),
+          wait0: 0,
+          wait: 0,
         };
+        if (isBaseline) s.wait0 = s.wait = schedstat(pid)?.[1] ?? 0;
         this.seen.set(key, s);
         this.byPid.set(pid, s);
       }
@@ -246,7 +264,10 @@ export class Group {
         s.standIn = s.standIn || this.isStandIn(s.comm, s.cmdline);
       }
       s.ticks = p.ticks;
-      if (!s.standIn && !(this.rssSkipRoots && s.isRoot) && p.state !== 'Z') s.hwmKb = Math.max(s.hwmKb, vmHwmKb(pid));
+      if (!s.standIn && p.state !== 'Z') {
+        if (!(this.rssSkipRoots && s.isRoot)) s.hwmKb = Math.max(s.hwmKb, vmHwmKb(pid));
+        s.wait = schedstat(pid)?.[1] ?? s.wait;
+      }
     }
   }
 
@@ -254,8 +275,10 @@ export class Group {
     let transport = 0;
     let all = 0;
     let rss = 0;
+    let wait = 0;
     const byComm: Record<string, number> = {};
     for (const s of this.seen.values()) {
+      if (!s.standIn) wait += (s.wait - s.wait0) / 1e9;
       const sec = (s.ticks - s.ticks0) / CLK_TCK;
       all += sec;
       rss += s.hwmKb;
@@ -263,7 +286,7 @@ export class Group {
       transport += sec;
       byComm[s.comm] = (byComm[s.comm] ?? 0) + sec;
     }
-    return { transport, all, byComm, rssMiB: rss / 1024, processes: this.seen.size };
+    return { transport, all, byComm, rssMiB: rss / 1024, processes: this.seen.size, runQueueWait: wait };
   }
 
   /** pids currently in the tree */

@@ -18,6 +18,13 @@ export interface LinkInfo {
   setup: string[];
 }
 
+export interface ZferrySeries {
+  /** the sender's --json progress events: bytes acknowledged (written to zfs recv) and put on the lanes */
+  sender: { t: number; acked: number; wire: number; lanes: number }[];
+  /** the receiver's /api/transfers: window fill and rates */
+  receiver: { t: number; heldBytes: number; windowFill: number; receiveRateBps: number; writeRateBps: number; bytesReceived: number; bytesWritten: number; lanes: number }[];
+}
+
 export interface RunRecord {
   profile: string;
   systemCc: string;
@@ -34,11 +41,16 @@ export interface RunRecord {
   complete: boolean;
   /** stopped at --seconds */
   timeBounded: boolean;
+  /** from starting the tool to the end */
   seconds: number;
-  firstByteSeconds: number | null;
+  /** from the first delivered byte to the end (what goodput divides by) */
+  transferSeconds: number | null;
+  /** from starting the tool to the first delivered byte */
+  setupSeconds: number | null;
+  /** delivered bytes / transferSeconds */
   goodputMbit: number;
-  /** from the first delivered byte to the end */
-  steadyMbit: number | null;
+  /** delivered bytes / seconds (setup included) */
+  wholeRunMbit: number;
   linkPct: number | null;
   cpu: { sender: GroupUsage; receiver: GroupUsage; source: GroupUsage | null };
   cpuPerGiB: { sender: number | null; receiver: number | null; senderAll: number | null; receiverAll: number | null };
@@ -48,7 +60,11 @@ export interface RunRecord {
   error: string | null;
   commands: string[];
   ss: SsSnapshot[];
+  /** the sending side's sockets (last snapshot) */
   ssSummary: ConnSummary | null;
+  /** the receiving side's sockets (last snapshot): unread bytes, receive buffers */
+  ssReceiverSummary: ConnSummary | null;
+  series: ZferrySeries | null;
   wanem: Record<string, Record<string, number>> | null;
   machine: { load1Before: number; load5Before: number; topBefore: string; busyPct: number | null; forwarderCores: number | null; harnessCpuSeconds: number };
   startedAt: string;
@@ -58,6 +74,8 @@ export interface BenchReport {
   generatedAt: string;
   command: string;
   host: { hostname: string; kernel: string; cpus: number; memGiB: number; node: string; openssh: string; mbuffer: string };
+  /** the code under test: a copy of the build taken at the start of the run */
+  code: { commit: string; dirty: string[]; buildHash: string };
   options: Record<string, unknown>;
   links: LinkInfo[];
   runs: RunRecord[];
@@ -75,19 +93,20 @@ export function lanesLabel(r: RunRecord): string {
 function deliveredLabel(r: RunRecord): string {
   const gib = r.delivered / 2 ** 30;
   if (r.error) return `**failed**: ${r.error.slice(0, 80)}`;
-  if (r.complete) return `all ${gib.toFixed(2)} GiB in ${r.seconds.toFixed(1)} s`;
-  return `${gib.toFixed(2)} GiB in ${r.seconds.toFixed(1)} s (time-bounded)`;
+  const t = r.transferSeconds === null ? '–' : r.transferSeconds.toFixed(1);
+  if (r.complete) return `all ${gib.toFixed(2)} GiB in ${t} s`;
+  return `${gib.toFixed(2)} GiB in ${t} s (stopped)`;
 }
 
 export function markdownTable(runs: RunRecord[]): string {
   const head =
-    '| profile | system CC | tool | lanes | goodput Mbit/s | % of link | CPU s/GiB sender | CPU s/GiB receiver | peak receiver RSS MiB | after 1st byte Mbit/s | delivered | load 1m |\n' +
-    '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n';
+    '| profile | system CC | tool | lanes | goodput Mbit/s | % of link | CPU s/GiB sender | CPU s/GiB receiver | peak receiver RSS MiB | setup s | incl. setup Mbit/s | delivered | load 1m |\n' +
+    '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n';
   const rows = runs.map(
     (r) =>
       `| ${r.profile} | ${r.systemCc} | ${r.tool} | ${lanesLabel(r)} | ${f1(r.goodputMbit)} | ${r.linkPct === null ? '–' : f1(r.linkPct, 0) + ' %'} | ` +
       `${f1(r.cpuPerGiB.sender, 2)} (${f1(r.cpuPerGiB.senderAll, 2)}) | ${f1(r.cpuPerGiB.receiver, 2)} (${f1(r.cpuPerGiB.receiverAll, 2)}) | ${f1(r.receiverRssMiB, 0)} | ` +
-      `${f1(r.steadyMbit)} | ${deliveredLabel(r)} | ${f1(r.machine.load1Before, 2)} |`,
+      `${f1(r.setupSeconds)} | ${f1(r.wholeRunMbit)} | ${deliveredLabel(r)} | ${f1(r.machine.load1Before, 2)} |`,
   );
   return head + rows.join('\n') + '\n';
 }
@@ -103,6 +122,20 @@ function diag(r: RunRecord): string {
         `retrans ${s.retrans} segs (${f1(s.retransPct, 2)} % of bytes), sndbuf ${rng(s.sndbufKiB)} KiB, ` +
         `rwnd_limited ≤${f1(s.rwndLimitedPct)} %, sndbuf_limited ≤${f1(s.sndbufLimitedPct)} %, delivery_rate Σ ${f1(s.deliveryRateMbit)} Mbit/s` +
         (s.notsentKiB !== null ? `, notsent Σ ${f1(s.notsentKiB, 0)} KiB` : ''),
+    );
+  }
+  const rx = r.ssReceiverSummary;
+  if (rx) {
+    const rng = (x: [number, number] | null) => (x ? (x[0] === x[1] ? f1(x[0], 0) : `${f1(x[0], 0)}–${f1(x[1], 0)}`) : '–');
+    parts.push(`receiving sockets: unread Σ ${f1(rx.recvQKiB, 0)} KiB, rcvbuf ${rng(rx.rcvbufKiB)} KiB`);
+  }
+  const rs = r.series?.receiver.filter((x) => x.receiveRateBps > 0) ?? [];
+  if (rs.length) {
+    const fills = rs.map((x) => x.windowFill);
+    const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+    parts.push(
+      `receiver (every 2 s): window fill mean ${f1(100 * mean(fills), 0)} % / max ${f1(100 * Math.max(...fills), 0)} % of ${f1((r.receiverWindowBytes ?? 0) / 2 ** 20, 0)} MiB, ` +
+        `receive ${f1((8 * mean(rs.map((x) => x.receiveRateBps))) / 1e6)} / write ${f1((8 * mean(rs.map((x) => x.writeRateBps))) / 1e6)} Mbit/s mean`,
     );
   }
   if (r.wanem) {
@@ -123,6 +156,7 @@ function diag(r: RunRecord): string {
       .map(([k, v]) => `${k} ${v.toFixed(2)}`)
       .join(', ');
   parts.push(`CPU s: sender [${by(r.cpu.sender)}], receiver [${by(r.cpu.receiver)}]`);
+  parts.push(`waiting for a CPU while runnable (main threads): sender ${f1(r.cpu.sender.runQueueWait, 2)} s, receiver ${f1(r.cpu.receiver.runQueueWait, 2)} s of ${f1(r.seconds)} s`);
   return `- **${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}**: ` + parts.join('; ');
 }
 
@@ -131,12 +165,21 @@ export function markdown(rep: BenchReport): string {
   out.push('# zferry WAN benchmark results', '');
   out.push(`Generated ${rep.generatedAt} by \`${rep.command}\` on ${rep.host.hostname} (${rep.host.kernel}, ${rep.host.cpus} CPUs, ${rep.host.memGiB.toFixed(0)} GiB, node ${rep.host.node}, ${rep.host.openssh}, ${rep.host.mbuffer}).`, '');
   out.push(
-    'Goodput = stream bytes that reached the receiving side\'s `zfs recv` stand-in / wall time from starting the tool (connection setup included). ' +
-      '"after 1st byte" divides by the time since the first byte arrived. % of link = goodput / the link\'s TCP payload capacity (rate × 1448/1500). ' +
-      'CPU s/GiB = utime+stime of the transport processes on that side (ssh, sshd, mbuffer, sender-agent, receiver-agent) per GiB delivered; ' +
+    `Code under test: commit ${rep.code.commit}` +
+      (rep.code.dirty.length ? ` with uncommitted changes in ${rep.code.dirty.map((f) => `\`${f}\``).join(', ')}` : '') +
+      `; build ${rep.code.buildHash} (sha256 of dist/{shared,sender-agent,receiver-agent}), copied to \`$TMP/code\` at the start and run from there.`,
+    '',
+  );
+  out.push(
+    'Goodput = stream bytes that reached the receiving side\'s `zfs recv` stand-in, divided by the time from the first delivered byte to the end ' +
+      '(the transfer phase: a run ends when the whole stream has arrived and the tool exited, or --seconds after the first byte). ' +
+      '"setup s" is the time from starting the tool to the first delivered byte (connection setup, planning, and the stand-in `zfs`\'s own start-up: ' +
+      'each call of the stand-in starts node, ~0.1–0.3 s on a loaded machine, where real `zfs list/get` take milliseconds); "incl. setup" divides by the whole time. ' +
+      '% of link = goodput / the link\'s TCP payload capacity (rate × 1448/1500). ' +
+      'CPU s/GiB = utime+stime (whole run, setup included) of the transport processes on that side (ssh, sshd, mbuffer, sender-agent, receiver-agent) per GiB delivered; ' +
       'in parentheses the whole process tree including the stand-in `zfs send`/`zfs recv` and the far side\'s byte counter. ' +
-      'Peak receiver RSS = VmHWM of receiver-agent (zferry) or the sum over sshd session processes and mbuffer (ssh). ' +
-      'Time-bounded runs were stopped at --seconds; see bench/README section in the project README for the method.',
+      'Peak receiver RSS = VmHWM of receiver-agent (zferry), or the sum over the sshd session processes and mbuffer (ssh). ' +
+      'The method is described in the README section "Benchmark".',
     '',
   );
   out.push(markdownTable(rep.runs));

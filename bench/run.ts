@@ -8,24 +8,68 @@
 // receiver's peak RSS. Runs as root: it brings the wanem link up and down, runs a private
 // sshd in the receiving namespace, and raises host sysctls for the run (all undone at exit,
 // also on SIGINT/SIGTERM and errors). See the README section "Benchmark".
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createCA, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
 import { loadReceiverConfig } from '../shared/config.js';
 import { parseSize } from '../shared/units.js';
 import { SOURCE_SNAPSHOT, progressFile, type RecvProgress } from './bench-zfs.js';
-import { CLK_TCK, Group, collect, killTrees, procTable, readChars, readProc, startProc, type Proc, type ProcInfo } from './procs.js';
-import { markdown, lanesLabel, type BenchReport, type LinkInfo, type RunRecord, type Tool } from './report.js';
+import { CLK_TCK, Group, collect, killTrees, nsArgv, procTable, readChars, readProc, startProc, type Proc, type ProcInfo } from './procs.js';
+import { markdown, lanesLabel, type BenchReport, type LinkInfo, type RunRecord, type Tool, type ZferrySeries } from './report.js';
 import { ssSnapshot, summarize, type SsSnapshot } from './ss.js';
 import { sshArgv, startSshd, type SshServer } from './sshd.js';
 import { installExitHandlers, readSysctl, run, system, tryRun } from './system.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
-const BENCH_ZFS = join(ROOT, 'bench/bench-zfs');
-const SENDER_CLI = join(ROOT, 'dist/sender-agent/cli.js');
-const RECEIVER_CLI = join(ROOT, 'dist/receiver-agent/cli.js');
+// The code under test runs from a copy of the build taken at the start (see snapshotCode):
+// other people rebuilding dist/ meanwhile cannot change it between two runs.
+let BENCH_ZFS = join(ROOT, 'bench/bench-zfs');
+let SENDER_CLI = join(ROOT, 'dist/sender-agent/cli.js');
+let RECEIVER_CLI = join(ROOT, 'dist/receiver-agent/cli.js');
+
+/**
+ * Copies what the agents and the stand-in need to run (dist/, proto/, the native addon,
+ * package.json; node_modules is linked) into dir, points the benchmark at the copy, and
+ * returns a description of the code: git commit, uncommitted changes, hash of the build.
+ */
+function snapshotCode(dir: string): { commit: string; dirty: string[]; buildHash: string } {
+  mkdirSync(dir, { recursive: true });
+  cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true });
+  cpSync(join(ROOT, 'proto'), join(dir, 'proto'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
+  const addon = join(ROOT, 'native/build/Release/sockopt.node');
+  if (existsSync(addon)) {
+    mkdirSync(join(dir, 'native/build/Release'), { recursive: true });
+    cpSync(addon, join(dir, 'native/build/Release/sockopt.node'));
+  }
+  mkdirSync(join(dir, 'bench'), { recursive: true });
+  cpSync(join(ROOT, 'bench/bench-zfs'), join(dir, 'bench/bench-zfs'));
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  BENCH_ZFS = join(dir, 'bench/bench-zfs');
+  SENDER_CLI = join(dir, 'dist/sender-agent/cli.js');
+  RECEIVER_CLI = join(dir, 'dist/receiver-agent/cli.js');
+  const h = createHash('sha256');
+  const walk = (d: string) => {
+    for (const e of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const f = join(d, e.name);
+      if (e.isDirectory()) walk(f);
+      else if (e.name.endsWith('.js')) h.update(e.name).update(readFileSync(f));
+    }
+  };
+  for (const sub of ['shared', 'sender-agent', 'receiver-agent']) if (existsSync(join(dir, 'dist', sub))) walk(join(dir, 'dist', sub));
+  const git = (args: string[]) => spawnSync('git', ['-C', ROOT, ...args], { encoding: 'utf8' }).stdout?.trimEnd() ?? '';
+  return {
+    commit: git(['rev-parse', '--short', 'HEAD']) || 'unknown',
+    dirty: git(['status', '--porcelain', '--untracked-files=no'])
+      .split('\n')
+      .map((l) => l.slice(3))
+      .filter((f) => f && !f.startsWith('bench/') && !f.startsWith('test/')),
+    buildHash: h.digest('hex').slice(0, 12),
+  };
+}
 const DEFAULT_WANEM = resolve(ROOT, '../shared/tools/wanem/wanem.sh');
 
 /** syncoid's mbuffer settings, on both ends */
@@ -36,6 +80,8 @@ const REMOTE_PLAIN = 'wc -c';
 const REMOTE_MBUFFER = 'mbuffer -q -s 128k -m 16M | wc -c';
 
 const SAMPLE_MS = 200;
+/** a tool that has delivered nothing after this long is stopped */
+const SETUP_LIMIT_MS = 60_000;
 const SS_EVERY_MS = 5000;
 const WAN_A = 'wan-a';
 const WAN_B = 'wan-b';
@@ -383,8 +429,11 @@ interface Tracked {
   sender: Group;
   receiver: Group;
   source: Group | null;
-  /** bytes delivered to the far side's stand-in so far */
-  delivered(table: Map<number, ProcInfo>): number;
+  /**
+   * Bytes delivered to the far side's stand-in so far, and when the first of them arrived
+   * (null: not known exactly; the sampling loop then notes when it first saw FIRST_BYTES).
+   */
+  delivered(table: Map<number, ProcInfo>): { bytes: number; firstByteAt: number | null };
   /** resolves when the tool finished on its own */
   finished: Promise<unknown>;
   ssPort: number;
@@ -403,8 +452,17 @@ interface Measured {
   wanem: Record<string, Record<string, number>> | null;
 }
 
+/** what counts as "data has started to arrive" when only a byte counter is available */
+const FIRST_BYTES = 64 * 1024;
+/** polling interval until then, so that the start of the transfer phase is precise */
+const FIRST_POLL_MS = 20;
+
+/**
+ * Samples the run until the tool finishes or its transfer phase has lasted --seconds
+ * (counted from the first delivered byte; setup before it is bounded separately by
+ * SETUP_LIMIT_MS). CPU of both sides is sampled every SAMPLE_MS, and once more at the end.
+ */
 async function measure(link: Link, o: Options, start: number, t: Tracked, wanemBefore: Record<string, Record<string, number>> | null): Promise<Measured> {
-  const deadline = start + o.seconds * 1000;
   const cpu0 = cpuStat();
   const fwd = wanemPid();
   const fwd0 = fwd ? (readProc(fwd)?.ticks ?? 0) : 0;
@@ -414,28 +472,39 @@ async function measure(link: Link, o: Options, start: number, t: Tracked, wanemB
   let firstByteAt: number | null = null;
   let delivered = 0;
   const ss: SsSnapshot[] = [];
-  let nextSs = start + Math.min(SS_EVERY_MS, (o.seconds * 1000) / 2);
+  let nextSs = 0;
   let lateSsTaken = false;
+  let lastCpu = 0;
   const snap = () => {
-    const side = link.senderNs ?? 'host';
-    ss.push({ t: (Date.now() - start) / 1000, side, conns: ssSnapshot(link.senderNs, t.ssPort) });
+    const at = (Date.now() - start) / 1000;
+    ss.push({ t: at, side: 'sender', conns: ssSnapshot(link.senderNs, t.ssPort, 'sender') });
+    ss.push({ t: at, side: 'receiver', conns: ssSnapshot(link.receiverNs, t.ssPort, 'receiver') });
   };
+  let deadline = start + SETUP_LIMIT_MS;
   for (;;) {
-    await Promise.race([sleep(SAMPLE_MS), t.finished]);
+    await Promise.race([sleep(firstByteAt === null ? FIRST_POLL_MS : SAMPLE_MS), t.finished]);
     const now = Date.now();
     const table = procTable();
-    t.sender.update(table);
-    t.receiver.update(table);
-    t.source?.update(table);
+    if (done || now - lastCpu >= SAMPLE_MS) {
+      t.sender.update(table);
+      t.receiver.update(table);
+      t.source?.update(table);
+      lastCpu = now;
+    }
     if (done) break;
-    delivered = Math.max(delivered, t.delivered(table));
-    if (delivered > 0 && firstByteAt === null) firstByteAt = now;
+    const d = t.delivered(table);
+    delivered = Math.max(delivered, d.bytes);
+    if (firstByteAt === null && (d.firstByteAt !== null || delivered >= FIRST_BYTES)) {
+      firstByteAt = d.firstByteAt ?? now;
+      deadline = firstByteAt + o.seconds * 1000;
+      nextSs = now + Math.min(SS_EVERY_MS, (o.seconds * 1000) / 2);
+    }
     if (now >= deadline) break;
-    if (now >= nextSs) {
+    if (firstByteAt !== null && now >= nextSs) {
       snap();
       nextSs = now + SS_EVERY_MS;
     }
-    if (!lateSsTaken && deadline - now < 1000 && now - start > 2000) {
+    if (firstByteAt !== null && !lateSsTaken && deadline - now < 1000 && now - firstByteAt > 2000) {
       snap();
       lateSsTaken = true;
     }
@@ -463,7 +532,7 @@ function record(
   tool: Tool,
   lanes: string,
   m: Measured,
-  t: Tracked,
+  t: Pick<Tracked, 'sender' | 'receiver' | 'source'>,
   extra: {
     complete: boolean;
     delivered: number;
@@ -478,18 +547,20 @@ function record(
     windowBytes: number | null;
     load: number[];
     top: string;
+    series?: ZferrySeries;
   },
 ): RunRecord {
   const seconds = (extra.end - m.start) / 1000;
   const gib = extra.delivered / 2 ** 30;
-  const goodput = seconds > 0 ? (extra.delivered * 8) / seconds / 1e6 : 0;
-  const steadySec = extra.firstByteAt !== null ? (extra.end - extra.firstByteAt) / 1000 : null;
+  const transferSec = extra.firstByteAt !== null ? (extra.end - extra.firstByteAt) / 1000 : null;
+  const goodput = transferSec && transferSec > 0 ? (extra.delivered * 8) / transferSec / 1e6 : 0;
   const sender = t.sender.usage();
   const receiver = t.receiver.usage();
   const source = t.source?.usage() ?? null;
   const senderAll = sender.all + (source?.all ?? 0);
   const perGiB = (x: number) => (gib > 0 ? x / gib : null);
-  const lastSs = [...m.ss].reverse().find((s) => s.conns.length > 0);
+  const lastSs = [...m.ss].reverse().find((s) => s.side === 'sender' && s.conns.length > 0);
+  const lastRx = [...m.ss].reverse().find((s) => s.side === 'receiver' && s.conns.length > 0);
   return {
     profile: link.info.profile,
     systemCc: link.info.systemCc,
@@ -502,9 +573,10 @@ function record(
     complete: extra.complete,
     timeBounded: m.timeBounded,
     seconds,
-    firstByteSeconds: extra.firstByteAt !== null ? (extra.firstByteAt - m.start) / 1000 : null,
+    transferSeconds: transferSec,
+    setupSeconds: extra.firstByteAt !== null ? (extra.firstByteAt - m.start) / 1000 : null,
     goodputMbit: goodput,
-    steadyMbit: steadySec && steadySec > 0 ? (extra.delivered * 8) / steadySec / 1e6 : null,
+    wholeRunMbit: seconds > 0 ? (extra.delivered * 8) / seconds / 1e6 : 0,
     linkPct: link.info.payloadMbit ? (100 * goodput) / link.info.payloadMbit : null,
     cpu: { sender, receiver, source },
     cpuPerGiB: { sender: perGiB(sender.transport), receiver: perGiB(receiver.transport), senderAll: perGiB(senderAll), receiverAll: perGiB(receiver.all) },
@@ -515,6 +587,8 @@ function record(
     commands: extra.commands,
     ss: m.ss,
     ssSummary: lastSs ? summarize(lastSs.conns) : null,
+    ssReceiverSummary: lastRx ? summarize(lastRx.conns) : null,
+    series: extra.series ?? null,
     wanem: m.wanem,
     machine: {
       load1Before: extra.load[0] ?? 0,
@@ -569,9 +643,11 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
     source,
     finished,
     ssPort: ssh.port,
+    // the far side's `wc -c`: bytes it has read (rchar; includes a few KiB the loader reads
+    // at its start, negligible next to the stream; the exact count is its output at EOF)
     delivered: (table) => {
       const wc = receiver.find(table, (p) => p.comm === 'wc');
-      return wc ? (readChars(wc.pid) ?? 0) : 0;
+      return { bytes: wc ? (readChars(wc.pid) ?? 0) : 0, firstByteAt: null };
     },
   }, wanemBefore);
   let delivered = m.delivered;
@@ -603,7 +679,7 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
     [showCmd(nsPrefix(link.senderNs, [BENCH_ZFS, 'send', SOURCE_SNAPSHOT])), ...(mbuffer ? [showCmd(nsPrefix(link.senderNs, MBUFFER))] : []), showCmd(nsPrefix(link.senderNs, sshArgs))].join(' | ') +
       `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
   ];
-  return record(link, o, mbuffer ? 'ssh+mbuffer' : 'ssh', '1', m, { sender, receiver, source, finished, ssPort: ssh.port, delivered: () => 0 }, {
+  return record(link, o, mbuffer ? 'ssh+mbuffer' : 'ssh', '1', m, { sender, receiver, source }, {
     complete,
     delivered,
     end,
@@ -657,6 +733,49 @@ function readProgress(stateB: string, target: string): RecvProgress | null {
   }
 }
 
+/** Polls the receiver's /api/transfers (curl inside the receiving namespace) every 2 s. */
+function pollStatus(ns: string | null, port: number, start: number, series: ZferrySeries): { stop(): void } {
+  let stopped = false;
+  const url = `http://127.0.0.1:${port}/api/transfers?state=active`;
+  const once = () =>
+    new Promise<void>((done) => {
+      const argv = nsArgv(ns, ['curl', '-s', '--max-time', '1.5', url]);
+      execFile(argv[0]!, argv.slice(1), { timeout: 3000 }, (err, stdout) => {
+        if (!err) {
+          try {
+            const t = (JSON.parse(stdout) as { transfers: Record<string, number>[] }).transfers[0];
+            if (t) {
+              series.receiver.push({
+                t: (Date.now() - start) / 1000,
+                heldBytes: t.heldBytes ?? 0,
+                windowFill: t.windowFill ?? 0,
+                receiveRateBps: t.receiveRateBps ?? 0,
+                writeRateBps: t.writeRateBps ?? 0,
+                bytesReceived: t.bytesReceived ?? 0,
+                bytesWritten: t.bytesWritten ?? 0,
+                lanes: t.lanes ?? 0,
+              });
+            }
+          } catch {
+            // not up yet
+          }
+        }
+        done();
+      });
+    });
+  void (async () => {
+    while (!stopped) {
+      await once();
+      await sleep(2000);
+    }
+  })();
+  return {
+    stop() {
+      stopped = true;
+    },
+  };
+}
+
 async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: string | null): Promise<RunRecord> {
   const n = ++ctx.runNo;
   const dir = join(ctx.tmp, `zferry-${n}`);
@@ -665,10 +784,19 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   const name = `run${n}`;
   const target = `bench/dst/${name}`;
   const cfgPath = join(dir, 'receiver.json');
+  const statusPort = link.receiverNs ? 7480 : await freePort();
   writeFileSync(
     cfgPath,
     JSON.stringify(
-      { listen: `${link.addr}:0`, tls: ctx.receiverTls, clients: { bench: { root: 'bench/dst' } }, zfs: BENCH_ZFS, ...(o.window ? { window: o.window } : {}) },
+      {
+        listen: `${link.addr}:0`,
+        tls: ctx.receiverTls,
+        clients: { bench: { root: 'bench/dst' } },
+        zfs: BENCH_ZFS,
+        // the status API, on the receiving namespace's own loopback: window fill and rates
+        http: `127.0.0.1:${statusPort}`,
+        ...(o.window ? { window: o.window } : {}),
+      },
       null,
       1,
     ),
@@ -726,14 +854,38 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   closeSync(slog);
   sender.addRoot(snd.pid);
   const sout = collect(snd.child.stdout);
+  // time series: the sender's progress events (acknowledged vs put on the wire) and the
+  // receiver's status (window fill, receive and write rates)
+  const series: ZferrySeries = { sender: [], receiver: [] };
+  let pending = '';
+  snd.child.stdout!.on('data', (b: Buffer) => {
+    pending += b.toString();
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl);
+      pending = pending.slice(nl + 1);
+      if (!line.includes('"progress"')) continue;
+      try {
+        const ev = JSON.parse(line) as { bytes: number; wire: number; lanes: number; rate: number };
+        series.sender.push({ t: (Date.now() - start) / 1000, acked: ev.bytes, wire: ev.wire, lanes: ev.lanes });
+      } catch {
+        // not JSON
+      }
+    }
+  });
+  const poller = pollStatus(link.receiverNs, statusPort, start, series);
   const m = await measure(link, o, start, {
     sender,
     receiver,
     source: null,
     finished: snd.exited,
     ssPort: port,
-    delivered: () => readProgress(stateB, target)?.bytes ?? 0,
+    delivered: () => {
+      const p = readProgress(stateB, target);
+      return { bytes: p?.bytes ?? 0, firstByteAt: p?.firstByteAt ?? null };
+    },
   }, wanemBefore);
+  poller.stop();
   // peak RSS of the receiver, read while it still runs
   receiver.update(procTable());
   const rssMiB = receiver.usage().rssMiB;
@@ -755,7 +907,6 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     complete = !error && delivered === o.bytes;
     if (!error && !complete) error = `delivered ${delivered} of ${o.bytes} bytes`;
   }
-  if (m.firstByteAt === null && prog()?.firstByteAt) m.firstByteAt = prog()!.firstByteAt;
   const firstByteAt = prog()?.firstByteAt ?? m.firstByteAt;
   await killTrees([recv.pid], 5000);
   // what the sender said: progress events (lanes open) and the final summary (tuning)
@@ -788,7 +939,7 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     showCmd(nsPrefix(link.receiverNs, rArgs)) + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b${o.verify ? ' BENCH_ZFS_VERIFY=1' : ''})`,
     showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
   ];
-  return record(link, o, 'zferry', lanes, m, { sender, receiver, source: null, finished: snd.exited, ssPort: port, delivered: () => 0 }, {
+  return record(link, o, 'zferry', lanes, m, { sender, receiver, source: null }, {
     complete,
     delivered,
     end,
@@ -802,6 +953,7 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     windowBytes,
     load,
     top,
+    series,
   });
 }
 
@@ -865,6 +1017,8 @@ async function main(): Promise<number> {
     if (o.keepTemp) say(`kept ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });
   });
+  const code = snapshotCode(join(tmp, 'code'));
+  say(`code under test: commit ${code.commit}${code.dirty.length ? ` + uncommitted changes in ${code.dirty.length} files` : ''}, build ${code.buildHash} (copied to ${join(tmp, 'code')})`);
   prepareHost(o);
   const pki = makePki(join(tmp, 'pki'));
   const ctx: Ctx = { tmp, stateA: join(tmp, 'state-a'), receiverTls: pki.receiverTls, senderConfig: pki.senderConfig, runNo: 0 };
@@ -873,6 +1027,7 @@ async function main(): Promise<number> {
     generatedAt: new Date().toISOString(),
     command: ['node', 'dist/bench/run.js', ...process.argv.slice(2)].map(shellQuote).join(' '),
     host: hostInfo(),
+    code,
     options: { ...o, profiles: o.profiles.map((p) => p.name), out: undefined },
     links: [],
     runs: [],
@@ -916,7 +1071,7 @@ async function main(): Promise<number> {
           say(
             `  ${r.tool} ${lanesLabel(r)}: ${r.goodputMbit.toFixed(1)} Mbit/s` +
               (r.linkPct !== null ? ` (${r.linkPct.toFixed(0)} % of link)` : '') +
-              `, ${(r.delivered / 2 ** 20).toFixed(0)} MiB in ${r.seconds.toFixed(1)} s, CPU s/GiB ${r.cpuPerGiB.sender?.toFixed(2) ?? '–'} / ${r.cpuPerGiB.receiver?.toFixed(2) ?? '–'}, rx RSS ${r.receiverRssMiB.toFixed(0)} MiB` +
+              `, ${(r.delivered / 2 ** 20).toFixed(0)} MiB in ${(r.transferSeconds ?? r.seconds).toFixed(1)} s (+${(r.setupSeconds ?? 0).toFixed(1)} s setup), CPU s/GiB ${r.cpuPerGiB.sender?.toFixed(2) ?? '–'} / ${r.cpuPerGiB.receiver?.toFixed(2) ?? '–'}, rx RSS ${r.receiverRssMiB.toFixed(0)} MiB` +
               (r.error ? `; ERROR ${r.error}` : ''),
           );
           save();

@@ -6,6 +6,9 @@ import { tryRun } from './system.js';
 export interface Conn {
   local: string;
   peer: string;
+  /** bytes received and not yet read by the application / sent and not yet acknowledged */
+  recvQ?: number;
+  sendQ?: number;
   cc: string | null;
   rttMs?: number;
   rttVarMs?: number;
@@ -55,8 +58,11 @@ export function parseSs(text: string): Conn[] {
   for (const line of text.split('\n')) {
     if (!line.trim() || /^(Recv-Q|State|Netid)\b/.test(line)) continue;
     if (!/^\s/.test(line)) {
-      const addrs = line.trim().split(/\s+/).filter((t) => /:\d+$/.test(t) || /\]:\d+$/.test(t));
-      cur = { local: addrs[0] ?? '?', peer: addrs[1] ?? '?', cc: null };
+      const toks = line.trim().split(/\s+/);
+      const addrs = toks.filter((t) => /:\d+$/.test(t) || /\]:\d+$/.test(t));
+      // with a state filter the State column is left out: Recv-Q Send-Q Local Peer
+      const q = toks.filter((t) => /^\d+$/.test(t)).map(Number);
+      cur = { local: addrs[0] ?? '?', peer: addrs[1] ?? '?', cc: null, recvQ: q[0], sendQ: q[1] };
       conns.push(cur);
       continue;
     }
@@ -153,17 +159,21 @@ export function parseSs(text: string): Conn[] {
 }
 
 /**
- * Established TCP connections to `port` (the sending side's sockets, as seen in namespace
- * ns). Returns [] when ss is missing: these snapshots are diagnostics, not results.
+ * Established TCP connections of one side, as seen in namespace ns: the sending side's
+ * sockets go to `port` (dport), the receiving side's are on it (sport). Returns [] when ss
+ * is missing: these snapshots are diagnostics, not results.
  */
-export function ssSnapshot(ns: string | null, port: number): Conn[] {
-  const r = tryRun(nsArgv(ns, ['ss', '-tinmH', 'state', 'established', `dport = :${port}`]), 10_000);
+export function ssSnapshot(ns: string | null, port: number, side: 'sender' | 'receiver' = 'sender'): Conn[] {
+  const r = tryRun(nsArgv(ns, ['ss', '-tinmH', 'state', 'established', `${side === 'sender' ? 'dport' : 'sport'} = :${port}`]), 10_000);
   if (!r.ok) return [];
   return parseSs(r.out);
 }
 
 export interface ConnSummary {
   conns: number;
+  /** receiving side: bytes waiting in the sockets for the application to read */
+  recvQKiB: number | null;
+  rcvbufKiB: [number, number] | null;
   cc: string;
   rttMs: [number, number] | null;
   cwnd: [number, number] | null;
@@ -182,9 +192,9 @@ function range(xs: (number | undefined)[]): [number, number] | null {
   return [Math.min(...v), Math.max(...v)];
 }
 
-/** Summary of the data-carrying connections (the ones that sent at least 1 MiB). */
+/** Summary of the data-carrying connections (the ones that sent or received at least 1 MiB). */
 export function summarize(conns: Conn[]): ConnSummary {
-  const data = conns.filter((c) => (c.bytesAcked ?? c.bytesSent ?? 0) >= 1 << 20);
+  const data = conns.filter((c) => Math.max(c.bytesAcked ?? 0, c.bytesSent ?? 0, c.bytesReceived ?? 0) >= 1 << 20);
   const use = data.length ? data : conns;
   const sum = (f: (c: Conn) => number | undefined) => use.reduce((a, c) => a + (f(c) ?? 0), 0);
   const sent = sum((c) => c.bytesSent);
@@ -195,6 +205,8 @@ export function summarize(conns: Conn[]): ConnSummary {
   const dr = use.map((c) => c.deliveryRateMbit).filter((x): x is number => x !== undefined);
   return {
     conns: use.length,
+    recvQKiB: use.some((c) => c.recvQ !== undefined) ? sum((c) => c.recvQ) / 1024 : null,
+    rcvbufKiB: range(use.map((c) => (c.rcvbuf === undefined ? undefined : c.rcvbuf / 1024))),
     cc: [...new Set(use.map((c) => c.cc ?? '?'))].join(','),
     rttMs: range(use.map((c) => c.rttMs)),
     cwnd: range(use.map((c) => c.cwnd)),

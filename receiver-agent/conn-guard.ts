@@ -3,9 +3,11 @@
 //
 // - A TCP connection that has not finished the TLS handshake is "pending". At most
 //   `maxPerAddress` pending connections per source address and `maxTotal` in all; one more
-//   is closed at once (before OpenSSL spends anything on it). Pending connections end at
-//   the handshake timeout (server.ts destroys them in 'tlsClientError': Node only reports
-//   a server-side handshake timeout, it does not close the socket itself).
+//   is closed at once (before OpenSSL spends anything on it). A pending connection is closed
+//   when the handshake timeout has passed since it was accepted: a deadline, not an idle
+//   timer, so a peer trickling a byte now and then cannot stretch it (Node's own
+//   handshakeTimeout is an idle timer, and it only reports a timeout without closing the
+//   socket: server.ts also destroys every socket in 'tlsClientError').
 // - Authenticated connections are indexed by their client certificate's fingerprint, so a
 //   certificate revoked while connected can be cut off (closeFingerprints).
 import type { Socket } from 'node:net';
@@ -15,11 +17,13 @@ import type { Logger } from '../shared/log.js';
 export interface GuardLimits {
   maxPerAddress: number;
   maxTotal: number;
+  /** a connection that has not finished the TLS handshake this long after it was accepted is closed */
+  handshakeTimeoutMs?: number;
 }
 
 export class ConnectionGuard {
   private readonly pendingByAddress = new Map<string, number>();
-  private readonly pendingByKey = new Map<string, { raw: Socket; address: string }>();
+  private readonly pendingByKey = new Map<string, { raw: Socket; address: string; deadline: NodeJS.Timeout | null }>();
   private pendingTotal = 0;
   private readonly refused = new WeakSet<object>();
   private readonly byFingerprint = new Map<string, Set<TLSSocket>>();
@@ -65,8 +69,18 @@ export class ConnectionGuard {
       return;
     }
     const key = `${address}|${raw.remotePort}`;
+    const ms = this.limits.handshakeTimeoutMs;
+    const deadline = ms
+      ? setTimeout(() => {
+          if (this.pendingByKey.get(key)?.raw !== raw) return;
+          this.refused.add(raw);
+          this.noteRefusal(address, `no finished TLS handshake within ${ms} ms of connecting`);
+          raw.destroy();
+        }, ms)
+      : null;
+    deadline?.unref();
     this.pendingByAddress.set(address, n + 1);
-    this.pendingByKey.set(key, { raw, address });
+    this.pendingByKey.set(key, { raw, address, deadline });
     this.pendingTotal++;
     raw.once('close', () => this.settle(key, raw));
   }
@@ -74,6 +88,7 @@ export class ConnectionGuard {
   private settle(key: string, raw: Socket): void {
     const p = this.pendingByKey.get(key);
     if (!p || p.raw !== raw) return;
+    if (p.deadline) clearTimeout(p.deadline);
     this.pendingByKey.delete(key);
     this.pendingTotal--;
     const n = (this.pendingByAddress.get(p.address) ?? 1) - 1;

@@ -14,6 +14,8 @@ import {
   type AbortRequest,
   type BeginReply,
   type BeginRequest,
+  type DiagnoseReply,
+  type DiagnoseRequest,
   type FinishReply,
   type FinishRequest,
   type GetTargetRequest,
@@ -27,8 +29,14 @@ import { Policy, certIdentity } from './policy.js';
 import { EventEmitter } from 'node:events';
 import { Transfer, type TransferEvent } from './transfer.js';
 import { Spool } from './spool.js';
+import { diskProbe, hostFacts, pingReply } from './diagnose.js';
 
 const MIN_CHUNK = 64 * 1024;
+
+/** The pseudo target a probe transfer shows in status pages: no dataset is touched. */
+export function probeTarget(root: string): string {
+  return `${root}/(probe)`;
+}
 const KEEP_FINISHED = 100;
 
 const CODES: Record<string, grpc.status> = {
@@ -142,6 +150,7 @@ export class ReceiverCore {
   };
 
   begin = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
+    if (req.kind === 'probe') return this.beginProbe(identity, req);
     const { target, policy } = this.policy.target(identity, req.name);
     if (!['full', 'incremental', 'resume'].includes(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind}"`);
     if (req.snapshot) validateSnapshotName(req.snapshot);
@@ -199,12 +208,65 @@ export class ReceiverCore {
     };
   };
 
+  /**
+   * A path probe for `sender-agent doctor`: the same lanes, window and acks as a transfer, but
+   * the bytes are discarded — no dataset is named, created or received into. Allowed unless
+   * "probes": false; bounded by probeMaxBytes and probeMaxSeconds (the transfer fails beyond).
+   */
+  private async beginProbe(identity: string | null, req: BeginRequest): Promise<BeginReply> {
+    const policy = this.policy.client(identity);
+    if (!this.cfg.probes) throw new ZferryError('denied', 'this receiver does not allow probe transfers ("probes": false in receiver.json)');
+    const target = probeTarget(policy.root);
+    const chunkBytes = Math.max(MIN_CHUNK, Math.min(req.chunkBytes || 1024 * 1024, this.cfg.maxChunkBytes));
+    const windowBytes = Math.max(chunkBytes * 2, this.cfg.windowBytes);
+    const t = new Transfer(
+      {
+        identity: policy.identity,
+        target,
+        name: '(probe)',
+        snapshot: '',
+        toGuid: '',
+        kind: 'probe',
+        raw: false,
+        encryptedSource: false,
+        estimatedBytes: Math.min(req.estimatedBytes, this.cfg.probeMaxBytes),
+        windowBytes,
+        chunkBytes,
+        resumable: false,
+        force: false,
+        maxBytes: this.cfg.probeMaxBytes,
+      },
+      this.zfs,
+      this.log,
+      this.cfg.laneGraceMs,
+      (event: TransferEvent, tr: Transfer) => this.events.emit('transfer', event, tr),
+    );
+    t.start();
+    this.transfers.set(t.id, t);
+    const seconds = Math.round(this.cfg.probeMaxMs / 1000);
+    const limit = setTimeout(() => t.fail(`probe ran longer than ${seconds} s, this receiver's limit (probeMaxSeconds)`), this.cfg.probeMaxMs);
+    limit.unref();
+    void t.exited().then(() => {
+      clearTimeout(limit);
+      this.prune();
+    });
+    return {
+      transferId: t.id,
+      laneSecret: t.secret,
+      windowBytes,
+      maxLanes: Math.min(this.cfg.maxLanes, policy.maxLanes ?? Infinity),
+      chunkBytes,
+      target,
+    };
+  }
+
   /** Begins being set up, per identity: counted with the running transfers for maxTransfers. */
   private readonly beginsInFlight = new Map<string, number>();
 
   /** Begin under the client's maxTransfers limit (race-free: a Begin in progress holds a slot). */
   beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
-    const { target, policy } = this.policy.target(identity, req.name);
+    const { target, policy } =
+      req.kind === 'probe' ? { target: probeTarget(this.policy.client(identity).root), policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
     const id = policy.identity;
     if (policy.maxTransfers !== null) {
       // a transfer into the same target without lanes is superseded by this Begin (clearTarget): not counted
@@ -282,6 +344,18 @@ export class ReceiverCore {
     return this.statusOf(p.identity, p.root, req);
   };
 
+  /**
+   * Facts for `sender-agent doctor`: buffer caps, congestion controls, CPU counters, and on
+   * request a timed write into this client's pool (receiver-agent/diagnose.ts). Neither asked: a ping.
+   */
+  diagnose = async (identity: string | null, req: DiagnoseRequest): Promise<DiagnoseReply> => {
+    const p = this.policy.client(identity);
+    if (!req.host && !req.diskProbe) return pingReply(this.cfg);
+    const facts = hostFacts(this.cfg);
+    if (req.diskProbe) facts.disk = await diskProbe(this.cfg, this.zfs, p.root, req.diskProbeSeconds, this.log);
+    return facts;
+  };
+
   grpcHandlers(): grpc.UntypedServiceImplementation {
     return {
       Hello: unary(this.log, 'Hello', this.hello),
@@ -290,6 +364,7 @@ export class ReceiverCore {
       Finish: unary(this.log, 'Finish', this.finish),
       Abort: unary(this.log, 'Abort', this.abort),
       Status: unary(this.log, 'Status', this.status),
+      Diagnose: unary(this.log, 'Diagnose', this.diagnose),
     };
   }
 }

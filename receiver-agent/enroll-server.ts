@@ -29,6 +29,7 @@ import { recordIssued } from '../shared/issued.js';
 import type { Logger } from '../shared/log.js';
 import type { TlsMaterial } from '../shared/tls.js';
 import { EnrollRefusal, InvitationBook } from './invite.js';
+import type { ConnectionGuard } from './conn-guard.js';
 
 export interface EnrollRequestBody {
   invitation: string;
@@ -116,6 +117,8 @@ export async function startEnrollServer(o: {
   log: Logger;
   /** hands a reloaded configuration to the running receiver (Reloader.applyConfig) */
   applyConfig: (next: ReceiverConfig, reason: string) => void;
+  /** limits connections that have not finished the TLS handshake, like on the main port */
+  guard?: ConnectionGuard;
 }): Promise<RunningEnroll> {
   const { cfg, log } = o;
   if (!cfg.enroll) throw new Error('no enroll address configured');
@@ -134,6 +137,11 @@ export async function startEnrollServer(o: {
   }) as unknown as FastifyInstance;
   const server = app.server as unknown as HttpsServer;
   server.maxConnections = 256;
+  if (o.guard) {
+    const guard = o.guard;
+    server.on('connection', (raw: import('node:net').Socket) => guard.onConnection(raw));
+    server.on('secureConnection', (s: import('node:tls').TLSSocket) => guard.onSecure(s, null));
+  }
 
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => {
     const status = err instanceof EnrollRefusal ? err.status : err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;

@@ -116,11 +116,11 @@ export function createMetrics(obs: Observer, opts: { defaultMetrics?: boolean } 
   tg('zferry_window_bytes', 'The reassembly window granted to this transfer.', (v) => v.windowBytes);
   tg('zferry_window_held_bytes', 'Bytes held in the reassembly window, waiting for zfs recv or for an earlier chunk.', (v) => v.heldBytes);
   tg('zferry_window_fill_ratio', 'Held bytes over the window (0..1); near 1 means the receiving disk or a slow lane limits the transfer.', (v) => v.windowFill);
-  tg('zferry_spool_bytes', 'Bytes of this transfer spooled to disk (no spool yet: always 0).', (v) => v.spoolBytes);
-  tg('zferry_spool_fill_ratio', 'Spooled bytes over the spool size (no spool yet: always 0).', (v) => v.spoolFill);
+  tg('zferry_spool_bytes', 'Stream bytes of this transfer waiting in the disk spool for zfs recv (0 without a spool).', (v) => v.spoolBytes);
+  tg('zferry_spool_fill_ratio', 'Spooled bytes over the spool size (0..1; 0 without a spool).', (v) => v.spoolFill);
 
   lg('zferry_lane_throughput_bytes_per_second', 'Bytes per second received on this lane (smoothed over a few seconds).', (l) => l.rateBps);
-  lg('zferry_lane_rtt_seconds', 'Smoothed round-trip time of the lane socket (TCP_INFO).', (l) => (l.rttMs === null ? null : l.rttMs / 1000));
+  lg('zferry_lane_rtt_seconds', 'Smoothed round-trip time of the lane socket (TCP_INFO).', (l) => (l.rttMs === null ? null : Math.round(l.rttMs * 1000) / 1e6));
   lg('zferry_lane_cwnd_segments', 'Congestion window of the lane socket in segments (TCP_INFO).', (l) => l.cwnd);
   lg('zferry_lane_delivery_rate_bytes_per_second', 'Delivery rate of the lane socket (TCP_INFO).', (l) => l.deliveryRateBps);
   lc('zferry_lane_received_bytes_total', 'Bytes received on this lane.', (l) => l.bytesReceived);

@@ -54,8 +54,9 @@ export interface TransferView {
   windowBytes: number;
   heldBytes: number;
   windowFill: number;
-  /** reserved for the disk spool (there is none yet): always 0 */
+  /** stream bytes waiting in the disk spool for zfs recv; the spool's size (0: no spool) */
   spoolBytes: number;
+  spoolCapacityBytes: number;
   spoolFill: number;
   lanes: number;
   laneStats: LaneView[];
@@ -227,6 +228,7 @@ export class Observer extends EventEmitter {
       })
       .sort((a, b) => a.index - b.index);
     const remaining = t.info.estimatedBytes - t.bytesWritten;
+    const spoolMax = this.core.cfg.spool?.maxBytes ?? 0;
     const lag = this.lagCache?.targets.find((g) => g.target === t.info.target);
     return {
       id: t.id,
@@ -246,8 +248,9 @@ export class Observer extends EventEmitter {
       windowBytes: t.info.windowBytes,
       heldBytes: t.heldBytes,
       windowFill: t.info.windowBytes > 0 ? t.heldBytes / t.info.windowBytes : 0,
-      spoolBytes: 0,
-      spoolFill: 0,
+      spoolBytes: t.spoolBytes,
+      spoolCapacityBytes: spoolMax,
+      spoolFill: spoolMax > 0 ? t.spoolBytes / spoolMax : 0,
       lanes: t.lanes.size,
       laneStats,
       duplicates: t.duplicates,

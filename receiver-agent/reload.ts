@@ -144,7 +144,7 @@ export class Reloader {
     if (this.cfg.maxHandshakes !== next.maxHandshakes || this.cfg.maxHandshakesPerAddress !== next.maxHandshakesPerAddress) {
       this.cfg.maxHandshakes = next.maxHandshakes;
       this.cfg.maxHandshakesPerAddress = next.maxHandshakesPerAddress;
-      this.guard?.setLimits({ maxPerAddress: next.maxHandshakesPerAddress, maxTotal: next.maxHandshakes });
+      this.guard?.setLimits({ maxPerAddress: next.maxHandshakesPerAddress, maxTotal: next.maxHandshakes, handshakeTimeoutMs: this.cfg.handshakeTimeoutMs });
     }
     const restart = RESTART_KEYS.filter((k) => JSON.stringify(this.cfg[k]) !== JSON.stringify(next[k]));
     const changed = diff.added.length + diff.removed.length + diff.changed.length > 0 || tlsChanged;

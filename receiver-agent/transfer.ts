@@ -48,6 +48,8 @@ export interface TransferInfo {
   chunkBytes: number;
   resumable: boolean;
   force: boolean;
+  /** the transfer fails once more than this many bytes arrived (probe transfers) */
+  maxBytes?: number;
 }
 
 export interface FinishResult {
@@ -210,6 +212,10 @@ export class Transfer {
   accept(c: HeldChunk): void {
     if (this.state !== 'receiving') throw new ZferryError('transfer-over', `transfer ${this.id} is ${this.state}`);
     this.bytesReceived += c.data.length;
+    if (this.info.maxBytes !== undefined && this.bytesReceived > this.info.maxBytes) {
+      this.fail(`probe sent more than ${this.info.maxBytes} bytes, this receiver's limit (probeMaxBytes)`);
+      return;
+    }
     if (!this.reasm.add(c)) {
       this.duplicates++;
       this.scheduleAck();

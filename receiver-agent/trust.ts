@@ -46,7 +46,8 @@ export interface Trust {
 export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls.Server; material: TlsMaterial; log: Logger }): Trust {
   const { cfg, policy, server, log } = o;
   const revocation = new RevocationList(null);
-  const guard = new ConnectionGuard({ maxPerAddress: cfg.maxHandshakesPerAddress, maxTotal: cfg.maxHandshakes }, log);
+  const limits = { maxPerAddress: cfg.maxHandshakesPerAddress, maxTotal: cfg.maxHandshakes, handshakeTimeoutMs: cfg.handshakeTimeoutMs };
+  const guard = new ConnectionGuard(limits, log);
   const reloader = new Reloader(cfg, policy, revocation, guard, log, o.material);
   // a deny-list that exists but does not parse stops the start: better than admitting revoked clients
   const revokedPath = reloader.revokedPath();
@@ -56,6 +57,7 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
   server.on('connection', (raw) => guard.onConnection(raw));
   reloader.onTls('control/lane port', (m) => server.setSecureContext(serverTlsOptions(m, [H2_ALPN, LANE_ALPN])));
   const throttle = new IdentityThrottle();
+  const enrollGuard = new ConnectionGuard(limits, log);
 
   const trust: Trust = {
     revocation,
@@ -91,7 +93,13 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
     async start() {
       reloader.watch();
       if (cfg.enroll) {
-        trust.enroll = await startEnrollServer({ cfg, material: reloader.tls, log, applyConfig: (next, reason) => reloader.applyConfig(next, reason) });
+        trust.enroll = await startEnrollServer({
+          cfg,
+          material: reloader.tls,
+          log,
+          applyConfig: (next, reason) => reloader.applyConfig(next, reason),
+          guard: enrollGuard,
+        });
         const e = trust.enroll;
         reloader.onTls('enrollment endpoint', (m) => e.setTls(m));
       }
@@ -102,6 +110,7 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
     async close() {
       reloader.close();
       guard.close();
+      enrollGuard.close();
       try {
         await trust.enroll?.close();
       } catch (e) {

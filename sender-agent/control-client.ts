@@ -7,6 +7,8 @@ import {
   type AbortRequest,
   type BeginReply,
   type BeginRequest,
+  type DiagnoseReply,
+  type DiagnoseRequest,
   type FinishReply,
   type FinishRequest,
   type GetTargetRequest,
@@ -80,6 +82,11 @@ export class ControlClient {
   /** This client's own transfers and the lag of its targets (the receiver shows no one else's). */
   status(req: StatusRequest): Promise<StatusReply> {
     return this.call('Status', req, 60_000);
+  }
+
+  /** Host facts for doctor; with diskProbe a timed write on the receiver (up to its limit). */
+  diagnose(req: DiagnoseRequest): Promise<DiagnoseReply> {
+    return this.call('Diagnose', req, req.diskProbe ? 60_000 : 30_000);
   }
 
   close(): void {

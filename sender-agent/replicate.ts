@@ -60,6 +60,8 @@ export interface ReplicateResult {
   notices: string[];
   attempts: number;
   tuning: LaneTuning | null;
+  /** bytes each lane carried */
+  laneBytes: number[];
 }
 
 interface Session {
@@ -193,7 +195,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   };
   try {
     if (s.plan.kind === 'up-to-date') {
-      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1, tuning: null };
+      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1, tuning: null, laneBytes: [] };
     }
     const spec = sendSpec(s, o);
     const est = await estimateBytes(s, spec);
@@ -307,6 +309,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
         resentChunks: striper.resent,
         attempts: 1,
         tuning,
+        laneBytes: [...striper.laneBytes].map((b) => b ?? 0),
       };
     } catch (e) {
       progress.end();

@@ -33,9 +33,12 @@ export class Striper {
   ackedBytes = 0;
   /** bytes handed to lane sockets, re-sends included */
   wireBytes = 0;
+  /** bytes each lane index carried (a re-opened lane keeps its index) */
+  readonly laneBytes: number[] = [];
   private lastLaneSeen = Date.now();
   private endPushed = false;
   private paceTimer: NodeJS.Timeout | null = null;
+  private nextLane = 0;
 
   constructor(private readonly o: StriperOptions) {
     this.lanes = new Array<Lane | null>(o.lanes).fill(null);
@@ -134,8 +137,14 @@ export class Striper {
 
   private pump(): void {
     while (this.queue.length && !this.failure && !this.paceTimer) {
+      // The lane with the least queued; ties (idle lanes, e.g. when paced) rotate so that
+      // every lane carries its share instead of the first one taking everything.
       let best: Lane | null = null;
-      for (const l of this.lanes) if (l?.hasRoom && (!best || l.queuedBytes < best.queuedBytes)) best = l;
+      const n = this.lanes.length;
+      for (let k = 0; k < n; k++) {
+        const l = this.lanes[(this.nextLane + k) % n];
+        if (l?.hasRoom && (!best || l.queuedBytes < best.queuedBytes)) best = l;
+      }
       if (!best) return;
       const c = this.queue[0]!;
       if (!this.unacked.has(c.seq)) {
@@ -153,6 +162,9 @@ export class Striper {
       this.queue.shift();
       best.send(c);
       this.wireBytes += c.data.length;
+      const li = this.lanes.indexOf(best);
+      this.nextLane = (li + 1) % n;
+      this.laneBytes[li] = (this.laneBytes[li] ?? 0) + c.data.length;
     }
   }
 

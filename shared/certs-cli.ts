@@ -177,7 +177,7 @@ function initCa(argv: string[], out: NodeJS.WritableStream): number {
   const info = certInfo(ca.certPem);
   write(out, `created CA "${cn}": ${certPath} and ${keyPath} (0600), valid until ${info.notAfter.toISOString()}`);
   write(out, `fingerprint SHA256 ${info.fingerprint}`);
-  write(out, `keep ${keyPath} off the agents' hosts; give them only ca.pem`);
+  write(out, `keep ${keyPath} private (on the receiver, which signs enrollments with it, or offline); senders get only ca.pem`);
   return 0;
 }
 

@@ -56,6 +56,15 @@ export interface ReceiverConfig {
   /** where chunks wait when zfs recv falls behind; null = memory window only */
   spool: { dir: string; maxBytes: number } | null;
   handshakeTimeoutMs: number;
+  /** probe transfers for `sender-agent doctor` (synthetic bytes, discarded), and their bounds */
+  probes: boolean;
+  probeMaxBytes: number;
+  probeMaxMs: number;
+  /** doctor may time a write into the client's pool (off by default: it writes diskProbeBytes) */
+  diskProbe: boolean;
+  diskProbeBytes: number;
+  /** where the disk probe writes instead of the client root's mountpoint (a directory) */
+  diskProbePath: string | null;
 }
 
 export interface SenderConfig {
@@ -124,6 +133,11 @@ export function configPath(baseDir: string, p: string): string {
   return resolve(baseDir, p);
 }
 
+function bool(v: unknown, where: string): boolean {
+  if (typeof v !== 'boolean') throw new ZferryError('bad-config', `${where}: expected true or false`);
+  return v;
+}
+
 function optCount(v: unknown, where: string, max: number): number | null {
   return v === undefined || v === null ? null : num(v, where, 1, max);
 }
@@ -152,7 +166,7 @@ export function loadReceiverConfig(path: string): ReceiverConfig {
   only(
     c,
     ['listen', 'tls', 'clients', 'http', 'zfs', 'window', 'maxLanes', 'maxChunkBytes', 'laneGraceSeconds', 'laneIdleSeconds', 'handshakeTimeoutSeconds', 'spool',
-      'enroll', 'maxHandshakesPerAddress', 'maxHandshakes'],
+      'enroll', 'maxHandshakesPerAddress', 'maxHandshakes', 'probes', 'probeMaxBytes', 'probeMaxSeconds', 'diskProbe', 'diskProbeBytes', 'diskProbePath'],
     file,
   );
   const clients: Record<string, ClientPolicy> = {};
@@ -195,6 +209,12 @@ export function loadReceiverConfig(path: string): ReceiverConfig {
     laneIdleMs: 1000 * (c.laneIdleSeconds === undefined ? 60 : num(c.laneIdleSeconds, `${file} laneIdleSeconds`, 1, 86400)),
     handshakeTimeoutMs:
       1000 * (c.handshakeTimeoutSeconds === undefined ? 10 : num(c.handshakeTimeoutSeconds, `${file} handshakeTimeoutSeconds`, 0.1, 600)),
+    probes: c.probes === undefined ? true : bool(c.probes, `${file} probes`),
+    probeMaxBytes: c.probeMaxBytes === undefined ? 4 * 1024 ** 3 : parseSize(c.probeMaxBytes, `${file} probeMaxBytes`),
+    probeMaxMs: 1000 * (c.probeMaxSeconds === undefined ? 60 : num(c.probeMaxSeconds, `${file} probeMaxSeconds`, 1, 3600)),
+    diskProbe: c.diskProbe === undefined ? false : bool(c.diskProbe, `${file} diskProbe`),
+    diskProbeBytes: c.diskProbeBytes === undefined ? 256 * 1024 ** 2 : parseSize(c.diskProbeBytes, `${file} diskProbeBytes`),
+    diskProbePath: c.diskProbePath === undefined || c.diskProbePath === null ? null : resolve(dirname(file), str(c.diskProbePath, `${file} diskProbePath`)),
   };
 }
 

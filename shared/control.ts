@@ -154,3 +154,42 @@ export interface StatusReply {
   transfers: TransferStatusMsg[];
   targets: TargetLagMsg[];
 }
+export interface DiagnoseRequest {
+  host: boolean;
+  diskProbe: boolean;
+  diskProbeSeconds: number;
+}
+export interface DiskProbeResultMsg {
+  state: 'measured' | 'disabled' | 'unavailable' | 'failed' | 'busy' | string;
+  path: string;
+  where: string;
+  bytes: number;
+  seconds: number;
+  bytesPerSecond: number;
+  message: string;
+}
+export interface DiagnoseReply {
+  clockMs: number;
+  buffersKnown: boolean;
+  wmemMax: number;
+  rmemMax: number;
+  tcpWmem: number[];
+  tcpRmem: number[];
+  netAdmin: boolean;
+  congestionAvailable: string[];
+  congestionAllowed: string[];
+  congestionDefault: string;
+  cpus: number;
+  loadavg: number[];
+  processCpuSeconds: number;
+  hostCpuBusyTicks: number;
+  hostCpuTotalTicks: number;
+  probesAllowed: boolean;
+  probeMaxBytes: number;
+  probeMaxSeconds: number;
+  diskProbeAllowed: boolean;
+  /** null unless the request asked for the disk probe */
+  disk: DiskProbeResultMsg | null;
+  kernel: string;
+  sockoptAvailable: boolean;
+}

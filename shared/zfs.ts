@@ -215,6 +215,18 @@ export class Zfs {
     await this.ok(['receive', '-A', target]);
   }
 
+  /** Where a filesystem is mounted: null when it does not exist; mounted false for none/legacy/unmounted. */
+  async mountpoint(dataset: string): Promise<{ mountpoint: string; mounted: boolean } | null> {
+    validateDataset(dataset);
+    const r = await this.exec(['get', '-H', '-o', 'value', 'mountpoint,mounted', dataset]);
+    if (r.code !== 0) {
+      if (/does not exist/.test(r.stderr)) return null;
+      throw new ZferryError('zfs', `zfs get mountpoint ${dataset}: ${oneLine(r.stderr)}`);
+    }
+    const [mountpoint = '', mounted = ''] = r.stdout.split('\n').map((l) => l.trim());
+    return { mountpoint, mounted: mounted === 'yes' && mountpoint.startsWith('/') };
+  }
+
   async createParents(dataset: string): Promise<void> {
     validateDataset(dataset);
     if (await this.exists(dataset)) return;

@@ -121,6 +121,18 @@ describe('replication with OpenZFS features (fake zfs)', () => {
     expect(e).toMatchObject({ kind: 'full', bytes: size, how: 'zfs send -nP' });
   });
 
+  it('spreads the stream over every lane, also when paced by --bwlimit', async () => {
+    await zfs(['create', 'tank/spread']);
+    await put('tank/spread', 'f', randomBytes(12 * 1024 * 1024));
+    await zfs(['snapshot', 'tank/spread@s1']);
+    const r = await send('tank/spread', 'spread', ['--json', '--lanes', '4', '--bwlimit', '24MB']);
+    expect(r.code, r.stderr).toBe(0);
+    const lanes = summary(r.stdout).laneBytes as number[];
+    expect(lanes).toHaveLength(4);
+    const total = lanes.reduce((a, b) => a + b, 0);
+    for (const b of lanes) expect(b / total).toBeGreaterThan(0.1);
+  });
+
   it('resumes after the sender is killed with SIGKILL, re-sending far less than the whole stream', async () => {
     await zfs(['create', 'tank/big']);
     await put('tank/big', 'big.bin', randomBytes(48 * 1024 * 1024));

@@ -5,13 +5,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { chromium } from 'playwright-core';
-import { createTestPool, randomFile, writeFiles, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
+import { createTestPool, randomFile, unmountDataset, writeFiles, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
 import { RECEIVER_CLI, SENDER_CLI, makePki, runSender, senderArgs, spawnSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { certInfo } from '../shared/certs.js';
 import { run } from '../shared/run.js';
@@ -58,6 +58,7 @@ interface TransferJson {
   heldBytes: number;
   windowFill: number;
   spoolBytes: number;
+  spoolCapacityBytes: number;
   lagSeconds: number | null;
 }
 
@@ -162,8 +163,8 @@ function promtool(text: string): Promise<{ code: number; out: string }> {
 const cli = (file: string, args: string[]) => run(process.execPath, [file, ...args], { timeoutMs: 60_000 });
 
 beforeAll(async () => {
-  src = await createTestPool('osrc', { size: 640 * 1024 * 1024 });
-  dst = await createTestPool('odst', { size: 640 * 1024 * 1024 });
+  src = await createTestPool('osrc');
+  dst = await createTestPool('odst');
   dir = tempDir('obs');
   pki = makePki(dir);
   siteA = pki.client('site-a');
@@ -179,12 +180,32 @@ beforeAll(async () => {
   expect(receiver.http).toMatch(/^127\.0\.0\.1:\d+$/);
 }, 180_000);
 
+/**
+ * Sends read snapshots, not the mounted files: unmounting the source now lets the FUSE
+ * write-back finish here, with time to spare, instead of keeping the pool "busy" at teardown.
+ */
+async function settle(ds: string): Promise<void> {
+  await unmountDataset(ds, 120_000);
+}
+
+/** zfs-fuse sometimes keeps a pool "busy" for a while after heavy writes (longer than the helper waits). */
+async function destroyPatiently(pool: TestPool | undefined): Promise<void> {
+  for (let i = 0; pool; i++) {
+    try {
+      return await pool.destroy();
+    } catch (e) {
+      if (i >= 8 || !/pool is busy/.test((e as Error).message)) throw e;
+      await new Promise((r) => setTimeout(r, 2500));
+    }
+  }
+}
+
 afterAll(async () => {
   await receiver?.stop();
-  await src?.destroy();
-  await dst?.destroy();
+  await destroyPatiently(src);
+  await destroyPatiently(dst);
   if (dir) await rm(dir, { recursive: true, force: true });
-}, 180_000);
+}, 300_000);
 
 let first: { id: string; bytes: number; target: string };
 
@@ -195,6 +216,7 @@ describe('receiver status server', () => {
     await writeFiles(src.mountpoint(ds), { 'a.txt': 'alpha\n' });
     await randomFile(join(src.mountpoint(ds), 'big.bin'), 12 * 1024 * 1024 + 321, 'obs');
     await zfsOk(['snapshot', `${ds}@s1`]);
+    await settle(ds);
 
     const health = await getJson<{ status: string; transfersActive: number }>('/healthz');
     expect(health.status).toBe(200);
@@ -224,7 +246,7 @@ describe('receiver status server', () => {
     const list = await getJson<{ transfers: TransferJson[] }>('/api/transfers');
     expect(list.status).toBe(200);
     const t = list.body.transfers.find((x) => x.id === id)!;
-    expect(t).toMatchObject({ identity: 'site-a', target, snapshot: 's1', state: 'committed', bytesReceived: done.bytes, bytesWritten: done.bytes, lanes: 0, spoolBytes: 0 });
+    expect(t).toMatchObject({ identity: 'site-a', target, snapshot: 's1', state: 'committed', bytesReceived: done.bytes, bytesWritten: done.bytes, lanes: 0, spoolBytes: 0, spoolCapacityBytes: 0 });
     expect(t.windowBytes).toBeGreaterThan(0);
     expect(t.lagSeconds).not.toBeNull();
     expect(t.lagSeconds!).toBeGreaterThanOrEqual(0);
@@ -366,6 +388,7 @@ describe('dashboard', () => {
     await zfsOk(['create', ds]);
     await randomFile(join(src.mountpoint(ds), 'big.bin'), 100 * 1024 * 1024, 'dash');
     await zfsOk(['snapshot', `${ds}@d1`]);
+    await settle(ds);
     const target = `${dst.name}/site-a/big`;
 
     const profile = await mkdtemp(join(tmpdir(), 'zferry-chromium-'));
@@ -405,7 +428,25 @@ describe('dashboard', () => {
         `${target}@d1`,
         { timeout: 60_000, polling: 250 },
       );
-      await page.waitForTimeout(2500); // a few more seconds of graph
+      // the metrics of a running transfer: its lanes, their throughput and TCP facts
+      const running = (await getJson<{ transfers: TransferJson[] }>('/api/transfers?state=active')).body.transfers;
+      expect(running.map((t) => t.target)).toEqual([target]);
+      const live = await (await fetch(url('/metrics'))).text();
+      const lm = parseMetrics(live);
+      const rid = running[0]!.id;
+      expect(series(lm, 'zferry_transfers_active', {})).toBe(1);
+      expect(series(lm, 'zferry_transfer_lanes', { transfer: rid })).toBeGreaterThan(0);
+      const laneBytes = [...lm].filter(([k]) => k.startsWith('zferry_lane_received_bytes_total{') && k.includes(rid)).map(([, v]) => v);
+      expect(laneBytes.length).toBeGreaterThan(0);
+      expect(Math.max(...laneBytes)).toBeGreaterThan(0);
+      expect(series(lm, 'zferry_transfer_receive_rate_bytes_per_second', { transfer: rid })).toBeGreaterThan(0);
+      const liveCheck = await promtool(live);
+      expect(liveCheck.out).toBe('');
+      expect(liveCheck.code).toBe(0);
+      writeFileSync(join(shots, 'metrics-running.txt'), live);
+      process.stdout.write(`metrics while running: ${join(shots, 'metrics-running.txt')}\n`);
+
+      await page.waitForTimeout(2000); // a few more seconds of graph
       const shot = join(shots, 'dashboard-running.png');
       await page.screenshot({ path: shot, fullPage: true });
       process.stdout.write(`dashboard screenshot: ${shot}\n`);

@@ -48,6 +48,7 @@ export const transferSchema = {
     heldBytes: { type: 'integer' },
     windowFill: { type: 'number' },
     spoolBytes: { type: 'integer' },
+    spoolCapacityBytes: { type: 'integer', description: '0: this receiver has no spool' },
     spoolFill: { type: 'number' },
     lanes: { type: 'integer' },
     laneStats: { type: 'array', items: { $ref: 'zferry.lane#' } },

@@ -23,7 +23,7 @@ describe('config files', () => {
     const c = loadReceiverConfig(write({ listen: '0.0.0.0:7443', tls, clients: { 'site-a': { root: 'backup/site-a' } }, http: '127.0.0.1:7480' }));
     expect(c.listen).toEqual({ host: '0.0.0.0', port: 7443 });
     expect(c.clients['site-a']).toEqual({ root: 'backup/site-a', allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, bytesPerSecond: null });
-    expect(c.windowBytes).toBe(64 * 1024 * 1024);
+    expect(c.windowBytes).toBe(256 * 1024 * 1024);
     expect(c.http).toEqual({ host: '127.0.0.1', port: 7480 });
   });
 

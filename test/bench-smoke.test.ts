@@ -1,0 +1,67 @@
+// A small run of the WAN benchmark (bench/run.ts) so that it cannot rot: loopback only (no
+// emulator, no namespaces, no sysctl changes), a 64 MiB stream through ssh, ssh + mbuffer and
+// zferry. Needs root (the private sshd logs in as root), openssh-server and mbuffer
+// (scripts/install-bench-tools.sh, which .ci/run calls). Numbers are not checked here — they
+// are benchmark figures, not test assertions — only that every tool delivered the whole
+// stream and that the table and the raw JSON were written.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import type { BenchReport } from '../bench/report.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const RUN = join(ROOT, 'dist/bench/run.js');
+const BYTES = 64 * 1024 * 1024;
+
+const dir = mkdtempSync(join(tmpdir(), 'zferry-bench-smoke-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function runBench(args: string[], timeoutMs: number): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }> {
+  return new Promise((done) => {
+    const p = spawn(process.execPath, [RUN, ...args], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    p.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+    // SIGTERM lets the harness clean up (sshd, agents) before it exits
+    const t = setTimeout(() => p.kill('SIGTERM'), timeoutMs);
+    p.on('close', (code, signal) => {
+      clearTimeout(t);
+      done({ code, signal, stderr });
+    });
+  });
+}
+
+describe('benchmark smoke run (loopback)', () => {
+  it('delivers the whole stream with ssh, ssh + mbuffer and zferry, and writes the results', async () => {
+    expect(process.getuid?.(), 'the benchmark runs as root (its private sshd logs in as root)').toBe(0);
+    const out = join(dir, 'results.md');
+    const args = ['--profiles', 'loopback', '--cc', 'host', '--bytes', '64MiB', '--seconds', '30', '--lanes', 'auto,4', '--verify', '--pause', '0', '--out', out];
+    const r = await runBench(args, 55_000);
+    expect(r.code, `bench exited ${r.code ?? r.signal}:\n${r.stderr}`).toBe(0);
+
+    const rep = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as BenchReport;
+    expect(rep.runs.map((x) => `${x.tool} ${x.lanes}`)).toEqual(['ssh 1', 'ssh+mbuffer 1', 'zferry auto', 'zferry 4']);
+    for (const x of rep.runs) {
+      const what = `${x.tool} ${x.lanes}: ${x.error ?? ''}`;
+      expect(x.error, what).toBeNull();
+      expect(x.complete, what).toBe(true);
+      expect(x.timeBounded, what).toBe(false);
+      expect(x.delivered, what).toBe(BYTES);
+      expect(x.goodputMbit, what).toBeGreaterThan(0);
+      expect(x.cpu.sender.transport, what).toBeGreaterThan(0);
+      expect(x.cpu.receiver.transport, what).toBeGreaterThan(0);
+      expect(x.receiverRssMiB, what).toBeGreaterThan(0);
+      expect(x.commands.length, what).toBeGreaterThan(0);
+    }
+    const zauto = rep.runs.find((x) => x.tool === 'zferry' && x.lanes === 'auto')!;
+    expect(zauto.lanesUsed).toBeGreaterThanOrEqual(1);
+
+    const md = readFileSync(out, 'utf8');
+    expect(md).toContain('| profile | system CC | tool | lanes | goodput Mbit/s |');
+    for (const tool of ['ssh', 'ssh+mbuffer', 'zferry']) expect(md).toMatch(new RegExp(`\\| loopback \\| [^|]+ \\| ${tool.replace('+', '\\+')} \\|`));
+    expect(md).toContain('## Command lines');
+    // the harness removed its temporary directory
+    expect(r.stderr).not.toMatch(/kept \//);
+  }, 60_000);
+});
