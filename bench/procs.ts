@@ -29,9 +29,15 @@ export interface Proc {
 /** Every process the benchmark started and has not seen exit: the cleanup kills these (and their trees). */
 export const livePids = new Set<number>();
 
+/** told about every start and exit (the cleanup journal records them) */
+export const procHooks: { started(pid: number): void; exited(pid: number): void } = { started: () => {}, exited: () => {} };
+
 export function nsArgv(ns: string | null, argv: string[]): string[] {
   return ns ? ['ip', 'netns', 'exec', ns, ...argv] : argv;
 }
+
+/** --nice: the niceness the measured tools run at (0: unchanged) */
+export const runOptions = { nice: 0 };
 
 export function startProc(
   name: string,
@@ -39,7 +45,7 @@ export function startProc(
   argv: string[],
   opts: { env?: NodeJS.ProcessEnv; stdio?: StdioOptions; cwd?: string } = {},
 ): Proc {
-  const full = nsArgv(ns, argv);
+  const full = runOptions.nice ? ['nice', '-n', String(runOptions.nice), ...nsArgv(ns, argv)] : nsArgv(ns, argv);
   const child = spawn(full[0]!, full.slice(1), { env: opts.env ?? process.env, stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
   if (child.pid === undefined) {
     // spawn failed synchronously (ENOENT...): the 'error' event says why
@@ -49,6 +55,7 @@ export function startProc(
   }
   const pid = child.pid;
   livePids.add(pid);
+  procHooks.started(pid);
   const p: Proc = {
     name,
     argv: full,
@@ -61,6 +68,7 @@ export function startProc(
       });
       child.once('exit', (code, signal) => {
         livePids.delete(pid);
+        procHooks.exited(pid);
         p.exit = { code, signal, at: Date.now() };
         resolve(p.exit);
       });

@@ -17,7 +17,7 @@ import { createCA, issueCertificate, writeCertFile, writeKeyFile } from '../shar
 import { loadReceiverConfig } from '../shared/config.js';
 import { parseSize } from '../shared/units.js';
 import { SOURCE_SNAPSHOT, progressFile, type RecvProgress } from './bench-zfs.js';
-import { CLK_TCK, Group, collect, killTrees, nsArgv, procTable, readChars, readProc, startProc, type Proc, type ProcInfo } from './procs.js';
+import { CLK_TCK, Group, collect, killTrees, nsArgv, procTable, runOptions, readChars, readProc, startProc, type Proc, type ProcInfo } from './procs.js';
 import { markdown, lanesLabel, type BenchReport, type LinkInfo, type RunRecord, type Tool, type ZferrySeries } from './report.js';
 import { ssSnapshot, summarize, type SsSnapshot } from './ss.js';
 import { sshArgv, startSshd, type SshServer } from './sshd.js';
@@ -120,6 +120,8 @@ const USAGE = `usage: node dist/bench/run.js [options]          (as root, from t
   --out FILE         markdown results (default bench/results.md; raw JSON next to it, .json)
   --wanem PATH       wanem.sh (default ../shared/tools/wanem/wanem.sh)
   --pause N          seconds between tool runs (default 2)
+  --nice N           run the measured tools (sshd, ssh, mbuffer, agents, stand-ins) at niceness N, e.g. -10
+                     on a machine others load too (default 0: unchanged)
   --keep-temp        keep the temporary directory (keys, configs, logs)
 `;
 
@@ -137,6 +139,7 @@ interface Options {
   out: string;
   wanem: string;
   pause: number;
+  nice: number;
   keepTemp: boolean;
 }
 
@@ -162,6 +165,7 @@ function parseOptions(argv: string[]): Options {
     out: join(ROOT, 'bench/results.md'),
     wanem: process.env.WANEM ?? DEFAULT_WANEM,
     pause: 2,
+    nice: 0,
     keepTemp: false,
   };
   for (let i = 0; i < argv.length; i++) {
@@ -223,6 +227,10 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--pause':
         o.pause = Number(val());
+        break;
+      case '--nice':
+        o.nice = Number(val());
+        if (!Number.isInteger(o.nice) || o.nice < -20 || o.nice > 19) throw new Error('--nice takes an integer from -20 to 19');
         break;
       case '--keep-temp':
         o.keepTemp = true;
@@ -1009,10 +1017,13 @@ function prepareHost(o: Options): void {
 
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
+  runOptions.nice = o.nice;
   installExitHandlers();
   preflight(o);
+  system.recoverStale();
   TMP = mkdtempSync(join(tmpdir(), 'zferry-bench-'));
   const tmp = TMP;
+  system.tmp = tmp;
   system.onCleanup('temp dir', () => {
     if (o.keepTemp) say(`kept ${tmp}`);
     else rmSync(tmp, { recursive: true, force: true });
@@ -1037,7 +1048,9 @@ async function main(): Promise<number> {
   const save = () => {
     mkdirSync(dirname(o.out), { recursive: true });
     writeFileSync(o.out, markdown(report));
-    writeFileSync(jsonOut, JSON.stringify(report, null, 1) + '\n');
+    // one line per run: readable diffs, a third of the size of indented JSON
+    const { runs, ...head } = report;
+    writeFileSync(jsonOut, JSON.stringify(head, null, 1).replace(/\n}$/, `,\n "runs": [\n${runs.map((r) => JSON.stringify(r)).join(',\n')}\n ]\n}\n`));
   };
   let failures = 0;
   for (const p of o.profiles) {

@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { killTreesSync, livePids, readCmdline, readProc } from './procs.js';
+import { killTreesSync, livePids, procHooks, readCmdline, readProc } from './procs.js';
 
 const JOURNAL = '/run/zferry-bench/journal.json';
 
@@ -21,6 +21,10 @@ interface JournalData {
   wanem: string | null;
   /** network namespaces we created */
   netns: string[];
+  /** processes we started (pid + start time, so a reused pid is never taken for ours) */
+  procs: { pid: number; starttime: number }[];
+  /** our temporary directory */
+  tmp?: string;
 }
 
 function sysctlPath(name: string): string {
@@ -59,29 +63,55 @@ class System {
   private journal: JournalData | null = null;
   private readonly cleanups: { what: string; fn: () => void }[] = [];
   private cleaning = false;
+  /** the run's temporary directory (a recovery removes a killed run's) */
+  tmp: string | null = null;
   log: (line: string) => void = (l) => process.stderr.write(`bench: ${l}\n`);
+
+  /**
+   * Undoes what a benchmark that was killed outright left behind (its journal names a dead
+   * owner). Returns the pid of a live owner, or null.
+   */
+  recoverStale(): number | null {
+    if (!existsSync(JOURNAL)) return null;
+    let old: JournalData | null = null;
+    try {
+      old = JSON.parse(readFileSync(JOURNAL, 'utf8')) as JournalData;
+    } catch {
+      old = null;
+    }
+    if (old && old.pid !== process.pid && ownerAlive(old.pid)) return old.pid;
+    if (old && old.pid !== process.pid) {
+      this.log(`undoing what an interrupted benchmark (pid ${old.pid}, started ${old.started}) left behind`);
+      this.undo(old);
+    }
+    if (!old || old.pid !== process.pid) rmSync(JOURNAL, { force: true });
+    return null;
+  }
 
   /** Takes the lock (and recovers what a killed earlier run left behind). */
   acquire(): void {
     if (this.journal) return;
-    if (existsSync(JOURNAL)) {
-      let old: JournalData | null = null;
-      try {
-        old = JSON.parse(readFileSync(JOURNAL, 'utf8')) as JournalData;
-      } catch {
-        old = null;
-      }
-      if (old && old.pid !== process.pid && ownerAlive(old.pid)) {
-        throw new Error(`another benchmark (pid ${old.pid}, started ${old.started}) is using the machine; wait for it to finish`);
-      }
-      if (old) {
-        this.log(`undoing what an interrupted benchmark (pid ${old.pid}) left behind`);
-        this.undo(old);
-      }
-      rmSync(JOURNAL, { force: true });
-    }
-    this.journal = { pid: process.pid, started: new Date().toISOString(), sysctls: {}, wanem: null, netns: [] };
+    const owner = this.recoverStale();
+    if (owner !== null) throw new Error(`another benchmark (pid ${owner}) is using the machine; wait for it to finish`);
+    this.journal = { pid: process.pid, started: new Date().toISOString(), sysctls: {}, wanem: null, netns: [], procs: [], tmp: this.tmp ?? undefined };
+    for (const pid of livePids) this.track(pid);
     this.save();
+  }
+
+  /** Records a process we started, so that a later run can stop it if this one is killed outright. */
+  track(pid: number): void {
+    if (!this.journal) return;
+    const p = readProc(pid);
+    if (!p) return;
+    this.journal.procs.push({ pid, starttime: p.starttime });
+    this.save();
+  }
+
+  untrack(pid: number): void {
+    if (!this.journal) return;
+    const n = this.journal.procs.length;
+    this.journal.procs = this.journal.procs.filter((p) => p.pid !== pid);
+    if (this.journal.procs.length !== n) this.save();
   }
 
   private save(): void {
@@ -92,6 +122,8 @@ class System {
   }
 
   private undo(j: JournalData): void {
+    const ours = (j.procs ?? []).filter((p) => readProc(p.pid)?.starttime === p.starttime).map((p) => p.pid);
+    if (ours.length) killTreesSync(ours, 2000);
     if (j.wanem) {
       const r = tryRun([j.wanem, 'down']);
       if (!r.ok) this.log(`wanem down failed: ${r.out.trim()}`);
@@ -102,6 +134,7 @@ class System {
         if (!r.ok) this.log(`ip netns del ${ns} failed: ${r.out.trim()}`);
       }
     }
+    if (j.tmp && j.pid !== process.pid && /\/zferry-bench-[^/]+$/.test(j.tmp)) rmSync(j.tmp, { recursive: true, force: true });
     for (const [name, value] of Object.entries(j.sysctls)) {
       try {
         writeSysctlRaw(name, value);
@@ -190,6 +223,8 @@ class System {
 }
 
 export const system = new System();
+procHooks.started = (pid) => system.track(pid);
+procHooks.exited = (pid) => system.untrack(pid);
 
 /** Cleanup on every way out. */
 export function installExitHandlers(): void {

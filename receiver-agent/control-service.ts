@@ -184,6 +184,7 @@ export class ReceiverCore {
         chunkBytes,
         resumable,
         force: policy.allowForce,
+        requireRaw: policy.requireRaw,
       },
       this.zfs,
       this.log,
@@ -234,6 +235,7 @@ export class ReceiverCore {
         chunkBytes,
         resumable: false,
         force: false,
+        requireRaw: false,
         maxBytes: this.cfg.probeMaxBytes,
       },
       this.zfs,
@@ -303,6 +305,13 @@ export class ReceiverCore {
   };
 
   abort = async (identity: string | null, req: AbortRequest): Promise<AbortReply> => {
+    if (req.transferId && !req.name) {
+      // a probe has no target name: it is stopped by its id alone
+      const t = this.owned(identity, req.transferId);
+      if (t.info.kind !== 'probe') throw new ZferryError('bad-request', 'name the target of the transfer to abort');
+      if (t.active) await t.abandon('aborted by the sender');
+      return { message: `stopped probe ${t.id}` };
+    }
     const { target } = this.policy.target(identity, req.name);
     const said: string[] = [];
     if (req.transferId) {
@@ -347,10 +356,11 @@ export class ReceiverCore {
   /**
    * Facts for `sender-agent doctor`: buffer caps, congestion controls, CPU counters, and on
    * request a timed write into this client's pool (receiver-agent/diagnose.ts). Neither asked: a ping.
+   * With "probes": false the receiver tells nothing about itself (only pings are answered).
    */
   diagnose = async (identity: string | null, req: DiagnoseRequest): Promise<DiagnoseReply> => {
     const p = this.policy.client(identity);
-    if (!req.host && !req.diskProbe) return pingReply(this.cfg);
+    if ((!req.host && !req.diskProbe) || !this.cfg.probes) return pingReply(this.cfg);
     const facts = hostFacts(this.cfg);
     if (req.diskProbe) facts.disk = await diskProbe(this.cfg, this.zfs, p.root, req.diskProbeSeconds, this.log);
     return facts;

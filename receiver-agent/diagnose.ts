@@ -119,12 +119,12 @@ async function probeTarget(cfg: ReceiverConfig, zfs: Zfs, root: string): Promise
     }
     if (m === null) continue; // not created yet: its parent is on the same pool
     if (m.mounted && (await kindOf(m.mountpoint)) === 'dir') {
-      return { path: m.mountpoint, where: ds === root ? `mountpoint of ${ds}` : `mountpoint of ${ds} (${root} is ${notes.length ? 'not mounted' : 'not there yet'})`, fifo: false };
+      return { path: m.mountpoint, where: ds === root ? `mountpoint of ${ds}` : `mountpoint of ${ds}, the same pool as ${root}`, fifo: false };
     }
-    notes.push(`${ds} is not mounted`);
+    notes.push(m.mounted ? `${ds}'s mountpoint ${m.mountpoint} is not a directory here` : `${ds} is not mounted`);
     if (!ds.includes('/')) break;
   }
-  if (cfg.spool) return { path: cfg.spool.dir, where: `spool dir (${notes[0] ?? `${root} is not mounted`})`, fifo: false };
+  if (cfg.spool) return { path: cfg.spool.dir, where: `spool dir: ${notes[notes.length - 1] ?? `${root} is not mounted`}`, fifo: false };
   return `${notes[0] ?? `${root} is not mounted`} and the receiver has no spool; set "diskProbePath" in receiver.json to a directory on the pool`;
 }
 

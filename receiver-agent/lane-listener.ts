@@ -10,7 +10,9 @@ import {
   FrameError,
   FrameParser,
   FrameType,
+  FLAG_DEFLATE,
   FLAG_FIN,
+  openDeflated,
   HELLO_BYTES,
   decodeHello,
   encodeError,
@@ -101,10 +103,28 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     }
     switch (f.type) {
       case FrameType.Data: {
-        const data = openData(f);
-        counters.bytes += data.length;
-        counters.chunks++;
-        transfer.accept({ seq: f.value, data, digest: f.payload.subarray(0, DIGEST_BYTES), fin: (f.flags & FLAG_FIN) !== 0 });
+        const t = transfer;
+        const take = (data: Buffer): void => {
+          counters.bytes += data.length;
+          counters.chunks++;
+          t.accept({ seq: f.value, data, digest: f.payload.subarray(0, DIGEST_BYTES), fin: (f.flags & FLAG_FIN) !== 0 });
+        };
+        if (f.flags & FLAG_DEFLATE) {
+          // Inflated off the main thread; order does not matter, the reassembler sorts by sequence.
+          openDeflated(f, t.info.chunkBytes).then(
+            (data) => {
+              if (closed) return;
+              try {
+                take(data);
+              } catch (e) {
+                refuse((e as Error).message);
+              }
+            },
+            (e: Error) => refuse(e.message),
+          );
+          return;
+        }
+        take(openData(f));
         return;
       }
       case FrameType.Ping:

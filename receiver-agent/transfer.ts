@@ -11,6 +11,7 @@ import type { Zfs } from '../shared/zfs.js';
 import type { TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
 import type { Spool } from './spool.js';
+import { checkStreamBegin } from './stream-check.js';
 
 export interface LaneStats {
   index: number;
@@ -48,6 +49,8 @@ export interface TransferInfo {
   chunkBytes: number;
   resumable: boolean;
   force: boolean;
+  /** a vault client: only raw streams may reach zfs recv */
+  requireRaw: boolean;
   /** the transfer fails once more than this many bytes arrived (probe transfers) */
   maxBytes?: number;
 }
@@ -211,6 +214,15 @@ export class Transfer {
   /** A verified chunk from a lane. Throws WindowError when the sender broke the window. */
   accept(c: HeldChunk): void {
     if (this.state !== 'receiving') throw new ZferryError('transfer-over', `transfer ${this.id} is ${this.state}`);
+    // The stream's own BEGIN record is checked before a byte of it reaches zfs recv: it must
+    // be a ZFS stream, and raw for a vault client whatever its Begin claimed.
+    if (c.seq === 0n && this.reasm.next === 0n && this.info.kind !== 'probe') {
+      const refused = checkStreamBegin(c.data, { requireRaw: this.info.requireRaw });
+      if (refused) {
+        this.fail(`stream refused: ${refused}; nothing was received`);
+        return;
+      }
+    }
     this.bytesReceived += c.data.length;
     if (this.info.maxBytes !== undefined && this.bytesReceived > this.info.maxBytes) {
       this.fail(`probe sent more than ${this.info.maxBytes} bytes, this receiver's limit (probeMaxBytes)`);

@@ -10,23 +10,29 @@ import { parseSize, formatBytes, formatRate } from '../shared/units.js';
 import { replicateWithRetry, openSession, sendSpec, estimateBytes, type ReplicateOptions, type ReplicateResult } from './replicate.js';
 import { describePlan } from './plan.js';
 import { describeTuning } from './tuning.js';
+import type { CompressMode } from './compress.js';
 import { ControlClient } from './control-client.js';
 import { loadTlsMaterial } from '../shared/tls.js';
 import { parseHostPort } from '../shared/address.js';
 import { enroll } from './enroll.js';
 import { formatStatus } from '../shared/status-table.js';
+import { doctor, formatReport } from './doctor.js';
 
 const USAGE = `usage:
   sender-agent replicate <pool/dataset>[@snapshot] --to <host:port> --name <target name>
                [--config <sender.json>] [--lanes N|auto] [--link-mbit M] [--cc bbr|cubic]
                [--raw|--no-raw] [--intermediates]
-               [--recursive] [--restart] [--bwlimit 50MiB|400mbit] [--retry-seconds 600]
+               [--recursive] [--restart] [--bwlimit 50MiB|400mbit] [--compress off|on|auto]
+               [--retry-seconds 600]
                [--json] [--progress] [--verbose] [--zfs <path>]
   sender-agent estimate  <pool/dataset>[@snapshot] --to <host:port> --name <target name> [--config ...] [--json]
   sender-agent abort     --to <host:port> --name <target name> [--config ...]
                          (stops a transfer into the target and discards its resume state: zfs recv -A)
   sender-agent status    --to <host:port> [--name <target name>] [--config ...] [--json]
                          (this client's transfers on the receiver and the replication lag of its targets)
+  sender-agent doctor    --to <host:port> [--config <sender.json>] [--dataset <pool/dataset>] [--seconds 10]
+                         [--link-mbit M] [--cc bbr|cubic] [--zfs <path>] [--json]
+                         (measures the path, both hosts and zfs, and names what limits a replication)
   sender-agent enroll    <invitation> --out <dir> [--force]
                          (makes a key here, gets it certified with a one-time invitation from the
                           receiver's admin, writes <dir>/sender.json for replicate --config)
@@ -34,7 +40,7 @@ const USAGE = `usage:
 `;
 
 const SPEC = {
-  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds', 'bwlimit', 'retry-seconds', 'heartbeat-ms', 'link-mbit', 'cc'],
+  values: ['to', 'name', 'config', 'lanes', 'zfs', 'chunk-size', 'reconnect-seconds', 'bwlimit', 'retry-seconds', 'heartbeat-ms', 'link-mbit', 'cc', 'compress'],
   booleans: ['raw', 'no-raw', 'intermediates', 'recursive', 'restart', 'json', 'progress', 'verbose'],
 };
 
@@ -44,6 +50,11 @@ function parseRate(v: string): number {
   const n = bits ? (Number(bits[1]) * { k: 1e3, m: 1e6, g: 1e9 }[bits[2]!.toLowerCase() as 'k' | 'm' | 'g']) / 8 : parseSize(v, '--bwlimit');
   if (!(n >= 64 * 1024)) throw new ZferryError('usage', '--bwlimit must be at least 64KiB (per second)');
   return n;
+}
+
+function compressMode(v: string): CompressMode {
+  if (v !== 'off' && v !== 'on' && v !== 'auto') throw new ZferryError('usage', '--compress takes off, on or auto');
+  return v;
 }
 
 function seconds(v: string, what: string): number {
@@ -86,6 +97,7 @@ function options(args: ParsedArgs, needSource: boolean): ReplicateOptions {
     progress: json ? 'json' : args.flags.has('progress') || process.stderr.isTTY ? 'tty' : 'off',
     reconnectBudgetMs: 1000 * Number(args.values['reconnect-seconds'] ?? 60),
     bwlimit: args.values.bwlimit ? parseRate(args.values.bwlimit) : 0,
+    compress: compressMode(args.values.compress ?? 'auto'),
     retryBudgetMs: 1000 * seconds(args.values['retry-seconds'] ?? '600', '--retry-seconds'),
     heartbeatMs: Number(args.values['heartbeat-ms'] ?? 5000),
   };
@@ -103,6 +115,7 @@ function summary(r: ReplicateResult): string {
     );
   }
   if (r.tuning) lines.push(`lanes: ${describeTuning(r.tuning)}`);
+  if (r.compressed) lines.push(`compression: ${formatBytes(r.compressed.bytesIn)} sent as ${formatBytes(r.compressed.bytesOut)} (deflate, where it paid)`);
   if (r.vault) {
     lines.push(
       r.vault.ok
@@ -132,6 +145,31 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
+  if (cmd === 'doctor') {
+    const a = parseArgs(rest, { values: ['to', 'config', 'dataset', 'seconds', 'link-mbit', 'cc', 'zfs'], booleans: ['json', 'verbose'] });
+    if (!a.values.to) throw new ZferryError('usage', '--to <host:port> is required');
+    if (a.positional.length > 0) throw new ZferryError('usage', `unexpected argument ${a.positional[0]}`);
+    const secs = a.values.seconds === undefined ? 10 : seconds(a.values.seconds, '--seconds');
+    if (secs < 2 || secs > 300) throw new ZferryError('usage', '--seconds takes 2 to 300 (probe time in all)');
+    const linkMbit = a.values['link-mbit'] === undefined ? undefined : Number(a.values['link-mbit']);
+    if (linkMbit !== undefined && !(linkMbit > 0)) throw new ZferryError('usage', '--link-mbit takes the link speed in Mbit/s');
+    const log = createLogger('sender', { level: a.flags.has('verbose') ? 'debug' : ((process.env.ZFERRY_LOG_LEVEL as 'info' | undefined) ?? 'error') });
+    const r = await doctor(
+      {
+        to: a.values.to,
+        config: senderConfig(a),
+        dataset: a.values.dataset,
+        seconds: secs,
+        linkMbit,
+        cc: a.values.cc,
+        zfsBin: a.values.zfs,
+        progress: process.stderr.isTTY && !a.flags.has('json') ? (line) => process.stderr.write(`doctor: ${line}\n`) : undefined,
+      },
+      log,
+    );
+    process.stdout.write(a.flags.has('json') ? JSON.stringify(r) + '\n' : formatReport(r));
+    return 0;
+  }
   const args = parseArgs(rest, SPEC);
   const json = args.flags.has('json');
   // The summary and notices are the sender's output; logs are for --verbose or ZFERRY_LOG_LEVEL.
@@ -150,9 +188,12 @@ async function main(argv: string[]): Promise<number> {
       try {
         const plan = describePlan(s.plan, s.dataset);
         const est = s.plan.kind === 'up-to-date' ? { bytes: 0, how: 'nothing to send' } : await estimateBytes(s, sendSpec(s, o));
-        if (json) process.stdout.write(JSON.stringify({ event: 'estimate', kind: s.plan.kind, plan, target: s.target.target, raw: s.raw, bytes: est.bytes, how: est.how, notices: s.notices }) + '\n');
+        const from = s.plan.kind === 'incremental' ? s.plan.from.name : null;
+        const to = s.plan.kind === 'resume' ? null : s.plan.to.name;
+        if (json) process.stdout.write(JSON.stringify({ event: 'estimate', kind: s.plan.kind, plan, source: s.dataset, from, to, target: s.target.target, raw: s.raw, bytes: est.bytes, how: est.how, notices: s.notices }) + '\n');
         else {
-          process.stdout.write(`would send to ${s.target.target}: ${plan}${s.raw ? ', raw' : ''}; ${est.bytes === null ? 'size unknown' : `about ${formatBytes(est.bytes)}`} (${est.how})\n`);
+          if (s.plan.kind === 'up-to-date') process.stdout.write(`nothing to send: ${s.target.target} is up to date with ${s.dataset}@${s.plan.to.name}\n`);
+          else process.stdout.write(`would send to ${s.target.target}: ${plan}${s.raw ? ', raw' : ''}; ${est.bytes === null ? 'size unknown' : `about ${formatBytes(est.bytes)}`} (${est.how})\n`);
           for (const n of s.notices) process.stdout.write(`notice: ${n}\n`);
         }
       } finally {

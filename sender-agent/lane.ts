@@ -11,6 +11,8 @@ export interface LaneChunk {
   data: Buffer;
   digest: Buffer;
   fin: boolean;
+  /** the deflated form, when compression pays for this chunk */
+  wire?: Buffer;
 }
 
 export interface LaneOptions {
@@ -145,13 +147,13 @@ export class Lane extends EventEmitter {
   }
 
   send(c: LaneChunk): void {
-    const [head, data] = encodeData(c.seq, c.data, c.digest, c.fin);
+    const [head, data] = encodeData(c.seq, c.wire ?? c.data, c.digest, c.fin, c.wire !== undefined);
     this.socket.cork();
     this.socket.write(head);
     this.socket.write(data);
     this.socket.uncork();
     this.inflight.add(c.seq);
-    this.bytesSent += c.data.length;
+    this.bytesSent += (c.wire ?? c.data).length;
   }
 
   /** Drops acknowledged sequences from the in-flight set. */

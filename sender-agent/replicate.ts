@@ -17,6 +17,7 @@ import { Striper } from './striper.js';
 import { fixedChunks } from './chunker.js';
 import { Progress } from './progress.js';
 import { Pacer } from './pacer.js';
+import { Compressor, type CompressMode } from './compress.js';
 import { applyTuning, autoLanes, chooseCongestion, describeTuning, planTuning, type LaneTuning } from './tuning.js';
 
 export interface ReplicateOptions {
@@ -38,6 +39,7 @@ export interface ReplicateOptions {
   reconnectBudgetMs: number;
   /** bytes per second over all lanes together; 0 = unlimited */
   bwlimit: number;
+  compress: CompressMode;
   /** how long to keep retrying a transfer the network or the receiver interrupted */
   retryBudgetMs: number;
   heartbeatMs: number;
@@ -62,6 +64,9 @@ export interface ReplicateResult {
   tuning: LaneTuning | null;
   /** bytes each lane carried */
   laneBytes: number[];
+  /** bytes put on the lanes (compressed where that paid; re-sends included) */
+  wireBytes: number;
+  compressed: { bytesIn: number; bytesOut: number } | null;
 }
 
 interface Session {
@@ -195,7 +200,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   };
   try {
     if (s.plan.kind === 'up-to-date') {
-      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1, tuning: null, laneBytes: [] };
+      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1, tuning: null, laneBytes: [], wireBytes: 0, compressed: null };
     }
     const spec = sendSpec(s, o);
     const est = await estimateBytes(s, spec);
@@ -250,6 +255,9 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
     let sent = 0;
     const progress = new Progress(() => ({ bytes: striper.ackedBytes, wire: striper.wireBytes, estimate: est.bytes, lanes: striper.openLanes }), o.progress, progressOut);
     let child: ChildProcess | null = null;
+    // Raw streams are compressed and encrypted already: compressing them only burns CPU.
+    const compressor = new Compressor(s.raw ? 'off' : o.compress);
+    if (s.raw && o.compress === 'on') s.notices.push('--compress ignored: a raw stream is already compressed and encrypted');
     try {
       await striper.start();
       child = s.zfs.spawnSend(spec);
@@ -264,7 +272,8 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       const push = async (data: Buffer, fin: boolean): Promise<void> => {
         const d = chunkDigest(data);
         digest.add(d);
-        await striper.push({ seq: seq++, data, digest: d, fin });
+        const wire = (await compressor.compress(data)) ?? undefined;
+        await striper.push({ seq: seq++, data, digest: d, fin, wire });
         sent += data.length;
       };
       // Hold one chunk back: only at EOF do we know which chunk is the last (FIN).
@@ -310,6 +319,8 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
         attempts: 1,
         tuning,
         laneBytes: [...striper.laneBytes].map((b) => b ?? 0),
+        wireBytes: striper.wireBytes,
+        compressed: compressor.bytesIn ? { bytesIn: compressor.bytesIn, bytesOut: compressor.bytesOut } : null,
       };
     } catch (e) {
       progress.end();

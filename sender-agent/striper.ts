@@ -151,7 +151,7 @@ export class Striper {
         this.queue.shift(); // acknowledged while waiting for a resend
         continue;
       }
-      const wait = this.o.pacer?.reserve(c.data.length) ?? 0;
+      const wait = this.o.pacer?.reserve((c.wire ?? c.data).length) ?? 0;
       if (wait > 0) {
         this.paceTimer = setTimeout(() => {
           this.paceTimer = null;
@@ -161,10 +161,11 @@ export class Striper {
       }
       this.queue.shift();
       best.send(c);
-      this.wireBytes += c.data.length;
+      const wire = (c.wire ?? c.data).length;
+      this.wireBytes += wire;
       const li = this.lanes.indexOf(best);
       this.nextLane = (li + 1) % n;
-      this.laneBytes[li] = (this.laneBytes[li] ?? 0) + c.data.length;
+      this.laneBytes[li] = (this.laneBytes[li] ?? 0) + wire;
     }
   }
 

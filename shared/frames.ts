@@ -8,6 +8,7 @@
 // The parser checks type and length in the header, before buffering any payload, so a
 // peer cannot make us hold more than `maxPayload` bytes per frame.
 import { createHash } from 'node:crypto';
+import { inflateRaw } from 'node:zlib';
 
 export const HEADER_BYTES = 16;
 export const DIGEST_BYTES = 32;
@@ -27,6 +28,8 @@ export enum FrameType {
 }
 
 export const FLAG_FIN = 0x01; // DATA: the last chunk of the stream
+export const FLAG_DEFLATE = 0x02; // DATA: the data is raw-deflated; the digest is of the inflated bytes
+const DATA_FLAGS = FLAG_FIN | FLAG_DEFLATE;
 
 export interface Frame {
   type: FrameType;
@@ -60,10 +63,13 @@ export function chunkDigest(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
-/** Header+digest as one buffer and the data as another, so the chunk is never copied. */
-export function encodeData(seq: bigint, data: Buffer, digest: Buffer, fin: boolean): [Buffer, Buffer] {
+/**
+ * Header+digest as one buffer and the data as another, so the chunk is never copied.
+ * `digest` is always of the original bytes; with `deflated`, `data` is their raw-deflate form.
+ */
+export function encodeData(seq: bigint, data: Buffer, digest: Buffer, fin: boolean, deflated = false): [Buffer, Buffer] {
   const head = Buffer.allocUnsafe(HEADER_BYTES + DIGEST_BYTES);
-  encodeHeader(FrameType.Data, fin ? FLAG_FIN : 0, DIGEST_BYTES + data.length, seq).copy(head, 0);
+  encodeHeader(FrameType.Data, (fin ? FLAG_FIN : 0) | (deflated ? FLAG_DEFLATE : 0), DIGEST_BYTES + data.length, seq).copy(head, 0);
   digest.copy(head, HEADER_BYTES);
   return [head, data];
 }
@@ -91,14 +97,37 @@ export function encodeError(message: string): Buffer {
   return encodeFrame(FrameType.Error, 0n, p);
 }
 
-/** Splits a DATA payload and checks its digest. */
+/** Splits a DATA payload and checks its digest (of a plain chunk; see openDeflated). */
 export function openData(f: Frame): Buffer {
   if (f.payload.length < DIGEST_BYTES) throw new FrameError('DATA frame shorter than its digest');
-  const data = f.payload.subarray(DIGEST_BYTES);
+  return checkDigest(f, f.payload.subarray(DIGEST_BYTES));
+}
+
+export function checkDigest(f: Frame, data: Buffer): Buffer {
   if (!chunkDigest(data).equals(f.payload.subarray(0, DIGEST_BYTES))) {
     throw new FrameError(`chunk ${f.value} failed its checksum`);
   }
   return data;
+}
+
+/**
+ * Inflates a deflated DATA payload (in libuv's threadpool) and checks the digest of the
+ * result. The output is capped at maxBytes: a compression bomb is an error, not memory.
+ */
+export function openDeflated(f: Frame, maxBytes: number): Promise<Buffer> {
+  if (f.payload.length < DIGEST_BYTES) return Promise.reject(new FrameError('DATA frame shorter than its digest'));
+  return new Promise((resolve, reject) => {
+    inflateRaw(f.payload.subarray(DIGEST_BYTES), { maxOutputLength: maxBytes }, (err, out) => {
+      if (err) reject(new FrameError(`chunk ${f.value} does not inflate: ${err.message}`));
+      else {
+        try {
+          resolve(checkDigest(f, out));
+        } catch (e) {
+          reject(e);
+        }
+      }
+    });
+  });
 }
 
 const MAX_FIXED: Record<FrameType, number> = {
@@ -148,7 +177,7 @@ export class FrameParser {
     const length = h.readUInt32BE(4);
     const limit = Math.min(MAX_FIXED[type as FrameType], this.maxPayload);
     if (length > limit) throw new FrameError(`${FrameType[type]} frame of ${length} bytes exceeds the limit of ${limit}`);
-    if (flags & ~FLAG_FIN || (flags && type !== FrameType.Data)) throw new FrameError(`unknown flags 0x${flags.toString(16)}`);
+    if (flags & ~DATA_FLAGS || (flags && type !== FrameType.Data)) throw new FrameError(`unknown flags 0x${flags.toString(16)}`);
     return { type, flags, length, value: h.readBigUInt64BE(8) };
   }
 

@@ -118,24 +118,31 @@ describe('control plane fuzz', () => {
     const cfg = loadSenderConfig(cfgPath);
     const m = loadTlsMaterial(cfg.tls, cfg.baseDir);
     // all at once: each must be closed by the receiver within its handshake timeout (2 s) plus slack
-    const closedAfter = await Promise.all(
+    const closedAfter: string[] = await Promise.all(
       Array.from({ length: 60 }, (_, i) => {
         const alpn = i % 2 ? H2_ALPN : LANE_ALPN;
         const junk = Buffer.from(Array.from({ length: 1 + Math.floor(rnd() * 5000) }, () => Math.floor(rnd() * 256)));
-        return new Promise<number>((resolve) => {
+        return new Promise<string>((resolve) => {
           const t0 = Date.now();
+          const ev: string[] = [];
           const s = tls.connect(clientTlsOptions(m, { host: '127.0.0.1', port: receiver.port, alpn: [alpn] }));
-          s.on('secureConnect', () => s.write(junk));
-          s.on('error', () => {});
-          s.on('close', () => resolve(Date.now() - t0));
+          s.on('secureConnect', () => {
+            ev.push('sc');
+            s.write(junk);
+          });
+          s.on('data', () => ev.push('d'));
+          s.on('end', () => ev.push('end'));
+          s.on('error', (e: Error & { code?: string }) => ev.push(`err:${e.code}`));
+          s.on('close', () => resolve(`${alpn}:${Date.now() - t0}:${ev.join(',')}`));
           setTimeout(() => {
+            resolve(`${alpn}:OPEN:${ev.join(',')}`);
             s.destroy();
-            resolve(Infinity);
           }, 10_000);
         });
       }),
     );
-    expect(closedAfter.map((t, i) => `${i % 2 ? "h2" : "lane"}:${t}`).filter((x) => x.endsWith("Infinity")), `seed ${SEED + 1}`).toEqual([]);
+    const open = closedAfter.filter((x) => x.includes(':OPEN:'));
+    expect(open, `seed ${SEED + 1}; receiver log tail: ${receiver.logs().slice(-3000)}`).toEqual([]);
     const client = new ControlClient(receiver.address, m);
     try {
       const h = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: 'after', capabilities: [] });

@@ -121,6 +121,29 @@ describe('replication with OpenZFS features (fake zfs)', () => {
     expect(e).toMatchObject({ kind: 'full', bytes: size, how: 'zfs send -nP' });
   });
 
+  it('compresses a compressible plain stream where it pays, and never a raw one', async () => {
+    await zfs(['create', 'tank/text']);
+    const line = 'timestamp=2026-11-21 level=info msg="replication ok" target=backup/site-a/text\n';
+    await put('tank/text', 'app.log', line.repeat(Math.ceil((6 * 1024 * 1024) / line.length)));
+    await zfs(['snapshot', 'tank/text@t1']);
+    const r = await send('tank/text', 'text', ['--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const sum = summary(r.stdout);
+    expect(sum.wireBytes as number).toBeLessThan((sum.bytes as number) * 0.5);
+    expect(sum.compressed).not.toBeNull();
+    expect(await zfs(['fake-hash', 'backup/site-a/text@t1'])).toBe(await zfs(['fake-hash', 'tank/text@t1']));
+
+    await zfs(['create', '-o', 'encryption=on', '-o', 'keyformat=passphrase', 'tank/ctext']);
+    await put('tank/ctext', 'app.log', line.repeat(Math.ceil((2 * 1024 * 1024) / line.length)));
+    await zfs(['snapshot', 'tank/ctext@t1']);
+    const raw = await send('tank/ctext', 'ctext', ['--json', '--compress', 'on']);
+    expect(raw.code, raw.stderr).toBe(0);
+    const rs = summary(raw.stdout);
+    expect(rs.compressed).toBeNull();
+    expect(rs.wireBytes as number).toBeGreaterThanOrEqual(rs.bytes as number);
+    expect(rs.notices as string[]).toContain('--compress ignored: a raw stream is already compressed and encrypted');
+  });
+
   it('spreads the stream over every lane, also when paced by --bwlimit', async () => {
     await zfs(['create', 'tank/spread']);
     await put('tank/spread', 'f', randomBytes(12 * 1024 * 1024));

@@ -4,6 +4,7 @@ import {
   FrameError,
   FrameParser,
   FrameType,
+  FLAG_DEFLATE,
   FLAG_FIN,
   HEADER_BYTES,
   HELLO_BYTES,
@@ -16,6 +17,7 @@ import {
   encodeHeader,
   encodeHello,
   openData,
+  openDeflated,
 } from '../../shared/frames.js';
 
 /** Small seeded PRNG (xorshift32) so a failing fuzz case can be replayed. */
@@ -88,6 +90,20 @@ describe('lane frames', () => {
     const [e] = new FrameParser(2000).push(encodeError('line one\nline two' + 'x'.repeat(5000)));
     expect(e!.payload.length).toBe(1024);
     expect(e!.payload.toString()).toMatch(/^line one line two/);
+  });
+
+  it('carries deflated chunks whose digest is of the inflated bytes, and caps inflation', async () => {
+    const { deflateRawSync } = await import('node:zlib');
+    const data = Buffer.alloc(200_000, 'z');
+    const [head, body] = encodeData(3n, deflateRawSync(data), chunkDigest(data), false, true);
+    const [f] = new FrameParser(1 << 20).push(Buffer.concat([head, body]));
+    expect(f!.flags & FLAG_DEFLATE).toBe(FLAG_DEFLATE);
+    expect((await openDeflated(f!, 1 << 20)).equals(data)).toBe(true);
+    // a bomb: inflates past the agreed chunk size
+    await expect(openDeflated(f!, 1000)).rejects.toThrow(/does not inflate/);
+    const wrong = encodeData(4n, deflateRawSync(data), chunkDigest(Buffer.from('x')), false, true);
+    const [g] = new FrameParser(1 << 20).push(Buffer.concat(wrong));
+    await expect(openDeflated(g!, 1 << 20)).rejects.toThrow('chunk 4 failed its checksum');
   });
 
   it('binds order into the stream digest', () => {

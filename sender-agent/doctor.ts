@@ -1,0 +1,635 @@
+// sender-agent doctor: measures, in about 10–20 s, each stage that can limit a replication to
+// this receiver, and names the limiting one with what to change (doctor-verdict.ts).
+//
+//   path   round trips on the control connection; a probe transfer of synthetic bytes (kind
+//          'probe': the receiver runs the same lanes, window and acks and discards the bytes)
+//          over 1 lane, then over the automatic lane count, each with goodput, retransmits,
+//          RTT and cwnd from TCP_INFO of the lane sockets;
+//   hosts  socket buffer caps of both sides against the bandwidth-delay product, congestion
+//          controls, CPU of both agents during the probe (the receiver's Diagnose RPC);
+//   zfs    `zfs send` of the dataset's newest snapshot to nowhere (--dataset), and the
+//          receiver's write speed into the client's pool (when its config allows the probe).
+//
+// The lanes are tuned exactly as `replicate` tunes them (same code, same privileges), so what
+// the doctor reports is what a replication run by the same user would get. Run as root, the
+// addon forces send buffers past net.core.wmem_max (SO_SNDBUFFORCE); the report then also
+// says what a sender without CAP_NET_ADMIN would be capped at. The receiver's lanes never set
+// SO_RCVBUF: their windows autotune up to its net.ipv4.tcp_rmem max, root or not.
+import { randomBytes } from 'node:crypto';
+import type { ChildProcess } from 'node:child_process';
+import * as os from 'node:os';
+import { parseHostPort } from '../shared/address.js';
+import type { SenderConfig } from '../shared/config.js';
+import { AGENT_VERSION, PROTOCOL_VERSION, type DiagnoseReply } from '../shared/control.js';
+import { ZferryError, errorMessage, oneLine } from '../shared/errors.js';
+import { StreamDigest, chunkDigest } from '../shared/frames.js';
+import { cpuBetween, cpuCount, cpuSample, type CpuUse } from '../shared/host.js';
+import type { Logger } from '../shared/log.js';
+import {
+  allowedCongestionControls,
+  availableCongestionControls,
+  bdpBytes,
+  bufferCaps,
+  defaultCongestionControl,
+  hasNetAdmin,
+  laneInfo,
+  sockopt,
+  tuneSocket,
+  type BufferCaps,
+  type TcpInfo,
+} from '../shared/sockopt.js';
+import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
+import { formatBytes } from '../shared/units.js';
+import { Zfs } from '../shared/zfs.js';
+import { validateDataset } from '../shared/names.js';
+import { ControlClient } from './control-client.js';
+import {
+  fmtMbit,
+  fmtMs,
+  mbitOf,
+  networkMbit,
+  verdict,
+  type DiskResult,
+  type DoctorMeasurements,
+  type ProbeResult,
+  type RttStats,
+  type SideFacts,
+  type Verdict,
+  type ZfsSendResult,
+} from './doctor-verdict.js';
+import { Lane } from './lane.js';
+import { Striper } from './striper.js';
+import { autoLanes, chooseCongestion, planTuning } from './tuning.js';
+
+const PROBE_CHUNK = 128 * 1024;
+const PINGS = 20;
+const PING_BUDGET_MS = 4000;
+const SAMPLE_MS = 250;
+/** a probe whose queued bytes would take longer than this to deliver is aborted, not finished */
+const DRAIN_LIMIT_S = 3;
+const FINISH_WAIT_MS = 8000;
+const ZFS_SEND_SECONDS = 5;
+const DISK_PROBE_SECONDS = 5;
+
+export interface DoctorOptions {
+  to: string;
+  config: SenderConfig;
+  /** pool/dataset: also time `zfs send` of its newest snapshot */
+  dataset?: string;
+  /** probe seconds in all: 40 % over one lane, 60 % over the automatic lane count */
+  seconds: number;
+  linkMbit?: number;
+  cc?: string;
+  zfsBin?: string;
+  /** short lines while measuring (for a terminal) */
+  progress?: (line: string) => void;
+}
+
+export interface DoctorReport {
+  event: 'doctor';
+  to: string;
+  identity: string;
+  root: string;
+  receiverVersion: string;
+  /** wall time of the whole diagnosis */
+  seconds: number;
+  measurements: DoctorMeasurements;
+  verdict: Verdict;
+  notices: string[];
+}
+
+interface Ctx {
+  client: ControlClient;
+  material: TlsMaterial;
+  host: string;
+  port: number;
+  serverName?: string;
+  log: Logger;
+  rttMs: number;
+  linkMbit?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function grpcAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorReport> {
+  const started = performance.now();
+  const say = o.progress ?? (() => {});
+  const { host, port } = parseHostPort(o.to, '--to');
+  if (!(o.seconds >= 2)) throw new ZferryError('usage', '--seconds takes at least 2');
+  if (o.dataset) validateDataset(o.dataset);
+  const congestion = chooseCongestion(o.cc);
+  const material = loadTlsMaterial(o.config.tls, o.config.baseDir);
+  const client = new ControlClient(grpcAddress(host, port), material, o.config.serverName);
+  const notices: string[] = [];
+  try {
+    const hello = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: [] });
+    say(`receiver ${o.to} knows us as "${hello.identity}"; measuring round trips`);
+    const { rtt, diagnose } = await measureRtt(client);
+    if (!diagnose) notices.push('the receiver does not answer Diagnose (an older receiver-agent): its buffers, CPU and disk are not known');
+    let facts0: DiagnoseReply | null = null;
+    if (diagnose) facts0 = await client.diagnose({ host: true, diskProbe: false, diskProbeSeconds: 0 });
+    if (facts0 && !facts0.probesAllowed) {
+      notices.push('the receiver does not allow probes ("probes": false in its receiver.json): only round trips are measured, its host is not described');
+      facts0 = null;
+    }
+
+    const ctx: Ctx = { client, material, host, port, serverName: o.config.serverName, log, rttMs: rtt.minMs, linkMbit: o.linkMbit };
+    const s1 = Math.max(1, o.seconds * 0.4);
+    const s2 = Math.max(1, o.seconds - s1);
+    say(`probe over 1 lane for ${s1.toFixed(0)} s`);
+    const oneLane = await runProbe(ctx, 1, s1, congestion);
+    const maxLanes = hello.maxLanes > 0 ? hello.maxLanes : 32;
+    const lanesAuto = Math.max(1, Math.min(autoLanes(congestion, rtt.minMs), maxLanes));
+    say(`probe over ${lanesAuto} lanes (--lanes auto) for ${s2.toFixed(0)} s`);
+    const sender0 = cpuSample();
+    const recv0 = facts0 ? await client.diagnose({ host: true, diskProbe: false, diskProbeSeconds: 0 }).catch(() => null) : null;
+    const auto = await runProbe(ctx, lanesAuto, s2, congestion);
+    const recv1 = facts0 ? await client.diagnose({ host: true, diskProbe: false, diskProbeSeconds: 0 }).catch(() => null) : null;
+    const sender1 = cpuSample();
+
+    say(`${o.dataset ? `zfs send of ${o.dataset} and ` : ''}the receiver's disk`);
+    const [zfsSend, disk] = await Promise.all([
+      o.dataset ? zfsSendProbe(new Zfs(o.zfsBin ?? o.config.zfs), o.dataset, ZFS_SEND_SECONDS) : Promise.resolve(null),
+      diskProbe(client, facts0),
+    ]);
+
+    const cores = cpuCount();
+    const senderCaps = bufferCaps();
+    const sender: SideFacts = {
+      caps: senderCaps,
+      netAdmin: hasNetAdmin(),
+      congestionAvailable: availableCongestionControls(),
+      congestionAllowed: allowedCongestionControls(),
+      congestionDefault: defaultCongestionControl(),
+      cores,
+      loadavg: os.loadavg(),
+      cpu: auto.error ? null : cpuBetween(sender0, sender1, cores),
+      kernel: os.release(),
+      sockopt: sockopt.available,
+    };
+    const receiver = facts0 ? receiverFacts(facts0, auto.error ? null : receiverCpu(recv0, recv1)) : null;
+    const measurements: DoctorMeasurements = { linkMbit: o.linkMbit ?? null, rtt, oneLane, auto, sender, receiver, zfsSend, disk };
+    for (const w of new Set([...oneLane.warnings, ...auto.warnings])) notices.push(`lane tuning: ${w}`);
+    return {
+      event: 'doctor',
+      to: o.to,
+      identity: hello.identity,
+      root: hello.root,
+      receiverVersion: hello.agentVersion,
+      seconds: (performance.now() - started) / 1000,
+      measurements,
+      verdict: verdict(measurements),
+      notices,
+    };
+  } finally {
+    client.close();
+  }
+}
+
+// ---- path -----------------------------------------------------------------------------
+
+/** Sequential round trips on the control connection: Diagnose pings, or Hellos from an older receiver. */
+async function measureRtt(client: ControlClient): Promise<{ rtt: RttStats; diagnose: boolean }> {
+  let diagnose = true;
+  const ms: number[] = [];
+  const t0 = performance.now();
+  while (ms.length < PINGS && performance.now() - t0 < PING_BUDGET_MS) {
+    const t = performance.now();
+    if (diagnose) {
+      try {
+        await client.diagnose({ host: false, diskProbe: false, diskProbeSeconds: 0 });
+      } catch (e) {
+        if (!(e instanceof ZferryError) || e.code !== 'unimplemented') throw e;
+        diagnose = false;
+        continue;
+      }
+    } else await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: [] });
+    ms.push(performance.now() - t);
+  }
+  const avg = ms.reduce((a, b) => a + b, 0) / ms.length;
+  return {
+    diagnose,
+    rtt: {
+      samples: ms.length,
+      minMs: Math.min(...ms),
+      avgMs: avg,
+      maxMs: Math.max(...ms),
+      mdevMs: ms.reduce((a, b) => a + Math.abs(b - avg), 0) / ms.length,
+    },
+  };
+}
+
+const chunkCache = new Map<number, { data: Buffer; digest: Buffer }>();
+
+/** Synthetic payload: random bytes made once (incompressible), the same chunk over and over. */
+function syntheticChunk(bytes: number): { data: Buffer; digest: Buffer } {
+  let c = chunkCache.get(bytes);
+  if (!c) {
+    const data = randomBytes(bytes);
+    c = { data, digest: chunkDigest(data) };
+    chunkCache.set(bytes, c);
+  }
+  return c;
+}
+
+/** Resolves when a lane reports room, or after `ms`. */
+function waitForRoom(striper: Striper, ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const lanes = striper.lanes.filter((l): l is Lane => l !== null);
+    const done = (): void => {
+      clearTimeout(timer);
+      for (const l of lanes) l.off('drain', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(1, ms));
+    for (const l of lanes) l.once('drain', done);
+  });
+}
+
+function tcpInfos(striper: Striper): TcpInfo[] {
+  const out: TcpInfo[] = [];
+  for (const l of striper.lanes) {
+    const i = l?.open ? laneInfo(l.tlsSocket) : null;
+    if (i) out.push(i);
+  }
+  return out;
+}
+
+/** Bytes the lanes' TCP peers acknowledged so far; null unless every open lane tells. */
+function wireAcked(striper: Striper): number | null {
+  const open = striper.lanes.filter((l) => l?.open);
+  const infos = tcpInfos(striper);
+  if (!open.length || infos.length !== open.length || infos.some((i) => i.bytesAcked === undefined)) return null;
+  return infos.reduce((a, i) => a + (i.bytesAcked ?? 0), 0);
+}
+
+interface Sample {
+  t: number;
+  app: number;
+  wire: number | null;
+}
+
+function rateBetween(a: Sample, b: Sample, useWire: boolean): number {
+  const dt = (b.t - a.t) / 1000;
+  if (dt <= 0) return 0;
+  // a lane that re-opened starts its TCP counters again: never a negative rate
+  return Math.max(0, (useWire ? b.wire! - a.wire! : b.app - a.app) / dt);
+}
+
+const mean = (xs: number[]): number | null => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+
+async function runProbe(ctx: Ctx, wantLanes: number, seconds: number, congestion: string | null): Promise<ProbeResult> {
+  const result: ProbeResult = {
+    lanes: wantLanes,
+    congestion,
+    seconds: 0,
+    bytes: 0,
+    mbit: 0,
+    steadyMbit: 0,
+    retransmitPct: null,
+    rttMs: null,
+    minRttMs: null,
+    cwnd: null,
+    rwndLimited: null,
+    sndbufLimited: null,
+    sendBuffer: null,
+    warnings: [],
+    ended: 'not started',
+    error: null,
+  };
+  let begin;
+  try {
+    begin = await ctx.client.begin({
+      name: '',
+      kind: 'probe',
+      snapshot: '',
+      toGuid: '',
+      fromGuid: '',
+      raw: false,
+      encryptedSource: false,
+      recursive: false,
+      estimatedBytes: 0,
+      lanes: wantLanes,
+      chunkBytes: PROBE_CHUNK,
+    });
+  } catch (e) {
+    result.error = `the receiver refused the probe: ${errorMessage(e)}`;
+    return result;
+  }
+  const lanes = Math.max(1, Math.min(wantLanes, begin.maxLanes));
+  result.lanes = lanes;
+  const tuning = planTuning({ linkMbit: ctx.linkMbit, rttMs: ctx.rttMs, lanes, congestion });
+  const warnings = new Set<string>();
+  const log = ctx.log.child({ probe: begin.transferId });
+  const striper = new Striper({
+    windowBytes: begin.windowBytes,
+    lanes,
+    log,
+    reconnectBudgetMs: 10_000,
+    connect: (index) =>
+      Lane.connect({
+        tls: clientTlsOptions(ctx.material, { host: ctx.host, port: ctx.port, servername: ctx.serverName, alpn: [LANE_ALPN] }),
+        transferId: Buffer.from(begin.transferId, 'hex'),
+        secret: begin.laneSecret,
+        index,
+        timeoutMs: 15_000,
+        highWater: 2 * begin.chunkBytes,
+        heartbeatMs: 5000,
+        // the same settings applyTuning (replicate) makes, keeping what the kernel granted
+        tune: (sock) => {
+          if (!sockopt.available) {
+            warnings.add(`lane buffers left to the kernel: ${sockopt.loadError}`);
+            return;
+          }
+          const r = tuneSocket(sock, { sndbuf: tuning.sndbuf, congestion: tuning.congestion ?? undefined, notSentLowat: tuning.notSentLowat });
+          for (const w of r.warnings) warnings.add(w);
+          if (!result.sendBuffer && r.applied.sndbuf !== undefined && r.applied.sndbufMode) {
+            result.sendBuffer = { asked: tuning.sndbuf, kernel: r.applied.sndbuf, mode: r.applied.sndbufMode };
+          }
+          if (r.applied.congestion) result.congestion = r.applied.congestion;
+        },
+      }),
+  });
+  const abort = async (why: string): Promise<void> => {
+    striper.close();
+    result.ended = `aborted: ${why}`;
+    await ctx.client.abort({ name: '', transferId: begin.transferId, discardResumeState: false }).catch(() => {});
+  };
+  try {
+    await striper.start();
+  } catch (e) {
+    result.error = `no lane could be opened: ${errorMessage(e)}`;
+    await abort('no lane');
+    return result;
+  }
+  const { data, digest: d } = syntheticChunk(begin.chunkBytes);
+  const digest = new StreamDigest();
+  let seq = 0n;
+  let sent = 0;
+  const samples: Sample[] = [];
+  const sample = (): void => {
+    samples.push({ t: performance.now(), app: striper.ackedBytes, wire: wireAcked(striper) });
+  };
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  sample();
+  const timer = setInterval(sample, SAMPLE_MS);
+  try {
+    let n = 0;
+    while (performance.now() < deadline) {
+      if (striper.error) throw striper.error;
+      if (!striper.lanes.some((l) => l?.hasRoom)) {
+        await waitForRoom(striper, Math.min(20, deadline - performance.now()));
+        continue;
+      }
+      digest.add(d);
+      await striper.push({ seq: seq++, data, digest: d, fin: false });
+      sent += data.length;
+      // push() resolves at once while there is room: let timers and sockets run now and then
+      if (++n % 16 === 0) await new Promise<void>((r) => setImmediate(r));
+    }
+    clearInterval(timer);
+    sample();
+    const infos = tcpInfos(striper);
+    summarize(result, samples, infos, (performance.now() - t0) / 1000);
+  } catch (e) {
+    clearInterval(timer);
+    result.error = `probe failed: ${errorMessage(e)}`;
+    if (!result.seconds) summarize(result, samples, [], (performance.now() - t0) / 1000);
+    await abort('failed');
+    striper.close();
+    result.warnings = [...warnings];
+    return result;
+  }
+  // End it: Finish (length and digest checked, like a replication) when the queue drains soon;
+  // the measurement is done either way.
+  try {
+    const pending = striper.inFlightBytes;
+    const rate = result.bytes / Math.max(result.seconds, 1e-3);
+    if (pending / Math.max(rate, 1) > DRAIN_LIMIT_S) {
+      await abort(`${formatBytes(pending)} still queued, ${(pending / Math.max(rate, 1)).toFixed(0)} s at this rate`);
+    } else {
+      const fin = data.subarray(0, 4096);
+      const fd = chunkDigest(fin);
+      digest.add(fd);
+      await striper.push({ seq: seq++, data: fin, digest: fd, fin: true });
+      sent += fin.length;
+      const finished = await Promise.race([
+        ctx.client.finish({ transferId: begin.transferId, totalBytes: sent, totalChunks: Number(seq), digest: digest.digest() }).then(() => true),
+        striper.whenFailed(),
+        sleep(FINISH_WAIT_MS).then(() => false),
+      ]);
+      if (finished) {
+        striper.close();
+        result.ended = 'finished';
+      } else await abort(`did not drain within ${FINISH_WAIT_MS / 1000} s`);
+    }
+  } catch (e) {
+    await abort(errorMessage(e));
+  } finally {
+    striper.close();
+  }
+  result.warnings = [...warnings];
+  return result;
+}
+
+/** Rates from the samples (TCP-acknowledged bytes when every lane tells, else acknowledged chunks) and TCP_INFO. */
+function summarize(r: ProbeResult, samples: Sample[], infos: TcpInfo[], seconds: number): void {
+  r.seconds = seconds;
+  const first = samples[0];
+  const last = samples[samples.length - 1];
+  if (!first || !last || last === first) return;
+  const useWire = samples.every((s) => s.wire !== null);
+  r.bytes = last.app - first.app;
+  const mid = samples.find((s) => s.t >= first.t + (last.t - first.t) / 2) ?? first;
+  r.mbit = mbitOf(rateBetween(first, last, useWire));
+  r.steadyMbit = mid === last ? r.mbit : mbitOf(rateBetween(mid, last, useWire));
+  if (!infos.length) return;
+  const sum = (f: (i: TcpInfo) => number | undefined) => infos.reduce((a, i) => a + (f(i) ?? 0), 0);
+  const sentBytes = sum((i) => i.bytesSent);
+  r.retransmitPct = sentBytes > 0 && infos.every((i) => i.bytesRetrans !== undefined) ? (100 * sum((i) => i.bytesRetrans)) / sentBytes : null;
+  r.rttMs = mean(infos.filter((i) => i.rttUs !== undefined).map((i) => i.rttUs! / 1000));
+  const mins = infos.filter((i) => i.minRttUs !== undefined && i.minRttUs > 0).map((i) => i.minRttUs! / 1000);
+  r.minRttMs = mins.length ? Math.min(...mins) : null;
+  r.cwnd = mean(infos.filter((i) => i.sndCwnd !== undefined).map((i) => i.sndCwnd!));
+  const busy = sum((i) => i.busyTimeUs);
+  if (busy > 0) {
+    r.rwndLimited = sum((i) => i.rwndLimitedUs) / busy;
+    r.sndbufLimited = sum((i) => i.sndbufLimitedUs) / busy;
+  }
+}
+
+// ---- hosts ----------------------------------------------------------------------------
+
+function receiverCpu(a: DiagnoseReply | null, b: DiagnoseReply | null): CpuUse | null {
+  if (!a || !b || !(b.clockMs > a.clockMs)) return null;
+  const seconds = (b.clockMs - a.clockMs) / 1000;
+  const dt = b.hostCpuTotalTicks - a.hostCpuTotalTicks;
+  return {
+    seconds,
+    processCores: Math.max(0, (b.processCpuSeconds - a.processCpuSeconds) / seconds),
+    hostBusy: dt > 0 ? Math.min(1, Math.max(0, (b.hostCpuBusyTicks - a.hostCpuBusyTicks) / dt)) : null,
+    cores: b.cpus,
+  };
+}
+
+function receiverFacts(f: DiagnoseReply, cpu: CpuUse | null): SideFacts {
+  const caps: BufferCaps | null =
+    f.buffersKnown && f.tcpWmem.length === 3 && f.tcpRmem.length === 3
+      ? { wmemMax: f.wmemMax, rmemMax: f.rmemMax, tcpWmem: f.tcpWmem as [number, number, number], tcpRmem: f.tcpRmem as [number, number, number] }
+      : null;
+  return {
+    caps,
+    netAdmin: f.netAdmin,
+    congestionAvailable: f.congestionAvailable,
+    congestionAllowed: f.congestionAllowed,
+    congestionDefault: f.congestionDefault || null,
+    cores: f.cpus,
+    loadavg: f.loadavg,
+    cpu,
+    kernel: f.kernel,
+    sockopt: f.sockoptAvailable,
+  };
+}
+
+// ---- zfs ------------------------------------------------------------------------------
+
+function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string }> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve({ code: child.exitCode, signal: child.signalCode });
+    child.once('error', (e) => resolve({ code: null, signal: null, error: e.message }));
+    child.once('close', (code, signal) => resolve({ code, signal }));
+  });
+}
+
+/** `zfs send` of the newest snapshot into nothing, for up to `seconds`: the source pool's read pace. */
+export async function zfsSendProbe(zfs: Zfs, dataset: string, seconds: number): Promise<ZfsSendResult> {
+  const r: ZfsSendResult = { dataset, snapshot: '', raw: false, bytes: 0, seconds: 0, bytesPerSecond: 0, complete: false, error: null };
+  try {
+    if (!(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `${dataset} does not exist`);
+    const snaps = await zfs.snapshots(dataset);
+    const newest = snaps[snaps.length - 1];
+    if (!newest) throw new ZferryError('no-snapshot', `${dataset} has no snapshot to send`);
+    r.snapshot = newest.name;
+    const enc = await zfs.encryption(dataset);
+    r.raw = !!enc && enc.encryption !== 'off'; // as replicate would send it
+    const child = zfs.spawnSend({ snapshot: newest.full, raw: r.raw });
+    let stderr = '';
+    child.stdout!.on('data', (b: Buffer) => (r.bytes += b.length));
+    child.stderr!.on('data', (b: Buffer) => {
+      if (stderr.length < 4096) stderr += b.toString('utf8');
+    });
+    const t0 = performance.now();
+    const exited = waitExit(child);
+    const ended = await Promise.race([exited, sleep(seconds * 1000).then(() => null)]);
+    r.seconds = (performance.now() - t0) / 1000;
+    if (ended === null) {
+      // cancel the way ZFS expects: close the pipe (see replicate.ts stopSend)
+      child.stdout!.destroy();
+      const gone = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
+      if (!gone) child.kill('SIGKILL');
+    } else if (ended.code !== 0) {
+      throw new ZferryError('zfs-send', `zfs send failed: ${oneLine(stderr) || ended.error || (ended.signal ? `killed by ${ended.signal}` : `exit status ${ended.code}`)}`);
+    } else r.complete = true;
+    r.bytesPerSecond = r.bytes / Math.max(r.seconds, 1e-3);
+  } catch (e) {
+    r.error = errorMessage(e);
+  }
+  return r;
+}
+
+async function diskProbe(client: ControlClient, facts: DiagnoseReply | null): Promise<DiskResult> {
+  const none = (state: string, message: string): DiskResult => ({ state, path: '', where: '', bytes: 0, seconds: 0, bytesPerSecond: 0, message });
+  if (!facts) return none('unavailable', 'the receiver does not describe itself (an older receiver-agent, or "probes": false)');
+  if (!facts.diskProbeAllowed) return none('disabled', 'the receiver does not allow the disk probe; its admin can set "diskProbe": true in receiver.json');
+  try {
+    const r = await client.diagnose({ host: false, diskProbe: true, diskProbeSeconds: DISK_PROBE_SECONDS });
+    return r.disk ?? none('unavailable', 'the receiver did not run the disk probe');
+  } catch (e) {
+    return none('failed', errorMessage(e));
+  }
+}
+
+// ---- report ---------------------------------------------------------------------------
+
+const pad = (s: string, n: number): string => (s.length >= n ? s + ' ' : s + ' '.repeat(n - s.length));
+
+function probeLine(p: ProbeResult | null): string {
+  if (!p) return 'not run';
+  if (p.error && !p.bytes) return p.error;
+  const parts = [`${fmtMbit(p.mbit)} Mbit/s (steady ${fmtMbit(p.steadyMbit)}) over ${p.seconds.toFixed(1)} s`, p.congestion ?? 'default cc'];
+  if (p.retransmitPct !== null) parts.push(`${p.retransmitPct < 0.1 ? p.retransmitPct.toFixed(2) : p.retransmitPct.toFixed(1)}% retransmitted`);
+  if (p.rttMs !== null) parts.push(`rtt ${p.rttMs.toFixed(1)} ms`);
+  if (p.cwnd !== null) parts.push(`cwnd ${p.cwnd.toFixed(0)}`);
+  if (p.rwndLimited !== null && p.rwndLimited >= 0.2) parts.push(`${Math.round(p.rwndLimited * 100)}% waiting for the receive window`);
+  if (p.sndbufLimited !== null && p.sndbufLimited >= 0.2) parts.push(`${Math.round(p.sndbufLimited * 100)}% waiting for send buffer`);
+  return `${parts.join(', ')} [${p.error ?? p.ended}]`;
+}
+
+function ccText(s: SideFacts, used?: string | null): string {
+  const avail = s.congestionAvailable.join(' ') || '?';
+  return used ? `${used} (of ${avail})` : `default ${s.congestionDefault ?? '?'} (of ${avail})`;
+}
+
+function cpuLine(c: CpuUse | null): string {
+  if (!c) return 'not measured';
+  return `${c.processCores.toFixed(2)} core${c.hostBusy !== null ? `, host ${Math.round(c.hostBusy * 100)}% of ${c.cores}` : ` of ${c.cores}`}`;
+}
+
+export function formatReport(r: DoctorReport): string {
+  const m = r.measurements;
+  const v = r.verdict;
+  const L: string[] = [];
+  L.push(`zferry doctor: ${r.to} as "${r.identity}" (root ${r.root}), receiver ${r.receiverVersion}, ${r.seconds.toFixed(1)} s`);
+  L.push('');
+  L.push('path');
+  if (m.rtt) {
+    L.push(
+      `  ${pad('round trip', 18)}${m.rtt.minMs.toFixed(1)} ms min, ${m.rtt.avgMs.toFixed(1)} avg, ${m.rtt.maxMs.toFixed(1)} max, ±${m.rtt.mdevMs.toFixed(1)} ms (${m.rtt.samples} control-plane round trips)`,
+    );
+  }
+  L.push(`  ${pad('1 lane', 18)}${probeLine(m.oneLane)}`);
+  L.push(`  ${pad(`${m.auto?.lanes ?? '?'} lanes (auto)`, 18)}${probeLine(m.auto)}`);
+  const b = v.buffers;
+  const rc = m.receiver;
+  L.push(`${pad('hosts', 20)}${pad('sender', 40)}receiver`);
+  L.push(`  ${pad('congestion', 18)}${pad(ccText(m.sender, m.auto?.congestion), 40)}${rc ? ccText(rc) : 'unknown'}`);
+  L.push(
+    `  ${pad('lane buffers', 18)}${pad(b ? `send ${b.senderHow}` : 'unknown', 40)}${b ? `receive ${b.receiverHow}` : 'unknown'}`,
+  );
+  if (b && b.ceilingMbit !== null) {
+    const link = m.linkMbit ?? (m.auto ? networkMbit(m.auto) : null);
+    const bdp = link !== null ? ` (BDP at ${fmtMbit(link)} Mbit/s${m.linkMbit === null ? ', measured' : ''}: ${formatBytes(bdpBytes(link * 1e6, b.rttMs))})` : '';
+    L.push(`  ${pad('buffer ceiling', 18)}${fmtMbit(b.ceilingMbit)} Mbit/s = ${b.limitingSide}'s cap × ${b.lanes} lanes / ${fmtMs(b.rttMs)} ms${bdp}`);
+  }
+  L.push(`  ${pad('cpu in probe', 18)}${pad(cpuLine(m.sender.cpu), 40)}${rc ? cpuLine(rc.cpu) : 'unknown'}`);
+  L.push('zfs');
+  const z = m.zfsSend;
+  L.push(
+    `  ${pad('zfs send', 18)}${
+      !z
+        ? 'not measured (add --dataset pool/fs)'
+        : z.error
+          ? z.error
+          : `${z.dataset}@${z.snapshot}${z.raw ? ' (raw)' : ''}: ${(z.bytesPerSecond / 1e6).toFixed(1)} MB/s (${fmtMbit(mbitOf(z.bytesPerSecond))} Mbit/s), ${formatBytes(z.bytes)} in ${z.seconds.toFixed(1)} s${z.complete ? ', whole stream' : ''}`
+    }`,
+  );
+  const d = m.disk;
+  L.push(
+    `  ${pad('receiver disk', 18)}${
+      !d
+        ? 'not measured'
+        : d.state === 'measured'
+          ? `${(d.bytesPerSecond / 1e6).toFixed(1)} MB/s (${fmtMbit(mbitOf(d.bytesPerSecond))} Mbit/s) into ${d.path} (${d.where}), ${formatBytes(d.bytes)} in ${d.seconds.toFixed(1)} s`
+          : `not measured: ${d.message}`
+    }`,
+  );
+  L.push('');
+  L.push(`verdict: ${v.line}`);
+  for (const n of [...v.notes, ...r.notices]) L.push(`note: ${n}`);
+  return L.join('\n') + '\n';
+}
