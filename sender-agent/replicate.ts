@@ -18,6 +18,7 @@ import { fixedChunks } from './chunker.js';
 import { Progress } from './progress.js';
 import { Pacer } from './pacer.js';
 import { Compressor, type CompressMode } from './compress.js';
+import { nextLanes, type LaneControlState } from './lane-control.js';
 import { applyTuning, autoLanes, chooseCongestion, describeTuning, planTuning, type LaneTuning } from './tuning.js';
 
 export interface ReplicateOptions {
@@ -255,6 +256,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
     let sent = 0;
     const progress = new Progress(() => ({ bytes: striper.ackedBytes, wire: striper.wireBytes, estimate: est.bytes, lanes: striper.openLanes }), o.progress, progressOut);
     let child: ChildProcess | null = null;
+    let laneTimer: NodeJS.Timeout | null = null;
     // Raw streams are compressed and encrypted already: compressing them only burns CPU.
     const compressor = new Compressor(s.raw ? 'off' : o.compress);
     if (s.raw && o.compress === 'on') s.notices.push('--compress ignored: a raw stream is already compressed and encrypted');
@@ -267,6 +269,24 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       });
       const exited = waitExit(child);
       progress.begin();
+      // --lanes auto: grow the lane count while that raises goodput (lane-control.ts)
+      let laneState: LaneControlState = { lanes, before: null, done: o.lanes !== 'auto' || o.bwlimit > 0 };
+      let lastAcked = 0;
+      let lastAt = performance.now();
+      laneTimer = setInterval(() => {
+        const now = performance.now();
+        const goodput = ((striper.ackedBytes - lastAcked) * 1000) / (now - lastAt);
+        lastAcked = striper.ackedBytes;
+        lastAt = now;
+        const next = nextLanes(laneState, goodput, { maxLanes: begin.maxLanes, linkBps: o.linkMbit ? (o.linkMbit * 1e6) / 8 : null });
+        if (next.lanes > striper.lanes.length) {
+          tlog.info('adding lanes', { from: striper.lanes.length, to: next.lanes, goodput: Math.round(goodput) });
+          striper.addLanes(next.lanes - striper.lanes.length);
+        }
+        laneState = next;
+        if (laneState.done && laneTimer) clearInterval(laneTimer);
+      }, 3000);
+      laneTimer.unref();
       const digest = new StreamDigest();
       let seq = 0n;
       const push = async (data: Buffer, fin: boolean): Promise<void> => {
@@ -295,6 +315,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
         tlog,
       );
       progress.end();
+      clearInterval(laneTimer);
       striper.close();
       tlog.info('receiver committed', { snapshot: reply.snapshot, bytes: reply.bytesWritten });
       const vault = s.encryptedSource
@@ -313,7 +334,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
         snapshot: reply.snapshot,
         bytes: sent,
         seconds: (Date.now() - started) / 1000,
-        lanes,
+        lanes: striper.lanes.length,
         vault,
         resentChunks: striper.resent,
         attempts: 1,
@@ -324,6 +345,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       };
     } catch (e) {
       progress.end();
+      if (laneTimer) clearInterval(laneTimer);
       if (child) await stopSend(child);
       striper.fail(e as Error);
       if (!(e instanceof ZferryError && e.code === 'vault')) {

@@ -52,6 +52,15 @@ export class Striper {
     if (up < this.lanes.length) this.o.log.warn('some lanes did not open', { up, wanted: this.lanes.length });
   }
 
+  /** Adds lanes during the transfer (--lanes auto); one that cannot open is left out. */
+  addLanes(n: number): void {
+    for (let k = 0; k < n; k++) {
+      const i = this.lanes.length;
+      this.lanes.push(null);
+      this.open(i).catch((e: Error) => this.o.log.warn('could not add a lane', { lane: i, error: e.message }));
+    }
+  }
+
   get openLanes(): number {
     return this.lanes.filter((l) => l?.open).length;
   }

@@ -1,0 +1,23 @@
+import { describe, expect, it } from 'vitest';
+import { nextLanes, type LaneControlState } from '../../sender-agent/lane-control.js';
+
+const start = (lanes: number): LaneControlState => ({ lanes, before: null, done: false });
+
+describe('automatic lane count during a transfer', () => {
+  it('adds lanes while each step raises goodput, and stops at the first step that does not', () => {
+    const o = { maxLanes: 32, linkBps: null };
+    let s = nextLanes(start(4), 10e6, o); // first measurement: try more
+    expect(s).toEqual({ lanes: 6, before: 10e6, done: false });
+    s = nextLanes(s, 15e6, o); // +50%: keep going
+    expect(s.lanes).toBe(8);
+    s = nextLanes(s, 15.5e6, o); // +3%: the last step did not pay
+    expect(s).toMatchObject({ lanes: 8, done: true });
+    expect(nextLanes(s, 99e6, o)).toBe(s); // decided: no more changes
+  });
+
+  it('stops growing once the link is nearly full or at the maximum', () => {
+    expect(nextLanes(start(4), 46e6, { maxLanes: 32, linkBps: 50e6 })).toMatchObject({ lanes: 4, done: true });
+    expect(nextLanes(start(16), 1e6, { maxLanes: 16, linkBps: null })).toMatchObject({ lanes: 16, done: true });
+    expect(nextLanes(start(15), 1e6, { maxLanes: 16, linkBps: null }).lanes).toBe(16);
+  });
+});
