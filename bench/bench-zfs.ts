@@ -1,8 +1,9 @@
 // Stand-in `zfs` for the WAN benchmark (bench/bench-zfs runs it). It answers every call the
 // agents make (shared/zfs.ts) in OpenZFS's output format, but moves no real data:
 //
-//   send     writes BENCH_BYTES bytes of a fixed pseudo-random stream to stdout (a 64 MiB
-//            xorshift block generated once per process, repeated), as fast as the reader takes it
+//   send     writes BENCH_BYTES bytes of a fixed pseudo-random stream to stdout (a DRR_BEGIN
+//            record as OpenZFS writes it, then a 64 MiB xorshift block generated once per
+//            process, repeated), as fast as the reader takes it
 //   send -nP prints that size
 //   receive  reads stdin to EOF and discards it, counting bytes (optionally checking them
 //            against the same stream: BENCH_ZFS_VERIFY=1); on a complete stream the target
@@ -49,7 +50,30 @@ function fail(code: number, message: string): never {
   throw new Exit(code, message);
 }
 
-/** The pattern: xorshift32 from a fixed seed, 64 MiB; the stream is this block repeated. */
+/**
+ * The stream begins like a real one — a DRR_BEGIN record (dmu_replay_record_t, 312 bytes,
+ * little-endian: type 0, magic 0x2F5BACBAC, header type DMU_SUBSTREAM, no feature flags,
+ * toguid and toname of the snapshot) — because receivers look at it before `zfs recv` does;
+ * the rest is the pattern block, repeated.
+ */
+export const BEGIN_BYTES = 312;
+
+export function beginRecord(toname: string, toguid: string): Buffer {
+  const b = Buffer.alloc(BEGIN_BYTES);
+  b.writeUInt32LE(0, 0); // DRR_BEGIN
+  b.writeUInt32LE(0, 4); // no payload
+  b.writeBigUInt64LE(0x2f5bacbacn, 8); // DMU_BACKUP_MAGIC
+  b.writeBigUInt64LE(1n, 16); // versioninfo: DMU_SUBSTREAM, feature flags 0
+  b.writeBigUInt64LE(BigInt(CREATION + 60), 24); // creation_time
+  b.writeUInt32LE(2, 32); // DMU_OST_ZFS
+  b.writeUInt32LE(0, 36); // flags
+  b.writeBigUInt64LE(BigInt(toguid), 40);
+  b.writeBigUInt64LE(0n, 48); // fromguid: full stream
+  b.write(toname.slice(0, 255), 56, 'utf8');
+  return b;
+}
+
+/** The pattern: xorshift32 from a fixed seed, 64 MiB; after the BEGIN record the stream is this block repeated. */
 export function patternBlock(bytes = BLOCK_BYTES): Buffer {
   const words = new Uint32Array(bytes / 4);
   let x = 0x2545f491;
@@ -412,9 +436,13 @@ function cmdSend(state: string, argv: string[]): void {
   }
   if (isatty(1)) fail(1, "Error: Stream can not be written to a terminal.\nYou must redirect standard output.");
   const block = patternBlock();
+  const head = beginRecord(snapshot, SNAP_GUID);
   let left = bytes;
   let off = 0;
   try {
+    const h = head.subarray(0, Math.min(left, BEGIN_BYTES));
+    writeAllSync(1, h);
+    left -= h.length;
     while (left > 0) {
       const n = Math.min(left, IO_BYTES, BLOCK_BYTES - off);
       writeAllSync(1, block.subarray(off, off + n));
@@ -469,6 +497,7 @@ function cmdReceive(state: string, argv: string[]): void {
   };
   save();
   const block = verify ? patternBlock() : null;
+  const head = beginRecord(SOURCE_SNAPSHOT, SNAP_GUID);
   const buf = Buffer.allocUnsafe(IO_BYTES);
   let lastSave = Date.now();
   let mismatchAt = -1;
@@ -489,16 +518,18 @@ function cmdReceive(state: string, argv: string[]): void {
     if (n === 0) break;
     if (p.firstByteAt === null) p.firstByteAt = Date.now();
     if (block && mismatchAt < 0) {
-      // compare with the stream at this offset (the block repeats)
+      // compare with the stream at this offset: the BEGIN record, then the block repeated
       let done = 0;
       while (done < n) {
-        const at = (p.bytes + done) % BLOCK_BYTES;
-        const len = Math.min(n - done, BLOCK_BYTES - at);
-        if (buf.compare(block, at, at + len, done, done + len) !== 0) {
-          mismatchAt = p.bytes + done;
+        const pos = p.bytes + done;
+        const [ref, at, len] =
+          pos < BEGIN_BYTES ? [head, pos, Math.min(n - done, BEGIN_BYTES - pos)] : [block, (pos - BEGIN_BYTES) % BLOCK_BYTES, 0];
+        const l = len || Math.min(n - done, BLOCK_BYTES - at);
+        if (buf.compare(ref, at, at + l, done, done + l) !== 0) {
+          mismatchAt = pos;
           break;
         }
-        done += len;
+        done += l;
       }
     }
     p.bytes += n;

@@ -4,7 +4,8 @@
 // A replication runs at the pace of its slowest stage: `zfs send` on the sender, the network
 // (lanes over the path), and the receiver's disk behind `zfs recv`. The disk and zfs send are
 // measured directly; when the network is the slowest, the reason is looked for in this order:
-//   1. the link itself (goodput reaches --link-mbit): nothing to tune;
+//   1. the receiver's bytesPerSecond for this client, or the link itself (goodput reaches
+//      --link-mbit): nothing to tune here;
 //   2. CPU: an agent's event loop is saturated (one core);
 //   3. socket buffers: the lanes' buffer caps allow at most cap × lanes / RTT, below the link,
 //      and the lanes run near that ceiling;
@@ -99,9 +100,21 @@ export interface DoctorMeasurements {
   receiver: SideFacts | null;
   zfsSend: ZfsSendResult | null;
   disk: DiskResult | null;
+  /** what the receiver's config allows this client: bytesPerSecond (null = unlimited), lanes per transfer */
+  receiverLimit?: { bytesPerSecond: number | null; maxLanes: number | null } | null;
 }
 
-export type Stage = 'receiver-disk' | 'sender-zfs-send' | 'cpu-sender' | 'cpu-receiver' | 'buffers' | 'loss' | 'link' | 'path' | 'unknown';
+export type Stage =
+  | 'receiver-disk'
+  | 'sender-zfs-send'
+  | 'receiver-limit'
+  | 'cpu-sender'
+  | 'cpu-receiver'
+  | 'buffers'
+  | 'loss'
+  | 'link'
+  | 'path'
+  | 'unknown';
 
 export interface BufferAnalysis {
   lanes: number;
@@ -116,9 +129,11 @@ export interface BufferAnalysis {
   /** min(sender, receiver) × lanes / RTT: what the buffers allow at most */
   ceilingMbit: number | null;
   limitingSide: 'sender' | 'receiver' | null;
-  /** a sender without CAP_NET_ADMIN (it cannot force past net.core.wmem_max) */
+  /** a sender without CAP_NET_ADMIN (it cannot force past net.core.wmem_max): its cap, and what that cap alone allows */
   unprivilegedSenderBytes: number | null;
   unprivilegedCeilingMbit: number | null;
+  /** the send buffer the lanes ask for (setsockopt bytes) */
+  askedBytes: number | null;
 }
 
 export interface StageRate {
@@ -163,9 +178,9 @@ function networkProbe(m: DoctorMeasurements): ProbeResult | null {
   return null;
 }
 
-/** What the network carried: the better of the probe's whole-interval and steady rates. */
+/** What the network carries for long: the probe's second half (after slow start, and after a loss-based CC's first bursts). */
 export function networkMbit(p: ProbeResult): number {
-  return Math.max(p.steadyMbit, p.mbit);
+  return p.steadyMbit > 0 ? p.steadyMbit : p.mbit;
 }
 
 export function analyzeBuffers(m: DoctorMeasurements): BufferAnalysis | null {
@@ -221,7 +236,7 @@ export function analyzeBuffers(m: DoctorMeasurements): BufferAnalysis | null {
   const limitingSide = perLane === null ? null : perLane === receiverBytes && (senderBytes === null || receiverBytes <= senderBytes) ? 'receiver' : 'sender';
   let unprivilegedCeilingMbit: number | null = null;
   if (unprivilegedSenderBytes !== null) {
-    unprivilegedCeilingMbit = bufferCeilingMbit(Math.min(unprivilegedSenderBytes, receiverBytes ?? Infinity), lanes, rttMs);
+    unprivilegedCeilingMbit = bufferCeilingMbit(unprivilegedSenderBytes, lanes, rttMs);
   }
   return {
     lanes,
@@ -236,6 +251,7 @@ export function analyzeBuffers(m: DoctorMeasurements): BufferAnalysis | null {
     limitingSide,
     unprivilegedSenderBytes,
     unprivilegedCeilingMbit,
+    askedBytes: sb?.asked ?? null,
   };
 }
 
@@ -269,13 +285,17 @@ export function verdict(m: DoctorMeasurements): Verdict {
   const diskMbit = disk && disk.state === 'measured' && disk.bytes > 0 ? mbitOf(disk.bytesPerSecond) : null;
   if (disk) stages.push({ stage: 'receiver-disk', mbit: diskMbit, note: disk.state === 'measured' ? disk.where : disk.message });
 
-  if (buffers?.unprivilegedCeilingMbit != null && buffers.unprivilegedSenderBytes !== null && m.sender.caps) {
+  // Run as root, the lanes forced their send buffers: say when a sender without CAP_NET_ADMIN
+  // would be held back by its own cap (below what the receiver's side allows and what is wanted).
+  const ub = buffers?.unprivilegedSenderBytes ?? null;
+  if (buffers && ub !== null && buffers.unprivilegedCeilingMbit !== null && m.sender.caps && (buffers.receiverBytes === null || ub < buffers.receiverBytes)) {
     const wanted = Math.max(m.linkMbit ?? 0, net ?? 0);
     if (buffers.unprivilegedCeilingMbit < wanted) {
+      const need = Math.max(buffers.askedBytes ?? 0, (((wanted * 1e6) / 8) * (buffers.rttMs / 1000)) / buffers.lanes);
       notes.push(
-        `this sender forces its send buffers with CAP_NET_ADMIN (root); a sender-agent without it gets at most ${formatBytes(buffers.unprivilegedSenderBytes)} per lane ` +
+        `this sender forces its send buffers with CAP_NET_ADMIN (root); a sender-agent without it gets at most ${formatBytes(ub)} per lane ` +
           `(net.core.wmem_max ${formatBytes(m.sender.caps.wmemMax)}) → ${fmtMbit(buffers.unprivilegedCeilingMbit)} Mbit/s over ${buffers.lanes} lanes; ` +
-          `to be safe: sysctl -w net.core.wmem_max=${pow2AtLeast(((2 * ((wanted * 1e6) / 8) * (buffers.rttMs / 1000)) / buffers.lanes) / 2)}`,
+          `to be safe: sysctl -w net.core.wmem_max=${pow2AtLeast(need)}`,
       );
     }
   }
@@ -323,7 +343,16 @@ export function verdict(m: DoctorMeasurements): Verdict {
   const link = m.linkMbit;
   const lanes = `${p.lanes} lane${p.lanes === 1 ? '' : 's'}`;
 
-  // 2. the link itself
+  // 2. the receiver's rate limit for this client, or the link itself
+  const limit = m.receiverLimit?.bytesPerSecond ?? null;
+  if (limit !== null && net >= 0.8 * mbitOf(limit)) {
+    return done(
+      'receiver-limit',
+      `limited by the receiver's rate limit for this client: ${fmtMbit(net)} Mbit/s of the ${formatBytes(limit)}/s (${fmtMbit(mbitOf(limit))} Mbit/s) its receiver.json allows (bytesPerSecond)`,
+      `ask the receiver's admin to raise it`,
+      net,
+    );
+  }
   if (link !== null && net >= 0.8 * link) {
     return done('link', `limited by the link itself: ${fmtMbit(net)} of ${fmtMbit(link)} Mbit/s with ${lanes}`, 'nothing to tune', net);
   }
@@ -373,9 +402,12 @@ export function verdict(m: DoctorMeasurements): Verdict {
   if (starved) return starved;
 
   // 6. packet loss
+  // Loss-limited lanes each get their Mathis share, so more lanes carry proportionally more;
+  // lanes that only overflow a queue at the link's rate do not (then it is the path, below).
   const loss = Math.max(m.auto?.retransmitPct ?? 0, m.oneLane?.retransmitPct ?? 0);
-  if (loss >= 0.1 && (link === null || net < 0.8 * link)) {
-    const one = m.oneLane && !m.oneLane.error ? networkMbit(m.oneLane) : null;
+  const one = m.oneLane && !m.oneLane.error && m.oneLane.bytes > 0 ? networkMbit(m.oneLane) : null;
+  const scales = one === null || p === m.oneLane || net >= 0.5 * one * p.lanes;
+  if (loss >= 0.1 && (link !== null ? net < 0.8 * link : scales)) {
     const cc = p.congestion ?? m.sender.congestionDefault ?? 'default';
     const bbrHere = m.sender.congestionAvailable.includes('bbr');
     const more = `--lanes ${Math.min(64, p.lanes * 2)}`;
@@ -395,6 +427,14 @@ export function verdict(m: DoctorMeasurements): Verdict {
       'path',
       `limited by the network path: ${fmtMbit(net)} of ${fmtMbit(link)} Mbit/s with ${lanes}, without loss, buffer or CPU limits`,
       `look for a shaper or policer on the path, or try --lanes ${Math.min(64, p.lanes * 2)}`,
+      net,
+    );
+  }
+  if (loss >= 0.1) {
+    return done(
+      'path',
+      `limited by the network path: ${fmtMbit(net)} Mbit/s with ${lanes}, and 1 lane already carried ${fmtMbit(one!)}: more lanes add little, so that is probably the link's rate (${pct(loss)}% retransmitted: the lanes overflow a queue on the path)`,
+      `pass --link-mbit <the link's rate> so the lanes' buffers are sized for it rather than for an assumed 1 Gbit/s`,
       net,
     );
   }

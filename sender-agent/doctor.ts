@@ -172,7 +172,8 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
       sockopt: sockopt.available,
     };
     const receiver = facts0 ? receiverFacts(facts0, auto.error ? null : receiverCpu(recv0, recv1)) : null;
-    const measurements: DoctorMeasurements = { linkMbit: o.linkMbit ?? null, rtt, oneLane, auto, sender, receiver, zfsSend, disk };
+    const receiverLimit = facts0 ? { bytesPerSecond: facts0.clientBytesPerSecond || null, maxLanes: facts0.clientMaxLanes || null } : null;
+    const measurements: DoctorMeasurements = { linkMbit: o.linkMbit ?? null, rtt, oneLane, auto, sender, receiver, zfsSend, disk, receiverLimit };
     for (const w of new Set([...oneLane.warnings, ...auto.warnings])) notices.push(`lane tuning: ${w}`);
     return {
       event: 'doctor',
@@ -605,6 +606,11 @@ export function formatReport(r: DoctorReport): string {
     const link = m.linkMbit ?? (m.auto ? networkMbit(m.auto) : null);
     const bdp = link !== null ? ` (BDP at ${fmtMbit(link)} Mbit/s${m.linkMbit === null ? ', measured' : ''}: ${formatBytes(bdpBytes(link * 1e6, b.rttMs))})` : '';
     L.push(`  ${pad('buffer ceiling', 18)}${fmtMbit(b.ceilingMbit)} Mbit/s = ${b.limitingSide}'s cap × ${b.lanes} lanes / ${fmtMs(b.rttMs)} ms${bdp}`);
+  }
+  const lim = m.receiverLimit;
+  if (lim) {
+    const rate = lim.bytesPerSecond ? `${formatBytes(lim.bytesPerSecond)}/s (${fmtMbit(mbitOf(lim.bytesPerSecond))} Mbit/s)` : 'no rate limit';
+    L.push(`  ${pad('our limits', 18)}${pad('', 40)}${rate}, ≤ ${lim.maxLanes ?? '?'} lanes per transfer`);
   }
   L.push(`  ${pad('cpu in probe', 18)}${pad(cpuLine(m.sender.cpu), 40)}${rc ? cpuLine(rc.cpu) : 'unknown'}`);
   L.push('zfs');

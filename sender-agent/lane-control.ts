@@ -6,6 +6,8 @@
 
 export interface LaneControlState {
   lanes: number;
+  /** the first period is slow start and setup: it is measured but never compared */
+  warmedUp?: boolean;
   /** goodput (bytes/s) measured before the last change, null before the first measurement */
   before: number | null;
   done: boolean;
@@ -22,10 +24,11 @@ export interface LaneControlOptions {
 /** One decision, given the goodput over the last period. Pure, so every case is tested. */
 export function nextLanes(s: LaneControlState, goodput: number, o: LaneControlOptions): LaneControlState {
   if (s.done) return s;
+  if (!s.warmedUp) return { ...s, warmedUp: true };
   const step = o.step ?? 2;
   const gain = o.gain ?? 1.1;
   const full = o.linkBps !== null && goodput >= 0.9 * o.linkBps;
   if (s.before !== null && goodput < s.before * gain) return { ...s, done: true }; // the last step did not pay
   if (full || s.lanes >= o.maxLanes) return { ...s, before: goodput, done: true };
-  return { lanes: Math.min(o.maxLanes, s.lanes + step), before: goodput, done: false };
+  return { lanes: Math.min(o.maxLanes, s.lanes + step), before: goodput, done: false, warmedUp: true };
 }

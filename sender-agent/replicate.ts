@@ -241,7 +241,9 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
           secret: begin.laneSecret,
           index,
           timeoutMs: 15_000,
-          highWater: Math.max(2 * begin.chunkBytes, 4 * 1024 * 1024),
+          // About one chunk waiting per lane: more only lets a stalled lane hoard chunks that
+          // others could carry (the kernel buffer, capped by NOTSENT_LOWAT, holds the rest).
+          highWater: begin.chunkBytes,
           heartbeatMs: o.heartbeatMs,
           tune: (sock) => {
             for (const w of applyTuning(sock, tuning)) {

@@ -53,7 +53,8 @@ export function planTuning(o: { linkMbit?: number; rttMs: number; lanes: number;
     linkGiven: o.linkMbit !== undefined,
     rttMs: o.rttMs,
     lanes: o.lanes,
-    sndbuf: laneBufferBytes(linkMbit * 1e6, rtt, o.lanes),
+    // 1.25× the per-lane BDP: with 2× bbr overfilled a 100 ms bottleneck queue (bench: 3–4 % retransmits)
+    sndbuf: laneBufferBytes(linkMbit * 1e6, rtt, o.lanes, 1.25),
     congestion: o.congestion,
     notSentLowat: NOTSENT_LOWAT,
   };

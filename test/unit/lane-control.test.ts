@@ -1,13 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { nextLanes, type LaneControlState } from '../../sender-agent/lane-control.js';
 
-const start = (lanes: number): LaneControlState => ({ lanes, before: null, done: false });
+const start = (lanes: number): LaneControlState => ({ lanes, before: null, done: false, warmedUp: true });
 
 describe('automatic lane count during a transfer', () => {
+  it('ignores the first period (slow start and setup)', () => {
+    const s = nextLanes({ lanes: 4, before: null, done: false }, 1e6, { maxLanes: 32, linkBps: null });
+    expect(s).toEqual({ lanes: 4, before: null, done: false, warmedUp: true });
+  });
+
   it('adds lanes while each step raises goodput, and stops at the first step that does not', () => {
     const o = { maxLanes: 32, linkBps: null };
     let s = nextLanes(start(4), 10e6, o); // first measurement: try more
-    expect(s).toEqual({ lanes: 6, before: 10e6, done: false });
+    expect(s).toEqual({ lanes: 6, before: 10e6, done: false, warmedUp: true });
     s = nextLanes(s, 15e6, o); // +50%: keep going
     expect(s.lanes).toBe(8);
     s = nextLanes(s, 15.5e6, o); // +3%: the last step did not pay
