@@ -242,8 +242,15 @@ describe('faults', () => {
       }
     };
     try {
+      // Faults at seeded points spread through the stream (bytes that crossed the proxy), so
+      // each one hits a transfer in full flow, not one still starting up.
+      const points = Array.from({ length: 10 }, () => 0.05 + rnd() * 0.85)
+        .sort((a, b) => a - b)
+        .map((f) => Math.floor(f * stream));
       for (let i = 0; i < 10; i++) {
-        await new Promise((r) => setTimeout(r, 300 + rnd() * 900));
+        const deadline = Date.now() + 90_000;
+        while (proxy.upstreamBytes() < points[i]! && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+        expect(proxy.upstreamBytes(), `seed ${seed}: the transfer stalled before fault ${i}: ${log.join('; ')}`).toBeGreaterThanOrEqual(points[i]!);
         rss();
         const kind = ['lanes', 'lanes', 'sender', 'receiver'][Math.floor(rnd() * 4)]!;
         log.push(`${i}: ${kind} at ${proxy.upstreamBytes()} bytes`);
