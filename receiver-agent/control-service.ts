@@ -32,12 +32,12 @@ import { Spool } from './spool.js';
 import { diskProbe, hostFacts, pingReply } from './diagnose.js';
 
 const MIN_CHUNK = 64 * 1024;
+const KEEP_FINISHED = 100;
 
 /** The pseudo target a probe transfer shows in status pages: no dataset is touched. */
 export function probeTarget(root: string): string {
   return `${root}/(probe)`;
 }
-const KEEP_FINISHED = 100;
 
 const CODES: Record<string, grpc.status> = {
   denied: grpc.status.PERMISSION_DENIED,
@@ -362,6 +362,8 @@ export class ReceiverCore {
     const p = this.policy.client(identity);
     if ((!req.host && !req.diskProbe) || !this.cfg.probes) return pingReply(this.cfg);
     const facts = hostFacts(this.cfg);
+    facts.clientBytesPerSecond = p.bytesPerSecond ?? 0;
+    facts.clientMaxLanes = Math.min(this.cfg.maxLanes, p.maxLanes ?? Infinity);
     if (req.diskProbe) facts.disk = await diskProbe(this.cfg, this.zfs, p.root, req.diskProbeSeconds, this.log);
     return facts;
   };

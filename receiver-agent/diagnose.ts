@@ -59,6 +59,9 @@ export function pingReply(cfg: ReceiverConfig): DiagnoseReply {
     disk: null,
     kernel: '',
     sockoptAvailable: sockopt.available,
+    clientBytesPerSecond: 0,
+    clientMaxLanes: cfg.maxLanes,
+    spoolMaxBytes: cfg.spool?.maxBytes ?? 0,
   };
 }
 

@@ -102,6 +102,8 @@ export interface DoctorMeasurements {
   disk: DiskResult | null;
   /** what the receiver's config allows this client: bytesPerSecond (null = unlimited), lanes per transfer */
   receiverLimit?: { bytesPerSecond: number | null; maxLanes: number | null } | null;
+  /** the receiver's spool capacity (null: unknown, 0: none) */
+  receiverSpoolBytes?: number | null;
 }
 
 export type Stage =
@@ -325,7 +327,9 @@ export function verdict(m: DoctorMeasurements): Verdict {
       return done(
         'receiver-disk',
         `limited by receiver disk: ${fmtMB(disk!.bytesPerSecond)} MB/s (${fmtMbit(slowest.mbit)} Mbit/s) into ${disk!.path} (${disk!.where})${vs}`,
-        `add write IOPS to the receiving pool, or enable the spool ("spool" in receiver.json) so the WAN part finishes at network speed`,
+        m.receiverSpoolBytes
+          ? `add write IOPS to the receiving pool (its ${formatBytes(m.receiverSpoolBytes)} spool already lets the WAN run ahead of the disk, but the disk sets the pace)`
+          : `add write IOPS to the receiving pool, or enable the spool ("spool" in receiver.json) so the WAN part finishes at network speed`,
         slowest.mbit,
       );
     }

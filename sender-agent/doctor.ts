@@ -173,7 +173,18 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
     };
     const receiver = facts0 ? receiverFacts(facts0, auto.error ? null : receiverCpu(recv0, recv1)) : null;
     const receiverLimit = facts0 ? { bytesPerSecond: facts0.clientBytesPerSecond || null, maxLanes: facts0.clientMaxLanes || null } : null;
-    const measurements: DoctorMeasurements = { linkMbit: o.linkMbit ?? null, rtt, oneLane, auto, sender, receiver, zfsSend, disk, receiverLimit };
+    const measurements: DoctorMeasurements = {
+      linkMbit: o.linkMbit ?? null,
+      rtt,
+      oneLane,
+      auto,
+      sender,
+      receiver,
+      zfsSend,
+      disk,
+      receiverLimit,
+      receiverSpoolBytes: facts0 ? facts0.spoolMaxBytes : null,
+    };
     for (const w of new Set([...oneLane.warnings, ...auto.warnings])) notices.push(`lane tuning: ${w}`);
     return {
       event: 'doctor',
@@ -338,7 +349,7 @@ async function runProbe(ctx: Ctx, wantLanes: number, seconds: number, congestion
         secret: begin.laneSecret,
         index,
         timeoutMs: 15_000,
-        highWater: 2 * begin.chunkBytes,
+        highWater: begin.chunkBytes, // as replicate: one chunk queued in Node per lane
         heartbeatMs: 5000,
         // the same settings applyTuning (replicate) makes, keeping what the kernel granted
         tune: (sock) => {

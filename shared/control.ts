@@ -192,4 +192,9 @@ export interface DiagnoseReply {
   disk: DiskProbeResultMsg | null;
   kernel: string;
   sockoptAvailable: boolean;
+  /** this client's limits on the receiver: bytesPerSecond (0 = none), lanes per transfer */
+  clientBytesPerSecond: number;
+  clientMaxLanes: number;
+  /** the receiver's spool capacity; 0 = no spool */
+  spoolMaxBytes: number;
 }

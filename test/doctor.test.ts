@@ -221,6 +221,18 @@ describe('doctor on loopback', () => {
     expect(rcv.logs()).toMatch(/"kind":"probe"/);
   });
 
+  it("a client's bytesPerSecond on the receiver is named as the limit", async () => {
+    const slow = await startReceiver('limited', '127.0.0.1', { clients: { 'site-a': { root: 'backup/site-a', bytesPerSecond: '4MiB', maxLanes: 3 } } });
+    try {
+      const r = report(await doctor(['--to', `127.0.0.1:${slow.port}`, '--seconds', '4', '--json']));
+      expect(r.measurements.receiverLimit).toEqual({ bytesPerSecond: 4 * 1024 * 1024, maxLanes: 3 });
+      expect(r.measurements.auto!.lanes).toBeLessThanOrEqual(3);
+      expect(r.verdict.stage, explain(r)).toBe('receiver-limit');
+    } finally {
+      await slow.stop();
+    }
+  });
+
   it('a receiver that does not allow probes, or bounds them, says so', async () => {
     const off = await startReceiver('noprobe', '127.0.0.1', { probes: false });
     const small = await startReceiver('small', '127.0.0.1', { probeMaxBytes: '4MiB' });
@@ -262,7 +274,7 @@ async function wanemBusy(): Promise<boolean> {
  * Brings the emulator up once nobody else uses it: free for 8 s in a row (a benchmark goes
  * down and up again between its link profiles), then `up`; if someone was quicker, wait again.
  */
-async function acquireWanem(args: string[]): Promise<void> {
+async function acquireWanem(args: string[], beforeUp: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + WAIT_FOR_WANEM_MS;
   let said = false;
   for (;;) {
@@ -276,6 +288,8 @@ async function acquireWanem(args: string[]): Promise<void> {
       }
       await sleep(1000);
     }
+    // host sysctls a benchmark that just finished may have put back: set them right before `up`
+    await beforeUp();
     const up = await wanem(['up', ...args]);
     if (up.code === 0) return;
     if (!/already up/.test(up.out)) throw new Error(`wanem.sh up failed: ${up.out}`);
@@ -303,18 +317,16 @@ describe('doctor on the WAN emulator', () => {
   beforeAll(async () => {
     expect(process.getuid?.(), 'the WAN emulator tests run as root (network namespaces)').toBe(0);
     // cubic as the namespaces' default needs it in the host's allowed list; put back after
-    const allowed = await sysctl(null, 'net.ipv4.tcp_allowed_congestion_control');
-    if (!allowed.split(' ').includes('cubic')) {
+    const allowCubic = async (): Promise<void> => {
+      const allowed = await sysctl(null, 'net.ipv4.tcp_allowed_congestion_control');
+      if (allowed.split(' ').includes('cubic')) return;
       allowedBefore = allowed;
       allowedSet = `${allowed} cubic`;
       await setSysctl(null, `net.ipv4.tcp_allowed_congestion_control=${allowedSet}`);
-    }
-    await acquireWanem([
-      '--delay-ms', '50',
-      '--loss-ab', '0.01', '--rate-mbit-ab', '200',
-      '--loss-ba', '0', '--rate-mbit-ba', '400',
-      '--cc', 'cubic', '--seed', '7',
-    ]);
+    };
+    // a→b: the lossy 200 Mbit/s link; b→a: the clean 400 Mbit/s one; 100 ms RTT both ways
+    const link = ['--delay-ms', '50', '--loss-ab', '0.01', '--rate-mbit-ab', '200', '--loss-ba', '0', '--rate-mbit-ba', '400', '--cc', 'cubic', '--seed', '7'];
+    await acquireWanem(link, allowCubic);
     up = true;
   }, WAIT_FOR_WANEM_MS + 120_000);
 

@@ -98,7 +98,7 @@ describe('handshake (openssl s_client)', () => {
     const r = await sClient(['-CAfile', pki.receiverTls.ca]);
     expect(r.out).toMatch(/alert certificate required|certificate required/);
     expect(r.code).not.toBe(0);
-    expect(receiver.logs()).toMatch(/TLS handshake refused.*sent no certificate/);
+    await expect.poll(() => receiver.logs(), { timeout: 5000 }).toMatch(/TLS handshake refused.*sent no certificate/);
   });
 
   it('refuses a client certificate from another CA, and sender-agent says why in one line', async () => {
@@ -106,7 +106,7 @@ describe('handshake (openssl s_client)', () => {
     const cdir = dirname(other);
     const r = await sClient(['-CAfile', pki.receiverTls.ca, '-cert', join(cdir, 'site-a.pem'), '-key', join(cdir, 'site-a.key')]);
     expect(r.out).not.toMatch(/Verify return code: 0[^]*ALPN protocol: h2[^]*HTTP/);
-    expect(receiver.logs()).toMatch(/TLS handshake refused.*not signed by the trusted CA/);
+    await expect.poll(() => receiver.logs(), { timeout: 5000 }).toMatch(/TLS handshake refused.*not signed by the trusted CA/);
     const s = await runSender(senderArgs('replicate', 'tank/x', { to: receiver.address, name: 'x', config: other, zfs: zfsBinary() }));
     expect(s.code).toBe(1);
     expect(s.stderr.trim().split('\n')).toHaveLength(1);

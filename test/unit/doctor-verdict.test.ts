@@ -128,7 +128,7 @@ describe('doctor verdict', () => {
     const v = verdict(healthy({ sender: snd }));
     expect(v.stage).toBe('link');
     expect(v.buffers!.unprivilegedSenderBytes).toBe(512 * 1024);
-    expect(v.notes.join('\n')).toMatch(/without it gets at most 512 KiB per lane .* → 168 Mbit\/s over 4 lanes; to be safe: sysctl -w net.core.wmem_max=2097152/);
+    expect(v.notes.join('\n')).toMatch(/without it gets at most 512 KiB per lane .* → 168 Mbit\/s over 4 lanes; to be safe: sysctl -w net.core.wmem_max=4194304/);
   });
 
   it('receiver disk slower than the network', () => {
@@ -142,6 +142,9 @@ describe('doctor verdict', () => {
     expect(v.line).toContain('limited by receiver disk: 6.0 MB/s (48 Mbit/s) into /backup/site-a (mountpoint of backup/site-a) while the network carries 300 Mbit/s');
     expect(v.fix).toMatch(/add write IOPS .* enable the spool/);
     expect(v.stages.map((s) => s.stage)).toEqual(['network', 'receiver-disk']);
+    expect(verdict({ ...m, receiverSpoolBytes: 10 * 1024 * MiB }).fix).toBe(
+      'add write IOPS to the receiving pool (its 10.0 GiB spool already lets the WAN run ahead of the disk, but the disk sets the pace)',
+    );
   });
 
   it('sender zfs send slower than the network and the disk', () => {
@@ -189,6 +192,33 @@ describe('doctor verdict', () => {
   it('CPU on the sender', () => {
     const v = verdict(healthy({ auto: probe({ mbit: 200, steadyMbit: 210 }), sender: side({ cpu: { seconds: 6, processCores: 0.95, hostBusy: 0.3, cores: 8 } }) }));
     expect(v.stage).toBe('cpu-sender');
+  });
+
+  it('retransmits from lanes that overflow a queue at the link rate are not loss-limited lanes', () => {
+    const v = verdict(
+      healthy({
+        linkMbit: null,
+        oneLane: probe({ lanes: 1, mbit: 258, steadyMbit: 312, retransmitPct: 8.8 }),
+        auto: probe({ mbit: 321, steadyMbit: 402, retransmitPct: 27 }),
+      }),
+    );
+    expect(v.stage).toBe('path');
+    expect(v.line).toContain('402 Mbit/s with 4 lanes, and 1 lane already carried 312: more lanes add little');
+    expect(v.fix).toMatch(/--link-mbit/);
+  });
+
+  it('a forced sender whose unprivileged cap is above the receiver\'s is not warned about', () => {
+    const rcv = side({ caps: { wmemMax: 4 * MiB, rmemMax: 4 * MiB, tcpWmem: [4096, 16384, MiB], tcpRmem: [4096, 131072, MiB] } });
+    const v = verdict(healthy({ receiver: rcv, auto: probe({ mbit: 180, steadyMbit: 200 }) }));
+    expect(v.stage).toBe('buffers');
+    expect(v.notes).toEqual([]);
+  });
+
+  it("the receiver's rate limit for this client", () => {
+    const v = verdict(healthy({ auto: probe({ mbit: 80, steadyMbit: 82 }), receiverLimit: { bytesPerSecond: 10 * MiB, maxLanes: 8 } }));
+    expect(v.stage).toBe('receiver-limit');
+    expect(v.line).toBe("limited by the receiver's rate limit for this client: 82 Mbit/s of the 10.0 MiB/s (84 Mbit/s) its receiver.json allows (bytesPerSecond); ask the receiver's admin to raise it");
+    expect(verdict(healthy({ receiverLimit: { bytesPerSecond: null, maxLanes: 32 } })).stage).toBe('link');
   });
 
   it('a path slower than the stated link with no loss, buffer or CPU limit', () => {
