@@ -301,6 +301,10 @@ export class ReceiverCore {
   finish = async (identity: string | null, req: FinishRequest): Promise<FinishReply> => {
     const t = this.owned(identity, req.transferId);
     const r = await t.finish({ totalBytes: req.totalBytes, totalChunks: req.totalChunks, digest: req.digest });
+    // Fault injection for tests: widen the gap between the commit and the reply, where a
+    // receiver crash leaves the sender not knowing its snapshot arrived.
+    const delay = Number(process.env.ZFERRY_FAULT_FINISH_REPLY_DELAY_MS ?? 0);
+    if (delay > 0) await new Promise((res) => setTimeout(res, delay));
     return { committed: true, ...r, message: `received ${r.target}@${r.snapshot}` };
   };
 

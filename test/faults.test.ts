@@ -220,6 +220,33 @@ describe('faults', () => {
     }
   });
 
+  it('a receiver that dies after committing but before replying: the sender reports it done, and sends nothing again', async () => {
+    const stream = await dataset('late', 8, 7);
+    const port = await freePort();
+    const slowReply = { ...env, ZFERRY_FAULT_FINISH_REPLY_DELAY_MS: '4000' };
+    let r1 = await startReceiver({ pki, port, zfs: FAKE_ZFS, env: slowReply, clients: { 'site-a': { root: 'backup/a' } }, extra });
+    writeFileSync(logFile, '');
+    const p = spawnSender(senderArgs('replicate', 'tank/late', { to: r1.address, name: 'late', config: siteA, zfs: FAKE_ZFS, extra: ['--json'] }), env);
+    const c = collect(p);
+    // the receiver has committed: kill it before its (delayed) reply leaves
+    const deadline = Date.now() + 60_000;
+    while (!/transfer committed/.test(r1.logs()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(r1.logs()).toMatch(/transfer committed/);
+    await r1.kill9();
+    r1 = await startReceiver({ pki, port, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/a' } }, extra });
+    try {
+      expect(await c.code, c.err()).toBe(0);
+      const s = summary(c.out());
+      expect(s.outcome).toBe('up-to-date');
+      expect(s.notices as string[]).toContain('the receiver had committed @s1 before the interruption');
+      expect(zfsSends()).toHaveLength(1);
+      expect(stream).toBeGreaterThan(0);
+      await sameData('late');
+    } finally {
+      await r1.stop();
+    }
+  });
+
   it('chaos: 10 seeded faults (lanes cut, sender and receiver killed); data intact, under 1.3x the stream sent', async () => {
     const seed = Number(process.env.ZFERRY_CHAOS_SEED ?? 20261121);
     const rnd = prng(seed);
