@@ -167,8 +167,7 @@ export class ReceiverCore {
     if (req.kind === 'resume' && !resumable) throw new ZferryError('unsupported', `this receiver's zfs cannot resume receives`);
     const parent = dirname(target);
     if (parent !== '.' && parent.includes('/')) await this.zfs.createParents(parent);
-    const chunkBytes = Math.max(MIN_CHUNK, Math.min(req.chunkBytes || 1024 * 1024, this.cfg.maxChunkBytes));
-    const windowBytes = Math.max(chunkBytes * 2, this.cfg.windowBytes);
+    const { chunkBytes, windowBytes } = this.sizes(req);
     const t = new Transfer(
       {
         identity: policy.identity,
@@ -199,14 +198,7 @@ export class ReceiverCore {
       if (this.byTarget.get(target) === t) this.byTarget.delete(target);
       this.prune();
     });
-    return {
-      transferId: t.id,
-      laneSecret: t.secret,
-      windowBytes,
-      maxLanes: Math.min(this.cfg.maxLanes, policy.maxLanes ?? Infinity),
-      chunkBytes,
-      target,
-    };
+    return this.beginReply(t, policy.maxLanes);
   };
 
   /**
@@ -218,8 +210,7 @@ export class ReceiverCore {
     const policy = this.policy.client(identity);
     if (!this.cfg.probes) throw new ZferryError('denied', 'this receiver does not allow probe transfers ("probes": false in receiver.json)');
     const target = probeTarget(policy.root);
-    const chunkBytes = Math.max(MIN_CHUNK, Math.min(req.chunkBytes || 1024 * 1024, this.cfg.maxChunkBytes));
-    const windowBytes = Math.max(chunkBytes * 2, this.cfg.windowBytes);
+    const { chunkBytes, windowBytes } = this.sizes(req);
     const t = new Transfer(
       {
         identity: policy.identity,
@@ -252,14 +243,7 @@ export class ReceiverCore {
       clearTimeout(limit);
       this.prune();
     });
-    return {
-      transferId: t.id,
-      laneSecret: t.secret,
-      windowBytes,
-      maxLanes: Math.min(this.cfg.maxLanes, policy.maxLanes ?? Infinity),
-      chunkBytes,
-      target,
-    };
+    return this.beginReply(t, policy.maxLanes);
   }
 
   /** Begins being set up, per identity: counted with the running transfers for maxTransfers. */
@@ -289,6 +273,24 @@ export class ReceiverCore {
       else this.beginsInFlight.set(id, left);
     }
   };
+
+  /** The chunk size asked for, within limits, and a window of at least two chunks. */
+  private sizes(req: BeginRequest): { chunkBytes: number; windowBytes: number } {
+    const chunkBytes = Math.max(MIN_CHUNK, Math.min(req.chunkBytes || 1024 * 1024, this.cfg.maxChunkBytes));
+    return { chunkBytes, windowBytes: Math.max(chunkBytes * 2, this.cfg.windowBytes) };
+  }
+
+  /** What a sender needs to open lanes for a transfer that has begun. */
+  private beginReply(t: Transfer, clientMaxLanes: number | null | undefined): BeginReply {
+    return {
+      transferId: t.id,
+      laneSecret: t.secret,
+      windowBytes: t.info.windowBytes,
+      maxLanes: Math.min(this.cfg.maxLanes, clientMaxLanes ?? Infinity),
+      chunkBytes: t.info.chunkBytes,
+      target: t.info.target,
+    };
+  }
 
   private owned(identity: string | null, id: string): Transfer {
     const p = this.policy.client(identity);

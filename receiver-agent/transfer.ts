@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { ZferryError, oneLine } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
-import type { TransferKind } from '../shared/control.js';
+import type { FinishReply, TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
 import type { Spool } from './spool.js';
 import { checkStreamBegin } from './stream-check.js';
@@ -55,14 +55,8 @@ export interface TransferInfo {
   maxBytes?: number;
 }
 
-export interface FinishResult {
-  target: string;
-  snapshot: string;
-  encryption: string;
-  keystatus: string;
-  vaultOk: boolean;
-  bytesWritten: number;
-}
+/** What a committed transfer reports: the Finish reply without its envelope. */
+export type FinishResult = Omit<FinishReply, 'committed' | 'message'>;
 
 const MAX_STDERR = 64 * 1024;
 

@@ -52,6 +52,9 @@ import { fingerprintDer, parseSubjectAltName } from './certs.js';
  */
 export const CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
+/** TLS 1.3 only, both ends. Node routes TLS_* names in `ciphers` to the TLS 1.3 suite list. */
+const TLS13 = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: CIPHERSUITES } as const;
+
 export const LANE_ALPN = 'zferry-lane/1';
 export const H2_ALPN = 'h2';
 
@@ -123,9 +126,7 @@ export function serverTlsOptions(m: Pick<TlsMaterial, 'ca' | 'cert' | 'key'>, al
     ca: m.ca,
     cert: m.cert,
     key: m.key,
-    minVersion: 'TLSv1.3',
-    ciphers: CIPHERSUITES, // Node routes TLS_* names to the TLS 1.3 suite list
-    maxVersion: 'TLSv1.3',
+    ...TLS13,
     requestCert: true,
     rejectUnauthorized: true,
     honorCipherOrder: true, // gRPC's own client offers AES-256 first; the server's order wins
@@ -151,9 +152,7 @@ export function clientTlsOptions(
     ca: m.ca,
     cert: m.cert,
     key: m.key,
-    minVersion: 'TLSv1.3',
-    ciphers: CIPHERSUITES, // Node routes TLS_* names to the TLS 1.3 suite list
-    maxVersion: 'TLSv1.3',
+    ...TLS13,
     rejectUnauthorized: true,
     ALPNProtocols: [...o.alpn],
     checkServerIdentity: (_hostname: string, cert: tls.PeerCertificate) => tls.checkServerIdentity(expected, cert),

@@ -19,19 +19,7 @@ import {
   openData,
   openDeflated,
 } from '../../shared/frames.js';
-
-/** Small seeded PRNG (xorshift32) so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 0x100000000;
-  };
-}
+import { prng } from '../helpers/fault-proxy.js';
 
 function feedInPieces(p: FrameParser, buf: Buffer, rnd: () => number) {
   const out = [];
