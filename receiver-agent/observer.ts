@@ -298,7 +298,7 @@ export class Observer extends EventEmitter {
       if (!p) continue;
       try {
         // -r without -t: zfs-fuse's `zfs get` has no -t; snapshots are the names with '@'.
-        const r = await this.core.zfs.exec(['get', '-H', '-p', '-o', 'name,value', 'creation', '-r', p.root], 60_000);
+        const r = await this.core.zfs.invoke(['get', '-H', '-p', '-o', 'name,value', 'creation', '-r', p.root], 60_000);
         if (r.code !== 0) {
           if (!/does not exist/.test(r.stderr)) this.log.debug('replication lag: zfs get failed', { root: p.root, error: oneLine(r.stderr) });
           continue;

@@ -120,7 +120,7 @@ function ipToBytes(ip: string): string {
     const v4 = text.slice(lastColon + 1).split('.').map((p) => Number(p));
     tail = [(v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!];
     text = text.slice(0, lastColon + 1) + '0:0';
-    // the two placeholder groups are replaced below
+    // the two marked groups are filled in below
   }
   const [head, rest] = text.split('::') as [string, string | undefined];
   const parse = (s: string | undefined): number[] => (s ? s.split(':').filter((g) => g !== '').map((g) => parseInt(g, 16)) : []);

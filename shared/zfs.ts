@@ -48,12 +48,12 @@ export class Zfs {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
-  async exec(args: string[], timeoutMs = 120_000): Promise<RunResult> {
+  async invoke(args: string[], timeoutMs = 120_000): Promise<RunResult> {
     return run(this.bin, args, { timeoutMs, env: this.env });
   }
 
   private async ok(args: string[]): Promise<string> {
-    const r = await this.exec(args);
+    const r = await this.invoke(args);
     if (r.code !== 0) throw new ZferryError('zfs', `zfs ${args[0]}: ${oneLine(r.stderr || r.stdout) || `exit ${r.code}`}`);
     return r.stdout;
   }
@@ -62,7 +62,7 @@ export class Zfs {
   async probe(): Promise<void> {
     let r: RunResult;
     try {
-      r = await this.exec(['list', '-H', '-o', 'name'], 30_000);
+      r = await this.invoke(['list', '-H', '-o', 'name'], 30_000);
     } catch (e) {
       throw new ZferryError('zfs-missing', `cannot run zfs (${this.bin}): ${(e as Error).message}; install ZFS or pass --zfs <path>`);
     }
@@ -71,7 +71,7 @@ export class Zfs {
 
   async exists(dataset: string): Promise<boolean> {
     validateDataset(dataset);
-    const r = await this.exec(['list', '-H', '-o', 'name', dataset]);
+    const r = await this.invoke(['list', '-H', '-o', 'name', dataset]);
     if (r.code === 0) return true;
     if (/does not exist/.test(r.stderr)) return false;
     throw new ZferryError('zfs', `zfs list ${dataset}: ${oneLine(r.stderr)}`);
@@ -103,7 +103,7 @@ export class Zfs {
   async supportsProperty(prop: string, dataset: string): Promise<boolean> {
     const known = this.propSupport.get(prop);
     if (known !== undefined) return known;
-    const r = await this.exec(['get', '-H', '-o', 'value', prop, dataset]);
+    const r = await this.invoke(['get', '-H', '-o', 'value', prop, dataset]);
     const supported = !(r.code !== 0 && UNSUPPORTED.test(r.stderr));
     if (r.code === 0 || !supported) this.propSupport.set(prop, supported);
     return supported;
@@ -162,7 +162,7 @@ export class Zfs {
   async estimate(spec: SendSpec): Promise<number | null> {
     if (this.estimateSupported === false) return null;
     const args = this.sendArgs(spec);
-    const r = await this.exec(['send', '-n', '-P', ...args.slice(1)]);
+    const r = await this.invoke(['send', '-n', '-P', ...args.slice(1)]);
     if (r.code !== 0) {
       if (UNSUPPORTED.test(r.stderr)) {
         this.estimateSupported = false;
@@ -182,7 +182,7 @@ export class Zfs {
    */
   async inspectResumeToken(token: string): Promise<ResumeTokenInfo> {
     const args = this.sendArgs({ resumeToken: token });
-    const r = await this.exec(['send', '-n', '-v', '-P', ...args.slice(1)]);
+    const r = await this.invoke(['send', '-n', '-v', '-P', ...args.slice(1)]);
     if (r.code !== 0) throw new ZferryError('stale-token', oneLine(r.stderr || r.stdout) || `zfs send -t exited ${r.code}`);
     const text = r.stdout + '\n' + r.stderr;
     const field = (k: string) => new RegExp(`^\\s*${k} = (.+)$`, 'm').exec(text)?.[1]?.trim();
@@ -218,7 +218,7 @@ export class Zfs {
   /** Where a filesystem is mounted: null when it does not exist; mounted false for none/legacy/unmounted. */
   async mountpoint(dataset: string): Promise<{ mountpoint: string; mounted: boolean } | null> {
     validateDataset(dataset);
-    const r = await this.exec(['get', '-H', '-o', 'value', 'mountpoint,mounted', dataset]);
+    const r = await this.invoke(['get', '-H', '-o', 'value', 'mountpoint,mounted', dataset]);
     if (r.code !== 0) {
       if (/does not exist/.test(r.stderr)) return null;
       throw new ZferryError('zfs', `zfs get mountpoint ${dataset}: ${oneLine(r.stderr)}`);
@@ -236,7 +236,7 @@ export class Zfs {
   /** Places a hold; an existing hold with the same tag is fine. */
   async hold(tag: string, snapshot: string): Promise<void> {
     validateSnapshot(snapshot);
-    const r = await this.exec(['hold', tag, snapshot]);
+    const r = await this.invoke(['hold', tag, snapshot]);
     if (r.code !== 0 && !/tag already exists/.test(r.stderr)) {
       throw new ZferryError('zfs', `zfs hold ${tag} ${snapshot}: ${oneLine(r.stderr)}`);
     }
@@ -245,7 +245,7 @@ export class Zfs {
   /** Releases a hold; a hold that is not there is fine. */
   async release(tag: string, snapshot: string): Promise<void> {
     validateSnapshot(snapshot);
-    const r = await this.exec(['release', tag, snapshot]);
+    const r = await this.invoke(['release', tag, snapshot]);
     if (r.code !== 0 && !/no such tag/.test(r.stderr)) {
       throw new ZferryError('zfs', `zfs release ${tag} ${snapshot}: ${oneLine(r.stderr)}`);
     }
@@ -255,7 +255,7 @@ export class Zfs {
 /** Snapshots of a dataset that carry at least one user hold (zfs-fuse cannot list holds). */
 export async function heldSnapshots(zfs: Zfs, dataset: string): Promise<string[]> {
   validateDataset(dataset);
-  const r = await zfs.exec(['get', '-H', '-p', '-o', 'name,value', 'userrefs', '-d', '1', dataset]);
+  const r = await zfs.invoke(['get', '-H', '-p', '-o', 'name,value', 'userrefs', '-d', '1', dataset]);
   if (r.code !== 0) throw new ZferryError('zfs', `zfs get userrefs ${dataset}: ${oneLine(r.stderr)}`);
   return r.stdout
     .split('\n')
