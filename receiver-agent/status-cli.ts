@@ -2,7 +2,7 @@
 // read from its own http status server (the address in the config, or --http).
 import { loadReceiverConfig } from '../shared/config.js';
 import { parseArgs } from '../shared/args.js';
-import { parseHostPort } from '../shared/address.js';
+import { parseHostPort, formatHostPort } from '../shared/address.js';
 import { ZferryError } from '../shared/errors.js';
 import { formatStatus } from '../shared/status-table.js';
 import type { TargetLag, TransferView } from './observer.js';
@@ -21,7 +21,7 @@ function baseUrl(values: Record<string, string>): string {
   // a server bound to every address is reached on loopback
   if (host === '0.0.0.0') host = '127.0.0.1';
   if (host === '::') host = '::1';
-  return `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  return `http://${formatHostPort(host, port)}`;
 }
 
 async function getJson<T>(url: string): Promise<T> {

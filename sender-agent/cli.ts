@@ -13,7 +13,7 @@ import { describeTuning } from './tuning.js';
 import type { CompressMode } from './compress.js';
 import { ControlClient } from './control-client.js';
 import { loadTlsMaterial } from '../shared/tls.js';
-import { parseHostPort } from '../shared/address.js';
+import { formatHostPort, parseHostPort } from '../shared/address.js';
 import { enroll } from './enroll.js';
 import { formatStatus } from '../shared/status-table.js';
 import { doctor, formatReport } from './doctor.js';
@@ -204,7 +204,7 @@ async function main(argv: string[]): Promise<number> {
     case 'abort': {
       const o = options(args, false);
       const { host, port } = parseHostPort(o.to, '--to');
-      const client = new ControlClient(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, loadTlsMaterial(o.config.tls, o.config.baseDir), o.config.serverName);
+      const client = new ControlClient(formatHostPort(host, port), loadTlsMaterial(o.config.tls, o.config.baseDir), o.config.serverName);
       try {
         const r = await client.abort({ name: o.name, transferId: '', discardResumeState: true });
         process.stdout.write(`${r.message}\n`);
@@ -218,7 +218,7 @@ async function main(argv: string[]): Promise<number> {
       if (args.positional.length > 0) throw new ZferryError('usage', `unexpected argument ${args.positional[0]}`);
       const config = senderConfig(args);
       const { host, port } = parseHostPort(args.values.to, '--to');
-      const client = new ControlClient(host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`, loadTlsMaterial(config.tls, config.baseDir), config.serverName);
+      const client = new ControlClient(formatHostPort(host, port), loadTlsMaterial(config.tls, config.baseDir), config.serverName);
       try {
         const r = await client.status({ name: args.values.name ?? '' });
         if (json) process.stdout.write(JSON.stringify({ event: 'status', ...r }) + '\n');

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
-import { parseHostPort } from '../shared/address.js';
+import { parseHostPort, formatHostPort } from '../shared/address.js';
 import type { SenderConfig } from '../shared/config.js';
 import { AGENT_VERSION, PROTOCOL_VERSION, type DiagnoseReply } from '../shared/control.js';
 import { ZferryError, errorMessage, oneLine } from '../shared/errors.js';
@@ -111,10 +111,6 @@ interface Ctx {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function grpcAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorReport> {
   const started = performance.now();
   const say = o.progress ?? (() => {});
@@ -123,7 +119,7 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
   if (o.dataset) validateDataset(o.dataset);
   const congestion = chooseCongestion(o.cc);
   const material = loadTlsMaterial(o.config.tls, o.config.baseDir);
-  const client = new ControlClient(grpcAddress(host, port), material, o.config.serverName);
+  const client = new ControlClient(formatHostPort(host, port), material, o.config.serverName);
   const notices: string[] = [];
   try {
     const hello = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: [] });

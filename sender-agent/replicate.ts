@@ -3,7 +3,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { ZferryError, oneLine } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { parseHostPort } from '../shared/address.js';
+import { formatHostPort, parseHostPort } from '../shared/address.js';
 import { holdTag, parseSource, targetUnderRoot } from '../shared/names.js';
 import { Zfs, heldSnapshots, type ResumeTokenInfo, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
 import { AGENT_VERSION, PROTOCOL_VERSION, type FinishReply, type FinishRequest, type HelloReply, type TargetState } from '../shared/control.js';
@@ -89,10 +89,6 @@ interface Session {
   rttMs: number;
 }
 
-function grpcAddress(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
 /** Connects, says hello, reads both sides and plans. Shared by replicate and estimate. */
 export async function openSession(o: ReplicateOptions, log: Logger, contact?: { made: boolean }): Promise<Session> {
   const { dataset, snapshot } = parseSource(o.source);
@@ -100,7 +96,7 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
   const { host, port } = parseHostPort(o.to, '--to');
   const zfs = new Zfs(o.zfsBin ?? o.config.zfs);
   const material = loadTlsMaterial(o.config.tls, o.config.baseDir);
-  const client = new ControlClient(grpcAddress(host, port), material, o.config.serverName);
+  const client = new ControlClient(formatHostPort(host, port), material, o.config.serverName);
   const notices: string[] = [];
   try {
     const hello = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: ['resume', 'raw'] });

@@ -40,7 +40,13 @@ export class Striper {
   private paceTimer: NodeJS.Timeout | null = null;
   private nextLane = 0;
 
+  // One promise for the first failure (never settled on success); handled here so that a
+  // failure nobody is racing against is not an unhandled rejection.
+  private rejectFailed!: (e: Error) => void;
+  private readonly failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
+
   constructor(private readonly o: StriperOptions) {
+    this.failed.catch(() => {});
     this.lanes = new Array<Lane | null>(o.lanes).fill(null);
   }
 
@@ -200,6 +206,7 @@ export class Striper {
   fail(e: Error): void {
     if (this.failure || this.finished) return;
     this.failure = e;
+    this.rejectFailed(e);
     if (this.paceTimer) clearTimeout(this.paceTimer);
     this.wake();
     for (const l of this.lanes) l?.close();
@@ -209,15 +216,9 @@ export class Striper {
     return this.failure;
   }
 
-  /** Resolves/rejects with the first failure; used to race a long Finish call. */
+  /** Rejects with the first failure; used to race a long Finish call. */
   whenFailed(): Promise<never> {
-    return new Promise((_, reject) => {
-      const check = (): void => {
-        if (this.failure) reject(this.failure);
-        else if (!this.finished) this.waiters.push(check);
-      };
-      check();
-    });
+    return this.failed;
   }
 
   close(): void {

@@ -7,11 +7,8 @@ import { validateDataset } from './names.js';
 import { parseHostPort } from './address.js';
 import { parseSize } from './units.js';
 
-export interface TlsPaths {
-  ca: string;
-  cert: string;
-  key: string;
-}
+import type { TlsPaths } from './tls.js';
+export type { TlsPaths };
 
 /** The receiver's tls block: the three files, plus the CA key (enrollment signs with it) and the deny-list. */
 export interface ReceiverTlsPaths extends TlsPaths {

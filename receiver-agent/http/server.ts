@@ -10,6 +10,7 @@ import { isIP, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
+import { formatHostPort } from '../../shared/address.js';
 import type { ReceiverConfig } from '../../shared/config.js';
 import type { Logger } from '../../shared/log.js';
 import type { ReceiverCore } from '../control-service.js';
@@ -114,7 +115,7 @@ export async function startHttp(core: ReceiverCore, cfg: ReceiverConfig, log: Lo
     throw new Error(`cannot serve http on ${host}:${port}: ${(e as Error).message}`);
   }
   const bound = (app.server.address() as AddressInfo).port;
-  const address = host.includes(':') ? `[${host}]:${bound}` : `${host}:${bound}`;
+  const address = formatHostPort(host, bound);
   return {
     host,
     port: bound,
