@@ -49,7 +49,7 @@ const BODY_SCHEMA = {
   additionalProperties: false,
   required: ['invitation', 'csr'],
   properties: {
-    invitation: { type: 'string', minLength: 1, maxLength: 2048, pattern: '^[A-Za-z0-9_-]+$' },
+    invitation: { type: 'string', minLength: 1, maxLength: 2048, pattern: '^(zf1\\.)?[A-Za-z0-9_-]+$' },
     csr: { type: 'string', minLength: 1, maxLength: 16384, pattern: '^\\s*-----BEGIN CERTIFICATE REQUEST-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE REQUEST-----\\s*$' },
   },
 } as const;

@@ -87,11 +87,17 @@ export function checkInvitation(v: unknown): Invitation {
   return { v: 1, enroll: o.enroll as string, to: o.to as string, ca, id: o.id as string, root: o.root as string, exp: o.exp, nonce: o.nonce as string };
 }
 
-/** The one-line invitation: base64url(signature ‖ payload JSON). */
+/**
+ * Printed before the base64url: a bare token starts with '-' about once in 64 and a command
+ * line would then read it as a flag (`sender-agent enroll -MFgc…` → "unknown option").
+ */
+export const INVITATION_PREFIX = 'zf1.';
+
+/** The one-line invitation: zf1.base64url(signature ‖ payload JSON). */
 export function signInvitation(inv: Invitation, secretKey: Uint8Array): string {
   const payload = Buffer.from(JSON.stringify(checkInvitation(inv)), 'utf8');
   const sig = nacl.sign.detached(payload, secretKey);
-  const token = Buffer.concat([Buffer.from(sig), payload]).toString('base64url');
+  const token = INVITATION_PREFIX + Buffer.concat([Buffer.from(sig), payload]).toString('base64url');
   if (token.length > INVITATION_MAX_CHARS) throw new InvitationError('invitation too long (shorten the names)');
   return token;
 }
@@ -104,7 +110,8 @@ export interface DecodedInvitation {
 
 /** Splits and checks the shape of an invitation line. Throws InvitationError with one line. */
 export function decodeInvitation(token: string): DecodedInvitation {
-  const t = typeof token === 'string' ? token.trim() : '';
+  let t = typeof token === 'string' ? token.trim() : '';
+  if (t.startsWith(INVITATION_PREFIX)) t = t.slice(INVITATION_PREFIX.length);
   if (t.length === 0) throw new InvitationError('empty invitation');
   if (t.length > INVITATION_MAX_CHARS) throw new InvitationError(`malformed invitation: longer than ${INVITATION_MAX_CHARS} characters`);
   if (!/^[A-Za-z0-9_-]+$/.test(t)) throw new InvitationError('malformed invitation: not base64url (was it cut or wrapped when copied?)');

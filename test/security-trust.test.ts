@@ -19,7 +19,7 @@ import { ControlClient } from '../sender-agent/control-client.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { createCA, createCsr, fingerprint, fingerprintDer, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
-import { decodeInvitation, signInvitation, type Invitation } from '../shared/invitation.js';
+import { INVITATION_PREFIX, decodeInvitation, signInvitation, type Invitation } from '../shared/invitation.js';
 import { FrameParser, FrameType, HELLO_BYTES, StreamDigest, chunkDigest, encodeData, encodeFrame, encodeHeader, encodeHello, type Frame } from '../shared/frames.js';
 import { PROTOCOL_VERSION, type BeginReply, type BeginRequest } from '../shared/control.js';
 
@@ -387,7 +387,7 @@ describe('enrollment by invitation (receiver-agent invite → sender-agent enrol
     const d = decodeInvitation(token);
     const inv = { ...d.invitation };
     change(inv);
-    return Buffer.concat([d.signature, Buffer.from(JSON.stringify(inv))]).toString('base64url');
+    return INVITATION_PREFIX + Buffer.concat([d.signature, Buffer.from(JSON.stringify(inv))]).toString('base64url');
   }
 
   it('enrolls a new customer: key made locally, certificate verifies with openssl, receiver.json updated atomically with a .bak, replicate works', async () => {
