@@ -8,6 +8,7 @@
 // receiver's peak RSS. Runs as root: it brings the wanem link up and down, runs a private
 // sshd in the receiving namespace, and raises host sysctls for the run (all undone at exit,
 // also on SIGINT/SIGTERM and errors). See the README section "Benchmark".
+import { AGENT_NODE_FLAGS } from '../shared/node-flags.js';
 import { execFile, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -123,6 +124,8 @@ const USAGE = `usage: node dist/bench/run.js [options]          (as root, from t
   --nice N           run the measured tools (sshd, ssh, mbuffer, agents, stand-ins) at niceness N, e.g. -10
                      on a machine others load too (default 0: unchanged)
   --keep-temp        keep the temporary directory (keys, configs, logs)
+  --cpu-prof DIR     write V8 CPU profiles of both agents into DIR (node --cpu-prof), to see where time goes
+  --node-arg ARG     pass ARG to node when starting either agent (repeatable), e.g. --node-arg --trace-gc
 `;
 
 interface Options {
@@ -141,6 +144,8 @@ interface Options {
   pause: number;
   nice: number;
   keepTemp: boolean;
+  cpuProf: string | null;
+  nodeArgs: string[];
 }
 
 function list(v: string): string[] {
@@ -167,6 +172,8 @@ function parseOptions(argv: string[]): Options {
     pause: 2,
     nice: 0,
     keepTemp: false,
+    cpuProf: null,
+    nodeArgs: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -234,6 +241,12 @@ function parseOptions(argv: string[]): Options {
         break;
       case '--keep-temp':
         o.keepTemp = true;
+        break;
+      case '--cpu-prof':
+        o.cpuProf = resolve(val());
+        break;
+      case '--node-arg':
+        o.nodeArgs.push(val());
         break;
       case '-h':
       case '--help':
@@ -813,7 +826,8 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   const env = { ...process.env, BENCH_BYTES: String(o.bytes), ZFERRY_LOG_LEVEL: 'info' };
   const rlog = openSync(join(dir, 'receiver.log'), 'w');
   const slog = openSync(join(dir, 'sender.log'), 'w');
-  const rArgs = [process.execPath, RECEIVER_CLI, 'serve', '--config', cfgPath];
+  const prof = [...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : []), ...o.nodeArgs];
+  const rArgs = [process.execPath, ...AGENT_NODE_FLAGS, ...prof, RECEIVER_CLI, 'serve', '--config', cfgPath];
   const recv = startProc('receiver-agent', link.receiverNs, rArgs, {
     env: { ...env, BENCH_ZFS_STATE: stateB, ...(o.verify ? { BENCH_ZFS_VERIFY: '1' } : {}) },
     stdio: ['ignore', 'pipe', rlog],
@@ -839,6 +853,8 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   receiver.baseline();
   const sArgs = [
     process.execPath,
+    ...AGENT_NODE_FLAGS,
+    ...prof,
     SENDER_CLI,
     'replicate',
     SOURCE_SNAPSHOT,
@@ -917,6 +933,9 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   }
   const firstByteAt = prog()?.firstByteAt ?? m.firstByteAt;
   await killTrees([recv.pid], 5000);
+  // kept with --keep-temp: what the agents printed (and what --node-arg options made node print)
+  writeFileSync(join(dir, 'receiver.stdout'), rout());
+  writeFileSync(join(dir, 'sender.stdout'), sout());
   // what the sender said: progress events (lanes open) and the final summary (tuning)
   let lanesUsed: number | null = null;
   let tuning: string | null = null;

@@ -1,6 +1,7 @@
 // `npm run demo`: a real replication between the two agents on loopback, with throwaway
 // certificates. Uses zfs-fuse pools when this machine has zfs-fuse and we are root, the
 // project's fake zfs otherwise. Prints each step as the command a user would run.
+import { AGENT_NODE_FLAGS } from '../shared/node-flags.js';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -128,8 +129,8 @@ async function main(): Promise<void> {
     await must(zfs.bin, ['snapshot', `${ds}@demo1`], zfs.env);
 
     step('4. Start the receiver (one TLS port: gRPC control + data lanes)');
-    say(`$ node dist/receiver-agent/cli.js serve --config ${rcfg}`);
-    receiver = spawn(process.execPath, [RECEIVER, 'serve', '--config', rcfg], { env: { ...process.env, ...zfs.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    say(`$ node ${AGENT_NODE_FLAGS.join(' ')} dist/receiver-agent/cli.js serve --config ${rcfg}`);
+    receiver = spawn(process.execPath, [...AGENT_NODE_FLAGS, RECEIVER, 'serve', '--config', rcfg], { env: { ...process.env, ...zfs.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let rlog = '';
     receiver.stderr!.on('data', (b: Buffer) => (rlog += b.toString()));
     const port = await new Promise<number>((res, rej) => {
@@ -145,13 +146,13 @@ async function main(): Promise<void> {
     say(`listening on ${to}`);
 
     step('5. Replicate: full send over 4 lanes');
-    say(await must(process.execPath, [SENDER, 'replicate', ds, '--to', to, '--name', 'data', '--config', scfg], zfs.env));
+    say(await must(process.execPath, [...AGENT_NODE_FLAGS, SENDER, 'replicate', ds, '--to', to, '--name', 'data', '--config', scfg], zfs.env));
 
     step('6. Change files, snapshot @demo2, replicate again: incremental');
     await zfs.write(ds, 'hello.txt', 'hello again\n');
     await zfs.write(ds, 'docs/new.txt', 'a new file\n');
     await must(zfs.bin, ['snapshot', `${ds}@demo2`], zfs.env);
-    say(await must(process.execPath, [SENDER, 'replicate', ds, '--to', to, '--name', 'data', '--config', scfg], zfs.env));
+    say(await must(process.execPath, [...AGENT_NODE_FLAGS, SENDER, 'replicate', ds, '--to', to, '--name', 'data', '--config', scfg], zfs.env));
 
     step('7. Check: the replica holds the same files as the source');
     const target = `${zfs.dstPool}/site-a/data`;

@@ -14,9 +14,18 @@
 //   tcpInfo(fd) -> { state, rttUs, ... } from the kernel's struct tcp_info; a field is
 //       present only if this header has it and the running kernel filled it in.
 //
+// And one call for the pipes between the agents and zfs (libuv gives a child socketpairs,
+// whose small buffers cost a wake-up per 64 KiB):
+//   makePipe(capacity) -> { readFd, writeFd, capacity }
+//       pipe2(O_CLOEXEC), then F_SETPIPE_SZ; capacity is what the kernel granted (the
+//       default when the request is refused, e.g. above fs.pipe-max-size for non-root).
+//
 // Failures throw Error("setsockopt(SO_SNDBUF): Operation not permitted") with .errno and .code.
 
 #include <napi.h>
+
+#include <fcntl.h>       // pipe2, F_SETPIPE_SZ
+#include <unistd.h>
 
 #include <netinet/in.h>  // IPPROTO_TCP
 #include <sys/socket.h>
@@ -172,12 +181,33 @@ Napi::Value TcpInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value MakePipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int capacity = IntArg(info, 0, "capacity");
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) ThrowErrno(env, "pipe2", errno);
+  int got = capacity > 0 ? fcntl(fds[1], F_SETPIPE_SZ, capacity) : -1;
+  if (got < 0) got = fcntl(fds[1], F_GETPIPE_SZ);
+  if (got < 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    ThrowErrno(env, "fcntl(F_GETPIPE_SZ)", err);
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("readFd", fds[0]);
+  out.Set("writeFd", fds[1]);
+  out.Set("capacity", got);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setBuffers", Napi::Function::New(env, SetBuffers, "setBuffers"));
   exports.Set("setCongestion", Napi::Function::New(env, SetCongestion, "setCongestion"));
   exports.Set("getCongestion", Napi::Function::New(env, GetCongestion, "getCongestion"));
   exports.Set("setNotSentLowat", Napi::Function::New(env, SetNotSentLowat, "setNotSentLowat"));
   exports.Set("tcpInfo", Napi::Function::New(env, TcpInfo, "tcpInfo"));
+  exports.Set("makePipe", Napi::Function::New(env, MakePipe, "makePipe"));
   return exports;
 }
 

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // receiver-agent: serve replication streams into per-client dataset roots.
 import { loadReceiverConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';

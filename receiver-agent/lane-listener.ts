@@ -5,8 +5,9 @@
 import type { TLSSocket } from 'node:tls';
 import { ZferryError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
+import { Lease } from '../shared/buffer-pool.js';
 import {
-  DIGEST_BYTES,
+  CHECKSUM_BYTES,
   FrameError,
   FrameParser,
   FrameType,
@@ -17,6 +18,7 @@ import {
   decodeHello,
   encodeError,
   encodeFrame,
+  frameChecksum,
   openData,
   type Frame,
 } from '../shared/frames.js';
@@ -90,7 +92,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     clearTimeout(helloTimer);
     transfer = t;
     (lane as { index: number }).index = h.laneIndex;
-    parser.maxPayload = DIGEST_BYTES + t.info.chunkBytes;
+    parser.maxPayload = CHECKSUM_BYTES + t.info.chunkBytes;
+    parser.allocate = (n) => t.pool.take(n);
     t.attachLane(lane);
     socket.write(encodeFrame(FrameType.Welcome, t.nextSeq));
     log.debug('lane open', { peer, transfer: id, lane: h.laneIndex });
@@ -104,15 +107,16 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     switch (f.type) {
       case FrameType.Data: {
         const t = transfer;
-        const take = (data: Buffer): void => {
+        const take = (data: Buffer, lease?: Lease): void => {
           counters.bytes += data.length;
           counters.chunks++;
-          t.accept({ seq: f.value, data, digest: f.payload.subarray(0, DIGEST_BYTES), fin: (f.flags & FLAG_FIN) !== 0 });
+          t.accept({ seq: f.value, data, checksum: frameChecksum(f), fin: (f.flags & FLAG_FIN) !== 0, lease });
         };
         if (f.flags & FLAG_DEFLATE) {
           // Inflated off the main thread; order does not matter, the reassembler sorts by sequence.
           openDeflated(f, t.info.chunkBytes).then(
             (data) => {
+              t.pool.give(f.payload); // the deflated bytes: done with
               if (closed) return;
               try {
                 take(data);
@@ -124,7 +128,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
           );
           return;
         }
-        take(openData(f));
+        take(openData(f), new Lease(t.pool, f.payload));
         return;
       }
       case FrameType.Ping:

@@ -1,11 +1,16 @@
 // Puts chunks from many lanes back in sequence order inside a bounded window.
 // Memory is bounded by the receiver, not the sender: a chunk beyond the window, or one
 // that would push the held bytes past it, is a protocol error and closes that lane.
+import type { Lease } from '../shared/buffer-pool.js';
+
 export interface HeldChunk {
   seq: bigint;
   data: Buffer;
-  digest: Buffer;
+  /** crc32 of data, as the frame stated and the lane checked */
+  checksum: number;
   fin: boolean;
+  /** the pooled buffer data sits in; dropped once zfs recv or the spool has the bytes */
+  lease?: Lease;
 }
 
 export class WindowError extends Error {}

@@ -1,5 +1,5 @@
 // The receiver's one TCP port: mutual TLS 1.3, then ALPN decides where the connection
-// goes — "h2" to the gRPC control service (injected into grpc-js), "zferry-lane/1" to
+// goes — "h2" to the gRPC control service (injected into grpc-js), "zferry-lane/2" to
 // the lane listener. Certificates are verified by OpenSSL during the handshake.
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';

@@ -2,7 +2,7 @@
 // from the reassembler, honouring the pipe's backpressure. The last chunk is held back
 // until the sender's Finish states the total length and digest and they match: a stream
 // that does not check out never reaches zfs recv whole, so it can never be committed.
-import { randomBytes, timingSafeEqual, createHash, type Hash } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { ZferryError, oneLine } from '../shared/errors.js';
@@ -10,6 +10,9 @@ import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import type { FinishReply, TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
+import { BufferPool } from '../shared/buffer-pool.js';
+import { CHECKSUM_BYTES, StreamDigest } from '../shared/frames.js';
+import { closeFd, openPipe, pipeWriter } from '../shared/zfs-pipe.js';
 import type { Spool } from './spool.js';
 import { checkStreamBegin } from './stream-check.js';
 
@@ -80,7 +83,9 @@ export class Transfer {
   private readonly storing = new Set<bigint>();
   private spooling = false;
   private spool: Spool | null = null;
-  private readonly hash: Hash = createHash('sha256');
+  private readonly digest = new StreamDigest();
+  /** lanes assemble DATA payloads in these; the window bounds how many are out */
+  readonly pool: BufferPool;
   private recv: ChildProcess | null = null;
   /** where the stream goes: zfs recv's stdin, or a counting sink for a path probe */
   private out: Writable | null = null;
@@ -105,6 +110,9 @@ export class Transfer {
     this.id = randomBytes(16).toString('hex');
     this.log = baseLog.child({ transfer: this.id });
     this.reasm = new Reassembler(info.windowBytes, info.chunkBytes);
+    const windowChunks = Math.ceil(info.windowBytes / info.chunkBytes);
+    this.pool = new BufferPool(CHECKSUM_BYTES + info.chunkBytes, windowChunks + 16);
+    this.pool.reserve(windowChunks + 8);
     this.done = new Promise<FinishResult>((resolve, reject) => (this.settle = { resolve, reject }));
     this.done.catch(() => {}); // observed through finish()/abandon(); never unhandled
   }
@@ -144,14 +152,16 @@ export class Transfer {
   }
 
   private startRecv(): void {
-    const child = this.zfs.spawnRecv(this.info.target, { resumable: this.info.resumable, force: this.info.force });
+    const pipe = openPipe();
+    const child = this.zfs.spawnRecv(this.info.target, { resumable: this.info.resumable, force: this.info.force }, pipe?.readFd);
     this.recv = child;
-    this.out = child.stdin!;
+    if (pipe) closeFd(pipe.readFd); // zfs recv has its own copy
+    this.out = pipe ? pipeWriter(pipe.writeFd) : child.stdin!;
     child.stderr!.on('data', (b: Buffer) => {
       if (this.recvStderr.length < MAX_STDERR) this.recvStderr += b.toString('utf8');
     });
     child.stdout!.resume();
-    child.stdin!.on('error', () => {}); // EPIPE when zfs recv quits early: its exit says why
+    this.out.on('error', () => {}); // EPIPE when zfs recv quits early: its exit says why
     this.recvExit = new Promise((resolve) => {
       child.on('error', (e) => {
         this.recvStderr += `cannot run zfs: ${e.message}`;
@@ -223,6 +233,7 @@ export class Transfer {
       return;
     }
     if (!this.reasm.add(c)) {
+      c.lease?.drop();
       this.duplicates++;
       this.scheduleAck();
       return;
@@ -241,7 +252,7 @@ export class Transfer {
   /** Takes the next in-order chunk: from here on it is the writer's or the spool's. */
   private consume(): HeldChunk {
     const c = this.reasm.shift();
-    this.hash.update(c.digest);
+    this.digest.add(c.checksum, c.data.length);
     this.consumed += c.data.length;
     this.storing.add(c.seq);
     return c;
@@ -277,6 +288,7 @@ export class Transfer {
         }
         this.consume();
         if (!(await this.writeOk(c.data))) break;
+        c.lease?.drop();
         this.bytesWritten += c.data.length;
         this.stored(c.seq);
         if (c.fin) {
@@ -317,6 +329,7 @@ export class Transfer {
         this.consume();
         try {
           await spool.append(c.data);
+          c.lease?.drop();
         } catch (e) {
           this.fail(`cannot write the spool ${spool.path}: ${(e as Error).message}`);
           break;
@@ -334,7 +347,7 @@ export class Transfer {
     if (BigInt(req.totalChunks) !== fin.seq + 1n) return `sender counted ${req.totalChunks} chunks, the end marker is chunk ${fin.seq}`;
     const total = this.consumed + fin.data.length;
     if (req.totalBytes !== total) return `sender sent ${req.totalBytes} bytes, ${total} arrived`;
-    const digest = this.hash.copy().update(fin.digest).digest();
+    const digest = this.digest.peek(fin.checksum, fin.data.length);
     if (!digest.equals(req.digest)) return 'whole-stream digest mismatch';
     return null;
   }
@@ -387,6 +400,7 @@ export class Transfer {
         bytes: this.bytesWritten,
         spooled: this.spool?.totalSpooled ?? 0,
         vaultOk: result.vaultOk,
+        chunkBuffers: this.pool.allocated,
       });
       this.finishedAt = Date.now();
       this.result = result;

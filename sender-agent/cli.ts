@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // sender-agent: replicate a ZFS dataset to a receiver-agent. Exit 0 only when the
 // receiver committed the snapshot; otherwise one line says what failed and what to do.
 import { loadSenderConfig, type SenderConfig } from '../shared/config.js';

@@ -22,7 +22,7 @@ import { parseHostPort, formatHostPort } from '../shared/address.js';
 import type { SenderConfig } from '../shared/config.js';
 import { AGENT_VERSION, PROTOCOL_VERSION, type DiagnoseReply } from '../shared/control.js';
 import { ZferryError, errorMessage, oneLine } from '../shared/errors.js';
-import { StreamDigest, chunkDigest } from '../shared/frames.js';
+import { StreamDigest, chunkChecksum } from '../shared/frames.js';
 import { cpuBetween, cpuCount, cpuSample, type CpuUse } from '../shared/host.js';
 import type { Logger } from '../shared/log.js';
 import {
@@ -231,14 +231,14 @@ async function measureRtt(client: ControlClient): Promise<{ rtt: RttStats; diagn
   };
 }
 
-const chunkCache = new Map<number, { data: Buffer; digest: Buffer }>();
+const chunkCache = new Map<number, { data: Buffer; checksum: number }>();
 
 /** Synthetic payload: random bytes made once (incompressible), the same chunk over and over. */
-function syntheticChunk(bytes: number): { data: Buffer; digest: Buffer } {
+function syntheticChunk(bytes: number): { data: Buffer; checksum: number } {
   let c = chunkCache.get(bytes);
   if (!c) {
     const data = randomBytes(bytes);
-    c = { data, digest: chunkDigest(data) };
+    c = { data, checksum: chunkChecksum(data) };
     chunkCache.set(bytes, c);
   }
   return c;
@@ -374,7 +374,7 @@ async function runProbe(ctx: Ctx, wantLanes: number, seconds: number, congestion
     await abort('no lane');
     return result;
   }
-  const { data, digest: d } = syntheticChunk(begin.chunkBytes);
+  const { data, checksum } = syntheticChunk(begin.chunkBytes);
   const digest = new StreamDigest();
   let seq = 0n;
   let sent = 0;
@@ -394,8 +394,8 @@ async function runProbe(ctx: Ctx, wantLanes: number, seconds: number, congestion
         await waitForRoom(striper, Math.min(20, deadline - performance.now()));
         continue;
       }
-      digest.add(d);
-      await striper.push({ seq: seq++, data, digest: d, fin: false });
+      digest.add(checksum, data.length);
+      await striper.push({ seq: seq++, data, checksum, fin: false });
       sent += data.length;
       // push() resolves at once while there is room: let timers and sockets run now and then
       if (++n % 16 === 0) await new Promise<void>((r) => setImmediate(r));
@@ -422,9 +422,9 @@ async function runProbe(ctx: Ctx, wantLanes: number, seconds: number, congestion
       await abort(`${formatBytes(pending)} still queued, ${(pending / Math.max(rate, 1)).toFixed(0)} s at this rate`);
     } else {
       const fin = data.subarray(0, 4096);
-      const fd = chunkDigest(fin);
-      digest.add(fd);
-      await striper.push({ seq: seq++, data: fin, digest: fd, fin: true });
+      const fc = chunkChecksum(fin);
+      digest.add(fc, fin.length);
+      await striper.push({ seq: seq++, data: fin, checksum: fc, fin: true });
       sent += fin.length;
       const finished = await Promise.race([
         ctx.client.finish({ transferId: begin.transferId, totalBytes: sent, totalChunks: Number(seq), digest: digest.digest() }).then(() => true),

@@ -1,18 +1,22 @@
 // The sending end of one lane: a TLS connection to the receiver's port with ALPN
-// "zferry-lane/1". It is usable only after the receiver's WELCOME: under TLS 1.3 a
+// "zferry-lane/2". It is usable only after the receiver's WELCOME: under TLS 1.3 a
 // refused client certificate shows up after our side thinks the handshake is done.
 import { EventEmitter } from 'node:events';
 import * as tls from 'node:tls';
 import { ZferryError } from '../shared/errors.js';
-import { FrameParser, FrameType, encodeData, encodeFrame, encodeHello, type Frame } from '../shared/frames.js';
+import { DATA_HEAD_BYTES, FrameParser, FrameType, encodeData, encodeFrame, encodeHello, writeDataHead, type Frame } from '../shared/frames.js';
+import type { Lease } from '../shared/buffer-pool.js';
 
 export interface LaneChunk {
   seq: bigint;
   data: Buffer;
-  digest: Buffer;
+  /** crc32 of data (see frames.ts) */
+  checksum: number;
   fin: boolean;
   /** the deflated form, when compression pays for this chunk */
   wire?: Buffer;
+  /** the pooled buffer data sits in, DATA_HEAD_BYTES from its start (see chunker.ts) */
+  lease?: Lease;
 }
 
 export interface LaneOptions {
@@ -147,11 +151,20 @@ export class Lane extends EventEmitter {
   }
 
   send(c: LaneChunk): void {
-    const [head, data] = encodeData(c.seq, c.wire ?? c.data, c.digest, c.fin, c.wire !== undefined);
-    this.socket.cork();
-    this.socket.write(head);
-    this.socket.write(data);
-    this.socket.uncork();
+    const lease = c.lease;
+    if (!c.wire && lease && c.data.buffer === lease.buf.buffer && c.data.byteOffset === lease.buf.byteOffset + DATA_HEAD_BYTES) {
+      // header into the headroom, one write: the buffer is ours until the write completes
+      const frame = lease.buf.subarray(0, DATA_HEAD_BYTES + c.data.length);
+      writeDataHead(frame, c.seq, c.data.length, c.checksum, c.fin);
+      lease.hold();
+      this.socket.write(frame, () => lease.drop());
+    } else {
+      const [head, data] = encodeData(c.seq, c.wire ?? c.data, c.checksum, c.fin, c.wire !== undefined);
+      this.socket.cork();
+      this.socket.write(head);
+      this.socket.write(data);
+      this.socket.uncork();
+    }
     this.inflight.add(c.seq);
     this.bytesSent += (c.wire ?? c.data).length;
   }

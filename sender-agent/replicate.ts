@@ -9,12 +9,13 @@ import { Zfs, heldSnapshots, type ResumeTokenInfo, type SendSpec, type SnapshotI
 import { AGENT_VERSION, PROTOCOL_VERSION, type FinishReply, type FinishRequest, type HelloReply, type TargetState } from '../shared/control.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
 import type { SenderConfig } from '../shared/config.js';
-import { StreamDigest, chunkDigest } from '../shared/frames.js';
+import { StreamDigest, chunkChecksum } from '../shared/frames.js';
 import { ControlClient } from './control-client.js';
 import { planTransfer, describePlan, type Plan } from './plan.js';
 import { Lane } from './lane.js';
 import { Striper } from './striper.js';
-import { fixedChunks } from './chunker.js';
+import { chunkPool, fixedChunks, pipeChunks, type SendChunk } from './chunker.js';
+import { PipeReader, closeFd, openPipe } from '../shared/zfs-pipe.js';
 import { Progress } from './progress.js';
 import { Pacer } from './pacer.js';
 import { Compressor, type CompressMode } from './compress.js';
@@ -254,13 +255,19 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
     let sent = 0;
     const progress = new Progress(() => ({ bytes: striper.ackedBytes, wire: striper.wireBytes, estimate: est.bytes, lanes: striper.openLanes }), o.progress, progressOut);
     let child: ChildProcess | null = null;
+    let reader: PipeReader | null = null;
     let laneTimer: NodeJS.Timeout | null = null;
     // Raw streams are compressed and encrypted already: compressing them only burns CPU.
     const compressor = new Compressor(s.raw ? 'off' : o.compress);
     if (s.raw && o.compress === 'on') s.notices.push('--compress ignored: a raw stream is already compressed and encrypted');
     try {
       await striper.start();
-      child = s.zfs.spawnSend(spec);
+      const pipe = openPipe();
+      child = s.zfs.spawnSend(spec, pipe?.writeFd);
+      if (pipe) {
+        closeFd(pipe.writeFd); // zfs send has its own copy; EOF comes when it exits
+        reader = new PipeReader(pipe.readFd);
+      }
       let stderr = '';
       child.stderr!.on('data', (b: Buffer) => {
         if (stderr.length < 65536) stderr += b.toString('utf8');
@@ -287,19 +294,24 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       laneTimer.unref();
       const digest = new StreamDigest();
       let seq = 0n;
-      const push = async (data: Buffer, fin: boolean): Promise<void> => {
-        const d = chunkDigest(data);
-        digest.add(d);
-        const wire = (await compressor.compress(data)) ?? undefined;
-        await striper.push({ seq: seq++, data, digest: d, fin, wire });
-        sent += data.length;
+      const push = async (c: SendChunk, fin: boolean): Promise<void> => {
+        const checksum = chunkChecksum(c.data);
+        digest.add(checksum, c.data.length);
+        const wire = (await compressor.compress(c.data)) ?? undefined;
+        await striper.push({ seq: seq++, data: c.data, checksum, fin, wire, lease: c.lease });
+        sent += c.data.length;
       };
+      // The window bounds the chunks out at once, so it bounds the pool too.
+      const windowChunks = Math.ceil(begin.windowBytes / begin.chunkBytes);
+      const pool = chunkPool(begin.chunkBytes, windowChunks + 2 * striper.lanes.length + 2);
+      pool.reserve(windowChunks + 2);
       // Hold one chunk back: only at EOF do we know which chunk is the last (FIN).
-      let held: Buffer | null = null;
-      for await (const c of fixedChunks(child.stdout!, begin.chunkBytes)) {
+      let held: SendChunk | null = null;
+      for await (const c of reader ? pipeChunks(reader, pool) : fixedChunks(child.stdout!, pool)) {
         if (held) await push(held, false);
         held = c;
       }
+      reader?.close();
       const { code, signal } = await exited;
       if (code !== 0) {
         throw new ZferryError('zfs-send', `zfs send failed: ${oneLine(stderr) || (signal ? `killed by ${signal}` : `exit status ${code}`)}`);
@@ -344,7 +356,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
     } catch (e) {
       progress.end();
       if (laneTimer) clearInterval(laneTimer);
-      if (child) await stopSend(child);
+      if (child) await stopSend(child, reader);
       striper.fail(e as Error);
       if (!(e instanceof ZferryError && e.code === 'vault')) {
         await s.client.abort({ name: o.name, transferId: begin.transferId, discardResumeState: false }).catch(() => {});
@@ -363,7 +375,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * with "Broken pipe" and cleans up. Killing the client instead can leave zfs-fuse's daemon
  * (which holds its own copy of the pipe) stuck with the pool busy. SIGKILL only as a fallback.
  */
-async function stopSend(child: ChildProcess): Promise<void> {
+async function stopSend(child: ChildProcess, reader: PipeReader | null): Promise<void> {
+  reader?.close();
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.stdout?.destroy();
   const exited = await Promise.race([waitExit(child).then(() => true), sleep(10_000).then(() => false)]);

@@ -98,6 +98,7 @@ export class Striper {
         this.unacked.delete(s);
         this.unackedBytes -= c.data.length;
         this.ackedBytes += c.data.length;
+        c.lease?.drop(); // the window's hold; a write still in progress keeps its own
       }
     }
     this.acked = next;

@@ -4,14 +4,22 @@
 //   | type | flags| 0 (u16)| length u32 | value u64       | payload...
 //
 // value is the sequence number for DATA, the next unwritten sequence for ACK/WELCOME,
-// and a nonce for PING/PONG. Integers are big-endian. DATA payload = sha256(data) ‖ data.
+// and a nonce for PING/PONG. Integers are big-endian. DATA payload = crc32(data) ‖ data.
 // The parser checks type and length in the header, before buffering any payload, so a
 // peer cannot make us hold more than `maxPayload` bytes per frame.
+//
+// Why a CRC and not a cryptographic hash: TLS 1.3 already authenticates every byte on the
+// wire (AES-GCM), so tampering and line errors never reach the parser. The checksum guards
+// what TLS cannot see: our own buffering, reassembly and the receiver's disk spool. CRC-32
+// catches those at ~4 GB/s; sha256 cost a second of CPU per GiB on each side (a third of
+// the sender's budget), which is what kept the agents behind ssh on a fast link.
 import { createHash } from 'node:crypto';
-import { inflateRaw } from 'node:zlib';
+import { crc32, inflateRaw } from 'node:zlib';
 
 export const HEADER_BYTES = 16;
-export const DIGEST_BYTES = 32;
+export const CHECKSUM_BYTES = 4;
+/** A DATA frame's header and checksum: the headroom a pooled chunk buffer keeps in front of its data. */
+export const DATA_HEAD_BYTES = HEADER_BYTES + CHECKSUM_BYTES;
 export const TRANSFER_ID_BYTES = 16;
 export const SECRET_BYTES = 32;
 export const HELLO_BYTES = TRANSFER_ID_BYTES + SECRET_BYTES + 2;
@@ -28,7 +36,7 @@ export enum FrameType {
 }
 
 export const FLAG_FIN = 0x01; // DATA: the last chunk of the stream
-export const FLAG_DEFLATE = 0x02; // DATA: the data is raw-deflated; the digest is of the inflated bytes
+export const FLAG_DEFLATE = 0x02; // DATA: the data is raw-deflated; the checksum is of the inflated bytes
 const DATA_FLAGS = FLAG_FIN | FLAG_DEFLATE;
 
 export interface Frame {
@@ -36,6 +44,8 @@ export interface Frame {
   flags: number;
   value: bigint;
   payload: Buffer;
+  /** DATA from FrameParser: the CRC of the payload after its checksum field, computed on arrival */
+  dataCrc?: number;
 }
 
 export class FrameError extends Error {
@@ -46,7 +56,10 @@ export class FrameError extends Error {
 }
 
 export function encodeHeader(type: FrameType, flags: number, length: number, value: bigint): Buffer {
-  const h = Buffer.allocUnsafe(HEADER_BYTES);
+  return writeHeader(Buffer.allocUnsafe(HEADER_BYTES), type, flags, length, value);
+}
+
+function writeHeader(h: Buffer, type: FrameType, flags: number, length: number, value: bigint): Buffer {
   h.writeUInt8(type, 0);
   h.writeUInt8(flags, 1);
   h.writeUInt16BE(0, 2);
@@ -59,19 +72,24 @@ export function encodeFrame(type: FrameType, value: bigint, payload: Buffer = Bu
   return Buffer.concat([encodeHeader(type, flags, payload.length, value), payload]);
 }
 
-export function chunkDigest(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
+export function chunkChecksum(data: Buffer): number {
+  return crc32(data);
 }
 
 /**
- * Header+digest as one buffer and the data as another, so the chunk is never copied.
- * `digest` is always of the original bytes; with `deflated`, `data` is their raw-deflate form.
+ * Writes a DATA frame's header and checksum into `head` (DATA_HEAD_BYTES long), for a
+ * payload of `dataLength` bytes. `checksum` is always of the original bytes; with
+ * `deflated`, the data that follows is their raw-deflate form.
  */
-export function encodeData(seq: bigint, data: Buffer, digest: Buffer, fin: boolean, deflated = false): [Buffer, Buffer] {
-  const head = Buffer.allocUnsafe(HEADER_BYTES + DIGEST_BYTES);
-  encodeHeader(FrameType.Data, (fin ? FLAG_FIN : 0) | (deflated ? FLAG_DEFLATE : 0), DIGEST_BYTES + data.length, seq).copy(head, 0);
-  digest.copy(head, HEADER_BYTES);
-  return [head, data];
+export function writeDataHead(head: Buffer, seq: bigint, dataLength: number, checksum: number, fin: boolean, deflated = false): Buffer {
+  writeHeader(head, FrameType.Data, (fin ? FLAG_FIN : 0) | (deflated ? FLAG_DEFLATE : 0), CHECKSUM_BYTES + dataLength, seq);
+  head.writeUInt32BE(checksum, HEADER_BYTES);
+  return head;
+}
+
+/** Header+checksum as one buffer and the data as another, so the chunk is never copied. */
+export function encodeData(seq: bigint, data: Buffer, checksum: number, fin: boolean, deflated = false): [Buffer, Buffer] {
+  return [writeDataHead(Buffer.allocUnsafe(DATA_HEAD_BYTES), seq, data.length, checksum, fin, deflated), data];
 }
 
 export function encodeHello(transferId: Buffer, secret: Buffer, laneIndex: number): Buffer {
@@ -97,31 +115,34 @@ export function encodeError(message: string): Buffer {
   return encodeFrame(FrameType.Error, 0n, p);
 }
 
-/** Splits a DATA payload and checks its digest (of a plain chunk; see openDeflated). */
-export function openData(f: Frame): Buffer {
-  if (f.payload.length < DIGEST_BYTES) throw new FrameError('DATA frame shorter than its digest');
-  return checkDigest(f, f.payload.subarray(DIGEST_BYTES));
+/** The checksum a DATA frame carries. */
+export function frameChecksum(f: Frame): number {
+  if (f.payload.length < CHECKSUM_BYTES) throw new FrameError('DATA frame shorter than its checksum');
+  return f.payload.readUInt32BE(0);
 }
 
-export function checkDigest(f: Frame, data: Buffer): Buffer {
-  if (!chunkDigest(data).equals(f.payload.subarray(0, DIGEST_BYTES))) {
-    throw new FrameError(`chunk ${f.value} failed its checksum`);
-  }
+/** Splits a DATA payload and checks its checksum (of a plain chunk; see openDeflated). */
+export function openData(f: Frame): Buffer {
+  return checkData(f, f.payload.subarray(CHECKSUM_BYTES), f.dataCrc);
+}
+
+function checkData(f: Frame, data: Buffer, computed?: number): Buffer {
+  if ((computed ?? chunkChecksum(data)) !== frameChecksum(f)) throw new FrameError(`chunk ${f.value} failed its checksum`);
   return data;
 }
 
 /**
- * Inflates a deflated DATA payload (in libuv's threadpool) and checks the digest of the
+ * Inflates a deflated DATA payload (in libuv's threadpool) and checks the checksum of the
  * result. The output is capped at maxBytes: a compression bomb is an error, not memory.
  */
 export function openDeflated(f: Frame, maxBytes: number): Promise<Buffer> {
-  if (f.payload.length < DIGEST_BYTES) return Promise.reject(new FrameError('DATA frame shorter than its digest'));
+  if (f.payload.length < CHECKSUM_BYTES) return Promise.reject(new FrameError('DATA frame shorter than its checksum'));
   return new Promise((resolve, reject) => {
-    inflateRaw(f.payload.subarray(DIGEST_BYTES), { maxOutputLength: maxBytes }, (err, out) => {
+    inflateRaw(f.payload.subarray(CHECKSUM_BYTES), { maxOutputLength: maxBytes }, (err, out) => {
       if (err) reject(new FrameError(`chunk ${f.value} does not inflate: ${err.message}`));
       else {
         try {
-          resolve(checkDigest(f, out));
+          resolve(checkData(f, out));
         } catch (e) {
           reject(e);
         }
@@ -140,33 +161,78 @@ const MAX_FIXED: Record<FrameType, number> = {
   [FrameType.Pong]: 0,
 };
 
-/** Incremental parser: push() what the socket gives, get whole frames back. */
+/**
+ * Incremental parser: push() what the socket gives, get whole frames back.
+ *
+ * A payload is copied into its own buffer as the pieces arrive, never by holding the
+ * socket's buffers until the frame is whole: a lane whose frame waits (the window is full)
+ * would otherwise keep dozens of 16 KiB TLS buffers alive long enough for V8 to promote
+ * them, and each promoted buffer costs a full garbage collection to free. The copy is also
+ * where a DATA payload's CRC is computed, while the bytes are still in cache.
+ */
 export class FrameParser {
-  private bufs: Buffer[] = [];
-  private buffered = 0;
+  /** the header being read (< HEADER_BYTES so far) */
+  private readonly head = Buffer.alloc(HEADER_BYTES);
+  private headFilled = 0;
   private header: { type: FrameType; flags: number; length: number; value: bigint } | null = null;
+  private payload: Buffer | null = null;
+  private filled = 0;
+  private crc = 0;
+  /** where DATA payloads are assembled (a buffer pool); by default a new buffer */
+  allocate: ((n: number) => Buffer) | null = null;
 
   constructor(public maxPayload: number) {}
 
+  /** bytes of the frame in progress held here */
   get bufferedBytes(): number {
-    return this.buffered;
+    return this.headFilled + this.filled;
   }
 
   push(data: Buffer): Frame[] {
-    this.bufs.push(data);
-    this.buffered += data.length;
     const frames: Frame[] = [];
-    for (;;) {
+    let off = 0;
+    while (off < data.length) {
       if (!this.header) {
-        if (this.buffered < HEADER_BYTES) break;
-        this.header = this.parseHeader(this.take(HEADER_BYTES));
+        const n = Math.min(HEADER_BYTES - this.headFilled, data.length - off);
+        data.copy(this.head, this.headFilled, off, off + n);
+        this.headFilled += n;
+        off += n;
+        if (this.headFilled < HEADER_BYTES) break;
+        this.headFilled = 0;
+        this.header = this.parseHeader(this.head);
+        if (this.header.length === 0) {
+          frames.push(this.complete(Buffer.alloc(0)));
+          continue;
+        }
+        this.payload = this.header.type === FrameType.Data && this.allocate ? this.allocate(this.header.length) : Buffer.allocUnsafe(this.header.length);
+        this.filled = 0;
+        this.crc = 0;
       }
-      if (this.buffered < this.header.length) break;
-      const { type, flags, value, length } = this.header;
-      this.header = null;
-      frames.push({ type, flags, value, payload: this.take(length) });
+      const payload = this.payload!;
+      const n = Math.min(payload.length - this.filled, data.length - off);
+      data.copy(payload, this.filled, off, off + n);
+      if (this.header.type === FrameType.Data) {
+        // the CRC covers the data after the frame's own checksum field
+        const from = Math.max(this.filled, CHECKSUM_BYTES);
+        if (this.filled + n > from) this.crc = crc32(payload.subarray(from, this.filled + n), this.crc);
+      }
+      this.filled += n;
+      off += n;
+      if (this.filled === payload.length) {
+        this.payload = null;
+        this.filled = 0;
+        frames.push(this.complete(payload));
+      }
     }
     return frames;
+  }
+
+  private complete(payload: Buffer): Frame {
+    const { type, flags, value } = this.header!;
+    this.header = null;
+    const f: Frame = { type, flags, value, payload };
+    if (type === FrameType.Data) f.dataCrc = this.crc;
+    return f;
   }
 
   private parseHeader(h: Buffer): { type: FrameType; flags: number; length: number; value: bigint } {
@@ -180,37 +246,26 @@ export class FrameParser {
     if (flags & ~DATA_FLAGS || (flags && type !== FrameType.Data)) throw new FrameError(`unknown flags 0x${flags.toString(16)}`);
     return { type, flags, length, value: h.readBigUInt64BE(8) };
   }
-
-  private take(n: number): Buffer {
-    if (n === 0) return Buffer.alloc(0);
-    const first = this.bufs[0]!;
-    let out: Buffer;
-    if (first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.bufs.shift();
-      else this.bufs[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let off = 0;
-      while (off < n) {
-        const b = this.bufs[0]!;
-        const m = Math.min(b.length, n - off);
-        b.copy(out, off, 0, m);
-        off += m;
-        if (m === b.length) this.bufs.shift();
-        else this.bufs[0] = b.subarray(m);
-      }
-    }
-    this.buffered -= n;
-    return out;
-  }
 }
 
-/** Sha256 over the chunk digests in sequence order: binds content, order and count. */
+/**
+ * Sha256 over each chunk's (checksum, length) in sequence order: binds content, order and
+ * count, so the receiver can tell before committing that it has exactly what was sent.
+ */
 export class StreamDigest {
   private h = createHash('sha256');
-  add(chunkDigest: Buffer): void {
-    this.h.update(chunkDigest);
+  private readonly rec = Buffer.alloc(8);
+  add(checksum: number, length: number): void {
+    this.rec.writeUInt32BE(checksum, 0);
+    this.rec.writeUInt32BE(length, 4);
+    this.h.update(this.rec);
+  }
+  /** The digest with one more chunk added, leaving this one as it is. */
+  peek(checksum: number, length: number): Buffer {
+    const d = new StreamDigest();
+    d.h = this.h.copy();
+    d.add(checksum, length);
+    return d.h.digest();
   }
   digest(): Buffer {
     return this.h.digest();

@@ -32,6 +32,8 @@ export interface SockoptAddon {
   getCongestion(fd: number): string;
   setNotSentLowat(fd: number, bytes: number): number;
   tcpInfo(fd: number): TcpInfo;
+  /** pipe2(O_CLOEXEC) sized with F_SETPIPE_SZ; capacity is what the kernel granted. */
+  makePipe(capacity: number): { readFd: number; writeFd: number; capacity: number };
 }
 
 export interface BufferReadBack {

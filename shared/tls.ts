@@ -1,6 +1,6 @@
 /**
  * TLS building blocks shared by both agents: one port, mutual TLS 1.3,
- * ALPN `h2` → gRPC, ALPN `zferry-lane/1` → data lanes.
+ * ALPN `h2` → gRPC, ALPN `zferry-lane/2` → data lanes.
  *
  * What a server built with tls.createServer(serverTlsOptions(...)) refuses by
  * itself (Node 20 + its bundled OpenSSL 3; verified in test/tls.test.ts with the
@@ -54,8 +54,11 @@ export const CIPHERSUITES = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_C
 
 /** TLS 1.3 only, both ends. Node routes TLS_* names in `ciphers` to the TLS 1.3 suite list. */
 const TLS13 = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: CIPHERSUITES } as const;
+// The lane wire format's version: a sender and receiver that frame chunks differently
+// (lane/1 carried sha256 digests, lane/2 crc32 checksums) fail the handshake with a clear
+// ALPN error instead of misreading each other's frames.
 
-export const LANE_ALPN = 'zferry-lane/1';
+export const LANE_ALPN = 'zferry-lane/2';
 export const H2_ALPN = 'h2';
 
 export interface TlsPaths {

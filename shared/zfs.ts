@@ -196,18 +196,20 @@ export class Zfs {
     };
   }
 
-  spawnSend(spec: SendSpec): ChildProcess {
-    return spawn(this.bin, this.sendArgs(spec), { stdio: ['ignore', 'pipe', 'pipe'], env: this.env });
+  /** `zfs send`; its stdout is `stdoutFd` (a pipe's write end, see zfs-pipe.ts) or a Node pipe. */
+  spawnSend(spec: SendSpec, stdoutFd?: number): ChildProcess {
+    return spawn(this.bin, this.sendArgs(spec), { stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe'], env: this.env });
   }
 
-  spawnRecv(target: string, opts: { resumable: boolean; force: boolean }): ChildProcess {
+  /** `zfs receive`; its stdin is `stdinFd` (a pipe's read end, see zfs-pipe.ts) or a Node pipe. */
+  spawnRecv(target: string, opts: { resumable: boolean; force: boolean }, stdinFd?: number): ChildProcess {
     validateDataset(target);
     const args = ['receive'];
     if (opts.resumable) args.push('-s');
     args.push('-u');
     if (opts.force) args.push('-F');
     args.push(target);
-    return spawn(this.bin, args, { stdio: ['pipe', 'pipe', 'pipe'], env: this.env });
+    return spawn(this.bin, args, { stdio: [stdinFd ?? 'pipe', 'pipe', 'pipe'], env: this.env });
   }
 
   async abortResume(target: string): Promise<void> {

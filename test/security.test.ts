@@ -13,7 +13,7 @@ import { ControlClient } from '../sender-agent/control-client.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { createCA } from '../shared/certs.js';
-import { FrameParser, FrameType, chunkDigest, encodeData, encodeHeader, encodeHello, type Frame } from '../shared/frames.js';
+import { FrameParser, FrameType, chunkChecksum, encodeData, encodeHeader, encodeHello, type Frame } from '../shared/frames.js';
 import { PROTOCOL_VERSION, type BeginReply } from '../shared/control.js';
 
 let pool: TestPool;
@@ -203,7 +203,7 @@ describe('lanes', () => {
 
   it('refuses data before HELLO, and a silent lane after the handshake timeout', async () => {
     const d = Buffer.from('x');
-    const r = await lane(siteA, [...encodeData(0n, d, chunkDigest(d), false)]);
+    const r = await lane(siteA, [...encodeData(0n, d, chunkChecksum(d), false)]);
     expect(errorText(r)).toMatch(/HELLO/);
     const silent = await lane(siteA, []);
     expect(errorText(silent)).toMatch(/no HELLO within 2000 ms/);
@@ -211,7 +211,7 @@ describe('lanes', () => {
 
   it('closes a lane that sends a chunk with a bad checksum, with the reason', async () => {
     const d = randomBytes(1000);
-    const bad = chunkDigest(Buffer.from('something else'));
+    const bad = chunkChecksum(Buffer.from('something else'));
     const r = await lane(siteA, [encodeHello(tid(), begun.laneSecret, 0), ...encodeData(0n, d, bad, false)]);
     expect(r.frames[0]?.type).toBe(FrameType.Welcome);
     expect(errorText(r)).toMatch(/chunk 0 failed its checksum/);
@@ -227,7 +227,7 @@ describe('lanes', () => {
   it('refuses chunks beyond the granted window', async () => {
     const d = Buffer.from('y');
     const far = BigInt(Math.ceil(begun.windowBytes / begun.chunkBytes) + 5);
-    const r = await lane(siteA, [encodeHello(tid(), begun.laneSecret, 0), ...encodeData(far, d, chunkDigest(d), false)]);
+    const r = await lane(siteA, [encodeHello(tid(), begun.laneSecret, 0), ...encodeData(far, d, chunkChecksum(d), false)]);
     expect(errorText(r)).toMatch(/beyond the window/);
   });
 

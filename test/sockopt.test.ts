@@ -165,7 +165,7 @@ describe('build.mjs', () => {
     expect(r.status).toBe(0);
     expect(r.stdout + r.stderr).toBe('');
     const a = createRequire(import.meta.url)(join(dir, 'native', 'build', 'Release', 'sockopt.node'));
-    expect(Object.keys(a).sort()).toEqual(['getCongestion', 'setBuffers', 'setCongestion', 'setNotSentLowat', 'tcpInfo']);
+    expect(Object.keys(a).sort()).toEqual(['getCongestion', 'makePipe', 'setBuffers', 'setCongestion', 'setNotSentLowat', 'tcpInfo']);
     console.log(`[sockopt] node native/build.mjs: ${Date.now() - t0} ms`);
   });
 

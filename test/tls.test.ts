@@ -425,7 +425,7 @@ describe('option builders', () => {
     expect(o.requestCert).toBe(true);
     expect(o.rejectUnauthorized).toBe(true);
     expect(o.ALPNProtocols).toEqual([LANE_ALPN]);
-    expect(LANE_ALPN).toBe('zferry-lane/1');
+    expect(LANE_ALPN).toBe('zferry-lane/2');
     expect(H2_ALPN).toBe('h2');
   });
 });

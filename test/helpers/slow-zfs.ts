@@ -3,7 +3,7 @@
 // command goes straight to the real zfs (SLOW_ZFS_REAL). With SLOW_ZFS_PROGRESS set, the
 // bytes fed so far are written to that file, so a test can see how far zfs recv has got.
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 
 const real = process.env.SLOW_ZFS_REAL;
 const bps = Number(process.env.SLOW_ZFS_RECV_BPS ?? 0);
@@ -25,7 +25,12 @@ if (isRecv) {
     fed += b.length;
     const due = start + (fed * 1000) / bps;
     const go = () => {
-      if (process.env.SLOW_ZFS_PROGRESS) writeFileSync(process.env.SLOW_ZFS_PROGRESS, String(fed));
+      // write-then-rename: a reader never sees the file empty between truncate and write
+      const progress = process.env.SLOW_ZFS_PROGRESS;
+      if (progress) {
+        writeFileSync(`${progress}.tmp`, String(fed));
+        renameSync(`${progress}.tmp`, progress);
+      }
       if (child.stdin!.write(b)) process.stdin.resume();
       else child.stdin!.once('drain', () => process.stdin.resume());
     };

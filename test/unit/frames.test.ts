@@ -9,7 +9,7 @@ import {
   HEADER_BYTES,
   HELLO_BYTES,
   StreamDigest,
-  chunkDigest,
+  chunkChecksum,
   decodeHello,
   encodeData,
   encodeError,
@@ -33,11 +33,11 @@ function feedInPieces(p: FrameParser, buf: Buffer, rnd: () => number) {
 }
 
 describe('lane frames', () => {
-  it('round-trips DATA frames split at arbitrary points, digest intact', () => {
+  it('round-trips DATA frames split at arbitrary points, checksum intact', () => {
     const rnd = prng(7);
     const chunks = [randomBytes(1), randomBytes(65_536), randomBytes(1024 * 1024), randomBytes(3)];
-    const wire = Buffer.concat(chunks.flatMap((c, i) => encodeData(BigInt(i), c, chunkDigest(c), i === chunks.length - 1)));
-    const frames = feedInPieces(new FrameParser(32 + 1024 * 1024), wire, rnd);
+    const wire = Buffer.concat(chunks.flatMap((c, i) => encodeData(BigInt(i), c, chunkChecksum(c), i === chunks.length - 1)));
+    const frames = feedInPieces(new FrameParser(4 + 1024 * 1024), wire, rnd);
     expect(frames.map((f) => f.value)).toEqual([0n, 1n, 2n, 3n]);
     frames.forEach((f, i) => expect(openData(f).equals(chunks[i]!)).toBe(true));
     expect(frames[3]!.flags & FLAG_FIN).toBe(FLAG_FIN);
@@ -46,11 +46,42 @@ describe('lane frames', () => {
 
   it('detects a flipped payload byte through the chunk checksum', () => {
     const data = randomBytes(4096);
-    const [head, body] = encodeData(5n, data, chunkDigest(data), false);
+    const [head, body] = encodeData(5n, data, chunkChecksum(data), false);
     const wire = Buffer.concat([head, body]);
     wire[wire.length - 10] ^= 0x01;
     const [f] = new FrameParser(1 << 20).push(wire);
     expect(() => openData(f!)).toThrow('chunk 5 failed its checksum');
+    // the same when the CRC is computed piece by piece on arrival, the checksum field split too
+    for (const cut of [1, 3, 17, 19, 21, 2000]) {
+      const p = new FrameParser(1 << 20);
+      const [g] = [...p.push(wire.subarray(0, cut)), ...p.push(wire.subarray(cut))];
+      expect(g!.dataCrc).toBe(chunkChecksum(wire.subarray(20)));
+      expect(() => openData(g!)).toThrow('chunk 5 failed its checksum');
+    }
+  });
+
+  it('copies a payload as it arrives: the pushed buffers are not kept, DATA goes into allocate()', () => {
+    const data = randomBytes(50_000);
+    const wire = Buffer.concat([...encodeData(1n, data, chunkChecksum(data), false), encodeFrame(FrameType.Ack, 7n, Buffer.alloc(8, 1))]);
+    const p = new FrameParser(1 << 20);
+    const given: Buffer[] = [];
+    p.allocate = (n) => {
+      const b = Buffer.alloc(n);
+      given.push(b);
+      return b;
+    };
+    const frames: ReturnType<FrameParser['push']> = [];
+    for (let off = 0; off < wire.length; off += 16_384) {
+      const piece = Buffer.from(wire.subarray(off, off + 16_384));
+      frames.push(...p.push(piece));
+      piece.fill(0); // the socket reuses or drops its buffer: what we parsed must not change
+    }
+    expect(frames.map((f) => f.type)).toEqual([FrameType.Data, FrameType.Ack]);
+    expect(openData(frames[0]!).equals(data)).toBe(true);
+    expect(given).toHaveLength(1);
+    expect(frames[0]!.payload).toBe(given[0]);
+    expect(frames[1]!.payload.equals(Buffer.alloc(8, 1))).toBe(true);
+    expect(p.bufferedBytes).toBe(0);
   });
 
   it('refuses an oversize length in the header before buffering the payload', () => {
@@ -80,30 +111,39 @@ describe('lane frames', () => {
     expect(e!.payload.toString()).toMatch(/^line one line two/);
   });
 
-  it('carries deflated chunks whose digest is of the inflated bytes, and caps inflation', async () => {
+  it('carries deflated chunks whose checksum is of the inflated bytes, and caps inflation', async () => {
     const { deflateRawSync } = await import('node:zlib');
     const data = Buffer.alloc(200_000, 'z');
-    const [head, body] = encodeData(3n, deflateRawSync(data), chunkDigest(data), false, true);
+    const [head, body] = encodeData(3n, deflateRawSync(data), chunkChecksum(data), false, true);
     const [f] = new FrameParser(1 << 20).push(Buffer.concat([head, body]));
     expect(f!.flags & FLAG_DEFLATE).toBe(FLAG_DEFLATE);
     expect((await openDeflated(f!, 1 << 20)).equals(data)).toBe(true);
     // a bomb: inflates past the agreed chunk size
     await expect(openDeflated(f!, 1000)).rejects.toThrow(/does not inflate/);
-    const wrong = encodeData(4n, deflateRawSync(data), chunkDigest(Buffer.from('x')), false, true);
+    const wrong = encodeData(4n, deflateRawSync(data), chunkChecksum(Buffer.from('x')), false, true);
     const [g] = new FrameParser(1 << 20).push(Buffer.concat(wrong));
     await expect(openDeflated(g!, 1 << 20)).rejects.toThrow('chunk 4 failed its checksum');
   });
 
-  it('binds order into the stream digest', () => {
-    const a = chunkDigest(Buffer.from('a'));
-    const b = chunkDigest(Buffer.from('b'));
-    const d1 = new StreamDigest();
-    d1.add(a);
-    d1.add(b);
-    const d2 = new StreamDigest();
-    d2.add(b);
-    d2.add(a);
-    expect(d1.digest().equals(d2.digest())).toBe(false);
+  it('binds order, content and lengths into the stream digest', () => {
+    const a = chunkChecksum(Buffer.from('a'));
+    const b = chunkChecksum(Buffer.from('b'));
+    const of = (...cs: [number, number][]): Buffer => {
+      const d = new StreamDigest();
+      for (const [c, n] of cs) d.add(c, n);
+      return d.digest();
+    };
+    const ab = of([a, 1], [b, 1]);
+    expect(ab.equals(of([b, 1], [a, 1]))).toBe(false);
+    expect(ab.equals(of([a, 1], [b, 2]))).toBe(false);
+    expect(ab.equals(of([a, 1]))).toBe(false);
+    // peek() is the digest with one more chunk, and leaves the running one alone
+    const d = new StreamDigest();
+    d.add(a, 1);
+    expect(d.peek(b, 1).equals(ab)).toBe(true);
+    expect(d.peek(b, 1).equals(ab)).toBe(true);
+    d.add(b, 1);
+    expect(d.digest().equals(ab)).toBe(true);
   });
 
   it('survives 10,000 random and mutated inputs with a clear error or valid frames (seeded fuzz)', () => {
@@ -111,7 +151,7 @@ describe('lane frames', () => {
     const rnd = prng(seed);
     const valid = Buffer.concat([
       encodeHello(randomBytes(16), randomBytes(32), 1),
-      ...encodeData(0n, Buffer.alloc(300, 1), chunkDigest(Buffer.alloc(300, 1)), false),
+      ...encodeData(0n, Buffer.alloc(300, 1), chunkChecksum(Buffer.alloc(300, 1)), false),
       encodeFrame(FrameType.Ack, 9n, Buffer.alloc(8)),
       encodeFrame(FrameType.Ping, 1n),
     ]);

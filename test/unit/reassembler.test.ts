@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Reassembler, WindowError } from '../../receiver-agent/reassembler.js';
 
-const chunk = (seq: number, size = 10, fin = false) => ({ seq: BigInt(seq), data: Buffer.alloc(size, seq), digest: Buffer.alloc(32), fin });
+const chunk = (seq: number, size = 10, fin = false) => ({ seq: BigInt(seq), data: Buffer.alloc(size, seq), checksum: 0, fin });
 
 describe('reassembler', () => {
   it('releases chunks strictly in sequence order whatever order they arrive in', () => {

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { BufferPool, Lease } from '../../shared/buffer-pool.js';
+
+describe('BufferPool', () => {
+  it('hands a given-back buffer out again instead of allocating', () => {
+    const pool = new BufferPool(1024, 4);
+    const a = pool.take();
+    a.fill(7);
+    pool.give(a);
+    const b = pool.take(100);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.length).toBe(100);
+    expect(pool.allocated).toBe(1);
+  });
+
+  it('ignores a second give of the same buffer, and buffers it never handed out', () => {
+    const pool = new BufferPool(1024, 4);
+    const a = pool.take();
+    pool.give(a);
+    pool.give(a.subarray(10)); // a view of a buffer already back: must not be listed twice
+    pool.give(Buffer.alloc(1024));
+    expect(pool.freeCount).toBe(1);
+    const x = pool.take();
+    const y = pool.take();
+    expect(x.buffer).not.toBe(y.buffer); // two users never share one buffer
+  });
+
+  it('keeps at most maxFree buffers; larger requests are plain allocations', () => {
+    const pool = new BufferPool(64, 2);
+    const bs = [pool.take(), pool.take(), pool.take()];
+    for (const b of bs) pool.give(b);
+    expect(pool.freeCount).toBe(2);
+    const big = pool.take(65);
+    expect(big.length).toBe(65);
+    expect(pool.allocated).toBe(3);
+  });
+
+  it('reserve() allocates up front, once', () => {
+    const pool = new BufferPool(64, 10);
+    pool.reserve(6);
+    pool.reserve(6);
+    expect(pool.allocated).toBe(6);
+    expect(pool.freeCount).toBe(6);
+    for (let i = 0; i < 6; i++) pool.take();
+    expect(pool.allocated).toBe(6);
+  });
+});
+
+describe('Lease', () => {
+  it('returns the buffer only when the last holder lets go', () => {
+    const pool = new BufferPool(64, 4);
+    const lease = new Lease(pool, pool.take());
+    lease.hold(); // a socket write in progress
+    lease.drop(); // acknowledged: the window lets go
+    expect(pool.freeCount).toBe(0); // the write still reads it
+    expect(lease.held).toBe(true);
+    lease.drop(); // write done
+    expect(pool.freeCount).toBe(1);
+    lease.drop(); // one drop too many changes nothing
+    expect(pool.freeCount).toBe(1);
+    expect(lease.held).toBe(false);
+  });
+});
