@@ -86,6 +86,8 @@ const ADDON_REL = join('native', 'build', 'Release', 'sockopt.node');
 
 /** Walks up from this module (shared/ in sources, dist/shared/ when built) to native/build/Release/sockopt.node. */
 function loadAddon(): SockoptState {
+  // An operator's switch (and the tests' way) to run exactly as on a machine where it did not build.
+  if (process.env.ZFERRY_NATIVE === 'off') return { available: false, loadError: 'native addon turned off (ZFERRY_NATIVE=off)', addon: null, path: null };
   const start = dirname(fileURLToPath(import.meta.url));
   let path: string | null = null;
   for (let dir = start; ; dir = dirname(dir)) {

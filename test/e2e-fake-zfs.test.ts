@@ -71,6 +71,25 @@ afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
+describe('without the native addon (ZFERRY_NATIVE=off)', () => {
+  it('replicates byte for byte over Node\'s own pipes and kernel autotuning, and says so', async () => {
+    const off = { ...env, ZFERRY_NATIVE: 'off' };
+    const pki = makePki(join(dir, 'plain'));
+    const plain = await startReceiver({ pki, zfs: FAKE_ZFS, env: off, clients: { 'site-a': { root: 'backup/plain' } } });
+    try {
+      await zfs(['create', 'tank/plain']);
+      await put('tank/plain', 'big.bin', randomBytes(5 * 1024 * 1024 + 777));
+      await zfs(['snapshot', 'tank/plain@s1']);
+      const r = await runSender(senderArgs('replicate', 'tank/plain', { to: plain.address, name: 'p', config: pki.client('site-a'), zfs: FAKE_ZFS, extra: ['--json', '--lanes', '3'] }), off);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.stringify(summary(r.stdout).notices)).toMatch(/lane buffers left to the kernel: native addon turned off \(ZFERRY_NATIVE=off\)/);
+      expect(await zfs(['fake-hash', 'backup/plain/p@s1'])).toBe(await zfs(['fake-hash', 'tank/plain@s1']));
+    } finally {
+      await plain.stop();
+    }
+  });
+});
+
 describe('replication with OpenZFS features (fake zfs)', () => {
   it('sends an encrypted dataset raw by default, and the vault check confirms the receiver cannot read it', async () => {
     await zfs(['create', '-o', 'encryption=on', '-o', 'keyformat=passphrase', 'tank/secret']);
