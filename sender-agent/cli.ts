@@ -5,7 +5,6 @@ import { loadSenderConfig, type SenderConfig } from '../shared/config.js';
 import { createLogger } from '../shared/log.js';
 import { ZferryError, errorMessage } from '../shared/errors.js';
 import { parseArgs, type ParsedArgs } from '../shared/args.js';
-import { runCertsCommand } from '../shared/certs-cli.js';
 import { parseSize, formatBytes, formatRate } from '../shared/units.js';
 import { replicateWithRetry, openSession, sendSpec, estimateBytes, type ReplicateOptions, type ReplicateResult } from './replicate.js';
 import { describePlan } from './plan.js';
@@ -14,9 +13,7 @@ import type { CompressMode } from './compress.js';
 import { ControlClient } from './control-client.js';
 import { loadTlsMaterial } from '../shared/tls.js';
 import { formatHostPort, parseHostPort } from '../shared/address.js';
-import { enroll } from './enroll.js';
 import { formatStatus } from '../shared/status-table.js';
-import { doctor, formatReport } from './doctor.js';
 
 const USAGE = `usage:
   sender-agent replicate <pool/dataset>[@snapshot] --to <host:port> --name <target name>
@@ -133,11 +130,13 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return cmd ? 0 : 2;
   }
-  if (cmd === 'certs') return runCertsCommand(rest);
+  // subcommands other than replicate load their modules when used: a shorter start for every run
+  if (cmd === 'certs') return (await import('../shared/certs-cli.js')).runCertsCommand(rest);
   if (cmd === 'enroll') {
     const a = parseArgs(rest, { values: ['out'], booleans: ['force'] });
     if (a.positional.length !== 1) throw new ZferryError('usage', 'enroll needs the invitation: sender-agent enroll <invitation> --out <dir>');
     if (!a.values.out) throw new ZferryError('usage', 'enroll needs --out <dir> (where the key, certificates and sender.json go)');
+    const { enroll } = await import('./enroll.js');
     const r = await enroll(a.positional[0]!, { out: a.values.out, force: a.flags.has('force') });
     process.stdout.write(
       `enrolled as "${r.identity}" (writes under ${r.root} on the receiver); key ${r.keyFile} (0600, never sent), certificate ${r.certFile}, fingerprint ${r.fingerprint}\n` +
@@ -154,6 +153,7 @@ async function main(argv: string[]): Promise<number> {
     const linkMbit = a.values['link-mbit'] === undefined ? undefined : Number(a.values['link-mbit']);
     if (linkMbit !== undefined && !(linkMbit > 0)) throw new ZferryError('usage', '--link-mbit takes the link speed in Mbit/s');
     const log = createLogger('sender', { level: a.flags.has('verbose') ? 'debug' : ((process.env.ZFERRY_LOG_LEVEL as 'info' | undefined) ?? 'error') });
+    const { doctor, formatReport } = await import('./doctor.js');
     const r = await doctor(
       {
         to: a.values.to,
