@@ -95,6 +95,8 @@ export interface ProcInfo {
   state: string;
   /** utime + stime in clock ticks */
   ticks: number;
+  /** stime alone: time in the kernel on the process's behalf */
+  sysTicks: number;
   starttime: number;
 }
 
@@ -104,7 +106,7 @@ function parseStat(pid: number, text: string): ProcInfo | null {
   const comm = text.slice(text.indexOf('(') + 1, close);
   const f = text.slice(close + 2).split(' ');
   // after the comm: state(3) ppid(4) ... utime(14) stime(15) ... starttime(22); f[0] is field 3
-  return { pid, ppid: Number(f[1]), comm, state: f[0]!, ticks: Number(f[11]) + Number(f[12]), starttime: Number(f[19]) };
+  return { pid, ppid: Number(f[1]), comm, state: f[0]!, ticks: Number(f[11]) + Number(f[12]), sysTicks: Number(f[12]), starttime: Number(f[19]) };
 }
 
 export function readProc(pid: number): ProcInfo | null {
@@ -184,6 +186,8 @@ interface Seen {
   /** ticks at the baseline (a process that existed before the measurement began) */
   ticks0: number;
   ticks: number;
+  sys0: number;
+  sys: number;
   hwmKb: number;
   isRoot: boolean;
   /** main thread: ns spent runnable but waiting for a CPU (/proc/<pid>/schedstat), at baseline and now */
@@ -204,6 +208,8 @@ export function schedstat(pid: number): [number, number] | null {
 export interface GroupUsage {
   /** CPU seconds of the transport processes (the tree minus the stand-in zfs processes) */
   transport: number;
+  /** of `transport`, the seconds spent in the kernel (stime): syscalls, TCP, pipes */
+  transportSystem: number;
   /** CPU seconds of the whole tree */
   all: number;
   /** transport CPU seconds by command name */
@@ -256,6 +262,8 @@ export class Group {
           standIn: !!parent?.standIn || this.isStandIn(p.comm, cmdline),
           ticks0: isBaseline ? p.ticks : 0,
           ticks: p.ticks,
+          sys0: isBaseline ? p.sysTicks : 0,
+          sys: p.sysTicks,
           hwmKb: 0,
           isRoot: this.roots.has(pid),
           wait0: 0,
@@ -272,6 +280,7 @@ export class Group {
         s.standIn = s.standIn || this.isStandIn(s.comm, s.cmdline);
       }
       s.ticks = p.ticks;
+      s.sys = p.sysTicks;
       if (!s.standIn && p.state !== 'Z') {
         if (!(this.rssSkipRoots && s.isRoot)) s.hwmKb = Math.max(s.hwmKb, vmHwmKb(pid));
         s.wait = schedstat(pid)?.[1] ?? s.wait;
@@ -281,6 +290,7 @@ export class Group {
 
   usage(): GroupUsage {
     let transport = 0;
+    let transportSystem = 0;
     let all = 0;
     let rss = 0;
     let wait = 0;
@@ -292,9 +302,10 @@ export class Group {
       rss += s.hwmKb;
       if (s.standIn) continue;
       transport += sec;
+      transportSystem += (s.sys - s.sys0) / CLK_TCK;
       byComm[s.comm] = (byComm[s.comm] ?? 0) + sec;
     }
-    return { transport, all, byComm, rssMiB: rss / 1024, processes: this.seen.size, runQueueWait: wait };
+    return { transport, transportSystem, all, byComm, rssMiB: rss / 1024, processes: this.seen.size, runQueueWait: wait };
   }
 
   /** pids currently in the tree */

@@ -156,6 +156,8 @@ function diag(r: RunRecord): string {
       .map(([k, v]) => `${k} ${v.toFixed(2)}`)
       .join(', ');
   parts.push(`CPU s: sender [${by(r.cpu.sender)}], receiver [${by(r.cpu.receiver)}]`);
+  const kernel = (u: GroupUsage) => (u.transportSystem === undefined ? '–' : `${u.transportSystem.toFixed(2)} of ${u.transport.toFixed(2)} s`);
+  parts.push(`in the kernel (stime of the transport processes): sender ${kernel(r.cpu.sender)}, receiver ${kernel(r.cpu.receiver)}`);
   parts.push(`waiting for a CPU while runnable (main threads): sender ${f1(r.cpu.sender.runQueueWait, 2)} s, receiver ${f1(r.cpu.receiver.runQueueWait, 2)} s of ${f1(r.seconds)} s`);
   return `- **${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}**: ` + parts.join('; ');
 }

@@ -51,6 +51,8 @@ describe('benchmark smoke run (loopback)', () => {
       expect(x.goodputMbit, what).toBeGreaterThan(0);
       expect(x.cpu.sender.transport, what).toBeGreaterThan(0);
       expect(x.cpu.receiver.transport, what).toBeGreaterThan(0);
+      expect(x.cpu.sender.transportSystem, what).toBeGreaterThan(0);
+      expect(x.cpu.sender.transportSystem, what).toBeLessThanOrEqual(x.cpu.sender.transport);
       expect(x.receiverRssMiB, what).toBeGreaterThan(0);
       expect(x.commands.length, what).toBeGreaterThan(0);
     }
@@ -63,5 +65,20 @@ describe('benchmark smoke run (loopback)', () => {
     expect(md).toContain('## Command lines');
     // the harness removed its temporary directory
     expect(r.stderr).not.toMatch(/kept \//);
+  }, 60_000);
+
+  it('bench/floor measures TLS and the zfs pipes on their own', async () => {
+    const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
+      const p = spawn(process.execPath, [join(ROOT, 'dist/bench/floor.js'), '--gib', '0.05'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      p.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+      p.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+      p.on('close', (code) => done({ code, stdout, stderr }));
+    });
+    expect(out.code, out.stderr).toBe(0);
+    for (const what of ['TLS send (client)', 'TLS receive (server)', 'pipe read (1 MiB pipe)', 'pipe write (1 MiB pipe)']) {
+      expect(out.stdout).toMatch(new RegExp(`^${what.replace(/[()]/g, '\\$&')} +\\d+\\.\\d\\d s/GiB \\(user [\\d.]+, kernel [\\d.]+\\), \\d+ Mbit/s$`, 'm'));
+    }
   }, 60_000);
 });

@@ -74,16 +74,16 @@ afterAll(async () => {
 describe('without the native addon (ZFERRY_NATIVE=off)', () => {
   it('replicates byte for byte over Node\'s own pipes and kernel autotuning, and says so', async () => {
     const off = { ...env, ZFERRY_NATIVE: 'off' };
-    const pki = makePki(join(dir, 'plain'));
-    const plain = await startReceiver({ pki, zfs: FAKE_ZFS, env: off, clients: { 'site-a': { root: 'backup/plain' } } });
+    const pki = makePki(join(dir, 'noaddon'));
+    const plain = await startReceiver({ pki, zfs: FAKE_ZFS, env: off, clients: { 'site-a': { root: 'backup/noaddon' } } });
     try {
-      await zfs(['create', 'tank/plain']);
-      await put('tank/plain', 'big.bin', randomBytes(5 * 1024 * 1024 + 777));
-      await zfs(['snapshot', 'tank/plain@s1']);
-      const r = await runSender(senderArgs('replicate', 'tank/plain', { to: plain.address, name: 'p', config: pki.client('site-a'), zfs: FAKE_ZFS, extra: ['--json', '--lanes', '3'] }), off);
+      await zfs(['create', 'tank/noaddon']);
+      await put('tank/noaddon', 'big.bin', randomBytes(5 * 1024 * 1024 + 777));
+      await zfs(['snapshot', 'tank/noaddon@s1']);
+      const r = await runSender(senderArgs('replicate', 'tank/noaddon', { to: plain.address, name: 'p', config: pki.client('site-a'), zfs: FAKE_ZFS, extra: ['--json', '--lanes', '3'] }), off);
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.stringify(summary(r.stdout).notices)).toMatch(/lane buffers left to the kernel: native addon turned off \(ZFERRY_NATIVE=off\)/);
-      expect(await zfs(['fake-hash', 'backup/plain/p@s1'])).toBe(await zfs(['fake-hash', 'tank/plain@s1']));
+      expect(await zfs(['fake-hash', 'backup/noaddon/p@s1'])).toBe(await zfs(['fake-hash', 'tank/noaddon@s1']));
     } finally {
       await plain.stop();
     }

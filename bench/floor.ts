@@ -1,0 +1,122 @@
+#!/usr/bin/env node
+// What the data path's unavoidable parts cost on this machine, in CPU seconds per GiB, with
+// nothing of zferry around them: Node's TLS (TLS 1.3, AES-128-GCM as the lanes use) sending
+// and receiving over loopback, reading a `zfs send`-like pipe, writing a `zfs recv`-like one.
+// The benchmark's agents cannot go below the sum; see README "Benchmark".
+//
+//   node dist/bench/floor.js [--gib 2]
+import { spawn } from 'node:child_process';
+import * as tls from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { createCA, issueCertificate } from '../shared/certs.js';
+import { PIPE_BYTES, PipeReader, closeFd, openPipe, pipeWriter } from '../shared/zfs-pipe.js';
+
+const CHUNK = 1024 * 1024;
+const SELF = fileURLToPath(import.meta.url);
+
+function cpuSeconds(since: NodeJS.CpuUsage): { user: number; system: number } {
+  const u = process.cpuUsage(since);
+  return { user: u.user / 1e6, system: u.system / 1e6 };
+}
+
+function report(what: string, bytes: number, seconds: number, cpu: { user: number; system: number }): void {
+  const gib = bytes / 2 ** 30;
+  process.stdout.write(
+    `${what.padEnd(28)} ${((cpu.user + cpu.system) / gib).toFixed(2)} s/GiB (user ${(cpu.user / gib).toFixed(2)}, kernel ${(cpu.system / gib).toFixed(2)}), ${((bytes * 8) / seconds / 1e6).toFixed(0)} Mbit/s\n`,
+  );
+}
+
+/** The TLS client role, in its own process: writes `bytes` from one reused buffer. */
+async function tlsClient(port: number, bytes: number): Promise<void> {
+  const buf = Buffer.alloc(CHUNK, 7);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const sock = tls.connect({ host: '127.0.0.1', servername: 'floor', port, rejectUnauthorized: false, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' });
+  await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
+  for (let sent = 0; sent < bytes; sent += CHUNK) {
+    if (!sock.write(buf)) await new Promise((r) => sock.once('drain', r));
+  }
+  await new Promise<void>((r) => sock.end(r));
+  report('TLS send (client)', bytes, (performance.now() - t0) / 1000, cpuSeconds(c0));
+}
+
+async function tlsFloor(bytes: number): Promise<void> {
+  const ca = createCA({ commonName: 'floor CA' });
+  const cert = issueCertificate({ ca, kind: 'server', commonName: 'floor', ipAddresses: ['127.0.0.1'] });
+  let c0 = process.cpuUsage();
+  let t0 = 0;
+  const done = new Promise<void>((resolve) => {
+    const server = tls.createServer({ key: cert.keyPem, cert: cert.certPem, minVersion: 'TLSv1.3' }, (sock) => {
+      let n = 0;
+      c0 = process.cpuUsage();
+      t0 = performance.now();
+      sock.on('data', (d: Buffer) => (n += d.length));
+      sock.on('end', () => {
+        report('TLS receive (server)', n, (performance.now() - t0) / 1000, cpuSeconds(c0));
+        server.close();
+        resolve();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const port = (server.address() as { port: number }).port;
+      spawn(process.execPath, [SELF, '--role', 'tls-client', '--port', String(port), '--bytes', String(bytes)], { stdio: ['ignore', 'inherit', 'inherit'] });
+    });
+  });
+  await done;
+  await new Promise((r) => setTimeout(r, 200)); // the client prints after its end()
+}
+
+async function pipeReadFloor(bytes: number): Promise<void> {
+  const p = openPipe();
+  if (!p) throw new Error('the native addon is not built: node native/build.mjs');
+  const child = spawn('head', ['-c', String(bytes), '/dev/zero'], { stdio: ['ignore', p.writeFd, 'inherit'] });
+  closeFd(p.writeFd);
+  const reader = new PipeReader(p.readFd);
+  const buf = Buffer.alloc(CHUNK);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  let n = 0;
+  for (;;) {
+    const end = await reader.fill(buf, 0, CHUNK);
+    n += end;
+    if (end < CHUNK) break;
+  }
+  reader.close();
+  report(`pipe read (${PIPE_BYTES / 2 ** 20} MiB pipe)`, n, (performance.now() - t0) / 1000, cpuSeconds(c0));
+  await new Promise((r) => child.once('close', r));
+}
+
+async function pipeWriteFloor(bytes: number): Promise<void> {
+  const p = openPipe();
+  if (!p) throw new Error('the native addon is not built: node native/build.mjs');
+  const child = spawn('cat', [], { stdio: [p.readFd, 'ignore', 'inherit'] });
+  closeFd(p.readFd);
+  const w = pipeWriter(p.writeFd);
+  const buf = Buffer.alloc(CHUNK, 3);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let n = 0; n < bytes; n += CHUNK) await new Promise<void>((resolve, reject) => w.write(buf, (e) => (e ? reject(e) : resolve())));
+  w.end();
+  await new Promise((r) => child.once('close', r));
+  report(`pipe write (${PIPE_BYTES / 2 ** 20} MiB pipe)`, bytes, (performance.now() - t0) / 1000, cpuSeconds(c0));
+}
+
+async function main(argv: string[]): Promise<void> {
+  const arg = (name: string) => {
+    const i = argv.indexOf(name);
+    return i >= 0 ? argv[i + 1] : undefined;
+  };
+  if (arg('--role') === 'tls-client') return tlsClient(Number(arg('--port')), Number(arg('--bytes')));
+  const gib = Number(arg('--gib') ?? 2);
+  if (!(gib > 0)) throw new Error('--gib takes a positive number');
+  const bytes = Math.round((gib * 2 ** 30) / CHUNK) * CHUNK;
+  process.stdout.write(`${gib} GiB each, one at a time (node ${process.version}):\n`);
+  await tlsFloor(bytes);
+  await pipeReadFloor(bytes);
+  await pipeWriteFloor(bytes);
+}
+
+main(process.argv.slice(2)).catch((e: Error) => {
+  process.stderr.write(`floor: ${e.message}\n`);
+  process.exit(1);
+});
