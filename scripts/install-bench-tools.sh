@@ -10,7 +10,7 @@
 # Usage: sudo bash scripts/install-bench-tools.sh
 set -euo pipefail
 
-export PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
+. "$(dirname "$0")/apt-install.sh"
 
 die() { echo "install-bench-tools: $*" >&2; exit 1; }
 
@@ -26,22 +26,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
-[ "$(id -u)" -eq 0 ] || die "must run as root to install ${missing[*]} (run: sudo bash scripts/install-bench-tools.sh)"
-command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install ${missing[*]} with this system's package manager (Debian/Ubuntu package names: ${missing[*]})"
-
-# Keep openssh-server's postinst from starting the system sshd (exit 101 = action forbidden).
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\n# temporary, from zferry scripts/install-bench-tools.sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  trap 'rm -f "$policy"' EXIT
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-echo "install-bench-tools: installing ${missing[*]}"
-apt-get update </dev/null || die "'apt-get update' failed (see output above; check network and apt sources)"
-apt-get install -y --no-install-recommends "${missing[@]}" </dev/null \
-  || die "'apt-get install -y ${missing[*]}' failed (see output above)"
+apt_install install-bench-tools "${missing[@]}"
 
 [ -x /usr/sbin/sshd ] || die "/usr/sbin/sshd is still missing after installing openssh-server"
 command -v mbuffer >/dev/null 2>&1 || die "mbuffer is still missing after installing it"

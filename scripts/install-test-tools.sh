@@ -10,7 +10,7 @@
 # Usage: sudo bash scripts/install-test-tools.sh
 set -euo pipefail
 
-export PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
+. "$(dirname "$0")/apt-install.sh"
 
 die() { echo "install-test-tools: $*" >&2; exit 1; }
 
@@ -23,22 +23,7 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
-[ "$(id -u)" -eq 0 ] || die "must run as root to install ${missing[*]} (run: sudo bash scripts/install-test-tools.sh)"
-command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install ${missing[*]} with this system's package manager (Debian/Ubuntu package names: ${missing[*]})"
-
-# Keep the prometheus package's postinst from starting its service (exit 101 = forbidden).
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\n# temporary, from zferry scripts/install-test-tools.sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  trap 'rm -f "$policy"' EXIT
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-echo "install-test-tools: installing ${missing[*]}"
-apt-get update </dev/null || die "'apt-get update' failed (see output above; check network and apt sources)"
-apt-get install -y --no-install-recommends "${missing[@]}" </dev/null \
-  || die "'apt-get install -y ${missing[*]}' failed (see output above)"
+apt_install install-test-tools "${missing[@]}"
 
 [ -x /usr/bin/promtool ] || die "/usr/bin/promtool is still missing after installing prometheus"
 [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is still missing after installing chromium"

@@ -9,8 +9,8 @@
 # Usage: sudo bash scripts/install-zfs-fuse.sh
 set -euo pipefail
 
-# zfs-fuse lives in /usr/sbin, which is not always on PATH (sudo, CI shells).
-export PATH="${PATH:-/usr/bin:/bin}:/usr/local/sbin:/usr/sbin:/sbin"
+# zfs-fuse lives in /usr/sbin, which is not always on PATH (sudo, CI shells): apt-install.sh adds it.
+. "$(dirname "$0")/apt-install.sh"
 
 die() { echo "install-zfs-fuse: $*" >&2; exit 1; }
 
@@ -32,25 +32,9 @@ if [ "${#missing[@]}" -eq 0 ]; then
   exit 0
 fi
 
-[ "$(id -u)" -eq 0 ] || die "must run as root to install ${missing[*]} (run: sudo bash scripts/install-zfs-fuse.sh)"
-command -v apt-get >/dev/null 2>&1 || die "apt-get not found: install ${missing[*]} with this system's package manager (Debian/Ubuntu package names: ${missing[*]})"
-
 daemons_before="$(zfs_fuse_pids)"
 
-# Keep the package's postinst from starting the zfs-fuse service (invoke-rc.d and
-# deb-systemd-invoke both obey policy-rc.d; exit 101 = action forbidden).
-policy=/usr/sbin/policy-rc.d
-if [ ! -e "$policy" ]; then
-  printf '#!/bin/sh\n# temporary, from zferry scripts/install-zfs-fuse.sh\nexit 101\n' >"$policy"
-  chmod 755 "$policy"
-  trap 'rm -f "$policy"' EXIT
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-echo "install-zfs-fuse: installing ${missing[*]}"
-apt-get update </dev/null || die "'apt-get update' failed (see output above; check network and apt sources)"
-apt-get install -y --no-install-recommends "${missing[@]}" </dev/null \
-  || die "'apt-get install -y ${missing[*]}' failed (see output above)"
+apt_install install-zfs-fuse "${missing[@]}"
 
 for bin in "${missing[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || die "'$bin' is still not on PATH after installing it"

@@ -14,6 +14,7 @@
 //   6. otherwise the path (a shaper, or a link slower than assumed).
 import type { BufferCaps } from '../shared/sockopt.js';
 import type { CpuUse } from '../shared/host.js';
+import type { DiskProbeResultMsg } from '../shared/control.js';
 import { formatBytes } from '../shared/units.js';
 
 export interface RttStats {
@@ -80,15 +81,8 @@ export interface ZfsSendResult {
   error: string | null;
 }
 
-export interface DiskResult {
-  state: string;
-  path: string;
-  where: string;
-  bytes: number;
-  seconds: number;
-  bytesPerSecond: number;
-  message: string;
-}
+/** The receiver's disk probe, as Diagnose reports it. */
+export type DiskResult = DiskProbeResultMsg;
 
 export interface DoctorMeasurements {
   /** --link-mbit, when given */

@@ -152,7 +152,7 @@ export class Lane extends EventEmitter {
 
   send(c: LaneChunk): void {
     const lease = c.lease;
-    if (!c.wire && lease && c.data.buffer === lease.buf.buffer && c.data.byteOffset === lease.buf.byteOffset + DATA_HEAD_BYTES) {
+    if (lease && !c.wire) {
       // header into the headroom, one write: the buffer is ours until the write completes
       const frame = lease.buf.subarray(0, DATA_HEAD_BYTES + c.data.length);
       writeDataHead(frame, c.seq, c.data.length, c.checksum, c.fin);
