@@ -5,7 +5,7 @@
 // The benchmark's agents cannot go below the sum; see README "Benchmark".
 //
 //   node dist/bench/floor.js [--gib 2]
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { createCA, issueCertificate } from '../shared/certs.js';
@@ -13,6 +13,14 @@ import { PIPE_BYTES, PipeReader, closeFd, openPipe, pipeWriter } from '../shared
 
 const CHUNK = 1024 * 1024;
 const SELF = fileURLToPath(import.meta.url);
+
+/** The child's end, listened for from the moment it is spawned: a child that ends while we
+ *  are still reading its pipe has emitted 'close' before a later `once('close')` could hear
+ *  it, and a promise nobody will settle lets Node exit 0 half-way (the missing "pipe write"
+ *  line, 7 runs in 12). */
+function closed(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve, reject) => child.once('close', resolve).once('error', reject));
+}
 
 function cpuSeconds(since: NodeJS.CpuUsage): { user: number; system: number } {
   const u = process.cpuUsage(since);
@@ -45,6 +53,7 @@ async function tlsFloor(bytes: number): Promise<void> {
   const cert = issueCertificate({ ca, kind: 'server', commonName: 'floor', ipAddresses: ['127.0.0.1'] });
   let c0 = process.cpuUsage();
   let t0 = 0;
+  let client: Promise<number | null> = Promise.resolve(null);
   const done = new Promise<void>((resolve) => {
     const server = tls.createServer({ key: cert.keyPem, cert: cert.certPem, minVersion: 'TLSv1.3' }, (sock) => {
       let n = 0;
@@ -59,17 +68,19 @@ async function tlsFloor(bytes: number): Promise<void> {
     });
     server.listen(0, '127.0.0.1', () => {
       const port = (server.address() as { port: number }).port;
-      spawn(process.execPath, [SELF, '--role', 'tls-client', '--port', String(port), '--bytes', String(bytes)], { stdio: ['ignore', 'inherit', 'inherit'] });
+      client = closed(spawn(process.execPath, [SELF, '--role', 'tls-client', '--port', String(port), '--bytes', String(bytes)], { stdio: ['ignore', 'inherit', 'inherit'] }));
     });
   });
   await done;
-  await new Promise((r) => setTimeout(r, 200)); // the client prints after its end()
+  // the client prints its line after its end(): wait for the process, not a guessed delay
+  if ((await client) !== 0) throw new Error('the TLS client process failed');
 }
 
 async function pipeReadFloor(bytes: number): Promise<void> {
   const p = openPipe();
   if (!p) throw new Error('the native addon is not built: node native/build.mjs');
   const child = spawn('head', ['-c', String(bytes), '/dev/zero'], { stdio: ['ignore', p.writeFd, 'inherit'] });
+  const ended = closed(child);
   closeFd(p.writeFd);
   const reader = new PipeReader(p.readFd);
   const buf = Buffer.alloc(CHUNK);
@@ -83,13 +94,14 @@ async function pipeReadFloor(bytes: number): Promise<void> {
   }
   reader.close();
   report(`pipe read (${PIPE_BYTES / 2 ** 20} MiB pipe)`, n, (performance.now() - t0) / 1000, cpuSeconds(c0));
-  await new Promise((r) => child.once('close', r));
+  await ended;
 }
 
 async function pipeWriteFloor(bytes: number): Promise<void> {
   const p = openPipe();
   if (!p) throw new Error('the native addon is not built: node native/build.mjs');
   const child = spawn('cat', [], { stdio: [p.readFd, 'ignore', 'inherit'] });
+  const ended = closed(child);
   closeFd(p.readFd);
   const w = pipeWriter(p.writeFd);
   const buf = Buffer.alloc(CHUNK, 3);
@@ -97,7 +109,7 @@ async function pipeWriteFloor(bytes: number): Promise<void> {
   const t0 = performance.now();
   for (let n = 0; n < bytes; n += CHUNK) await new Promise<void>((resolve, reject) => w.write(buf, (e) => (e ? reject(e) : resolve())));
   w.end();
-  await new Promise((r) => child.once('close', r));
+  await ended;
   report(`pipe write (${PIPE_BYTES / 2 ** 20} MiB pipe)`, bytes, (performance.now() - t0) / 1000, cpuSeconds(c0));
 }
 
@@ -116,7 +128,19 @@ async function main(argv: string[]): Promise<void> {
   await pipeWriteFloor(bytes);
 }
 
-main(process.argv.slice(2)).catch((e: Error) => {
-  process.stderr.write(`floor: ${e.message}\n`);
-  process.exit(1);
+let finished = false;
+// A promise left pending must not pass for success: if the loop drains before main() ends,
+// say so and fail instead of exiting 0 with lines missing.
+process.once('beforeExit', () => {
+  if (finished) return;
+  process.stderr.write('floor: stopped before every measurement ran (a promise was never settled)\n');
+  process.exitCode = 1;
 });
+main(process.argv.slice(2)).then(
+  () => (finished = true),
+  (e: Error) => {
+    finished = true;
+    process.stderr.write(`floor: ${e.message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -23,6 +23,7 @@ import { markdown, lanesLabel, type BenchReport, type LinkInfo, type RunRecord, 
 import { ssSnapshot, summarize, type SsSnapshot } from './ss.js';
 import { sshArgv, startSshd, type SshServer } from './sshd.js';
 import { installExitHandlers, readSysctl, run, system, tryRun } from './system.js';
+import { exitWhenFlushed } from '../shared/exit.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 // The code under test runs from a copy of the build taken at the start (see snapshotCode):
@@ -1120,10 +1121,10 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (e: unknown) => {
     say(`error: ${(e as Error).message}`);
     system.cleanup();
-    process.exit(2);
+    exitWhenFlushed(2);
   },
 );

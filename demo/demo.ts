@@ -7,6 +7,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
 import { run } from '../shared/run.js';
+import { exitWhenFlushed } from '../shared/exit.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const SENDER = join(ROOT, 'dist/sender-agent/cli.js');
@@ -174,5 +175,5 @@ async function main(): Promise<void> {
 
 main().catch((e: Error) => {
   process.stderr.write(`demo failed: ${e.message}\n`);
-  process.exit(1);
+  exitWhenFlushed(1);
 });

@@ -8,6 +8,7 @@ import { runCertsCommand } from '../shared/certs-cli.js';
 import { startReceiver } from './server.js';
 import { runStatusCommand } from './status-cli.js';
 import { runInviteCommand } from './invite.js';
+import { exitWhenFlushed } from '../shared/exit.js';
 
 const USAGE = `usage:
   receiver-agent serve --config <receiver.json> [--zfs <path>]
@@ -55,9 +56,9 @@ async function main(argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (e: unknown) => {
     process.stderr.write(`receiver-agent: ${errorMessage(e)}\n`);
-    process.exit(1);
+    exitWhenFlushed(1);
   },
 );

@@ -14,6 +14,7 @@ import { ControlClient } from './control-client.js';
 import { loadTlsMaterial } from '../shared/tls.js';
 import { formatHostPort, parseHostPort } from '../shared/address.js';
 import { formatStatus } from '../shared/status-table.js';
+import { exitWhenFlushed } from '../shared/exit.js';
 
 const USAGE = `usage:
   sender-agent replicate <pool/dataset>[@snapshot] --to <host:port> --name <target name>
@@ -245,9 +246,9 @@ process.on('warning', (w: Error & { code?: string }) => {
 });
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  (code) => exitWhenFlushed(code),
   (e: unknown) => {
     process.stderr.write(`sender-agent: ${errorMessage(e)}\n`);
-    process.exit(e instanceof ZferryError && e.code === 'usage' ? 2 : 1);
+    exitWhenFlushed(e instanceof ZferryError && e.code === 'usage' ? 2 : 1);
   },
 );

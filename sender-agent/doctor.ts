@@ -22,6 +22,7 @@ import { parseHostPort, formatHostPort } from '../shared/address.js';
 import type { SenderConfig } from '../shared/config.js';
 import { AGENT_VERSION, PROTOCOL_VERSION, type DiagnoseReply } from '../shared/control.js';
 import { ZferryError, errorMessage, oneLine } from '../shared/errors.js';
+import { childEnd, sleep, stopSend } from '../shared/child.js';
 import { StreamDigest, chunkChecksum } from '../shared/frames.js';
 import { cpuBetween, cpuCount, cpuSample, type CpuUse } from '../shared/host.js';
 import type { Logger } from '../shared/log.js';
@@ -109,7 +110,6 @@ interface Ctx {
   linkMbit?: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorReport> {
   const started = performance.now();
@@ -506,14 +506,6 @@ function receiverFacts(f: DiagnoseReply, cpu: CpuUse | null): SideFacts {
 
 // ---- zfs ------------------------------------------------------------------------------
 
-function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string }> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve({ code: child.exitCode, signal: child.signalCode });
-    child.once('error', (e) => resolve({ code: null, signal: null, error: e.message }));
-    child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-}
-
 /** `zfs send` of the newest snapshot into nothing, for up to `seconds`: the source pool's read pace. */
 export async function zfsSendProbe(zfs: Zfs, dataset: string, seconds: number): Promise<ZfsSendResult> {
   const r: ZfsSendResult = { dataset, snapshot: '', raw: false, bytes: 0, seconds: 0, bytesPerSecond: 0, complete: false, error: null };
@@ -532,15 +524,11 @@ export async function zfsSendProbe(zfs: Zfs, dataset: string, seconds: number): 
       if (stderr.length < 4096) stderr += b.toString('utf8');
     });
     const t0 = performance.now();
-    const exited = waitExit(child);
+    const exited = childEnd(child);
     const ended = await Promise.race([exited, sleep(seconds * 1000).then(() => null)]);
     r.seconds = (performance.now() - t0) / 1000;
-    if (ended === null) {
-      // cancel the way ZFS expects: close the pipe (see replicate.ts stopSend)
-      child.stdout!.destroy();
-      const gone = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)]);
-      if (!gone) child.kill('SIGKILL');
-    } else if (ended.code !== 0) {
+    if (ended === null) await stopSend(child);
+    else if (ended.code !== 0) {
       throw new ZferryError('zfs-send', `zfs send failed: ${oneLine(stderr) || ended.error || (ended.signal ? `killed by ${ended.signal}` : `exit status ${ended.code}`)}`);
     } else r.complete = true;
     r.bytesPerSecond = r.bytes / Math.max(r.seconds, 1e-3);

@@ -2,6 +2,7 @@
 // lanes, state the end, and hold the new anchor snapshot once the receiver committed.
 import type { ChildProcess } from 'node:child_process';
 import { ZferryError, oneLine } from '../shared/errors.js';
+import { childEnd, sleep, stopSend } from '../shared/child.js';
 import type { Logger } from '../shared/log.js';
 import { formatHostPort, parseHostPort } from '../shared/address.js';
 import { holdTag, parseSource, targetUnderRoot } from '../shared/names.js';
@@ -177,13 +178,6 @@ export async function estimateBytes(s: Session, spec: SendSpec): Promise<{ bytes
   return { bytes: null, how: 'unknown (this zfs has no send -nP)' };
 }
 
-function waitExit(child: ChildProcess): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve({ code: child.exitCode, signal: child.signalCode });
-    else child.once('close', (code, signal) => resolve({ code, signal }));
-  });
-}
-
 export async function replicate(o: ReplicateOptions, log: Logger, progressOut: NodeJS.WritableStream, contact?: { made: boolean }): Promise<ReplicateResult> {
   const started = Date.now();
   const s = await openSession(o, log, contact);
@@ -272,7 +266,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       child.stderr!.on('data', (b: Buffer) => {
         if (stderr.length < 65536) stderr += b.toString('utf8');
       });
-      const exited = waitExit(child);
+      const exited = childEnd(child);
       progress.begin();
       // --lanes auto: grow the lane count while that raises goodput (lane-control.ts)
       let laneState: LaneControlState = { lanes, before: null, done: o.lanes !== 'auto' || o.bwlimit > 0 };
@@ -366,21 +360,6 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   } finally {
     s.client.close();
   }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Cancels a running `zfs send` the way ZFS expects: close the pipe it writes to, so it fails
- * with "Broken pipe" and cleans up. Killing the client instead can leave zfs-fuse's daemon
- * (which holds its own copy of the pipe) stuck with the pool busy. SIGKILL only as a fallback.
- */
-async function stopSend(child: ChildProcess, reader: PipeReader | null): Promise<void> {
-  reader?.close();
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  child.stdout?.destroy();
-  const exited = await Promise.race([waitExit(child).then(() => true), sleep(10_000).then(() => false)]);
-  if (!exited) child.kill('SIGKILL');
 }
 
 /** Finish is idempotent on the receiver: if the control connection drops, ask again. */

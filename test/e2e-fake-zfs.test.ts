@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run } from '../shared/run.js';
 import { FAKE_ZFS, makePki, runSender, senderArgs, spawnSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { childEnd } from '../shared/child.js';
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -188,10 +189,10 @@ describe('replication with OpenZFS features (fake zfs)', () => {
         const m = [...out.matchAll(/"event":"progress","bytes":(\d+)/g)].pop();
         if (m && Number(m[1]) > 20 * 1024 * 1024) resolve();
       });
-      p.on('close', () => resolve());
+      void childEnd(p).then(() => resolve());
     });
     p.kill('SIGKILL');
-    await new Promise((r) => p.on('close', r));
+    await childEnd(p);
     expect(out).not.toMatch(/"event":"done"/);
 
     newZfsCalls();
@@ -217,10 +218,10 @@ describe('replication with OpenZFS features (fake zfs)', () => {
         out += b.toString();
         if (/"event":"progress","bytes":[1-9]\d{6,}/.test(out)) resolve();
       });
-      p.on('close', () => resolve());
+      void childEnd(p).then(() => resolve());
     });
     p.kill('SIGKILL');
-    await new Promise((r) => p.on('close', r));
+    await childEnd(p);
     await new Promise((r) => setTimeout(r, 1500)); // the receiver gives up on the orphan; zfs keeps the token
     await zfs(['destroy', 'tank/gone@g1']);
     await zfs(['snapshot', 'tank/gone@g2']);

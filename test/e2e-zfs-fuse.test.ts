@@ -16,6 +16,7 @@ import {
   type TestPool,
 } from './helpers/zfs-fuse.js';
 import { makePki, runSender, senderArgs, spawnSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { childEnd } from '../shared/child.js';
 
 let src: TestPool;
 let dst: TestPool;
@@ -185,10 +186,10 @@ describe('replication on real ZFS (zfs-fuse)', () => {
         out += b.toString();
         if (/"event":"progress","bytes":[1-9]/.test(out)) resolve();
       });
-      p.on('close', () => resolve());
+      void childEnd(p).then(() => resolve());
     });
     p.kill('SIGKILL');
-    await new Promise((r) => p.on('close', r));
+    await childEnd(p);
     expect(out).not.toMatch(/"event":"done"/);
     // the receiver gives up on the orphaned transfer; zfs-fuse discards the partial receive
     await new Promise((r) => setTimeout(r, 2500));

@@ -10,6 +10,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { run } from '../shared/run.js';
 import { FAKE_ZFS, ROOT, makePki, runSender, senderArgs, spawnSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { childEnd } from '../shared/child.js';
 import { prng, startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
 
 const SLOW_ZFS = join(ROOT, 'test/helpers/slow-zfs');
@@ -76,7 +77,7 @@ function waitProgress(p: ChildProcess, bytes: number): Promise<void> {
       }
     };
     p.stdout!.on('data', on);
-    p.on('close', () => resolve());
+    void childEnd(p).then(() => resolve());
   });
 }
 
@@ -85,7 +86,7 @@ function collect(p: ChildProcess): { out: () => string; err: () => string; code:
   let err = '';
   p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   p.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  return { out: () => out, err: () => err, code: new Promise((r) => p.on('close', r)) };
+  return { out: () => out, err: () => err, code: childEnd(p).then((e) => e.code) };
 }
 
 beforeAll(async () => {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run } from '../shared/run.js';
 import { FAKE_ZFS, ROOT, makePki, spawnSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { childEnd } from '../shared/child.js';
 
 const SLOW_ZFS = join(ROOT, 'test/helpers/slow-zfs');
 const RECV_BPS = 1.5 * 1024 * 1024;
@@ -41,7 +42,7 @@ async function timedReplication(receiver: ReceiverProcess, name: string): Promis
     }
   });
   p.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  const code = await new Promise<number | null>((r) => p.on('close', r));
+  const { code } = await childEnd(p);
   expect(code, err).toBe(0);
   return { fed90, stream };
 }

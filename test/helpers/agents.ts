@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { tmpdir } from 'node:os';
+import { childEnd } from '../../shared/child.js';
 import { createCA, issueCertificate, writeCertFile, writeKeyFile, type CertAndKey } from '../../shared/certs.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
@@ -126,8 +127,11 @@ export function senderArgs(cmd: string, source: string | null, o: { to: string; 
   return [cmd, ...(source ? [source] : []), '--to', o.to, '--name', o.name, '--config', o.config, '--zfs', o.zfs, ...(o.extra ?? [])];
 }
 
+/** Starts a sender; its end is listened for at once, so `childEnd(p)` never misses it. */
 export function spawnSender(args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, [SENDER_CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = spawn(process.execPath, [SENDER_CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  void childEnd(p);
+  return p;
 }
 
 export function runSender(args: string[], env?: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<SenderRun> {
