@@ -1,13 +1,14 @@
 // Stand-in `zfs` for the WAN benchmark (bench/bench-zfs runs it). It answers every call the
 // agents make (shared/zfs.ts) in OpenZFS's output format, but moves no real data:
 //
-//   send     writes BENCH_BYTES bytes of a fixed pseudo-random stream to stdout (a DRR_BEGIN
-//            record as OpenZFS writes it, then a 64 MiB xorshift block generated once per
-//            process, repeated), as fast as the reader takes it
+//   send     writes a fixed stream of exactly BENCH_BYTES bytes to stdout, as fast as the
+//            reader takes it: a valid OpenZFS full send stream (see streamPieces) whose data
+//            is a 64 MiB xorshift block generated once per process, repeated
 //   send -nP prints that size
-//   receive  reads stdin to EOF and discards it, counting bytes (optionally checking them
-//            against the same stream: BENCH_ZFS_VERIFY=1); on a complete stream the target
-//            then "exists" with the source's snapshot, so the planner sees it up to date
+//   receive  reads stdin to EOF and discards it, counting stream bytes (headers included;
+//            optionally checking every byte against the same stream: BENCH_ZFS_VERIFY=1); on
+//            a complete stream the target then "exists" with the source's snapshot, so the
+//            planner sees it up to date
 //
 // so that disk and ZFS speed are out of the picture. State lives in BENCH_ZFS_STATE (a
 // directory): datasets made by `create -p` or `receive`, and for each receive a progress
@@ -19,7 +20,7 @@
 //   BENCH_BYTES            stream size in bytes (default 1 GiB)
 //   BENCH_ZFS_VERIFY       1: receive compares every byte with the expected stream
 //   BENCH_ZFS_PROGRESS_MS  how often receive writes its progress file (default 50)
-import { mkdirSync, readFileSync, readSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, readSync, readdirSync, renameSync, writeFileSync, writeSync, writevSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { isatty } from 'node:tty';
 import { join } from 'node:path';
@@ -51,15 +52,37 @@ function fail(code: number, message: string): never {
 }
 
 /**
- * The stream begins like a real one — a DRR_BEGIN record (dmu_replay_record_t, 312 bytes,
- * little-endian: type 0, magic 0x2F5BACBAC, header type DMU_SUBSTREAM, no feature flags,
- * toguid and toname of the snapshot) — because receivers look at it before `zfs recv` does;
- * the rest is the pattern block, repeated.
+ * The stream is a full send stream as OpenZFS writes one and as the kernel (dmu_recv.c
+ * receive_read_record) and libzfs read it: 312-byte dmu_replay_record_t records,
+ * little-endian, each followed by the payload its own fields call for.
+ *
+ *   BEGIN   DMU_SUBSTREAM, no feature flags, toguid and toname of the snapshot; no payload
+ *   OBJECT  object 2, a plain file (type 19, bonus type SA, no bonus), 128 KiB blocks
+ *   WRITE   one per block of object 2, at offset i * 128 KiB: logical_size 128 KiB and as many
+ *           payload bytes (uncompressed), taken from the pattern block at the same offset
+ *           modulo its size. So that the stream is exactly BENCH_BYTES long, the last WRITE
+ *           carries what is left, and when that is under 512 bytes (the smallest block the
+ *           kernel accepts) the one before it gives up the difference: every logical_size
+ *           lies in 512..128 KiB, and is a multiple of 8 when BENCH_BYTES is.
+ *   END     toguid. Every checksum is zero: the stand-in computes no fletcher-4. A reader
+ *           walking records (as the receiver does) needs none, and the kernel skips a zero
+ *           per-record checksum (offset 280), but it would refuse END's zero stream checksum
+ *           (offset 8) with ECKSUM: this stream is for bench-zfs receive, not a real pool.
  */
-export const BEGIN_BYTES = 312;
+export const REC_BYTES = 312;
+export const BEGIN_BYTES = REC_BYTES;
+export const WRITE_BLOCK = 128 * 1024;
+const OBJECT_ID = 2n;
+const DMU_OT_PLAIN_FILE_CONTENTS = 19;
+const DMU_OT_SA = 44;
+const ZIO_CHECKSUM_FLETCHER_4 = 7;
+/** BEGIN, OBJECT, END */
+const FIXED_BYTES = 3 * REC_BYTES;
+/** the smallest stream: BEGIN, OBJECT, one 512-byte WRITE, END */
+export const MIN_STREAM_BYTES = FIXED_BYTES + REC_BYTES + 512;
 
 export function beginRecord(toname: string, toguid: string): Buffer {
-  const b = Buffer.alloc(BEGIN_BYTES);
+  const b = Buffer.alloc(REC_BYTES);
   b.writeUInt32LE(0, 0); // DRR_BEGIN
   b.writeUInt32LE(0, 4); // no payload
   b.writeBigUInt64LE(0x2f5bacbacn, 8); // DMU_BACKUP_MAGIC
@@ -73,7 +96,72 @@ export function beginRecord(toname: string, toguid: string): Buffer {
   return b;
 }
 
-/** The pattern: xorshift32 from a fixed seed, 64 MiB; after the BEGIN record the stream is this block repeated. */
+function objectRecord(toguid: bigint): Buffer {
+  const b = Buffer.alloc(REC_BYTES);
+  b.writeUInt32LE(1, 0); // DRR_OBJECT
+  b.writeUInt32LE(0, 4); // bonuslen 0: no payload
+  b.writeBigUInt64LE(OBJECT_ID, 8);
+  b.writeUInt32LE(DMU_OT_PLAIN_FILE_CONTENTS, 16);
+  b.writeUInt32LE(DMU_OT_SA, 20); // bonustype
+  b.writeUInt32LE(WRITE_BLOCK, 24); // blksz
+  b.writeUInt8(1, 34); // dn_slots
+  b.writeBigUInt64LE(toguid, 40);
+  return b;
+}
+
+function writeRecord(toguid: bigint, index: number, size: number): Buffer {
+  const b = Buffer.alloc(REC_BYTES);
+  b.writeUInt32LE(3, 0); // DRR_WRITE
+  b.writeUInt32LE(size, 4);
+  b.writeBigUInt64LE(OBJECT_ID, 8);
+  b.writeUInt32LE(DMU_OT_PLAIN_FILE_CONTENTS, 16);
+  b.writeBigUInt64LE(BigInt(index) * BigInt(WRITE_BLOCK), 24); // offset
+  b.writeBigUInt64LE(BigInt(size), 32); // logical_size; compressiontype 0: the payload
+  b.writeBigUInt64LE(toguid, 40);
+  b.writeUInt8(ZIO_CHECKSUM_FLETCHER_4, 48);
+  return b;
+}
+
+function endRecord(toguid: bigint): Buffer {
+  const b = Buffer.alloc(REC_BYTES);
+  b.writeUInt32LE(5, 0); // DRR_END
+  b.writeBigUInt64LE(toguid, 40);
+  return b;
+}
+
+/** How the WRITE records share a stream of `total` bytes: their count and payload sizes. */
+export function streamLayout(total: number): { writes: number; sizeOf: (i: number) => number } {
+  const data = total - FIXED_BYTES;
+  const writes = Math.ceil(data / (REC_BYTES + WRITE_BLOCK));
+  const payload = data - writes * REC_BYTES;
+  let last = payload - (writes - 1) * WRITE_BLOCK;
+  let prev = WRITE_BLOCK;
+  if (last < 512) {
+    prev -= 512 - last;
+    last = 512;
+  }
+  return { writes, sizeOf: (i) => (i === writes - 1 ? last : i === writes - 2 ? prev : WRITE_BLOCK) };
+}
+
+/**
+ * The stream of `total` bytes, piece by piece (record headers, payloads as views of `block`);
+ * the sender writes these and the verifying receiver compares against them.
+ */
+export function* streamPieces(total: number, block: Buffer): Generator<Buffer> {
+  const toguid = BigInt(SNAP_GUID);
+  const { writes, sizeOf } = streamLayout(total);
+  yield beginRecord(SOURCE_SNAPSHOT, SNAP_GUID);
+  yield objectRecord(toguid);
+  for (let i = 0; i < writes; i++) {
+    const size = sizeOf(i);
+    const at = (i * WRITE_BLOCK) % block.length;
+    yield writeRecord(toguid, i, size);
+    yield block.subarray(at, at + size);
+  }
+  yield endRecord(toguid);
+}
+
+/** The pattern: xorshift32 from a fixed seed, 64 MiB; the WRITE payloads are slices of it. */
 export function patternBlock(bytes = BLOCK_BYTES): Buffer {
   const words = new Uint32Array(bytes / 4);
   let x = 0x2545f491;
@@ -90,7 +178,9 @@ function streamBytes(): number {
   const v = process.env.BENCH_BYTES;
   if (v === undefined || v === '') return DEFAULT_STREAM_BYTES;
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) fail(2, `BENCH_BYTES must be a positive byte count, not "${v}"`);
+  if (!Number.isSafeInteger(n) || n < MIN_STREAM_BYTES) {
+    fail(2, `BENCH_BYTES must be a byte count of at least ${MIN_STREAM_BYTES} (a stream of BEGIN, OBJECT, one WRITE and END records), not "${v}"`);
+  }
   return n;
 }
 
@@ -114,6 +204,33 @@ function writeAllSync(fd: number, buf: Buffer): void {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EAGAIN') nap(1);
       else throw e;
+    }
+  }
+}
+
+/** Write all of `bufs` with writev, coping with short writes. */
+function writevAllSync(fd: number, bufs: Buffer[]): void {
+  let i = 0;
+  while (i < bufs.length) {
+    let n: number;
+    try {
+      n = writevSync(fd, i === 0 ? bufs : bufs.slice(i));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') {
+        nap(1);
+        continue;
+      }
+      throw e;
+    }
+    while (n > 0 && i < bufs.length) {
+      const b = bufs[i]!;
+      if (b.length <= n) {
+        n -= b.length;
+        i++;
+      } else {
+        bufs[i] = b.subarray(n);
+        n = 0;
+      }
     }
   }
 }
@@ -276,10 +393,19 @@ function propValue(o: Obj, prop: string, parsable: boolean): string {
   }
 }
 
+/** A user property (module:property): any such name is valid; unset, its value and source are "-". */
+const USER_PROP_RE = /^[a-z0-9_.-]*:[a-z0-9_.:-]*$/i;
+
+/** zfs get's source column: "default" for settable properties at their default, "-" otherwise. */
+function propSource(o: Obj, prop: string): string {
+  if (o.kind === 'filesystem' && (prop === 'encryption' || prop === 'keyformat' || prop === 'mountpoint')) return 'default';
+  return '-';
+}
+
 function parseProps(list: string): string[] {
   const props = list.split(',').map((p) => ALIASES[p] ?? p);
   for (const p of props) {
-    if (p === 'all') continue;
+    if (p === 'all' || USER_PROP_RE.test(p)) continue;
     if (!PROPS.has(p)) fail(2, `bad property list: invalid property '${p}'\nusage:\n\tget [-rHp] [-d max] [-o "all" | field[,...]] [-t type[,...]] <"all" | property[,...]> [filesystem|volume|snapshot|bookmark] ...`);
   }
   return props.includes('all') ? [...PROPS].filter((p) => p !== 'name') : props;
@@ -369,11 +495,15 @@ function cmdGet(state: string, argv: string[]): void {
   const depth = o.flags.has('r') ? Infinity : o.values.has('d') ? Number(o.values.get('d')) : 0;
   const types = new Set((o.values.get('t') ?? 'all').split(','));
   const parsable = o.flags.has('p');
+  // -s: only values from these sources ("none" is the "-" of read-only and unset properties)
+  const sources = o.values.has('s') ? new Set(o.values.get('s')!.split(',')) : null;
   const rows: string[][] = [];
   for (const obj of collect(state, targets, depth, types)) {
     for (const p of props) {
       const value = propValue(obj, p, parsable);
-      rows.push(fields.map((f) => (f === 'name' ? objName(obj) : f === 'property' ? p : f === 'value' ? value : '-')));
+      const source = propSource(obj, p);
+      if (sources && !sources.has(source === '-' ? 'none' : source)) continue;
+      rows.push(fields.map((f) => (f === 'name' ? objName(obj) : f === 'property' ? p : f === 'value' ? value : f === 'source' ? source : '-')));
     }
   }
   out(table(rows, o.flags.has('H') ? null : fields.map((f) => f.toUpperCase())));
@@ -436,19 +566,20 @@ function cmdSend(state: string, argv: string[]): void {
   }
   if (isatty(1)) fail(1, "Error: Stream can not be written to a terminal.\nYou must redirect standard output.");
   const block = patternBlock();
-  const head = beginRecord(snapshot, SNAP_GUID);
-  let left = bytes;
-  let off = 0;
   try {
-    const h = head.subarray(0, Math.min(left, BEGIN_BYTES));
-    writeAllSync(1, h);
-    left -= h.length;
-    while (left > 0) {
-      const n = Math.min(left, IO_BYTES, BLOCK_BYTES - off);
-      writeAllSync(1, block.subarray(off, off + n));
-      left -= n;
-      off = (off + n) % BLOCK_BYTES;
+    // about IO_BYTES per writev: 8 records with their headers
+    let batch: Buffer[] = [];
+    let batched = 0;
+    for (const piece of streamPieces(bytes, block)) {
+      batch.push(piece);
+      batched += piece.length;
+      if (batched >= IO_BYTES) {
+        writevAllSync(1, batch);
+        batch = [];
+        batched = 0;
+      }
     }
+    if (batch.length) writevAllSync(1, batch);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     fail(1, code === 'EPIPE' ? `warning: cannot send '${snapshot}': Broken pipe` : `cannot send '${snapshot}': ${(e as Error).message}`);
@@ -496,8 +627,10 @@ function cmdReceive(state: string, argv: string[]): void {
     renameSync(ptmp, pfile);
   };
   save();
-  const block = verify ? patternBlock() : null;
-  const head = beginRecord(SOURCE_SNAPSHOT, SNAP_GUID);
+  // the expected stream, piece by piece, and the position in the current piece
+  const pieces = verify ? streamPieces(expected ?? streamBytes(), patternBlock()) : null;
+  let piece: Buffer | null = null;
+  let pieceAt = 0;
   const buf = Buffer.allocUnsafe(IO_BYTES);
   let lastSave = Date.now();
   let mismatchAt = -1;
@@ -517,18 +650,28 @@ function cmdReceive(state: string, argv: string[]): void {
     }
     if (n === 0) break;
     if (p.firstByteAt === null) p.firstByteAt = Date.now();
-    if (block && mismatchAt < 0) {
-      // compare with the stream at this offset: the BEGIN record, then the block repeated
+    if (pieces && mismatchAt < 0) {
+      // compare with the expected stream at this offset
       let done = 0;
       while (done < n) {
-        const pos = p.bytes + done;
-        const [ref, at, len] =
-          pos < BEGIN_BYTES ? [head, pos, Math.min(n - done, BEGIN_BYTES - pos)] : [block, (pos - BEGIN_BYTES) % BLOCK_BYTES, 0];
-        const l = len || Math.min(n - done, BLOCK_BYTES - at);
-        if (buf.compare(ref, at, at + l, done, done + l) !== 0) {
-          mismatchAt = pos;
+        if (!piece || pieceAt === piece.length) {
+          const nx = pieces.next();
+          if (nx.done) {
+            mismatchAt = p.bytes + done; // more bytes than the stream has
+            break;
+          }
+          piece = nx.value;
+          pieceAt = 0;
+          continue;
+        }
+        const l = Math.min(n - done, piece.length - pieceAt);
+        if (buf.compare(piece, pieceAt, pieceAt + l, done, done + l) !== 0) {
+          let k = 0;
+          while (buf[done + k] === piece[pieceAt + k]) k++;
+          mismatchAt = p.bytes + done + k;
           break;
         }
+        pieceAt += l;
         done += l;
       }
     }

@@ -6,6 +6,8 @@ import { errorMessage } from '../shared/errors.js';
 import { parseArgs } from '../shared/args.js';
 import { runCertsCommand } from '../shared/certs-cli.js';
 import { startReceiver } from './server.js';
+import { ReceiverCore } from './control-service.js';
+import { Zfs } from '../shared/zfs.js';
 import { runStatusCommand } from './status-cli.js';
 import { runInviteCommand } from './invite.js';
 import { exitWhenFlushed } from '../shared/exit.js';
@@ -16,6 +18,9 @@ const USAGE = `usage:
   receiver-agent invite --config <receiver.json> --identity <name> --root <pool/dataset> [--expires 24h]
                         [--host <name>] [--require-raw]      (one-time enrollment invitation; invite --help)
   receiver-agent certs <init-ca|issue|show|fingerprint|list|revoke> ...   (certs --help)
+  receiver-agent make-inert --config <receiver.json> [--zfs <path>] [--dry-run]
+                        (replicas received without overrides: inherit mountpoint, canmount=noauto,
+                         no shares, no systemd mount properties; what serve reports at start)
 SIGHUP makes a running receiver re-read receiver.json's clients, its certificates and the
 revocation list (it also notices changes to those files by itself).
 `;
@@ -29,6 +34,7 @@ async function main(argv: string[]): Promise<number> {
   if (cmd === 'certs') return runCertsCommand(rest);
   if (cmd === 'status') return runStatusCommand(rest);
   if (cmd === 'invite') return runInviteCommand(rest);
+  if (cmd === 'make-inert') return makeInert(rest);
   if (cmd !== 'serve') {
     process.stderr.write(`receiver-agent: unknown command "${cmd}"\n${USAGE}`);
     return 2;
@@ -43,7 +49,12 @@ async function main(argv: string[]): Promise<number> {
   if (r.http) process.stdout.write(`http on ${r.http.address}\n`);
   if (r.trust.enroll) process.stdout.write(`enrollment on ${r.trust.enroll.address}\n`);
   // re-read clients, certificates and the revocation list without dropping anything
-  process.on('SIGHUP', () => r.trust.reload('SIGHUP'));
+  process.on('SIGHUP', () => {
+    r.trust.reload('SIGHUP');
+    void r.core.scan();
+  });
+  // replicas from versions without receive overrides, and clones that escaped their root
+  await r.core.scan();
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.info('shutting down', { signal: sig });
@@ -52,6 +63,20 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  return 0;
+}
+
+/** Cures what `serve` reports at start: received properties that could mount or share a replica. */
+async function makeInert(rest: string[]): Promise<number> {
+  const args = parseArgs(rest, { values: ['config', 'zfs'], booleans: ['dry-run'] });
+  if (!args.values.config) throw new Error('make-inert needs --config <receiver.json>');
+  const cfg = loadReceiverConfig(args.values.config);
+  const log = createLogger('receiver');
+  const core = new ReceiverCore(cfg, new Zfs(args.values.zfs ?? cfg.zfs), log);
+  const findings = await core.scan();
+  for (const f of findings) process.stdout.write(`${f.dataset}\t${f.property}=${f.value}\t(client ${f.identity})\n`);
+  if (!args.flags.has('dry-run')) await core.cure(findings);
+  process.stdout.write(`${findings.length} received propert${findings.length === 1 ? 'y' : 'ies'} ${args.flags.has('dry-run') ? 'would be' : 'were'} made inert\n`);
   return 0;
 }
 

@@ -28,11 +28,20 @@ import {
 import { Policy, certIdentity } from './policy.js';
 import { EventEmitter } from 'node:events';
 import { Transfer, type TransferEvent } from './transfer.js';
-import { Spool } from './spool.js';
+import { Spool, useSpoolBudget } from './spool.js';
+import { ReceiverBudget, SpoolBudget, type Superseded } from './budget.js';
 import { diskProbe, hostFacts, pingReply } from './diagnose.js';
+import { receiveOverrides } from '../shared/receive-props.js';
+import { cureFindings, scanRoots, type ScanFinding } from '../shared/inert.js';
 
 const MIN_CHUNK = 64 * 1024;
+/**
+ * Finished transfers kept for status pages (their counters: a settled transfer's chunk buffers
+ * are released at once, transfer.ts releaseBuffers), in all and per identity, so one client
+ * finishing probe after probe cannot push every other client's history out.
+ */
 const KEEP_FINISHED = 100;
+const KEEP_FINISHED_PER_IDENTITY = 20;
 
 /** The pseudo target a probe transfer shows in status pages: no dataset is touched. */
 export function probeTarget(root: string): string {
@@ -74,6 +83,16 @@ export class ReceiverCore {
   readonly policy: Policy;
   /** 'transfer' (event: TransferEvent, t: Transfer): for status pages, metrics and logs */
   readonly events = new EventEmitter();
+  /**
+   * Clients refused every transfer until the admin has looked: one of their received datasets
+   * lies outside their root (a clone of another root's snapshot). Found after a commit and by
+   * the scan at start; cleared by a scan (restart or SIGHUP) that no longer finds it.
+   */
+  readonly quarantined = new Map<string, string>();
+  /** windows and transfers of all clients together (budget.ts); taken in beginLimited, given back as each transfer settles */
+  readonly budget: ReceiverBudget;
+  /** spool disk of all transfers and per identity (budget.ts); null without a spool */
+  readonly spoolBudget: SpoolBudget | null;
 
   constructor(
     readonly cfg: ReceiverConfig,
@@ -81,6 +100,19 @@ export class ReceiverCore {
     readonly log: Logger,
   ) {
     this.policy = new Policy(cfg.clients);
+    // limits are read from cfg at each use
+    this.budget = new ReceiverBudget(() => ({
+      windowBudget: this.cfg.windowBudget,
+      windowBudgetPerIdentity: this.cfg.windowBudgetPerIdentity,
+      maxTransfersTotal: this.cfg.maxTransfersTotal,
+    }));
+    this.spoolBudget = cfg.spool
+      ? new SpoolBudget(
+          () => ({ maxBytes: this.cfg.spool?.maxBytes ?? 0, maxBytesPerIdentity: this.cfg.spool?.maxBytesPerIdentity ?? 0 }),
+          (transferId) => this.transfers.get(transferId)?.info.identity,
+        )
+      : null;
+    if (cfg.spool) useSpoolBudget(cfg.spool.dir, this.spoolBudget);
   }
 
   findTransfer(id: string): Transfer | undefined {
@@ -152,9 +184,12 @@ export class ReceiverCore {
   begin = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
     if (req.kind === 'probe') return this.beginProbe(identity, req);
     const { target, policy } = this.policy.target(identity, req.name);
+    const held = this.quarantined.get(policy.identity);
+    if (held) throw new ZferryError('quarantined', `"${policy.identity}" may not transfer until the receiver's admin has looked: ${held}`);
     if (!['full', 'incremental', 'resume'].includes(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind}"`);
     if (req.snapshot) validateSnapshotName(req.snapshot);
     if (req.toGuid && !/^\d{1,20}$/.test(req.toGuid)) throw new ZferryError('bad-request', 'to_guid must be a decimal u64');
+    if (req.fromGuid && !/^\d{1,20}$/.test(req.fromGuid)) throw new ZferryError('bad-request', 'from_guid must be a decimal u64');
     if (policy.requireRaw && (!req.raw || !req.encryptedSource)) {
       // a vault client: refused before zfs recv is even started (the stream's own BEGIN record is checked too)
       throw new ZferryError(
@@ -168,6 +203,9 @@ export class ReceiverCore {
     const parent = dirname(target);
     if (parent !== '.' && parent.includes('/')) await this.zfs.createParents(parent);
     const { chunkBytes, windowBytes } = this.sizes(req);
+    // what the stream may refer to by guid: snapshots under this client's root, nothing else
+    const known = await this.zfs.snapshotGuidsUnder(policy.root);
+    const onCommandLine = await this.zfs.receivePropsSupported();
     const t = new Transfer(
       {
         identity: policy.identity,
@@ -184,6 +222,8 @@ export class ReceiverCore {
         resumable,
         force: policy.allowForce,
         requireRaw: policy.requireRaw,
+        walk: { requireRaw: policy.requireRaw, knownGuids: new Set(known.keys()), plan: { kind: req.kind as 'full' | 'incremental' | 'resume', toGuid: req.toGuid, fromGuid: req.fromGuid } },
+        inert: { overrides: receiveOverrides(policy.receive), onCommandLine, root: policy.root },
       },
       this.zfs,
       this.log,
@@ -194,6 +234,9 @@ export class ReceiverCore {
     t.start();
     this.transfers.set(t.id, t);
     this.byTarget.set(target, t);
+    t.done.catch((e: unknown) => {
+      if (e instanceof ZferryError && e.code === 'escaped-root') this.quarantine(policy.identity, e.message);
+    });
     void t.exited().then(() => {
       if (this.byTarget.get(target) === t) this.byTarget.delete(target);
       this.prune();
@@ -227,6 +270,8 @@ export class ReceiverCore {
         resumable: false,
         force: false,
         requireRaw: false,
+        walk: null,
+        inert: null,
         maxBytes: this.cfg.probeMaxBytes,
       },
       this.zfs,
@@ -248,26 +293,55 @@ export class ReceiverCore {
 
   /** Begins being set up, per identity: counted with the running transfers for maxTransfers. */
   private readonly beginsInFlight = new Map<string, number>();
+  /** orphaned transfers a Begin in progress counts as superseded (so two Begins do not both count one) */
+  private readonly supersededBy = new Set<string>();
 
-  /** Begin under the client's maxTransfers limit (race-free: a Begin in progress holds a slot). */
+  /**
+   * Begin under the client's maxTransfers (defaultMaxTransfers when its policy sets none) and
+   * the receiver-wide budgets (budget.ts: windowBudget, windowBudgetPerIdentity,
+   * maxTransfersTotal). Over any of them: refused at once, 'busy', one line naming the limit.
+   * Race-free: a Begin in progress holds its slot and window. The budget comes back as the
+   * transfer settles: its window when `done` settles, its slot once zfs recv has exited too.
+   */
   beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
     const { target, policy } =
       req.kind === 'probe' ? { target: probeTarget(this.policy.client(identity).root), policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
     const id = policy.identity;
-    if (policy.maxTransfers !== null) {
-      // a transfer into the same target without lanes is superseded by this Begin (clearTarget): not counted
-      const running = [...this.transfers.values()].filter(
-        (t) => t.active && t.info.identity === id && (t.info.target !== target || t.lanes.size > 0 || t.state === 'committing'),
-      ).length;
-      const n = running + (this.beginsInFlight.get(id) ?? 0);
-      if (n >= policy.maxTransfers) {
-        throw new ZferryError('busy', `"${id}" already runs ${n} transfer${n === 1 ? '' : 's'}, its limit (maxTransfers ${policy.maxTransfers}); try again when one has finished`);
-      }
+    // A transfer into the same target without lanes is superseded by this Begin (clearTarget):
+    // not counted. Probes are never superseded (several may run; none is in byTarget).
+    const orphan = req.kind === 'probe' ? undefined : this.byTarget.get(target);
+    const superseded =
+      orphan && orphan.active && orphan.lanes.size === 0 && orphan.state !== 'committing' && !this.supersededBy.has(orphan.id) ? orphan : null;
+    const limit = policy.maxTransfers ?? this.cfg.defaultMaxTransfers;
+    const running = [...this.transfers.values()].filter((t) => t.active && t.info.identity === id && t !== superseded).length;
+    const n = running + (this.beginsInFlight.get(id) ?? 0);
+    if (n >= limit) {
+      const which = policy.maxTransfers !== null ? `maxTransfers ${limit}` : `defaultMaxTransfers ${limit}, as "${id}" sets no maxTransfers`;
+      throw new ZferryError('busy', `"${id}" already runs ${n} transfer${n === 1 ? '' : 's'}, its limit (${which}); try again when one has finished`);
     }
+    const freed: Superseded[] = superseded ? [{ identity: superseded.info.identity, windowBytes: superseded.info.windowBytes }] : [];
+    const grant = this.budget.take(id, this.sizes(req).windowBytes, freed); // throws 'busy' naming the budget
+    if (superseded) this.supersededBy.add(superseded.id);
     this.beginsInFlight.set(id, (this.beginsInFlight.get(id) ?? 0) + 1);
     try {
-      return await this.begin(identity, req);
+      const reply = await this.begin(identity, req);
+      const t = this.transfers.get(reply.transferId);
+      if (!t) {
+        grant.release();
+        return reply;
+      }
+      grant.resize(t.info.windowBytes);
+      const settled = t.done.then(
+        () => grant.releaseWindow(),
+        () => grant.releaseWindow(),
+      );
+      void Promise.allSettled([settled, t.exited()]).then(() => grant.release());
+      return reply;
+    } catch (e) {
+      grant.release();
+      throw e;
     } finally {
+      if (superseded) this.supersededBy.delete(superseded.id);
       const left = (this.beginsInFlight.get(id) ?? 1) - 1;
       if (left <= 0) this.beginsInFlight.delete(id);
       else this.beginsInFlight.set(id, left);
@@ -344,9 +418,49 @@ export class ReceiverCore {
     return { message: said.join('; ') || 'nothing to abort' };
   };
 
+  private quarantine(identity: string, why: string): void {
+    this.quarantined.set(identity, why);
+    this.log.error('client quarantined: refused further transfers until the admin looks', { identity, reason: why });
+  }
+
+  /**
+   * Reads every client root (at start and on SIGHUP): replicas carrying dangerous received
+   * properties are reported with the command that cures them; a clone of a snapshot outside
+   * its root quarantines its client until a later scan no longer finds it.
+   */
+  async scan(): Promise<ScanFinding[]> {
+    const clients = Object.fromEntries(this.policy.identities().map((id) => [id, this.policy.lookup(id)!]));
+    const { findings, escapes } = await scanRoots(this.zfs, clients, this.log);
+    if (findings.length) {
+      this.log.warn('replicas carry received properties that could mount or share them outside their root; fix with: receiver-agent make-inert --config <receiver.json>', {
+        datasets: findings.length,
+        examples: findings.slice(0, 5).map((f) => `${f.dataset} ${f.property}=${f.value}`),
+      });
+    }
+    for (const id of [...this.quarantined.keys()]) if (!escapes.has(id)) this.quarantined.delete(id);
+    for (const [id, why] of escapes) this.quarantine(id, why);
+    return findings;
+  }
+
+  /** `receiver-agent make-inert`: cures every finding of the scan. */
+  async cure(findings: ScanFinding[]): Promise<void> {
+    await cureFindings(this.zfs, findings, (id) => receiveOverrides(this.policy.lookup(id)?.receive));
+  }
+
+  /** Forgets the oldest finished transfers beyond KEEP_FINISHED in all and KEEP_FINISHED_PER_IDENTITY per client. */
   private prune(): void {
-    const done = [...this.transfers.values()].filter((t) => !t.active);
-    for (const t of done.slice(0, Math.max(0, done.length - KEEP_FINISHED))) this.transfers.delete(t.id);
+    const done = [...this.transfers.values()].filter((t) => !t.active).reverse(); // newest first
+    const kept = new Map<string, number>();
+    let all = 0;
+    for (const t of done) {
+      const own = kept.get(t.info.identity) ?? 0;
+      if (all >= KEEP_FINISHED || own >= KEEP_FINISHED_PER_IDENTITY) {
+        this.transfers.delete(t.id);
+        continue;
+      }
+      kept.set(t.info.identity, own + 1);
+      all++;
+    }
   }
 
   /** Set by the server (receiver-agent/status.ts): one client's own transfers and target lag. */

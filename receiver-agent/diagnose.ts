@@ -2,6 +2,15 @@
 // can limit a replication — socket buffer caps, congestion controls, CPU counters — and, when
 // receiver.json allows it ("diskProbe": true), a timed write into the client's pool.
 //
+// Every client may be another customer, and a hostile one. By default a client learns only
+// what concerns its own path: its round trips (the replies themselves), its probe transfers,
+// its own disk probe and its own limits (bytesPerSecond, lanes, the probe bounds, the spool
+// size its transfers may use). The host's kernel release, load average, CPU counters (host and
+// receiver process: they move with other customers' transfers), socket buffer caps, congestion
+// controls, CAP_NET_ADMIN, native addon and process clock are sent as zero/empty unless the
+// admin sets "diagnoseHostDetails": true in receiver.json (for a receiver with one customer,
+// or customers it trusts). HOST_DETAIL_FIELDS names them.
+//
 // The disk probe writes incompressible 1 MiB blocks into a new temporary file with an
 // fdatasync every 16 MiB and at the end, until diskProbeBytes are written or the time is up,
 // and deletes the file. Where: "diskProbePath" when set; else the mountpoint of the client's
@@ -34,10 +43,40 @@ const SYNC_EVERY = 16 * BLOCK;
 export const DISK_PROBE_DEFAULT_SECONDS = 8;
 export const DISK_PROBE_MAX_SECONDS = 20;
 
-/** A reply that only carries the clock: the answer to a ping. */
+/** The DiagnoseReply fields that describe the host rather than the client's own path. */
+export const HOST_DETAIL_FIELDS = [
+  'clockMs',
+  'buffersKnown',
+  'wmemMax',
+  'rmemMax',
+  'tcpWmem',
+  'tcpRmem',
+  'netAdmin',
+  'congestionAvailable',
+  'congestionAllowed',
+  'congestionDefault',
+  'cpus',
+  'loadavg',
+  'processCpuSeconds',
+  'hostCpuBusyTicks',
+  'hostCpuTotalTicks',
+  'kernel',
+  'sockoptAvailable',
+] as const satisfies ReadonlyArray<keyof DiagnoseReply>;
+
+/** Whether clients may see the host's facts (receiver.json "diagnoseHostDetails", default false). */
+export function hostDetailsAllowed(cfg: Pick<ReceiverConfig, 'diagnoseHostDetails'>): boolean {
+  return cfg.diagnoseHostDetails === true;
+}
+
+/**
+ * A reply with every host fact zero/empty: the answer to a ping, and the base of every reply.
+ * Only what concerns the client is set: probe and disk-probe permissions and bounds, the spool.
+ * The clock (process uptime) only with "diagnoseHostDetails".
+ */
 export function pingReply(cfg: ReceiverConfig): DiagnoseReply {
   return {
-    clockMs: performance.now(),
+    clockMs: hostDetailsAllowed(cfg) ? performance.now() : 0,
     buffersKnown: false,
     wmemMax: 0,
     rmemMax: 0,
@@ -58,14 +97,19 @@ export function pingReply(cfg: ReceiverConfig): DiagnoseReply {
     diskProbeAllowed: cfg.diskProbe,
     disk: null,
     kernel: '',
-    sockoptAvailable: sockopt.available,
+    sockoptAvailable: hostDetailsAllowed(cfg) && sockopt.available,
     clientBytesPerSecond: 0,
     clientMaxLanes: cfg.maxLanes,
     spoolMaxBytes: cfg.spool?.maxBytes ?? 0,
   };
 }
 
+/**
+ * What Diagnose with host: true answers (the caller adds the client's own limits and disk
+ * probe). Without "diagnoseHostDetails" the host's facts stay zero/empty: see the header.
+ */
 export function hostFacts(cfg: ReceiverConfig): DiagnoseReply {
+  if (!hostDetailsAllowed(cfg)) return pingReply(cfg);
   const caps = bufferCaps();
   const ticks = hostCpuTicks();
   return {

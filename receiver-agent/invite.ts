@@ -1,27 +1,39 @@
 // Enrollment invitations on the receiver: its Ed25519 signing key, the record of outstanding
 // invitations, the `receiver-agent invite` command, and the checks the enrollment endpoint
 // runs on an invitation it is shown (signature, record, CA, revoked, used, expired).
+// An invitation's root may not equal, contain or lie inside the root of another client or of
+// another identity's open invitation (hostile tenants): `invite` refuses it before writing
+// anything, and enrollment refuses it if such a client appeared since.
 //
 // Files next to receiver.json (both 0600):
-//   enroll-signing.key   the Ed25519 secret key (tweetnacl, 64 bytes, base64), made on first use
+//   enroll-signing.key   the Ed25519 secret key (64 bytes, base64: 32-byte seed ‖ public key, the
+//                        layout tweetnacl wrote), made on first use
 //   invitations.json     {"version": 1, "invitations": [{nonce, identity, root, expires, createdAt,
 //                         requireRaw?, usedAt?, usedBy?, revokedAt?}]}
 // Both are changed under a lock file and replaced atomically, so `invite` and a running
 // receiver can use them at the same time; marking an invitation used is one locked
 // read-check-write, so an invitation works once even when presented twice at once.
+//
+// The enrollment endpoint answers anyone, so what it does per request is cheap: the signing
+// key (as a ready KeyObject), the invitation records and the CA fingerprint are cached and
+// re-read only when their file changes (CachedFile: inode, size, mtime and ctime, one stat per
+// request), and the signature is verified by OpenSSL (node:crypto) in ~0.1 ms.
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import nacl from 'tweetnacl';
 import { parseArgs } from '../shared/args.js';
 import { readJsonFile, withFileLock, writeFileAtomic } from '../shared/atomic-file.js';
 import { certInfo, fingerprint } from '../shared/certs.js';
-import { configPath, loadReceiverConfig, type ReceiverConfig } from '../shared/config.js';
+import { configPath, findOverlappingClient, loadReceiverConfig, overlapMessage, rootsOverlap, type ReceiverConfig } from '../shared/config.js';
 import { ZferryError, errorMessage } from '../shared/errors.js';
 import {
+  ED25519_SECRET_BYTES,
   InvitationError,
   checkIdentity,
   decodeInvitation,
+  ed25519PrivateKey,
+  ed25519RawPublic,
   newNonce,
   parseDuration,
   signInvitation,
@@ -29,6 +41,7 @@ import {
   type Invitation,
 } from '../shared/invitation.js';
 import { validateDataset } from '../shared/names.js';
+import { identityRevocation, readRevoked } from '../shared/revocation.js';
 
 export const SIGNING_KEY_FILE = 'enroll-signing.key';
 export const INVITATIONS_FILE = 'invitations.json';
@@ -62,28 +75,84 @@ export function invitationsPath(cfg: Pick<ReceiverConfig, 'baseDir'>): string {
   return join(cfg.baseDir, INVITATIONS_FILE);
 }
 
-function parseKey(path: string): nacl.SignKeyPair {
+/** The enrollment signing key: the raw bytes of the file, and KeyObjects made from them once. */
+export interface SigningKey {
+  /** 64 bytes: seed ‖ public key */
+  secretKey: Uint8Array;
+  /** 32 bytes */
+  publicKey: Uint8Array;
+  privateKeyObject: KeyObject;
+  publicKeyObject: KeyObject;
+}
+
+function signingKeyOf(raw: Buffer, path: string): SigningKey {
+  const privateKeyObject = ed25519PrivateKey(raw);
+  const publicKeyObject = createPublicKey(privateKeyObject);
+  const pub = ed25519RawPublic(publicKeyObject);
+  if (!pub.equals(raw.subarray(32))) throw new Error(`${path} is damaged: its public half does not belong to its secret half`);
+  return { secretKey: new Uint8Array(raw), publicKey: new Uint8Array(pub), privateKeyObject, publicKeyObject };
+}
+
+function parseKey(path: string): SigningKey {
   const text = readFileSync(path, 'utf8').trim();
   const raw = Buffer.from(text, 'base64');
-  if (raw.length !== nacl.sign.secretKeyLength) throw new Error(`${path} is not an Ed25519 enrollment key (base64 of ${nacl.sign.secretKeyLength} bytes expected)`);
+  if (raw.length !== ED25519_SECRET_BYTES) throw new Error(`${path} is not an Ed25519 enrollment key (base64 of ${ED25519_SECRET_BYTES} bytes expected)`);
   if ((statSync(path).mode & 0o077) !== 0) throw new Error(`${path} is readable by others; chmod 600 ${path}`);
-  return nacl.sign.keyPair.fromSecretKey(new Uint8Array(raw));
+  return signingKeyOf(raw, path);
 }
 
 /** The receiver's enrollment signing key; created (0600) on first use. */
-export function loadOrCreateSigningKey(path: string): nacl.SignKeyPair {
+export function loadOrCreateSigningKey(path: string): SigningKey {
   if (existsSync(path)) return parseKey(path);
   return withFileLock(path, () => {
     if (existsSync(path)) return parseKey(path);
-    const kp = nacl.sign.keyPair();
-    writeFileAtomic(path, Buffer.from(kp.secretKey).toString('base64') + '\n', 0o600);
-    return kp;
+    const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }) as { d: string; x: string };
+    const raw = Buffer.concat([Buffer.from(jwk.d, 'base64url'), Buffer.from(jwk.x, 'base64url')]);
+    writeFileAtomic(path, raw.toString('base64') + '\n', 0o600);
+    return signingKeyOf(raw, path);
   });
 }
 
 /** The signing key if it exists (the enrollment endpoint never creates one: no key, no invitation). */
-export function loadSigningKey(path: string): nacl.SignKeyPair | null {
+export function loadSigningKey(path: string): SigningKey | null {
   return existsSync(path) ? parseKey(path) : null;
+}
+
+/**
+ * A file's parsed contents, parsed again only when the file changed: one stat per get(), the
+ * parse when inode, size, mtime or ctime differ (an atomic replace is a new inode; an edit in
+ * place moves mtime/ctime, in nanoseconds). `missing` when the file does not exist. A parse
+ * that throws is not cached (the next get() tries again).
+ */
+export class CachedFile<T> {
+  private sig = '';
+  private value: T | undefined;
+
+  constructor(
+    private readonly path: () => string,
+    private readonly parse: (path: string) => T,
+    private readonly missing: T,
+  ) {}
+
+  get(): T {
+    const p = this.path();
+    let st;
+    try {
+      st = statSync(p, { bigint: true });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw new Error(`cannot read ${p} (${(e as NodeJS.ErrnoException).code ?? errorMessage(e)})`);
+      this.sig = '';
+      this.value = undefined;
+      return this.missing;
+    }
+    // the stat before the read: a change in between is seen by the next get()
+    const sig = `${p}|${st.ino}|${st.size}|${st.mtimeNs}|${st.ctimeNs}`;
+    if (sig !== this.sig || this.value === undefined) {
+      this.value = this.parse(p);
+      this.sig = sig;
+    }
+    return this.value;
+  }
 }
 
 function readState(path: string): InvitationState {
@@ -103,6 +172,22 @@ function updateState<T>(path: string, fn: (s: InvitationState) => T): T {
 
 export function listInvitations(cfg: Pick<ReceiverConfig, 'baseDir'>): InvitationRecord[] {
   return readState(invitationsPath(cfg)).invitations;
+}
+
+/** An invitation that can still be redeemed (not used, revoked or expired). */
+function isOpen(r: InvitationRecord, now: number): boolean {
+  return !r.usedAt && !r.revokedAt && Date.parse(r.expires) > now;
+}
+
+/**
+ * Refuses (bad-config, one line) a root that equals, contains or lies inside the root of
+ * another client, or of another identity's open invitation: each customer gets its own subtree.
+ */
+function refuseOverlap(cfg: ReceiverConfig, identity: string, root: string, invitations: InvitationRecord[], now: number): void {
+  const hit = findOverlappingClient(cfg.clients, identity, root);
+  if (hit) throw new ZferryError('bad-config', overlapMessage(cfg.file, identity, root, hit.identity, hit.root));
+  const inv = invitations.find((r) => r.identity !== identity && isOpen(r, now) && rootsOverlap(root, r.root));
+  if (inv) throw new ZferryError('bad-config', overlapMessage(cfg.file, identity, root, inv.identity, inv.root, `, invited until ${inv.expires}`));
 }
 
 function hostFor(cfg: ReceiverConfig, host: string | undefined): string {
@@ -149,6 +234,8 @@ export function createInvitation(
   const ms = o.expiresMs ?? DEFAULT_EXPIRY_MS;
   if (ms > MAX_EXPIRY_MS) throw new ZferryError('usage', '--expires must be at most 30d');
   const now = o.now ?? Date.now();
+  // before anything is written (signing key, invitation record); again under the lock below
+  refuseOverlap(cfg, identity, root, readState(invitationsPath(cfg)).invitations, now);
   const host = hostFor(cfg, o.host);
   const caPem = readFileSync(configPath(cfg.baseDir, cfg.tls.ca), 'utf8');
   const invitation: Invitation = {
@@ -162,7 +249,7 @@ export function createInvitation(
     nonce: newNonce(),
   };
   const key = loadOrCreateSigningKey(signingKeyPath(cfg));
-  const token = signInvitation(invitation, key.secretKey);
+  const token = signInvitation(invitation, key.privateKeyObject);
   const record: InvitationRecord = {
     nonce: invitation.nonce,
     identity,
@@ -172,6 +259,7 @@ export function createInvitation(
     ...(o.requireRaw ? { requireRaw: true } : {}),
   };
   updateState(invitationsPath(cfg), (s) => {
+    refuseOverlap(cfg, identity, root, s.invitations, now);
     // forget invitations that ended more than 30 days ago
     const horizon = now - 30 * 86400_000;
     s.invitations = s.invitations.filter((r) => Date.parse(r.usedAt ?? r.revokedAt ?? r.expires) > horizon);
@@ -189,20 +277,32 @@ export function revokeInvitations(cfg: ReceiverConfig, what: string, now = Date.
   });
 }
 
-/** An enrollment refused: HTTP status and one line for the customer. */
-export class EnrollRefusal extends Error {
+/** An enrollment refused: HTTP status and one line for the customer (`code`: see ZferryError). */
+export class EnrollRefusal extends ZferryError {
   constructor(
     readonly status: number,
     message: string,
+    code = 'enroll-refused',
   ) {
-    super(message);
+    super(code, message);
     this.name = 'EnrollRefusal';
   }
 }
 
 /** The enrollment endpoint's view of invitations. */
 export class InvitationBook {
-  constructor(private readonly cfg: ReceiverConfig) {}
+  /** the signing key, its KeyObjects made once per version of the file */
+  private readonly key: CachedFile<SigningKey | null>;
+  /** invitations.json by nonce (redeem/unredeem still read-check-write the file under its lock) */
+  private readonly records: CachedFile<Map<string, InvitationRecord>>;
+  /** SHA-256 fingerprint of the CA certificate (tls.ca may change on a reload) */
+  private readonly ca: CachedFile<string | null>;
+
+  constructor(private readonly cfg: ReceiverConfig) {
+    this.key = new CachedFile(() => signingKeyPath(cfg), parseKey, null);
+    this.records = new CachedFile(() => invitationsPath(cfg), (p) => new Map(readState(p).invitations.map((r) => [r.nonce, r])), new Map());
+    this.ca = new CachedFile(() => configPath(cfg.baseDir, cfg.tls.ca), (p) => fingerprint(readFileSync(p, 'utf8')), null);
+  }
 
   /** Everything about an invitation except "not yet used" under the lock: see redeem(). */
   check(token: string, now = Date.now()): { invitation: Invitation; record: InvitationRecord } {
@@ -213,10 +313,10 @@ export class InvitationBook {
       throw new EnrollRefusal(400, e instanceof InvitationError ? e.message : `malformed invitation: ${errorMessage(e)}`);
     }
     const inv = d.invitation;
-    const key = loadSigningKey(signingKeyPath(this.cfg));
-    const state = readState(invitationsPath(this.cfg));
-    const record = state.invitations.find((r) => r.nonce === inv.nonce);
-    if (!key || !verifyInvitationSignature(d, key.publicKey)) {
+    const key = this.key.get();
+    const cached = this.records.get().get(inv.nonce);
+    const record = cached ? { ...cached } : undefined;
+    if (!key || !verifyInvitationSignature(d, key.publicKeyObject)) {
       throw new EnrollRefusal(
         403,
         record
@@ -228,13 +328,16 @@ export class InvitationBook {
     if (record.identity !== inv.id || record.root !== inv.root || Date.parse(record.expires) !== inv.exp * 1000) {
       throw new EnrollRefusal(403, 'invitation does not match the one this receiver issued with that nonce');
     }
-    const caNow = fingerprint(readFileSync(configPath(this.cfg.baseDir, this.cfg.tls.ca), 'utf8'));
+    const caNow = this.ca.get();
     if (inv.ca !== caNow) throw new EnrollRefusal(403, "invitation names another CA than this receiver's (the CA changed since it was made); ask for a new one");
     if (record.revokedAt) throw new EnrollRefusal(403, `invitation was revoked at ${record.revokedAt}`);
     if (record.usedAt) throw new EnrollRefusal(409, `invitation was already used at ${record.usedAt}; an invitation works once, ask for a new one`);
     if (inv.exp * 1000 <= now) throw new EnrollRefusal(403, `invitation expired at ${record.expires}; ask for a new one`);
     const have = Object.prototype.hasOwnProperty.call(this.cfg.clients, inv.id) ? this.cfg.clients[inv.id] : undefined;
     if (have && have.root !== inv.root) throw new EnrollRefusal(409, `identity "${inv.id}" now writes ${have.root}, not ${inv.root}; ask for a new invitation`);
+    // a client enrolled or configured since the invitation was made may have taken an overlapping root
+    const hit = findOverlappingClient(this.cfg.clients, inv.id, inv.root);
+    if (hit) throw new EnrollRefusal(409, `invitation's root ${inv.root} overlaps the root of another client of this receiver; ask for a new invitation`);
     return { invitation: inv, record };
   }
 
@@ -259,6 +362,19 @@ export class InvitationBook {
         delete r.usedBy;
       }
     });
+  }
+}
+
+/** For `invite`: a line saying that this invitation re-admits a revoked identity, or null. */
+function revokedIdentityNote(cfg: ReceiverConfig, identity: string): string | null {
+  if (!cfg.tls.revoked) return null;
+  try {
+    const e = identityRevocation(readRevoked(configPath(cfg.baseDir, cfg.tls.revoked)), identity);
+    return e
+      ? `note: identity "${identity}" was revoked at ${e.revokedAt}; enrolling with this invitation re-admits it, with the new certificate only (its older certificates stay refused)`
+      : null;
+  } catch {
+    return null; // the receiver reports an unreadable deny-list itself
   }
 }
 
@@ -304,6 +420,8 @@ export function runInviteCommand(argv: string[], out: NodeJS.WritableStream = pr
       `invitation for "${r.record.identity}" (writes under ${r.record.root}${r.record.requireRaw ? ', raw sends only' : ''}), enrollment at ${r.invitation.enroll}, ` +
         `single use, expires ${r.record.expires}; the customer runs: sender-agent enroll <invitation> --out <dir>\n`,
     );
+    const revoked = revokedIdentityNote(cfg, r.record.identity);
+    if (revoked) err.write(revoked + '\n');
     return 0;
   } catch (e) {
     err.write(`receiver-agent invite: ${errorMessage(e)}\n`);

@@ -2,10 +2,21 @@
 // HELLO (transfer id + secret) within the handshake timeout, from the same certificate
 // identity that began the transfer; then DATA frames are checked and handed to the
 // transfer. Any protocol error sends one ERROR line and closes this lane only.
+//
+// DEFLATE'd DATA frames are inflated in libuv's threadpool, under three bounds (see
+// receiver-agent/budget.ts for the numbers and why):
+// - before inflating, the most the chunk may inflate to (the transfer's chunk size, and at
+//   most MAX_INFLATE_RATIO times its deflated bytes) is reserved in the transfer's window, so
+//   the bytes in zlib's hands count like the bytes held for reassembly;
+// - at most INFLATIONS_PER_LANE run per lane and inflateSlots over the whole process; a frame
+//   that must wait stops this lane's reading (TCP then slows its sender) until it can run;
+// - a chunk that expands more than MAX_INFLATE_RATIO:1 closes the lane with one ERROR line.
+// A lane that carries more duplicates (chunks already received) than duplicateLimit() allows
+// is closed with "too many duplicate chunks".
 import type { TLSSocket } from 'node:tls';
 import { ZferryError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { Lease } from '../shared/buffer-pool.js';
+import { Lease, PoolReleasedError } from '../shared/buffer-pool.js';
 import {
   CHECKSUM_BYTES,
   FrameError,
@@ -14,6 +25,7 @@ import {
   FLAG_DEFLATE,
   FLAG_FIN,
   openDeflated,
+  inflateBound,
   HELLO_BYTES,
   decodeHello,
   encodeError,
@@ -24,8 +36,9 @@ import {
 } from '../shared/frames.js';
 import type { LaneHandle, LaneStats, Transfer } from './transfer.js';
 import { laneInfo } from '../shared/sockopt.js';
-import { WindowError } from './reassembler.js';
+import { WindowError, windowOfPool } from './reassembler.js';
 import type { IdentityThrottle } from './throttle.js';
+import { INFLATIONS_PER_LANE, MAX_INFLATE_RATIO, duplicateLimit, inflateSlots } from './budget.js';
 
 export interface LaneRegistry {
   findTransfer(id: string): Transfer | undefined;
@@ -39,12 +52,21 @@ export interface LaneRegistry {
   throttle?: IdentityThrottle;
 }
 
+const isDeflatedData = (f: Frame): boolean => f.type === FrameType.Data && (f.flags & FLAG_DEFLATE) !== 0;
+
 export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistry, log: Logger): void {
   const parser = new FrameParser(HELLO_BYTES);
   let transfer: Transfer | null = null;
   let closed = false;
   const peer = `${socket.remoteAddress}:${socket.remotePort}`;
-  const counters = { bytes: 0, chunks: 0, openedAt: Date.now() };
+  const counters = { bytes: 0, chunks: 0, duplicates: 0, openedAt: Date.now() };
+  /** DEFLATE'd frames of this lane being inflated now */
+  let inflating = 0;
+  /** frames that arrived behind one waiting for an inflation slot, in order */
+  const queue: Frame[] = [];
+  let waitingForSlot = false;
+  /** why reading is paused: the client's bytesPerSecond, inflation slots */
+  const pausedFor = new Set<'throttle' | 'inflate'>();
 
   const lane: LaneHandle = {
     index: -1,
@@ -58,6 +80,9 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
       if (closed) return;
       closed = true;
       socket.end();
+      // a lane paused behind an inflation slot still reads its peer's end (data is ignored now)
+      pausedFor.clear();
+      socket.resume();
     },
     stats(): LaneStats {
       const tcp = laneInfo(socket) as unknown as Record<string, number | undefined> | null;
@@ -71,6 +96,25 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     if (logIt) log.warn('lane refused', { peer, identity, reason: message, transfer: transfer?.id });
     socket.end(encodeError(message));
     setTimeout(() => socket.destroy(), 2000).unref();
+  }
+
+  function pause(why: 'throttle' | 'inflate'): void {
+    if (pausedFor.size === 0) socket.pause();
+    pausedFor.add(why);
+  }
+
+  function resume(why: 'throttle' | 'inflate'): void {
+    if (pausedFor.delete(why) && pausedFor.size === 0 && !closed) socket.resume();
+  }
+
+  /** Runs fn; a protocol error in it closes this lane with its one-line reason. */
+  function guarded(fn: () => void): void {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof FrameError || e instanceof WindowError || e instanceof ZferryError || e instanceof PoolReleasedError) refuse(e.message);
+      else refuse(`internal error: ${(e as Error).message}`);
+    }
   }
 
   const helloTimer = setTimeout(() => refuse(`no HELLO within ${reg.handshakeTimeoutMs} ms`), reg.handshakeTimeoutMs);
@@ -99,6 +143,100 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     log.debug('lane open', { peer, transfer: id, lane: h.laneIndex });
   }
 
+  /** Hands a verified chunk to the transfer; counts it, and whether it was a duplicate. */
+  function take(t: Transfer, f: Frame, data: Buffer, lease?: Lease): void {
+    counters.bytes += data.length;
+    counters.chunks++;
+    const dupsBefore = t.duplicates;
+    t.accept({ seq: f.value, data, checksum: frameChecksum(f), fin: (f.flags & FLAG_FIN) !== 0, lease });
+    if (t.duplicates > dupsBefore) {
+      counters.duplicates++;
+      const limit = duplicateLimit(counters.chunks, Math.ceil(t.info.windowBytes / t.info.chunkBytes));
+      if (counters.duplicates > limit) {
+        refuse(`too many duplicate chunks: ${counters.duplicates} of the ${counters.chunks} chunks on this lane had already arrived (limit ${limit})`);
+      }
+    }
+  }
+
+  /**
+   * Inflates a DEFLATE'd chunk (the caller holds a slot of this lane and of inflateSlots): its
+   * bound is reserved in the window first, and the chunk is handed on once inflated.
+   */
+  function inflate(t: Transfer, f: Frame): void {
+    inflating++;
+    const window = windowOfPool(t.pool);
+    let reserved = false;
+    const giveBack = (): void => {
+      if (reserved) window!.unreserve(f.value);
+      t.pool.give(f.payload); // the deflated bytes: done with
+    };
+    const freeSlots = (): void => {
+      inflating--;
+      inflateSlots.release(); // may start inflations of other lanes waiting, then ours
+    };
+    try {
+      reserved = window?.reserve(f.value, inflateBound(f.payload.length - CHECKSUM_BYTES, t.info.chunkBytes, MAX_INFLATE_RATIO)) ?? false;
+    } catch (e) {
+      giveBack();
+      freeSlots();
+      throw e;
+    }
+    // Inflated off the main thread; order does not matter, the reassembler sorts by sequence.
+    openDeflated(f, t.info.chunkBytes, MAX_INFLATE_RATIO).then(
+      (data) => {
+        giveBack(); // the reservation becomes the held chunk itself, in one step
+        if (!closed) guarded(() => take(t, f, data));
+        freeSlots();
+        drain();
+      },
+      (e: Error) => {
+        giveBack();
+        refuse(e.message);
+        freeSlots();
+      },
+    );
+  }
+
+  /** Runs a frame now if it can; false: a DEFLATE'd chunk that must wait for an inflation slot. */
+  function run(f: Frame): boolean {
+    if (transfer && isDeflatedData(f)) {
+      if (inflating >= INFLATIONS_PER_LANE) return false; // one of ours finishing drains the queue
+      if (!inflateSlots.tryTake()) {
+        if (!waitingForSlot) {
+          waitingForSlot = true;
+          inflateSlots.wait(() => {
+            waitingForSlot = false;
+            drain();
+          });
+        }
+        return false;
+      }
+      inflate(transfer, f);
+      return true;
+    }
+    onFrame(f);
+    return true;
+  }
+
+  /** A parsed frame: run now, or queued (in order) behind one that waits; reading pauses meanwhile. */
+  function dispatch(f: Frame): void {
+    if (queue.length === 0 && run(f)) return;
+    queue.push(f);
+    pause('inflate');
+  }
+
+  /** Runs what waited, in order, as far as slots allow; reading resumes once nothing waits. */
+  function drain(): void {
+    if (closed) return;
+    guarded(() => {
+      while (queue.length && !closed) {
+        if (!run(queue[0]!)) return;
+        queue.shift();
+      }
+      if (!queue.length) resume('inflate');
+    });
+  }
+
   function onFrame(f: Frame): void {
     if (!transfer) {
       if (f.type !== FrameType.Hello) return refuse(`expected HELLO, got ${FrameType[f.type]}`);
@@ -107,28 +245,11 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     switch (f.type) {
       case FrameType.Data: {
         const t = transfer;
-        const take = (data: Buffer, lease?: Lease): void => {
-          counters.bytes += data.length;
-          counters.chunks++;
-          t.accept({ seq: f.value, data, checksum: frameChecksum(f), fin: (f.flags & FLAG_FIN) !== 0, lease });
-        };
         if (f.flags & FLAG_DEFLATE) {
-          // Inflated off the main thread; order does not matter, the reassembler sorts by sequence.
-          openDeflated(f, t.info.chunkBytes).then(
-            (data) => {
-              t.pool.give(f.payload); // the deflated bytes: done with
-              if (closed) return;
-              try {
-                take(data);
-              } catch (e) {
-                refuse((e as Error).message);
-              }
-            },
-            (e: Error) => refuse(e.message),
-          );
+          inflate(t, f); // only through run(), which took the slots
           return;
         }
-        take(openData(f), new Lease(t.pool, f.payload));
+        take(t, f, openData(f), new Lease(t.pool, f.payload));
         return;
       }
       case FrameType.Ping:
@@ -152,28 +273,27 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
     if (rate) {
       const wait = reg.throttle!.take(identity, buf.length, rate);
       if (wait > 0 && !throttled) {
-        socket.pause();
+        pause('throttle');
         throttled = setTimeout(() => {
           throttled = null;
-          if (!closed) socket.resume();
+          resume('throttle');
         }, wait);
       }
     }
-    try {
+    guarded(() => {
       for (const f of parser.push(buf)) {
-        onFrame(f);
+        dispatch(f);
         if (closed) return;
       }
-    } catch (e) {
-      if (e instanceof FrameError || e instanceof WindowError || e instanceof ZferryError) refuse(e.message);
-      else refuse(`internal error: ${(e as Error).message}`);
-    }
+    });
   });
   socket.on('error', (e) => log.debug('lane socket error', { peer, error: e.message }));
   socket.on('close', () => {
     closed = true;
     clearTimeout(helloTimer);
     if (throttled) clearTimeout(throttled);
+    // frames that never ran: their pooled payloads go back (safe after the pool's release)
+    for (const f of queue.splice(0)) if (transfer && f.type === FrameType.Data) transfer.pool.give(f.payload);
     transfer?.detachLane(lane);
   });
 }

@@ -1,9 +1,10 @@
 // Who may write where. A client's identity is its certificate's subject CN; the config
 // maps it to one dataset root. Every target a client names is resolved under that root.
+// No two clients' roots overlap (one equal to, or inside, the other): such a map is refused.
 import type { PeerCertificate } from 'node:tls';
 import { ZferryError } from '../shared/errors.js';
 import { targetUnderRoot } from '../shared/names.js';
-import type { ClientPolicy } from '../shared/config.js';
+import { checkDisjointRoots, type ClientPolicy } from '../shared/config.js';
 
 export function certIdentity(cert: PeerCertificate | undefined | null): string | null {
   if (!cert || !cert.subject) return null;
@@ -13,13 +14,18 @@ export function certIdentity(cert: PeerCertificate | undefined | null): string |
 }
 
 export class Policy {
-  constructor(private clients: Record<string, ClientPolicy>) {}
+  /** Refuses (bad-config) a map in which one client's root equals, contains or lies inside another's. */
+  constructor(private clients: Record<string, ClientPolicy>) {
+    checkDisjointRoots(clients, 'receiver clients');
+  }
 
   /**
    * Swaps in a new identity → policy map (config reload, enrollment). Connections and
    * transfers already running keep the policy they started with; every new call uses this one.
+   * A map with overlapping roots is refused (bad-config) and the current one kept.
    */
   replace(clients: Record<string, ClientPolicy>): { added: string[]; removed: string[]; changed: string[] } {
+    checkDisjointRoots(clients, 'receiver clients');
     const before = this.clients;
     this.clients = clients;
     const added = Object.keys(clients).filter((k) => !Object.prototype.hasOwnProperty.call(before, k));

@@ -4,6 +4,9 @@
 // ones, running ones keep theirs), and the revocation deny-list (a newly revoked
 // certificate's live connections are closed, its next connection refused).
 //
+// Also taken at once: "diagnoseHostDetails", and a new status-server token (httpTokenFile, whose
+// file is watched too). A clients map in which two roots overlap is refused like a bad file.
+//
 // Triggers: a change to any of those files (fs.watch on their folders, debounced, so the
 // write-temp-then-rename of editors and of our own tools is seen), SIGHUP (cli.ts), and
 // enrollment (which calls applyConfig itself after it rewrote receiver.json).
@@ -76,6 +79,7 @@ export class Reloader {
     const out = [this.cfg.file, ...[t.ca, t.cert, t.key].map((p) => configPath(this.cfg.baseDir, p))];
     const r = this.revokedPath();
     if (r) out.push(r);
+    if (this.cfg.httpTokenFile) out.push(this.cfg.httpTokenFile);
     return out;
   }
 
@@ -128,14 +132,26 @@ export class Reloader {
       res.errors.push(errorMessage(e));
       this.log.error('configuration reload failed; the running configuration is kept', { reason, error: errorMessage(e) });
     }
-    if (next) res.config = this.applyConfig(next, reason) ? 'changed' : 'unchanged';
+    if (next) {
+      try {
+        res.config = this.applyConfig(next, reason) ? 'changed' : 'unchanged';
+      } catch (e) {
+        res.config = 'failed';
+        res.errors.push(errorMessage(e));
+        this.log.error('configuration reload failed; the running configuration is kept', { reason, error: errorMessage(e) });
+      }
+    }
     res.tls = this.reloadTls(reason, res.errors);
     res.revoked = this.reloadRevocation(reason, res.errors);
     this.rewatch();
     return res;
   }
 
-  /** Takes a freshly loaded configuration: clients and tls paths now, other keys at the next restart. */
+  /**
+   * Takes a freshly loaded configuration: clients, tls paths, "diagnoseHostDetails" and a new
+   * status-server token now, other keys at the next restart. Throws (bad-config), changing
+   * nothing, when two clients' roots overlap.
+   */
   applyConfig(next: ReceiverConfig, reason: string): boolean {
     const diff = this.policy.replace(next.clients);
     this.cfg.clients = next.clients;
@@ -146,7 +162,20 @@ export class Reloader {
       this.cfg.maxHandshakesPerAddress = next.maxHandshakesPerAddress;
       this.guard?.setLimits({ maxPerAddress: next.maxHandshakesPerAddress, maxTotal: next.maxHandshakes, handshakeTimeoutMs: this.cfg.handshakeTimeoutMs });
     }
+    if (this.cfg.diagnoseHostDetails !== next.diagnoseHostDetails) {
+      this.cfg.diagnoseHostDetails = next.diagnoseHostDetails;
+      this.log.info('configuration reloaded', { reason, diagnoseHostDetails: next.diagnoseHostDetails });
+    }
     const restart = RESTART_KEYS.filter((k) => JSON.stringify(this.cfg[k]) !== JSON.stringify(next[k]));
+    // The status server checks cfg.httpToken on every request: a new token works at once. Taking
+    // a token away waits for a restart, so that a server still bound beyond loopback never opens up.
+    if (next.httpToken !== this.cfg.httpToken) {
+      if (next.httpToken !== null) {
+        this.cfg.httpToken = next.httpToken;
+        this.cfg.httpTokenFile = next.httpTokenFile;
+        this.log.info('status server token replaced', { reason, file: next.httpTokenFile });
+      } else restart.push('httpTokenFile');
+    }
     const changed = diff.added.length + diff.removed.length + diff.changed.length > 0 || tlsChanged;
     if (changed) {
       this.log.info('configuration reloaded', { reason, clientsAdded: diff.added, clientsRemoved: diff.removed, clientsChanged: diff.changed, clients: Object.keys(next.clients).length });

@@ -17,6 +17,7 @@ import { Observer } from './observer.js';
 import { clientStatus } from './status.js';
 import { startHttp, type RunningHttp } from './http/server.js';
 import { setupTrust, type Trust } from './trust.js';
+import { certIdentity } from './policy.js';
 
 export interface RunningReceiver {
   core: ReceiverCore;
@@ -42,8 +43,8 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
     if (stale.length) log.warn('removed spool files of interrupted transfers; they resume from zfs resume tokens', { files: stale.length });
   }
 
-  const grpcServer = new grpc.Server({ 'grpc.max_receive_message_length': 1024 * 1024 });
-  grpcServer.addService(controlService().service, core.grpcHandlers());
+  const grpcServer = new grpc.Server(GRPC_SERVER_OPTIONS);
+  grpcServer.addService(controlService().service, limitCallsPerIdentity(controlService().service, core.grpcHandlers(), cfg.maxCallsPerIdentity, log));
   // TLS is already terminated by our listener; grpc-js reads the peer certificate from
   // the injected TLSSocket (call.getAuthContext()).
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
@@ -127,4 +128,93 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * The control service's limits, for every connection injected into it (grpc-js 1.14 reads
+ * these in its Server constructor and applies them to injected connections as to its own):
+ *
+ * - max_receive_message_length 1 MiB: control messages are a few hundred bytes.
+ * - max_concurrent_streams 16 per connection (announced in HTTP/2 SETTINGS; nghttp2 resets
+ *   the streams past it): a sender makes one call at a time; without it a connection could open
+ *   thousands of streams, each buffering up to a message. Over all of one identity's
+ *   connections, maxCallsPerIdentity (limitCallsPerIdentity below) bounds the calls running.
+ * - max_connection_idle_ms 5 min: a connection with no call running for 5 min is closed
+ *   (GOAWAY). Client PINGs do not count as activity, so nobody holds a control connection
+ *   forever without calls; a sender between Begin and Finish simply reconnects (grpc-js
+ *   does that by itself at its next call).
+ * - keepalive_time_ms 60 s / keepalive_timeout_ms 20 s: the receiver PINGs each connection
+ *   every minute and closes it when the PING is not answered within 20 s, so a peer that
+ *   vanished during a long call (Finish waits for zfs recv to commit) does not pin its
+ *   connection and its call slot until TCP gives up.
+ * - no max_connection_age: Finish may legitimately take as long as the disk needs, and
+ *   aging a connection out would cancel it; idle and keepalive above bound what matters.
+ */
+export const GRPC_SERVER_OPTIONS: grpc.ServerOptions = {
+  'grpc.max_receive_message_length': 1024 * 1024,
+  'grpc.max_concurrent_streams': 16,
+  'grpc.max_connection_idle_ms': 5 * 60_000,
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+};
+
+/**
+ * Wraps the unary handlers of a service so one identity has at most `max` calls running at
+ * once over all of its connections (maxCallsPerIdentity); one more is answered
+ * RESOURCE_EXHAUSTED at once. A call counts until its handler answers (even when the
+ * client cancelled: the work is still being done). Streaming methods pass unwrapped (the
+ * control service has none). Refusals are logged once per identity every 10 s.
+ */
+export function limitCallsPerIdentity(
+  service: grpc.ServiceDefinition,
+  handlers: grpc.UntypedServiceImplementation,
+  max: number,
+  log: Logger,
+): grpc.UntypedServiceImplementation {
+  const running = new Map<string, number>();
+  const refusals = new Map<string, { count: number; at: number }>();
+  const out: grpc.UntypedServiceImplementation = {};
+  for (const [name, handler] of Object.entries(handlers)) {
+    const def = service[name];
+    if (!def || def.requestStream || def.responseStream) {
+      out[name] = handler;
+      continue;
+    }
+    const unary = handler as grpc.handleUnaryCall<unknown, unknown>;
+    out[name] = ((call, callback) => {
+      const identity = certIdentity(call.getAuthContext().sslPeerCertificate) ?? '';
+      const n = running.get(identity) ?? 0;
+      if (n >= max) {
+        const r = refusals.get(identity) ?? { count: 0, at: 0 };
+        r.count++;
+        refusals.set(identity, r);
+        if (Date.now() - r.at >= 10_000) {
+          log.warn('calls refused', { identity, count: r.count, method: name, reason: `${n} calls running (maxCallsPerIdentity ${max})` });
+          r.count = 0;
+          r.at = Date.now();
+        }
+        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many calls at once: ${n} running (maxCallsPerIdentity ${max})` });
+        return;
+      }
+      running.set(identity, n + 1);
+      let done = false;
+      const release = (): void => {
+        if (done) return;
+        done = true;
+        const left = (running.get(identity) ?? 1) - 1;
+        if (left <= 0) running.delete(identity);
+        else running.set(identity, left);
+      };
+      try {
+        unary(call, (err, value, trailer, flags) => {
+          release();
+          callback(err, value, trailer, flags);
+        });
+      } catch (e) {
+        release();
+        throw e;
+      }
+    }) as grpc.handleUnaryCall<unknown, unknown>;
+  }
+  return out;
 }

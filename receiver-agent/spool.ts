@@ -3,9 +3,24 @@
 // keeps running at link speed while zfs recv catches up; the writer reads them back in
 // order. Bounded by maxBytes (a full spool back-pressures through the sender's window).
 // Removed after the transfer ends; an interrupted transfer resumes from zfs's own token.
+//
+// The spools of all transfers share the receiver's disk budget (receiver-agent/budget.ts
+// SpoolBudget: spool.maxBytes over all of them, spool.maxBytesPerIdentity per client), which
+// the receiver registers for its spool directory (useSpoolBudget). A spool counts the bytes its
+// file holds: everything written since it was last drained and truncated.
 import { ftruncateSync } from 'node:fs';
 import { open, readdir, rm, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import type { SpoolBudget } from './budget.js';
+
+/** The disk budget of each spool directory in this process (set by the receiver at start). */
+const budgets = new Map<string, SpoolBudget>();
+
+/** Spools created in `dir` from now on share `budget` (null: none, only their own maxBytes). */
+export function useSpoolBudget(dir: string, budget: SpoolBudget | null): void {
+  if (budget) budgets.set(resolve(dir), budget);
+  else budgets.delete(resolve(dir));
+}
 
 export class Spool {
   private fh: FileHandle | null = null;
@@ -18,10 +33,12 @@ export class Spool {
   private constructor(
     readonly path: string,
     readonly maxBytes: number,
+    private readonly transferId: string,
+    private readonly budget: SpoolBudget | null,
   ) {}
 
   static async create(dir: string, transferId: string, maxBytes: number): Promise<Spool> {
-    const s = new Spool(join(dir, `${transferId}.spool`), maxBytes);
+    const s = new Spool(join(dir, `${transferId}.spool`), maxBytes, transferId, budgets.get(resolve(dir)) ?? null);
     s.fh = await open(s.path, 'w+', 0o600);
     return s;
   }
@@ -31,14 +48,17 @@ export class Spool {
     return this.writeOff - this.readOff;
   }
 
+  /** Room for n more bytes: in this spool's own cap and in the receiver's budget (all spools, this client's). */
   hasRoomFor(n: number): boolean {
-    return this.writeOff + n <= this.maxBytes;
+    return this.fh !== null && this.writeOff + n <= this.maxBytes && (this.budget?.hasRoom(this.transferId, n) ?? true);
   }
 
   /** One append at a time (the caller awaits each); bytes become readable once written. */
   async append(data: Buffer): Promise<void> {
     if (this.appending) throw new Error('spool appends must not overlap');
     this.appending++;
+    // charged before the write, so other spools see the bytes at once; given back when drained or removed
+    this.budget?.charge(this.transferId, data.length);
     try {
       let off = 0;
       while (off < data.length) {
@@ -68,6 +88,7 @@ export class Spool {
       // (synchronously, so no append can slip in between the reset and the truncation)
       this.readOff = this.writeOff = 0;
       ftruncateSync(this.fh!.fd, 0);
+      this.budget?.refund(this.transferId);
     }
     return buf;
   }
@@ -75,6 +96,7 @@ export class Spool {
   async remove(): Promise<void> {
     const fh = this.fh;
     this.fh = null;
+    this.budget?.refund(this.transferId);
     await fh?.close().catch(() => {});
     await rm(this.path, { force: true });
   }

@@ -31,3 +31,111 @@ export class IdentityThrottle {
     return b.tokens >= 0 ? 0 : Math.ceil((-b.tokens * 1000) / rate);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Enrollment endpoint request limits. The endpoint answers peers who are not yet anybody, on
+// the thread that also serves every lane, so each request is charged before anything is done
+// for it (fastify onRequest: before the body is parsed, before the invitation's signature is
+// verified): one token bucket per source address, and one for all addresses together.
+//
+// Why these numbers: a customer enrolls once per host, with one request; a burst of 10 leaves
+// room for retries and for a few hosts enrolling from behind one NAT, and 1 a second after
+// that is far more than enrollment needs while it bounds what one address can make the
+// receiver do (a TLS handshake and an Ed25519 verification per second, well under 1% of a
+// core). The global bucket (burst 100, 20 a second) bounds the same work for a flood from many
+// addresses, and still lets a roll-out of 100 hosts at once through in its burst. A refused
+// request costs one map lookup; an address's refusals do not use up the global bucket.
+export interface RateLimit {
+  /** requests allowed at once (bucket size) */
+  burst: number;
+  /** tokens added per second */
+  perSecond: number;
+}
+
+export const ENROLL_LIMIT_PER_ADDRESS: RateLimit = { burst: 10, perSecond: 1 };
+export const ENROLL_LIMIT_ALL: RateLimit = { burst: 100, perSecond: 20 };
+/** addresses remembered at most (least recently seen forgotten first: ~100 bytes each) */
+const MAX_ADDRESSES = 10_000;
+
+export interface RateRefusal {
+  /** 'address': this source address is over its limit; 'all': the endpoint is */
+  scope: 'address' | 'all';
+  /** the bucket key (an IPv4 address, or an IPv6 /64) */
+  key: string;
+  /** whole seconds until a request would be allowed */
+  retryAfterSeconds: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+function refill(b: Bucket, l: RateLimit, now: number): void {
+  b.tokens = Math.min(l.burst, b.tokens + ((now - b.at) * l.perSecond) / 1000);
+  b.at = now;
+}
+
+export class AddressRateLimiter {
+  private readonly buckets = new Map<string, Bucket>();
+  private readonly all: Bucket;
+
+  constructor(
+    private readonly perAddress: RateLimit = ENROLL_LIMIT_PER_ADDRESS,
+    private readonly allAddresses: RateLimit = ENROLL_LIMIT_ALL,
+    now = performance.now(),
+  ) {
+    this.all = { tokens: allAddresses.burst, at: now };
+  }
+
+  /**
+   * The bucket an address is charged to: an IPv4 address as it is (IPv4-mapped IPv6 too); an
+   * IPv6 address by its /64, the block one host or site gets (one bucket per IPv6 address
+   * would give whoever holds a /64 2^64 buckets).
+   */
+  static key(address: string | undefined | null): string {
+    if (!address) return '?';
+    const a = address.replace(/%.*$/, '').toLowerCase();
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+    if (mapped) return mapped[1]!;
+    if (!a.includes(':')) return a;
+    const [head = '', tail] = a.split('::') as [string, string | undefined];
+    const h = head === '' ? [] : head.split(':');
+    const t = tail === undefined || tail === '' ? [] : tail.split(':');
+    const groups = tail === undefined ? h : [...h, ...new Array<string>(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+    return `${groups
+      .slice(0, 4)
+      .map((g) => (g.includes('.') ? g : parseInt(g, 16).toString(16)))
+      .join(':')}::/64`;
+  }
+
+  /** Addresses (buckets) remembered now. */
+  get tracked(): number {
+    return this.buckets.size;
+  }
+
+  /** Charges one request from `address`: null when allowed, else why not and for how long. */
+  take(address: string | undefined | null, now = performance.now()): RateRefusal | null {
+    const key = AddressRateLimiter.key(address);
+    let b = this.buckets.get(key);
+    if (b) {
+      this.buckets.delete(key); // re-inserted below: the Map's order is least recently seen first
+      refill(b, this.perAddress, now);
+    } else b = { tokens: this.perAddress.burst, at: now };
+    this.buckets.set(key, b);
+    if (this.buckets.size > MAX_ADDRESSES) this.buckets.delete(this.buckets.keys().next().value!);
+    if (b.tokens < 1) return { scope: 'address', key, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / this.perAddress.perSecond)) };
+    refill(this.all, this.allAddresses, now);
+    if (this.all.tokens < 1) return { scope: 'all', key, retryAfterSeconds: Math.max(1, Math.ceil((1 - this.all.tokens) / this.allAddresses.perSecond)) };
+    b.tokens -= 1;
+    this.all.tokens -= 1;
+    return null;
+  }
+
+  /** The one-line reason for a refusal, for the 429 reply. */
+  describe(r: RateRefusal): string {
+    return r.scope === 'address'
+      ? `too many enrollment requests from ${r.key} (at most ${this.perAddress.burst} at once, then ${this.perAddress.perSecond} a second); try again in ${r.retryAfterSeconds} s`
+      : `the enrollment endpoint is busy (more than ${this.allAddresses.perSecond} requests a second from all addresses); try again in ${r.retryAfterSeconds} s`;
+  }
+}

@@ -1,6 +1,7 @@
 // What the receiver adds around its one TLS port to make trust real without a restart:
 // revocation (deny-list checked right after the handshake, before anything is routed),
-// limits on connections that have not authenticated, per-identity lane and rate limits,
+// limits on connections that have not authenticated, per-identity connection, lane and
+// rate limits,
 // reloading of config/certificates/deny-list, and the enrollment endpoint.
 // server.ts calls into this in a few places; everything else lives here.
 import type * as tls from 'node:tls';
@@ -9,6 +10,7 @@ import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { RevocationList } from '../shared/revocation.js';
 import { serverTlsOptions, H2_ALPN, LANE_ALPN, type PeerIdentity, type TlsMaterial } from '../shared/tls.js';
+import { encodeError } from '../shared/frames.js';
 import { ConnectionGuard } from './conn-guard.js';
 import { startEnrollServer, type RunningEnroll } from './enroll-server.js';
 import type { Policy } from './policy.js';
@@ -28,8 +30,9 @@ export interface Trust {
   /** the enrollment endpoint, once started (null when the config has no "enroll") */
   enroll: RunningEnroll | null;
   /**
-   * For 'secureConnection', after the identity is known: false (socket destroyed, logged)
-   * when the client certificate is revoked.
+   * For 'secureConnection', after the identity is known: false (socket closed, logged)
+   * when the client certificate is revoked, or when its identity already holds
+   * maxConnectionsPerIdentity connections (a lane is told so in an ERROR frame first).
    */
   admit(socket: tls.TLSSocket, who: PeerIdentity): boolean;
   /** For 'tlsClientError': closes the socket (Node does not, on a handshake timeout); true when it should not be logged. */
@@ -47,12 +50,41 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
   const { cfg, policy, server, log } = o;
   const revocation = new RevocationList(null);
   const limits = { maxPerAddress: cfg.maxHandshakesPerAddress, maxTotal: cfg.maxHandshakes, handshakeTimeoutMs: cfg.handshakeTimeoutMs };
-  const guard = new ConnectionGuard(limits, log);
+  // the per-identity cap applies to the authenticated port only (enrollment has no identity)
+  const guard = new ConnectionGuard({ ...limits, maxPerIdentity: cfg.maxConnectionsPerIdentity }, log);
   const reloader = new Reloader(cfg, policy, revocation, guard, log, o.material);
   // a deny-list that exists but does not parse stops the start: better than admitting revoked clients
   const revokedPath = reloader.revokedPath();
   revocation.reload(revokedPath);
-  if (revokedPath) log.info('revocation list loaded', { file: revokedPath, revoked: revocation.size });
+  if (revokedPath) log.info('revocation list loaded', { file: revokedPath, revoked: revocation.size, identitiesRevoked: revocation.identities });
+
+  // admitted connections by identity, so that revoking an identity (`certs revoke <CN>`) also
+  // closes live connections made with certificates issued.json never knew (shared/revocation.ts)
+  const live = new Map<string, Map<tls.TLSSocket, string>>();
+  const track = (socket: tls.TLSSocket, who: PeerIdentity): void => {
+    let m = live.get(who.identity);
+    if (!m) live.set(who.identity, (m = new Map()));
+    m.set(socket, who.fingerprint);
+    socket.once('close', () => {
+      m!.delete(socket);
+      if (m!.size === 0 && live.get(who.identity) === m) live.delete(who.identity);
+    });
+  };
+  revocation.onIdentitiesRevoked = (entries) => {
+    let closed = 0;
+    for (const e of entries) {
+      for (const [socket, fingerprint] of live.get(e.cn) ?? []) {
+        if (revocation.refusal({ identity: e.cn, fingerprint })) {
+          socket.destroy();
+          closed++;
+        }
+      }
+    }
+    log.warn('identities revoked: every certificate of theirs is refused until re-enrolled with a new invitation', {
+      identities: entries.map((e) => `${e.cn} (${e.revokedAt}${e.reason ? `, ${e.reason}` : ''})`),
+      closedConnections: closed,
+    });
+  };
 
   server.on('connection', (raw) => guard.onConnection(raw));
   reloader.onTls('control/lane port', (m) => server.setSecureContext(serverTlsOptions(m, [H2_ALPN, LANE_ALPN])));
@@ -66,9 +98,11 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
     throttle,
     enroll: null,
     admit(socket, who) {
-      const hit = revocation.isRevoked(who.fingerprint);
-      if (hit) {
-        log.warn('connection refused: certificate revoked', {
+      // by fingerprint, or the whole identity (CN) unless this certificate re-enrolled it: shared/revocation.ts
+      const refused = revocation.refusal(who);
+      if (refused) {
+        const hit = refused.entry;
+        log.warn(refused.kind === 'certificate' ? 'connection refused: certificate revoked' : 'connection refused: identity revoked', {
           peer: socket.remoteAddress,
           identity: who.identity,
           fingerprint: who.fingerprint,
@@ -78,7 +112,17 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
         socket.destroy();
         return false;
       }
-      guard.onSecure(socket, who.fingerprint);
+      const over = guard.onSecure(socket, who.fingerprint, who.identity);
+      if (over) {
+        guard.noteIdentityRefusal(who.identity, over);
+        if (socket.alpnProtocol === LANE_ALPN) {
+          // the way lanes are refused (lane-listener.ts): one ERROR frame, then the connection closes
+          socket.end(encodeError(`connection refused: ${over}`));
+          setTimeout(() => socket.destroy(), 2000).unref();
+        } else socket.destroy();
+        return false;
+      }
+      track(socket, who);
       return true;
     },
     onTlsClientError(socket) {
@@ -99,6 +143,7 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
           log,
           applyConfig: (next, reason) => reloader.applyConfig(next, reason),
           guard: enrollGuard,
+          revocation,
         });
         const e = trust.enroll;
         reloader.onTls('enrollment endpoint', (m) => e.setTls(m));

@@ -98,6 +98,8 @@ export interface DoctorMeasurements {
   receiverLimit?: { bytesPerSecond: number | null; maxLanes: number | null } | null;
   /** the receiver's spool capacity (null: unknown, 0: none) */
   receiverSpoolBytes?: number | null;
+  /** the receiver answers but keeps its host facts to itself ("diagnoseHostDetails" off): `receiver` is null */
+  receiverHostWithheld?: boolean;
 }
 
 export type Stage =
@@ -223,7 +225,7 @@ export function analyzeBuffers(m: DoctorMeasurements): BufferAnalysis | null {
   // The receiver's lanes never set SO_RCVBUF: their window autotunes up to tcp_rmem's max.
   const rc = m.receiver?.caps ?? null;
   const receiverBytes = rc ? rc.tcpRmem[2] : null;
-  const receiverHow = rc ? `autotuned ≤ ${formatBytes(rc.tcpRmem[2])} (tcp_rmem max)` : 'unknown';
+  const receiverHow = rc ? `autotuned ≤ ${formatBytes(rc.tcpRmem[2])} (tcp_rmem max)` : m.receiverHostWithheld ? 'withheld by the receiver' : 'unknown';
   const receiverFix = rc ? `sysctl -w net.ipv4.tcp_rmem='${rc.tcpRmem[0]} ${rc.tcpRmem[1]} ${pow2AtLeast(Math.max(needKernel, 2 * rc.tcpRmem[2]))}'` : null;
 
   const known = [senderBytes, receiverBytes].filter((x): x is number => x !== null && x > 0);
@@ -294,6 +296,14 @@ export function verdict(m: DoctorMeasurements): Verdict {
           `to be safe: sysctl -w net.core.wmem_max=${pow2AtLeast(need)}`,
       );
     }
+  }
+  if (m.receiverHostWithheld) {
+    const rwnd = p?.rwndLimited ?? null;
+    notes.push(
+      `the receiver keeps its host facts (buffer caps, congestion control, CPU) to itself, so its side is judged only from here` +
+        (rwnd !== null && rwnd >= 0.2 ? `: the lanes spent ${Math.round(rwnd * 100)}% of their time waiting for its window (its net.ipv4.tcp_rmem max, or a busy receiver)` : '') +
+        `; its admin can set "diagnoseHostDetails": true in receiver.json`,
+    );
   }
   if (m.rtt && m.rtt.minMs > 0 && m.rtt.mdevMs > Math.max(5, 0.25 * m.rtt.minMs)) {
     notes.push(`RTT varies a lot (${m.rtt.minMs.toFixed(1)} ms min, ±${m.rtt.mdevMs.toFixed(1)} ms): a queue on the path fills, or the path changes`);
@@ -436,9 +446,10 @@ export function verdict(m: DoctorMeasurements): Verdict {
       net,
     );
   }
+  const judged = m.receiverHostWithheld ? "loss, this side's buffers" : 'loss, buffers';
   return done(
     'path',
-    `limited by the network path: ${fmtMbit(net)} Mbit/s with ${lanes}; loss, buffers${buffers?.ceilingMbit != null ? ` (up to ${fmtMbit(buffers.ceilingMbit)} Mbit/s)` : ''} and CPU leave room`,
+    `limited by the network path: ${fmtMbit(net)} Mbit/s with ${lanes}; ${judged}${buffers?.ceilingMbit != null ? ` (up to ${fmtMbit(buffers.ceilingMbit)} Mbit/s)` : ''} and CPU leave room`,
     `that is probably what the link carries; pass --link-mbit to compare against its nominal speed`,
     net,
   );

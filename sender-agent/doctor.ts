@@ -132,6 +132,8 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
       notices.push('the receiver does not allow probes ("probes": false in its receiver.json): only round trips are measured, its host is not described');
       facts0 = null;
     }
+    // its limits, probe bounds and disk probe still come; its buffers, congestion control and CPU do not
+    const withheld = facts0 !== null && hostFactsWithheld(facts0);
 
     const ctx: Ctx = { client, material, host, port, serverName: o.config.serverName, log, rttMs: rtt.minMs, linkMbit: o.linkMbit };
     const s1 = Math.max(1, o.seconds * 0.4);
@@ -142,9 +144,9 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
     const lanesAuto = Math.max(1, Math.min(autoLanes(congestion, rtt.minMs), maxLanes));
     say(`probe over ${lanesAuto} lanes (--lanes auto) for ${s2.toFixed(0)} s`);
     const sender0 = cpuSample();
-    const recv0 = facts0 ? await client.diagnose({ host: true, diskProbe: false, diskProbeSeconds: 0 }).catch(() => null) : null;
+    const recv0 = facts0 && !withheld ? await client.diagnose({ host: true, diskProbe: false, diskProbeSeconds: 0 }).catch(() => null) : null;
     const auto = await runProbe(ctx, lanesAuto, s2, congestion);
-    const recv1 = facts0 ? await client.diagnose({ host: true, diskProbe: false, diskProbeSeconds: 0 }).catch(() => null) : null;
+    const recv1 = facts0 && !withheld ? await client.diagnose({ host: true, diskProbe: false, diskProbeSeconds: 0 }).catch(() => null) : null;
     const sender1 = cpuSample();
 
     say(`${o.dataset ? `zfs send of ${o.dataset} and ` : ''}the receiver's disk`);
@@ -167,7 +169,7 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
       kernel: os.release(),
       sockopt: sockopt.available,
     };
-    const receiver = facts0 ? receiverFacts(facts0, auto.error ? null : receiverCpu(recv0, recv1)) : null;
+    const receiver = facts0 && !withheld ? receiverFacts(facts0, auto.error ? null : receiverCpu(recv0, recv1)) : null;
     const receiverLimit = facts0 ? { bytesPerSecond: facts0.clientBytesPerSecond || null, maxLanes: facts0.clientMaxLanes || null } : null;
     const measurements: DoctorMeasurements = {
       linkMbit: o.linkMbit ?? null,
@@ -180,6 +182,7 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
       disk,
       receiverLimit,
       receiverSpoolBytes: facts0 ? facts0.spoolMaxBytes : null,
+      ...(withheld ? { receiverHostWithheld: true } : {}),
     };
     for (const w of new Set([...oneLane.warnings, ...auto.warnings])) notices.push(`lane tuning: ${w}`);
     return {
@@ -473,6 +476,14 @@ function summarize(r: ProbeResult, samples: Sample[], infos: TcpInfo[], seconds:
 
 // ---- hosts ----------------------------------------------------------------------------
 
+/**
+ * A receiver that keeps its host facts from clients (receiver.json "diagnoseHostDetails" off)
+ * sends them zero/empty; one that tells always has a CPU count and a kernel release.
+ */
+export function hostFactsWithheld(f: DiagnoseReply): boolean {
+  return f.cpus === 0 && f.kernel === '';
+}
+
 function receiverCpu(a: DiagnoseReply | null, b: DiagnoseReply | null): CpuUse | null {
   if (!a || !b || !(b.clockMs > a.clockMs)) return null;
   const seconds = (b.clockMs - a.clockMs) / 1000;
@@ -592,8 +603,9 @@ export function formatReport(r: DoctorReport): string {
   L.push(`  ${pad(`${m.auto?.lanes ?? '?'} lanes (auto)`, 18)}${probeLine(m.auto)}`);
   const b = v.buffers;
   const rc = m.receiver;
+  const unknown = m.receiverHostWithheld ? 'withheld by the receiver' : 'unknown';
   L.push(`${pad('hosts', 20)}${pad('sender', 40)}receiver`);
-  L.push(`  ${pad('congestion', 18)}${pad(ccText(m.sender, m.auto?.congestion), 40)}${rc ? ccText(rc) : 'unknown'}`);
+  L.push(`  ${pad('congestion', 18)}${pad(ccText(m.sender, m.auto?.congestion), 40)}${rc ? ccText(rc) : unknown}`);
   L.push(
     `  ${pad('lane buffers', 18)}${pad(b ? `send ${b.senderHow}` : 'unknown', 40)}${b ? `receive ${b.receiverHow}` : 'unknown'}`,
   );
@@ -607,7 +619,7 @@ export function formatReport(r: DoctorReport): string {
     const rate = lim.bytesPerSecond ? `${formatBytes(lim.bytesPerSecond)}/s (${fmtMbit(mbitOf(lim.bytesPerSecond))} Mbit/s)` : 'no rate limit';
     L.push(`  ${pad('our limits', 18)}${pad('', 40)}${rate}, ≤ ${lim.maxLanes ?? '?'} lanes per transfer`);
   }
-  L.push(`  ${pad('cpu in probe', 18)}${pad(cpuLine(m.sender.cpu), 40)}${rc ? cpuLine(rc.cpu) : 'unknown'}`);
+  L.push(`  ${pad('cpu in probe', 18)}${pad(cpuLine(m.sender.cpu), 40)}${rc ? cpuLine(rc.cpu) : unknown}`);
   L.push('zfs');
   const z = m.zfsSend;
   L.push(

@@ -15,7 +15,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, constants 
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { readIssued, recordIssued } from './issued.js';
-import { addRevoked, normalizeFingerprint, readRevoked, type RevokedEntry } from './revocation.js';
+import { addRevoked, normalizeFingerprint, readRevoked, revokeIdentity, type RevokedEntry } from './revocation.js';
 import {
   DEFAULT_CA_DAYS,
   DEFAULT_CERT_DAYS,
@@ -49,7 +49,9 @@ commands:
       add a certificate (by SHA-256 fingerprint, or every certificate issued to a CN)
       to the deny-list <dir>/revoked.json (or --revoked <file>). A receiver whose
       receiver.json names that file ("tls": {"revoked": ...}) refuses it on the next
-      connection, without a restart.
+      connection, without a restart. Revoking a CN revokes the identity: every
+      certificate with that CN, also ones issued later by any other path, is refused
+      until the identity enrolls again with an invitation made after the revocation.
 `;
 
 class UsageError extends Error {}
@@ -317,9 +319,11 @@ function revoke(argv: string[], out: NodeJS.WritableStream): number {
     }
     entries = mine.map((e) => ({ fingerprint: e.fingerprint, cn: e.cn, revokedAt: now, ...(reason ? { reason } : {}) }));
   }
-  const r = addRevoked(revokedPath, entries);
+  // by CN: the identity too, so that certificates of that CN issued by any other path are refused (shared/revocation.ts)
+  const r = fp ? addRevoked(revokedPath, entries) : revokeIdentity(revokedPath, { cn: what, revokedAt: now, ...(reason ? { reason } : {}) }, entries);
   for (const e of r.added) write(out, `revoked ${e.cn ? `"${e.cn}" ` : ''}${e.fingerprint}`);
   for (const e of r.already) write(out, `already revoked ${e.cn ? `"${e.cn}" ` : ''}${e.fingerprint} (since ${e.revokedAt})`);
+  if (!fp) write(out, `identity "${what}" revoked: any certificate with CN "${what}" is refused, also one issued later, until it enrolls again with an invitation made from now on (receiver-agent invite)`);
   write(out, `deny-list: ${revokedPath}; a receiver with "tls": {"revoked": "${revokedPath}"} refuses these certificates on their next connection`);
   return 0;
 }

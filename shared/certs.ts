@@ -10,12 +10,30 @@
  *   certificate (and the reverse) because of the purpose check (see shared/tls.ts).
  * - Only certificates whose CA key is RSA can be issued by this module; reading
  *   (fingerprint, certInfo) works for any key type because it uses node:crypto.
+ * - A CSR (enrollment) may carry an RSA key of at least 2048 bits, an EC key on P-256,
+ *   P-384 or P-521, or an Ed25519 key; anything else is refused naming the key found
+ *   (checkCsrKey). node-forge reads RSA CSRs only, so CSRs are parsed here (DER), their
+ *   key read and their signature verified by node:crypto (OpenSSL), and the CSR's
+ *   SubjectPublicKeyInfo is put into the certificate as it is. Certificates are signed
+ *   with the CA key by node:crypto too (RSA PKCS#1 v1.5 with SHA-256, as forge did).
  */
-import { X509Certificate, createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  X509Certificate,
+  constants as cryptoConstants,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+  type KeyObject,
+} from 'node:crypto';
 import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync, fchmodSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { ZferryError } from './errors.js';
 
 const { pki, asn1 } = forge;
 
@@ -173,12 +191,18 @@ function publicKeyFromPemRsa(publicKeyPem: string): forge.pki.rsa.PublicKey {
   }
 }
 
+/** A public key as the DER SubjectPublicKeyInfo to put into a certificate unchanged (any key type). */
+interface SpkiKey {
+  spkiDer: Buffer;
+  key: KeyObject;
+}
+
 interface BuildOpts {
   ca: CertAndKey;
   kind: CertKind;
   commonName: string;
   /** The key, or a function making it (called only after all input is validated). */
-  publicKey: forge.pki.rsa.PublicKey | (() => forge.pki.rsa.PublicKey);
+  publicKey: forge.pki.rsa.PublicKey | (() => forge.pki.rsa.PublicKey) | SpkiKey;
   dnsNames?: string[];
   ipAddresses?: string[];
   days?: number;
@@ -227,25 +251,60 @@ function buildLeaf(o: BuildOpts): string {
     altNames.push({ type: 7, value: bytes });
   }
 
+  const spki = isSpkiKey(o.publicKey) ? o.publicKey : null;
+  // keyEncipherment only means something for RSA keys
+  const rsaKey = !spki || spki.key.asymmetricKeyType === 'rsa';
   const extensions: Array<Record<string, unknown>> = [
     { name: 'basicConstraints', cA: false, critical: true },
     {
       name: 'keyUsage',
       critical: true,
       digitalSignature: true,
-      keyEncipherment: true,
+      keyEncipherment: rsaKey,
     },
     o.kind === 'server'
       ? { name: 'extKeyUsage', serverAuth: true }
       : { name: 'extKeyUsage', clientAuth: true },
-    { name: 'subjectKeyIdentifier' },
+    // forge derives the identifier from an RSA key; for a SubjectPublicKeyInfo it is computed
+    // here the same way (RFC 5280 4.2.1.2 (1): SHA-1 of the subjectPublicKey bits)
+    spki
+      ? { name: 'subjectKeyIdentifier', value: asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OCTETSTRING, false, spkiKeyId(spki.spkiDer).toString('binary')) }
+      : { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: ca.ski },
   ];
   if (altNames.length > 0) extensions.push({ name: 'subjectAltName', altNames });
-  cert.publicKey = typeof o.publicKey === 'function' ? o.publicKey() : o.publicKey;
+  // with a SubjectPublicKeyInfo, the CA's own key stands in until the TBS is built (below)
+  cert.publicKey = spki ? ca.cert.publicKey : typeof o.publicKey === 'function' ? o.publicKey() : (o.publicKey as forge.pki.rsa.PublicKey);
   cert.setExtensions(extensions); // after publicKey: subjectKeyIdentifier is derived from it
-  cert.sign(ca.key, forge.md.sha256.create());
+  cert.signatureOid = cert.siginfo.algorithmOid = pki.oids.sha256WithRSAEncryption!;
+  const tbs = forgeInternals.getTBSCertificate(cert);
+  if (spki) {
+    // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
+    (tbs.value as forge.asn1.Asn1[])[6] = forgeInternals.fromDer(forge.util.createBuffer(spki.spkiDer.toString('binary')), { strict: true, parseAllBytes: true, decodeBitStrings: false });
+  }
+  const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
+  // RSA PKCS#1 v1.5 with SHA-256 by OpenSSL: the same signature forge's key.sign makes, in a fraction of the time
+  cert.tbsCertificate = tbs;
+  cert.signature = cryptoSign('sha256', tbsDer, createPrivateKey(o.ca.keyPem)).toString('binary');
   return pki.certificateToPem(cert);
+}
+
+/** node-forge functions its type definitions leave out. */
+const forgeInternals = {
+  getTBSCertificate: (pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate,
+  fromDer: asn1.fromDer as unknown as (b: forge.util.ByteStringBuffer, o: { strict: boolean; parseAllBytes: boolean; decodeBitStrings: boolean }) => forge.asn1.Asn1,
+};
+
+function isSpkiKey(k: BuildOpts['publicKey']): k is SpkiKey {
+  return typeof k === 'object' && k !== null && Buffer.isBuffer((k as SpkiKey).spkiDer);
+}
+
+/** SHA-1 of the subjectPublicKey BIT STRING's bits (without the unused-bits byte). */
+function spkiKeyId(spkiDer: Buffer): Buffer {
+  const top = readTlv(spkiDer, 0);
+  const [, bits] = tlvChildren(spkiDer, top);
+  if (!bits || bits.tag !== 0x03) throw new Error('malformed SubjectPublicKeyInfo');
+  return createHash('sha1').update(spkiDer.subarray(bits.valueStart + 1, bits.end)).digest();
 }
 
 // ---------------------------------------------------------------------------
@@ -328,10 +387,178 @@ export function createCsr(commonName: string): { csrPem: string; keyPem: string 
   return { csrPem: pki.certificationRequestToPem(csr), keyPem: kp.privateKeyPem };
 }
 
+// ---------------------------------------------------------------------------
+// CSRs of any key type: a little DER reader, the key policy, the signature check
+
+/** One DER element: tag byte, where it starts, where its value starts, where it ends. */
+interface Tlv {
+  tag: number;
+  start: number;
+  valueStart: number;
+  end: number;
+}
+
+/** The DER element at `off`, which must end by `limit` (definite lengths only, as DER requires). */
+function readTlv(b: Buffer, off: number, limit = b.length): Tlv {
+  if (off + 2 > limit) throw new Error('truncated DER');
+  const tag = b[off]!;
+  if ((tag & 0x1f) === 0x1f) throw new Error('unsupported DER tag');
+  let len = b[off + 1]!;
+  let p = off + 2;
+  if (len & 0x80) {
+    const n = len & 0x7f;
+    if (n === 0 || n > 3) throw new Error('unsupported DER length');
+    len = 0;
+    for (let i = 0; i < n; i++) {
+      if (p >= limit) throw new Error('truncated DER');
+      len = len * 256 + b[p++]!;
+    }
+  }
+  const end = p + len;
+  if (end > limit) throw new Error('truncated DER');
+  return { tag, start: off, valueStart: p, end };
+}
+
+function tlvChildren(b: Buffer, parent: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  for (let p = parent.valueStart; p < parent.end; ) {
+    const c = readTlv(b, p, parent.end);
+    out.push(c);
+    p = c.end;
+  }
+  return out;
+}
+
+/** Smallest RSA modulus a CSR may carry. */
+export const MIN_RSA_BITS = 2048;
+/** Largest: OpenSSL's own limit for RSA verification (OPENSSL_RSA_MAX_MODULUS_BITS). */
+const MAX_RSA_BITS = 16384;
+/** EC curves a CSR may use (OpenSSL name → NIST name). */
+const CSR_CURVES: Record<string, string> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
+const CURVE_NAMES: Record<string, string> = { ...CSR_CURVES, prime192v1: 'P-192', secp224r1: 'P-224' };
+const ACCEPTED_KEYS = `RSA of ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits, EC P-256, P-384 or P-521, or Ed25519`;
+
+/** "RSA-2048", "EC P-256", "EC secp256k1", "Ed25519", "DSA-2048", ... */
+export function describeKey(k: KeyObject): string {
+  const t = k.asymmetricKeyType ?? 'unknown';
+  const d = k.asymmetricKeyDetails ?? {};
+  switch (t) {
+    case 'rsa':
+      return `RSA-${d.modulusLength ?? '?'}`;
+    case 'rsa-pss':
+      return `RSA-PSS-${d.modulusLength ?? '?'}`;
+    case 'dsa':
+      return `DSA-${d.modulusLength ?? '?'}`;
+    case 'ec':
+      return `EC ${d.namedCurve ? (CURVE_NAMES[d.namedCurve] ?? d.namedCurve) : 'with explicit curve parameters'}`;
+    case 'ed25519':
+      return 'Ed25519';
+    case 'ed448':
+      return 'Ed448';
+    default:
+      return t.toUpperCase();
+  }
+}
+
 /**
- * Sign a CSR: verifies its self-signature, takes the subject CN and public key
- * from it and nothing else (requested extensions are ignored: the CA decides
- * kind, SANs and lifetime).
+ * Refuses (one line naming the key) a CSR key that is not RSA of 2048 bits or more, EC on
+ * P-256/P-384/P-521, or Ed25519.
+ */
+export function checkCsrKey(k: KeyObject): void {
+  const t = k.asymmetricKeyType;
+  const d = k.asymmetricKeyDetails ?? {};
+  if (t === 'ed25519') return;
+  if (t === 'ec' && d.namedCurve && CSR_CURVES[d.namedCurve]) return;
+  if (t === 'rsa') {
+    const bits = d.modulusLength ?? 0;
+    const e = d.publicExponent ?? 0n;
+    if (bits >= MIN_RSA_BITS && bits <= MAX_RSA_BITS && e >= 3n && e % 2n === 1n) return;
+    if (bits >= MIN_RSA_BITS && bits <= MAX_RSA_BITS) throw new ZferryError('weak-key', `the CSR's key is RSA-${bits} with public exponent ${e}, which is not a usable RSA key`);
+  }
+  throw new ZferryError('weak-key', `the CSR's key is ${describeKey(k)}, which this receiver does not accept (${ACCEPTED_KEYS})`);
+}
+
+/** CSR signature algorithms verified here: hash (null: the key's own, Ed25519) and the key type they need. */
+const CSR_SIGNATURES: Record<string, { hash: string | null; key: 'rsa' | 'ec' | 'ed25519' }> = {
+  '1.2.840.113549.1.1.11': { hash: 'sha256', key: 'rsa' },
+  '1.2.840.113549.1.1.12': { hash: 'sha384', key: 'rsa' },
+  '1.2.840.113549.1.1.13': { hash: 'sha512', key: 'rsa' },
+  '1.2.840.10045.4.3.2': { hash: 'sha256', key: 'ec' },
+  '1.2.840.10045.4.3.3': { hash: 'sha384', key: 'ec' },
+  '1.2.840.10045.4.3.4': { hash: 'sha512', key: 'ec' },
+  '1.3.101.112': { hash: null, key: 'ed25519' },
+};
+
+export interface ParsedCsr {
+  /** the subject CN ('' when none) */
+  commonName: string;
+  /** the SubjectPublicKeyInfo, DER, as in the CSR */
+  spkiDer: Buffer;
+  publicKey: KeyObject;
+}
+
+/**
+ * Reads a PEM CSR (PKCS#10), checks its key (checkCsrKey) and verifies its self-signature,
+ * all before anything else is done with it. Throws one line.
+ */
+export function parseCsr(csrPem: string): ParsedCsr {
+  const m = /-----BEGIN (?:NEW )?CERTIFICATE REQUEST-----([A-Za-z0-9+/=\s]+)-----END (?:NEW )?CERTIFICATE REQUEST-----/.exec(csrPem);
+  if (!m) throw new ZferryError('bad-csr', 'cannot read the CSR: no PEM "CERTIFICATE REQUEST" block');
+  const der = Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64');
+  let criDer: Buffer, subjectDer: Buffer, spkiDer: Buffer, sigOid: string, sig: Buffer;
+  try {
+    const top = readTlv(der, 0);
+    if (top.tag !== 0x30 || top.end !== der.length) throw new Error('not a DER SEQUENCE');
+    const [cri, alg, bits, ...more] = tlvChildren(der, top);
+    if (!cri || !alg || !bits || more.length > 0 || cri.tag !== 0x30 || alg.tag !== 0x30 || bits.tag !== 0x03) throw new Error('not a PKCS#10 CertificationRequest');
+    const [version, subject, spki] = tlvChildren(der, cri);
+    if (!version || version.tag !== 0x02 || version.end - version.valueStart !== 1 || der[version.valueStart] !== 0) throw new Error('not a version 1 CSR');
+    if (!subject || subject.tag !== 0x30 || !spki || spki.tag !== 0x30) throw new Error('no subject or public key');
+    const [oid] = tlvChildren(der, alg);
+    if (!oid || oid.tag !== 0x06) throw new Error('no signature algorithm');
+    if (bits.end - bits.valueStart < 2 || der[bits.valueStart] !== 0) throw new Error('malformed signature');
+    criDer = der.subarray(cri.start, cri.end);
+    subjectDer = der.subarray(subject.start, subject.end);
+    spkiDer = der.subarray(spki.start, spki.end);
+    sigOid = asn1.derToOid(forge.util.createBuffer(der.subarray(oid.valueStart, oid.end).toString('binary')));
+    sig = der.subarray(bits.valueStart + 1, bits.end);
+  } catch (e) {
+    throw new ZferryError('bad-csr', `cannot read the CSR: ${(e as Error).message}`);
+  }
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: spkiDer, format: 'der', type: 'spki' });
+  } catch (e) {
+    throw new ZferryError('bad-csr', `cannot read the CSR's public key (${(e as Error).message})`);
+  }
+  checkCsrKey(publicKey);
+  const alg = CSR_SIGNATURES[sigOid];
+  if (!alg) {
+    const name = (pki.oids as Record<string, string>)[sigOid] ?? sigOid;
+    throw new ZferryError('bad-csr', `the CSR is signed with ${name}, which this receiver does not accept (SHA-256 or stronger with RSA or ECDSA, or Ed25519)`);
+  }
+  let ok = false;
+  if (alg.key === publicKey.asymmetricKeyType) {
+    try {
+      ok = cryptoVerify(alg.hash, criDer, alg.key === 'rsa' ? { key: publicKey, padding: cryptoConstants.RSA_PKCS1_PADDING } : publicKey, sig);
+    } catch {
+      ok = false;
+    }
+  }
+  if (!ok) throw new ZferryError('bad-csr', 'the CSR signature does not verify');
+  let commonName: string;
+  try {
+    commonName = cnFromName(asn1.fromDer(forge.util.createBuffer(subjectDer.toString('binary'))));
+  } catch (e) {
+    throw new ZferryError('bad-csr', `cannot read the CSR's subject: ${(e as Error).message}`);
+  }
+  return { commonName, spkiDer: Buffer.from(spkiDer), publicKey };
+}
+
+/**
+ * Sign a CSR: checks its key (checkCsrKey) and verifies its self-signature, takes the
+ * subject CN and public key from it and nothing else (requested extensions are ignored: the
+ * CA decides kind, SANs and lifetime).
  */
 export function signCsr(opts: {
   ca: CertAndKey;
@@ -341,31 +568,21 @@ export function signCsr(opts: {
   dnsNames?: string[];
   ipAddresses?: string[];
 }): { certPem: string; commonName: string } {
-  let csr: forge.pki.CertificateSigningRequest;
-  try {
-    csr = pki.certificationRequestFromPem(opts.csrPem);
-  } catch (e) {
-    throw new Error(`cannot read the CSR (RSA PEM expected): ${(e as Error).message}`);
-  }
-  let ok = false;
-  try {
-    ok = csr.verify();
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new Error('the CSR signature does not verify');
-  const cnField = csr.subject.getField('CN') as { value: string; valueTagClass?: number } | null;
-  if (!cnField || typeof cnField.value !== 'string') throw new Error('the CSR has no subject CN');
-  const commonName = decodeAttrValue(cnField.value, cnField.valueTagClass);
+  const csr = parseCsr(opts.csrPem);
+  if (!csr.commonName) throw new ZferryError('bad-csr', 'the CSR has no subject CN');
+  const commonName = csr.commonName;
   const certPem = buildLeaf({
     ca: opts.ca,
     kind: opts.kind,
     commonName,
-    publicKey: csr.publicKey as forge.pki.rsa.PublicKey,
+    publicKey: { spkiDer: csr.spkiDer, key: csr.publicKey },
     dnsNames: opts.dnsNames,
     ipAddresses: opts.ipAddresses,
     days: opts.days,
   });
+  // the certificate carries exactly the CSR's key
+  const got = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+  if (!got.equals(csr.publicKey.export({ type: 'spki', format: 'der' }))) throw new Error("internal error: the certificate does not carry the CSR's key");
   return { certPem, commonName };
 }
 

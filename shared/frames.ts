@@ -132,20 +132,43 @@ function checkData(f: Frame, data: Buffer, computed?: number): Buffer {
 }
 
 /**
- * Inflates a deflated DATA payload (in libuv's threadpool) and checks the checksum of the
- * result. The output is capped at maxBytes: a compression bomb is an error, not memory.
+ * The most a deflated DATA payload of `deflatedBytes` may inflate to: the transfer's chunk
+ * size, and at most `maxRatio` times the deflated bytes. A DEFLATE frame does not state its
+ * inflated length, so this bound is what the receiver counts against the window BEFORE it
+ * inflates, and what it lets zlib produce (maxOutputLength): a compression bomb costs at most
+ * maxRatio bytes of output — memory and threadpool time — per byte the peer actually sent.
  */
-export function openDeflated(f: Frame, maxBytes: number): Promise<Buffer> {
+export function inflateBound(deflatedBytes: number, chunkBytes: number, maxRatio: number = Infinity): number {
+  return Math.max(1, Math.min(chunkBytes, deflatedBytes * maxRatio));
+}
+
+/**
+ * Inflates a deflated DATA payload (in libuv's threadpool) and checks the checksum of the
+ * result. The output is capped at maxBytes (the chunk size) and at maxRatio times the
+ * deflated size: a compression bomb is a one-line error, not memory. zlib writes into one
+ * output buffer of the bound (not 16 KiB pieces joined at the end): for an 8 MiB chunk that
+ * is a fifth of the CPU, and no second copy of the chunk in memory.
+ */
+export function openDeflated(f: Frame, maxBytes: number, maxRatio: number = Infinity): Promise<Buffer> {
   if (f.payload.length < CHECKSUM_BYTES) return Promise.reject(new FrameError('DATA frame shorter than its checksum'));
+  const deflated = f.payload.length - CHECKSUM_BYTES;
+  const bound = inflateBound(deflated, maxBytes, maxRatio);
+  const byRatio = bound < maxBytes;
   return new Promise((resolve, reject) => {
-    inflateRaw(f.payload.subarray(CHECKSUM_BYTES), { maxOutputLength: maxBytes }, (err, out) => {
-      if (err) reject(new FrameError(`chunk ${f.value} does not inflate: ${err.message}`));
-      else {
-        try {
-          resolve(checkData(f, out));
-        } catch (e) {
-          reject(e);
-        }
+    inflateRaw(f.payload.subarray(CHECKSUM_BYTES), { maxOutputLength: bound, chunkSize: Math.max(64, bound) }, (err, out) => {
+      if (err) {
+        const tooLarge = (err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE';
+        if (tooLarge && byRatio) reject(new FrameError(`chunk ${f.value} expands more than ${maxRatio}:1 (${deflated} bytes deflated), this receiver's limit`));
+        else if (tooLarge) reject(new FrameError(`chunk ${f.value} does not inflate within ${maxBytes} bytes, the agreed chunk size`));
+        else reject(new FrameError(`chunk ${f.value} does not inflate: ${err.message}`));
+        return;
+      }
+      // a short result in a big output buffer: keep only its bytes (the window counts data.length)
+      if (out.buffer.byteLength > 2 * out.length + 65536) out = Buffer.from(out);
+      try {
+        resolve(checkData(f, out));
+      } catch (e) {
+        reject(e);
       }
     });
   });

@@ -1,6 +1,9 @@
 // The CA's record of what it issued: <ca-dir>/issued.json, next to ca.pem and ca.key.
 // `certs issue` and enrollment append to it; `certs list` reads it; `certs revoke <cn>`
 // finds the fingerprints of a CN's certificates in it. Holds no key, only public facts.
+// Enrollment records a certificate here BEFORE handing it out and issues nothing when the
+// record cannot be written (receiver-agent/enroll-server.ts), so that `certs revoke <cn>`
+// finds every enrolled certificate.
 import { join } from 'node:path';
 import { readJsonFile, withFileLock, writeFileAtomic } from './atomic-file.js';
 import { certInfo, type CertKind } from './certs.js';
@@ -58,4 +61,20 @@ export function recordIssued(caDir: string, certPem: string, kind: CertKind, via
     writeFileAtomic(path, JSON.stringify(cur, null, 2) + '\n', 0o644);
   });
   return entry;
+}
+
+/**
+ * Takes a certificate out of the index again: only for one that was never handed out (an
+ * enrollment that failed after recording it). False when it was not there.
+ */
+export function forgetIssued(caDir: string, fingerprint: string): boolean {
+  const path = issuedPath(caDir);
+  return withFileLock(path, () => {
+    const cur = readIssued(caDir);
+    const kept = cur.issued.filter((e) => e.fingerprint !== fingerprint);
+    if (kept.length === cur.issued.length) return false;
+    cur.issued = kept;
+    writeFileAtomic(path, JSON.stringify(cur, null, 2) + '\n', 0o644);
+    return true;
+  });
 }

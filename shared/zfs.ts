@@ -39,9 +39,22 @@ export interface ResumeTokenInfo {
 
 const UNSUPPORTED = /invalid option|bad property list|invalid property|unrecognized command/;
 
+/** `-o`/`-x` overrides for `zfs receive` (receiver-agent/receive-props.ts decides them) */
+export interface PropOverrides {
+  set: Record<string, string>;
+  exclude: string[];
+}
+
+/** A property name as zfs takes it; never something that reads as an option. */
+function validateProp(p: string): string {
+  if (!/^[a-z][a-z0-9_.:-]{0,255}$/.test(p)) throw new ZferryError('bad-name', `"${p}" is not a property name`);
+  return p;
+}
+
 export class Zfs {
   private readonly propSupport = new Map<string, boolean>();
   private estimateSupported: boolean | undefined;
+  private recvPropsSupported: boolean | undefined;
 
   constructor(
     readonly bin = 'zfs',
@@ -201,15 +214,96 @@ export class Zfs {
     return spawn(this.bin, this.sendArgs(spec), { stdio: ['ignore', stdoutFd ?? 'pipe', 'pipe'], env: this.env });
   }
 
-  /** `zfs receive`; its stdin is `stdinFd` (a pipe's read end, see zfs-pipe.ts) or a Node pipe. */
-  spawnRecv(target: string, opts: { resumable: boolean; force: boolean }, stdinFd?: number): ChildProcess {
+  /**
+   * `zfs receive`; its stdin is `stdinFd` (a pipe's read end, see zfs-pipe.ts) or a Node pipe.
+   * `props` become `-o prop=value` and `-x prop` (only where `receivePropsSupported()`).
+   */
+  spawnRecv(target: string, opts: { resumable: boolean; force: boolean; props?: PropOverrides | null }, stdinFd?: number): ChildProcess {
     validateDataset(target);
     const args = ['receive'];
     if (opts.resumable) args.push('-s');
     args.push('-u');
     if (opts.force) args.push('-F');
+    if (opts.props) {
+      for (const [k, v] of Object.entries(opts.props.set)) args.push('-o', `${validateProp(k)}=${v}`);
+      for (const k of opts.props.exclude) args.push('-x', validateProp(k));
+    }
     args.push(target);
     return spawn(this.bin, args, { stdio: [stdinFd ?? 'pipe', 'pipe', 'pipe'], env: this.env });
+  }
+
+  /** Whether `zfs receive` takes -o/-x (OpenZFS ≥ 0.8; zfs-fuse says "invalid option"). */
+  async receivePropsSupported(): Promise<boolean> {
+    if (this.recvPropsSupported === undefined) {
+      // no target: OpenZFS stops at the missing argument, an older zfs at the option
+      const r = await this.invoke(['receive', '-o', 'canmount=noauto']);
+      this.recvPropsSupported = !/invalid option/.test(r.stderr);
+    }
+    return this.recvPropsSupported;
+  }
+
+  /** Filesystems and volumes at and below `dataset`. */
+  async datasetsUnder(dataset: string): Promise<string[]> {
+    validateDataset(dataset);
+    const out = await this.ok(['list', '-H', '-r', '-o', 'name', '-t', 'filesystem,volume', dataset]);
+    return out.split('\n').filter((n) => n === dataset || n.startsWith(dataset + '/'));
+  }
+
+  /** Properties whose value came from a received stream, at and below `dataset`. */
+  async receivedProps(dataset: string, props: string[]): Promise<Array<{ name: string; property: string; value: string }>> {
+    validateDataset(dataset);
+    const out = await this.ok(['get', '-H', '-r', '-s', 'received', '-o', 'name,property,value', props.map(validateProp).join(','), dataset]);
+    return out
+      .split('\n')
+      .map((l) => l.split('\t'))
+      .filter((f): f is [string, string, string] => f.length === 3 && !f[0]!.includes('@'))
+      .map(([name, property, value]) => ({ name, property, value }));
+  }
+
+  async setProp(dataset: string, prop: string, value: string): Promise<void> {
+    validateDataset(dataset);
+    await this.ok(['set', `${validateProp(prop)}=${value}`, dataset]);
+  }
+
+  /** `zfs inherit`: drops the local value; on OpenZFS 2.1 it also hides a received one, on zfs-fuse not. */
+  async inheritProp(dataset: string, prop: string): Promise<void> {
+    validateDataset(dataset);
+    await this.ok(['inherit', validateProp(prop), dataset]);
+  }
+
+  /** One property's value and source (`local`, `received`, `inherited from …`, `default`, `-`). */
+  async propSource(dataset: string, prop: string): Promise<{ value: string; source: string }> {
+    validateDataset(dataset);
+    const out = await this.ok(['get', '-H', '-o', 'value,source', validateProp(prop), dataset]);
+    const [value = '', source = ''] = out.replace(/\n$/, '').split('\t');
+    return { value, source };
+  }
+
+  /** guid → snapshot name of every snapshot at and below `dataset`. */
+  async snapshotGuidsUnder(dataset: string): Promise<Map<string, string>> {
+    validateDataset(dataset);
+    const r = await this.invoke(['get', '-H', '-p', '-r', '-o', 'name,value', 'guid', dataset]);
+    const out = new Map<string, string>();
+    if (r.code !== 0) {
+      if (/does not exist/.test(r.stderr)) return out;
+      throw new ZferryError('zfs', `zfs get guid ${dataset}: ${oneLine(r.stderr)}`);
+    }
+    for (const line of r.stdout.split('\n')) {
+      const [name, guid] = line.split('\t');
+      if (name?.includes('@') && guid && /^\d+$/.test(guid)) out.set(guid, name);
+    }
+    return out;
+  }
+
+  /** Each dataset at and below `dataset` that is a clone, with its origin snapshot. */
+  async clonesUnder(dataset: string): Promise<Array<{ name: string; origin: string }>> {
+    validateDataset(dataset);
+    const out = await this.ok(['get', '-H', '-r', '-o', 'name,value', 'origin', dataset]);
+    return out
+      .split('\n')
+      .map((l) => l.split('\t'))
+      .filter((f): f is [string, string] => f.length === 2 && !f[0]!.includes('@') && f[1] !== '-' && f[1] !== '')
+      .map(([name, origin]) => ({ name, origin }));
   }
 
   async abortResume(target: string): Promise<void> {

@@ -7,11 +7,13 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeNvlist } from '../shared/nvlist.js';
+import { StreamWalker } from '../shared/stream-walk.js';
+import { NV_FLAG, encodeNvlist, nvInt32, nvUint32 } from './fake-zfs/nvlist.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const REPO = path.resolve(HERE, '..');
 const ZFS = path.join(HERE, 'fake-zfs', 'zfs');
-const DIST = path.join(REPO, 'dist', 'test', 'fake-zfs');
 
 interface Res {
   rc: number;
@@ -146,10 +148,14 @@ function expectSameData(root: string, a: string, b: string, raw = false): void {
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fake-zfs-test-'));
   // build the fake if its compiled form is missing or older than the sources
-  const srcs = fs.readdirSync(path.join(HERE, 'fake-zfs')).filter((f) => f.endsWith('.ts'));
+  // (the fake's receive decodes XDR nvlists with shared/nvlist.ts)
+  const srcs = [
+    ...fs.readdirSync(path.join(HERE, 'fake-zfs')).filter((f) => f.endsWith('.ts')).map((f) => path.join('test', 'fake-zfs', f)),
+    path.join('shared', 'nvlist.ts'),
+  ];
   const stale = srcs.some((f) => {
-    const js = path.join(DIST, f.replace(/\.ts$/, '.js'));
-    return !fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(path.join(HERE, 'fake-zfs', f)).mtimeMs;
+    const js = path.join(REPO, 'dist', f.replace(/\.ts$/, '.js'));
+    return !fs.existsSync(js) || fs.statSync(js).mtimeMs < fs.statSync(path.join(REPO, f)).mtimeMs;
   });
   if (stale) {
     try {
@@ -581,6 +587,367 @@ describe('fake zfs: resumable receive', () => {
     // aborting a partial new filesystem removes it
     ok(root, ['recv', '-A', 'backup/dst3']);
     expect(zfs(root, ['list', 'backup/dst3']).rc).toBe(1);
+  });
+});
+
+// ---------------------------------------------------------------- stream layout self-check
+
+interface WalkedSub {
+  toname: string;
+  featureflags: number;
+  toguid: bigint;
+  fromguid: bigint;
+  /** the BEGIN payload, decoded (kernel: nvlist_unpack of drr_payloadlen bytes) */
+  beginNv: Record<string, unknown> | null;
+  /** record types in order, BEGIN and END included */
+  types: number[];
+  /** OBJECT bonus payloads (file paths) */
+  paths: string[];
+}
+interface Walked {
+  compound: boolean;
+  header: Record<string, unknown> | null;
+  subs: WalkedSub[];
+}
+
+const DRR_T = { BEGIN: 0, OBJECT: 1, FREEOBJECTS: 2, WRITE: 3, FREE: 4, END: 5, WRITE_BYREF: 6, SPILL: 7, WRITE_EMBEDDED: 8, OBJECT_RANGE: 9, REDACT: 10 };
+const RESUMING = 1 << 20; // DMU_BACKUP_FEATURE_RESUMING
+const RAW = 1 << 24; // DMU_BACKUP_FEATURE_RAW
+const LARGE_BLOCKS = 1 << 19;
+
+/**
+ * Walks a stream record by record exactly as the OpenZFS kernel (dmu_recv.c
+ * receive_read_record, recv_check_drr_*) and libzfs (zfs_receive_package, recv_skip) read it:
+ * every record 312 bytes, the payload that follows it derived from the record's own fields;
+ * a plain stream is BEGIN ... END and nothing after; a compound stream BEGIN (hdrtype 2) +
+ * XDR nvlist, END, substreams, final END. Throws on anything else.
+ */
+function walkOpenZfs(s: Buffer): Walked {
+  let pos = 0;
+  const rec = (): Buffer => {
+    if (pos + 312 > s.length) throw new Error(`stream ends inside a record header at ${pos}`);
+    const h = s.subarray(pos, pos + 312);
+    pos += 312;
+    return h;
+  };
+  const take = (n: number): Buffer => {
+    if (pos + n > s.length) throw new Error(`stream ends inside a ${n}-byte payload at ${pos}`);
+    const b = s.subarray(pos, pos + n);
+    pos += n;
+    return b;
+  };
+  const u64 = (h: Buffer, o: number): bigint => h.readBigUInt64LE(o);
+  const beginOf = (h: Buffer) => {
+    if (h.readUInt32LE(0) !== DRR_T.BEGIN) throw new Error(`type ${h.readUInt32LE(0)} where a BEGIN belongs`);
+    if (u64(h, 8) !== 0x2f5bacbacn) throw new Error('bad magic');
+    const vi = u64(h, 16);
+    const name = h.subarray(56, 312);
+    const z = name.indexOf(0);
+    return {
+      hdrtype: Number(vi & 3n),
+      featureflags: Number((vi >> 2n) & 0x3fffffffn),
+      payloadlen: h.readUInt32LE(4),
+      toguid: u64(h, 40),
+      fromguid: u64(h, 48),
+      toname: name.subarray(0, z < 0 ? name.length : z).toString('utf8'),
+    };
+  };
+  const substream = (h: Buffer): WalkedSub => {
+    const b = beginOf(h);
+    if (b.hdrtype !== 1) throw new Error(`substream header type ${b.hdrtype}`);
+    const raw = (b.featureflags & RAW) !== 0;
+    const maxBlk = b.featureflags & LARGE_BLOCKS ? 16 << 20 : 128 << 10;
+    const beginNv = b.payloadlen ? (decodeNvlist(take(b.payloadlen)) as Record<string, unknown>) : null;
+    const sub: WalkedSub = { toname: b.toname, featureflags: b.featureflags, toguid: b.toguid, fromguid: b.fromguid, beginNv, types: [0], paths: [] };
+    for (;;) {
+      const r = rec();
+      const t = r.readUInt32LE(0);
+      sub.types.push(t);
+      // the fake's own per-record checksum sits where OpenZFS keeps drr_checksum
+      expect(r.subarray(280, 312).equals(Buffer.alloc(32)), `record ${t} has no checksum at 280`).toBe(false);
+      let payload: number;
+      switch (t) {
+        case DRR_T.END:
+          expect(u64(r, 40)).toBe(b.toguid);
+          return sub;
+        case DRR_T.OBJECT: {
+          const bonuslen = r.readUInt32LE(28);
+          const rawBonus = r.readUInt32LE(36);
+          payload = rawBonus !== 0 ? rawBonus : Math.ceil(bonuslen / 8) * 8;
+          const blksz = r.readUInt32LE(24);
+          expect(u64(r, 8)).toBeGreaterThan(0n);
+          expect(r.readUInt32LE(16)).not.toBe(0); // DMU_OT_NONE
+          expect(blksz % 512 === 0 && blksz >= 512 && blksz <= maxBlk, `blksz ${blksz}`).toBe(true);
+          if (raw) {
+            expect(rawBonus).toBeGreaterThanOrEqual(bonuslen);
+            expect(r[49]).toBeGreaterThanOrEqual(1); // nlevels
+            expect(r[50]).toBe(1); // nblkptr for an SA bonus
+          } else {
+            expect([rawBonus, r[48], r[49], r[50], r[35] & ~1]).toEqual([0, 0, 0, 0, 0]);
+          }
+          const p = s.subarray(pos, pos + payload);
+          sub.paths.push(p.subarray(0, bonuslen).toString('utf8'));
+          break;
+        }
+        case DRR_T.WRITE: {
+          const logical = u64(r, 32);
+          const compressed = u64(r, 96);
+          payload = Number(r[50] !== 0 ? compressed : logical);
+          expect(logical >= 512n && logical <= BigInt(maxBlk), `logical size ${logical}`).toBe(true);
+          if (raw) expect(compressed).toBe(logical);
+          else if (r[50] === 0) expect(compressed).toBe(0n);
+          expect(u64(r, 40)).toBe(b.toguid);
+          break;
+        }
+        case DRR_T.SPILL: {
+          const c = u64(r, 40);
+          payload = Number(c !== 0n ? c : u64(r, 16));
+          break;
+        }
+        case DRR_T.WRITE_EMBEDDED:
+          payload = Math.ceil(r.readUInt32LE(52) / 8) * 8;
+          break;
+        case DRR_T.OBJECT_RANGE:
+          expect(raw).toBe(true);
+          expect(u64(r, 16)).toBe(32n);
+          expect(u64(r, 8) % 32n).toBe(0n);
+          payload = 0;
+          break;
+        case DRR_T.FREEOBJECTS:
+        case DRR_T.FREE:
+        case DRR_T.WRITE_BYREF:
+        case DRR_T.REDACT:
+          payload = 0;
+          break;
+        default:
+          throw new Error(`record type ${t}: the kernel refuses it`);
+      }
+      // dump_record() sets drr_payloadlen to the payload it writes
+      expect(r.readUInt32LE(4), `drr_payloadlen of a type ${t} record`).toBe(payload);
+      take(payload);
+    }
+  };
+
+  const first = rec();
+  const b = beginOf(first);
+  if (b.hdrtype === 1) {
+    pos = 0;
+    const sub = substream(rec());
+    if (pos !== s.length) throw new Error(`${s.length - pos} bytes after the END`);
+    return { compound: false, header: null, subs: [sub] };
+  }
+  if (b.hdrtype !== 2) throw new Error(`header type ${b.hdrtype}`);
+  const header = b.payloadlen ? (decodeNvlist(take(b.payloadlen)) as Record<string, unknown>) : null;
+  if (rec().readUInt32LE(0) !== DRR_T.END) throw new Error('no END after the compound header');
+  const top = b.toname.slice(0, b.toname.indexOf('@'));
+  const subs: WalkedSub[] = [];
+  for (;;) {
+    const h = rec();
+    if (h.readUInt32LE(0) === DRR_T.END) break;
+    const sub = substream(h);
+    const fsName = sub.toname.slice(0, sub.toname.indexOf('@'));
+    if (fsName !== top && !fsName.startsWith(`${top}/`)) throw new Error(`substream ${sub.toname} outside ${top}`);
+    subs.push(sub);
+  }
+  if (pos !== s.length) throw new Error(`${s.length - pos} bytes after the final END`);
+  return { compound: true, header, subs };
+}
+
+/** The receiver's walk (shared/stream-walk.ts), fed in awkward pieces; null = accepted. */
+function receiverWalk(s: Buffer, w: Walked, known: Set<string>, toname: string): string | null {
+  const first = w.subs[0];
+  const planned = w.subs.find((x) => x.toname === toname) ?? w.subs[w.subs.length - 1];
+  const kind = first.featureflags & RESUMING ? 'resume' : first.fromguid === 0n ? 'full' : 'incremental';
+  const walker = new StreamWalker({
+    requireRaw: false,
+    knownGuids: known,
+    plan: { kind, toGuid: planned.toguid.toString(), fromGuid: kind === 'incremental' ? first.fromguid.toString() : '' },
+  });
+  const sizes = [1, 311, 313, 4096, 65536, 100_000, 7];
+  let off = 0;
+  for (let i = 0; off < s.length; i++) {
+    const n = sizes[i % sizes.length];
+    const r = walker.push(s.subarray(off, off + n));
+    if (r) return r;
+    off += n;
+  }
+  return walker.end();
+}
+
+describe('fake zfs: its streams parse as OpenZFS streams', () => {
+  it('full, incremental, -I, -R, -p, raw and resuming streams walk record by record', async () => {
+    const root = newRoot();
+    setupSource(root);
+    ok(root, ['set', 'zferry:owner=site-a', 'tank/src']);
+    ok(root, ['fake-write', 'tank/src', 'a.txt', textFile('w-a2.txt', 'alpha 2\n')]);
+    ok(root, ['fake-rm', 'tank/src', 'dir/b.txt']);
+    ok(root, ['fake-write', 'tank/src', 'new.txt', textFile('w-new.txt', 'new\n')]);
+    ok(root, ['create', 'tank/src/child']);
+    ok(root, ['fake-write', 'tank/src/child', 'x.txt', textFile('w-x.txt', 'x\n')]);
+    ok(root, ['snapshot', 'tank/src@s2']);
+    ok(root, ['snapshot', 'tank/src/child@s2']);
+    ok(root, ['fake-write', 'tank/src', 'c.txt', textFile('w-c.txt', 'charlie\n')]);
+    ok(root, ['snapshot', 'tank/src@s3']);
+    const pass = textFile('w-pass', 'correct horse battery staple\n');
+    ok(root, ['create', '-o', 'encryption=on', '-o', 'keyformat=passphrase', '-o', `keylocation=file://${pass}`, 'tank/enc']);
+    ok(root, ['fake-write', 'tank/enc', 'big.bin', bigFile]);
+    ok(root, ['snapshot', 'tank/enc@s1']);
+    ok(root, ['fake-write', 'tank/enc', 'more.txt', textFile('w-more.txt', 'more\n')]);
+    ok(root, ['snapshot', 'tank/enc@s2']);
+    const guids = new Map(
+      ok(root, ['list', '-H', '-p', '-t', 'snapshot', '-o', 'name,guid', '-r', 'tank'])
+        .trim()
+        .split('\n')
+        .map((l) => l.split('\t') as [string, string]),
+    );
+    const known = new Set(guids.values());
+    const guid = (n: string): bigint => BigInt(guids.get(n)!);
+
+    const sends: [string, string[]][] = [
+      ['full', ['send', 'tank/src@s1']],
+      ['incremental', ['send', '-i', '@s1', 'tank/src@s2']],
+      ['-I', ['send', '-I', '@s1', 'tank/src@s3']],
+      ['-R', ['send', '-R', 'tank/src@s2']],
+      ['-R -i', ['send', '-R', '-i', '@s1', 'tank/src@s2']],
+      ['-p', ['send', '-p', 'tank/src@s1']],
+      ['raw', ['send', '-w', 'tank/enc@s1']],
+      ['raw incremental', ['send', '-w', '-i', '@s1', 'tank/enc@s2']],
+      ['raw -R', ['send', '-R', '-w', 'tank/enc@s2']],
+    ];
+    const streams = new Map<string, Buffer>();
+    const walked = new Map<string, Walked>();
+    for (const [what, args] of sends) {
+      const r = zfs(root, args);
+      expect(r.rc, `${what}: ${r.err}`).toBe(0);
+      streams.set(what, r.raw);
+      let w: Walked;
+      try {
+        w = walkOpenZfs(r.raw);
+      } catch (e) {
+        throw new Error(`${what} (zfs ${args.join(' ')}): ${(e as Error).message}`);
+      }
+      walked.set(what, w);
+      expect(receiverWalk(r.raw, w, known, args[args.length - 1]), what).toBeNull();
+    }
+
+    // full: objects in path order, one WRITE per 128 KiB block, no frees
+    const full = walked.get('full')!;
+    expect(full.compound).toBe(false);
+    expect(full.subs[0].paths).toEqual(['a.txt', 'data/big.bin', 'dir/b.txt']);
+    expect(full.subs[0].types.filter((t) => t === DRR_T.WRITE)).toHaveLength(2 + Math.ceil((1536 * 1024 + 123) / 131072));
+    expect(full.subs[0].types).not.toContain(DRR_T.FREEOBJECTS);
+    // incremental: the removed file is a FREEOBJECTS, before the new and replaced files
+    const inc = walked.get('incremental')!.subs[0];
+    expect(inc.fromguid).toBe(guid('tank/src@s1'));
+    expect(inc.types.slice(0, 3)).toEqual([DRR_T.BEGIN, DRR_T.FREEOBJECTS, DRR_T.OBJECT]);
+    expect(inc.paths).toEqual(['a.txt', 'new.txt']);
+    // -I alone: compound without a header nvlist (as libzfs writes it), one substream per snapshot
+    const incI = walked.get('-I')!;
+    expect(incI.compound).toBe(true);
+    expect(incI.header).toBeNull();
+    expect(incI.subs.map((x) => x.toname)).toEqual(['tank/src@s2', 'tank/src@s3']);
+    // -R: libzfs's XDR header; the child's parentfromsnap is its parent's snapshot
+    const rep = walked.get('-R')!;
+    expect(rep.subs.map((x) => x.toname)).toEqual(['tank/src@s1', 'tank/src@s2', 'tank/src/child@s2']);
+    const fss = rep.header!.fss as Record<string, Record<string, unknown>>;
+    const byName = new Map(Object.values(fss).map((e) => [e.name as string, e]));
+    expect(rep.header!.tosnap).toBe('s2');
+    expect(rep.header!.not_recursive).toBeUndefined();
+    expect(byName.get('tank/src')!.parentfromsnap).toBe(0n);
+    expect(byName.get('tank/src/child')!.parentfromsnap).toBe(guid('tank/src@s2'));
+    expect(byName.get('tank/src')!.snaps).toEqual({ s1: guid('tank/src@s1'), s2: guid('tank/src@s2') });
+    expect(byName.get('tank/src')!.props).toEqual({ 'zferry:owner': 'site-a' });
+    const repInc = walked.get('-R -i')!;
+    expect(repInc.header!.fromsnap).toBe('s1');
+    expect(Object.values(repInc.header!.fss as Record<string, Record<string, unknown>>).find((e) => e.name === 'tank/src/child')!.parentfromsnap).toBe(
+      guid('tank/src@s1'),
+    );
+    expect(walked.get('-p')!.header!.not_recursive).toBe(true);
+    // raw: the wrapped key in the BEGIN payload, OBJECT_RANGE before the objects, data unreadable
+    for (const what of ['raw', 'raw incremental', 'raw -R']) {
+      for (const sub of walked.get(what)!.subs) {
+        expect(sub.featureflags & RAW, what).toBe(RAW);
+        expect(Object.keys(sub.beginNv!.crypt_keydata as object).sort(), what).toEqual(['keyformat', 'keyid', 'pbkdf2iters', 'pbkdf2salt', 'wrappedkey']);
+        expect(sub.types[1], what).toBe(DRR_T.OBJECT_RANGE);
+      }
+    }
+    expect(walked.get('raw -R')!.header!.raw).toBe(true);
+    expect(streams.get('raw')!.includes(fs.readFileSync(bigFile).subarray(0, 64))).toBe(false);
+
+    // the compound header is read by the fake's receive: -R lands with its received property
+    ok(root, ['recv', '-u', 'backup/rep'], streams.get('-R')!);
+    expect(snapsOf(root, 'backup/rep').map((l) => l.split('\t')[0])).toEqual(['backup/rep@s1', 'backup/rep@s2', 'backup/rep/child@s2']);
+    expect(ok(root, ['get', '-H', '-o', 'value,source', 'zferry:owner', 'backup/rep'])).toBe('site-a\treceived\n');
+    expectSameData(root, 'tank/src/child@s2', 'backup/rep/child@s2');
+
+    // resuming streams (full non-raw, and raw incremental): RESUMING, resume_object/offset
+    ok(root, ['recv', '-u', 'backup/vault'], streams.get('raw')!);
+    const partial: [string, Buffer, string][] = [
+      ['backup/res', streams.get('full')!, 'tank/src@s1'],
+      ['backup/vault', streams.get('raw incremental')!, 'tank/enc@s2'],
+    ];
+    for (const [target, stream, src] of partial) {
+      const cut = zfs(root, ['recv', '-s', target], stream.subarray(0, Math.floor(stream.length * 0.6)));
+      expect(cut.rc).toBe(1);
+      const token = getv(root, 'receive_resume_token', target);
+      const rs = zfs(root, ['send', '-t', token]);
+      expect(rs.rc, rs.err).toBe(0);
+      const w = walkOpenZfs(rs.raw);
+      const sub = w.subs[0];
+      expect(sub.featureflags & RESUMING).toBe(RESUMING);
+      expect(typeof sub.beginNv!.resume_object).toBe('bigint');
+      expect(typeof sub.beginNv!.resume_offset).toBe('bigint');
+      expect(receiverWalk(rs.raw, w, known, src), `resuming ${src}`).toBeNull();
+      ok(root, ['recv', '-s', target], rs.raw);
+      const [, snap] = src.split('@');
+      expectSameData(root, src, `${target}@${snap}`, src.startsWith('tank/enc'));
+    }
+  });
+
+  it('an XDR nvlist from the fake decodes to the same values', () => {
+    const nv = {
+      s: 'text',
+      u: 0xfedcba9876543210n,
+      flag: NV_FLAG,
+      yes: true,
+      i: nvInt32(-5),
+      w: nvUint32(4_000_000_000),
+      bytes: Buffer.from([1, 2, 3, 4, 5]),
+      strs: ['a', 'bcd', ''],
+      nums: [1n, 2n, 3n],
+      nested: { inner: { deep: 'x' }, empty: {} },
+      lists: [{ a: 1n }, { b: 'two' }],
+    };
+    const packed = encodeNvlist(nv);
+    expect(packed.subarray(0, 4)).toEqual(Buffer.from([1, 1, 0, 0]));
+    expect(packed.length % 4).toBe(0);
+    expect(decodeNvlist(packed)).toEqual({
+      s: 'text',
+      u: 0xfedcba9876543210n,
+      flag: true,
+      yes: true,
+      i: -5,
+      w: 4_000_000_000,
+      bytes: Buffer.from([1, 2, 3, 4, 5]),
+      strs: ['a', 'bcd', ''],
+      nums: [1n, 2n, 3n],
+      nested: { inner: { deep: 'x' }, empty: {} },
+      lists: [{ a: 1n }, { b: 'two' }],
+    });
+    // each pair's encoded size is the size of the whole pair: walk the top level by it
+    let off = 4 + 8;
+    const names: string[] = [];
+    for (;;) {
+      const enc = packed.readInt32BE(off);
+      const dec = packed.readInt32BE(off + 4);
+      if (enc === 0 && dec === 0) break;
+      expect(dec).toBeGreaterThan(0);
+      const len = packed.readUInt32BE(off + 8);
+      names.push(packed.subarray(off + 12, off + 12 + len).toString());
+      off += enc;
+    }
+    expect(off + 8).toBe(packed.length);
+    expect(names).toEqual(Object.keys(nv));
   });
 });
 

@@ -43,25 +43,38 @@ import {
   validSnapComponent,
   withLock,
   writeJsonAtomic,
+  readJson,
   nextTxg,
   cryptRootMeta,
 } from './store.js';
 import {
   CKOFF,
   COMPOUNDSTREAM,
+  DMU_OT_PLAIN_FILE_CONTENTS,
+  DNODES_PER_BLOCK,
   DRR,
+  FIRST_OBJ,
   FREE_OBJ,
   MAGIC,
+  MAX_BLKSZ,
+  OBJ_FAKE_SIZE,
   REC,
+  SPA_MINBLOCKSIZE,
   SUBSTREAM,
   parseBegin,
+  payloadSize,
+  streamCryptFromNv,
 } from './stream.js';
+import { decodeNvlist } from '../../shared/nvlist.js';
 import { FEATURE, FEATURE_MASK, makeToken } from './token.js';
 import { getopt } from './getopt.js';
 import { usage, usageFromGetopt } from './usage.js';
 import { errOut, errnoOf, nicenum, nowSec, out, sleepMs } from './util.js';
 import { canonProp, isUserProp, openError, resetSpaceCache } from './props.js';
 import { createDsDir, destroySnapshot, newDsMeta } from './ops.js';
+
+/** paths of the incremental source's files, by object number - FIRST_OBJ (saved at the start) */
+const baseObjectsFile = (name: string): string => path.join(partialDir(name), 'base-objects.json');
 
 // ------------------------------------------------------------ stdin
 
@@ -368,7 +381,7 @@ function receivePackage(
     }
     hash.update(pl);
     try {
-      nv = JSON.parse(pl.toString('utf8')) as Record<string, unknown>;
+      nv = decodeNvlist(pl) as Record<string, unknown>;
     } catch {
       errOut('cannot receive: invalid stream (malformed nvlist)\n');
       return 1;
@@ -563,14 +576,15 @@ function receiveOne(
     if (!ck.ok) return fail('ECKSUM');
     firstPre = ck.pre;
     if (pl.length) {
+      // dmu_recv_begin(): nvlist_unpack() of the BEGIN payload, EINVAL when it is not one
       try {
-        payloadNv = JSON.parse(pl.toString('utf8')) as Record<string, unknown>;
+        payloadNv = decodeNvlist(pl) as Record<string, unknown>;
       } catch {
         return fail('EINVAL');
       }
     }
   }
-  const streamCrypt = (payloadNv.crypt ?? null) as StreamCrypt | null;
+  const streamCrypt: StreamCrypt | null = payloadNv.crypt_keydata !== undefined ? streamCryptFromNv(payloadNv.crypt_keydata) : null;
   if (raw && !streamCrypt) return fail('EINVAL');
 
   // begin checks and claiming of the receive state happen under the global lock
@@ -588,7 +602,9 @@ function receiveOne(
       if (curAlive) return 'EBUSY';
       if (cur.fromguid !== b.fromguid) return 'EINVAL';
       if (cur.raw !== raw) return 'EINVAL';
-      if (String(payloadNv.resume_object ?? '') !== String(cur.object) || String(payloadNv.resume_offset ?? '') !== String(cur.offset)) {
+      const ro = payloadNv.resume_object;
+      const rf = payloadNv.resume_offset;
+      if (typeof ro !== 'bigint' || typeof rf !== 'bigint' || ro !== BigInt(cur.object) || rf !== BigInt(cur.offset)) {
         return 'EINVAL';
       }
       if (cur.encryptRoot) {
@@ -667,7 +683,11 @@ function receiveOne(
           if (!r?.cryptRoot || r.cryptRoot.keyId !== streamCrypt?.keyId) return 'EACCES';
         }
         base.baseSnap = baseSnap.name;
-        dataInit = () => linkCopy(snapDataDir(name, baseSnap.name), partialDataDir(name));
+        dataInit = () => {
+          linkCopy(snapDataDir(name, baseSnap.name), partialDataDir(name));
+          // FREEOBJECTS name files by their object number in the incremental source
+          writeJsonAtomic(baseObjectsFile(name), treeList(snapDataDir(name, fromS.name)).map((e) => e.path));
+        };
       } else {
         // full stream over an existing fs (-F, no snapshots: checked by libzfs)
         if (meta.encryption || raw) return 'EINVAL';
@@ -714,7 +734,11 @@ function receiveOne(
   // --- the records
   const dataDir = partialDataDir(name);
   // the object being written; files grow as WRITE records arrive (so `used` shows progress)
-  let cur: { obj: number; path: string; fd: number; size: number; stored: number; iv: Buffer | null } | null = null;
+  let cur: { obj: number; path: string; fd: number; size: number; stored: number; blksz: number; iv: Buffer | null } | null = null;
+  /** first object of the last OBJECT_RANGE (raw streams) */
+  let rangeFirst = -1;
+  let basePaths: string[] | null = null;
+  const baseObjects = (): string[] => (basePaths ??= readJson<string[]>(baseObjectsFile(name)) ?? []);
   const bytesBase = resuming ? st.bytes : 0;
   const closeCur = (): void => {
     if (cur) {
@@ -729,21 +753,32 @@ function receiveOne(
   };
   const commit = (r: Rec): void => {
     const h = r.hdr;
-    if (r.type === DRR.FREE) {
-      const obj = Number(h.readBigUInt64LE(8));
-      const idx = Number(h.readBigUInt64LE(16));
-      const p = r.payload.toString('utf8');
-      const expect = st.object === FREE_OBJ ? st.offset : 0;
-      if (obj !== FREE_OBJ || st.object > FREE_OBJ || idx !== expect || !validRelPath(p)) throw new KErr('EINVAL');
+    if (r.type === DRR.FREEOBJECTS) {
+      // files removed since the incremental source, named by their object number there
+      const firstobj = h.readBigUInt64LE(8);
+      const numobjs = h.readBigUInt64LE(16);
+      if (st.object > FREE_OBJ || (st.object === FREE_OBJ && firstobj < BigInt(st.offset))) throw new KErr('EINVAL');
       closeCur();
-      rmrf(path.join(dataDir, p));
+      const base = baseObjects();
+      const lastObj = BigInt(FIRST_OBJ + base.length);
+      const endObj = firstobj + numobjs < lastObj ? firstobj + numobjs : lastObj;
+      for (let o = firstobj < BigInt(FIRST_OBJ) ? BigInt(FIRST_OBJ) : firstobj; o < endObj; o++) {
+        const p = base[Number(o) - FIRST_OBJ];
+        if (!validRelPath(p)) throw new KErr('EINVAL');
+        rmrf(path.join(dataDir, p));
+      }
       st.object = FREE_OBJ;
-      st.offset = idx + 1;
+      st.offset = Number(endObj > firstobj ? endObj : firstobj);
+    } else if (r.type === DRR.OBJECT_RANGE) {
+      rangeFirst = Number(h.readBigUInt64LE(8));
     } else if (r.type === DRR.OBJECT) {
       const obj = Number(h.readBigUInt64LE(8));
-      const size = Number(h.readBigUInt64LE(16));
-      const p = r.payload.toString('utf8');
-      if (obj <= FREE_OBJ || obj < st.object || !validRelPath(p)) throw new KErr('EINVAL');
+      const size = Number(h.readBigUInt64LE(OBJ_FAKE_SIZE));
+      const blksz = h.readUInt32LE(24);
+      const p = r.payload.subarray(0, h.readUInt32LE(28)).toString('utf8');
+      if (obj < FIRST_OBJ || obj < st.object || !validRelPath(p)) throw new KErr('EINVAL');
+      // receive_object(): a raw object lies in the dnode block of the last OBJECT_RANGE
+      if (raw && (rangeFirst < 0 || obj < rangeFirst || obj >= rangeFirst + DNODES_PER_BLOCK)) throw new KErr('EINVAL');
       finishCur();
       const file = path.join(dataDir, p);
       const stored = encKey ? size + IVLEN : size;
@@ -770,16 +805,17 @@ function receiveOne(
         }
         st.offset = 0;
       }
-      cur = { obj, path: p, fd, size, stored, iv };
+      cur = { obj, path: p, fd, size, stored, blksz, iv };
       st.object = obj;
       st.objectStarted = obj;
     } else if (r.type === DRR.WRITE) {
       const obj = Number(h.readBigUInt64LE(8));
-      const off = Number(h.readBigUInt64LE(16));
-      const len = Number(h.readBigUInt64LE(24));
-      const c = cur as { obj: number; fd: number; size: number; iv: Buffer | null } | null;
-      if (!c || c.obj !== obj || off !== st.offset || len !== r.payload.length || off + len > c.size) throw new KErr('EINVAL');
-      let data = r.payload;
+      const off = Number(h.readBigUInt64LE(24));
+      const len = Number(h.readBigUInt64LE(32));
+      const c = cur as { obj: number; fd: number; size: number; blksz: number; iv: Buffer | null } | null;
+      // one whole block at a time, in order; the last one is zero-padded past the file's end
+      if (!c || c.obj !== obj || off !== st.offset || off % c.blksz !== 0 || len !== c.blksz || off >= c.size) throw new KErr('EINVAL');
+      let data = r.payload.subarray(0, Math.min(len, c.size - off));
       let pos = off;
       if (encKey && c.iv) {
         data = ctrAt(encKey, c.iv, off).update(data);
@@ -805,9 +841,10 @@ function receiveOne(
         finishCur();
         break;
       }
-      if (type !== DRR.OBJECT && type !== DRR.WRITE && type !== DRR.FREE) throw new KErr('EINVAL');
-      const plen = h.readUInt32LE(4);
-      if (plen > 16 * 1024 * 1024) throw new KErr('EINVAL');
+      // the records the fake writes, checked as receive_read_record() checks them before
+      // reading their payload, whose size follows from the record's fields
+      if (!recordOk(h, raw, b.featureflags)) throw new KErr('EINVAL');
+      const plen = payloadSize(h)!;
       const pl = plen ? rd.read(plen) : Buffer.alloc(0);
       if (!pl) throw new KErr('TRUNCATED');
       hash.update(pl);
@@ -856,6 +893,46 @@ function receiveOne(
 }
 
 /**
+ * The kernel's read-time checks (dmu_recv.c recv_check_drr_*) for the record types the fake
+ * receives: OBJECT_RANGE (raw streams), OBJECT, WRITE (uncompressed), FREEOBJECTS.
+ */
+function recordOk(h: Buffer, raw: boolean, featureflags: number): boolean {
+  const largeBlocks = (featureflags & FEATURE.LARGE_BLOCKS) !== 0;
+  const maxBlk = largeBlocks ? 16 * 1024 * 1024 : MAX_BLKSZ;
+  switch (h.readUInt32LE(0)) {
+    case DRR.OBJECT_RANGE: {
+      const first = h.readBigUInt64LE(8);
+      return raw && h.readBigUInt64LE(16) === BigInt(DNODES_PER_BLOCK) && first % BigInt(DNODES_PER_BLOCK) === 0n;
+    }
+    case DRR.FREEOBJECTS:
+      return h.readBigUInt64LE(8) + h.readBigUInt64LE(16) < 1n << 64n;
+    case DRR.OBJECT: {
+      const blksz = h.readUInt32LE(24);
+      const bonuslen = h.readUInt32LE(28);
+      const slots = h[34] || 1;
+      const flags = h[35];
+      const rawBonus = h.readUInt32LE(36);
+      const capacity = slots * 512 - 192;
+      if (h.readBigUInt64LE(8) === 0n || h.readUInt32LE(16) !== DMU_OT_PLAIN_FILE_CONTENTS || bonuslen === 0) return false;
+      if (blksz % SPA_MINBLOCKSIZE !== 0 || blksz < SPA_MINBLOCKSIZE || blksz > maxBlk || bonuslen > capacity) return false;
+      if (slots > 1 && (featureflags & FEATURE.LARGE_DNODE) === 0) return false;
+      if (raw) return (flags & ~3) === 0 && rawBonus >= bonuslen && rawBonus <= capacity && h[49] >= 1 && h[50] === 1;
+      return (flags & ~1) === 0 && rawBonus === 0 && h[48] === 0 && h[49] === 0 && h[50] === 0;
+    }
+    case DRR.WRITE: {
+      const logical = h.readBigUInt64LE(32);
+      const compressed = h.readBigUInt64LE(96);
+      if (h.readBigUInt64LE(8) === 0n || logical < BigInt(SPA_MINBLOCKSIZE) || logical > BigInt(maxBlk)) return false;
+      // the fake stores no compressed blocks: it neither writes nor reads them
+      if (h[50] !== 0) return false;
+      return raw ? compressed === logical : compressed === 0n;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
  * Verify the per-record checksum of a header and add the header to the running hash.
  * `pre` is the checksum of the stream before this header (what END carries).
  */
@@ -884,11 +961,15 @@ function ensureDirs(root: string, rel: string): void {
   }
 }
 
+/** The compound header's "fss" entry of the dataset that has the snapshot `toguid`. */
 function findFsEntry(nv: Record<string, unknown> | null, toguid: string): { props?: Record<string, unknown> } | null {
-  const fss = nv?.fss as Record<string, { snaps?: Record<string, string>; props?: Record<string, unknown> }> | undefined;
-  if (!fss) return null;
+  const isList = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
+  const fss = nv?.fss;
+  if (!isList(fss)) return null;
+  const guid = BigInt(toguid);
   for (const e of Object.values(fss)) {
-    if (e.snaps && Object.values(e.snaps).includes(toguid)) return e;
+    if (!isList(e) || !isList(e.snaps)) continue;
+    if (Object.values(e.snaps).includes(guid)) return { props: isList(e.props) ? e.props : undefined };
   }
   return null;
 }
@@ -984,11 +1065,11 @@ function recvSkip(rd: Reader): number {
     }
     const t = h.readUInt32LE(0);
     if (t === DRR.END) return 0;
-    if (t > DRR.END && t !== 6 && t !== 7 && t !== 8 && t !== 9) {
+    const n = payloadSize(h);
+    if (n === null || t === DRR.REDACT) {
       errOut('cannot receive: invalid record type\n');
       return 1;
     }
-    const n = h.readUInt32LE(4);
     if (n && !rd.read(n)) {
       errOut('cannot receive: failed to read from stream\n');
       return 1;
@@ -1000,7 +1081,11 @@ function recvSkipFrom(rd: Reader, first: Buffer): number {
   for (;;) {
     const t = h.readUInt32LE(0);
     if (t === DRR.END) return 0;
-    const n = h.readUInt32LE(4);
+    const n = payloadSize(h);
+    if (n === null) {
+      errOut('cannot receive: invalid record type\n');
+      return 1;
+    }
     if (n && !rd.read(n)) {
       errOut('cannot receive: failed to read from stream\n');
       return 1;

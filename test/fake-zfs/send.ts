@@ -23,6 +23,7 @@ import {
   subPlanSize,
 } from './stream.js';
 import { FEATURE, parseToken, printNv, type ResumeNv } from './token.js';
+import { NV_FLAG, type NvObj, encodeNvlist } from './nvlist.js';
 import { getopt, type LongOpt } from './getopt.js';
 import { usage, usageFromGetopt } from './usage.js';
 import { BrokenPipe, errOut, hhmmss, nicenum, out, writeAll } from './util.js';
@@ -306,7 +307,9 @@ function sendMulti(toArg: string, fromArg: string | null, flags: Flags): number 
   // datasets to send: the root, plus descendants with -R (parents first)
   const dsList = flags.replicate ? [fsName, ...allDsNames().filter((n) => n.startsWith(`${fsName}/`))] : [fsName];
   const steps: Step[] = [];
-  const fss: Record<string, unknown> = {};
+  const fss: NvObj = {};
+  /** send_iterate_fs(): per dataset, the guid of its fromsnap (or tosnap) for its children */
+  const parentFromGuid = new Map<string, bigint>();
   let err = false;
   for (const ds of dsList) {
     const v = getDs(ds);
@@ -360,13 +363,29 @@ function sendMulti(toArg: string, fromArg: string | null, flags: Flags): number 
       } else errOut(`WARNING: could not send ${ds}@${tosnap}: does not exist\n`);
       err = true;
     }
-    const props: Record<string, string> = {};
+    // the header entry, as libzfs send_iterate_fs() builds it
+    const props: NvObj = {};
     for (const [k, val] of Object.entries(v.meta.props)) if (isUserProp(k)) props[k] = val;
+    const listed = snaps.filter((s) => s.createtxg <= to.createtxg);
+    const snapsNv: NvObj = {};
+    const snapprops: NvObj = {};
+    let fromGuid = 0n;
+    for (const s of listed) {
+      snapsNv[s.name] = BigInt(s.guid);
+      const sp: NvObj = {};
+      for (const [k, val] of Object.entries(s.props)) if (isUserProp(k)) sp[k] = val;
+      snapprops[s.name] = sp;
+      if (s.name === fromname || (fromGuid === 0n && s.name === tosnap)) fromGuid = BigInt(s.guid);
+    }
+    parentFromGuid.set(ds, fromGuid);
+    const parent = ds.includes('/') ? ds.slice(0, ds.lastIndexOf('/')) : '';
     fss[`0x${BigInt(v.meta.guid).toString(16)}`] = {
       name: ds,
+      parentfromsnap: ds === fsName ? 0n : parentFromGuid.get(parent) ?? 0n,
       props,
-      snaps: Object.fromEntries(snaps.filter((s) => s.createtxg <= to.createtxg).map((s) => [s.name, s.guid])),
-      ...(v.meta.encryption?.root === ds ? { is_encroot: true } : {}),
+      is_encroot: v.meta.encryption?.root === ds ? NV_FLAG : undefined,
+      snaps: snapsNv,
+      snapprops,
     };
   }
   // key check (non-raw sends of encrypted data)
@@ -394,15 +413,16 @@ function sendMulti(toArg: string, fromArg: string | null, flags: Flags): number 
   try {
     // compound header
     const gather = flags.replicate || flags.props;
-    const hdrnv: Record<string, unknown> = {};
+    // send_prelim_records(): libzfs's header nvlist, packed in XDR (none for -I alone)
+    const hdrnv: NvObj = {};
     if (gather) {
       if (fromname !== null) hdrnv.fromsnap = fromname;
       hdrnv.tosnap = tosnap;
-      if (!flags.replicate) hdrnv.not_recursive = true;
-      if (flags.raw) hdrnv.raw = true;
+      if (!flags.replicate) hdrnv.not_recursive = NV_FLAG;
+      if (flags.raw) hdrnv.raw = NV_FLAG;
       hdrnv.fss = fss;
     }
-    const payload = gather ? Buffer.from(JSON.stringify(hdrnv), 'utf8') : Buffer.alloc(0);
+    const payload = gather ? encodeNvlist(hdrnv) : Buffer.alloc(0);
     w.begin(
       beginHeader({
         payloadlen: payload.length,

@@ -1,28 +1,53 @@
-// The fake's send stream.
+// The fake's send stream, laid out as OpenZFS lays out its own (include/sys/zfs_ioctl.h,
+// module/zfs/dmu_send.c; read back the way dmu_recv.c receive_read_record and libzfs
+// recv_skip read it): every record is a 312-byte dmu_replay_record_t (u32 drr_type,
+// u32 drr_payloadlen, then the type's fields; little-endian), followed by the payload that
+// OpenZFS derives from the record's own fields. Every record but BEGIN carries in its last 32
+// bytes (offset 280, where OpenZFS keeps drr_checksum) a checksum of the substream before
+// that point (SHA-256 here, fletcher-4 in OpenZFS), so any flipped byte in a record or in the
+// payload before it is detected.
 //
-// Every record is 312 bytes like OpenZFS's dmu_replay_record_t: u32 type, u32 payloadlen,
-// then type-specific fields; every record but BEGIN carries in its last 32 bytes (offset 280)
-// a checksum of the whole substream before that point (SHA-256 here, fletcher-4 in OpenZFS),
-// so any flipped byte in a record or in the payload before it is detected.
+//   BEGIN (0)        drr_begin: u64 magic 0x2F5BACBAC @8, u64 versioninfo (hdrtype |
+//                    featureflags << 2) @16, u64 creation_time @24, u32 objset type (2 = ZFS)
+//                    @32, u32 flags @36, u64 toguid @40, u64 fromguid @48, char toname[256] @56.
+//                    Payload: drr_payloadlen bytes, an XDR nvlist (as the kernel's nvlist_unpack
+//                    reads it): "crypt_keydata" {keyformat, pbkdf2iters, pbkdf2salt, wrappedkey,
+//                    keyid} for raw streams of encrypted datasets (the wrapped key, never the
+//                    key), "resume_object"/"resume_offset" (uint64) for resuming streams;
+//                    libzfs's header ("fromsnap", "tosnap", "fss", ...) for compound streams.
+//   OBJECT_RANGE (9) raw streams only, before the first OBJECT of each block of 32 dnodes:
+//                    u64 firstobj @8, u64 numslots = 32 @16, u64 toguid @24. No payload.
+//   OBJECT (1)       one per file: u64 object @8, u32 type 19 (PLAIN_FILE_CONTENTS) @16, u32
+//                    bonustype 44 (SA) @20, u32 blksz @24, u32 bonuslen = byte length of the
+//                    file path @28, u8 dn_slots @34, u32 raw_bonuslen @36 (raw streams: the
+//                    padded path length; 0 otherwise), u64 toguid @40; raw streams also
+//                    indblkshift 17 @48, nlevels @49, nblkptr 1 @50, maxblkid @56. The fake's
+//                    own fields (free space of the record): u64 file size @64, u32 mode @72,
+//                    u32 fake flags @76 (1 = the data are the stored, encrypted bytes).
+//                    Payload: the path, zero-padded to 8 bytes (P2ROUNDUP(bonuslen, 8), or
+//                    raw_bonuslen when set). Objects are the files of the snapshot in sorted
+//                    path order, object number = 2 + index. blksz: 128 KiB, or for a file of at
+//                    most 128 KiB its size rounded up to 512 (one block).
+//   WRITE (3)        one per block: u64 object @8, u32 type 19 @16, u64 offset @24, u64
+//                    logical_size = blksz @32, u64 toguid @40, u8 checksumtype @48,
+//                    compressiontype 0 @50, u64 compressed_size @96 (raw streams: = logical
+//                    size, as OpenZFS fills it; 0 otherwise). Payload: logical_size bytes, the
+//                    block (the last one zero-padded past the end of the file). Raw streams of
+//                    encrypted datasets carry the stored bytes (16-byte IV + AES-256-CTR
+//                    ciphertext), others the plaintext.
+//   FREEOBJECTS (2)  (incremental) a file removed since the base snapshot: u64 firstobj @8 =
+//                    its object number in the base snapshot (the receiving side has the same
+//                    snapshot), u64 numobjs = 1 @16, u64 toguid @24. No payload.
+//   END (5)          checksum of the substream before END @8 (32 bytes), u64 toguid @40.
 //
-//   BEGIN (0)  exactly OpenZFS's drr_begin: u64 magic 0x2F5BACBAC, u64 versioninfo
-//              (hdrtype | featureflags << 2), u64 creation_time, u32 objset type (2 = ZFS),
-//              u32 flags, u64 toguid, u64 fromguid, char toname[256].
-//              payload (optional, JSON): {"crypt": {...}} for raw streams of encrypted
-//              datasets (the wrapped key, never the key), {"resume_object","resume_offset"}
-//              for resuming streams, {"fss", "tosnap", ...} for compound (-R/-p) headers.
-//   OBJECT (1) u64 object, u64 size, u64 toguid, u32 mode, u32 flags; payload: file path.
-//              Objects are the files of the snapshot in sorted path order, object number
-//              = 2 + index. Raw streams of encrypted datasets carry the stored bytes
-//              (16-byte IV + AES-256-CTR ciphertext), others the plaintext.
-//   WRITE (3)  u64 object, u64 offset, u64 length, u64 toguid; payload: <= 128 KiB of data.
-//   FREE (4)   (incremental) a file removed since the base: u64 object = 1, u64 offset =
-//              index of the removal, u64 length = 1, u64 toguid; payload: file path.
-//   END (5)    checksum of the substream before END at offset 8 (32 bytes), u64 toguid at 40.
+// Incremental streams carry the FREEOBJECTS of removed files first (in base-snapshot object
+// order), then the files whose inode differs from the base snapshot (new or replaced files).
+// Compound streams (-I, -R, -p) are, as in OpenZFS: BEGIN (hdrtype 2) + payload (libzfs's XDR
+// header nvlist with -R/-p; none for -I alone), END, the substreams, and a final END of zeroes.
 //
-// Incremental streams carry the files whose inode differs from the base snapshot (new or
-// replaced files) and FREE records for removed ones. Compound streams (-I, -R, -p) are, as in
-// OpenZFS: BEGIN (hdrtype 2) + payload, END, the substreams, and a final END of zeroes.
+// Resume position (object, offset): every record before it is on disk. Frees use object 1
+// (FREE_OBJ) with offset = base object number after the last applied free; files use their
+// object number and the offset after the last written block.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import {
@@ -37,19 +62,95 @@ import {
   treeList,
 } from './store.js';
 import { FEATURE } from './token.js';
+import { type NvObj, encodeNvlist } from './nvlist.js';
 
 export const REC = 312;
 export const CKOFF = 280;
-export const DRR = { BEGIN: 0, OBJECT: 1, FREEOBJECTS: 2, WRITE: 3, FREE: 4, END: 5 } as const;
+export const DRR = {
+  BEGIN: 0,
+  OBJECT: 1,
+  FREEOBJECTS: 2,
+  WRITE: 3,
+  FREE: 4,
+  END: 5,
+  WRITE_BYREF: 6,
+  SPILL: 7,
+  WRITE_EMBEDDED: 8,
+  OBJECT_RANGE: 9,
+  REDACT: 10,
+} as const;
 export const MAGIC = 0x2f5bacbacn;
 export const SUBSTREAM = 1;
 export const COMPOUNDSTREAM = 2;
 export const DRR_FLAG_FREERECORDS = 1 << 2;
 export const DRR_FLAG_SPILL_BLOCK = 1 << 3;
-export const WRITE_CHUNK = 128 * 1024;
+export const DMU_OST_ZFS = 2;
+export const DMU_OT_PLAIN_FILE_CONTENTS = 19;
+export const DMU_OT_SA = 44;
+export const ZIO_CHECKSUM_FLETCHER_4 = 7;
+export const SPA_MINBLOCKSIZE = 512;
+/** the largest block the fake writes (SPA_OLD_MAXBLOCKSIZE: no LARGE_BLOCKS needed) */
+export const MAX_BLKSZ = 128 * 1024;
+export const DNODES_PER_BLOCK = 32;
+export const INDBLKSHIFT = 17;
+/** DN_SLOTS_TO_BONUSLEN(slots) = slots * 512 - dnode core (64) - one blkptr (128) */
+const bonusCapacity = (slots: number): number => slots * 512 - 192;
+
+/** resume phase of the FREEOBJECTS records (below every file object) */
 export const FREE_OBJ = 1;
 export const FIRST_OBJ = 2;
-export const DMU_OST_ZFS = 2;
+
+/** the fake's own OBJECT fields, in space the OpenZFS layout leaves free */
+export const OBJ_FAKE_SIZE = 64;
+export const OBJ_FAKE_MODE = 72;
+export const OBJ_FAKE_FLAGS = 76;
+export const OBJ_FAKE_RAW = 1;
+
+export const p2roundup = (n: number, a: number): number => Math.ceil(n / a) * a;
+
+/** Block size of a file of `size` bytes: one block up to 128 KiB, 128 KiB blocks beyond. */
+export function blockSizeOf(size: number): number {
+  return size > MAX_BLKSZ ? MAX_BLKSZ : Math.max(SPA_MINBLOCKSIZE, p2roundup(size, SPA_MINBLOCKSIZE));
+}
+
+/** dnode slots a bonus buffer of `len` bytes needs */
+export function dnSlotsFor(len: number): number {
+  let s = 1;
+  while (bonusCapacity(s) < len) s++;
+  return s;
+}
+
+/**
+ * Bytes that follow a record header, as OpenZFS derives them (DRR_OBJECT_PAYLOAD_SIZE,
+ * DRR_WRITE_PAYLOAD_SIZE, ...); BEGIN: drr_payloadlen. null for an unknown record type.
+ */
+export function payloadSize(h: Buffer): number | null {
+  switch (h.readUInt32LE(0)) {
+    case DRR.BEGIN:
+      return h.readUInt32LE(4);
+    case DRR.OBJECT: {
+      const raw = h.readUInt32LE(36);
+      return raw !== 0 ? raw : p2roundup(h.readUInt32LE(28), 8);
+    }
+    case DRR.WRITE:
+      return Number(h[50] !== 0 ? h.readBigUInt64LE(96) : h.readBigUInt64LE(32));
+    case DRR.SPILL: {
+      const c = h.readBigUInt64LE(40);
+      return Number(c !== 0n ? c : h.readBigUInt64LE(16));
+    }
+    case DRR.WRITE_EMBEDDED:
+      return p2roundup(h.readUInt32LE(52), 8);
+    case DRR.FREEOBJECTS:
+    case DRR.FREE:
+    case DRR.END:
+    case DRR.WRITE_BYREF:
+    case DRR.OBJECT_RANGE:
+    case DRR.REDACT:
+      return 0;
+    default:
+      return null;
+  }
+}
 
 export interface BeginFields {
   payloadlen: number;
@@ -97,12 +198,13 @@ export function parseBegin(b: Buffer): BeginFields & { magic: bigint; type: numb
   };
 }
 
-export function recHeader(type: number, payloadlen: number, u64s: [number, bigint][], u32s: [number, number][] = []): Buffer {
+export function recHeader(type: number, payloadlen: number, u64s: [number, bigint][], u32s: [number, number][] = [], u8s: [number, number][] = []): Buffer {
   const b = Buffer.alloc(REC);
   b.writeUInt32LE(type, 0);
   b.writeUInt32LE(payloadlen, 4);
   for (const [o, v] of u64s) b.writeBigUInt64LE(v, o);
   for (const [o, v] of u32s) b.writeUInt32LE(v, o);
+  for (const [o, v] of u8s) b.writeUInt8(v, o);
   return b;
 }
 
@@ -157,7 +259,8 @@ export interface SendOpts {
 }
 
 export type Item =
-  | { kind: 'free'; idx: number; path: string }
+  /** a file removed since the base snapshot; obj = its object number there */
+  | { kind: 'free'; obj: number; path: string }
   | { kind: 'obj'; obj: number; path: string; full: string; size: number };
 
 export interface SubPlan {
@@ -196,6 +299,21 @@ export function streamCryptOf(meta: DsMeta): StreamCrypt | null {
   return { keyformat: c.keyformat, pbkdf2iters: c.pbkdf2iters, salt: c.salt, wrappedKey: c.wrappedKey, keyId: c.keyId };
 }
 
+/** The "crypt_keydata" list of a raw BEGIN payload. */
+export function cryptKeydataNv(c: StreamCrypt): NvObj {
+  return { keyformat: c.keyformat, pbkdf2iters: BigInt(c.pbkdf2iters), pbkdf2salt: c.salt, wrappedkey: c.wrappedKey, keyid: c.keyId };
+}
+
+/** StreamCrypt from a decoded "crypt_keydata" list, or null when it is not one. */
+export function streamCryptFromNv(v: unknown): StreamCrypt | null {
+  if (typeof v !== 'object' || v === null || Array.isArray(v) || Buffer.isBuffer(v)) return null;
+  const o = v as Record<string, unknown>;
+  const { keyformat, pbkdf2iters, pbkdf2salt, wrappedkey, keyid } = o;
+  if (typeof keyformat !== 'string' || typeof pbkdf2iters !== 'bigint' || typeof pbkdf2salt !== 'string') return null;
+  if (typeof wrappedkey !== 'string' || typeof keyid !== 'string') return null;
+  return { keyformat, pbkdf2iters: Number(pbkdf2iters), salt: pbkdf2salt, wrappedKey: wrappedkey, keyId: keyid };
+}
+
 /**
  * Plan one substream: `to` (full) or `from` -> `to` (incremental), optionally resuming at
  * (resumeObj, resumeOff). Deterministic, so a resumed plan lines up with the original.
@@ -208,7 +326,7 @@ export function buildSubPlan(
   o: SendOpts,
   resume: { obj: number; off: number } | null,
 ): SubPlan {
-  const ff = featureFlagsFor(meta, o, resume !== null);
+  let ff = featureFlagsFor(meta, o, resume !== null);
   const rawEnc = (ff & FEATURE.RAW) !== 0;
   const decrypt = !!meta.encryption && !rawEnc;
   const toTree = treeList(snapDataDir(ds, to.name));
@@ -216,22 +334,26 @@ export function buildSubPlan(
   const items: Item[] = [];
   if (fromTree) {
     const toPaths = new Set(toTree.map((e) => e.path));
-    let idx = 0;
-    for (const e of fromTree) if (!toPaths.has(e.path)) items.push({ kind: 'free', idx: idx++, path: e.path });
+    fromTree.forEach((e, i) => {
+      if (!toPaths.has(e.path)) items.push({ kind: 'free', obj: FIRST_OBJ + i, path: e.path });
+    });
   }
   const fromIno = new Map((fromTree ?? []).map((e) => [e.path, e.ino]));
   toTree.forEach((e, i) => {
     if (fromIno.get(e.path) === e.ino) return;
     const size = decrypt ? Math.max(0, e.size - IVLEN) : e.size;
     items.push({ kind: 'obj', obj: FIRST_OBJ + i, path: e.path, full: e.full, size });
+    // a path longer than one dnode's bonus area needs a multi-slot dnode
+    if (dnSlotsFor(p2roundup(Buffer.byteLength(e.path, 'utf8'), 8)) > 1) ff |= FEATURE.LARGE_DNODE;
   });
-  const pl: Record<string, unknown> = {};
-  if (rawEnc) pl.crypt = streamCryptOf(meta);
+  const pl: NvObj = {};
+  const crypt = rawEnc ? streamCryptOf(meta) : null;
+  if (crypt) pl.crypt_keydata = cryptKeydataNv(crypt);
   if (resume) {
-    pl.resume_object = String(resume.obj);
-    pl.resume_offset = String(resume.off);
+    pl.resume_object = BigInt(resume.obj);
+    pl.resume_offset = BigInt(resume.off);
   }
-  const payload = Object.keys(pl).length ? Buffer.from(JSON.stringify(pl), 'utf8') : Buffer.alloc(0);
+  const payload = Object.keys(pl).length ? encodeNvlist(pl) : Buffer.alloc(0);
   return {
     ds,
     meta,
@@ -253,7 +375,7 @@ export function buildSubPlan(
 function* liveItems(p: SubPlan): Generator<[Item, number]> {
   for (const it of p.items) {
     if (it.kind === 'free') {
-      if (p.resumeObj > FREE_OBJ || (p.resumeObj === FREE_OBJ && it.idx < p.resumeOff)) continue;
+      if (p.resumeObj > FREE_OBJ || (p.resumeObj === FREE_OBJ && it.obj < p.resumeOff)) continue;
       yield [it, 0];
     } else {
       if (it.obj < p.resumeObj) continue;
@@ -262,14 +384,26 @@ function* liveItems(p: SubPlan): Generator<[Item, number]> {
   }
 }
 
+/** First block offset at or after `start` (a resume offset is the end of a written block). */
+function firstBlock(start: number, blksz: number): number {
+  return p2roundup(start, blksz);
+}
+
 export function subPlanSize(p: SubPlan): number {
   let n = REC + p.payload.length + REC;
+  let range = -1;
   for (const [it, start] of liveItems(p)) {
-    n += REC + Buffer.byteLength(it.path, 'utf8');
-    if (it.kind === 'obj') {
-      const rest = Math.max(0, it.size - start);
-      n += Math.ceil(rest / WRITE_CHUNK) * REC + rest;
+    if (it.kind === 'free') {
+      n += REC;
+      continue;
     }
+    if (p.rawEnc && Math.floor(it.obj / DNODES_PER_BLOCK) !== range) {
+      range = Math.floor(it.obj / DNODES_PER_BLOCK);
+      n += REC;
+    }
+    n += REC + p2roundup(Buffer.byteLength(it.path, 'utf8'), 8);
+    const blksz = blockSizeOf(it.size);
+    for (let off = firstBlock(start, blksz); off < it.size; off += blksz) n += REC + blksz;
   }
   return n;
 }
@@ -290,38 +424,63 @@ export function emitSub(w: StreamWriter, p: SubPlan, creationOverride?: number):
     p.payload,
   );
   const toguid = BigInt(p.to.guid);
-  const buf = Buffer.alloc(WRITE_CHUNK);
+  const buf = Buffer.alloc(MAX_BLKSZ);
+  let range = -1;
   for (const [it, start] of liveItems(p)) {
-    const pathBuf = Buffer.from(it.path, 'utf8');
     if (it.kind === 'free') {
       w.record(
-        recHeader(DRR.FREE, pathBuf.length, [
-          [8, BigInt(FREE_OBJ)],
-          [16, BigInt(it.idx)],
-          [24, 1n],
-          [32, toguid],
+        recHeader(DRR.FREEOBJECTS, 0, [
+          [8, BigInt(it.obj)],
+          [16, 1n],
+          [24, toguid],
         ]),
-        pathBuf,
       );
       continue;
     }
+    if (p.rawEnc && Math.floor(it.obj / DNODES_PER_BLOCK) !== range) {
+      range = Math.floor(it.obj / DNODES_PER_BLOCK);
+      w.record(
+        recHeader(DRR.OBJECT_RANGE, 0, [
+          [8, BigInt(range * DNODES_PER_BLOCK)],
+          [16, BigInt(DNODES_PER_BLOCK)],
+          [24, toguid],
+        ]),
+      );
+    }
+    const pathBuf = Buffer.from(it.path, 'utf8');
+    const bonus = Buffer.alloc(p2roundup(pathBuf.length, 8));
+    pathBuf.copy(bonus);
+    const blksz = blockSizeOf(it.size);
+    const nblocks = Math.ceil(it.size / blksz);
+    let nlevels = 1;
+    for (let cap = 1; cap < nblocks; cap *= MAX_BLKSZ / 128) nlevels++;
+    const u8s: [number, number][] = [[34, dnSlotsFor(bonus.length)]];
+    if (p.rawEnc) u8s.push([48, INDBLKSHIFT], [49, nlevels], [50, 1]);
     w.record(
       recHeader(
         DRR.OBJECT,
-        pathBuf.length,
+        bonus.length,
         [
           [8, BigInt(it.obj)],
-          [16, BigInt(it.size)],
-          [24, toguid],
+          [40, toguid],
+          [56, p.rawEnc ? BigInt(Math.max(0, nblocks - 1)) : 0n],
+          [OBJ_FAKE_SIZE, BigInt(it.size)],
         ],
         [
-          [32, 0o644],
-          [36, p.rawEnc ? 1 : 0],
+          [16, DMU_OT_PLAIN_FILE_CONTENTS],
+          [20, DMU_OT_SA],
+          [24, blksz],
+          [28, pathBuf.length],
+          [36, p.rawEnc ? bonus.length : 0],
+          [OBJ_FAKE_MODE, 0o644],
+          [OBJ_FAKE_FLAGS, p.rawEnc ? OBJ_FAKE_RAW : 0],
         ],
+        u8s,
       ),
-      pathBuf,
+      bonus,
     );
-    if (it.size <= start) continue;
+    const first = firstBlock(start, blksz);
+    if (first >= it.size) continue;
     const fd = fs.openSync(it.full, 'r');
     try {
       let iv: Buffer | null = null;
@@ -329,26 +488,32 @@ export function emitSub(w: StreamWriter, p: SubPlan, creationOverride?: number):
         iv = Buffer.alloc(IVLEN);
         fs.readSync(fd, iv, 0, IVLEN, 0);
       }
-      for (let off = start; off < it.size; off += WRITE_CHUNK) {
-        const len = Math.min(WRITE_CHUNK, it.size - off);
+      const base = p.decrypt ? IVLEN : 0;
+      for (let off = first; off < it.size; off += blksz) {
+        const len = Math.min(blksz, it.size - off);
         let got = 0;
-        const base = p.decrypt ? IVLEN : 0;
         while (got < len) {
           const n = fs.readSync(fd, buf, got, len - got, base + off + got);
           if (n <= 0) break;
           got += n;
         }
-        if (got < len) buf.fill(0, got, len);
-        let data: Buffer = buf.subarray(0, len);
-        if (p.decrypt && p.key && iv) data = ctrAt(p.key, iv, off).update(data);
+        buf.fill(0, got, blksz);
+        if (p.decrypt && p.key && iv) ctrAt(p.key, iv, off).update(buf.subarray(0, len)).copy(buf, 0);
         w.record(
-          recHeader(DRR.WRITE, len, [
-            [8, BigInt(it.obj)],
-            [16, BigInt(off)],
-            [24, BigInt(len)],
-            [32, toguid],
-          ]),
-          data,
+          recHeader(
+            DRR.WRITE,
+            blksz,
+            [
+              [8, BigInt(it.obj)],
+              [24, BigInt(off)],
+              [32, BigInt(blksz)],
+              [40, toguid],
+              [96, p.rawEnc ? BigInt(blksz) : 0n],
+            ],
+            [[16, DMU_OT_PLAIN_FILE_CONTENTS]],
+            [[48, ZIO_CHECKSUM_FLETCHER_4]],
+          ),
+          buf.subarray(0, blksz),
         );
       }
     } finally {
