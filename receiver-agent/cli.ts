@@ -14,7 +14,7 @@ import { exitWhenFlushed } from '../shared/exit.js';
 
 const USAGE = `usage:
   receiver-agent serve --config <receiver.json> [--zfs <path>]
-  receiver-agent status [--config <receiver.json> | --http 127.0.0.1:7480] [--json]
+  receiver-agent status [--config <receiver.json> | --http 127.0.0.1:7480 [--token-file <file>]] [--json]
   receiver-agent invite --config <receiver.json> --identity <name> --root <pool/dataset> [--expires 24h]
                         [--host <name>] [--require-raw]      (one-time enrollment invitation; invite --help)
   receiver-agent certs <init-ca|issue|show|fingerprint|list|revoke> ...   (certs --help)

@@ -52,6 +52,8 @@ export interface LaneRegistry {
   throttle?: IdentityThrottle;
 }
 
+const EMPTY = Buffer.alloc(0);
+
 const isDeflatedData = (f: Frame): boolean => f.type === FrameType.Data && (f.flags & FLAG_DEFLATE) !== 0;
 
 export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistry, log: Logger): void {
@@ -200,6 +202,15 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
   /** Runs a frame now if it can; false: a DEFLATE'd chunk that must wait for an inflation slot. */
   function run(f: Frame): boolean {
     if (transfer && isDeflatedData(f)) {
+      if (windowOfPool(transfer.pool)?.has(f.value)) {
+        // Written or held already: the transfer drops it whatever it holds, so it is not
+        // inflated (a flood of compressed duplicates costs no threadpool time). It is handed on
+        // empty, so the transfer counts it and acknowledges again, as for any duplicate
+        // (Transfer.accept gives every chunk to Reassembler.add, which drops a duplicate first).
+        transfer.pool.give(f.payload);
+        take(transfer, f, EMPTY);
+        return true;
+      }
       if (inflating >= INFLATIONS_PER_LANE) return false; // one of ours finishing drains the queue
       if (!inflateSlots.tryTake()) {
         if (!waitingForSlot) {

@@ -64,14 +64,19 @@ export class Reassembler {
     return this.reservedBytes;
   }
 
+  /** Chunk `seq` was written already or is held: add() would drop it as a duplicate, whatever its content. */
+  has(seq: bigint): boolean {
+    return seq < this.next || this.held.has(seq);
+  }
+
   /**
    * Room for chunk `seq`, which will be at most `bytes` once inflated, counted against the
-   * window until unreserve(). False when nothing needs reserving: a duplicate (already
-   * written, held, or being inflated on another lane), which add() will drop. Throws
-   * WindowError like add() for a chunk beyond the window or one the window has no room for.
+   * window until unreserve(). False when nothing needs reserving: a duplicate (written, held,
+   * or being inflated on another lane), which add() will drop. Throws WindowError like add()
+   * for a chunk beyond the window or one the window has no room for.
    */
   reserve(seq: bigint, bytes: number): boolean {
-    if (seq < this.next || this.held.has(seq) || this.reserved.has(seq)) return false;
+    if (this.has(seq) || this.reserved.has(seq)) return false;
     this.checkSpan(seq);
     if (this.heldBytes + this.reservedBytes + bytes > this.windowBytes + this.chunkBytes) {
       throw new WindowError(`sender exceeded the ${this.windowBytes}-byte window (chunk ${seq} may inflate to ${bytes} bytes)`);
@@ -96,7 +101,7 @@ export class Reassembler {
 
   /** false for a duplicate (a retransmission of something we already have). */
   add(c: HeldChunk): boolean {
-    if (c.seq < this.next || this.held.has(c.seq)) return false;
+    if (this.has(c.seq)) return false;
     if (c.data.length === 0 && !c.fin) throw new WindowError(`chunk ${c.seq} is empty`);
     if (c.data.length > this.chunkBytes) throw new WindowError(`chunk ${c.seq} is ${c.data.length} bytes, over the agreed ${this.chunkBytes}`);
     this.checkSpan(c.seq);

@@ -25,7 +25,7 @@ import type { Policy } from './policy.js';
 const DEBOUNCE_MS = 200;
 
 /** Keys whose new value needs a restart (the listener and sizes of running structures). */
-const RESTART_KEYS: Array<keyof ReceiverConfig> = ['listen', 'http', 'enroll', 'zfs', 'windowBytes', 'maxLanes', 'maxChunkBytes', 'laneGraceMs', 'laneIdleMs', 'handshakeTimeoutMs'];
+const RESTART_KEYS: Array<keyof ReceiverConfig> = ['listen', 'http', 'enroll', 'zfs', 'windowBytes', 'maxLanes', 'maxChunkBytes', 'laneGraceMs', 'laneIdleMs', 'handshakeTimeoutMs', 'maxConnectionsPerIdentity', 'maxCallsPerIdentity'];
 
 export interface ReloadResult {
   config: 'unchanged' | 'changed' | 'failed';

@@ -52,7 +52,7 @@ interface Receiver {
 /** receiver-agent serve, optionally inside a network namespace (ip netns exec keeps our pid). */
 async function startReceiver(name: string, listenHost: string, extra: Record<string, unknown>, ns?: string): Promise<Receiver> {
   const cfg = join(dir, `receiver-${name}.json`);
-  writeFileSync(cfg, JSON.stringify({ listen: `${listenHost}:0`, tls: tlsFiles, clients: { 'site-a': { root: 'backup/site-a' } }, zfs: FAKE_ZFS, ...extra }));
+  writeFileSync(cfg, JSON.stringify({ listen: `${listenHost}:0`, tls: tlsFiles, clients: { 'site-a': { root: 'backup/site-a' } }, zfs: FAKE_ZFS, diagnoseHostDetails: true, ...extra }));
   const argv = [process.execPath, RECEIVER_CLI, 'serve', '--config', cfg];
   const proc = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';

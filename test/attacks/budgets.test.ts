@@ -78,6 +78,8 @@ describe('Reassembler window reservations (DEFLATE counted before inflating)', (
     r.unreserve(3n);
     r.unreserve(3n); // unknown: nothing
     expect(r.bytesReserved).toBe(80);
+    expect(r.has(3n)).toBe(true);
+    expect(r.has(4n)).toBe(false); // being inflated is not held
     expect(r.reserve(3n, 10)).toBe(false); // held: a duplicate
     expect(r.reserve(0n, 10)).toBe(false); // held
     r.shift();

@@ -9,7 +9,8 @@
 // (c) CSR keys: RSA-1024, EC P-192/P-224/secp256k1 and Ed448 are refused naming the key;
 //     RSA-2048 (what `sender-agent enroll` makes), EC P-256/P-384 and Ed25519 are signed and
 //     the certificates connect.
-// (d) `certs revoke <CN>` revokes the identity: its certificates, a certificate for that CN made
+// (d) `certs revoke <CN>` revokes the identity: its certificates, a live connection made with a
+//     certificate issued.json never saw (closed at once), a certificate for that CN made
 //     afterwards directly with the CA key, and an invitation made before the revocation are all
 //     refused; an invitation made after it enrolls a certificate that is accepted at once.
 // Plus: invitations signed by tweetnacl (what earlier versions made, with the same key file)
@@ -22,6 +23,7 @@ import { execFile } from 'node:child_process';
 import { X509Certificate, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import * as http2 from 'node:http2';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -172,15 +174,33 @@ function senderConfig(name: string, certPem: string, keyPem: string): string {
   return cfg;
 }
 
+function control(cfgPath: string): ControlClient {
+  const cfg = loadSenderConfig(cfgPath);
+  return new ControlClient(receiver.address, loadTlsMaterial(cfg.tls, cfg.baseDir));
+}
+
+const helloOn = async (c: ControlClient) => (await c.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: 'test', capabilities: [] })).identity;
+
 /** Hello on the data port with a sender configuration: the identity the receiver read, or throws. */
 async function hello(cfgPath: string): Promise<string> {
-  const cfg = loadSenderConfig(cfgPath);
-  const c = new ControlClient(receiver.address, loadTlsMaterial(cfg.tls, cfg.baseDir));
+  const c = control(cfgPath);
   try {
-    return (await c.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: 'test', capabilities: [] })).identity;
+    return await helloOn(c);
   } finally {
     c.close();
   }
+}
+
+/** An HTTP/2 session on the data port, held open once the receiver has sent its SETTINGS (admitted). */
+async function openSession(certPem: string, keyPem: string): Promise<{ closed: Promise<void> }> {
+  const session = http2.connect(`https://127.0.0.1:${receiver.port}`, { ca: pki.ca.certPem, cert: certPem, key: keyPem, servername: 'localhost' });
+  session.on('error', () => {});
+  const closed = new Promise<void>((resolve) => session.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    session.once('remoteSettings', () => resolve());
+    void closed.then(() => reject(new Error('the session was closed before the receiver admitted it')));
+  });
+  return { closed };
 }
 
 const refusedHello = async (cfgPath: string) => hello(cfgPath).then(() => false, () => true);
@@ -413,13 +433,20 @@ describe('revoking an identity', () => {
     const firstCfg = senderConfig('site-d', r1.body.certificate!, first.keyPem);
     expect(await hello(firstCfg)).toBe('site-d');
     const stale = await invite('site-d', 'backup/site-d'); // made before the revocation
+    // a certificate for that CN made with the CA key outside our tools (issued.json never saw it), connected now
+    const unrecorded = issueCertificate({ ca: pki.ca, kind: 'client', commonName: 'site-d' });
+    const held = await openSession(unrecorded.certPem, unrecorded.keyPem!);
 
     const mark = receiver.logs().length;
     const rv = await receiverCli(['certs', 'revoke', '--ca-dir', caDir, 'site-d', '--reason', 'host stolen']);
     expect(rv.code, rv.stderr).toBe(0);
     expect(rv.stdout).toContain(`revoked "site-d" ${fingerprint(r1.body.certificate!)}`);
+    expect(rv.stdout).not.toContain(fingerprint(unrecorded.certPem));
     expect(rv.stdout).toMatch(/identity "site-d" revoked: any certificate with CN "site-d" is refused/);
     await waitFor('the enrolled certificate to be refused', () => refusedHello(firstCfg));
+    // the live connection of the unrecorded certificate was closed by the identity revocation
+    await held.closed;
+    expect(receiver.logs().slice(mark)).toMatch(/"msg":"identities revoked[^\n]*site-d \(/);
 
     // a certificate for that CN made afterwards with the CA key by another path (not in issued.json): refused after the handshake
     const direct = issueCertificate({ ca: pki.ca, kind: 'client', commonName: 'site-d' });
