@@ -80,9 +80,9 @@ const MAX_MESSAGES = 60;
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Tallies a message (transfer ids and lane secrets elided), keeping at most MAX_MESSAGES distinct ones. */
+/** Tallies a message (transfer ids and tenant names elided), keeping at most MAX_MESSAGES distinct ones. */
 function tally(m: Record<string, number>, message: string): void {
-  const k = message.replace(/[0-9a-f]{32}/g, '<id>').replace(/\s+/g, ' ').slice(0, 300);
+  const k = message.replace(/[0-9a-f]{32}/g, '<id>').replace(/\bt\d{3,}\b/g, 'tNNN').replace(/\s+/g, ' ').slice(0, 300);
   if (k in m || Object.keys(m).length < MAX_MESSAGES) m[k] = (m[k] ?? 0) + 1;
   else m['(other messages)'] = (m['(other messages)'] ?? 0) + 1;
 }
@@ -236,10 +236,12 @@ async function main(specFile: string): Promise<void> {
   const MAX_CYCLES = Math.ceil(spec.seconds) + 10;
   const total = spec.identities.length * spec.transfersEach;
   let firstAttempts = 0;
+  // floods ride on held transfers: one is expected once its identity holds one (an identity
+  // whose Begins are all refused has nothing to flood on)
   let floodsStarted = 0;
-  const floodsWanted = spec.floodBytesPerSecond > 0 ? spec.identities.length : 0;
+  let floodsExpected = 0;
   const firstDone = () => {
-    if (!stats.ready && firstAttempts >= total && floodsStarted >= floodsWanted) {
+    if (!stats.ready && firstAttempts >= total && floodsStarted >= floodsExpected) {
       stats.ready = true;
       save();
     }
@@ -257,6 +259,7 @@ async function main(specFile: string): Promise<void> {
     clients.push(client);
     /** the transfer the flood lane rides on: the identity's first held one */
     let floodTarget: BeginReply | null = null;
+    let floodExpected = false;
     try {
       await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: 'hostile', capabilities: [] });
     } catch (e) {
@@ -325,7 +328,13 @@ async function main(specFile: string): Promise<void> {
         stats.heldBytesPeak = Math.max(stats.heldBytesPeak, stats.heldBytes);
         stats.transfersHolding++;
         stats.transfersHoldingPeak = Math.max(stats.transfersHoldingPeak, stats.transfersHolding);
-        if (k === 0) floodTarget = b;
+        if (k === 0) {
+          floodTarget = b;
+          if (spec.floodBytesPerSecond > 0 && !floodExpected) {
+            floodExpected = true;
+            floodsExpected++;
+          }
+        }
         attempted();
         // stall: keep the lane (and the window it holds) alive until stopped or refused
         lane.startPings();

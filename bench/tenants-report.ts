@@ -186,7 +186,7 @@ export function markdown(r: TenantsReport): string {
       `Identities ${hostile.hostileIdentities.join(', ')} ran crafted traffic (bench/tenants-hostile.ts) for the whole phase instead of the sender: ` +
         `each Began ${r.options.hostileTransfers} full receives and held each with one lane that sent up to ${r.options.hostileChunks} chunks of ${mib(Number(r.options.hostileChunkBytes))} MiB out of order (sequences 1…n, never 0, so nothing can be written and the receiver must keep them), then stalled, pinging every 5 s; ` +
         (Number(r.options.floodBytesPerSecond) > 0
-          ? `and a second lane per identity flooded duplicates of chunk 1 (valid DATA frames) at ${mib(Number(r.options.floodBytesPerSecond))} MiB/s over all hostile identities together.`
+          ? `and a second lane per identity, on its first held transfer, flooded duplicates of chunk 1 (valid DATA frames, which the receiver must decrypt, checksum and drop) at the identity's share of ${mib(Number(r.options.floodBytesPerSecond))} MiB/s (that rate over all hostile identities; one that holds no transfer has nothing to flood on).`
           : 'no flood (--flood 0).'),
       '',
     );

@@ -677,7 +677,7 @@ function logWarnings(file: string, upTo: number): Record<string, number> {
     const lvl = typeof j.level === 'number' ? (j.level >= 50 ? 'error' : j.level >= 40 ? 'warn' : 'info') : j.level;
     if (lvl !== 'warn' && lvl !== 'error') continue;
     const why = j.reason ?? j.error ?? '';
-    const k = `${j.msg ?? '?'}${why ? `: ${why}` : ''}`.replace(/[0-9a-f]{32}/g, '<id>').replace(/backup\/t\d+/g, 'backup/tNNN').slice(0, 240);
+    const k = `${j.msg ?? '?'}${why ? `: ${why}` : ''}`.replace(/[0-9a-f]{32}/g, '<id>').replace(/\bt\d{3,}\b/g, 'tNNN').slice(0, 240);
     if (k in out || Object.keys(out).length < MAX_WARNING_KINDS) out[k] = (out[k] ?? 0) + 1;
     else out['(other messages)'] = (out['(other messages)'] ?? 0) + 1;
   }

@@ -25,7 +25,7 @@ import type { Policy } from './policy.js';
 const DEBOUNCE_MS = 200;
 
 /** Keys whose new value needs a restart (the listener and sizes of running structures). */
-const RESTART_KEYS: Array<keyof ReceiverConfig> = ['listen', 'http', 'enroll', 'zfs', 'windowBytes', 'maxLanes', 'maxChunkBytes', 'laneGraceMs', 'laneIdleMs', 'handshakeTimeoutMs', 'maxConnectionsPerIdentity', 'maxCallsPerIdentity'];
+const RESTART_KEYS: Array<keyof ReceiverConfig> = ['listen', 'http', 'enroll', 'zfs', 'windowBytes', 'maxLanes', 'maxChunkBytes', 'laneGraceMs', 'laneIdleMs', 'handshakeTimeoutMs', 'maxConnectionsPerIdentity', 'maxCallsPerIdentity', 'windowBudget', 'windowBudgetPerIdentity', 'maxTransfersTotal', 'defaultMaxTransfers', 'spool'];
 
 export interface ReloadResult {
   config: 'unchanged' | 'changed' | 'failed';

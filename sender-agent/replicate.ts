@@ -378,7 +378,9 @@ async function finishWithRetry(client: ControlClient, req: FinishRequest, stripe
 /** Failures the network or a receiver restart causes: worth planning again. */
 export function retryable(e: unknown): boolean {
   if (!(e instanceof ZferryError)) return false;
-  if (['unreachable', 'lanes-down', 'transfer-lost', 'not_found', 'timeout', 'lane'].includes(e.code)) return true;
+  if (['unreachable', 'lanes-down', 'transfer-lost', 'not_found', 'timeout', 'lane', 'resource_exhausted'].includes(e.code)) return true;
+  // a receiver budget or this client's maxTransfers is spent: it says so, and a later Begin gets in
+  if (e.code === 'aborted' && /try again/.test(e.message)) return true;
   return e.code === 'receiver' && /receiver shutting down|superseded|no lane connected/.test(e.message);
 }
 

@@ -99,26 +99,32 @@ export function readRevoked(path: string): RevokedFile {
   return check(readJsonFile<unknown>(path, { version: 1, revoked: [] }, 'revocation list'), path);
 }
 
+/** Adds `entries` to `cur.revoked` in place; fingerprints already listed are left as they are. */
+function mergeRevoked(cur: { revoked: RevokedEntry[] }, entries: RevokedEntry[]): { added: RevokedEntry[]; already: RevokedEntry[] } {
+  const have = new Map(cur.revoked.map((e) => [e.fingerprint, e]));
+  const added: RevokedEntry[] = [];
+  const already: RevokedEntry[] = [];
+  for (const e of entries) {
+    const fp = normalizeFingerprint(e.fingerprint);
+    if (!fp) throw new Error(`not a SHA-256 fingerprint: ${JSON.stringify(e.fingerprint)}`);
+    const old = have.get(fp);
+    if (old) {
+      already.push(old);
+      continue;
+    }
+    const n = { ...e, fingerprint: fp };
+    cur.revoked.push(n);
+    have.set(fp, n);
+    added.push(n);
+  }
+  return { added, already };
+}
+
 /** Adds entries (fingerprints already listed are left as they are), atomically and under a lock. */
 export function addRevoked(path: string, entries: RevokedEntry[]): { added: RevokedEntry[]; already: RevokedEntry[] } {
   return withFileLock(path, () => {
     const cur = readRevoked(path);
-    const have = new Map(cur.revoked.map((e) => [e.fingerprint, e]));
-    const added: RevokedEntry[] = [];
-    const already: RevokedEntry[] = [];
-    for (const e of entries) {
-      const fp = normalizeFingerprint(e.fingerprint);
-      if (!fp) throw new Error(`not a SHA-256 fingerprint: ${JSON.stringify(e.fingerprint)}`);
-      const old = have.get(fp);
-      if (old) {
-        already.push(old);
-        continue;
-      }
-      const n = { ...e, fingerprint: fp };
-      cur.revoked.push(n);
-      have.set(fp, n);
-      added.push(n);
-    }
+    const { added, already } = mergeRevoked(cur, entries);
     if (added.length > 0) writeFileAtomic(path, JSON.stringify(cur, null, 2) + '\n', 0o644);
     return { added, already };
   });
@@ -137,22 +143,7 @@ export function revokeIdentity(
 ): { added: RevokedEntry[]; already: RevokedEntry[]; identity: RevokedIdentity; wasRevoked: boolean } {
   return withFileLock(path, () => {
     const cur = readRevoked(path);
-    const have = new Map(cur.revoked.map((e) => [e.fingerprint, e]));
-    const added: RevokedEntry[] = [];
-    const already: RevokedEntry[] = [];
-    for (const e of certificates) {
-      const fp = normalizeFingerprint(e.fingerprint);
-      if (!fp) throw new Error(`not a SHA-256 fingerprint: ${JSON.stringify(e.fingerprint)}`);
-      const old = have.get(fp);
-      if (old) {
-        already.push(old);
-        continue;
-      }
-      const n = { ...e, fingerprint: fp };
-      cur.revoked.push(n);
-      have.set(fp, n);
-      added.push(n);
-    }
+    const { added, already } = mergeRevoked(cur, certificates);
     const ids = (cur.identities ?? []).filter((e) => e.cn !== identity.cn);
     const wasRevoked = ids.length !== (cur.identities ?? []).length;
     const entry: RevokedIdentity = { cn: identity.cn, revokedAt: identity.revokedAt, ...(identity.reason ? { reason: identity.reason } : {}), reenrolled: [] };
