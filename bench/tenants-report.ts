@@ -60,11 +60,8 @@ export interface PhaseResult {
     /** budget + 150 MB, in MiB */
     boundMiB: number;
     withinBound: boolean;
-    /** from the status API every 2 s */
-    peakActiveTransfers: number | null;
-    peakHeldBytes: number | null;
-    statusPolls: number;
-    statusErrors: number;
+    /** the most transfers running at once, from the receiver's log (started … committed/failed/abandoned) */
+    peakActiveTransfers: number;
     /** receiver warn/error log lines by message (bounded) */
     logWarnings: Record<string, number>;
   };
@@ -169,9 +166,9 @@ export function markdown(r: TenantsReport): string {
   row('**receiver peak RSS (VmHWM, MiB)**', (p) => `**${f(p.receiver.peakRssMiB, 0)}**`);
   row('bound: budget + 150 MB (MiB)', (p) => `${f(p.receiver.boundMiB, 0)} (${p.receiver.budgetHow})`);
   row('within the bound', (p) => (p.receiver.withinBound ? 'yes' : '**no**'));
-  row('receiver CPU (s)', (p) => f(p.receiver.cpuSeconds, 1));
-  row('peak active transfers on the receiver (status API, every 2 s)', (p) => (p.receiver.peakActiveTransfers === null ? '–' : String(p.receiver.peakActiveTransfers)));
-  row('peak window held, all transfers (MiB, status API)', (p) => mib(p.receiver.peakHeldBytes, 1));
+  row('receiver-agent CPU (s, its own process)', (p) => f(p.receiver.cpuSeconds, 1));
+  row('peak transfers running on the receiver (its log)', (p) => String(p.receiver.peakActiveTransfers));
+  row('peak receiver VmRSS sampled (MiB)', (p) => f(p.receiver.sampledRssMiB, 0));
   row('load average before (1 / 5 min)', (p) => `${f(p.machine.load1Before)} / ${f(p.machine.load5Before)}`);
   row('load average after (1 / 5 min)', (p) => `${f(p.machine.load1After)} / ${f(p.machine.load5After)}`);
   row('machine busy during the phase (all cores)', (p) => (p.machine.busyPct === null ? '–' : `${f(p.machine.busyPct, 0)} %`));

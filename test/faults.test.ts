@@ -314,5 +314,5 @@ describe('faults', () => {
       await proxy.close();
       await recv.stop();
     }
-  });
+  }, 240_000); // ten faults, each a retry that runs the node fake zfs a dozen times: 60-140 s on this 2-core machine
 });

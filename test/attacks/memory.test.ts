@@ -355,7 +355,8 @@ describe('(c) receiver-wide budgets', () => {
         const r = await run(FAKE_ZFS, args, { env: { ...process.env, ...env } });
         expect(r.code, r.stderr).toBe(0);
       }
-      const refused = await runSender(senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: legit, zfs: FAKE_ZFS }), env);
+      // --retry-seconds 0: say the refusal and stop (by default the sender retries until the budget frees up)
+      const refused = await runSender(senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: legit, zfs: FAKE_ZFS, extra: ['--retry-seconds', '0'] }), env);
       expect(refused.code).not.toBe(0);
       expect(refused.stderr.trim().split('\n')).toHaveLength(1);
       expect(refused.stderr).toMatch(/maxTransfersTotal 5/);
