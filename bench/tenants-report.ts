@@ -48,6 +48,8 @@ export interface PhaseResult {
   /** stream bytes of the measured transfers (min / median / max) */
   streamBytes: [number, number, number] | null;
   retries: number;
+  /** the plans of the successful transfers: incremental, or resume / up-to-date after the sender tried again */
+  kinds: Record<string, number>;
   receiver: {
     /** VmHWM of receiver-agent at the end of the phase (MiB) */
     peakRssMiB: number;
@@ -162,7 +164,12 @@ export function markdown(r: TenantsReport): string {
   }
   row('time per transfer max (s)', (p) => f(p.time.max));
   row('stream bytes per transfer (min / median / max)', (p) => (p.streamBytes ? p.streamBytes.map((b) => String(b)).join(' / ') : '–'));
-  row('sender retries', (p) => String(p.retries));
+  row('sender retries (tries again after an interruption)', (p) => String(p.retries));
+  row('plans of the successful transfers', (p) =>
+    Object.entries(p.kinds)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || '–',
+  );
   row('**receiver peak RSS (VmHWM, MiB)**', (p) => `**${f(p.receiver.peakRssMiB, 0)}**`);
   row('bound: budget + 150 MB (MiB)', (p) => `${f(p.receiver.boundMiB, 0)} (${p.receiver.budgetHow})`);
   row('within the bound', (p) => (p.receiver.withinBound ? 'yes' : '**no**'));
@@ -207,8 +214,26 @@ export function markdown(r: TenantsReport): string {
   const failing = r.phases.filter((p) => p.failures.length);
   if (failing.length || r.setup.failures.length) {
     out.push('## Failures', '');
-    for (const e of r.setup.failures) out.push(`- setup: ${e}`);
-    for (const p of failing) for (const x of p.failures) out.push(`- ${p.label} / ${x.tenant}: ${x.error}`);
+    out.push('Each failed transfer\'s one-line error (the sender\'s last line), grouped by message with transfer ids, tenant names, ports and times elided; the JSON has them one by one.', '');
+    const group = (label: string, list: { tenant: string; error: string }[]) => {
+      const by = new Map<string, string[]>();
+      for (const x of list) {
+        const k = x.error
+          .replace(/[0-9a-f]{32}/g, '<id>')
+          .replace(/\bt\d{3,}\b/g, 'tNNN')
+          .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')
+          .replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/g, '<time>')
+          .replace(/attempt \d+/g, 'attempt N')
+          .replace(/in \d+ s \(/g, 'in N s (');
+        by.set(k, [...(by.get(k) ?? []), x.tenant]);
+      }
+      for (const [k, tenants] of [...by].sort((a, b) => b[1].length - a[1].length)) {
+        const who = tenants.length > 8 ? `${tenants.slice(0, 8).join(', ')}, … (${tenants.length})` : tenants.join(', ');
+        out.push(`- ${label}, ${tenants.length} × ${k} — ${who}`);
+      }
+    };
+    group('setup', r.setup.failures.map((e) => ({ tenant: e.split(' ')[0]!, error: e.slice(e.indexOf(': ') + 2) })));
+    for (const p of failing) group(p.label, p.failures);
     out.push('');
   }
   const warned = r.phases.filter((p) => Object.keys(p.receiver.logWarnings).length);

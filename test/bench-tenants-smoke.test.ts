@@ -68,10 +68,12 @@ describe('multi-tenant benchmark smoke run', () => {
       expect(p.transfers).toHaveLength(p.tenants);
       for (const t of p.transfers) {
         expect(t.ok, `${p.label} ${t.tenant}: ${t.error}`).toBe(true);
-        expect(t.kind).toBe('incremental');
-        expect(t.bytes).toBeGreaterThan(4096);
+        // an incremental; or, if the sender had to try again, a resume or an already committed snapshot
+        expect(['incremental', 'resume', 'up-to-date'], `${p.label} ${t.tenant}`).toContain(t.kind);
+        if (t.kind === 'incremental') expect(t.bytes).toBeGreaterThan(4096);
         expect(p.hostileIdentities).not.toContain(t.tenant);
       }
+      expect(p.transfers.some((t) => t.kind === 'incremental')).toBe(true);
       expect(p.time.n).toBe(p.tenants);
       expect(p.receiver.peakRssMiB).toBeGreaterThan(0);
       expect(p.receiver.boundMiB).toBeGreaterThan(0);

@@ -6,9 +6,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { PIPE_BYTES, PipeReader, closeFd, openPipe, pipeWriter } from '../shared/zfs-pipe.js';
 import { chunkPool, pipeChunks } from '../sender-agent/chunker.js';
 import { DATA_HEAD_BYTES } from '../shared/frames.js';
+import { childEnd } from '../shared/child.js';
 
-function exitOf(child: ReturnType<typeof spawn>): Promise<number | null> {
-  return new Promise((resolve) => child.on('close', (code) => resolve(code)));
+/** The child's exit status, listened for from spawn on (childEnd): asked for only after the
+ *  read loop saw EOF, a plain once('close') would often come too late and wait forever. */
+async function exitOf(child: ReturnType<typeof spawn>): Promise<number | null> {
+  return (await childEnd(child)).code;
 }
 
 describe('kernel pipes to and from zfs', () => {
@@ -24,6 +27,7 @@ describe('kernel pipes to and from zfs', () => {
     const data = randomBytes(3 * 65536 + 12345);
     const p = openPipe()!;
     const child = spawn(process.execPath, ['-e', 'process.stdin.pipe(process.stdout)'], { stdio: ['pipe', p.writeFd, 'inherit'] });
+    void childEnd(child);
     closeFd(p.writeFd);
     child.stdin!.end(data);
     const pool = chunkPool(65536, 8);
@@ -41,6 +45,7 @@ describe('kernel pipes to and from zfs', () => {
   it('closing the read end makes the writer fail with a broken pipe, as zfs send expects', async () => {
     const p = openPipe()!;
     const child = spawn(process.execPath, ['-e', 'const b = Buffer.alloc(65536); for (;;) require("fs").writeSync(1, b)'], { stdio: ['ignore', p.writeFd, 'pipe'] });
+    void childEnd(child);
     closeFd(p.writeFd);
     let stderr = '';
     child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -55,6 +60,7 @@ describe('kernel pipes to and from zfs', () => {
   it('writes chunks into a child’s stdin through the pipe', async () => {
     const p = openPipe()!;
     const child = spawn('sha256sum', [], { stdio: [p.readFd, 'pipe', 'inherit'] });
+    void childEnd(child);
     closeFd(p.readFd);
     let out = '';
     child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
