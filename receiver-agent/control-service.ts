@@ -24,6 +24,8 @@ import {
   type StatusReply,
   type StatusRequest,
   type TargetState,
+  type ControlHandlers,
+  isStreamKind,
 } from '../shared/control.js';
 import { Policy, certIdentity } from './policy.js';
 import { EventEmitter } from 'node:events';
@@ -186,7 +188,7 @@ export class ReceiverCore {
     const { target, policy } = this.policy.target(identity, req.name);
     const held = this.quarantined.get(policy.identity);
     if (held) throw new ZferryError('quarantined', `"${policy.identity}" may not transfer until the receiver's admin has looked: ${held}`);
-    if (!['full', 'incremental', 'resume'].includes(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind}"`);
+    if (!isStreamKind(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind.slice(0, 40)}"`);
     if (req.snapshot) validateSnapshotName(req.snapshot);
     if (req.toGuid && !/^\d{1,20}$/.test(req.toGuid)) throw new ZferryError('bad-request', 'to_guid must be a decimal u64');
     if (req.fromGuid && !/^\d{1,20}$/.test(req.fromGuid)) throw new ZferryError('bad-request', 'from_guid must be a decimal u64');
@@ -488,7 +490,7 @@ export class ReceiverCore {
     return facts;
   };
 
-  grpcHandlers(): grpc.UntypedServiceImplementation {
+  grpcHandlers(): ControlHandlers {
     return {
       Hello: unary(this.log, 'Hello', this.hello),
       GetTarget: unary(this.log, 'GetTarget', this.getTarget),

@@ -3,6 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { ZferryError } from '../shared/errors.js';
 import {
   controlService,
+  type ControlRpc,
   type AbortReply,
   type AbortRequest,
   type BeginReply,
@@ -21,6 +22,10 @@ import {
 import type { TlsMaterial } from '../shared/tls.js';
 
 type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => void;
+// Each method's request and reply (shared/control.ts, checked there against the generated service).
+type Method = keyof ControlRpc;
+type RequestOf<M extends Method> = ControlRpc[M][0];
+type ReplyOf<M extends Method> = ControlRpc[M][1];
 
 export class ControlClient {
   private readonly client: grpc.Client;
@@ -40,13 +45,13 @@ export class ControlClient {
     this.client = new Ctor(address, creds, options);
   }
 
-  private call<Rep>(method: string, req: unknown, timeoutMs: number): Promise<Rep> {
-    const fn = (this.client as unknown as Record<string, Unary>)[method]!.bind(this.client);
+  private call<M extends Method>(method: M, req: RequestOf<M>, timeoutMs: number): Promise<ReplyOf<M>> {
+    const fn = (this.client as unknown as Record<Method, Unary>)[method].bind(this.client);
     return new Promise((resolve, reject) => {
       const deadline = new Date(Date.now() + timeoutMs);
       fn(req, new grpc.Metadata(), { deadline }, (err, rep) => {
         if (err) reject(this.explain(method, err));
-        else resolve(rep as Rep);
+        else resolve(rep as ReplyOf<M>);
       });
     });
   }

@@ -1,4 +1,4 @@
-// Loads proto/zferry.proto for both agents and declares the message shapes in TypeScript.
+// Loads proto/zferry.proto for both agents; the message and service types are generated from it.
 // Field names are camelCase (proto-loader's default); u64 counters arrive as numbers,
 // snapshot guids travel as decimal strings because they exceed 2^53.
 import { existsSync } from 'node:fs';
@@ -6,6 +6,27 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import type { ControlHandlers as ControlHandlersGen } from '../proto/generated/zferry/v1/Control.js';
+import type { ProtoGrpcType } from '../proto/generated/zferry.js';
+import type { HelloRequest__Output } from '../proto/generated/zferry/v1/HelloRequest.js';
+import type { HelloReply__Output } from '../proto/generated/zferry/v1/HelloReply.js';
+import type { Snapshot__Output } from '../proto/generated/zferry/v1/Snapshot.js';
+import type { GetTargetRequest__Output } from '../proto/generated/zferry/v1/GetTargetRequest.js';
+import type { TargetState__Output } from '../proto/generated/zferry/v1/TargetState.js';
+import type { BeginRequest__Output } from '../proto/generated/zferry/v1/BeginRequest.js';
+import type { BeginReply__Output } from '../proto/generated/zferry/v1/BeginReply.js';
+import type { FinishRequest__Output } from '../proto/generated/zferry/v1/FinishRequest.js';
+import type { FinishReply__Output } from '../proto/generated/zferry/v1/FinishReply.js';
+import type { AbortRequest__Output } from '../proto/generated/zferry/v1/AbortRequest.js';
+import type { AbortReply__Output } from '../proto/generated/zferry/v1/AbortReply.js';
+import type { StatusRequest__Output } from '../proto/generated/zferry/v1/StatusRequest.js';
+import type { LaneStatus__Output } from '../proto/generated/zferry/v1/LaneStatus.js';
+import type { TransferStatus__Output } from '../proto/generated/zferry/v1/TransferStatus.js';
+import type { TargetLag__Output } from '../proto/generated/zferry/v1/TargetLag.js';
+import type { StatusReply__Output } from '../proto/generated/zferry/v1/StatusReply.js';
+import type { DiagnoseRequest__Output } from '../proto/generated/zferry/v1/DiagnoseRequest.js';
+import type { DiskProbeResult__Output } from '../proto/generated/zferry/v1/DiskProbeResult.js';
+import type { DiagnoseReply__Output } from '../proto/generated/zferry/v1/DiagnoseReply.js';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_VERSION = '0.1.0';
@@ -21,180 +42,65 @@ function findProto(): string {
   throw new Error('proto/zferry.proto not found next to the zferry installation');
 }
 
-let cached: grpc.ServiceClientConstructor | null = null;
+/** the loader options the generated types assume (scripts/gen-proto-types.mjs passes the same) */
+export const LOADER_OPTIONS = { longs: Number, enums: String, defaults: true, oneofs: true } as const;
 
-export function controlService(): grpc.ServiceClientConstructor {
+type ControlCtor = ProtoGrpcType['zferry']['v1']['Control'];
+let cached: ControlCtor | null = null;
+
+export function controlService(): ControlCtor {
   if (cached) return cached;
-  const def = protoLoader.loadSync(findProto(), { longs: Number, enums: String, defaults: true, oneofs: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { zferry: { v1: { Control: grpc.ServiceClientConstructor } } };
+  const def = protoLoader.loadSync(findProto(), LOADER_OPTIONS);
+  const pkg = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
   cached = pkg.zferry.v1.Control;
   return cached;
 }
 
-export interface HelloRequest {
-  protocolVersion: number;
-  agentVersion: string;
-  capabilities: string[];
-}
-export interface HelloReply {
-  protocolVersion: number;
-  agentVersion: string;
-  identity: string;
-  root: string;
-  capabilities: string[];
-  maxWindowBytes: number;
-  maxLanes: number;
-  maxChunkBytes: number;
-}
-export interface SnapshotMsg {
-  name: string;
-  guid: string;
-  createtxg: number;
-}
-export interface GetTargetRequest {
-  name: string;
-}
-export interface TargetState {
-  target: string;
-  exists: boolean;
-  snapshots: SnapshotMsg[];
-  resumeToken: string;
-  encryption: string;
-  keystatus: string;
-  resumeSupported: boolean;
-  modified: boolean;
-}
+
+// The message shapes, generated from the proto (proto/generated/, `npm run gen:proto`): the
+// "__Output" form is what the loader options below deliver (every field present, u64 as
+// number), and what both sides build, so a field added to the proto shows up here at once.
+export type HelloRequest = HelloRequest__Output;
+export type HelloReply = HelloReply__Output;
+export type SnapshotMsg = Snapshot__Output;
+export type GetTargetRequest = GetTargetRequest__Output;
+export type TargetState = TargetState__Output;
+/** `kind` is a TransferKind from our sender, but any string from the wire: the receiver checks it */
+export type BeginRequest = BeginRequest__Output;
+export type BeginReply = BeginReply__Output;
+export type FinishRequest = FinishRequest__Output;
+export type FinishReply = FinishReply__Output;
+export type AbortRequest = AbortRequest__Output;
+export type AbortReply = AbortReply__Output;
+export type StatusRequest = StatusRequest__Output;
+export type LaneStatusMsg = LaneStatus__Output;
+export type TransferStatusMsg = TransferStatus__Output;
+export type TargetLagMsg = TargetLag__Output;
+export type StatusReply = StatusReply__Output;
+export type DiagnoseRequest = DiagnoseRequest__Output;
+export type DiskProbeResultMsg = DiskProbeResult__Output;
+export type DiagnoseReply = DiagnoseReply__Output;
 /** 'probe': synthetic bytes the receiver discards (sender-agent doctor measures the path) */
 export type TransferKind = 'full' | 'incremental' | 'resume' | 'probe';
-export interface BeginRequest {
-  name: string;
-  kind: TransferKind;
-  snapshot: string;
-  toGuid: string;
-  fromGuid: string;
-  raw: boolean;
-  encryptedSource: boolean;
-  recursive: boolean;
-  estimatedBytes: number;
-  lanes: number;
-  chunkBytes: number;
+/** a kind that carries a zfs stream (the wire's `kind` is any string until checked) */
+export function isStreamKind(k: string): k is Exclude<TransferKind, 'probe'> {
+  return k === 'full' || k === 'incremental' || k === 'resume';
 }
-export interface BeginReply {
-  transferId: string;
-  laneSecret: Buffer;
-  windowBytes: number;
-  maxLanes: number;
-  chunkBytes: number;
-  target: string;
+/** the handlers a Control server implements, typed from the proto */
+export type ControlHandlers = ControlHandlersGen;
+
+/** Each method's request and reply as both sides see them (every field present). */
+export interface ControlRpc {
+  Hello: [HelloRequest, HelloReply];
+  GetTarget: [GetTargetRequest, TargetState];
+  Begin: [BeginRequest, BeginReply];
+  Finish: [FinishRequest, FinishReply];
+  Abort: [AbortRequest, AbortReply];
+  Status: [StatusRequest, StatusReply];
+  Diagnose: [DiagnoseRequest, DiagnoseReply];
 }
-export interface FinishRequest {
-  transferId: string;
-  totalBytes: number;
-  totalChunks: number;
-  digest: Buffer;
-}
-export interface FinishReply {
-  committed: boolean;
-  target: string;
-  snapshot: string;
-  encryption: string;
-  keystatus: string;
-  vaultOk: boolean;
-  bytesWritten: number;
-  message: string;
-}
-export interface AbortRequest {
-  name: string;
-  transferId: string;
-  discardResumeState: boolean;
-}
-export interface AbortReply {
-  message: string;
-}
-export interface StatusRequest {
-  name: string;
-}
-export interface LaneStatusMsg {
-  index: number;
-  bytesReceived: number;
-  rateBps: number;
-  rttMs: number;
-  cwnd: number;
-  retransmits: number;
-}
-export interface TransferStatusMsg {
-  id: string;
-  target: string;
-  snapshot: string;
-  kind: string;
-  state: string;
-  failure: string;
-  bytesReceived: number;
-  bytesWritten: number;
-  estimatedBytes: number;
-  receiveRateBps: number;
-  writeRateBps: number;
-  lanes: number;
-  windowBytes: number;
-  heldBytes: number;
-  startedAtMs: number;
-  finishedAtMs: number;
-  lagSeconds: number;
-  laneStats: LaneStatusMsg[];
-  raw: boolean;
-}
-export interface TargetLagMsg {
-  target: string;
-  lastSnapshot: string;
-  lastSnapshotAtMs: number;
-  lagSeconds: number;
-}
-export interface StatusReply {
-  identity: string;
-  transfers: TransferStatusMsg[];
-  targets: TargetLagMsg[];
-}
-export interface DiagnoseRequest {
-  host: boolean;
-  diskProbe: boolean;
-  diskProbeSeconds: number;
-}
-export interface DiskProbeResultMsg {
-  state: 'measured' | 'disabled' | 'unavailable' | 'failed' | 'busy' | string;
-  path: string;
-  where: string;
-  bytes: number;
-  seconds: number;
-  bytesPerSecond: number;
-  message: string;
-}
-export interface DiagnoseReply {
-  clockMs: number;
-  buffersKnown: boolean;
-  wmemMax: number;
-  rmemMax: number;
-  tcpWmem: number[];
-  tcpRmem: number[];
-  netAdmin: boolean;
-  congestionAvailable: string[];
-  congestionAllowed: string[];
-  congestionDefault: string;
-  cpus: number;
-  loadavg: number[];
-  processCpuSeconds: number;
-  hostCpuBusyTicks: number;
-  hostCpuTotalTicks: number;
-  probesAllowed: boolean;
-  probeMaxBytes: number;
-  probeMaxSeconds: number;
-  diskProbeAllowed: boolean;
-  /** null unless the request asked for the disk probe */
-  disk: DiskProbeResultMsg | null;
-  kernel: string;
-  sockoptAvailable: boolean;
-  /** this client's limits on the receiver: bytesPerSecond (0 = none), lanes per transfer */
-  clientBytesPerSecond: number;
-  clientMaxLanes: number;
-  /** the receiver's spool capacity; 0 = no spool */
-  spoolMaxBytes: number;
-}
+// Compile-time proof that ControlRpc is the generated service, method for method: a method
+// added, renamed or retyped in the proto stops the build here.
+type Implements<T extends U, U> = T;
+export type ControlRpcMatchesProto = Implements<{ [M in keyof ControlRpc]: grpc.handleUnaryCall<ControlRpc[M][0], ControlRpc[M][1]> }, ControlHandlersGen> &
+  Implements<Record<keyof ControlHandlersGen, unknown>, Record<keyof ControlRpc, unknown>>;

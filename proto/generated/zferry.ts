@@ -1,0 +1,55 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { MessageTypeDefinition } from '@grpc/proto-loader';
+
+import type { AbortReply as _zferry_v1_AbortReply, AbortReply__Output as _zferry_v1_AbortReply__Output } from './zferry/v1/AbortReply.js';
+import type { AbortRequest as _zferry_v1_AbortRequest, AbortRequest__Output as _zferry_v1_AbortRequest__Output } from './zferry/v1/AbortRequest.js';
+import type { BeginReply as _zferry_v1_BeginReply, BeginReply__Output as _zferry_v1_BeginReply__Output } from './zferry/v1/BeginReply.js';
+import type { BeginRequest as _zferry_v1_BeginRequest, BeginRequest__Output as _zferry_v1_BeginRequest__Output } from './zferry/v1/BeginRequest.js';
+import type { ControlClient as _zferry_v1_ControlClient, ControlDefinition as _zferry_v1_ControlDefinition } from './zferry/v1/Control.js';
+import type { DiagnoseReply as _zferry_v1_DiagnoseReply, DiagnoseReply__Output as _zferry_v1_DiagnoseReply__Output } from './zferry/v1/DiagnoseReply.js';
+import type { DiagnoseRequest as _zferry_v1_DiagnoseRequest, DiagnoseRequest__Output as _zferry_v1_DiagnoseRequest__Output } from './zferry/v1/DiagnoseRequest.js';
+import type { DiskProbeResult as _zferry_v1_DiskProbeResult, DiskProbeResult__Output as _zferry_v1_DiskProbeResult__Output } from './zferry/v1/DiskProbeResult.js';
+import type { FinishReply as _zferry_v1_FinishReply, FinishReply__Output as _zferry_v1_FinishReply__Output } from './zferry/v1/FinishReply.js';
+import type { FinishRequest as _zferry_v1_FinishRequest, FinishRequest__Output as _zferry_v1_FinishRequest__Output } from './zferry/v1/FinishRequest.js';
+import type { GetTargetRequest as _zferry_v1_GetTargetRequest, GetTargetRequest__Output as _zferry_v1_GetTargetRequest__Output } from './zferry/v1/GetTargetRequest.js';
+import type { HelloReply as _zferry_v1_HelloReply, HelloReply__Output as _zferry_v1_HelloReply__Output } from './zferry/v1/HelloReply.js';
+import type { HelloRequest as _zferry_v1_HelloRequest, HelloRequest__Output as _zferry_v1_HelloRequest__Output } from './zferry/v1/HelloRequest.js';
+import type { LaneStatus as _zferry_v1_LaneStatus, LaneStatus__Output as _zferry_v1_LaneStatus__Output } from './zferry/v1/LaneStatus.js';
+import type { Snapshot as _zferry_v1_Snapshot, Snapshot__Output as _zferry_v1_Snapshot__Output } from './zferry/v1/Snapshot.js';
+import type { StatusReply as _zferry_v1_StatusReply, StatusReply__Output as _zferry_v1_StatusReply__Output } from './zferry/v1/StatusReply.js';
+import type { StatusRequest as _zferry_v1_StatusRequest, StatusRequest__Output as _zferry_v1_StatusRequest__Output } from './zferry/v1/StatusRequest.js';
+import type { TargetLag as _zferry_v1_TargetLag, TargetLag__Output as _zferry_v1_TargetLag__Output } from './zferry/v1/TargetLag.js';
+import type { TargetState as _zferry_v1_TargetState, TargetState__Output as _zferry_v1_TargetState__Output } from './zferry/v1/TargetState.js';
+import type { TransferStatus as _zferry_v1_TransferStatus, TransferStatus__Output as _zferry_v1_TransferStatus__Output } from './zferry/v1/TransferStatus.js';
+
+type SubtypeConstructor<Constructor extends new (...args: any) => any, Subtype> = {
+  new(...args: ConstructorParameters<Constructor>): Subtype;
+};
+
+export interface ProtoGrpcType {
+  zferry: {
+    v1: {
+      AbortReply: MessageTypeDefinition<_zferry_v1_AbortReply, _zferry_v1_AbortReply__Output>
+      AbortRequest: MessageTypeDefinition<_zferry_v1_AbortRequest, _zferry_v1_AbortRequest__Output>
+      BeginReply: MessageTypeDefinition<_zferry_v1_BeginReply, _zferry_v1_BeginReply__Output>
+      BeginRequest: MessageTypeDefinition<_zferry_v1_BeginRequest, _zferry_v1_BeginRequest__Output>
+      Control: SubtypeConstructor<typeof grpc.Client, _zferry_v1_ControlClient> & { service: _zferry_v1_ControlDefinition }
+      DiagnoseReply: MessageTypeDefinition<_zferry_v1_DiagnoseReply, _zferry_v1_DiagnoseReply__Output>
+      DiagnoseRequest: MessageTypeDefinition<_zferry_v1_DiagnoseRequest, _zferry_v1_DiagnoseRequest__Output>
+      DiskProbeResult: MessageTypeDefinition<_zferry_v1_DiskProbeResult, _zferry_v1_DiskProbeResult__Output>
+      FinishReply: MessageTypeDefinition<_zferry_v1_FinishReply, _zferry_v1_FinishReply__Output>
+      FinishRequest: MessageTypeDefinition<_zferry_v1_FinishRequest, _zferry_v1_FinishRequest__Output>
+      GetTargetRequest: MessageTypeDefinition<_zferry_v1_GetTargetRequest, _zferry_v1_GetTargetRequest__Output>
+      HelloReply: MessageTypeDefinition<_zferry_v1_HelloReply, _zferry_v1_HelloReply__Output>
+      HelloRequest: MessageTypeDefinition<_zferry_v1_HelloRequest, _zferry_v1_HelloRequest__Output>
+      LaneStatus: MessageTypeDefinition<_zferry_v1_LaneStatus, _zferry_v1_LaneStatus__Output>
+      Snapshot: MessageTypeDefinition<_zferry_v1_Snapshot, _zferry_v1_Snapshot__Output>
+      StatusReply: MessageTypeDefinition<_zferry_v1_StatusReply, _zferry_v1_StatusReply__Output>
+      StatusRequest: MessageTypeDefinition<_zferry_v1_StatusRequest, _zferry_v1_StatusRequest__Output>
+      TargetLag: MessageTypeDefinition<_zferry_v1_TargetLag, _zferry_v1_TargetLag__Output>
+      TargetState: MessageTypeDefinition<_zferry_v1_TargetState, _zferry_v1_TargetState__Output>
+      TransferStatus: MessageTypeDefinition<_zferry_v1_TransferStatus, _zferry_v1_TransferStatus__Output>
+    }
+  }
+}
+
