@@ -1,103 +1,32 @@
-// Config files (DESIGN.md "Command-line contract"). Unknown keys are refused so a typo
-// cannot silently weaken a setting; relative paths are relative to the config file.
+// Config files (DESIGN.md "Command-line contract"). Each file's keys, types, ranges and
+// defaults are declared once, in config-schema.ts, and checked there (unknown keys refused at
+// every level, so a typo cannot silently weaken a setting). What is left here are the
+// conversions a schema cannot express, applied after validation: sizes to bytes, seconds to
+// milliseconds, paths resolved against the config file's folder, dataset names, roots that
+// must not overlap, the status server's token. Every refusal is one bad-config line naming
+// the file and the key.
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ZferryError } from './errors.js';
 import { validateDataset } from './names.js';
 import { parseHostPort } from './address.js';
 import { parseSize } from './units.js';
-import { checkAdminReceiveProps, type AdminReceiveProps } from './receive-props.js';
+import { checkAdminReceiveProps } from './receive-props.js';
+import { receiverFileSchema, senderFileSchema, type ClientFile, type ReceiverFile, type SenderFile, type TlsPaths } from './config-schema.js';
+import { configValidator } from './config-validate.js';
 
-import type { TlsPaths } from './tls.js';
 export type { TlsPaths };
-
 /** The receiver's tls block: the three files, plus the CA key (enrollment signs with it) and the deny-list. */
-export interface ReceiverTlsPaths extends TlsPaths {
-  /** CA private key, needed only for enrollment; issued.json is kept next to it */
-  caKey?: string;
-  /** revocation deny-list (see shared/revocation.ts) */
-  revoked?: string;
-}
+export type ReceiverTlsPaths = ReceiverFile['tls'];
+/** One client's policy, as the receiver uses it. */
+export type ClientPolicy = ReturnType<typeof clientPolicy>;
+export type ReceiverConfig = ReturnType<typeof receiverConfig>;
+export type SenderConfig = ReturnType<typeof senderConfig>;
 
-export interface ClientPolicy {
-  root: string;
-  /** the receiver admin may let this client's receives use -F (off by default) */
-  allowForce: boolean;
-  /** vault client: only raw sends of encrypted datasets are accepted */
-  requireRaw: boolean;
-  /** at most this many transfers at once (null: no per-client limit) */
-  maxTransfers: number | null;
-  /** at most this many lanes per transfer (null: the receiver's maxLanes) */
-  maxLanes: number | null;
-  /** received bytes per second over all of this client's lanes (null: unlimited) */
-  bytesPerSecond: number | null;
-  /** the admin's additions to the inert receive overrides (shared/receive-props.ts) */
-  receive?: AdminReceiveProps;
-}
+const validateReceiver = configValidator<ReceiverFile>(receiverFileSchema);
+const validateSender = configValidator<SenderFile>(senderFileSchema);
 
-export interface ReceiverConfig {
-  file: string;
-  baseDir: string;
-  listen: { host: string; port: number };
-  tls: ReceiverTlsPaths;
-  clients: Record<string, ClientPolicy>;
-  /** enrollment endpoint (HTTPS, server-auth only); null: no enrollment */
-  enroll: { host: string; port: number } | null;
-  /**
-   * connections that have not finished the TLS handshake, per source address PREFIX (/24 for
-   * IPv4, /64 for IPv6; the key keeps its old name so existing files work) and in all; when
-   * full, the oldest is closed to admit the new one (receiver-agent/conn-guard.ts)
-   */
-  maxHandshakesPerAddress: number;
-  maxHandshakes: number;
-  /** authenticated connections (control + lanes) one identity may hold at once (conn-guard.ts) */
-  maxConnectionsPerIdentity: number;
-  /** gRPC calls one identity may have running at once (server.ts) */
-  maxCallsPerIdentity: number;
-  http: { host: string; port: number } | null;
-  zfs: string;
-  windowBytes: number;
-  /** receiver-wide budgets (receiver-agent/budget.ts): windows granted to all transfers, and to one identity's */
-  windowBudget: number;
-  windowBudgetPerIdentity: number;
-  /** transfers at once over all clients, and for a client whose policy sets no maxTransfers */
-  maxTransfersTotal: number;
-  defaultMaxTransfers: number;
-  maxLanes: number;
-  maxChunkBytes: number;
-  laneGraceMs: number;
-  laneIdleMs: number;
-  /** where chunks wait when zfs recv falls behind; null = memory window only */
-  /** maxBytes: over all transfers' spools together; maxBytesPerIdentity: one client's (budget.ts SpoolBudget) */
-  spool: { dir: string; maxBytes: number; maxBytesPerIdentity: number } | null;
-  handshakeTimeoutMs: number;
-  /** probe transfers for `sender-agent doctor` (synthetic bytes, discarded), and their bounds */
-  probes: boolean;
-  probeMaxBytes: number;
-  probeMaxMs: number;
-  /** doctor may time a write into the client's pool (off by default: it writes diskProbeBytes) */
-  diskProbe: boolean;
-  diskProbeBytes: number;
-  /** where the disk probe writes instead of the client root's mountpoint (a directory) */
-  diskProbePath: string | null;
-  /** Diagnose tells clients the host's kernel, load, CPU counters, buffer caps, congestion controls (off by default) */
-  diagnoseHostDetails: boolean;
-  /** file holding the status server's bearer token (required when "http" is beyond loopback) */
-  httpTokenFile: string | null;
-  /** the token read from httpTokenFile at load (null: the status server has no authentication) */
-  httpToken: string | null;
-}
-
-export interface SenderConfig {
-  file: string | null;
-  baseDir: string;
-  tls: TlsPaths;
-  zfs: string;
-  /** expected name in the receiver's certificate when it differs from the --to host */
-  serverName?: string;
-}
-
-function readJson(file: string): Record<string, unknown> {
+function readJson(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -111,42 +40,7 @@ function readJson(file: string): Record<string, unknown> {
     throw new ZferryError('bad-config', `config ${file} is not valid JSON: ${(e as Error).message}`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ZferryError('bad-config', `config ${file} must be a JSON object`);
-  return v as Record<string, unknown>;
-}
-
-function only(obj: Record<string, unknown>, keys: string[], where: string): void {
-  for (const k of Object.keys(obj)) {
-    if (!keys.includes(k)) throw new ZferryError('bad-config', `${where}: unknown key "${k}" (known: ${keys.join(', ')})`);
-  }
-}
-
-function str(v: unknown, where: string): string {
-  if (typeof v !== 'string' || v === '') throw new ZferryError('bad-config', `${where}: expected a non-empty string`);
   return v;
-}
-
-function num(v: unknown, where: string, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-    throw new ZferryError('bad-config', `${where}: expected a number from ${min} to ${max}`);
-  }
-  return v;
-}
-
-function tlsPaths(v: unknown, file: string): TlsPaths {
-  if (typeof v !== 'object' || v === null) throw new ZferryError('bad-config', `${file}: "tls" must be an object with ca, cert, key`);
-  const t = v as Record<string, unknown>;
-  only(t, ['ca', 'cert', 'key'], `${file} tls`);
-  return { ca: str(t.ca, `${file} tls.ca`), cert: str(t.cert, `${file} tls.cert`), key: str(t.key, `${file} tls.key`) };
-}
-
-function receiverTlsPaths(v: unknown, file: string): ReceiverTlsPaths {
-  if (typeof v !== 'object' || v === null) throw new ZferryError('bad-config', `${file}: "tls" must be an object with ca, cert, key`);
-  const t = v as Record<string, unknown>;
-  only(t, ['ca', 'cert', 'key', 'caKey', 'revoked'], `${file} tls`);
-  const out: ReceiverTlsPaths = tlsPaths({ ca: t.ca, cert: t.cert, key: t.key }, file);
-  if (t.caKey !== undefined) out.caKey = str(t.caKey, `${file} tls.caKey`);
-  if (t.revoked !== undefined) out.revoked = str(t.revoked, `${file} tls.revoked`);
-  return out;
 }
 
 /** A config path as an absolute path: relative paths are relative to the config file's folder. */
@@ -154,37 +48,127 @@ export function configPath(baseDir: string, p: string): string {
   return resolve(baseDir, p);
 }
 
-function bool(v: unknown, where: string): boolean {
-  if (typeof v !== 'boolean') throw new ZferryError('bad-config', `${where}: expected true or false`);
-  return v;
-}
-
-function optCount(v: unknown, where: string, max: number): number | null {
-  return v === undefined || v === null ? null : num(v, where, 1, max);
-}
-
-function optRate(v: unknown, where: string): number | null {
-  if (v === undefined || v === null) return null;
+/** A size key in bytes, at least `min`. */
+function bytes(v: number | string, where: string, min = 0): number {
   const n = parseSize(v, where);
-  if (n < 64 * 1024) throw new ZferryError('bad-config', `${where}: at least 64KiB (bytes per second)`);
+  if (n < min) throw new ZferryError('bad-config', `${where} must be at least ${min / 1024}KiB, got ${JSON.stringify(v)}`);
   return n;
 }
 
-function spoolConfig(v: unknown, file: string): { dir: string; maxBytes: number; maxBytesPerIdentity: number } | null {
-  if (v === undefined || v === null) return null;
-  if (typeof v !== 'object') throw new ZferryError('bad-config', `${file}: "spool" must be {"dir": ..., "maxBytes": ...}`);
-  const o = v as Record<string, unknown>;
-  only(o, ['dir', 'maxBytes', 'maxBytesPerIdentity'], `${file} spool`);
-  // maxBytes: the spool files of all transfers together (10 GiB: a few minutes of a 1 Gbit/s
-  // link at full speed while the disk catches up, on a spool disk we cannot size from here).
-  // maxBytesPerIdentity: one client's share, a quarter of maxBytes unless set, so one customer
-  // cannot fill the spool disk and push everyone else back to memory-window speed.
-  const maxBytes = o.maxBytes === undefined ? 10 * 1024 ** 3 : parseSize(o.maxBytes, `${file} spool.maxBytes`);
+/** A "host:port" key; the schema checked its form, this the port's range. */
+function address(v: string, where: string): { host: string; port: number } {
+  try {
+    return parseHostPort(v, where);
+  } catch {
+    throw new ZferryError('bad-config', `${where} must be "host:port" with a port from 0 to 65535, got ${JSON.stringify(v)}`);
+  }
+}
+
+const KiB64 = 64 * 1024;
+
+function clientPolicy(c: ClientFile, where: string) {
+  let root: string;
+  try {
+    root = validateDataset(c.root);
+  } catch (e) {
+    throw new ZferryError('bad-config', `${where}.root: ${(e as Error).message}`);
+  }
   return {
-    dir: resolve(dirname(file), str(o.dir, `${file} spool.dir`)),
-    maxBytes,
-    maxBytesPerIdentity: o.maxBytesPerIdentity === undefined ? Math.floor(maxBytes / 4) : parseSize(o.maxBytesPerIdentity, `${file} spool.maxBytesPerIdentity`),
+    root,
+    allowForce: c.allowForce,
+    requireRaw: c.requireRaw,
+    /** at most this many transfers at once (null: the receiver's defaultMaxTransfers) */
+    maxTransfers: c.maxTransfers ?? null,
+    /** at most this many lanes per transfer (null: the receiver's maxLanes) */
+    maxLanes: c.maxLanes ?? null,
+    /** received bytes per second over all of this client's lanes (null: unlimited) */
+    bytesPerSecond: c.bytesPerSecond === undefined || c.bytesPerSecond === null ? null : bytes(c.bytesPerSecond, `${where}.bytesPerSecond`, KiB64),
+    ...(c.receive === undefined || c.receive === null ? {} : { receive: checkAdminReceiveProps(c.receive, `${where}.receive`) }),
   };
+}
+
+function receiverConfig(file: string, f: ReceiverFile) {
+  const at = (key: string) => `${file}: ${key}`;
+  const inFolder = (p: string) => resolve(dirname(file), p);
+  // Keys used as the file has them pass through in `same`; the ones named here are converted.
+  const {
+    listen, clients: clientFiles, http: httpAddr, enroll, httpTokenFile: tokenFile, spool, diskProbePath,
+    window: windowSize, maxChunkBytes, windowBudget: budget, windowBudgetPerIdentity, probeMaxBytes, diskProbeBytes,
+    laneGraceSeconds, laneIdleSeconds, handshakeTimeoutSeconds, probeMaxSeconds,
+    ...same
+  } = f;
+
+  const clients: Record<string, ClientPolicy> = {};
+  for (const [id, c] of Object.entries(clientFiles)) clients[id] = clientPolicy(c, at(`clients.${id}`));
+  checkDisjointRoots(clients, file);
+
+  const http = httpAddr === undefined || httpAddr === null ? null : address(httpAddr, at('http'));
+  const httpTokenFile = tokenFile === undefined || tokenFile === null ? null : inFolder(tokenFile);
+  if (http && !isLoopbackHost(http.host) && !httpTokenFile) {
+    throw new ZferryError(
+      'bad-config',
+      `${file}: "http" listens on ${http.host}, beyond loopback, without a token: set "httpTokenFile" to a 0600 file holding a secret of at least ${MIN_HTTP_TOKEN_CHARS} characters (openssl rand -hex 32), or listen on 127.0.0.1`,
+    );
+  }
+  // Budget defaults (budget.ts), sized for 2 cores and 24 GiB. Windows: 4 GiB for all
+  // transfers together is 16 default (256 MiB) windows, a sixth of the RAM next to the ARC's
+  // half (zfs_arc_max defaults to 1/2 of RAM on Linux), the kernel and zfs recv; each identity
+  // may hold a quarter of it (4 default windows: its defaultMaxTransfers), so no one customer
+  // takes more than a quarter and the others always find room. maxTransfersTotal (64): a zfs
+  // recv process, a kernel pipe and lanes each; far more than two cores keep busy (the window
+  // budget binds first with default windows: 16), but enough for many slow WAN customers with
+  // small windows. defaultMaxTransfers (4): a few datasets in parallel plus a doctor probe.
+  // maxConnectionsPerIdentity (64): a control connection and the lanes of a couple of
+  // transfers, plus lanes re-opened while their dead predecessors wait out laneIdleSeconds; an
+  // idle TLS connection costs tens of KiB and a descriptor. maxCallsPerIdentity (32): a sender
+  // makes one call at a time, so this is 32 replicate runs of one customer at once, while the
+  // costly calls (GetTarget and Begin run zfs, Diagnose may write diskProbeBytes) cannot be
+  // multiplied past it.
+  const windowBudget = bytes(budget, at('windowBudget'));
+  return {
+    file,
+    baseDir: dirname(file),
+    ...same,
+    listen: address(listen, at('listen')),
+    clients,
+    /** enrollment endpoint (HTTPS, server-auth only); null: no enrollment */
+    enroll: enroll === undefined || enroll === null ? null : address(enroll, at('enroll')),
+    http,
+    windowBytes: bytes(windowSize, at('window'), KiB64),
+    maxChunkBytes: bytes(maxChunkBytes, at('maxChunkBytes'), KiB64),
+    windowBudget,
+    windowBudgetPerIdentity: windowBudgetPerIdentity === undefined ? Math.floor(windowBudget / 4) : bytes(windowBudgetPerIdentity, at('windowBudgetPerIdentity')),
+    /** where chunks wait when zfs recv falls behind; null = memory window only */
+    spool: spool === undefined || spool === null ? null : spoolConfig(spool, at('spool'), inFolder),
+    laneGraceMs: laneGraceSeconds * 1000,
+    laneIdleMs: laneIdleSeconds * 1000,
+    handshakeTimeoutMs: handshakeTimeoutSeconds * 1000,
+    probeMaxBytes: bytes(probeMaxBytes, at('probeMaxBytes')),
+    probeMaxMs: probeMaxSeconds * 1000,
+    diskProbeBytes: bytes(diskProbeBytes, at('diskProbeBytes')),
+    diskProbePath: diskProbePath === undefined || diskProbePath === null ? null : inFolder(diskProbePath),
+    /** file holding the status server's bearer token (required when "http" is beyond loopback) */
+    httpTokenFile,
+    /** the token read from httpTokenFile at load (null: the status server has no authentication) */
+    httpToken: httpTokenFile ? readHttpToken(httpTokenFile, file) : null,
+  };
+}
+
+function spoolConfig(s: NonNullable<ReceiverFile['spool']>, where: string, inFolder: (p: string) => string) {
+  // maxBytes (default 10 GiB): the spool files of all transfers together, a few minutes of a
+  // 1 Gbit/s link at full speed while the disk catches up, on a spool disk we cannot size from
+  // here. maxBytesPerIdentity: one client's share, a quarter of maxBytes unless set, so one
+  // customer cannot fill the spool disk and push everyone else back to memory-window speed.
+  const maxBytes = bytes(s.maxBytes, `${where}.maxBytes`);
+  return {
+    dir: inFolder(s.dir),
+    maxBytes,
+    maxBytesPerIdentity: s.maxBytesPerIdentity === undefined ? Math.floor(maxBytes / 4) : bytes(s.maxBytesPerIdentity, `${where}.maxBytesPerIdentity`),
+  };
+}
+
+function senderConfig(file: string, f: SenderFile) {
+  return { file, baseDir: dirname(file), ...f };
 }
 
 /** One dataset root lies inside the other, or they are the same (by path components: backup/a and backup/ab do not overlap). */
@@ -254,112 +238,10 @@ export function readHttpToken(path: string, where: string): string {
 
 export function loadReceiverConfig(path: string): ReceiverConfig {
   const file = resolve(path);
-  const c = readJson(file);
-  only(
-    c,
-    ['listen', 'tls', 'clients', 'http', 'zfs', 'window', 'maxLanes', 'maxChunkBytes', 'laneGraceSeconds', 'laneIdleSeconds', 'handshakeTimeoutSeconds', 'spool',
-      'enroll', 'maxHandshakesPerAddress', 'maxHandshakes', 'maxConnectionsPerIdentity', 'maxCallsPerIdentity', 'probes', 'probeMaxBytes', 'probeMaxSeconds', 'diskProbe', 'diskProbeBytes', 'diskProbePath',
-      'diagnoseHostDetails', 'httpTokenFile', 'windowBudget', 'windowBudgetPerIdentity', 'maxTransfersTotal', 'defaultMaxTransfers'],
-    file,
-  );
-  const clients: Record<string, ClientPolicy> = {};
-  if (typeof c.clients !== 'object' || c.clients === null) throw new ZferryError('bad-config', `${file}: "clients" must map identities to {"root": ...}`);
-  for (const [id, p] of Object.entries(c.clients as Record<string, unknown>)) {
-    if (typeof p !== 'object' || p === null) throw new ZferryError('bad-config', `${file}: clients.${id} must be an object`);
-    const pol = p as Record<string, unknown>;
-    only(pol, ['root', 'allowForce', 'requireRaw', 'maxTransfers', 'maxLanes', 'bytesPerSecond', 'receive'], `${file} clients.${id}`);
-    let root: string;
-    try {
-      root = validateDataset(str(pol.root, `${file} clients.${id}.root`));
-    } catch (e) {
-      throw new ZferryError('bad-config', `${file} clients.${id}.root: ${(e as Error).message}`);
-    }
-    clients[id] = {
-      root,
-      allowForce: pol.allowForce === true,
-      requireRaw: pol.requireRaw === true,
-      maxTransfers: optCount(pol.maxTransfers, `${file} clients.${id}.maxTransfers`, 10_000),
-      maxLanes: optCount(pol.maxLanes, `${file} clients.${id}.maxLanes`, 256),
-      bytesPerSecond: optRate(pol.bytesPerSecond, `${file} clients.${id}.bytesPerSecond`),
-      ...(pol.receive === undefined ? {} : { receive: checkAdminReceiveProps(pol.receive, `${file} clients.${id}.receive`) }),
-    };
-  }
-  checkDisjointRoots(clients, file);
-  const windowBudget = c.windowBudget === undefined ? 4 * 1024 ** 3 : parseSize(c.windowBudget, `${file} windowBudget`);
-  const http = c.http === undefined || c.http === null ? null : parseHostPort(str(c.http, `${file} http`), `${file} http`);
-  const httpTokenFile = c.httpTokenFile === undefined || c.httpTokenFile === null ? null : resolve(dirname(file), str(c.httpTokenFile, `${file} httpTokenFile`));
-  if (http && !isLoopbackHost(http.host) && !httpTokenFile) {
-    throw new ZferryError(
-      'bad-config',
-      `${file}: "http" listens on ${http.host}, beyond loopback, without a token: set "httpTokenFile" to a 0600 file holding a secret of at least ${MIN_HTTP_TOKEN_CHARS} characters (openssl rand -hex 32), or listen on 127.0.0.1`,
-    );
-  }
-  return {
-    file,
-    baseDir: dirname(file),
-    listen: parseHostPort(str(c.listen ?? '0.0.0.0:7443', `${file} listen`), `${file} listen`),
-    tls: receiverTlsPaths(c.tls, file),
-    clients,
-    enroll: c.enroll === undefined || c.enroll === null ? null : parseHostPort(str(c.enroll, `${file} enroll`), `${file} enroll`),
-    maxHandshakesPerAddress: c.maxHandshakesPerAddress === undefined ? 32 : num(c.maxHandshakesPerAddress, `${file} maxHandshakesPerAddress`, 1, 100_000),
-    maxHandshakes: c.maxHandshakes === undefined ? 512 : num(c.maxHandshakes, `${file} maxHandshakes`, 1, 1_000_000),
-    // 64: a control connection and the lanes of a couple of transfers (auto picks 2-16 lanes,
-    // the receiver allows 32 per transfer), plus lanes re-opened while their dead predecessors
-    // wait out laneIdleSeconds. An idle TLS connection costs tens of KiB and a descriptor
-    // (data in flight is bounded per transfer by window), so even a few hundred customers
-    // at the cap stay far below a 2-core/24 GiB host's memory and its descriptor limit.
-    maxConnectionsPerIdentity:
-      c.maxConnectionsPerIdentity === undefined ? 64 : num(c.maxConnectionsPerIdentity, `${file} maxConnectionsPerIdentity`, 1, 100_000),
-    // 32: a sender makes one call at a time (Hello, GetTarget, Begin, Finish), so this is 32
-    // replicate runs of one customer at once, while the costly calls (GetTarget and Begin run
-    // zfs, Diagnose may write diskProbeBytes) cannot be multiplied past it.
-    maxCallsPerIdentity: c.maxCallsPerIdentity === undefined ? 32 : num(c.maxCallsPerIdentity, `${file} maxCallsPerIdentity`, 1, 100_000),
-    http,
-    zfs: c.zfs === undefined ? 'zfs' : str(c.zfs, `${file} zfs`),
-    windowBytes: c.window === undefined ? 256 * 1024 * 1024 : parseSize(c.window, `${file} window`),
-    // Receiver-wide budgets (receiver-agent/budget.ts), sized for 2 cores and 24 GiB. Windows:
-    // 4 GiB for all transfers together is 16 default (256 MiB) windows, a sixth of the RAM next
-    // to the ARC's half (zfs_arc_max defaults to 1/2 of RAM on Linux), the kernel and zfs recv;
-    // each identity may hold a quarter of it (4 default windows: its defaultMaxTransfers), so no
-    // one customer takes more than a quarter and the others always find room.
-    windowBudget,
-    windowBudgetPerIdentity:
-      c.windowBudgetPerIdentity === undefined ? Math.floor(windowBudget / 4) : parseSize(c.windowBudgetPerIdentity, `${file} windowBudgetPerIdentity`),
-    // 64 transfers at once: a zfs recv process, a kernel pipe and lanes each; far more than two
-    // cores keep busy (the window budget binds first with default windows: 16), but enough for
-    // many slow WAN customers with small windows.
-    maxTransfersTotal: c.maxTransfersTotal === undefined ? 64 : num(c.maxTransfersTotal, `${file} maxTransfersTotal`, 1, 100_000),
-    // 4 for a client whose policy sets no maxTransfers: a few datasets in parallel plus a doctor
-    // probe; a client's own maxTransfers (receiver.json clients) overrides it either way.
-    defaultMaxTransfers: c.defaultMaxTransfers === undefined ? 4 : num(c.defaultMaxTransfers, `${file} defaultMaxTransfers`, 1, 10_000),
-    spool: spoolConfig(c.spool, file),
-    maxLanes: c.maxLanes === undefined ? 32 : num(c.maxLanes, `${file} maxLanes`, 1, 256),
-    maxChunkBytes: c.maxChunkBytes === undefined ? 8 * 1024 * 1024 : parseSize(c.maxChunkBytes, `${file} maxChunkBytes`),
-    laneGraceMs: 1000 * (c.laneGraceSeconds === undefined ? 60 : num(c.laneGraceSeconds, `${file} laneGraceSeconds`, 0.1, 86400)),
-    laneIdleMs: 1000 * (c.laneIdleSeconds === undefined ? 60 : num(c.laneIdleSeconds, `${file} laneIdleSeconds`, 1, 86400)),
-    handshakeTimeoutMs:
-      1000 * (c.handshakeTimeoutSeconds === undefined ? 10 : num(c.handshakeTimeoutSeconds, `${file} handshakeTimeoutSeconds`, 0.1, 600)),
-    probes: c.probes === undefined ? true : bool(c.probes, `${file} probes`),
-    probeMaxBytes: c.probeMaxBytes === undefined ? 4 * 1024 ** 3 : parseSize(c.probeMaxBytes, `${file} probeMaxBytes`),
-    probeMaxMs: 1000 * (c.probeMaxSeconds === undefined ? 60 : num(c.probeMaxSeconds, `${file} probeMaxSeconds`, 1, 3600)),
-    diskProbe: c.diskProbe === undefined ? false : bool(c.diskProbe, `${file} diskProbe`),
-    diskProbeBytes: c.diskProbeBytes === undefined ? 256 * 1024 ** 2 : parseSize(c.diskProbeBytes, `${file} diskProbeBytes`),
-    diskProbePath: c.diskProbePath === undefined || c.diskProbePath === null ? null : resolve(dirname(file), str(c.diskProbePath, `${file} diskProbePath`)),
-    diagnoseHostDetails: c.diagnoseHostDetails === undefined ? false : bool(c.diagnoseHostDetails, `${file} diagnoseHostDetails`),
-    httpTokenFile,
-    httpToken: httpTokenFile ? readHttpToken(httpTokenFile, file) : null,
-  };
+  return receiverConfig(file, validateReceiver(readJson(file), file));
 }
 
 export function loadSenderConfig(path: string): SenderConfig {
   const file = resolve(path);
-  const c = readJson(file);
-  only(c, ['tls', 'zfs', 'serverName'], file);
-  return {
-    file,
-    baseDir: dirname(file),
-    tls: tlsPaths(c.tls, file),
-    zfs: c.zfs === undefined ? 'zfs' : str(c.zfs, `${file} zfs`),
-    serverName: c.serverName === undefined ? undefined : str(c.serverName, `${file} serverName`),
-  };
+  return senderConfig(file, validateSender(readJson(file), file));
 }

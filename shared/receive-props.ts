@@ -9,6 +9,7 @@
 // With a zfs that has `receive -o/-x` (OpenZFS ≥ 0.8) these go on the command line, so they
 // hold from the first instant; zfs-fuse has neither, and there `neutralise` applies the same
 // result with `zfs set` / `zfs inherit` after the receive and before it is acknowledged.
+import type { FromSchema } from 'json-schema-to-ts';
 import { ZferryError } from './errors.js';
 
 /** user properties read by OpenZFS's systemd mount generator (zfs-mount-generator(8)) */
@@ -54,22 +55,27 @@ export interface ReceiveOverrides {
   exclude: string[];
 }
 
-/** receiver.json clients.<id>.receive: { "set": {prop: value}, "exclude": [prop] } */
-export interface AdminReceiveProps {
-  set?: Record<string, string>;
-  exclude?: string[];
-}
+/** A property name as zfs takes it after -o / -x (lower case, user properties with a colon). */
+export const PROP_NAME_PATTERN = '^[a-z][a-z0-9_.:-]{0,255}$';
+/** A printable value that does not start with a space. */
+export const PROP_VALUE_PATTERN = '^[\\x21-\\x7e][\\x20-\\x7e]{0,1023}$';
 
-const PROP_NAME = /^[a-z][a-z0-9_.:-]{0,255}$/;
-const PROP_VALUE = /^[\x21-\x7e][\x20-\x7e]{0,1023}$/;
+/** receiver.json clients.<id>.receive: { "set": {prop: value}, "exclude": [prop] } (config-schema.ts). */
+export const adminReceiveSchema = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    set: { type: 'object', propertyNames: { pattern: PROP_NAME_PATTERN }, additionalProperties: { type: 'string', pattern: PROP_VALUE_PATTERN } },
+    exclude: { type: 'array', items: { type: 'string', pattern: PROP_NAME_PATTERN } },
+  },
+} as const;
+export type AdminReceiveProps = FromSchema<typeof adminReceiveSchema>;
 
-/** Validates an admin's per-client receive overrides; refuses ones that would re-open the hole. */
-export function checkAdminReceiveProps(v: unknown, where: string): AdminReceiveProps {
-  if (v === undefined || v === null) return {};
-  if (typeof v !== 'object' || Array.isArray(v)) throw new ZferryError('bad-config', `${where}: expected {"set": {...}, "exclude": [...]}`);
-  const o = v as Record<string, unknown>;
-  for (const k of Object.keys(o)) if (k !== 'set' && k !== 'exclude') throw new ZferryError('bad-config', `${where}: unknown key "${k}" (known: set, exclude)`);
-  const out: AdminReceiveProps = {};
+/**
+ * Refuses an admin's per-client receive overrides (shaped by adminReceiveSchema) that would
+ * re-open the hole; `where` names the key in the one-line error.
+ */
+export function checkAdminReceiveProps(o: AdminReceiveProps, where: string): AdminReceiveProps {
   const refuse = (prop: string, how: string) => {
     if (ADMIN_MAY_NOT.has(prop) || prop.startsWith('org.openzfs.systemd:')) {
       throw new ZferryError(
@@ -78,29 +84,16 @@ export function checkAdminReceiveProps(v: unknown, where: string): AdminReceiveP
       );
     }
   };
-  if (o.set !== undefined) {
-    if (typeof o.set !== 'object' || o.set === null || Array.isArray(o.set)) throw new ZferryError('bad-config', `${where}.set: expected {"property": "value"}`);
-    out.set = {};
-    for (const [prop, val] of Object.entries(o.set as Record<string, unknown>)) {
-      if (!PROP_NAME.test(prop)) throw new ZferryError('bad-config', `${where}.set: "${prop}" is not a property name`);
-      if (typeof val !== 'string' || !PROP_VALUE.test(val)) throw new ZferryError('bad-config', `${where}.set.${prop}: expected a printable string value`);
-      refuse(prop, 'setting');
-      const allowed = ADMIN_MAY_ENABLE[prop];
-      if (allowed && !allowed.includes(val)) throw new ZferryError('bad-config', `${where}.set.${prop}: expected ${allowed.join(' or ')}`);
-      out.set[prop] = val;
-    }
+  for (const [prop, val] of Object.entries(o.set ?? {})) {
+    refuse(prop, 'setting');
+    const allowed = ADMIN_MAY_ENABLE[prop];
+    if (allowed && !allowed.includes(val)) throw new ZferryError('bad-config', `${where}.set.${prop}: expected ${allowed.join(' or ')}`);
   }
-  if (o.exclude !== undefined) {
-    if (!Array.isArray(o.exclude)) throw new ZferryError('bad-config', `${where}.exclude: expected a list of property names`);
-    out.exclude = [];
-    for (const prop of o.exclude as unknown[]) {
-      if (typeof prop !== 'string' || !PROP_NAME.test(prop)) throw new ZferryError('bad-config', `${where}.exclude: ${JSON.stringify(prop)} is not a property name`);
-      refuse(prop, 'excluding');
-      if (prop in INERT_SET) throw new ZferryError('bad-config', `${where}.exclude: "${prop}" is always set by the receiver; set it in "set" instead`);
-      out.exclude.push(prop);
-    }
+  for (const prop of o.exclude ?? []) {
+    refuse(prop, 'excluding');
+    if (prop in INERT_SET) throw new ZferryError('bad-config', `${where}.exclude: "${prop}" is always set by the receiver; set it in "set" instead`);
   }
-  return out;
+  return o;
 }
 
 /** The overrides for one receive: the inert rule, with the admin's per-client additions. */

@@ -45,6 +45,7 @@ import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import * as tls from 'node:tls';
 import { fingerprintDer, parseSubjectAltName } from './certs.js';
+import type { TlsPaths } from './config-schema.js';
 
 /**
  * TLS 1.3 suites, cheapest first: AES-128-GCM has fewer rounds than AES-256-GCM and is what the
@@ -61,11 +62,8 @@ const TLS13 = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: CIPHERSUI
 export const LANE_ALPN = 'zferry-lane/2';
 export const H2_ALPN = 'h2';
 
-export interface TlsPaths {
-  ca: string;
-  cert: string;
-  key: string;
-}
+/** The "tls" block of a config file (declared in config-schema.ts). */
+export type { TlsPaths };
 
 export interface TlsMaterial {
   ca: Buffer;

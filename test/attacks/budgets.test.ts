@@ -279,6 +279,6 @@ describe('config', () => {
     expect([d.windowBudget, d.windowBudgetPerIdentity, d.maxTransfersTotal, d.defaultMaxTransfers]).toEqual([1024 ** 3, 512 * MiB, 8, 2]);
     expect(d.spool).toMatchObject({ maxBytes: 4 * 1024 ** 3, maxBytesPerIdentity: 1024 ** 3 });
     writeFileSync(f, JSON.stringify({ tls: { ca: 'a', cert: 'b', key: 'c' }, clients: {}, spool: { dir: 'sp', maxBytesPerClient: 1 } }));
-    expect(() => loadReceiverConfig(f)).toThrow(/unknown key "maxBytesPerClient"/);
+    expect(() => loadReceiverConfig(f)).toThrow(/unknown key "spool.maxBytesPerClient"/);
   });
 });

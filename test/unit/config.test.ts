@@ -1,8 +1,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { execFile } from 'node:child_process';
 import { loadReceiverConfig, loadSenderConfig } from '../../shared/config.js';
+import { ZferryError } from '../../shared/errors.js';
+import { RECEIVER_CLI, SENDER_CLI } from '../helpers/agents.js';
 import { parseArgs } from '../../shared/args.js';
 
 const dirs: string[] = [];
@@ -17,6 +21,23 @@ function write(obj: unknown): string {
 }
 
 const tls = { ca: 'ca.pem', cert: 'r.pem', key: 'r.key' };
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const INVALID = join(REPO, 'test', 'configs', 'invalid');
+
+/** The loader for a config file by its name: sender*.json is a sender's, anything else a receiver's. */
+function loaderFor(file: string): (path: string) => unknown {
+  return basename(file).startsWith('sender') ? loadSenderConfig : loadReceiverConfig;
+}
+
+function refusal(load: () => unknown): ZferryError {
+  try {
+    load();
+  } catch (e) {
+    if (e instanceof ZferryError) return e;
+    throw e;
+  }
+  throw new Error('expected the config to be refused');
+}
 
 describe('config files', () => {
   it('reads the documented receiver.json with defaults', () => {
@@ -43,5 +64,169 @@ describe('config files', () => {
     expect(a.flags.has('raw')).toBe(true);
     expect(() => parseArgs(['--force'], { values: [], booleans: [] })).toThrow('unknown option --force');
     expect(() => parseArgs(['-F'], { values: [], booleans: [] })).toThrow('unknown option -F');
+  });
+});
+
+describe('config examples', () => {
+  it('loads every config file in certs.example/', () => {
+    const files = readdirSync(join(REPO, 'certs.example')).filter((f) => f.endsWith('.json'));
+    expect(files.sort()).toEqual(['receiver.json', 'sender.json']);
+    for (const f of files) expect(() => loaderFor(f)(join(REPO, 'certs.example', f)), f).not.toThrow();
+    const r = loadReceiverConfig(join(REPO, 'certs.example', 'receiver.json'));
+    expect(r.clients['site-b']).toEqual({ root: 'backup/site-b', allowForce: false, requireRaw: true, maxTransfers: 2, maxLanes: 8, bytesPerSecond: 50 * 1024 ** 2 });
+    expect(r.tls.caKey).toBe('ca/ca.key');
+    expect(r.enroll).toEqual({ host: '0.0.0.0', port: 7444 });
+    expect(r.windowBytes).toBe(64 * 1024 ** 2);
+  });
+
+  it("loads every config file the README writes with a heredoc (cat > x.json <<'JSON')", () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const blocks = [...readme.matchAll(/cat > (\S+\.json) <<'JSON'\n([\s\S]*?)\nJSON\n/g)];
+    expect(blocks.length).toBeGreaterThan(0);
+    for (const [, name, body] of blocks) {
+      const f = join(mkdtempSync(join(tmpdir(), 'zf-readme-')), basename(name!));
+      dirs.push(dirname(f));
+      writeFileSync(f, body!);
+      expect(() => loaderFor(f)(f), name).not.toThrow();
+    }
+  });
+});
+
+describe('config schema', () => {
+  it('fills in every default the documentation promises', () => {
+    const c = loadReceiverConfig(write({ tls, clients: {} }));
+    expect(c).toMatchObject({
+      listen: { host: '0.0.0.0', port: 7443 },
+      zfs: 'zfs',
+      windowBytes: 256 * 1024 ** 2,
+      maxLanes: 32,
+      maxChunkBytes: 8 * 1024 ** 2,
+      laneGraceMs: 60_000,
+      laneIdleMs: 60_000,
+      handshakeTimeoutMs: 10_000,
+      spool: null,
+      enroll: null,
+      http: null,
+      maxHandshakesPerAddress: 32,
+      maxHandshakes: 512,
+      maxConnectionsPerIdentity: 64,
+      maxCallsPerIdentity: 32,
+      windowBudget: 4 * 1024 ** 3,
+      windowBudgetPerIdentity: 1024 ** 3,
+      maxTransfersTotal: 64,
+      defaultMaxTransfers: 4,
+      probes: true,
+      probeMaxBytes: 4 * 1024 ** 3,
+      probeMaxMs: 60_000,
+      diskProbe: false,
+      diskProbeBytes: 256 * 1024 ** 2,
+      diskProbePath: null,
+      diagnoseHostDetails: false,
+      httpTokenFile: null,
+      httpToken: null,
+    });
+    expect(loadSenderConfig(write({ tls })).zfs).toBe('zfs');
+  });
+
+  it('converts sizes, seconds and paths, and takes null as "not set" where it always did', () => {
+    const f = write({
+      tls: { ...tls, caKey: 'ca/ca.key', revoked: 'ca/revoked.json' },
+      clients: { a: { root: 'backup/a', maxTransfers: null, maxLanes: null, bytesPerSecond: 1048576, receive: null } },
+      http: null,
+      enroll: '[::1]:7444',
+      laneGraceSeconds: 0.5,
+      spool: { dir: 'spool', maxBytes: '1GiB' },
+      diskProbePath: 'probe',
+      probeMaxSeconds: 5,
+      windowBudget: 1024 ** 3,
+    });
+    const c = loadReceiverConfig(f);
+    expect(c.clients.a).toEqual({ root: 'backup/a', allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, bytesPerSecond: 1048576 });
+    expect(c.enroll).toEqual({ host: '::1', port: 7444 });
+    expect(c.laneGraceMs).toBe(500);
+    expect(c.probeMaxMs).toBe(5000);
+    expect(c.spool).toEqual({ dir: join(dirname(f), 'spool'), maxBytes: 1024 ** 3, maxBytesPerIdentity: 256 * 1024 ** 2 });
+    expect(c.diskProbePath).toBe(join(dirname(f), 'probe'));
+    expect(c.windowBudgetPerIdentity).toBe(256 * 1024 ** 2);
+    expect(c.tls).toEqual({ ...tls, caKey: 'ca/ca.key', revoked: 'ca/revoked.json' });
+  });
+
+  // Each file in test/configs/invalid/ with the line that must refuse it: the file's name, the key, and why.
+  const INVALID_CASES: Record<string, string> = {
+    'receiver-string-boolean.json': 'receiver-string-boolean.json: clients.acme.requireRaw must be boolean, got "true"',
+    'receiver-unknown-top-key.json': 'receiver-unknown-top-key.json: unknown key "maxLane" (did you mean "maxLanes"?)',
+    'receiver-unknown-client-key.json': 'receiver-unknown-client-key.json: unknown key "clients.acme.maxTransfer" (did you mean "maxTransfers"?)',
+    'receiver-unknown-tls-key.json': 'receiver-unknown-tls-key.json: unknown key "tls.cakey" (did you mean "caKey"?)',
+    'receiver-unknown-spool-key.json': 'receiver-unknown-spool-key.json: unknown key "spool.maxBytesPerClient" (known: dir, maxBytes, maxBytesPerIdentity)',
+    'receiver-unknown-receive-key.json': 'receiver-unknown-receive-key.json: unknown key "clients.acme.receive.sets" (did you mean "set"?)',
+    'receiver-size-wrong-type.json': 'receiver-size-wrong-type.json: window must be a size like "256MiB" or a number of bytes, got true',
+    'receiver-size-bad-unit.json': 'receiver-size-bad-unit.json: window must be a size like "256MiB" or a number of bytes, got "256 parsecs"',
+    'receiver-size-negative.json': 'receiver-size-negative.json: spool.maxBytes must be at least 0, got -1',
+    'receiver-window-too-small.json': 'receiver-window-too-small.json: window must be at least 64KiB, got "4KiB"',
+    'receiver-rate-too-small.json': 'receiver-rate-too-small.json: clients.acme.bytesPerSecond must be at least 64KiB, got "1KiB"',
+    'receiver-count-negative.json': 'receiver-count-negative.json: maxLanes must be at least 1, got -4',
+    'receiver-count-too-large.json': 'receiver-count-too-large.json: clients.acme.maxLanes must be at most 256, got 1000',
+    'receiver-count-fraction.json': 'receiver-count-fraction.json: maxTransfersTotal must be integer, got 2.5',
+    'receiver-count-string.json': 'receiver-count-string.json: maxHandshakes must be integer, got "512"',
+    'receiver-seconds-too-small.json': 'receiver-seconds-too-small.json: laneIdleSeconds must be at least 1, got 0',
+    'receiver-bad-dataset-name.json': 'receiver-bad-dataset-name.json: clients.acme.root: invalid dataset name "backup/../etc": contains ".."',
+    'receiver-root-flag.json': 'receiver-root-flag.json: clients.acme.root: invalid dataset name "-F": starts with "-"',
+    'receiver-overlapping-roots.json': 'receiver-overlapping-roots.json: clients "acme-eu" (backup/acme/eu) and "acme" (backup/acme) overlap',
+    'receiver-missing-tls.json': 'receiver-missing-tls.json: tls is required',
+    'receiver-missing-tls-key.json': 'receiver-missing-tls-key.json: tls.key is required',
+    'receiver-missing-clients.json': 'receiver-missing-clients.json: clients is required',
+    'receiver-missing-root.json': 'receiver-missing-root.json: clients.acme.root is required',
+    'receiver-clients-list.json': 'receiver-clients-list.json: clients must be object, got [',
+    'receiver-listen-no-port.json': 'receiver-listen-no-port.json: listen must be "host:port", got "0.0.0.0"',
+    'receiver-listen-port-range.json': 'receiver-listen-port-range.json: listen must be "host:port" with a port from 0 to 65535, got "0.0.0.0:74430"',
+    'receiver-http-open-no-token.json': 'receiver-http-open-no-token.json: "http" listens on 0.0.0.0, beyond loopback, without a token',
+    'receiver-empty-path.json': 'receiver-empty-path.json: diskProbePath must not be empty',
+    'receiver-receive-refused.json': 'receiver-receive-refused.json: clients.acme.receive: setting "mountpoint" is refused',
+    'receiver-receive-bad-property.json': 'receiver-receive-bad-property.json: clients.acme.receive.exclude[0] must be a zfs property name',
+    'receiver-not-object.json': 'config receiver-not-object.json must be a JSON object',
+    'receiver-not-json.json': 'config receiver-not-json.json is not valid JSON',
+    'sender-unknown-key.json': 'sender-unknown-key.json: unknown key "serverNmae" (did you mean "serverName"?)',
+    'sender-receiver-key.json': 'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName)',
+    'sender-missing-cert.json': 'sender-missing-cert.json: tls.cert is required',
+    'sender-tls-wrong-type.json': 'sender-tls-wrong-type.json: tls must be object, got "site-a"',
+    'sender-empty-zfs.json': 'sender-empty-zfs.json: zfs must not be empty',
+  };
+
+  it('has an expected refusal for every file in test/configs/invalid/', () => {
+    expect(readdirSync(INVALID).sort()).toEqual(Object.keys(INVALID_CASES).sort());
+  });
+
+  for (const [file, expected] of Object.entries(INVALID_CASES)) {
+    it(`refuses ${file} with one bad-config line naming the file and the key`, () => {
+      const path = join(INVALID, file);
+      const e = refusal(() => loaderFor(file)(path));
+      expect(e.code).toBe('bad-config');
+      expect(e.message).not.toContain('\n');
+      expect(e.message).toContain(expected.replace(file, path));
+    });
+  }
+});
+
+describe('an agent given a bad config', () => {
+  function run(cli: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
+    return new Promise((done) => {
+      execFile(process.execPath, [cli, ...args], { timeout: 30_000 }, (err, _stdout, stderr) => done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }));
+    });
+  }
+
+  it('`receiver-agent serve` stops with the one line that names the file and the key ("true" is not true)', async () => {
+    const f = join(INVALID, 'receiver-string-boolean.json');
+    const r = await run(RECEIVER_CLI, ['serve', '--config', f]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr.trimEnd().split('\n')).toEqual([`receiver-agent: ${f}: clients.acme.requireRaw must be boolean, got "true"`]);
+  });
+
+  it('`sender-agent replicate` stops with one line on a typo in sender.json, before dialling anyone', async () => {
+    const f = join(INVALID, 'sender-unknown-key.json');
+    const r = await run(SENDER_CLI, ['replicate', 'tank/data', '--to', '127.0.0.1:9', '--name', 'data', '--config', f]);
+    expect(r.code).not.toBe(0);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`${f}: unknown key "serverNmae" (did you mean "serverName"?)`);
   });
 });

@@ -13,16 +13,18 @@ describe('receive overrides', () => {
   });
 
   it("let the admin allow exec, setuid and devices and add harmless properties per client", () => {
-    const o = receiveOverrides(checkAdminReceiveProps({ set: { exec: 'on', compression: 'zstd' }, exclude: ['recordsize'] }, 'c'));
+    const o = receiveOverrides(checkAdminReceiveProps({ set: { exec: 'on', compression: 'zstd' }, exclude: ['recordsize'] }, 'receiver.json: clients.a.receive'));
     expect(o.set.exec).toBe('on');
     expect(o.set.compression).toBe('zstd');
     expect(o.set.canmount).toBe('noauto');
     expect(o.exclude).toContain('recordsize');
   });
 
-  it('refuse at load every override that would re-open the hole, each with its own line', () => {
+  it('refuse at load every override that would re-open the hole or is malformed, each with its own line naming the key', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'zferry-rp-'));
+    const f = join(dir, 'receiver.json');
     const cases: Array<[unknown, RegExp]> = [
-      [{ set: { mountpoint: '/root/.ssh' } }, /setting "mountpoint" is refused/],
+      [{ set: { mountpoint: '/root/.ssh' } }, /receiver\.json: clients\.a\.receive: setting "mountpoint" is refused/],
       [{ set: { canmount: 'on' } }, /setting "canmount" is refused/],
       [{ set: { sharenfs: 'on' } }, /setting "sharenfs" is refused/],
       [{ set: { overlay: 'on' } }, /setting "overlay" is refused/],
@@ -31,19 +33,16 @@ describe('receive overrides', () => {
       [{ set: { 'org.openzfs.systemd:wanted-by': 'x' } }, /setting "org.openzfs.systemd:wanted-by" is refused/],
       [{ exclude: ['canmount'] }, /excluding "canmount" is refused/],
       [{ exclude: ['exec'] }, /"exec" is always set by the receiver/],
-      [{ set: { exec: 'maybe' } }, /exec: expected on or off/],
-      [{ set: { '-o': 'x' } }, /"-o" is not a property name/],
-      [{ set: { compression: 'a\nb' } }, /expected a printable string/],
-      [{ other: 1 }, /unknown key "other"/],
+      [{ set: { exec: 'maybe' } }, /clients\.a\.receive\.set\.exec: expected on or off/],
+      [{ set: { '-o': 'x' } }, /clients\.a\.receive\.set has a key "-o" that is not a zfs property name/],
+      [{ set: { compression: 'a\nb' } }, /clients\.a\.receive\.set\.compression must be a printable string/],
+      [{ exclude: 'recordsize' }, /clients\.a\.receive\.exclude must be array/],
+      [{ other: 1 }, /unknown key "clients\.a\.receive\.other"/],
     ];
-    for (const [v, re] of cases) expect(() => checkAdminReceiveProps(v, 'r.json clients.a.receive'), JSON.stringify(v)).toThrow(re);
-  });
-
-  it('stop the receiver with one line naming the key', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'zferry-rp-'));
-    const f = join(dir, 'receiver.json');
-    writeFileSync(f, JSON.stringify({ tls: { ca: 'ca.pem', cert: 'r.pem', key: 'r.key' }, clients: { a: { root: 'backup/a', receive: { set: { mountpoint: '/etc' } } } } }));
-    expect(() => loadReceiverConfig(f)).toThrow(/receiver\.json clients\.a\.receive: setting "mountpoint" is refused/);
+    for (const [receive, re] of cases) {
+      writeFileSync(f, JSON.stringify({ tls: { ca: 'ca.pem', cert: 'r.pem', key: 'r.key' }, clients: { a: { root: 'backup/a', receive } } }));
+      expect(() => loadReceiverConfig(f), JSON.stringify(receive)).toThrow(re);
+    }
   });
 
   it('call a received property dangerous when it could mount or share a replica outside its root', () => {

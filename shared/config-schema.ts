@@ -1,0 +1,139 @@
+// receiver.json and sender.json, each declared once: the JSON Schema below is what ajv
+// validates (unknown keys refused at every level, real types, ranges, defaults filled in),
+// and the TypeScript types of the parsed files are derived from it (FromSchema), so a key
+// cannot be added, renamed or retyped in one place and not the other. Conversions that a
+// schema cannot express (sizes to bytes, seconds to ms, paths against the file's folder,
+// dataset names, overlapping roots) are in config.ts and run after validation.
+import type { FromSchema } from 'json-schema-to-ts';
+import { adminReceiveSchema } from './receive-props.js';
+
+/** "256MiB", "64m", "1.5GiB", or bytes as an integer (units.ts parseSize reads it). */
+export const SIZE_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*([bB]|[kKmMgGtT]([iI]?[bB])?)?\\s*$';
+/** "host:port", "[::1]:port" (address.ts parseHostPort reads it; the port range is checked there). */
+export const HOST_PORT_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$';
+
+const size = { type: ['integer', 'string'], minimum: 0, pattern: SIZE_PATTERN } as const;
+const hostPort = { type: 'string', pattern: HOST_PORT_PATTERN } as const;
+const text = { type: 'string', minLength: 1 } as const;
+const count = (max: number, dflt: number) => ({ type: 'integer', minimum: 1, maximum: max, default: dflt }) as const;
+
+const tlsFiles = { ca: text, cert: text, key: text } as const;
+
+/** sender.json and receiver.json "tls": the CA, this agent's certificate and its key (PEM files). */
+export const tlsPathsSchema = { type: 'object', additionalProperties: false, required: ['ca', 'cert', 'key'], properties: tlsFiles } as const;
+export type TlsPaths = FromSchema<typeof tlsPathsSchema>;
+
+const clientSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['root'],
+  properties: {
+    /** the dataset this client's targets are created under (names.ts rules; roots never overlap) */
+    root: { type: 'string' },
+    /** the admin lets this client's receives use -F */
+    allowForce: { type: 'boolean', default: false },
+    /** vault client: only raw sends of encrypted datasets are accepted */
+    requireRaw: { type: 'boolean', default: false },
+    /** transfers at once (absent or null: the receiver's defaultMaxTransfers) */
+    maxTransfers: { type: ['integer', 'null'], minimum: 1, maximum: 10_000 },
+    /** lanes per transfer (absent or null: the receiver's maxLanes) */
+    maxLanes: { type: ['integer', 'null'], minimum: 1, maximum: 256 },
+    /** received bytes per second over all of this client's lanes (absent or null: unlimited; at least 64KiB) */
+    bytesPerSecond: { type: ['integer', 'string', 'null'], minimum: 0, pattern: SIZE_PATTERN },
+    /** the admin's additions to the inert receive overrides (receive-props.ts) */
+    receive: { ...adminReceiveSchema, type: ['object', 'null'] },
+  },
+} as const;
+
+export const receiverFileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tls', 'clients'],
+  properties: {
+    listen: { ...hostPort, default: '0.0.0.0:7443' },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['ca', 'cert', 'key'],
+      properties: {
+        ...tlsFiles,
+        /** CA private key, needed only for enrollment; issued.json is kept next to it */
+        caKey: text,
+        /** revocation deny-list (revocation.ts) */
+        revoked: text,
+      },
+    },
+    /** certificate identity (subject CN) → its policy */
+    clients: { type: 'object', additionalProperties: clientSchema },
+    /** the status server (absent or null: none); beyond loopback it needs httpTokenFile */
+    http: { type: ['string', 'null'], pattern: HOST_PORT_PATTERN },
+    /** file holding the status server's bearer token (readHttpToken) */
+    httpTokenFile: { type: ['string', 'null'], minLength: 1 },
+    /** enrollment endpoint (HTTPS, server-auth only); absent or null: no enrollment */
+    enroll: { type: ['string', 'null'], pattern: HOST_PORT_PATTERN },
+    zfs: { ...text, default: 'zfs' },
+    /** the reassembly window of one transfer */
+    window: { ...size, default: '256MiB' },
+    maxLanes: count(256, 32),
+    maxChunkBytes: { ...size, default: '8MiB' },
+    laneGraceSeconds: { type: 'number', minimum: 0.1, maximum: 86_400, default: 60 },
+    laneIdleSeconds: { type: 'number', minimum: 1, maximum: 86_400, default: 60 },
+    handshakeTimeoutSeconds: { type: 'number', minimum: 0.1, maximum: 600, default: 10 },
+    /** where chunks wait when zfs recv falls behind (absent or null: the memory window only) */
+    spool: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      required: ['dir'],
+      properties: {
+        dir: text,
+        /** all transfers' spools together (budget.ts SpoolBudget) */
+        maxBytes: { ...size, default: '10GiB' },
+        /** one client's spools (default: a quarter of maxBytes) */
+        maxBytesPerIdentity: size,
+      },
+    },
+    /** unfinished TLS handshakes per source /24 (IPv6 /64) and in all (conn-guard.ts) */
+    maxHandshakesPerAddress: count(100_000, 32),
+    maxHandshakes: count(1_000_000, 512),
+    /** authenticated connections (control + lanes) one identity may hold at once (conn-guard.ts) */
+    maxConnectionsPerIdentity: count(100_000, 64),
+    /** gRPC calls one identity may have running at once (server.ts) */
+    maxCallsPerIdentity: count(100_000, 32),
+    /** receiver-wide budgets (budget.ts): windows granted to all transfers, and to one identity's (default: a quarter) */
+    windowBudget: { ...size, default: '4GiB' },
+    windowBudgetPerIdentity: size,
+    /** transfers at once over all clients, and for a client whose policy sets no maxTransfers */
+    maxTransfersTotal: count(100_000, 64),
+    defaultMaxTransfers: count(10_000, 4),
+    /** probe transfers for `sender-agent doctor` (synthetic bytes, discarded), and their bounds */
+    probes: { type: 'boolean', default: true },
+    probeMaxBytes: { ...size, default: '4GiB' },
+    probeMaxSeconds: { type: 'number', minimum: 1, maximum: 3600, default: 60 },
+    /** doctor may time a write into the client's pool (writes diskProbeBytes) */
+    diskProbe: { type: 'boolean', default: false },
+    diskProbeBytes: { ...size, default: '256MiB' },
+    /** a directory the disk probe writes in instead of the client root's mountpoint */
+    diskProbePath: { type: ['string', 'null'], minLength: 1 },
+    /** Diagnose tells clients the host's kernel, load, CPU counters, buffer caps, congestion controls */
+    diagnoseHostDetails: { type: 'boolean', default: false },
+  },
+} as const;
+
+export const senderFileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['tls'],
+  properties: {
+    tls: tlsPathsSchema,
+    zfs: { ...text, default: 'zfs' },
+    /** expected name in the receiver's certificate when it differs from the --to host */
+    serverName: text,
+  },
+} as const;
+
+/** receiver.json as validated, defaults filled in. */
+export type ReceiverFile = FromSchema<typeof receiverFileSchema>;
+/** One entry of receiver.json "clients". */
+export type ClientFile = FromSchema<typeof clientSchema>;
+/** sender.json as validated, defaults filled in. */
+export type SenderFile = FromSchema<typeof senderFileSchema>;
