@@ -80,6 +80,10 @@ export const receiverFileSchema = {
     laneIdleSeconds: { type: 'number', minimum: 1, maximum: 86_400, default: 60 },
     handshakeTimeoutSeconds: { type: 'number', minimum: 0.1, maximum: 600, default: 10 },
     /** where chunks wait when zfs recv falls behind (absent or null: the memory window only) */
+    // maxBytes: the spool files of all transfers together, a few minutes of a 1 Gbit/s link at
+    // full speed while the disk catches up, on a spool disk we cannot size from here.
+    // maxBytesPerIdentity: one client's share, a quarter of maxBytes unless set, so one customer
+    // cannot fill the spool disk and push everyone else back to memory-window speed.
     spool: {
       type: ['object', 'null'],
       additionalProperties: false,
@@ -96,13 +100,28 @@ export const receiverFileSchema = {
     maxHandshakesPerAddress: count(100_000, 32),
     maxHandshakes: count(1_000_000, 512),
     /** authenticated connections (control + lanes) one identity may hold at once (conn-guard.ts) */
+    // 64: a control connection and the lanes of a couple of transfers (auto picks 2-16 lanes),
+    // plus lanes re-opened while their dead predecessors wait out laneIdleSeconds. An idle TLS
+    // connection costs tens of KiB and a descriptor (data in flight is bounded per transfer by
+    // window), so even a few hundred customers at the cap stay far below a 2-core/24 GiB host's
+    // memory and its descriptor limit.
     maxConnectionsPerIdentity: count(100_000, 64),
     /** gRPC calls one identity may have running at once (server.ts) */
+    // 32: a sender makes one call at a time (Hello, GetTarget, Begin, Finish), so this is 32
+    // replicate runs of one customer at once, while the costly calls (GetTarget and Begin run
+    // zfs, Diagnose may write diskProbeBytes) cannot be multiplied past it.
     maxCallsPerIdentity: count(100_000, 32),
     /** receiver-wide budgets (budget.ts): windows granted to all transfers, and to one identity's (default: a quarter) */
+    // Sized for 2 cores and 24 GiB: 4 GiB is 16 default (256 MiB) windows, a sixth of the RAM
+    // next to the ARC's half (zfs_arc_max defaults to 1/2 of RAM on Linux), the kernel and zfs
+    // recv; a quarter per identity (4 default windows: its defaultMaxTransfers), so no one
+    // customer takes more than a quarter and the others always find room.
     windowBudget: { ...size, default: '4GiB' },
     windowBudgetPerIdentity: size,
     /** transfers at once over all clients, and for a client whose policy sets no maxTransfers */
+    // 64 in all: a zfs recv process, a kernel pipe and lanes each; far more than two cores keep
+    // busy (the window budget binds first with default windows: 16), but enough for many slow
+    // WAN customers with small windows. 4 per client: a few datasets in parallel plus a doctor probe.
     maxTransfersTotal: count(100_000, 64),
     defaultMaxTransfers: count(10_000, 4),
     /** probe transfers for `sender-agent doctor` (synthetic bytes, discarded), and their bounds */

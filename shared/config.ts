@@ -66,6 +66,11 @@ function address(v: string, where: string): { host: string; port: number } {
 
 const KiB64 = 64 * 1024;
 
+/** `f(v)` for a key that is set, null for one that is absent or null ("not set"). */
+function ifSet<T, R>(v: T | null | undefined, f: (v: T) => R): R | null {
+  return v === undefined || v === null ? null : f(v);
+}
+
 function clientPolicy(c: ClientFile, where: string) {
   let root: string;
   try {
@@ -82,8 +87,8 @@ function clientPolicy(c: ClientFile, where: string) {
     /** at most this many lanes per transfer (null: the receiver's maxLanes) */
     maxLanes: c.maxLanes ?? null,
     /** received bytes per second over all of this client's lanes (null: unlimited) */
-    bytesPerSecond: c.bytesPerSecond === undefined || c.bytesPerSecond === null ? null : bytes(c.bytesPerSecond, `${where}.bytesPerSecond`, KiB64),
-    ...(c.receive === undefined || c.receive === null ? {} : { receive: checkAdminReceiveProps(c.receive, `${where}.receive`) }),
+    bytesPerSecond: ifSet(c.bytesPerSecond, (v) => bytes(v, `${where}.bytesPerSecond`, KiB64)),
+    ...(c.receive ? { receive: checkAdminReceiveProps(c.receive, `${where}.receive`) } : {}),
   };
 }
 
@@ -102,28 +107,16 @@ function receiverConfig(file: string, f: ReceiverFile) {
   for (const [id, c] of Object.entries(clientFiles)) clients[id] = clientPolicy(c, at(`clients.${id}`));
   checkDisjointRoots(clients, file);
 
-  const http = httpAddr === undefined || httpAddr === null ? null : address(httpAddr, at('http'));
-  const httpTokenFile = tokenFile === undefined || tokenFile === null ? null : inFolder(tokenFile);
+  const http = ifSet(httpAddr, (v) => address(v, at('http')));
+  const httpTokenFile = ifSet(tokenFile, inFolder);
   if (http && !isLoopbackHost(http.host) && !httpTokenFile) {
     throw new ZferryError(
       'bad-config',
       `${file}: "http" listens on ${http.host}, beyond loopback, without a token: set "httpTokenFile" to a 0600 file holding a secret of at least ${MIN_HTTP_TOKEN_CHARS} characters (openssl rand -hex 32), or listen on 127.0.0.1`,
     );
   }
-  // Budget defaults (budget.ts), sized for 2 cores and 24 GiB. Windows: 4 GiB for all
-  // transfers together is 16 default (256 MiB) windows, a sixth of the RAM next to the ARC's
-  // half (zfs_arc_max defaults to 1/2 of RAM on Linux), the kernel and zfs recv; each identity
-  // may hold a quarter of it (4 default windows: its defaultMaxTransfers), so no one customer
-  // takes more than a quarter and the others always find room. maxTransfersTotal (64): a zfs
-  // recv process, a kernel pipe and lanes each; far more than two cores keep busy (the window
-  // budget binds first with default windows: 16), but enough for many slow WAN customers with
-  // small windows. defaultMaxTransfers (4): a few datasets in parallel plus a doctor probe.
-  // maxConnectionsPerIdentity (64): a control connection and the lanes of a couple of
-  // transfers, plus lanes re-opened while their dead predecessors wait out laneIdleSeconds; an
-  // idle TLS connection costs tens of KiB and a descriptor. maxCallsPerIdentity (32): a sender
-  // makes one call at a time, so this is 32 replicate runs of one customer at once, while the
-  // costly calls (GetTarget and Begin run zfs, Diagnose may write diskProbeBytes) cannot be
-  // multiplied past it.
+  // windowBudgetPerIdentity and spool.maxBytesPerIdentity default to a quarter of the whole
+  // (config-schema.ts says why): no one customer takes more than a quarter.
   const windowBudget = bytes(budget, at('windowBudget'));
   return {
     file,
@@ -132,21 +125,21 @@ function receiverConfig(file: string, f: ReceiverFile) {
     listen: address(listen, at('listen')),
     clients,
     /** enrollment endpoint (HTTPS, server-auth only); null: no enrollment */
-    enroll: enroll === undefined || enroll === null ? null : address(enroll, at('enroll')),
+    enroll: ifSet(enroll, (v) => address(v, at('enroll'))),
     http,
     windowBytes: bytes(windowSize, at('window'), KiB64),
     maxChunkBytes: bytes(maxChunkBytes, at('maxChunkBytes'), KiB64),
     windowBudget,
-    windowBudgetPerIdentity: windowBudgetPerIdentity === undefined ? Math.floor(windowBudget / 4) : bytes(windowBudgetPerIdentity, at('windowBudgetPerIdentity')),
+    windowBudgetPerIdentity: ifSet(windowBudgetPerIdentity, (v) => bytes(v, at('windowBudgetPerIdentity'))) ?? Math.floor(windowBudget / 4),
     /** where chunks wait when zfs recv falls behind; null = memory window only */
-    spool: spool === undefined || spool === null ? null : spoolConfig(spool, at('spool'), inFolder),
+    spool: ifSet(spool, (v) => spoolConfig(v, at('spool'), inFolder)),
     laneGraceMs: laneGraceSeconds * 1000,
     laneIdleMs: laneIdleSeconds * 1000,
     handshakeTimeoutMs: handshakeTimeoutSeconds * 1000,
     probeMaxBytes: bytes(probeMaxBytes, at('probeMaxBytes')),
     probeMaxMs: probeMaxSeconds * 1000,
     diskProbeBytes: bytes(diskProbeBytes, at('diskProbeBytes')),
-    diskProbePath: diskProbePath === undefined || diskProbePath === null ? null : inFolder(diskProbePath),
+    diskProbePath: ifSet(diskProbePath, inFolder),
     /** file holding the status server's bearer token (required when "http" is beyond loopback) */
     httpTokenFile,
     /** the token read from httpTokenFile at load (null: the status server has no authentication) */
@@ -155,15 +148,11 @@ function receiverConfig(file: string, f: ReceiverFile) {
 }
 
 function spoolConfig(s: NonNullable<ReceiverFile['spool']>, where: string, inFolder: (p: string) => string) {
-  // maxBytes (default 10 GiB): the spool files of all transfers together, a few minutes of a
-  // 1 Gbit/s link at full speed while the disk catches up, on a spool disk we cannot size from
-  // here. maxBytesPerIdentity: one client's share, a quarter of maxBytes unless set, so one
-  // customer cannot fill the spool disk and push everyone else back to memory-window speed.
   const maxBytes = bytes(s.maxBytes, `${where}.maxBytes`);
   return {
     dir: inFolder(s.dir),
     maxBytes,
-    maxBytesPerIdentity: s.maxBytesPerIdentity === undefined ? Math.floor(maxBytes / 4) : bytes(s.maxBytesPerIdentity, `${where}.maxBytesPerIdentity`),
+    maxBytesPerIdentity: ifSet(s.maxBytesPerIdentity, (v) => bytes(v, `${where}.maxBytesPerIdentity`)) ?? Math.floor(maxBytes / 4),
   };
 }
 
