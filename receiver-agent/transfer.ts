@@ -1,18 +1,18 @@
-// One transfer on the receiver: a `zfs recv -s -u` child fed strictly in sequence order
-// from the reassembler, honouring the pipe's backpressure. The last chunk is held back
-// until the sender's Finish states the total length and digest and they match: a stream
-// that does not check out never reaches zfs recv whole, so it can never be committed.
+// One transfer on the receiver: its state machine (receiving, committing, then committed,
+// failed or abandoned) and the reassembly of its chunks, fed strictly in sequence order to
+// its sink (recv-sink.ts: a `zfs recv -s -u` child, or nothing for a probe), one write at a
+// time so the pipe's backpressure holds the stream back. The last chunk is held back until
+// the sender's Finish states the total length and digest and they match: a stream that does
+// not check out never reaches zfs recv whole, so it can never be committed.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
-import { Writable } from 'node:stream';
-import { ZferryError, oneLine } from '../shared/errors.js';
+import { ZferryError } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import type { FinishReply, TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
 import { BufferPool } from '../shared/buffer-pool.js';
 import { CHECKSUM_BYTES, StreamDigest } from '../shared/frames.js';
-import { closeFd, openPipe, pipeWriter } from '../shared/zfs-pipe.js';
+import { DiscardSink, RecvSink, type StreamSink } from './recv-sink.js';
 import type { Spool } from './spool.js';
 import { StreamWalker, type WalkPolicy } from '../shared/stream-walk.js';
 import { makeInert, type InertPlan } from '../shared/inert.js';
@@ -66,7 +66,32 @@ export interface TransferInfo {
 /** What a committed transfer reports: the Finish reply without its envelope. */
 export type FinishResult = Omit<FinishReply, 'committed' | 'message'>;
 
-const MAX_STDERR = 64 * 1024;
+/** The end of the stream as the sender states it in Finish. */
+export interface FinishStatement {
+  totalBytes: number;
+  totalChunks: number;
+  digest: Buffer;
+}
+
+/**
+ * A Finish for a transfer that already has its end stated, or has failed: a sender whose
+ * control connection dropped asks again, and the same statement gets the same answer. null
+ * for the first Finish of a transfer still receiving. Shared by a live transfer and the
+ * summary kept of it once it is over (transfer-registry.ts).
+ */
+export function finishAgain(
+  t: { readonly id: string; readonly state: TransferState; readonly failure: string | null; readonly finishStatement: FinishStatement | null; readonly done: Promise<FinishResult> },
+  req: FinishStatement,
+): Promise<FinishResult> | null {
+  const stated = t.finishStatement;
+  if (stated) {
+    const same = stated.totalBytes === req.totalBytes && stated.totalChunks === req.totalChunks && stated.digest.equals(req.digest);
+    if (!same) return Promise.reject(new ZferryError('bad-request', `transfer ${t.id} already has a different end stated`));
+    return t.done;
+  }
+  if (t.state === 'failed' || t.state === 'abandoned') return Promise.reject(new ZferryError('transfer-failed', t.failure ?? t.state));
+  return null;
+}
 
 export class Transfer {
   readonly id: string;
@@ -92,13 +117,10 @@ export class Transfer {
   private readonly walker: StreamWalker | null;
   /** lanes assemble DATA payloads in these; the window bounds how many are out */
   readonly pool: BufferPool;
-  private recv: ChildProcess | null = null;
-  /** where the stream goes: zfs recv's stdin, or a counting sink for a path probe */
-  private out: Writable | null = null;
-  private recvStderr = '';
-  private recvExit!: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** where the stream goes (recv-sink.ts); set by start() */
+  private sink: StreamSink | null = null;
   private pumping = false;
-  private finishReq: { totalBytes: number; totalChunks: number; digest: Buffer } | null = null;
+  private finishReq: FinishStatement | null = null;
   private graceTimer: NodeJS.Timeout | null = null;
   private ackTimer: NodeJS.Immediate | null = null;
   private readonly log: Logger;
@@ -126,10 +148,6 @@ export class Transfer {
     this.done.catch(() => {}); // observed through finish()/abandon(); never unhandled
   }
 
-  get idBytes(): Buffer {
-    return Buffer.from(this.id, 'hex');
-  }
-
   get nextSeq(): bigint {
     return this.reasm.next;
   }
@@ -146,51 +164,24 @@ export class Transfer {
     return s.length === this.secret.length && timingSafeEqual(s, this.secret);
   }
 
+  /** The end the sender stated in Finish, once it has. */
+  get finishStatement(): FinishStatement | null {
+    return this.finishReq;
+  }
+
   start(): void {
-    if (this.info.kind === 'probe') this.startSink();
-    else this.startRecv();
-    void this.recvExit.then(({ code, signal }) => {
+    const props = this.info.inert?.onCommandLine ? this.info.inert.overrides : null;
+    const sink = this.info.kind === 'probe' ? new DiscardSink() : new RecvSink(this.zfs, this.info.target, { resumable: this.info.resumable, force: this.info.force, props });
+    this.sink = sink;
+    void sink.exited.then((exit) => {
       if (this.state === 'receiving') {
         // zfs recv ended before the stream did: out of space, diverged target, bad stream...
-        this.fail(this.recvMessage(code, signal));
+        this.fail(sink.failure(exit));
       }
     });
     this.armGrace();
     this.notify('started', this);
     this.log.info('transfer started', { kind: this.info.kind, target: this.info.target, raw: this.info.raw });
-  }
-
-  private startRecv(): void {
-    const pipe = openPipe();
-    const props = this.info.inert?.onCommandLine ? this.info.inert.overrides : null;
-    const child = this.zfs.spawnRecv(this.info.target, { resumable: this.info.resumable, force: this.info.force, props }, pipe?.readFd);
-    this.recv = child;
-    if (pipe) closeFd(pipe.readFd); // zfs recv has its own copy
-    this.out = pipe ? pipeWriter(pipe.writeFd) : child.stdin!;
-    child.stderr!.on('data', (b: Buffer) => {
-      if (this.recvStderr.length < MAX_STDERR) this.recvStderr += b.toString('utf8');
-    });
-    child.stdout!.resume();
-    this.out.on('error', () => {}); // EPIPE when zfs recv quits early: its exit says why
-    this.recvExit = new Promise((resolve) => {
-      child.on('error', (e) => {
-        this.recvStderr += `cannot run zfs: ${e.message}`;
-        resolve({ code: null, signal: null });
-      });
-      child.on('close', (code, signal) => resolve({ code, signal }));
-    });
-  }
-
-  /** A path probe (doctor): the same lanes, window and acks, but the bytes are discarded. */
-  private startSink(): void {
-    const sink = new Writable({ write: (_c: Buffer, _e, cb) => cb() });
-    this.out = sink;
-    this.recvExit = new Promise((resolve) => sink.on('finish', () => resolve({ code: 0, signal: null })));
-  }
-
-  private recvMessage(code: number | null, signal: NodeJS.Signals | null): string {
-    const why = oneLine(this.recvStderr) || (signal ? `killed by ${signal}` : `exit status ${code}`);
-    return `zfs receive into ${this.info.target} failed: ${why}`;
   }
 
   attachLane(l: LaneHandle): void {
@@ -241,13 +232,6 @@ export class Transfer {
     }
     void this.pump();
     void this.spoolPump();
-  }
-
-  private write(data: Buffer): Promise<void> {
-    const stdin = this.out!;
-    return new Promise((resolve, reject) => {
-      stdin.write(data, (err) => (err ? reject(err) : resolve()));
-    });
   }
 
   /**
@@ -315,14 +299,9 @@ export class Transfer {
     }
   }
 
-  private async writeOk(data: Buffer): Promise<boolean> {
-    if (!data.length) return true;
-    try {
-      await this.write(data);
-      return true;
-    } catch {
-      return false; // zfs recv went away; its exit handler records why
-    }
+  /** false: zfs recv went away; its exit handler records why */
+  private writeOk(data: Buffer): Promise<boolean> {
+    return this.sink!.write(data);
   }
 
   /**
@@ -378,11 +357,12 @@ export class Transfer {
 
   private async commit(): Promise<void> {
     this.state = 'committing';
-    this.out!.end();
+    const sink = this.sink!;
+    sink.end();
     await this.spool?.remove();
-    const { code, signal } = await this.recvExit;
-    if (code !== 0) {
-      this.fail(this.recvMessage(code, signal));
+    const exit = await sink.exited;
+    if (exit.code !== 0) {
+      this.fail(sink.failure(exit));
       return;
     }
     if (this.info.kind === 'probe') {
@@ -439,14 +419,9 @@ export class Transfer {
   }
 
   /** The sender's end-of-stream statement; resolves once zfs recv committed. */
-  finish(req: { totalBytes: number; totalChunks: number; digest: Buffer }): Promise<FinishResult> {
-    if (this.finishReq) {
-      // A sender whose control connection dropped asks again: same statement, same answer.
-      const same = this.finishReq.totalBytes === req.totalBytes && this.finishReq.totalChunks === req.totalChunks && this.finishReq.digest.equals(req.digest);
-      if (!same) return Promise.reject(new ZferryError('bad-request', `transfer ${this.id} already has a different end stated`));
-      return this.done;
-    }
-    if (this.state === 'failed' || this.state === 'abandoned') return Promise.reject(new ZferryError('transfer-failed', this.failure ?? this.state));
+  finish(req: FinishStatement): Promise<FinishResult> {
+    const again = finishAgain(this, req);
+    if (again) return again;
     this.finishReq = req;
     void this.pump();
     return this.done;
@@ -459,7 +434,7 @@ export class Transfer {
     this.failure = message;
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.reasm.clear();
-    this.out?.end();
+    this.sink?.end();
     void this.spool?.remove();
     this.log.warn(state === 'abandoned' ? 'transfer abandoned' : 'transfer failed', { reason: message });
     this.finishedAt = Date.now();
@@ -484,42 +459,16 @@ export class Transfer {
   /** Ends the transfer and waits until zfs recv has exited (its token, if any, is then readable). */
   async abandon(reason: string): Promise<void> {
     this.fail(reason, 'abandoned');
-    await this.recvExit;
+    await this.sink?.exited;
   }
 
-  /** Waits for zfs recv to exit, whatever the outcome. */
+  /** Waits for zfs recv to exit, whatever the outcome (at once for a transfer never started). */
   async exited(): Promise<void> {
-    await this.recvExit;
+    await this.sink?.exited;
   }
 
   private closeLanes(): void {
     for (const l of this.lanes) l.close();
     this.lanes.clear();
-  }
-
-  snapshotStatus(): Record<string, unknown> {
-    return {
-      id: this.id,
-      identity: this.info.identity,
-      target: this.info.target,
-      snapshot: this.info.snapshot,
-      kind: this.info.kind,
-      raw: this.info.raw,
-      state: this.state,
-      failure: this.failure,
-      bytesWritten: this.bytesWritten,
-      bytesReceived: this.bytesReceived,
-      estimatedBytes: this.info.estimatedBytes,
-      windowBytes: this.info.windowBytes,
-      heldBytes: this.reasm.bytesHeld,
-      spoolBytes: this.spoolBytes,
-      spooledTotal: this.spool?.totalSpooled ?? 0,
-      lanes: this.lanes.size,
-      laneStats: [...this.lanes].map((l) => l.stats()),
-      duplicates: this.duplicates,
-      startedAt: new Date(this.startedAt).toISOString(),
-      finishedAt: this.finishedAt ? new Date(this.finishedAt).toISOString() : null,
-      result: this.result,
-    };
   }
 }
