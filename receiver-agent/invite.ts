@@ -113,11 +113,6 @@ export function loadOrCreateSigningKey(path: string): SigningKey {
   });
 }
 
-/** The signing key if it exists (the enrollment endpoint never creates one: no key, no invitation). */
-export function loadSigningKey(path: string): SigningKey | null {
-  return existsSync(path) ? parseKey(path) : null;
-}
-
 /**
  * A file's parsed contents, parsed again only when the file changed: one stat per get(), the
  * parse when inode, size, mtime or ctime differ (an atomic replace is a new inode; an edit in

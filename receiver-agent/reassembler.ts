@@ -50,10 +50,6 @@ export class Reassembler {
     return this.heldBytes;
   }
 
-  get chunksHeld(): number {
-    return this.held.size;
-  }
-
   /** Lets the lanes that assemble into `pool` reserve room in this window (windowOfPool, reserve()). */
   servePool(pool: object): void {
     byPool.set(pool, this);

@@ -16,7 +16,6 @@
 // says what a sender without CAP_NET_ADMIN would be capped at. The receiver's lanes never set
 // SO_RCVBUF: their windows autotune up to its net.ipv4.tcp_rmem max, root or not.
 import { randomBytes } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
 import * as os from 'node:os';
 import { parseHostPort, formatHostPort } from '../shared/address.js';
 import type { SenderConfig } from '../shared/config.js';
