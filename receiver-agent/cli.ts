@@ -6,11 +6,12 @@ import { errorMessage } from '../shared/errors.js';
 import { parseArgs } from '../shared/args.js';
 import { runCertsCommand } from '../shared/certs-cli.js';
 import { startReceiver } from './server.js';
-import { ReceiverCore } from './control-service.js';
+import { ReceiverCore, type ReceiverFaults } from './control-service.js';
 import { Zfs } from '../shared/zfs.js';
 import { runStatusCommand } from './status-cli.js';
 import { runInviteCommand } from './invite.js';
 import { exitWhenFlushed } from '../shared/exit.js';
+import { ZferryError } from '../shared/errors.js';
 
 const USAGE = `usage:
   receiver-agent serve --config <receiver.json> [--zfs <path>]
@@ -39,11 +40,13 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`receiver-agent: unknown command "${cmd}"\n${USAGE}`);
     return 2;
   }
-  const args = parseArgs(rest, { values: ['config', 'zfs'], booleans: [] });
+  const args = parseArgs(rest, { values: ['config', 'zfs', 'test-fault'], booleans: [] });
   if (!args.values.config) throw new Error('serve needs --config <receiver.json>');
   const cfg = loadReceiverConfig(args.values.config);
   const log = createLogger('receiver');
-  const r = await startReceiver(cfg, log, args.values.zfs);
+  const faults = args.values['test-fault'] === undefined ? {} : parseTestFaults(args.values['test-fault']);
+  if (Object.keys(faults).length) log.warn('test faults injected: this receiver misbehaves on purpose', { faults });
+  const r = await startReceiver(cfg, log, args.values.zfs, faults);
   // Lets scripts that started us on port 0 find the port.
   process.stdout.write(`listening on ${cfg.listen.host}:${r.port}\n`);
   if (r.http) process.stdout.write(`http on ${r.http.address}\n`);
@@ -64,6 +67,23 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   return 0;
+}
+
+/**
+ * `serve --test-fault name=value[,name=value]`: TEST ONLY, left out of the usage on purpose.
+ * The fault tests (test/faults.test.ts) run the receiver as a process they can kill, so they
+ * inject faults through this option; nothing else reads them. Names: finish-reply-delay-ms.
+ */
+function parseTestFaults(spec: string): ReceiverFaults {
+  const faults: ReceiverFaults = {};
+  for (const item of spec.split(',')) {
+    const [name, value = ''] = item.split('=', 2);
+    const n = Number(value);
+    if (name !== 'finish-reply-delay-ms') throw new ZferryError('usage', `unknown test fault "${name}" (known: finish-reply-delay-ms)`);
+    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new ZferryError('usage', `test fault ${name} needs a whole number of milliseconds, not "${value}"`);
+    faults.finishReplyDelayMs = n;
+  }
+  return faults;
 }
 
 /** Cures what `serve` reports at start: received properties that could mount or share a replica. */

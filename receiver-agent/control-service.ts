@@ -28,22 +28,24 @@ import {
   isStreamKind,
 } from '../shared/control.js';
 import { Policy, certIdentity } from './policy.js';
-import { EventEmitter } from 'node:events';
-import { Transfer, type TransferEvent } from './transfer.js';
+import { Transfer } from './transfer.js';
 import { Spool, useSpoolBudget } from './spool.js';
-import { ReceiverBudget, SpoolBudget, type Superseded } from './budget.js';
+import { SpoolBudget } from './budget.js';
+import { TransferRegistry, type TransferRecord } from './transfer-registry.js';
 import { diskProbe, hostFacts, pingReply } from './diagnose.js';
 import { receiveOverrides } from '../shared/receive-props.js';
 import { cureFindings, scanRoots, type ScanFinding } from '../shared/inert.js';
 
 const MIN_CHUNK = 64 * 1024;
+
 /**
- * Finished transfers kept for status pages (their counters: a settled transfer's chunk buffers
- * are released at once, transfer.ts releaseBuffers), in all and per identity, so one client
- * finishing probe after probe cannot push every other client's history out.
+ * Faults a test harness injects into a receiver (test/faults.test.ts); never set in service.
+ * `serve` takes them only from its hidden, test-only --test-fault option (cli.ts).
  */
-const KEEP_FINISHED = 100;
-const KEEP_FINISHED_PER_IDENTITY = 20;
+export interface ReceiverFaults {
+  /** wait this long between a commit and the Finish reply, where a receiver crash leaves the sender not knowing its snapshot arrived */
+  finishReplyDelayMs?: number;
+}
 
 /** The pseudo target a probe transfer shows in status pages: no dataset is touched. */
 export function probeTarget(root: string): string {
@@ -80,50 +82,45 @@ function unary<Req, Rep>(log: Logger, name: string, fn: Handler<Req, Rep>): grpc
 }
 
 export class ReceiverCore {
-  readonly transfers = new Map<string, Transfer>();
-  private readonly byTarget = new Map<string, Transfer>();
+  /** live and recent transfers, their limits and lifecycle events (transfer-registry.ts) */
+  readonly transfers: TransferRegistry;
   readonly policy: Policy;
-  /** 'transfer' (event: TransferEvent, t: Transfer): for status pages, metrics and logs */
-  readonly events = new EventEmitter();
   /**
    * Clients refused every transfer until the admin has looked: one of their received datasets
    * lies outside their root (a clone of another root's snapshot). Found after a commit and by
    * the scan at start; cleared by a scan (restart or SIGHUP) that no longer finds it.
    */
   readonly quarantined = new Map<string, string>();
-  /** windows and transfers of all clients together (budget.ts); taken in beginLimited, given back as each transfer settles */
-  readonly budget: ReceiverBudget;
-  /** spool disk of all transfers and per identity (budget.ts); null without a spool */
-  readonly spoolBudget: SpoolBudget | null;
 
   constructor(
     readonly cfg: ReceiverConfig,
     readonly zfs: Zfs,
     readonly log: Logger,
+    private readonly faults: ReceiverFaults = {},
   ) {
     this.policy = new Policy(cfg.clients);
-    // limits are read from cfg at each use
-    this.budget = new ReceiverBudget(() => ({
-      windowBudget: this.cfg.windowBudget,
-      windowBudgetPerIdentity: this.cfg.windowBudgetPerIdentity,
-      maxTransfersTotal: this.cfg.maxTransfersTotal,
-    }));
-    this.spoolBudget = cfg.spool
-      ? new SpoolBudget(
-          () => ({ maxBytes: this.cfg.spool?.maxBytes ?? 0, maxBytesPerIdentity: this.cfg.spool?.maxBytesPerIdentity ?? 0 }),
-          (transferId) => this.transfers.get(transferId)?.info.identity,
-        )
-      : null;
-    if (cfg.spool) useSpoolBudget(cfg.spool.dir, this.spoolBudget);
-  }
-
-  findTransfer(id: string): Transfer | undefined {
-    return this.transfers.get(id);
+    // windows and transfers of all clients together (budget.ts): limits read from cfg at each Begin
+    this.transfers = new TransferRegistry(
+      () => ({
+        windowBudget: this.cfg.windowBudget,
+        windowBudgetPerIdentity: this.cfg.windowBudgetPerIdentity,
+        maxTransfersTotal: this.cfg.maxTransfersTotal,
+      }),
+      log,
+    );
+    if (cfg.spool) {
+      // spool disk of all transfers and per identity (budget.ts)
+      const spoolBudget = new SpoolBudget(
+        () => ({ maxBytes: this.cfg.spool?.maxBytes ?? 0, maxBytesPerIdentity: this.cfg.spool?.maxBytesPerIdentity ?? 0 }),
+        (transferId) => this.transfers.get(transferId)?.info.identity,
+      );
+      useSpoolBudget(cfg.spool.dir, spoolBudget);
+    }
   }
 
   /** A running transfer into the target blocks another, unless its sender is gone. */
   private async clearTarget(target: string): Promise<void> {
-    const t = this.byTarget.get(target);
+    const t = this.transfers.onTarget(target);
     if (!t || !t.active) return;
     if (t.lanes.size > 0 || t.state === 'committing') {
       throw new ZferryError('busy', `a transfer into ${target} is already running (id ${t.id}, ${t.lanes.size} lanes)`);
@@ -230,18 +227,12 @@ export class ReceiverCore {
       this.zfs,
       this.log,
       this.cfg.laneGraceMs,
-      (event: TransferEvent, tr: Transfer) => this.events.emit('transfer', event, tr),
+      this.transfers.notify,
     );
     if (this.cfg.spool) t.useSpool(await Spool.create(this.cfg.spool.dir, t.id, this.cfg.spool.maxBytes));
-    t.start();
-    this.transfers.set(t.id, t);
-    this.byTarget.set(target, t);
+    this.transfers.start(t);
     t.done.catch((e: unknown) => {
       if (e instanceof ZferryError && e.code === 'escaped-root') this.quarantine(policy.identity, e.message);
-    });
-    void t.exited().then(() => {
-      if (this.byTarget.get(target) === t) this.byTarget.delete(target);
-      this.prune();
     });
     return this.beginReply(t, policy.maxLanes);
   };
@@ -279,74 +270,38 @@ export class ReceiverCore {
       this.zfs,
       this.log,
       this.cfg.laneGraceMs,
-      (event: TransferEvent, tr: Transfer) => this.events.emit('transfer', event, tr),
+      this.transfers.notify,
     );
-    t.start();
-    this.transfers.set(t.id, t);
+    this.transfers.start(t);
     const seconds = Math.round(this.cfg.probeMaxMs / 1000);
     const limit = setTimeout(() => t.fail(`probe ran longer than ${seconds} s, this receiver's limit (probeMaxSeconds)`), this.cfg.probeMaxMs);
     limit.unref();
-    void t.exited().then(() => {
-      clearTimeout(limit);
-      this.prune();
-    });
+    void t.exited().then(() => clearTimeout(limit));
     return this.beginReply(t, policy.maxLanes);
   }
 
-  /** Begins being set up, per identity: counted with the running transfers for maxTransfers. */
-  private readonly beginsInFlight = new Map<string, number>();
-  /** orphaned transfers a Begin in progress counts as superseded (so two Begins do not both count one) */
-  private readonly supersededBy = new Set<string>();
-
   /**
    * Begin under the client's maxTransfers (defaultMaxTransfers when its policy sets none) and
-   * the receiver-wide budgets (budget.ts: windowBudget, windowBudgetPerIdentity,
-   * maxTransfersTotal). Over any of them: refused at once, 'busy', one line naming the limit.
-   * Race-free: a Begin in progress holds its slot and window. The budget comes back as the
-   * transfer settles: its window when `done` settles, its slot once zfs recv has exited too.
+   * the receiver-wide budgets: admitted by the registry first (transfer-registry.ts admit), which
+   * refuses at once over any of them; the transfer set up then holds the budget until it settles.
    */
   beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
     const { target, policy } =
-      req.kind === 'probe' ? { target: probeTarget(this.policy.client(identity).root), policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
-    const id = policy.identity;
-    // A transfer into the same target without lanes is superseded by this Begin (clearTarget):
-    // not counted. Probes are never superseded (several may run; none is in byTarget).
-    const orphan = req.kind === 'probe' ? undefined : this.byTarget.get(target);
-    const superseded =
-      orphan && orphan.active && orphan.lanes.size === 0 && orphan.state !== 'committing' && !this.supersededBy.has(orphan.id) ? orphan : null;
-    const limit = policy.maxTransfers ?? this.cfg.defaultMaxTransfers;
-    const running = [...this.transfers.values()].filter((t) => t.active && t.info.identity === id && t !== superseded).length;
-    const n = running + (this.beginsInFlight.get(id) ?? 0);
-    if (n >= limit) {
-      const which = policy.maxTransfers !== null ? `maxTransfers ${limit}` : `defaultMaxTransfers ${limit}, as "${id}" sets no maxTransfers`;
-      throw new ZferryError('busy', `"${id}" already runs ${n} transfer${n === 1 ? '' : 's'}, its limit (${which}); try again when one has finished`);
-    }
-    const freed: Superseded[] = superseded ? [{ identity: superseded.info.identity, windowBytes: superseded.info.windowBytes }] : [];
-    const grant = this.budget.take(id, this.sizes(req).windowBytes, freed); // throws 'busy' naming the budget
-    if (superseded) this.supersededBy.add(superseded.id);
-    this.beginsInFlight.set(id, (this.beginsInFlight.get(id) ?? 0) + 1);
+      req.kind === 'probe' ? { target: null, policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
+    const admission = this.transfers.admit({
+      identity: policy.identity,
+      target,
+      windowBytes: this.sizes(req).windowBytes,
+      maxTransfers: policy.maxTransfers ?? this.cfg.defaultMaxTransfers,
+      ownLimit: policy.maxTransfers !== null,
+    });
     try {
       const reply = await this.begin(identity, req);
       const t = this.transfers.get(reply.transferId);
-      if (!t) {
-        grant.release();
-        return reply;
-      }
-      grant.resize(t.info.windowBytes);
-      const settled = t.done.then(
-        () => grant.releaseWindow(),
-        () => grant.releaseWindow(),
-      );
-      void Promise.allSettled([settled, t.exited()]).then(() => grant.release());
+      if (t instanceof Transfer) admission.bind(t);
       return reply;
-    } catch (e) {
-      grant.release();
-      throw e;
     } finally {
-      if (superseded) this.supersededBy.delete(superseded.id);
-      const left = (this.beginsInFlight.get(id) ?? 1) - 1;
-      if (left <= 0) this.beginsInFlight.delete(id);
-      else this.beginsInFlight.set(id, left);
+      admission.close();
     }
   };
 
@@ -368,7 +323,7 @@ export class ReceiverCore {
     };
   }
 
-  private owned(identity: string | null, id: string): Transfer {
+  private owned(identity: string | null, id: string): TransferRecord {
     const p = this.policy.client(identity);
     if (!/^[0-9a-f]{32}$/.test(id)) throw new ZferryError('bad-request', 'transfer id must be 32 lowercase hex characters');
     const t = this.transfers.get(id);
@@ -379,9 +334,7 @@ export class ReceiverCore {
   finish = async (identity: string | null, req: FinishRequest): Promise<FinishReply> => {
     const t = this.owned(identity, req.transferId);
     const r = await t.finish({ totalBytes: req.totalBytes, totalChunks: req.totalChunks, digest: req.digest });
-    // Fault injection for tests: widen the gap between the commit and the reply, where a
-    // receiver crash leaves the sender not knowing its snapshot arrived.
-    const delay = Number(process.env.ZFERRY_FAULT_FINISH_REPLY_DELAY_MS ?? 0);
+    const delay = this.faults.finishReplyDelayMs ?? 0;
     if (delay > 0) await new Promise((res) => setTimeout(res, delay));
     return { committed: true, ...r, message: `received ${r.target}@${r.snapshot}` };
   };
@@ -404,7 +357,7 @@ export class ReceiverCore {
         said.push(`stopped transfer ${t.id}`);
       }
     } else {
-      const t = this.byTarget.get(target);
+      const t = this.transfers.onTarget(target);
       if (t?.active) {
         await t.abandon('aborted by the sender');
         said.push(`stopped transfer ${t.id}`);
@@ -447,22 +400,6 @@ export class ReceiverCore {
   /** `receiver-agent make-inert`: cures every finding of the scan. */
   async cure(findings: ScanFinding[]): Promise<void> {
     await cureFindings(this.zfs, findings, (id) => receiveOverrides(this.policy.lookup(id)?.receive));
-  }
-
-  /** Forgets the oldest finished transfers beyond KEEP_FINISHED in all and KEEP_FINISHED_PER_IDENTITY per client. */
-  private prune(): void {
-    const done = [...this.transfers.values()].filter((t) => !t.active).reverse(); // newest first
-    const kept = new Map<string, number>();
-    let all = 0;
-    for (const t of done) {
-      const own = kept.get(t.info.identity) ?? 0;
-      if (all >= KEEP_FINISHED || own >= KEEP_FINISHED_PER_IDENTITY) {
-        this.transfers.delete(t.id);
-        continue;
-      }
-      kept.set(t.info.identity, own + 1);
-      all++;
-    }
   }
 
   /** Set by the server (receiver-agent/status.ts): one client's own transfers and target lag. */

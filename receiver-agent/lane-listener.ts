@@ -34,14 +34,16 @@ import {
   openData,
   type Frame,
 } from '../shared/frames.js';
-import type { LaneHandle, LaneStats, Transfer } from './transfer.js';
+import { Transfer, type LaneHandle, type LaneStats } from './transfer.js';
+import type { TransferRegistry } from './transfer-registry.js';
 import { laneInfo } from '../shared/sockopt.js';
 import { WindowError, windowOfPool } from './reassembler.js';
 import type { IdentityThrottle } from './throttle.js';
 import { INFLATIONS_PER_LANE, MAX_INFLATE_RATIO, duplicateLimit, inflateSlots } from './budget.js';
 
-export interface LaneRegistry {
-  findTransfer(id: string): Transfer | undefined;
+export interface LaneSettings {
+  /** where HELLO finds its transfer */
+  transfers: Pick<TransferRegistry, 'get'>;
   maxLanes: number;
   handshakeTimeoutMs: number;
   /** a lane with no frame at all for this long is dead (senders ping every few seconds) */
@@ -56,7 +58,7 @@ const EMPTY = Buffer.alloc(0);
 
 const isDeflatedData = (f: Frame): boolean => f.type === FrameType.Data && (f.flags & FLAG_DEFLATE) !== 0;
 
-export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistry, log: Logger): void {
+export function handleLane(socket: TLSSocket, identity: string, reg: LaneSettings, log: Logger): void {
   const parser = new FrameParser(HELLO_BYTES);
   let transfer: Transfer | null = null;
   let closed = false;
@@ -127,9 +129,11 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneRegistr
   function onHello(f: Frame): void {
     const h = decodeHello(f);
     const id = h.transferId.toString('hex');
-    const t = reg.findTransfer(id);
+    const t = reg.transfers.get(id);
     if (!t) return refuse(`unknown transfer ${id}`);
     if (t.info.identity !== identity) return refuse(`transfer ${id} belongs to another client`);
+    // retired: only its summary is kept (the secret went with the transfer), and it is over
+    if (!(t instanceof Transfer)) return refuse(`transfer ${id} is ${t.state}`);
     if (!t.secretMatches(h.secret)) return refuse(`wrong lane secret for transfer ${id}`);
     if (t.state !== 'receiving') return refuse(`transfer ${id} is ${t.state}`);
     if (t.lanes.size >= reg.maxLanes) return refuse(`transfer ${id} already has ${reg.maxLanes} lanes`);

@@ -7,6 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AGENT_VERSION } from '../shared/control.js';
 import type { Observer, TransferView } from './observer.js';
 import type { TransferEvent } from './transfer.js';
+import type { TransferRegistry } from './transfer-registry.js';
 
 export const KEEP_FINISHED_SERIES = 10;
 const OUTCOMES: TransferEvent[] = ['started', 'committed', 'failed', 'abandoned'];
@@ -21,7 +22,13 @@ export interface ReceiverMetrics {
   close(): void;
 }
 
-export function createMetrics(obs: Observer, opts: { defaultMetrics?: boolean } = {}): ReceiverMetrics {
+/** `identities`: the clients known at start, whose byte counters start at 0. */
+export function createMetrics(
+  obs: Observer,
+  transfers: TransferRegistry,
+  identities: readonly string[],
+  opts: { defaultMetrics?: boolean } = {},
+): ReceiverMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) {
     collectDefaultMetrics({ register: registry });
@@ -44,12 +51,12 @@ export function createMetrics(obs: Observer, opts: { defaultMetrics?: boolean } 
     labelNames: ['identity'],
     registers: [registry],
   });
-  for (const identity of obs.core.policy.identities()) {
+  for (const identity of identities) {
     receivedTotal.inc({ identity }, 0);
     writtenTotal.inc({ identity }, 0);
   }
   const syncCounters = (): void => {
-    for (const t of obs.core.transfers.values()) {
+    for (const t of transfers.list()) {
       let c = counted.get(t.id);
       if (!c) {
         c = { received: 0, written: 0, final: false };
@@ -63,7 +70,7 @@ export function createMetrics(obs: Observer, opts: { defaultMetrics?: boolean } 
       c.written = t.bytesWritten;
       if (!t.active) c.final = true;
     }
-    for (const id of counted.keys()) if (!obs.core.transfers.has(id)) counted.delete(id);
+    for (const id of counted.keys()) if (!transfers.get(id)) counted.delete(id);
   };
 
   const outcomes = new Counter({
@@ -77,7 +84,7 @@ export function createMetrics(obs: Observer, opts: { defaultMetrics?: boolean } 
     outcomes.inc({ outcome: event });
     syncCounters();
   };
-  obs.core.events.on('transfer', onTransfer);
+  transfers.on(onTransfer);
 
   // Which transfers have series: running ones, and the most recently finished few.
   const shown = (): TransferView[] => {
@@ -214,7 +221,7 @@ export function createMetrics(obs: Observer, opts: { defaultMetrics?: boolean } 
     contentType: registry.contentType,
     text: () => registry.metrics(),
     close() {
-      obs.core.events.off('transfer', onTransfer);
+      transfers.off(onTransfer);
     },
   };
 }

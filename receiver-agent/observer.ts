@@ -7,10 +7,13 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { certInfo } from '../shared/certs.js';
-import { errorMessage, oneLine } from '../shared/errors.js';
+import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { ReceiverCore } from './control-service.js';
+import type { ReceiverConfig } from '../shared/config.js';
+import type { Zfs } from '../shared/zfs.js';
+import type { Policy } from './policy.js';
 import type { LaneHandle, Transfer, TransferEvent } from './transfer.js';
+import type { TransferRecord, TransferRegistry } from './transfer-registry.js';
 
 /** seconds of per-lane rate history kept for each running transfer */
 export const HISTORY_SAMPLES = 120;
@@ -102,6 +105,15 @@ function num(v: number | undefined): number | null {
   return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
+/** What the observer reads: the transfers, zfs (for lag), the clients' roots, the receiver's own certificates. */
+export interface ObserverSources {
+  transfers: TransferRegistry;
+  zfs: Zfs;
+  policy: Policy;
+  /** the running configuration: spool size, certificate paths */
+  cfg: ReceiverConfig;
+}
+
 /**
  * Events: 'tick' () once a second after rates were sampled; 'transfer' (event, view).
  */
@@ -122,17 +134,20 @@ export class Observer extends EventEmitter {
     this.emit('transfer', event, this.view(t));
   };
 
+  private readonly transfers: TransferRegistry;
+
   constructor(
-    readonly core: ReceiverCore,
+    private readonly src: ObserverSources,
     private readonly log: Logger,
   ) {
     super();
+    this.transfers = src.transfers;
     this.setMaxListeners(100);
   }
 
   start(): void {
     if (this.timer) return;
-    this.core.events.on('transfer', this.onTransfer);
+    this.transfers.on(this.onTransfer);
     this.timer = setInterval(() => this.tick(), 1000);
     this.timer.unref();
   }
@@ -140,14 +155,14 @@ export class Observer extends EventEmitter {
   stop(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    this.core.events.off('transfer', this.onTransfer);
+    this.transfers.off(this.onTransfer);
   }
 
   private tick(): void {
     const now = Date.now();
-    for (const t of this.core.transfers.values()) if (t.active) this.sample(t, now);
+    for (const t of this.transfers.active()) this.sample(t, now);
     for (const id of this.rates.keys()) {
-      const t = this.core.transfers.get(id);
+      const t = this.transfers.get(id);
       if (!t || !t.active) this.rates.delete(id);
     }
     this.emit('tick');
@@ -202,7 +217,7 @@ export class Observer extends EventEmitter {
     return out;
   }
 
-  view(t: Transfer): TransferView {
+  view(t: TransferRecord): TransferView {
     const r = this.rates.get(t.id);
     const receiveRateBps = t.active && r ? Math.round(r.receiveBps) : 0;
     const writeRateBps = t.active && r ? Math.round(r.writeBps) : 0;
@@ -228,7 +243,7 @@ export class Observer extends EventEmitter {
       })
       .sort((a, b) => a.index - b.index);
     const remaining = t.info.estimatedBytes - t.bytesWritten;
-    const spoolMax = this.core.cfg.spool?.maxBytes ?? 0;
+    const spoolMax = this.src.cfg.spool?.maxBytes ?? 0;
     const lag = this.lagCache?.targets.find((g) => g.target === t.info.target);
     return {
       id: t.id,
@@ -263,8 +278,8 @@ export class Observer extends EventEmitter {
 
   /** Transfers, newest first; `identity` limits them to one client's. */
   views(identity?: string): TransferView[] {
-    return [...this.core.transfers.values()]
-      .filter((t) => identity === undefined || t.info.identity === identity)
+    return this.transfers
+      .list(identity)
       .sort((a, b) => b.startedAt - a.startedAt)
       .map((t) => this.view(t));
   }
@@ -284,39 +299,28 @@ export class Observer extends EventEmitter {
    */
   async lag(): Promise<TargetLag[]> {
     // A reading in flight is awaited even when the cache looks fresh: it started because
-    // the cache was stale (a commit), and its answer is the one to give.
-    if (!this.lagRefresh && this.lagNeedsRefresh) this.lagRefresh = this.readLag().finally(() => (this.lagRefresh = null));
-    if (this.lagRefresh) await this.lagRefresh;
+    // the cache was stale, and its answer is the one to give — unless a commit came while it
+    // ran (it may have missed the new snapshot): then once more.
+    for (let i = 0; i < 2; i++) {
+      if (!this.lagRefresh && this.lagNeedsRefresh) this.lagRefresh = this.readLag().finally(() => (this.lagRefresh = null));
+      if (!this.lagRefresh) break;
+      await this.lagRefresh;
+    }
     return this.cachedLag();
   }
 
   private async readLag(): Promise<TargetLag[]> {
     this.lagStale = false;
     const targets: TargetLag[] = [];
-    for (const identity of this.core.policy.identities()) {
-      const p = this.core.policy.lookup(identity);
+    for (const identity of this.src.policy.identities()) {
+      const p = this.src.policy.lookup(identity);
       if (!p) continue;
       try {
-        // -r without -t: zfs-fuse's `zfs get` has no -t; snapshots are the names with '@'.
-        const r = await this.core.zfs.invoke(['get', '-H', '-p', '-o', 'name,value', 'creation', '-r', p.root], 60_000);
-        if (r.code !== 0) {
-          if (!/does not exist/.test(r.stderr)) this.log.debug('replication lag: zfs get failed', { root: p.root, error: oneLine(r.stderr) });
-          continue;
+        for (const n of await this.src.zfs.newestSnapshotsUnder(p.root)) {
+          targets.push({ identity, target: n.dataset, lastSnapshot: n.snapshot, lastSnapshotAt: n.createdAt, lagSeconds: 0 });
         }
-        const newest = new Map<string, { snap: string; at: number }>();
-        for (const line of r.stdout.split('\n')) {
-          const [name, value] = line.split('\t');
-          const at = Number(value);
-          const i = name?.indexOf('@') ?? -1;
-          if (!name || i <= 0 || !Number.isFinite(at)) continue;
-          const ds = name.slice(0, i);
-          if (ds !== p.root && !ds.startsWith(p.root + '/')) continue;
-          const cur = newest.get(ds);
-          if (!cur || at >= cur.at) newest.set(ds, { snap: name.slice(i + 1), at });
-        }
-        for (const [ds, n] of newest) targets.push({ identity, target: ds, lastSnapshot: n.snap, lastSnapshotAt: n.at, lagSeconds: 0 });
       } catch (e) {
-        this.log.debug('replication lag: cannot run zfs', { root: p.root, error: errorMessage(e) });
+        this.log.debug('replication lag: cannot read snapshot creation times', { root: p.root, error: errorMessage(e) });
       }
     }
     targets.sort((a, b) => a.target.localeCompare(b.target));
@@ -328,7 +332,7 @@ export class Observer extends EventEmitter {
   certs(): CertExpiry[] {
     if (this.certCache && Date.now() - this.certCache.at < CERT_MAX_AGE_MS) return this.certCache.certs;
     const certs: CertExpiry[] = [];
-    const { tls, baseDir } = this.core.cfg;
+    const { tls, baseDir } = this.src.cfg;
     for (const [cert, path] of [
       ['receiver', tls.cert],
       ['ca', tls.ca],

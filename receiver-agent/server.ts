@@ -9,7 +9,7 @@ import { H2_ALPN, LANE_ALPN, describeTlsClientError, identityOf, loadTlsMaterial
 import type { ReceiverConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
 import { Zfs } from '../shared/zfs.js';
-import { ReceiverCore } from './control-service.js';
+import { ReceiverCore, type ReceiverFaults } from './control-service.js';
 import { handleLane } from './lane-listener.js';
 import { removeStaleSpools } from './spool.js';
 import { mkdirSync } from 'node:fs';
@@ -29,11 +29,12 @@ export interface RunningReceiver {
   close(): Promise<void>;
 }
 
-export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: string): Promise<RunningReceiver> {
+/** `faults`: test-only fault injection (control-service.ts ReceiverFaults); none in service. */
+export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: string, faults: ReceiverFaults = {}): Promise<RunningReceiver> {
   const zfs = new Zfs(zfsBin ?? cfg.zfs);
-  const core = new ReceiverCore(cfg, zfs, log);
+  const core = new ReceiverCore(cfg, zfs, log, faults);
   // rates, lag and certificate facts for the gRPC Status call and the http status server
-  const observer = new Observer(core, log);
+  const observer = new Observer({ transfers: core.transfers, zfs, policy: core.policy, cfg }, log);
   observer.start();
   core.statusOf = (identity, root, req) => clientStatus(observer, identity, root, req);
   const material = loadTlsMaterial(cfg.tls, cfg.baseDir);
@@ -69,7 +70,7 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
         socket,
         who.identity,
         {
-          findTransfer: (id) => core.findTransfer(id),
+          transfers: core.transfers,
           maxLanes: cfg.maxLanes,
           handshakeTimeoutMs: cfg.handshakeTimeoutMs,
           idleTimeoutMs: cfg.laneIdleMs,
@@ -103,7 +104,7 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
   let http: RunningHttp | null = null;
   if (cfg.http) {
     try {
-      http = await startHttp(core, cfg, log, observer);
+      http = await startHttp({ observer, transfers: core.transfers, identities: core.policy.identities() }, cfg, log);
     } catch (e) {
       observer.stop();
       await trust.close();
@@ -122,7 +123,7 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
       await trust.close();
       await http?.close();
       observer.stop();
-      for (const t of core.transfers.values()) if (t.active) await t.abandon('receiver shutting down');
+      await core.transfers.abandonAll('receiver shutting down');
       injector.destroy();
       grpcServer.forceShutdown();
       await new Promise<void>((resolve) => server.close(() => resolve()));

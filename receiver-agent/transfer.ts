@@ -80,7 +80,13 @@ export interface FinishStatement {
  * summary kept of it once it is over (transfer-registry.ts).
  */
 export function finishAgain(
-  t: { readonly id: string; readonly state: TransferState; readonly failure: string | null; readonly finishStatement: FinishStatement | null; readonly done: Promise<FinishResult> },
+  t: {
+    readonly id: string;
+    readonly state: TransferState;
+    readonly failure: string | null;
+    readonly finishStatement: FinishStatement | null;
+    readonly done: Promise<FinishResult>;
+  },
   req: FinishStatement,
 ): Promise<FinishResult> | null {
   const stated = t.finishStatement;
@@ -171,7 +177,8 @@ export class Transfer {
 
   start(): void {
     const props = this.info.inert?.onCommandLine ? this.info.inert.overrides : null;
-    const sink = this.info.kind === 'probe' ? new DiscardSink() : new RecvSink(this.zfs, this.info.target, { resumable: this.info.resumable, force: this.info.force, props });
+    const sink =
+      this.info.kind === 'probe' ? new DiscardSink() : new RecvSink(this.zfs, this.info.target, { resumable: this.info.resumable, force: this.info.force, props });
     this.sink = sink;
     void sink.exited.then((exit) => {
       if (this.state === 'receiving') {

@@ -295,6 +295,32 @@ export class Zfs {
     return out;
   }
 
+  /**
+   * The newest snapshot (by creation time, unix seconds) of each dataset at and below
+   * `dataset` that has one; none when `dataset` does not exist.
+   */
+  async newestSnapshotsUnder(dataset: string): Promise<Array<{ dataset: string; snapshot: string; createdAt: number }>> {
+    validateDataset(dataset);
+    // -r without -t: zfs-fuse's `zfs get` has no -t; snapshots are the names with '@'.
+    const r = await this.invoke(['get', '-H', '-p', '-o', 'name,value', 'creation', '-r', dataset], 60_000);
+    if (r.code !== 0) {
+      if (/does not exist/.test(r.stderr)) return [];
+      throw new ZferryError('zfs', `zfs get creation ${dataset}: ${oneLine(r.stderr)}`);
+    }
+    const newest = new Map<string, { snapshot: string; createdAt: number }>();
+    for (const line of r.stdout.split('\n')) {
+      const [name, value] = line.split('\t');
+      const at = Number(value);
+      const i = name?.indexOf('@') ?? -1;
+      if (!name || i <= 0 || !Number.isFinite(at)) continue;
+      const ds = name.slice(0, i);
+      if (ds !== dataset && !ds.startsWith(dataset + '/')) continue;
+      const cur = newest.get(ds);
+      if (!cur || at >= cur.createdAt) newest.set(ds, { snapshot: name.slice(i + 1), createdAt: at });
+    }
+    return [...newest].map(([ds, n]) => ({ dataset: ds, ...n }));
+  }
+
   /** Each dataset at and below `dataset` that is a clone, with its origin snapshot. */
   async clonesUnder(dataset: string): Promise<Array<{ name: string; origin: string }>> {
     validateDataset(dataset);

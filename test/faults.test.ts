@@ -224,8 +224,7 @@ describe('faults', () => {
   it('a receiver that dies after committing but before replying: the sender reports it done, and sends nothing again', async () => {
     const stream = await dataset('late', 8, 7);
     const port = await freePort();
-    const slowReply = { ...env, ZFERRY_FAULT_FINISH_REPLY_DELAY_MS: '4000' };
-    let r1 = await startReceiver({ pki, port, zfs: FAKE_ZFS, env: slowReply, clients: { 'site-a': { root: 'backup/a' } }, extra });
+    let r1 = await startReceiver({ pki, port, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/a' } }, extra, testFault: 'finish-reply-delay-ms=4000' });
     writeFileSync(logFile, '');
     const p = spawnSender(senderArgs('replicate', 'tank/late', { to: r1.address, name: 'late', config: siteA, zfs: FAKE_ZFS, extra: ['--json'] }), env);
     const c = collect(p);

@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { AGENT_VERSION } from '../../shared/control.js';
 import type { Observer, TransferView } from '../observer.js';
 import type { ReceiverMetrics } from '../metrics.js';
+import type { TransferRegistry } from '../transfer-registry.js';
 
 const nullableNumber = { type: ['number', 'null'] } as const;
 
@@ -88,7 +89,7 @@ const errorSchema = { type: 'object', properties: { error: { type: 'string' } },
 
 const ACTIVE = new Set(['receiving', 'committing']);
 
-export function registerRoutes(app: FastifyInstance, obs: Observer, metrics: ReceiverMetrics, page: () => string): void {
+export function registerRoutes(app: FastifyInstance, obs: Observer, transfers: TransferRegistry, metrics: ReceiverMetrics, page: () => string): void {
   app.addSchema(laneSchema);
   app.addSchema(transferSchema);
   app.addSchema(targetSchema);
@@ -111,7 +112,7 @@ export function registerRoutes(app: FastifyInstance, obs: Observer, metrics: Rec
       status: 'ok',
       version: AGENT_VERSION,
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      transfersActive: [...obs.core.transfers.values()].filter((t) => t.active).length,
+      transfersActive: transfers.activeCount(),
     }),
   );
 
@@ -159,7 +160,7 @@ export function registerRoutes(app: FastifyInstance, obs: Observer, metrics: Rec
       },
     },
     async (req, reply) => {
-      const t = obs.core.transfers.get(req.params.id);
+      const t = transfers.get(req.params.id);
       if (!t) return reply.code(404).send({ error: `no transfer ${req.params.id}` });
       if (obs.lagNeedsRefresh) await obs.lag().catch(() => []);
       return { transfer: obs.view(t), history: obs.history(t.id) };

@@ -27,9 +27,9 @@ import { formatHostPort } from '../../shared/address.js';
 import { isLoopbackHost, type ReceiverConfig } from '../../shared/config.js';
 import { ZferryError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
-import type { ReceiverCore } from '../control-service.js';
 import { createMetrics } from '../metrics.js';
-import { Observer } from '../observer.js';
+import type { Observer } from '../observer.js';
+import type { TransferRegistry } from '../transfer-registry.js';
 import { EventFeed } from './events.js';
 import { registerRoutes } from './routes.js';
 
@@ -95,7 +95,14 @@ function hostName(hostHeader: string): string {
   return i > 0 && h.indexOf(':') === i ? h.slice(0, i) : h;
 }
 
-export async function startHttp(core: ReceiverCore, cfg: ReceiverConfig, log: Logger, observer?: Observer): Promise<RunningHttp> {
+/** What the status server shows: the observer's views of the transfers, and the clients known at start (metrics). */
+export interface HttpSources {
+  observer: Observer;
+  transfers: TransferRegistry;
+  identities: readonly string[];
+}
+
+export async function startHttp(src: HttpSources, cfg: ReceiverConfig, log: Logger): Promise<RunningHttp> {
   if (!cfg.http) throw new Error('startHttp: the config has no "http" address');
   const { host, port } = cfg.http;
   const hlog = log.child({ component: 'http' });
@@ -103,10 +110,8 @@ export async function startHttp(core: ReceiverCore, cfg: ReceiverConfig, log: Lo
   if (!isLoopbackHost(host) && !cfg.httpToken) {
     throw new ZferryError('bad-config', `${cfg.file}: "http" listens on ${host}, beyond loopback, without a token: set "httpTokenFile", or listen on 127.0.0.1`);
   }
-  const obs = observer ?? new Observer(core, hlog);
-  const ownObserver = !observer;
-  if (ownObserver) obs.start();
-  const metrics = createMetrics(obs);
+  const obs = src.observer;
+  const metrics = createMetrics(obs, src.transfers, src.identities);
   const pagePath = findPage();
   let pageCache: string | null = null;
   const page = (): string => {
@@ -173,7 +178,7 @@ export async function startHttp(core: ReceiverCore, cfg: ReceiverConfig, log: Lo
     if (code >= 500) hlog.warn('status request failed', { url: req.url, error: err.message });
     void reply.code(code).send({ error: err.message });
   });
-  registerRoutes(app, obs, metrics, page);
+  registerRoutes(app, obs, src.transfers, metrics, page);
 
   const feed = new EventFeed(obs, hlog, upgradeProblem);
   app.server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
@@ -191,7 +196,6 @@ export async function startHttp(core: ReceiverCore, cfg: ReceiverConfig, log: Lo
   } catch (e) {
     feed.close();
     metrics.close();
-    if (ownObserver) obs.stop();
     throw new Error(`cannot serve http on ${host}:${port}: ${(e as Error).message}`);
   }
   const bound = (app.server.address() as AddressInfo).port;
@@ -205,7 +209,6 @@ export async function startHttp(core: ReceiverCore, cfg: ReceiverConfig, log: Lo
     async close() {
       feed.close();
       metrics.close();
-      if (ownObserver) obs.stop();
       await app.close();
     },
   };

@@ -1,0 +1,265 @@
+// The receiver's transfers, live and recent, in one place that the control service, the
+// lane listener, the observer, metrics and the status server share:
+//
+// - lookup by id (lanes, Finish, Abort, status pages) and by target (one transfer per target);
+// - admission: a Begin is counted against its client's maxTransfers and the receiver-wide
+//   budgets (budget.ts) before it sets anything up, and gives its share back as it settles;
+// - lifecycle events (started, committed, failed, abandoned) to every subscriber, in the
+//   order the transfer goes through them;
+// - retirement: once a transfer is over and its zfs receive has exited, only a summary
+//   (counters, outcome, the end its sender stated) is kept, and only for the most recent
+//   KEEP_FINISHED, KEEP_FINISHED_PER_IDENTITY per client.
+import { ZferryError, errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import { ReceiverBudget, type BudgetGrant, type BudgetLimits, type Superseded } from './budget.js';
+import { Transfer, finishAgain, type FinishResult, type FinishStatement, type LaneHandle, type TransferEvent, type TransferInfo } from './transfer.js';
+
+/**
+ * Finished transfers kept for status pages, in all and per identity, so one client finishing
+ * probe after probe cannot push every other client's history out.
+ */
+export const KEEP_FINISHED = 100;
+export const KEEP_FINISHED_PER_IDENTITY = 20;
+
+export type TransferListener = (event: TransferEvent, t: Transfer) => void;
+
+const NO_LANES: ReadonlySet<LaneHandle> = new Set();
+
+/**
+ * What is kept of a transfer that is over: what status pages show, and what a repeated Finish
+ * needs for the same answer. No buffers, no zfs child, no lanes, no lane secret.
+ */
+export class TransferSummary {
+  readonly id: string;
+  readonly info: Pick<TransferInfo, 'identity' | 'target' | 'snapshot' | 'kind' | 'raw' | 'estimatedBytes' | 'windowBytes'>;
+  readonly state: 'committed' | 'failed' | 'abandoned';
+  readonly active = false;
+  readonly failure: string | null;
+  readonly bytesReceived: number;
+  readonly bytesWritten: number;
+  readonly duplicates: number;
+  readonly startedAt: number;
+  readonly finishedAt: number | null;
+  readonly result: FinishResult | null;
+  readonly finishStatement: FinishStatement | null;
+  readonly done: Promise<FinishResult>;
+  readonly heldBytes = 0;
+  readonly spoolBytes = 0;
+  readonly lanes = NO_LANES;
+
+  constructor(t: Transfer) {
+    if (t.active) throw new Error(`transfer ${t.id} is ${t.state}: only a settled transfer is summarized`);
+    const { identity, target, snapshot, kind, raw, estimatedBytes, windowBytes } = t.info;
+    this.id = t.id;
+    this.info = { identity, target, snapshot, kind, raw, estimatedBytes, windowBytes };
+    this.state = t.state as TransferSummary['state'];
+    this.failure = t.failure;
+    this.bytesReceived = t.bytesReceived;
+    this.bytesWritten = t.bytesWritten;
+    this.duplicates = t.duplicates;
+    this.startedAt = t.startedAt;
+    this.finishedAt = t.finishedAt;
+    this.result = t.result;
+    this.finishStatement = t.finishStatement;
+    this.done = t.done;
+  }
+
+  /** A Finish asked again after the transfer was retired: the answer it had. */
+  finish(req: FinishStatement): Promise<FinishResult> {
+    return finishAgain(this, req) ?? this.done;
+  }
+}
+
+/** A transfer as the registry lists it: live, or what is kept of it once it is over. */
+export type TransferRecord = Transfer | TransferSummary;
+
+/** What a Begin asks to be admitted for. */
+export interface AdmissionRequest {
+  identity: string;
+  /** the target it will receive into; null for a probe (several may run, none is superseded) */
+  target: string | null;
+  windowBytes: number;
+  /** the client's maxTransfers, or defaultMaxTransfers when its policy sets none */
+  maxTransfers: number;
+  /** whether maxTransfers is the client's own (for the refusal line) */
+  ownLimit: boolean;
+}
+
+/**
+ * One Begin's place among the running transfers. Held while Begin sets its transfer up; then
+ * `bind` hands the budget to the transfer, or `close` alone gives everything back.
+ */
+export class Admission {
+  private bound = false;
+  private closed = false;
+
+  constructor(
+    private readonly grant: BudgetGrant,
+    private readonly onClose: () => void,
+  ) {}
+
+  /**
+   * The transfer this Begin set up takes over the budget: its window comes back when `done`
+   * settles (lanes and window buffers are gone then), its slot once zfs receive has exited too.
+   */
+  bind(t: Transfer): void {
+    this.bound = true;
+    this.grant.resize(t.info.windowBytes);
+    const settled = t.done.then(
+      () => this.grant.releaseWindow(),
+      () => this.grant.releaseWindow(),
+    );
+    void Promise.allSettled([settled, t.exited()]).then(() => this.grant.release());
+  }
+
+  /** Begin is over: no longer counted as in progress; without a bound transfer its share comes back. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (!this.bound) this.grant.release();
+    this.onClose();
+  }
+}
+
+export class TransferRegistry {
+  private readonly records = new Map<string, TransferRecord>();
+  private readonly byTarget = new Map<string, Transfer>();
+  private readonly listeners = new Set<TransferListener>();
+  /** window bytes and transfer slots of all clients together */
+  readonly budget: ReceiverBudget;
+  /** Begins being set up, per identity: counted with the running transfers for maxTransfers */
+  private readonly beginsInFlight = new Map<string, number>();
+  /** orphaned transfers a Begin in progress counts as superseded (so two Begins do not both count one) */
+  private readonly supersededBy = new Set<string>();
+
+  constructor(
+    limits: () => BudgetLimits,
+    private readonly log: Logger,
+    private readonly keep = { all: KEEP_FINISHED, perIdentity: KEEP_FINISHED_PER_IDENTITY },
+  ) {
+    this.budget = new ReceiverBudget(limits);
+  }
+
+  /** Transfers report their lifecycle here (the Transfer constructor's `notify`); subscribers hear it in order. */
+  readonly notify = (event: TransferEvent, t: Transfer): void => {
+    for (const l of [...this.listeners]) {
+      try {
+        l(event, t);
+      } catch (e) {
+        // a status page's bug must not break the transfer that reported
+        this.log.warn('transfer event listener failed', { event, transfer: t.id, error: errorMessage(e) });
+      }
+    }
+  };
+
+  on(listener: TransferListener): void {
+    this.listeners.add(listener);
+  }
+
+  off(listener: TransferListener): void {
+    this.listeners.delete(listener);
+  }
+
+  /**
+   * Counts a Begin against the client's maxTransfers and the receiver-wide budgets
+   * (windowBudget, windowBudgetPerIdentity, maxTransfersTotal). Over any of them: refused at
+   * once, 'busy', one line naming the limit. Race-free: a Begin in progress holds its slot and
+   * window until `close`. A transfer into the same target that lost its lanes is superseded by
+   * this Begin (the control service abandons it): it is not counted.
+   */
+  admit(req: AdmissionRequest): Admission {
+    const id = req.identity;
+    const orphan = req.target === null ? undefined : this.byTarget.get(req.target);
+    const superseded =
+      orphan && orphan.active && orphan.lanes.size === 0 && orphan.state !== 'committing' && !this.supersededBy.has(orphan.id) ? orphan : null;
+    const limit = req.maxTransfers;
+    const running = this.activeCount(id) - (superseded && superseded.info.identity === id ? 1 : 0);
+    const n = running + (this.beginsInFlight.get(id) ?? 0);
+    if (n >= limit) {
+      const which = req.ownLimit ? `maxTransfers ${limit}` : `defaultMaxTransfers ${limit}, as "${id}" sets no maxTransfers`;
+      throw new ZferryError('busy', `"${id}" already runs ${n} transfer${n === 1 ? '' : 's'}, its limit (${which}); try again when one has finished`);
+    }
+    const freed: Superseded[] = superseded ? [{ identity: superseded.info.identity, windowBytes: superseded.info.windowBytes }] : [];
+    const grant = this.budget.take(id, req.windowBytes, freed); // throws 'busy' naming the budget
+    if (superseded) this.supersededBy.add(superseded.id);
+    this.beginsInFlight.set(id, (this.beginsInFlight.get(id) ?? 0) + 1);
+    return new Admission(grant, () => {
+      if (superseded) this.supersededBy.delete(superseded.id);
+      const left = (this.beginsInFlight.get(id) ?? 1) - 1;
+      if (left <= 0) this.beginsInFlight.delete(id);
+      else this.beginsInFlight.set(id, left);
+    });
+  }
+
+  /**
+   * Starts a transfer Begin has set up and keeps it: live (and, unless a probe, the one
+   * transfer of its target) until it is over and zfs receive has exited; then as a summary.
+   */
+  start(t: Transfer): void {
+    if (this.records.has(t.id)) throw new Error(`transfer ${t.id} is registered already`);
+    this.records.set(t.id, t);
+    const target = t.info.kind === 'probe' ? null : t.info.target;
+    if (target !== null) this.byTarget.set(target, t);
+    t.start();
+    void t.exited().then(() => {
+      if (target !== null && this.byTarget.get(target) === t) this.byTarget.delete(target);
+    });
+    void Promise.allSettled([t.done, t.exited()]).then(() => this.retire(t));
+  }
+
+  /** A transfer, live or retired. */
+  get(id: string): TransferRecord | undefined {
+    return this.records.get(id);
+  }
+
+  /** The live transfer receiving into `target` (a probe has none). */
+  onTarget(target: string): Transfer | undefined {
+    return this.byTarget.get(target);
+  }
+
+  /** Every transfer kept, oldest first; `identity` limits them to one client's. */
+  list(identity?: string): TransferRecord[] {
+    const all = [...this.records.values()];
+    return identity === undefined ? all : all.filter((t) => t.info.identity === identity);
+  }
+
+  /** Transfers receiving or committing. */
+  active(): Transfer[] {
+    const out: Transfer[] = [];
+    for (const t of this.records.values()) if (t instanceof Transfer && t.active) out.push(t);
+    return out;
+  }
+
+  activeCount(identity?: string): number {
+    let n = 0;
+    for (const t of this.records.values()) if (t.active && (identity === undefined || t.info.identity === identity)) n++;
+    return n;
+  }
+
+  /** Ends every running transfer and waits for their zfs receive to exit (receiver shutdown). */
+  async abandonAll(reason: string): Promise<void> {
+    for (const t of this.active()) await t.abandon(reason);
+  }
+
+  private retire(t: Transfer): void {
+    if (this.records.get(t.id) !== t) return;
+    this.records.set(t.id, new TransferSummary(t)); // same place in the order: when it began
+    this.prune();
+  }
+
+  /** Forgets the oldest summaries beyond `keep.all` in all and `keep.perIdentity` per client. */
+  private prune(): void {
+    const kept = new Map<string, number>();
+    let all = 0;
+    for (const t of [...this.records.values()].reverse()) {
+      if (!(t instanceof TransferSummary)) continue;
+      const own = kept.get(t.info.identity) ?? 0;
+      if (all >= this.keep.all || own >= this.keep.perIdentity) {
+        this.records.delete(t.id);
+        continue;
+      }
+      kept.set(t.info.identity, own + 1);
+      all++;
+    }
+  }
+}

@@ -1,0 +1,90 @@
+// The observer's replication lag (receiver-agent/observer.ts): read through Zfs, shared by
+// every caller, and read again when a commit overtook a reading in flight.
+import { describe, expect, it } from 'vitest';
+import type { Logger } from '../../shared/log.js';
+import type { ReceiverConfig } from '../../shared/config.js';
+import { Zfs } from '../../shared/zfs.js';
+import { Policy } from '../../receiver-agent/policy.js';
+import { Observer } from '../../receiver-agent/observer.js';
+import { Transfer } from '../../receiver-agent/transfer.js';
+import { TransferRegistry } from '../../receiver-agent/transfer-registry.js';
+
+const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
+
+type Newest = Awaited<ReturnType<Zfs['newestSnapshotsUnder']>>;
+
+/** A Zfs whose lag readings the test answers one by one. */
+class HeldZfs extends Zfs {
+  readonly asked: Array<{ root: string; answer: (n: Newest) => void }> = [];
+  override newestSnapshotsUnder(root: string): Promise<Newest> {
+    return new Promise((answer) => this.asked.push({ root, answer }));
+  }
+}
+
+function setup(): { obs: Observer; zfs: HeldZfs; transfers: TransferRegistry } {
+  const transfers = new TransferRegistry(() => ({ windowBudget: 1 << 30, windowBudgetPerIdentity: 1 << 30, maxTransfersTotal: 8 }), quiet);
+  const zfs = new HeldZfs('/nonexistent/zfs');
+  const policy = new Policy({ a: { root: 'pool/a', allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, bytesPerSecond: null } });
+  const cfg = { spool: null, tls: { cert: 'none', key: 'none', ca: 'none' }, baseDir: '/' } as unknown as ReceiverConfig;
+  const obs = new Observer({ transfers, zfs, policy, cfg }, quiet);
+  obs.start();
+  return { obs, zfs, transfers };
+}
+
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('Observer lag', () => {
+  it('callers at the same time share one zfs reading', async () => {
+    const { obs, zfs } = setup();
+    const both = Promise.all([obs.lag(), obs.lag()]);
+    await tick();
+    expect(zfs.asked.map((a) => a.root)).toEqual(['pool/a']);
+    zfs.asked[0]!.answer([{ dataset: 'pool/a/x', snapshot: 's1', createdAt: 1000 }]);
+    const [one, two] = await both;
+    expect(one).toEqual(two);
+    expect(one.map((g) => [g.identity, g.target, g.lastSnapshot])).toEqual([['a', 'pool/a/x', 's1']]);
+    // fresh now: no zfs call
+    await obs.lag();
+    expect(zfs.asked).toHaveLength(1);
+    obs.stop();
+  });
+
+  it('a reading that a commit overtook is read again before it is given', async () => {
+    const { obs, zfs, transfers } = setup();
+    const answer = obs.lag();
+    await tick();
+    expect(zfs.asked).toHaveLength(1);
+    // a transfer commits while zfs is being read: that reading may miss its snapshot
+    const t = new Transfer(
+      {
+        identity: 'a',
+        target: 'pool/a/(probe)',
+        name: '(probe)',
+        snapshot: '',
+        toGuid: '',
+        kind: 'probe',
+        raw: false,
+        encryptedSource: false,
+        estimatedBytes: 0,
+        windowBytes: 1 << 20,
+        chunkBytes: 1 << 16,
+        resumable: false,
+        force: false,
+        requireRaw: false,
+        walk: null,
+        inert: null,
+      },
+      zfs,
+      quiet,
+      60_000,
+      transfers.notify,
+    );
+    transfers.notify('committed', t);
+    zfs.asked[0]!.answer([]);
+    await tick();
+    expect(zfs.asked).toHaveLength(2);
+    zfs.asked[1]!.answer([{ dataset: 'pool/a/new', snapshot: 's2', createdAt: 2000 }]);
+    expect((await answer).map((g) => g.target)).toEqual(['pool/a/new']);
+    obs.stop();
+  });
+});
