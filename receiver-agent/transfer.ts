@@ -175,10 +175,12 @@ export class Transfer {
     return this.finishReq;
   }
 
-  start(): void {
+  /** Starts the sink: `zfs recv` (a probe's bytes go nowhere); a test may give its own. */
+  start(given?: StreamSink): void {
     const props = this.info.inert?.onCommandLine ? this.info.inert.overrides : null;
     const sink =
-      this.info.kind === 'probe' ? new DiscardSink() : new RecvSink(this.zfs, this.info.target, { resumable: this.info.resumable, force: this.info.force, props });
+      given ??
+      (this.info.kind === 'probe' ? new DiscardSink() : new RecvSink(this.zfs, this.info.target, { resumable: this.info.resumable, force: this.info.force, props }));
     this.sink = sink;
     void sink.exited.then((exit) => {
       if (this.state === 'receiving') {

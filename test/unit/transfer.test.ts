@@ -1,0 +1,195 @@
+// One receiver transfer driven chunk by chunk with a sink the test controls (in place of
+// `zfs recv`): the end marker waits for Finish, a stream that does not check out never
+// reaches the sink whole, and chunks that went to the disk spool and chunks kept in memory
+// come out in stream order.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Transfer, type LaneHandle, type TransferInfo } from '../../receiver-agent/transfer.js';
+import type { SinkExit, StreamSink } from '../../receiver-agent/recv-sink.js';
+import { Spool } from '../../receiver-agent/spool.js';
+import { chunkChecksum, StreamDigest } from '../../shared/frames.js';
+import { createLogger } from '../../shared/log.js';
+import type { Zfs } from '../../shared/zfs.js';
+
+const quiet = createLogger('test', { level: 'error', out: new Writable({ write: (_c, _e, cb) => cb() }) });
+const tmp = mkdtempSync(join(tmpdir(), 'zferry-transfer-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** A zfs recv stand-in: records what it is given; while `held`, writes wait (a slow disk). */
+class TestSink implements StreamSink {
+  readonly written: Buffer[] = [];
+  ended = false;
+  private release: (() => void) | null = null;
+  private gate: Promise<void> | null = null;
+  private exit!: (e: SinkExit) => void;
+  readonly exited = new Promise<SinkExit>((r) => (this.exit = r));
+  hold(): void {
+    this.gate = new Promise((r) => (this.release = r));
+  }
+  open(): void {
+    this.gate = null;
+    this.release?.();
+  }
+  async write(data: Buffer): Promise<boolean> {
+    this.written.push(Buffer.from(data));
+    if (this.gate) await this.gate;
+    return !this.ended;
+  }
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.exit({ code: 0, signal: null });
+  }
+  failure(): string {
+    return 'zfs receive failed';
+  }
+  get bytes(): Buffer {
+    return Buffer.concat(this.written);
+  }
+}
+
+const zfsStub = {
+  snapshots: async () => [{ name: 's1', guid: '42', createtxg: 7 }],
+  encryption: async () => null,
+} as unknown as Zfs;
+
+function info(o: Partial<TransferInfo> = {}): TransferInfo {
+  return {
+    identity: 'site-a',
+    target: 'backup/site-a/data',
+    name: 'data',
+    snapshot: 's1',
+    toGuid: '42',
+    kind: 'full',
+    raw: false,
+    encryptedSource: false,
+    estimatedBytes: 0,
+    windowBytes: 64 * 1024,
+    chunkBytes: 1024,
+    resumable: true,
+    force: false,
+    requireRaw: false,
+    walk: null,
+    inert: null,
+    ...o,
+  };
+}
+
+/** A stream of n chunks of `size` bytes, each filled with its own byte value. */
+function stream(n: number, size = 1024) {
+  const chunks = Array.from({ length: n }, (_, i) => {
+    const data = Buffer.alloc(size, i + 1);
+    return { seq: BigInt(i), data, checksum: chunkChecksum(data), fin: i === n - 1 };
+  });
+  const d = new StreamDigest();
+  for (const c of chunks) d.add(c.checksum, c.data.length);
+  return { chunks, end: { totalBytes: n * size, totalChunks: n, digest: d.digest() } };
+}
+
+function lane(acks: bigint[]): LaneHandle {
+  return {
+    index: 0,
+    sendAck: (next) => acks.push(next),
+    fail: () => {},
+    close: () => {},
+    stats: () => ({ index: 0, peer: 'test', bytesReceived: 0, chunksReceived: 0, openedAt: 0, tcp: null }),
+  };
+}
+
+const settle = () => new Promise((r) => setTimeout(r, 20));
+
+function start(o: Partial<TransferInfo> = {}) {
+  const t = new Transfer(info(o), zfsStub, quiet, 60_000);
+  const sink = new TestSink();
+  t.start(sink);
+  return { t, sink };
+}
+
+describe('receiver transfer', () => {
+  it('holds the end marker back until Finish, then writes it and commits', async () => {
+    const { t, sink } = start();
+    const { chunks, end } = stream(3);
+    for (const c of chunks) t.accept(c);
+    await settle();
+    expect(sink.written.length).toBe(2); // the last chunk waits for Finish
+    expect(sink.ended).toBe(false);
+    expect(t.state).toBe('receiving');
+    const result = await t.finish(end);
+    expect(sink.bytes.equals(Buffer.concat(chunks.map((c) => c.data)))).toBe(true);
+    expect(sink.ended).toBe(true);
+    expect(t.state).toBe('committed');
+    expect(result).toMatchObject({ target: 'backup/site-a/data', snapshot: 's1', bytesWritten: 3 * 1024 });
+  });
+
+  it('never gives the sink the last chunk of a stream whose digest does not match', async () => {
+    const { t, sink } = start();
+    const { chunks, end } = stream(3);
+    for (const c of chunks) t.accept(c);
+    const wrong = { ...end, digest: Buffer.alloc(32, 7) };
+    await expect(t.finish(wrong)).rejects.toThrow(/whole-stream digest mismatch; nothing was committed/);
+    expect(sink.written.length).toBe(2);
+    expect(sink.ended).toBe(true); // zfs recv sees an incomplete stream: no commit, a resume token
+    expect(t.state).toBe('failed');
+  });
+
+  it('refuses an end whose length or chunk count differs from what arrived', async () => {
+    const short = start();
+    const a = stream(2);
+    for (const c of a.chunks) short.t.accept(c);
+    await expect(short.t.finish({ ...a.end, totalBytes: a.end.totalBytes + 1 })).rejects.toThrow(/sender sent 2049 bytes, 2048 arrived/);
+    expect(short.sink.written.length).toBe(1);
+    const counted = start();
+    const b = stream(2);
+    for (const c of b.chunks) counted.t.accept(c);
+    await expect(counted.t.finish({ ...b.end, totalChunks: 3 })).rejects.toThrow(/counted 3 chunks/);
+    expect(counted.sink.written.length).toBe(1);
+  });
+
+  it('writes chunks that arrived out of order in sequence order, and drops duplicates', async () => {
+    const { t, sink } = start();
+    const { chunks, end } = stream(4);
+    for (const i of [2, 0, 3, 1, 0, 2]) t.accept({ ...chunks[i]! });
+    expect(t.duplicates).toBe(2);
+    await t.finish(end);
+    expect(sink.bytes.equals(Buffer.concat(chunks.map((c) => c.data)))).toBe(true);
+  });
+
+  it('acknowledges only what the sink or the spool has taken', async () => {
+    const { t, sink } = start();
+    const acks: bigint[] = [];
+    t.attachLane(lane(acks));
+    sink.hold(); // the first write stays in progress
+    const { chunks, end } = stream(3);
+    t.accept(chunks[0]!);
+    t.accept(chunks[1]!);
+    await settle();
+    expect(acks.at(-1) ?? 0n).toBe(0n); // chunk 0 is still being written
+    sink.open();
+    await settle();
+    expect(acks.at(-1)).toBe(2n);
+    t.accept(chunks[2]!);
+    await t.finish(end);
+  });
+
+  it('feeds the sink in stream order when chunks went to the spool and later ones stayed in memory', async () => {
+    const { t, sink } = start({ windowBytes: 8 * 1024, chunkBytes: 1024 });
+    const spool = await Spool.create(tmp, t.id, 1 << 20);
+    t.useSpool(spool);
+    sink.hold(); // zfs recv falls behind: once a quarter window is in order in memory, chunks go to disk
+    const { chunks, end } = stream(12);
+    for (const c of chunks.slice(0, 7)) t.accept(c);
+    await settle();
+    expect(spool.totalSpooled).toBeGreaterThan(0);
+    const spooledWhileHeld = spool.totalSpooled;
+    sink.open();
+    await settle();
+    for (const c of chunks.slice(7)) t.accept(c);
+    await t.finish(end);
+    expect(spooledWhileHeld).toBeLessThan(12 * 1024);
+    expect(sink.bytes.equals(Buffer.concat(chunks.map((c) => c.data)))).toBe(true);
+    expect(t.state).toBe('committed');
+  });
+});
