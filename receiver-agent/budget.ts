@@ -13,7 +13,7 @@
 //   spool.maxBytes           10 GiB  spool files of all transfers together (SpoolBudget)
 //   spool.maxBytesPerIdentity  2.5 GiB (a quarter of spool.maxBytes) of one identity's
 //
-// A Begin that would go over a budget is refused at once with a one-line ZferryError('busy')
+// A Begin that would go over a budget is refused at once with a one-line ZferryError('over-budget')
 // that names the budget (its config key) and says to try again: nothing waits in a queue a
 // hostile client could fill. A transfer's share comes back when it settles (committed,
 // failed, abandoned): its window as soon as `done` settles (the lanes and the window's
@@ -63,7 +63,7 @@ export class ReceiverBudget {
 
   /**
    * Takes one transfer slot and `windowBytes` of window for `identity`, or throws
-   * ZferryError('busy') naming the budget it would exceed. What `superseded` holds counts as
+   * ZferryError('over-budget') naming the budget it would exceed. What `superseded` holds counts as
    * free: that transfer is abandoned by this Begin before the new one starts.
    */
   take(identity: string, windowBytes: number, superseded: Superseded[] = []): BudgetGrant {
@@ -73,21 +73,21 @@ export class ReceiverBudget {
     const transfers = this.transfers - superseded.length;
     if (transfers + 1 > l.maxTransfersTotal) {
       throw new ZferryError(
-        'busy',
+        'over-budget',
         `this receiver already runs ${transfers} transfers for all its clients together, its limit (maxTransfersTotal ${l.maxTransfersTotal}); try again in a few minutes`,
       );
     }
     const window = this.window - freedWindow;
     if (window + windowBytes > l.windowBudget) {
       throw new ZferryError(
-        'busy',
+        'over-budget',
         `this receiver has granted ${formatBytes(window)} of its ${formatBytes(l.windowBudget)} window budget to running transfers and cannot grant ${formatBytes(windowBytes)} more (windowBudget); try again in a few minutes`,
       );
     }
     const own = this.windowOf(identity) - freedOwn;
     if (own + windowBytes > l.windowBudgetPerIdentity) {
       throw new ZferryError(
-        'busy',
+        'over-budget',
         `"${identity}" already has ${formatBytes(own)} of window in running transfers and a new one needs ${formatBytes(windowBytes)}, over its share (windowBudgetPerIdentity ${formatBytes(l.windowBudgetPerIdentity)}); try again when one has finished`,
       );
     }

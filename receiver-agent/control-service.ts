@@ -2,7 +2,7 @@
 // client certificate; names in requests are resolved under that identity's root.
 import * as grpc from '@grpc/grpc-js';
 import { dirname } from 'node:path/posix';
-import { ZferryError, errorMessage } from '../shared/errors.js';
+import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import { validateSnapshotName } from '../shared/names.js';
@@ -10,6 +10,7 @@ import type { ReceiverConfig } from '../shared/config.js';
 import {
   AGENT_VERSION,
   PROTOCOL_VERSION,
+  codeTrailer,
   type AbortReply,
   type AbortRequest,
   type BeginReply,
@@ -52,18 +53,25 @@ export function probeTarget(root: string): string {
   return `${root}/(probe)`;
 }
 
-const CODES: Record<string, grpc.status> = {
+/**
+ * The gRPC status of a refusal. Senders decide on the ZferryError code in the trailers
+ * (codeTrailer); the status is what a sender without codes understood (over-budget as
+ * ABORTED, unknown-transfer as NOT_FOUND, which it retried), so it stays as it was.
+ */
+const STATUSES: Partial<Record<ErrorCode, grpc.status>> = {
   denied: grpc.status.PERMISSION_DENIED,
   'bad-name': grpc.status.INVALID_ARGUMENT,
   'bad-request': grpc.status.INVALID_ARGUMENT,
   busy: grpc.status.ABORTED,
-  'not-found': grpc.status.NOT_FOUND,
+  'over-budget': grpc.status.ABORTED,
+  'unknown-transfer': grpc.status.NOT_FOUND,
   unsupported: grpc.status.FAILED_PRECONDITION,
 };
 
-function toGrpcError(e: unknown): Partial<grpc.StatusObject> {
-  const code = e instanceof ZferryError ? (CODES[e.code] ?? grpc.status.FAILED_PRECONDITION) : grpc.status.INTERNAL;
-  return { code, details: errorMessage(e) };
+export function toGrpcError(e: unknown): Partial<grpc.StatusObject> {
+  const code: ErrorCode = e instanceof ZferryError ? e.code : 'internal';
+  const status = e instanceof ZferryError ? (STATUSES[code] ?? grpc.status.FAILED_PRECONDITION) : grpc.status.INTERNAL;
+  return { code: status, details: errorMessage(e), metadata: codeTrailer(code) };
 }
 
 type Handler<Req, Rep> = (identity: string | null, req: Req) => Promise<Rep>;
@@ -125,7 +133,7 @@ export class ReceiverCore {
     if (t.lanes.size > 0 || t.state === 'committing') {
       throw new ZferryError('busy', `a transfer into ${target} is already running (id ${t.id}, ${t.lanes.size} lanes)`);
     }
-    await t.abandon('superseded: the sender came back without its lanes');
+    await t.abandon('superseded: the sender came back without its lanes', 'superseded');
   }
 
   private async resumeSupported(target: string): Promise<boolean> {
@@ -327,7 +335,7 @@ export class ReceiverCore {
     const p = this.policy.client(identity);
     if (!/^[0-9a-f]{32}$/.test(id)) throw new ZferryError('bad-request', 'transfer id must be 32 lowercase hex characters');
     const t = this.transfers.get(id);
-    if (!t || t.info.identity !== p.identity) throw new ZferryError('not-found', `no transfer ${id} for ${p.identity}`);
+    if (!t || t.info.identity !== p.identity) throw new ZferryError('unknown-transfer', `no transfer ${id} for ${p.identity}`);
     return t;
   }
 
@@ -344,7 +352,7 @@ export class ReceiverCore {
       // a probe has no target name: it is stopped by its id alone
       const t = this.owned(identity, req.transferId);
       if (t.info.kind !== 'probe') throw new ZferryError('bad-request', 'name the target of the transfer to abort');
-      if (t.active) await t.abandon('aborted by the sender');
+      if (t.active) await t.abandon('aborted by the sender', 'aborted');
       return { message: `stopped probe ${t.id}` };
     }
     const { target } = this.policy.target(identity, req.name);
@@ -353,13 +361,13 @@ export class ReceiverCore {
       const t = this.owned(identity, req.transferId);
       if (t.info.target !== target) throw new ZferryError('bad-request', `transfer ${req.transferId} is not into ${target}`);
       if (t.active) {
-        await t.abandon('aborted by the sender');
+        await t.abandon('aborted by the sender', 'aborted');
         said.push(`stopped transfer ${t.id}`);
       }
     } else {
       const t = this.transfers.onTarget(target);
       if (t?.active) {
-        await t.abandon('aborted by the sender');
+        await t.abandon('aborted by the sender', 'aborted');
         said.push(`stopped transfer ${t.id}`);
       }
     }

@@ -38,7 +38,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { fingerprint, signCsr } from '../shared/certs.js';
 import { configPath, loadReceiverConfig, type ReceiverConfig } from '../shared/config.js';
 import { withFileLock, writeFileAtomic } from '../shared/atomic-file.js';
-import { errorMessage, oneLine } from '../shared/errors.js';
+import { errorMessage, oneLine, type ErrorCode } from '../shared/errors.js';
 import { forgetIssued, issuedPath, recordIssued } from '../shared/issued.js';
 import type { Logger } from '../shared/log.js';
 import { addReenrolled, identityRevocation, readRevoked, removeReenrolled, type RevocationList, type RevokedIdentity } from '../shared/revocation.js';
@@ -253,7 +253,7 @@ export async function startEnrollServer(o: {
     const caDir = dirname(configPath(cfg.baseDir, cfg.tls.caKey!));
     // each step's undo, run newest first when a later step fails: nothing issued, invitation unused
     const undo: Array<{ what: string; run: () => void }> = [];
-    const fail = (step: string, e: unknown, message: string, code: string): never => {
+    const fail = (step: string, e: unknown, message: string, code: ErrorCode): never => {
       for (const u of undo.reverse()) {
         try {
           u.run();

@@ -26,7 +26,7 @@ import { parseArgs } from '../shared/args.js';
 import { readJsonFile, withFileLock, writeFileAtomic } from '../shared/atomic-file.js';
 import { certInfo, fingerprint } from '../shared/certs.js';
 import { configPath, findOverlappingClient, loadReceiverConfig, overlapMessage, rootsOverlap, type ReceiverConfig } from '../shared/config.js';
-import { ZferryError, errorMessage } from '../shared/errors.js';
+import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import {
   ED25519_SECRET_BYTES,
   InvitationError,
@@ -277,7 +277,7 @@ export class EnrollRefusal extends ZferryError {
   constructor(
     readonly status: number,
     message: string,
-    code = 'enroll-refused',
+    code: ErrorCode = 'enroll-refused',
   ) {
     super(code, message);
     this.name = 'EnrollRefusal';

@@ -1,7 +1,8 @@
 // The receiving end of one lane: a TLS socket that ALPN routed here. It must present a
 // HELLO (transfer id + secret) within the handshake timeout, from the same certificate
 // identity that began the transfer; then DATA frames are checked and handed to the
-// transfer. Any protocol error sends one ERROR line and closes this lane only.
+// transfer. Any protocol error sends one ERROR line, with its code (shared/frames.ts
+// LANE_ERROR_CODES), and closes this lane only.
 //
 // DEFLATE'd DATA frames are inflated in libuv's threadpool, under three bounds (see
 // receiver-agent/budget.ts for the numbers and why):
@@ -14,7 +15,7 @@
 // A lane that carries more duplicates (chunks already received) than duplicateLimit() allows
 // is closed with "too many duplicate chunks".
 import type { TLSSocket } from 'node:tls';
-import { ZferryError } from '../shared/errors.js';
+import { ZferryError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { Lease, PoolReleasedError } from '../shared/buffer-pool.js';
 import {
@@ -58,6 +59,20 @@ const EMPTY = Buffer.alloc(0);
 
 const isDeflatedData = (f: Frame): boolean => f.type === FrameType.Data && (f.flags & FLAG_DEFLATE) !== 0;
 
+/** The ERROR line and code a failure closes a lane with. */
+function refusalOf(e: unknown): [string, ErrorCode] {
+  if (e instanceof ZferryError) return [e.message, e.code];
+  if (e instanceof FrameError || e instanceof WindowError) return [e.message, 'bad-frame'];
+  // the transfer settled while this lane was mid-frame: its pool is released
+  if (e instanceof PoolReleasedError) return [e.message, 'transfer-over'];
+  return [`internal error: ${(e as Error).message}`, 'internal'];
+}
+
+/** A lane for a transfer no longer receiving: over (Finish tells how it ended) or failed. */
+function endedCode(state: string): ErrorCode {
+  return state === 'committing' || state === 'committed' ? 'transfer-over' : 'transfer-failed';
+}
+
 export function handleLane(socket: TLSSocket, identity: string, reg: LaneSettings, log: Logger): void {
   const parser = new FrameParser(HELLO_BYTES);
   let transfer: Transfer | null = null;
@@ -77,8 +92,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     sendAck(next: bigint) {
       if (!closed) socket.write(encodeFrame(FrameType.Ack, next));
     },
-    fail(message: string) {
-      refuse(message, false);
+    fail(message: string, code: ErrorCode) {
+      refuse(message, code, false);
     },
     close() {
       if (closed) return;
@@ -94,11 +109,11 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     },
   };
 
-  function refuse(message: string, logIt = true): void {
+  function refuse(message: string, code: ErrorCode, logIt = true): void {
     if (closed) return;
     closed = true;
-    if (logIt) log.warn('lane refused', { peer, identity, reason: message, transfer: transfer?.id });
-    socket.end(encodeError(message));
+    if (logIt) log.warn('lane refused', { peer, identity, reason: message, code, transfer: transfer?.id });
+    socket.end(encodeError(message, code));
     setTimeout(() => socket.destroy(), 2000).unref();
   }
 
@@ -116,12 +131,11 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     try {
       fn();
     } catch (e) {
-      if (e instanceof FrameError || e instanceof WindowError || e instanceof ZferryError || e instanceof PoolReleasedError) refuse(e.message);
-      else refuse(`internal error: ${(e as Error).message}`);
+      refuse(...refusalOf(e));
     }
   }
 
-  const helloTimer = setTimeout(() => refuse(`no HELLO within ${reg.handshakeTimeoutMs} ms`), reg.handshakeTimeoutMs);
+  const helloTimer = setTimeout(() => refuse(`no HELLO within ${reg.handshakeTimeoutMs} ms`, 'lane-idle'), reg.handshakeTimeoutMs);
   helloTimer.unref();
   socket.setNoDelay(true);
   socket.setKeepAlive(true, 15_000);
@@ -130,15 +144,15 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     const h = decodeHello(f);
     const id = h.transferId.toString('hex');
     const t = reg.transfers.get(id);
-    if (!t) return refuse(`unknown transfer ${id}`);
-    if (t.info.identity !== identity) return refuse(`transfer ${id} belongs to another client`);
+    if (!t) return refuse(`unknown transfer ${id}`, 'unknown-transfer');
+    if (t.info.identity !== identity) return refuse(`transfer ${id} belongs to another client`, 'denied');
     // retired: only its summary is kept (the secret went with the transfer), and it is over
-    if (!(t instanceof Transfer)) return refuse(`transfer ${id} is ${t.state}`);
-    if (!t.secretMatches(h.secret)) return refuse(`wrong lane secret for transfer ${id}`);
-    if (t.state !== 'receiving') return refuse(`transfer ${id} is ${t.state}`);
-    if (t.lanes.size >= reg.maxLanes) return refuse(`transfer ${id} already has ${reg.maxLanes} lanes`);
+    if (!(t instanceof Transfer)) return refuse(`transfer ${id} is ${t.state}`, endedCode(t.state));
+    if (!t.secretMatches(h.secret)) return refuse(`wrong lane secret for transfer ${id}`, 'wrong-secret');
+    if (t.state !== 'receiving') return refuse(`transfer ${id} is ${t.state}`, endedCode(t.state));
+    if (t.lanes.size >= reg.maxLanes) return refuse(`transfer ${id} already has ${reg.maxLanes} lanes`, 'too-many-lanes');
     const own = reg.clientLimits?.(identity)?.maxLanes;
-    if (own && t.lanes.size >= own) return refuse(`transfer ${id} already has ${own} lanes, the most this client may use (maxLanes of "${identity}")`);
+    if (own && t.lanes.size >= own) return refuse(`transfer ${id} already has ${own} lanes, the most this client may use (maxLanes of "${identity}")`, 'too-many-lanes');
     clearTimeout(helloTimer);
     transfer = t;
     (lane as { index: number }).index = h.laneIndex;
@@ -159,7 +173,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
       counters.duplicates++;
       const limit = duplicateLimit(counters.chunks, Math.ceil(t.info.windowBytes / t.info.chunkBytes));
       if (counters.duplicates > limit) {
-        refuse(`too many duplicate chunks: ${counters.duplicates} of the ${counters.chunks} chunks on this lane had already arrived (limit ${limit})`);
+        refuse(`too many duplicate chunks: ${counters.duplicates} of the ${counters.chunks} chunks on this lane had already arrived (limit ${limit})`, 'too-many-duplicates');
       }
     }
   }
@@ -197,7 +211,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
       },
       (e: Error) => {
         giveBack();
-        refuse(e.message);
+        refuse(...refusalOf(e));
         freeSlots();
       },
     );
@@ -254,7 +268,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
 
   function onFrame(f: Frame): void {
     if (!transfer) {
-      if (f.type !== FrameType.Hello) return refuse(`expected HELLO, got ${FrameType[f.type]}`);
+      if (f.type !== FrameType.Hello) return refuse(`expected HELLO, got ${FrameType[f.type]}`, 'bad-frame');
       return onHello(f);
     }
     switch (f.type) {
@@ -271,14 +285,14 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
         socket.write(encodeFrame(FrameType.Pong, f.value));
         return;
       case FrameType.Error:
-        return refuse(`sender reported: ${f.payload.toString('utf8')}`);
+        return refuse(`sender reported: ${f.payload.toString('utf8')}`, 'aborted');
       default:
-        return refuse(`unexpected ${FrameType[f.type]} frame on a lane`);
+        return refuse(`unexpected ${FrameType[f.type]} frame on a lane`, 'bad-frame');
     }
   }
 
   // Senders send PINGs even when the window is full, so silence means a dead path.
-  socket.setTimeout(reg.idleTimeoutMs, () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`));
+  socket.setTimeout(reg.idleTimeoutMs, () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`, 'lane-idle'));
 
   let throttled: NodeJS.Timeout | null = null;
   socket.on('data', (buf: Buffer) => {

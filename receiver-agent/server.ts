@@ -4,7 +4,7 @@
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { controlService } from '../shared/control.js';
+import { codeTrailer, controlService } from '../shared/control.js';
 import { H2_ALPN, LANE_ALPN, describeTlsClientError, identityOf, loadTlsMaterial, selectedAlpn, serverTlsOptions } from '../shared/tls.js';
 import type { ReceiverConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
@@ -123,7 +123,7 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
       await trust.close();
       await http?.close();
       observer.stop();
-      await core.transfers.abandonAll('receiver shutting down');
+      await core.transfers.abandonAll('receiver shutting down', 'shutting-down');
       injector.destroy();
       grpcServer.forceShutdown();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -194,7 +194,7 @@ export function limitCallsPerIdentity(
           r.count = 0;
           r.at = Date.now();
         }
-        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many calls at once: ${n} running (maxCallsPerIdentity ${max})` });
+        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many calls at once: ${n} running (maxCallsPerIdentity ${max})`, metadata: codeTrailer('too-many-calls') });
         return;
       }
       running.set(identity, n + 1);

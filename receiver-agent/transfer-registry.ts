@@ -9,7 +9,7 @@
 // - retirement: once a transfer is over and its zfs receive has exited, only a summary
 //   (counters, outcome, the end its sender stated) is kept, and only for the most recent
 //   KEEP_FINISHED, KEEP_FINISHED_PER_IDENTITY per client.
-import { ZferryError, errorMessage } from '../shared/errors.js';
+import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { ReceiverBudget, type BudgetGrant, type BudgetLimits, type Superseded } from './budget.js';
 import { Transfer, finishAgain, type FinishResult, type FinishStatement, type LaneHandle, type TransferEvent, type TransferInfo } from './transfer.js';
@@ -163,7 +163,7 @@ export class TransferRegistry {
   /**
    * Counts a Begin against the client's maxTransfers and the receiver-wide budgets
    * (windowBudget, windowBudgetPerIdentity, maxTransfersTotal). Over any of them: refused at
-   * once, 'busy', one line naming the limit. Race-free: a Begin in progress holds its slot and
+   * once, 'over-budget', one line naming the limit. Race-free: a Begin in progress holds its slot and
    * window until `close`. A transfer into the same target that lost its lanes is superseded by
    * this Begin (the control service abandons it): it is not counted.
    */
@@ -177,10 +177,10 @@ export class TransferRegistry {
     const n = running + (this.beginsInFlight.get(id) ?? 0);
     if (n >= limit) {
       const which = req.ownLimit ? `maxTransfers ${limit}` : `defaultMaxTransfers ${limit}, as "${id}" sets no maxTransfers`;
-      throw new ZferryError('busy', `"${id}" already runs ${n} transfer${n === 1 ? '' : 's'}, its limit (${which}); try again when one has finished`);
+      throw new ZferryError('over-budget', `"${id}" already runs ${n} transfer${n === 1 ? '' : 's'}, its limit (${which}); try again when one has finished`);
     }
     const freed: Superseded[] = superseded ? [{ identity: superseded.info.identity, windowBytes: superseded.info.windowBytes }] : [];
-    const grant = this.budget.take(id, req.windowBytes, freed); // throws 'busy' naming the budget
+    const grant = this.budget.take(id, req.windowBytes, freed); // throws 'over-budget' naming the budget
     if (superseded) this.supersededBy.add(superseded.id);
     this.beginsInFlight.set(id, (this.beginsInFlight.get(id) ?? 0) + 1);
     return new Admission(grant, () => {
@@ -237,8 +237,8 @@ export class TransferRegistry {
   }
 
   /** Ends every running transfer and waits for their zfs receive to exit (receiver shutdown). */
-  async abandonAll(reason: string): Promise<void> {
-    for (const t of this.active()) await t.abandon(reason);
+  async abandonAll(reason: string, code: ErrorCode): Promise<void> {
+    for (const t of this.active()) await t.abandon(reason, code);
   }
 
   private retire(t: Transfer): void {

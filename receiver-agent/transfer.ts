@@ -5,7 +5,7 @@
 // the sender's Finish states the total length and digest and they match: a stream that does
 // not check out never reaches zfs recv whole, so it can never be committed.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { ZferryError } from '../shared/errors.js';
+import { ZferryError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import type { FinishReply, TransferKind } from '../shared/control.js';
@@ -30,7 +30,8 @@ export interface LaneStats {
 export interface LaneHandle {
   readonly index: number;
   sendAck(next: bigint): void;
-  fail(message: string): void;
+  /** closes the lane with one ERROR frame: the reason and its code */
+  fail(message: string, code: ErrorCode): void;
   close(): void;
   stats(): LaneStats;
 }
@@ -95,7 +96,8 @@ export function finishAgain(
     if (!same) return Promise.reject(new ZferryError('bad-request', `transfer ${t.id} already has a different end stated`));
     return t.done;
   }
-  if (t.state === 'failed' || t.state === 'abandoned') return Promise.reject(new ZferryError('transfer-failed', t.failure ?? t.state));
+  // fail() settled `done` with the failure and its code (superseded, shutting-down, ...)
+  if (t.state === 'failed' || t.state === 'abandoned') return t.done;
   return null;
 }
 
@@ -210,7 +212,7 @@ export class Transfer {
     this.graceTimer = setTimeout(() => {
       this.graceTimer = null;
       if (this.lanes.size === 0 && this.state === 'receiving') {
-        void this.abandon(`no lane connected for ${Math.round(this.laneGraceMs / 1000)} s`);
+        void this.abandon(`no lane connected for ${Math.round(this.laneGraceMs / 1000)} s`, 'no-lane');
       }
     }, this.laneGraceMs);
     this.graceTimer.unref();
@@ -227,7 +229,7 @@ export class Transfer {
 
   /** A verified chunk from a lane. Throws WindowError when the sender broke the window. */
   accept(c: HeldChunk): void {
-    if (this.state !== 'receiving') throw new ZferryError('transfer-over', `transfer ${this.id} is ${this.state}`);
+    if (this.state !== 'receiving') throw new ZferryError(this.state === 'failed' || this.state === 'abandoned' ? 'transfer-failed' : 'transfer-over', `transfer ${this.id} is ${this.state}`);
     this.bytesReceived += c.data.length;
     if (this.info.maxBytes !== undefined && this.bytesReceived > this.info.maxBytes) {
       this.fail(`probe sent more than ${this.info.maxBytes} bytes, this receiver's limit (probeMaxBytes)`);
@@ -437,7 +439,7 @@ export class Transfer {
   }
 
   /** Stops the transfer. zfs recv sees the stream end early: with -s it keeps a resume token. */
-  fail(message: string, state: TransferState = 'failed'): void {
+  fail(message: string, state: TransferState = 'failed', code: ErrorCode = 'transfer-failed'): void {
     if (this.state === 'failed' || this.state === 'abandoned' || this.state === 'committed') return;
     this.state = state;
     this.failure = message;
@@ -448,9 +450,9 @@ export class Transfer {
     this.log.warn(state === 'abandoned' ? 'transfer abandoned' : 'transfer failed', { reason: message });
     this.finishedAt = Date.now();
     this.notify(state === 'abandoned' ? 'abandoned' : 'failed', this);
-    for (const l of this.lanes) l.fail(message);
+    for (const l of this.lanes) l.fail(message, code);
     this.lanes.clear();
-    this.settle.reject(new ZferryError('transfer-failed', message));
+    this.settle.reject(new ZferryError(code, message));
     this.releaseBuffers();
   }
 
@@ -466,8 +468,8 @@ export class Transfer {
   }
 
   /** Ends the transfer and waits until zfs recv has exited (its token, if any, is then readable). */
-  async abandon(reason: string): Promise<void> {
-    this.fail(reason, 'abandoned');
+  async abandon(reason: string, code: ErrorCode): Promise<void> {
+    this.fail(reason, 'abandoned', code);
     await this.sink?.exited;
   }
 

@@ -117,7 +117,7 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
         guard.noteIdentityRefusal(who.identity, over);
         if (socket.alpnProtocol === LANE_ALPN) {
           // the way lanes are refused (lane-listener.ts): one ERROR frame, then the connection closes
-          socket.end(encodeError(`connection refused: ${over}`));
+          socket.end(encodeError(`connection refused: ${over}`, 'too-many-connections'));
           setTimeout(() => socket.destroy(), 2000).unref();
         } else socket.destroy();
         return false;

@@ -1,7 +1,8 @@
 // The sender's side of the control plane: gRPC over mutual TLS to the receiver's port.
 import * as grpc from '@grpc/grpc-js';
-import { ZferryError } from '../shared/errors.js';
+import { ZferryError, type ErrorCode } from '../shared/errors.js';
 import {
+  codeFromTrailer,
   controlService,
   type ControlRpc,
   type AbortReply,
@@ -20,6 +21,21 @@ import {
   type TargetState,
 } from '../shared/control.js';
 import type { TlsMaterial } from '../shared/tls.js';
+
+/**
+ * The code of a refusal from a receiver that sends none in its trailers (an older one), by
+ * its gRPC status: what that receiver meant by each status it used.
+ */
+const STATUS_CODES: Partial<Record<grpc.status, ErrorCode>> = {
+  [grpc.status.UNAVAILABLE]: 'unreachable',
+  [grpc.status.DEADLINE_EXCEEDED]: 'timeout',
+  [grpc.status.UNIMPLEMENTED]: 'unimplemented',
+  [grpc.status.PERMISSION_DENIED]: 'denied',
+  [grpc.status.INVALID_ARGUMENT]: 'bad-request',
+  [grpc.status.NOT_FOUND]: 'unknown-transfer',
+  [grpc.status.ABORTED]: 'busy',
+  [grpc.status.RESOURCE_EXHAUSTED]: 'too-many-calls',
+};
 
 type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => void;
 // Each method's request and reply (shared/control.ts, checked there against the generated service).
@@ -56,16 +72,18 @@ export class ControlClient {
     });
   }
 
+  /** A failed call as a ZferryError: the code the receiver put in the trailers, else one from the status. */
   private explain(method: string, err: grpc.ServiceError): ZferryError {
     const details = err.details || err.message;
-    if (err.code === grpc.status.UNAVAILABLE) {
+    const code = codeFromTrailer(err.metadata) ?? STATUS_CODES[err.code] ?? 'receiver';
+    if (code === 'unreachable') {
       return new ZferryError(
         'unreachable',
         `receiver ${this.address} unreachable or refused our certificate (${details}); check --to, the CA and this client's certificate`,
       );
     }
-    if (err.code === grpc.status.DEADLINE_EXCEEDED) return new ZferryError('timeout', `receiver ${this.address} did not answer ${method} in time`);
-    return new ZferryError(grpc.status[err.code]?.toLowerCase() ?? 'receiver', `receiver: ${details}`);
+    if (code === 'timeout') return new ZferryError('timeout', `receiver ${this.address} did not answer ${method} in time`);
+    return new ZferryError(code, `receiver: ${details}`);
   }
 
   hello(req: HelloRequest): Promise<HelloReply> {

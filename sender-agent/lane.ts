@@ -3,8 +3,8 @@
 // refused client certificate shows up after our side thinks the handshake is done.
 import { EventEmitter } from 'node:events';
 import * as tls from 'node:tls';
-import { ZferryError } from '../shared/errors.js';
-import { DATA_HEAD_BYTES, FrameParser, FrameType, encodeData, encodeFrame, encodeHello, writeDataHead, type Frame } from '../shared/frames.js';
+import { ZferryError, type ErrorCode } from '../shared/errors.js';
+import { DATA_HEAD_BYTES, FrameParser, FrameType, decodeError, encodeData, encodeFrame, encodeHello, writeDataHead, type Frame } from '../shared/frames.js';
 import type { Lease } from '../shared/buffer-pool.js';
 
 export interface LaneChunk {
@@ -36,7 +36,8 @@ export interface LaneOptions {
 export declare interface Lane {
   on(e: 'ack', l: (next: bigint) => void): this;
   on(e: 'drain', l: () => void): this;
-  on(e: 'remote-error', l: (message: string) => void): this;
+  /** the receiver closed the lane with an ERROR frame: its line, and its code ('receiver' when it sent none) */
+  on(e: 'remote-error', l: (message: string, code: ErrorCode) => void): this;
   on(e: 'close', l: (reason: string | null) => void): this;
 }
 
@@ -65,10 +66,11 @@ export class Lane extends EventEmitter {
       const parser = new FrameParser(1024);
       let lane: Lane | null = null;
       const timer = setTimeout(() => fail(`no answer within ${o.timeoutMs} ms`), o.timeoutMs);
-      function fail(msg: string): void {
+      /** not opened: the receiver's code when it refused the lane, else 'lane' (the network, TLS) */
+      function fail(msg: string, code: ErrorCode = 'lane'): void {
         clearTimeout(timer);
         socket.destroy();
-        reject(new ZferryError('lane', `lane ${o.index}: ${msg}`));
+        reject(new ZferryError(code, `lane ${o.index}: ${msg}`));
       }
       socket.once('secureConnect', () => {
         socket.setNoDelay(true);
@@ -91,7 +93,8 @@ export class Lane extends EventEmitter {
               lane.startHeartbeat(o.heartbeatMs);
               resolve(lane);
             } else if (f.type === FrameType.Error) {
-              return fail(`refused by receiver: ${f.payload.toString('utf8')}`);
+              const { message, code } = decodeError(f, 'lane');
+              return fail(`refused by receiver: ${message}`, code);
             } else return fail(`unexpected ${FrameType[f.type] ?? f.type} before WELCOME`);
           } else lane.onFrame(f);
         }
@@ -124,9 +127,11 @@ export class Lane extends EventEmitter {
       case FrameType.Ack:
         this.emit('ack', f.value);
         return;
-      case FrameType.Error:
-        this.emit('remote-error', f.payload.toString('utf8'));
+      case FrameType.Error: {
+        const { message, code } = decodeError(f, 'receiver');
+        this.emit('remote-error', message, code);
         return;
+      }
       case FrameType.Pong:
         return;
       default:

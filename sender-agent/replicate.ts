@@ -1,7 +1,7 @@
 // One replication job: plan with the receiver, run `zfs send`, stripe its bytes over the
 // lanes, state the end, and hold the new anchor snapshot once the receiver committed.
 import type { ChildProcess } from 'node:child_process';
-import { ZferryError, oneLine } from '../shared/errors.js';
+import { ZferryError, isRetryable, oneLine } from '../shared/errors.js';
 import { childEnd, sleep, stopSend } from '../shared/child.js';
 import type { Logger } from '../shared/log.js';
 import { formatHostPort, parseHostPort } from '../shared/address.js';
@@ -375,15 +375,6 @@ async function finishWithRetry(client: ControlClient, req: FinishRequest, stripe
   }
 }
 
-/** Failures the network or a receiver restart causes: worth planning again. */
-export function retryable(e: unknown): boolean {
-  if (!(e instanceof ZferryError)) return false;
-  if (['unreachable', 'lanes-down', 'transfer-lost', 'not_found', 'timeout', 'lane', 'resource_exhausted'].includes(e.code)) return true;
-  // a receiver budget or this client's maxTransfers is spent: it says so, and a later Begin gets in
-  if (e.code === 'aborted' && /try again/.test(e.message)) return true;
-  return e.code === 'receiver' && /receiver shutting down|superseded|no lane connected/.test(e.message);
-}
-
 /**
  * replicate(), again and again while the failure is one a later attempt can get past: each
  * attempt plans afresh, so it resumes from the receiver's token, or finds the snapshot already
@@ -405,7 +396,7 @@ export async function replicateWithRetry(o: ReplicateOptions, log: Logger, progr
       }
       return r;
     } catch (e) {
-      if (!contact.made || !retryable(e) || Date.now() + delay > deadline) throw e;
+      if (!contact.made || !isRetryable(e) || Date.now() + delay > deadline) throw e;
       say(`interrupted: ${(e as Error).message}; trying again in ${Math.round(delay / 1000)} s (attempt ${attempt + 1})`);
       await sleep(delay);
       delay = Math.min(delay * 2, 30_000);

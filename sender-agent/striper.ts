@@ -85,7 +85,7 @@ export class Striper {
     this.lastLaneSeen = Date.now();
     lane.on('ack', (next) => this.onAck(next));
     lane.on('drain', () => this.pump());
-    lane.on('remote-error', (msg) => this.fail(new ZferryError('receiver', msg)));
+    lane.on('remote-error', (msg, code) => this.fail(new ZferryError(code, msg)));
     lane.on('close', (reason) => this.onLaneClosed(lane, i, reason));
     this.pump();
   }
@@ -135,10 +135,11 @@ export class Striper {
         return;
       } catch (e) {
         const msg = (e as Error).message;
+        const code = e instanceof ZferryError ? e.code : null;
         // The receiver finished this transfer meanwhile: Finish will tell how.
-        if (/is (committed|committing)/.test(msg)) return;
+        if (code === 'transfer-over') return;
         // The receiver no longer knows the transfer (it restarted, or gave up on it).
-        if (/unknown transfer|is (failed|abandoned)/.test(msg)) {
+        if (code === 'unknown-transfer' || code === 'transfer-failed') {
           this.fail(new ZferryError('transfer-lost', `the receiver dropped the transfer: ${msg}`));
           return;
         }

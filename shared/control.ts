@@ -27,6 +27,7 @@ import type { StatusReply__Output } from '../proto/generated/zferry/v1/StatusRep
 import type { DiagnoseRequest__Output } from '../proto/generated/zferry/v1/DiagnoseRequest.js';
 import type { DiskProbeResult__Output } from '../proto/generated/zferry/v1/DiskProbeResult.js';
 import type { DiagnoseReply__Output } from '../proto/generated/zferry/v1/DiagnoseReply.js';
+import { codeFromWire, type ErrorCode } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
 export const AGENT_VERSION = '0.1.0';
@@ -44,6 +45,26 @@ function findProto(): string {
 
 /** the loader options the generated types assume (scripts/gen-proto-types.mjs passes the same) */
 export const LOADER_OPTIONS = { longs: Number, enums: String, defaults: true, oneofs: true } as const;
+
+/** The trailing-metadata key that carries a refusal's ZferryError code from receiver to sender. */
+export const ZFERRY_CODE_KEY = 'zferry-code';
+
+/** Trailers for a refusal: its code, so the sender decides on it and not on the message. */
+export function codeTrailer(code: ErrorCode): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set(ZFERRY_CODE_KEY, code);
+  return md;
+}
+
+/**
+ * The code a refusal's trailers carry: one of ours, 'receiver' for a value this sender does
+ * not know (a newer receiver, or garbage), null when there is none (an older receiver).
+ */
+export function codeFromTrailer(md: grpc.Metadata | undefined): ErrorCode | null {
+  const v = md?.get(ZFERRY_CODE_KEY);
+  if (!v?.length) return null;
+  return codeFromWire(v[0]);
+}
 
 type ControlCtor = ProtoGrpcType['zferry']['v1']['Control'];
 let cached: ControlCtor | null = null;

@@ -4,7 +4,7 @@
 //   | type | flags| 0 (u16)| length u32 | value u64       | payload...
 //
 // value is the sequence number for DATA, the next unwritten sequence for ACK/WELCOME,
-// and a nonce for PING/PONG. Integers are big-endian. DATA payload = crc32(data) ‖ data.
+// a nonce for PING/PONG, and the refusal's code for ERROR (LANE_ERROR_CODES). Integers are big-endian. DATA payload = crc32(data) ‖ data.
 // The parser checks type and length in the header, before buffering any payload, so a
 // peer cannot make us hold more than `maxPayload` bytes per frame.
 //
@@ -15,6 +15,7 @@
 // the sender's budget), which is what kept the agents behind ssh on a fast link.
 import { createHash } from 'node:crypto';
 import { crc32, inflateRaw } from 'node:zlib';
+import type { ErrorCode } from './errors.js';
 
 export const HEADER_BYTES = 16;
 export const CHECKSUM_BYTES = 4;
@@ -30,7 +31,7 @@ export enum FrameType {
   Welcome = 2, // receiver → client: lane accepted; value = next sequence the receiver needs
   Data = 3, // client → receiver: one chunk
   Ack = 4, // receiver → client: every sequence below value is written to zfs recv
-  Error = 5, // either way: a one-line reason, then the connection closes
+  Error = 5, // either way: a one-line reason (value: its code), then the connection closes
   Ping = 6,
   Pong = 7,
 }
@@ -109,10 +110,49 @@ export function decodeHello(f: Frame): { transferId: Buffer; secret: Buffer; lan
   };
 }
 
-export function encodeError(message: string): Buffer {
+/**
+ * What an ERROR frame's value says: the refusal's ZferryError code (shared/errors.ts) as a
+ * number, so a sender decides on it and never on the text. 0 is "no code" (an older peer).
+ * These numbers are wire format: add new ones at the end, never renumber or reuse one.
+ */
+export const LANE_ERROR_CODES: ReadonlyMap<number, ErrorCode> = new Map<number, ErrorCode>([
+  [1, 'unknown-transfer'],
+  [2, 'denied'], // the transfer belongs to another client
+  [3, 'wrong-secret'],
+  [4, 'transfer-over'], // committing or committed: Finish tells how it ended
+  [5, 'transfer-failed'], // failed or abandoned
+  [6, 'too-many-lanes'],
+  [7, 'shutting-down'],
+  [8, 'superseded'],
+  [9, 'no-lane'],
+  [10, 'aborted'],
+  [11, 'bad-frame'],
+  [12, 'too-many-duplicates'],
+  [13, 'lane-idle'],
+  [14, 'too-many-connections'],
+  [15, 'internal'],
+]);
+const LANE_ERROR_NUMBERS = new Map<ErrorCode, number>([...LANE_ERROR_CODES].map(([n, c]) => [c, n]));
+
+/** The number a code travels as in an ERROR frame; 0 for a code lanes do not carry. */
+export function laneErrorNumber(code: ErrorCode): number {
+  return LANE_ERROR_NUMBERS.get(code) ?? 0;
+}
+
+/** The code an ERROR frame's value stands for; `fallback` for none (0) or one this side does not know. */
+export function laneErrorCode(value: bigint, fallback: ErrorCode): ErrorCode {
+  return (value > 0n && value <= 0xffffn ? LANE_ERROR_CODES.get(Number(value)) : undefined) ?? fallback;
+}
+
+export function encodeError(message: string, code: ErrorCode): Buffer {
   let p = Buffer.from(message.replace(/[\r\n]+/g, ' '), 'utf8');
   if (p.length > MAX_ERROR_BYTES) p = p.subarray(0, MAX_ERROR_BYTES);
-  return encodeFrame(FrameType.Error, 0n, p);
+  return encodeFrame(FrameType.Error, BigInt(laneErrorNumber(code)), p);
+}
+
+/** An ERROR frame's one-line reason and its code (`fallback` when it carries none this side knows). */
+export function decodeError(f: Frame, fallback: ErrorCode): { message: string; code: ErrorCode } {
+  return { message: f.payload.toString('utf8'), code: laneErrorCode(f.value, fallback) };
 }
 
 /** The checksum a DATA frame carries. */

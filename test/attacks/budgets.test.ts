@@ -147,7 +147,7 @@ describe('ReceiverBudget', () => {
       throw new Error('not refused');
     };
     const w = err(() => b.take('c', 130));
-    expect(w.code).toBe('busy');
+    expect(w.code).toBe('over-budget');
     expect(w.message).toMatch(/\(windowBudget\); try again in a few minutes$/);
     expect(w.message).toMatch(/^this receiver has granted 80 B of its 200 B window budget to running transfers and cannot grant 130 B more/);
     expect(err(() => b.take('a', 21)).message).toMatch(/^"a" already has 40 B of window in running transfers .*\(windowBudgetPerIdentity 60 B\); try again/);

@@ -10,16 +10,20 @@ import {
   HELLO_BYTES,
   StreamDigest,
   chunkChecksum,
+  LANE_ERROR_CODES,
+  decodeError,
   decodeHello,
   encodeData,
   encodeError,
   encodeFrame,
   encodeHeader,
   encodeHello,
+  laneErrorNumber,
   openData,
   openDeflated,
 } from '../../shared/frames.js';
 import { prng } from '../helpers/fault-proxy.js';
+import { ERROR_CODES, type ErrorCode } from '../../shared/errors.js';
 
 function feedInPieces(p: FrameParser, buf: Buffer, rnd: () => number) {
   const out = [];
@@ -106,9 +110,36 @@ describe('lane frames', () => {
     const [f] = new FrameParser(100).push(encodeHello(id, secret, 3));
     const h = decodeHello(f!);
     expect(h.transferId.equals(id) && h.secret.equals(secret) && h.laneIndex === 3).toBe(true);
-    const [e] = new FrameParser(2000).push(encodeError('line one\nline two' + 'x'.repeat(5000)));
+    const [e] = new FrameParser(2000).push(encodeError('line one\nline two' + 'x'.repeat(5000), 'bad-frame'));
     expect(e!.payload.length).toBe(1024);
     expect(e!.payload.toString()).toMatch(/^line one line two/);
+    expect(decodeError(e!, 'receiver').code).toBe('bad-frame');
+  });
+
+  it('carries every lane refusal code through an ERROR frame and back', () => {
+    for (const code of LANE_ERROR_CODES.values()) {
+      const [f] = new FrameParser(2000).push(encodeError(`refused: ${code}`, code));
+      expect(f!.value).toBe(BigInt(laneErrorNumber(code)));
+      expect(decodeError(f!, 'receiver')).toEqual({ message: `refused: ${code}`, code });
+    }
+    // one number per code: a renumbered or doubled entry would decode as another refusal
+    expect(new Set(LANE_ERROR_CODES.values()).size).toBe(LANE_ERROR_CODES.size);
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+      const n = laneErrorNumber(code);
+      if (n) expect(LANE_ERROR_CODES.get(n)).toBe(code);
+    }
+  });
+
+  it('decodes an ERROR frame without a code, or with one it does not know, as the fallback', () => {
+    const old = encodeFrame(FrameType.Error, 0n, Buffer.from('refused the old way'));
+    expect(decodeError(new FrameParser(100).push(old)[0]!, 'lane')).toEqual({ message: 'refused the old way', code: 'lane' });
+    for (const value of [999n, 0x10000n, 2n ** 64n - 1n]) {
+      const [f] = new FrameParser(100).push(encodeFrame(FrameType.Error, value, Buffer.from('x')));
+      expect(decodeError(f!, 'receiver').code).toBe('receiver');
+    }
+    // a code lanes do not carry travels as "no code"
+    const [f] = new FrameParser(100).push(encodeError('x', 'diverged'));
+    expect(f!.value).toBe(0n);
   });
 
   it('carries deflated chunks whose checksum is of the inflated bytes, and caps inflation', async () => {

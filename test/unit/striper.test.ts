@@ -6,6 +6,7 @@ import { Striper } from '../../sender-agent/striper.js';
 import type { Lane, LaneChunk } from '../../sender-agent/lane.js';
 import { createLogger } from '../../shared/log.js';
 import { Writable } from 'node:stream';
+import { ZferryError, type ErrorCode } from '../../shared/errors.js';
 
 const quiet = createLogger('test', { level: 'error', out: new Writable({ write: (_c, _e, cb) => cb() }) });
 
@@ -150,10 +151,48 @@ describe('striper', () => {
     await striper.start();
     await striper.push(chunk(0));
     const waiting = striper.push(chunk(1));
-    made[0]!.emit('remote-error', 'transfer abc is failed');
-    await expect(waiting).rejects.toThrow(/transfer abc is failed/);
-    await expect(striper.whenFailed()).rejects.toThrow(/transfer abc is failed/);
+    made[0]!.emit('remote-error', 'receiver shutting down', 'shutting-down');
+    await expect(waiting).rejects.toThrow(/receiver shutting down/);
+    await expect(striper.whenFailed()).rejects.toMatchObject({ code: 'shutting-down' });
     expect(made[0]!.open).toBe(false);
+  });
+
+  /** One lane that drops after a chunk, then re-opens into `refusal` (or comes back when null). */
+  async function reopenInto(refusal: ZferryError | null) {
+    let connects = 0;
+    const { striper } = setup(1, 1 << 20, async (i) => {
+      if (connects++ > 0 && refusal) throw refusal;
+      return new StandInLane(i) as unknown as Lane;
+    });
+    await striper.start();
+    const first = striper.lanes[0] as unknown as StandInLane;
+    await striper.push(chunk(0));
+    first.drop('reset');
+    await new Promise((r) => setTimeout(r, 300)); // past the first re-open delay (200 ms)
+    return { striper, connects: () => connects };
+  }
+
+  it('gives up re-opening quietly when the receiver says the transfer is over (Finish tells how)', async () => {
+    // the message says "failed": only the code counts
+    const { striper, connects } = await reopenInto(new ZferryError('transfer-over', 'lane 0: refused by receiver: transfer abc is failed'));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(connects()).toBe(2);
+    expect(striper.error).toBeNull();
+    striper.close();
+  });
+
+  it.each<ErrorCode>(['unknown-transfer', 'transfer-failed'])('fails as transfer-lost when a re-open is refused with %s', async (code) => {
+    const { striper } = await reopenInto(new ZferryError(code, 'lane 0: refused by receiver: transfer abc is committed'));
+    expect(striper.error).toMatchObject({ code: 'transfer-lost' });
+    expect(striper.error!.message).toMatch(/^the receiver dropped the transfer: lane 0: refused by receiver/);
+  });
+
+  it('keeps re-opening after other refusals, whatever their text says', async () => {
+    const { striper, connects } = await reopenInto(new ZferryError('too-many-lanes', 'lane 0: refused by receiver: unknown transfer abc is abandoned'));
+    await new Promise((r) => setTimeout(r, 500)); // the second try, 400 ms later
+    expect(connects()).toBeGreaterThan(2);
+    expect(striper.error).toBeNull();
+    striper.close();
   });
 
   it('starts with the lanes that opened when some cannot, and fails only when none can', async () => {

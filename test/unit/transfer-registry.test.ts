@@ -100,7 +100,7 @@ describe('TransferRegistry events', () => {
     bad.fail('broken on purpose');
     const gone = probe(reg);
     reg.start(gone);
-    await gone.abandon('sender went away');
+    await gone.abandon('sender went away', 'no-lane');
     const s = (t: Transfer) => t.id.slice(0, 4);
     expect(heard).toEqual([
       `started ${s(ok)} receiving`,
@@ -157,7 +157,7 @@ describe('TransferRegistry limits', () => {
       running.push(t);
     }
     expect(() => reg.admit(ask('c'))).toThrow(/already runs 2 transfers for all its clients together, its limit \(maxTransfersTotal 2\)/);
-    await running[0]!.abandon('done with it');
+    await running[0]!.abandon('done with it', 'aborted');
     await retired(reg, running[0]!.id);
     reg.admit(ask('c')).close();
     running[1]!.fail('cleanup');
@@ -204,7 +204,7 @@ describe('TransferRegistry limits', () => {
     // nor for a Begin into another target
     expect(() => reg.admit(ask('a', { target: 'pool/a/y', maxTransfers: 1 }))).toThrow(/already runs 2 transfers/);
     again.close();
-    await orphan.abandon('superseded');
+    await orphan.abandon('superseded', 'superseded');
     expect(reg.onTarget('pool/a/x')).toBeUndefined();
     await retired(reg, orphan.id);
     expect(reg.budget.transferCount).toBe(0);
@@ -268,7 +268,7 @@ describe('TransferRegistry lookup and retirement', () => {
     reg.start(t);
     expect(reg.onTarget('pool/a/x')).toBe(t);
     expect(reg.get(t.id)).toBe(t);
-    await t.abandon('stop');
+    await t.abandon('stop', 'aborted');
     expect(reg.onTarget('pool/a/x')).toBeUndefined();
     await retired(reg, t.id);
     expect(reg.get(t.id)).toBeInstanceOf(TransferSummary);
@@ -280,7 +280,7 @@ describe('TransferRegistry lookup and retirement', () => {
     const ts = [into(reg, 'a', 'pool/a/x'), into(reg, 'b', 'pool/b/x'), probe(reg)];
     for (const t of ts) reg.start(t);
     expect(reg.activeCount()).toBe(3);
-    await reg.abandonAll('receiver shutting down');
+    await reg.abandonAll('receiver shutting down', 'shutting-down');
     expect(ts.map((t) => t.state)).toEqual(['abandoned', 'abandoned', 'abandoned']);
     expect(reg.activeCount()).toBe(0);
   });
