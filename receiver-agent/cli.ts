@@ -56,9 +56,8 @@ async function main(argv: string[]): Promise<number> {
     r.trust.reload('SIGHUP');
     void r.core.scan();
   });
-  // replicas from versions without receive overrides, and clones that escaped their root
-  await r.core.scan();
-  await new Promise<void>((resolve) => {
+  // taken before the scan: a SIGTERM during it still abandons transfers and says so to their lanes
+  const stopped = new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.info('shutting down', { signal: sig });
       void r.close().then(resolve);
@@ -66,6 +65,9 @@ async function main(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  // replicas from versions without receive overrides, and clones that escaped their root
+  await r.core.scan();
+  await stopped;
   return 0;
 }
 

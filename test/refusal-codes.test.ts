@@ -1,0 +1,343 @@
+// Every refusal a sender meets, checked by the code it arrives with (shared/errors.ts), against a
+// real receiver (fake zfs): over gRPC, the code in the trailers as ControlClient reads it back
+// (several are ones the status alone would have called something else); on lanes, the code in
+// the ERROR frame, as sender-agent/lane.ts decodes it, or as raw frames carry it.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import * as tls from 'node:tls';
+import { run } from '../shared/run.js';
+import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { ControlClient } from '../sender-agent/control-client.js';
+import { Lane } from '../sender-agent/lane.js';
+import { loadSenderConfig } from '../shared/config.js';
+import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
+import { ZferryError, isRetryable, type ErrorCode } from '../shared/errors.js';
+import { FrameParser, FrameType, StreamDigest, chunkChecksum, decodeError, encodeData, encodeHello, type Frame } from '../shared/frames.js';
+import { PROTOCOL_VERSION, type BeginReply, type BeginRequest } from '../shared/control.js';
+
+let dir: string;
+let env: NodeJS.ProcessEnv;
+let pki: ReturnType<typeof makePki>;
+let receiver: ReceiverProcess;
+/** sender.json of: a client (maxTransfers 3), one limited to 1 lane, one for the call limit, one for the connection limit, a stranger */
+const cfg: Record<'a' | 'b' | 'calls' | 'conns' | 'stranger', string> = { a: '', b: '', calls: '', conns: '', stranger: '' };
+
+function client(cfgPath: string, r: ReceiverProcess = receiver): ControlClient {
+  const c = loadSenderConfig(cfgPath);
+  return new ControlClient(r.address, loadTlsMaterial(c.tls, c.baseDir));
+}
+
+function probeReq(): BeginRequest {
+  return { name: '', kind: 'probe', snapshot: '', toGuid: '', fromGuid: '', raw: false, encryptedSource: false, recursive: false, estimatedBytes: 1 << 20, lanes: 2, chunkBytes: 65536 };
+}
+
+function fullReq(name: string): BeginRequest {
+  return { name, kind: 'full', snapshot: 's1', toGuid: '1', fromGuid: '', raw: false, encryptedSource: false, recursive: false, estimatedBytes: 0, lanes: 1, chunkBytes: 65536 };
+}
+
+/** The ZferryError `p` rejects with. */
+async function refusal(p: Promise<unknown>): Promise<ZferryError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(ZferryError);
+    return e as ZferryError;
+  }
+  throw new Error('not refused');
+}
+
+/** A lane as the sender opens one (sender-agent/lane.ts). */
+function openLane(cfgPath: string, begun: Pick<BeginReply, 'transferId' | 'laneSecret'>, index = 0, r: ReceiverProcess = receiver): Promise<Lane> {
+  const c = loadSenderConfig(cfgPath);
+  const m = loadTlsMaterial(c.tls, c.baseDir);
+  return Lane.connect({
+    tls: clientTlsOptions(m, { host: '127.0.0.1', port: r.port, alpn: [LANE_ALPN] }),
+    transferId: Buffer.from(begun.transferId, 'hex'),
+    secret: begun.laneSecret,
+    index,
+    timeoutMs: 10_000,
+    highWater: 1 << 20,
+    heartbeatMs: 2000,
+  });
+}
+
+/** A hand-made lane: sends `frames`, returns what the receiver answered once it closed (or after 6 s). */
+async function rawLane(cfgPath: string, frames: Buffer[]): Promise<{ frames: Frame[]; socket: tls.TLSSocket }> {
+  const c = loadSenderConfig(cfgPath);
+  const socket = tls.connect(clientTlsOptions(loadTlsMaterial(c.tls, c.baseDir), { host: '127.0.0.1', port: receiver.port, alpn: [LANE_ALPN] }));
+  const parser = new FrameParser(1 << 20);
+  const got: Frame[] = [];
+  socket.on('data', (b: Buffer) => got.push(...parser.push(b)));
+  socket.on('error', () => {});
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 6000);
+    socket.on('secureConnect', () => {
+      for (const f of frames) socket.write(f);
+    });
+    socket.on('close', () => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+  return { frames: got, socket };
+}
+
+/** The code of the ERROR frame among `frames` ('none' without one). */
+function errorCode(frames: Frame[]): ErrorCode | 'none' {
+  const e = frames.find((f) => f.type === FrameType.Error);
+  return e ? decodeError(e, 'receiver').code : 'none';
+}
+
+beforeAll(async () => {
+  dir = tempDir('codes');
+  env = { FAKE_ZFS_ROOT: join(dir, 'zfs') };
+  mkdirSync(env.FAKE_ZFS_ROOT!, { recursive: true });
+  for (const args of [['create', 'tank'], ['create', 'backup']]) {
+    const r = await run(FAKE_ZFS, args, { env: { ...process.env, ...env } });
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
+  pki = makePki(dir);
+  for (const k of ['a', 'b', 'calls', 'conns'] as const) cfg[k] = pki.client(`site-${k}`);
+  cfg.stranger = pki.client('stranger');
+  receiver = await startReceiver({
+    pki,
+    zfs: FAKE_ZFS,
+    env,
+    clients: {
+      'site-a': { root: 'backup/site-a', maxTransfers: 3 },
+      'site-b': { root: 'backup/site-b', maxLanes: 1 },
+      'site-calls': { root: 'backup/site-calls' },
+      'site-conns': { root: 'backup/site-conns' },
+    } as Record<string, { root: string }>,
+    // a 16-chunk window: 64 duplicates are the most a lane may carry (budget.ts duplicateLimit)
+    extra: { window: '1MiB', laneGraceSeconds: 3, handshakeTimeoutSeconds: 2, maxCallsPerIdentity: 3, maxConnectionsPerIdentity: 6 },
+  });
+});
+
+afterAll(async () => {
+  await receiver?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('control-plane refusals arrive with their code', () => {
+  it('denied: a certificate whose identity is not a client', async () => {
+    const c = client(cfg.stranger);
+    const e = await refusal(c.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: 't', capabilities: [] }));
+    c.close();
+    expect(e.code).toBe('denied');
+    expect(e.message).toMatch(/"stranger" is not a client of this receiver/);
+  });
+
+  it('unsupported and bad-name: codes the gRPC status alone does not tell (FAILED_PRECONDITION, INVALID_ARGUMENT)', async () => {
+    const c = client(cfg.a);
+    expect((await refusal(c.hello({ protocolVersion: 99, agentVersion: 't', capabilities: [] }))).code).toBe('unsupported');
+    expect((await refusal(c.getTarget({ name: '../site-b' }))).code).toBe('bad-name');
+    c.close();
+  });
+
+  it('bad-request and unknown-transfer: a malformed transfer id, and one the receiver does not know', async () => {
+    const c = client(cfg.a);
+    const finish = (transferId: string) => c.finish({ transferId, totalBytes: 0, totalChunks: 1, digest: Buffer.alloc(32) });
+    expect((await refusal(finish('xyz'))).code).toBe('bad-request');
+    const unknown = await refusal(finish(randomBytes(16).toString('hex')));
+    expect(unknown.code).toBe('unknown-transfer');
+    expect(isRetryable(unknown)).toBe(true);
+    c.close();
+  });
+
+  it("over-budget: this client's maxTransfers spent (retryable), where a busy target is not", async () => {
+    const c = client(cfg.a);
+    const held: BeginReply[] = [];
+    try {
+      for (let i = 0; i < 3; i++) held.push(await c.begin(probeReq()));
+      const e = await refusal(c.begin(probeReq()));
+      expect(e.code).toBe('over-budget');
+      expect(e.message).toMatch(/already runs 3 transfers, its limit \(maxTransfers 3\); try again/);
+      expect(isRetryable(e)).toBe(true);
+    } finally {
+      for (const b of held) await c.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+      c.close();
+    }
+  });
+
+  it('busy: a transfer into the target runs with its lanes; superseded: one without lanes is replaced, and its Finish says so', async () => {
+    const c = client(cfg.a);
+    const first = await c.begin(fullReq('t1'));
+    const lane = await openLane(cfg.a, first);
+    const busy = await refusal(c.begin(fullReq('t1')));
+    expect(busy.code).toBe('busy');
+    expect(isRetryable(busy)).toBe(false);
+    lane.close();
+    // once the receiver sees the lane gone (well within laneGraceSeconds), a Begin supersedes the transfer
+    let second: BeginReply | null = null;
+    for (let i = 0; i < 20 && !second; i++) {
+      second = await c.begin(fullReq('t1')).catch((err: unknown) => {
+        if (!(err instanceof ZferryError) || err.code !== 'busy') throw err;
+        return null;
+      });
+      if (!second) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(second).not.toBeNull();
+    const e = await refusal(c.finish({ transferId: first.transferId, totalBytes: 0, totalChunks: 1, digest: Buffer.alloc(32) }));
+    expect(e.code).toBe('superseded');
+    expect(isRetryable(e)).toBe(true);
+    await c.abort({ name: 't1', discardResumeState: true, transferId: '' });
+    c.close();
+  });
+
+  it('aborted: Finish of a transfer the sender aborted', async () => {
+    const c = client(cfg.a);
+    const b = await c.begin(probeReq());
+    await c.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+    const e = await refusal(c.finish({ transferId: b.transferId, totalBytes: 0, totalChunks: 1, digest: Buffer.alloc(32) }));
+    expect(e.code).toBe('aborted');
+    expect(isRetryable(e)).toBe(false);
+    c.close();
+  });
+
+  it('too-many-calls past maxCallsPerIdentity; no-lane for the Finishes waiting on a transfer no lane reached', async () => {
+    const c = client(cfg.calls);
+    const b = await c.begin(probeReq());
+    const finish = () => refusal(c.finish({ transferId: b.transferId, totalBytes: 0, totalChunks: 1, digest: Buffer.alloc(32) }));
+    const waiting = [finish(), finish(), finish()];
+    await new Promise((r) => setTimeout(r, 200));
+    const over = await refusal(c.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: 't', capabilities: [] }));
+    expect(over.code).toBe('too-many-calls');
+    expect(isRetryable(over)).toBe(true);
+    for (const e of await Promise.all(waiting)) {
+      expect(e.code).toBe('no-lane');
+      expect(e.message).toMatch(/no lane connected for 3 s/);
+      expect(isRetryable(e)).toBe(true);
+    }
+    c.close();
+  });
+});
+
+describe('lane refusals arrive with their code', () => {
+  let begun: BeginReply;
+  let c: ControlClient;
+  beforeAll(async () => {
+    c = client(cfg.a);
+    begun = await c.begin(probeReq());
+  });
+  afterAll(async () => {
+    await c.abort({ name: '', transferId: begun.transferId, discardResumeState: false }).catch(() => {});
+    c.close();
+  });
+
+  it('wrong-secret', async () => {
+    const e = await refusal(openLane(cfg.a, { ...begun, laneSecret: randomBytes(32) }));
+    expect(e.code).toBe('wrong-secret');
+    expect(e.message).toMatch(/^lane 0: refused by receiver: wrong lane secret for transfer/);
+  });
+
+  it('unknown-transfer', async () => {
+    expect((await refusal(openLane(cfg.a, { ...begun, transferId: randomBytes(16).toString('hex') }))).code).toBe('unknown-transfer');
+  });
+
+  it("denied: another client's transfer, even with its secret", async () => {
+    expect((await refusal(openLane(cfg.b, begun))).code).toBe('denied');
+  });
+
+  it('too-many-lanes: past the maxLanes of the client', async () => {
+    const cb = client(cfg.b);
+    const b = await cb.begin(probeReq());
+    const one = await openLane(cfg.b, b, 0);
+    expect((await refusal(openLane(cfg.b, b, 1))).code).toBe('too-many-lanes');
+    one.close();
+    await cb.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+    cb.close();
+  });
+
+  it('too-many-connections: past maxConnectionsPerIdentity', async () => {
+    const cc = client(cfg.conns);
+    const b = await cc.begin(probeReq());
+    // lanes until one is refused: the control connection may or may not still count
+    const lanes: Lane[] = [];
+    let e: ZferryError | null = null;
+    while (!e && lanes.length < 8) {
+      e = await openLane(cfg.conns, b, lanes.length).then(
+        (l) => (lanes.push(l), null),
+        (err: ZferryError) => err,
+      );
+    }
+    expect(lanes.length).toBeGreaterThanOrEqual(4);
+    expect(e?.code).toBe('too-many-connections');
+    expect(e?.message).toMatch(/maxConnectionsPerIdentity 6/);
+    expect(isRetryable(e)).toBe(true);
+    for (const l of lanes) l.close();
+    await cc.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+    cc.close();
+  });
+
+  it('bad-frame: DATA before HELLO, and a chunk that fails its checksum', async () => {
+    const d = Buffer.from('x');
+    expect(errorCode((await rawLane(cfg.a, encodeData(0n, d, chunkChecksum(d), false))).frames)).toBe('bad-frame');
+    const r = await rawLane(cfg.a, [encodeHello(Buffer.from(begun.transferId, 'hex'), begun.laneSecret, 5), ...encodeData(0n, d, chunkChecksum(Buffer.from('y')), false)]);
+    expect(r.frames[0]?.type).toBe(FrameType.Welcome);
+    expect(errorCode(r.frames)).toBe('bad-frame');
+  });
+
+  it('lane-idle: no HELLO within the handshake timeout', async () => {
+    expect(errorCode((await rawLane(cfg.a, [])).frames)).toBe('lane-idle');
+  });
+
+  it('too-many-duplicates: a lane re-sending one chunk over and over', async () => {
+    const cd = client(cfg.a);
+    const b = await cd.begin(probeReq());
+    const d = Buffer.from('dup');
+    const again = Array.from({ length: 80 }, () => Buffer.concat(encodeData(0n, d, chunkChecksum(d), false)));
+    const r = await rawLane(cfg.a, [encodeHello(Buffer.from(b.transferId, 'hex'), b.laneSecret, 0), ...again]);
+    expect(errorCode(r.frames)).toBe('too-many-duplicates');
+    await cd.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+    cd.close();
+  });
+
+  it('aborted on an open lane, then transfer-failed for a lane re-opened into it', async () => {
+    const ca = client(cfg.a);
+    const b = await ca.begin(probeReq());
+    const lane = await openLane(cfg.a, b);
+    const heard = new Promise<[string, ErrorCode]>((resolve) => lane.on('remote-error', (m, code) => resolve([m, code])));
+    await ca.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+    expect(await heard).toEqual(['aborted by the sender', 'aborted']);
+    expect((await refusal(openLane(cfg.a, b))).code).toBe('transfer-failed');
+    ca.close();
+  });
+
+  it('transfer-over: a lane re-opened into a committed transfer (the striper then leaves it to Finish)', async () => {
+    const ca = client(cfg.a);
+    const b = await ca.begin(probeReq());
+    const lane = await openLane(cfg.a, b);
+    const data = randomBytes(1000);
+    const checksum = chunkChecksum(data);
+    lane.send({ seq: 0n, data, checksum, fin: true });
+    const digest = new StreamDigest();
+    digest.add(checksum, data.length);
+    await ca.finish({ transferId: b.transferId, totalBytes: data.length, totalChunks: 1, digest: digest.digest() });
+    const e = await refusal(openLane(cfg.a, b));
+    expect(e.code).toBe('transfer-over');
+    expect(e.message).toMatch(/is committed/);
+    lane.close();
+    ca.close();
+  });
+});
+
+describe('a receiver shutting down', () => {
+  it('closes open lanes with shutting-down (retryable)', async () => {
+    const own = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/site-a' } } });
+    const c = client(cfg.a, own);
+    const b = await c.begin(probeReq());
+    c.close();
+    const lane = await openLane(cfg.a, b, 0, own);
+    const heard = new Promise<[string, ErrorCode]>((resolve) => lane.on('remote-error', (m, code) => resolve([m, code])));
+    await own.stop();
+    const [message, code] = await heard;
+    expect(code).toBe('shutting-down');
+    expect(message).toBe('receiver shutting down');
+    expect(isRetryable(new ZferryError(code, message))).toBe(true);
+  });
+});
+
