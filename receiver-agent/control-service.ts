@@ -68,7 +68,7 @@ const STATUSES: Partial<Record<ErrorCode, grpc.status>> = {
   unsupported: grpc.status.FAILED_PRECONDITION,
 };
 
-export function toGrpcError(e: unknown): Partial<grpc.StatusObject> {
+function toGrpcError(e: unknown): Partial<grpc.StatusObject> {
   const code: ErrorCode = e instanceof ZferryError ? e.code : 'internal';
   const status = e instanceof ZferryError ? (STATUSES[code] ?? grpc.status.FAILED_PRECONDITION) : grpc.status.INTERNAL;
   return { code: status, details: errorMessage(e), metadata: codeTrailer(code) };

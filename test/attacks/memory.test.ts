@@ -280,7 +280,7 @@ describe('(b) compression bombs', () => {
       const begun: BeginReply[] = [];
       for (let k = 0; k < 4; k++) begun.push(await c.begin(probeReq(8 * MiB)));
       // the window budget is spent: a fifth is refused, naming it
-      await expect(c.begin(probeReq(8 * MiB))).rejects.toThrow(/window budget .*\(windowBudget\); try again/);
+      await expect(c.begin(probeReq(8 * MiB))).rejects.toMatchObject({ code: 'over-budget', message: expect.stringMatching(/window budget .*\(windowBudget\); try again/) });
       for (const b of begun) {
         for (let i = 0; i < 2; i++) {
           const lane = await openLane(client, receiver, b, i);
@@ -343,10 +343,10 @@ describe('(c) receiver-wide budgets', () => {
     try {
       // hog: 4 probes (4 × 16 MiB), its default limit; a fifth is refused
       for (let i = 0; i < 4; i++) held.push({ c: c1, b: await c1.begin(probeReq(64 * 1024)) });
-      await expect(c1.begin(probeReq(64 * 1024))).rejects.toThrow(/"hog" already runs 4 transfers, its limit \(defaultMaxTransfers 4, as "hog" sets no maxTransfers\); try again/);
+      await expect(c1.begin(probeReq(64 * 1024))).rejects.toMatchObject({ code: 'over-budget', message: expect.stringMatching(/"hog" already runs 4 transfers, its limit \(defaultMaxTransfers 4, as "hog" sets no maxTransfers\); try again/) });
       // hog2: one more makes 5 transfers, the receiver's total; the next is refused whoever asks
       held.push({ c: c2, b: await c2.begin(probeReq(64 * 1024)) });
-      await expect(c2.begin(probeReq(64 * 1024))).rejects.toThrow(/already runs 5 transfers for all its clients together, its limit \(maxTransfersTotal 5\); try again in a few minutes/);
+      await expect(c2.begin(probeReq(64 * 1024))).rejects.toMatchObject({ code: 'over-budget', message: expect.stringMatching(/already runs 5 transfers for all its clients together, its limit \(maxTransfersTotal 5\); try again in a few minutes/) });
       // a legitimate sender is refused too, at once, with the same one line
       await run(FAKE_ZFS, ['create', 'tank/data'], { env: { ...process.env, ...env } });
       const f = join(dir, 'payload');
@@ -365,7 +365,7 @@ describe('(c) receiver-wide budgets', () => {
       const one = held.shift()!;
       // (Abort answers once the probe has settled and its sink closed: its budget is back)
       await one.c.abort({ name: '', transferId: one.b.transferId, discardResumeState: false });
-      await expect(c2.begin(probeReq(32 * MiB))).rejects.toThrow(/granted 64\.0 MiB of its 96\.0 MiB window budget to running transfers and cannot grant 64\.0 MiB more \(windowBudget\); try again in a few minutes/);
+      await expect(c2.begin(probeReq(32 * MiB))).rejects.toMatchObject({ code: 'over-budget', message: expect.stringMatching(/granted 64\.0 MiB of its 96\.0 MiB window budget to running transfers and cannot grant 64\.0 MiB more \(windowBudget\); try again in a few minutes/) });
       // the hogs' transfers end: the legitimate replication goes through
       for (const h of held.splice(0)) await h.c.abort({ name: '', transferId: h.b.transferId, discardResumeState: false });
       const ok = await runSender(senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: legit, zfs: FAKE_ZFS }), env);
