@@ -741,7 +741,8 @@ describe('resource limits no peer can exceed', () => {
       const closedAfter = await new Promise<number>((resolve) => s.on('close', () => resolve(Date.now() - t0)));
       clearInterval(tick);
       expect(closedAfter).toBeGreaterThan(1500);
-      expect(closedAfter).toBeLessThan(4500); // handshakeTimeoutSeconds is 2
+      // handshakeTimeoutSeconds is 2; an idle timer would wait out the whole 22 s trickle
+      expect(closedAfter).toBeLessThan(15_000);
     });
   });
 
