@@ -1,26 +1,19 @@
 // One replication job: plan with the receiver, run `zfs send`, stripe its bytes over the
 // lanes, state the end, and hold the new anchor snapshot once the receiver committed.
-import type { ChildProcess } from 'node:child_process';
-import { ZferryError, isRetryable, oneLine } from '../shared/errors.js';
-import { childEnd, sleep, stopSend } from '../shared/child.js';
+import { ZferryError, isRetryable } from '../shared/errors.js';
+import { sleep } from '../shared/child.js';
 import type { Logger } from '../shared/log.js';
-import { formatHostPort, parseHostPort } from '../shared/address.js';
 import { holdTag, parseSource, targetUnderRoot } from '../shared/names.js';
 import { Zfs, heldSnapshots, type ResumeTokenInfo, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
-import { AGENT_VERSION, PROTOCOL_VERSION, type FinishReply, type FinishRequest, type HelloReply, type TargetState } from '../shared/control.js';
-import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
+import type { BeginReply, FinishReply, HelloReply, TargetState } from '../shared/control.js';
 import type { SenderConfig } from '../shared/config.js';
-import { StreamDigest, chunkChecksum } from '../shared/frames.js';
-import { ControlClient } from './control-client.js';
+import { connectReceiver, hello, helloRtt, type Receiver } from './session.js';
+import { SendPath, type SendStats } from './send-path.js';
+import { zfsSendSource } from './sources.js';
 import { planTransfer, describePlan, type Plan } from './plan.js';
-import { Lane } from './lane.js';
-import { Striper } from './striper.js';
-import { chunkPool, fixedChunks, pipeChunks, type SendChunk } from './chunker.js';
-import { PipeReader, closeFd, openPipe } from '../shared/zfs-pipe.js';
 import { Progress } from './progress.js';
 import { Pacer } from './pacer.js';
-import { Compressor, type CompressMode } from './compress.js';
-import { nextLanes, type LaneControlState } from './lane-control.js';
+import type { CompressMode } from './compress.js';
 import { applyTuning, autoLanes, chooseCongestion, describeTuning, planTuning, type LaneTuning } from './tuning.js';
 
 export interface ReplicateOptions {
@@ -46,6 +39,8 @@ export interface ReplicateOptions {
   /** how long to keep retrying a transfer the network or the receiver interrupted */
   retryBudgetMs: number;
   heartbeatMs: number;
+  /** stops the transfer (the receiver keeps its resume state) */
+  signal?: AbortSignal;
 }
 
 export interface ReplicateResult {
@@ -72,12 +67,9 @@ export interface ReplicateResult {
   compressed: { bytesIn: number; bytesOut: number } | null;
 }
 
-interface Session {
+/** A receiver said hello and both sides were read: the plan, and what it rests on. */
+interface Session extends Receiver {
   zfs: Zfs;
-  client: ControlClient;
-  material: TlsMaterial;
-  host: string;
-  port: number;
   hello: HelloReply;
   dataset: string;
   snapshot?: string;
@@ -95,21 +87,15 @@ interface Session {
 export async function openSession(o: ReplicateOptions, log: Logger, contact?: { made: boolean }): Promise<Session> {
   const { dataset, snapshot } = parseSource(o.source);
   targetUnderRoot('root', o.name); // same rules the receiver applies; fail early and locally
-  const { host, port } = parseHostPort(o.to, '--to');
+  const receiver = connectReceiver(o.to, o.config);
   const zfs = new Zfs(o.zfsBin ?? o.config.zfs);
-  const material = loadTlsMaterial(o.config.tls, o.config.baseDir);
-  const client = new ControlClient(formatHostPort(host, port), material, o.config.serverName);
+  const { client } = receiver;
   const notices: string[] = [];
   try {
-    const hello = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: ['resume', 'raw'] });
+    const hi = await hello(client, ['resume', 'raw']);
     if (contact) contact.made = true;
-    let rttMs = Infinity;
-    for (let i = 0; i < 3; i++) {
-      const t0 = performance.now();
-      await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: [] });
-      rttMs = Math.min(rttMs, performance.now() - t0);
-    }
-    log.debug('receiver says hello', { identity: hello.identity, root: hello.root, capabilities: hello.capabilities });
+    const rttMs = await helloRtt(client);
+    log.debug('receiver says hello', { identity: hi.identity, root: hi.root, capabilities: hi.capabilities });
     if (!(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
     const source = await zfs.snapshots(dataset);
     const enc = await zfs.encryption(dataset);
@@ -127,7 +113,7 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
     const plan = planTransfer({ dataset, source, requested: snapshot, target, intermediates: o.intermediates });
     // A resumed stream is raw exactly when the interrupted one was: the token decides.
     if (plan.kind === 'resume') raw = (await checkResumable(zfs, plan.token, dataset, o, target.target, notices)).raw;
-    return { zfs, client, material, host, port, hello, dataset, snapshot, source, encryptedSource, raw, target, plan, notices, rttMs };
+    return { ...receiver, zfs, hello: hi, dataset, snapshot, source, encryptedSource, raw, target, plan, notices, rttMs };
   } catch (e) {
     client.close();
     throw e;
@@ -181,7 +167,35 @@ export async function estimateBytes(s: Session, spec: SendSpec): Promise<{ bytes
 export async function replicate(o: ReplicateOptions, log: Logger, progressOut: NodeJS.WritableStream, contact?: { made: boolean }): Promise<ReplicateResult> {
   const started = Date.now();
   const s = await openSession(o, log, contact);
-  const base = {
+  try {
+    if (s.plan.kind === 'up-to-date') return { ...resultBase(s), outcome: 'up-to-date', snapshot: s.plan.to.name, ...NOTHING_SENT };
+    const t = await beginTransfer(s, o, log);
+    const sent = await sendAndFinish(s, o, t, progressOut);
+    const vault = await anchor(s, o.name, sent.reply, t.log);
+    return {
+      ...resultBase(s),
+      outcome: 'replicated',
+      snapshot: sent.reply.snapshot,
+      bytes: sent.bytes,
+      seconds: (Date.now() - started) / 1000,
+      lanes: sent.stats.lanes,
+      vault,
+      resentChunks: sent.stats.resentChunks,
+      attempts: 1,
+      tuning: t.tuning,
+      laneBytes: sent.stats.laneBytes,
+      wireBytes: sent.stats.wireBytes,
+      compressed: sent.stats.compressed,
+    };
+  } finally {
+    s.client.close();
+  }
+}
+
+const NOTHING_SENT = { bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1, tuning: null, laneBytes: [], wireBytes: 0, compressed: null };
+
+function resultBase(s: Session): Pick<ReplicateResult, 'plan' | 'kind' | 'source' | 'target' | 'raw' | 'encryptedSource' | 'notices'> {
+  return {
     plan: describePlan(s.plan, s.dataset),
     kind: s.plan.kind,
     source: s.dataset,
@@ -190,189 +204,98 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
     encryptedSource: s.encryptedSource,
     notices: s.notices,
   };
+}
+
+/** A transfer the receiver has begun: its reply, what zfs send will make, and the lanes planned for it. */
+interface Begun {
+  begin: BeginReply;
+  spec: SendSpec;
+  estimate: number | null;
+  lanes: number;
+  tuning: LaneTuning;
+  log: Logger;
+}
+
+/** Estimates the stream, picks the lane count and asks the receiver to Begin (it starts zfs recv). */
+async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Promise<Begun> {
+  if (s.plan.kind === 'up-to-date') throw new ZferryError('internal', 'nothing to send');
+  const spec = sendSpec(s, o);
+  const est = await estimateBytes(s, spec);
+  const congestion = chooseCongestion(o.cc);
+  const wantLanes = o.lanes === 'auto' ? autoLanes(congestion, s.rttMs) : o.lanes;
+  if (est.bytes === null || est.how.startsWith('rough')) s.notices.push(`size estimate: ${est.how}`);
+  const to = s.plan.kind === 'resume' ? null : s.plan.to;
+  const begin = await s.client.begin({
+    name: o.name,
+    kind: s.plan.kind,
+    snapshot: to?.name ?? '',
+    toGuid: to?.guid ?? '',
+    fromGuid: s.plan.kind === 'incremental' ? s.plan.from.guid : '',
+    raw: s.raw,
+    encryptedSource: s.encryptedSource,
+    recursive: o.recursive,
+    estimatedBytes: est.bytes ?? 0,
+    lanes: wantLanes,
+    chunkBytes: o.bwlimit ? Pacer.chunkFor(o.bwlimit, o.chunkBytes) : o.chunkBytes,
+  });
+  const tlog = log.child({ transfer: begin.transferId });
+  const lanes = Math.max(1, Math.min(wantLanes, begin.maxLanes));
+  const tuning = planTuning({ linkMbit: o.linkMbit, rttMs: s.rttMs, lanes, congestion });
+  tlog.info('transfer begins', { plan: describePlan(s.plan, s.dataset), target: begin.target, tuning: describeTuning(tuning), window: begin.windowBytes, chunk: begin.chunkBytes });
+  return { begin, spec, estimate: est.bytes, lanes, tuning, log: tlog };
+}
+
+/**
+ * Opens the lanes, streams `zfs send` over them and waits for the receiver's commit. On any
+ * failure the receiver is told to abort (it keeps the resume state) before the error goes on.
+ */
+async function sendAndFinish(s: Session, o: ReplicateOptions, t: Begun, progressOut: NodeJS.WritableStream): Promise<{ reply: FinishReply; bytes: number; stats: SendStats }> {
+  // Raw streams are compressed and encrypted already: compressing them only burns CPU.
+  if (s.raw && o.compress === 'on') s.notices.push('--compress ignored: a raw stream is already compressed and encrypted');
+  const path = new SendPath({
+    receiver: s,
+    begin: t.begin,
+    lanes: t.lanes,
+    log: t.log,
+    heartbeatMs: o.heartbeatMs,
+    reconnectBudgetMs: o.reconnectBudgetMs,
+    tune: (sock) => applyTuning(sock, t.tuning),
+    bwlimit: o.bwlimit,
+    compress: s.raw ? 'off' : o.compress,
+    grow: o.lanes === 'auto' && !o.bwlimit ? { maxLanes: t.begin.maxLanes, linkBps: o.linkMbit ? (o.linkMbit * 1e6) / 8 : null } : undefined,
+    onNotice: (m) => s.notices.push(m),
+    signal: o.signal,
+  });
+  const progress = new Progress(() => ({ ...path.progress(), estimate: t.estimate }), o.progress, progressOut);
   try {
-    if (s.plan.kind === 'up-to-date') {
-      return { ...base, outcome: 'up-to-date', snapshot: s.plan.to.name, bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1, tuning: null, laneBytes: [], wireBytes: 0, compressed: null };
-    }
-    const spec = sendSpec(s, o);
-    const est = await estimateBytes(s, spec);
-    const congestion = chooseCongestion(o.cc);
-    const wantLanes = o.lanes === 'auto' ? autoLanes(congestion, s.rttMs) : o.lanes;
-    if (est.bytes === null || est.how.startsWith('rough')) s.notices.push(`size estimate: ${est.how}`);
-    const to = s.plan.kind === 'resume' ? null : s.plan.to;
-    const begin = await s.client.begin({
-      name: o.name,
-      kind: s.plan.kind,
-      snapshot: to?.name ?? '',
-      toGuid: to?.guid ?? '',
-      fromGuid: s.plan.kind === 'incremental' ? s.plan.from.guid : '',
-      raw: s.raw,
-      encryptedSource: s.encryptedSource,
-      recursive: o.recursive,
-      estimatedBytes: est.bytes ?? 0,
-      lanes: wantLanes,
-      chunkBytes: o.bwlimit ? Pacer.chunkFor(o.bwlimit, o.chunkBytes) : o.chunkBytes,
-    });
-    const tlog = log.child({ transfer: begin.transferId });
-    const transferId = Buffer.from(begin.transferId, 'hex');
-    const lanes = Math.max(1, Math.min(wantLanes, begin.maxLanes));
-    const tuning = planTuning({ linkMbit: o.linkMbit, rttMs: s.rttMs, lanes, congestion });
-    const tuneWarnings = new Set<string>();
-    tlog.info('transfer begins', { plan: base.plan, target: begin.target, tuning: describeTuning(tuning), window: begin.windowBytes, chunk: begin.chunkBytes });
-    const striper = new Striper({
-      windowBytes: begin.windowBytes,
-      lanes,
-      log: tlog,
-      reconnectBudgetMs: o.reconnectBudgetMs,
-      pacer: o.bwlimit ? new Pacer(o.bwlimit) : undefined,
-      connect: (index) =>
-        Lane.connect({
-          tls: clientTlsOptions(s.material, { host: s.host, port: s.port, servername: o.config.serverName, alpn: [LANE_ALPN] }),
-          transferId,
-          secret: begin.laneSecret,
-          index,
-          timeoutMs: 15_000,
-          // About one chunk waiting per lane: more only lets a stalled lane hoard chunks that
-          // others could carry (the kernel buffer, capped by NOTSENT_LOWAT, holds the rest).
-          highWater: begin.chunkBytes,
-          heartbeatMs: o.heartbeatMs,
-          tune: (sock) => {
-            for (const w of applyTuning(sock, tuning)) {
-              if (!tuneWarnings.has(w)) {
-                tuneWarnings.add(w);
-                s.notices.push(w);
-              }
-            }
-          },
-        }),
-    });
-    let sent = 0;
-    const progress = new Progress(() => ({ bytes: striper.ackedBytes, wire: striper.wireBytes, estimate: est.bytes, lanes: striper.openLanes }), o.progress, progressOut);
-    let child: ChildProcess | null = null;
-    let reader: PipeReader | null = null;
-    let laneTimer: NodeJS.Timeout | null = null;
-    // Raw streams are compressed and encrypted already: compressing them only burns CPU.
-    const compressor = new Compressor(s.raw ? 'off' : o.compress);
-    if (s.raw && o.compress === 'on') s.notices.push('--compress ignored: a raw stream is already compressed and encrypted');
-    try {
-      await striper.start();
-      const pipe = openPipe();
-      child = s.zfs.spawnSend(spec, pipe?.writeFd);
-      if (pipe) {
-        closeFd(pipe.writeFd); // zfs send has its own copy; EOF comes when it exits
-        reader = new PipeReader(pipe.readFd);
-      }
-      let stderr = '';
-      child.stderr!.on('data', (b: Buffer) => {
-        if (stderr.length < 65536) stderr += b.toString('utf8');
-      });
-      const exited = childEnd(child);
-      progress.begin();
-      // --lanes auto: grow the lane count while that raises goodput (lane-control.ts)
-      let laneState: LaneControlState = { lanes, before: null, done: o.lanes !== 'auto' || o.bwlimit > 0 };
-      let lastAcked = 0;
-      let lastAt = performance.now();
-      laneTimer = setInterval(() => {
-        const now = performance.now();
-        const goodput = ((striper.ackedBytes - lastAcked) * 1000) / (now - lastAt);
-        lastAcked = striper.ackedBytes;
-        lastAt = now;
-        const next = nextLanes(laneState, goodput, { maxLanes: begin.maxLanes, linkBps: o.linkMbit ? (o.linkMbit * 1e6) / 8 : null });
-        if (next.lanes > striper.lanes.length) {
-          tlog.info('adding lanes', { from: striper.lanes.length, to: next.lanes, goodput: Math.round(goodput) });
-          striper.addLanes(next.lanes - striper.lanes.length);
-        }
-        laneState = next;
-        if (laneState.done && laneTimer) clearInterval(laneTimer);
-      }, 3000);
-      laneTimer.unref();
-      const digest = new StreamDigest();
-      let seq = 0n;
-      const push = async (c: SendChunk, fin: boolean): Promise<void> => {
-        const checksum = chunkChecksum(c.data);
-        digest.add(checksum, c.data.length);
-        const wire = (await compressor.compress(c.data)) ?? undefined;
-        await striper.push({ seq: seq++, data: c.data, checksum, fin, wire, lease: c.lease });
-        sent += c.data.length;
-      };
-      // The window bounds the chunks out at once, so it bounds the pool too.
-      const windowChunks = Math.ceil(begin.windowBytes / begin.chunkBytes);
-      const pool = chunkPool(begin.chunkBytes, windowChunks + 2 * striper.lanes.length + 2);
-      pool.reserve(windowChunks + 2);
-      // Hold one chunk back: only at EOF do we know which chunk is the last (FIN).
-      let held: SendChunk | null = null;
-      for await (const c of reader ? pipeChunks(reader, pool) : fixedChunks(child.stdout!, pool)) {
-        if (held) await push(held, false);
-        held = c;
-      }
-      reader?.close();
-      const { code, signal } = await exited;
-      if (code !== 0) {
-        throw new ZferryError('zfs-send', `zfs send failed: ${oneLine(stderr) || (signal ? `killed by ${signal}` : `exit status ${code}`)}`);
-      }
-      if (!held) throw new ZferryError('zfs-send', 'zfs send produced no data');
-      await push(held, true);
-      const reply = await finishWithRetry(
-        s.client,
-        { transferId: begin.transferId, totalBytes: sent, totalChunks: Number(seq), digest: digest.digest() },
-        striper,
-        tlog,
-      );
-      progress.end();
-      clearInterval(laneTimer);
-      striper.close();
-      tlog.info('receiver committed', { snapshot: reply.snapshot, bytes: reply.bytesWritten });
-      const vault = s.encryptedSource
-        ? { checked: true, ok: reply.vaultOk, encryption: reply.encryption, keystatus: reply.keystatus }
-        : null;
-      await holdAnchor(s, o.name, reply.snapshot, tlog, s.notices);
-      if (vault && s.raw && !vault.ok) {
-        throw new ZferryError(
-          'vault',
-          `vault check FAILED: ${reply.target} has encryption=${vault.encryption || '?'} keystatus=${vault.keystatus || '?'}; expected an encrypted dataset whose key is not loaded`,
-        );
-      }
-      return {
-        ...base,
-        outcome: 'replicated',
-        snapshot: reply.snapshot,
-        bytes: sent,
-        seconds: (Date.now() - started) / 1000,
-        lanes: striper.lanes.length,
-        vault,
-        resentChunks: striper.resent,
-        attempts: 1,
-        tuning,
-        laneBytes: [...striper.laneBytes].map((b) => b ?? 0),
-        wireBytes: striper.wireBytes,
-        compressed: compressor.bytesIn ? { bytesIn: compressor.bytesIn, bytesOut: compressor.bytesOut } : null,
-      };
-    } catch (e) {
-      progress.end();
-      if (laneTimer) clearInterval(laneTimer);
-      if (child) await stopSend(child, reader);
-      striper.fail(e as Error);
-      if (!(e instanceof ZferryError && e.code === 'vault')) {
-        await s.client.abort({ name: o.name, transferId: begin.transferId, discardResumeState: false }).catch(() => {});
-      }
-      throw e;
-    }
-  } finally {
-    s.client.close();
+    await path.open();
+    const source = zfsSendSource(s.zfs, t.spec);
+    progress.begin();
+    const totals = await path.stream(source);
+    const reply = await path.finish(totals);
+    progress.end();
+    path.close();
+    t.log.info('receiver committed', { snapshot: reply.snapshot, bytes: reply.bytesWritten });
+    return { reply, bytes: totals.bytes, stats: path.stats() };
+  } catch (e) {
+    progress.end();
+    path.fail(e as Error);
+    await s.client.abort({ name: o.name, transferId: t.begin.transferId, discardResumeState: false }).catch(() => {});
+    throw e;
   }
 }
 
-/** Finish is idempotent on the receiver: if the control connection drops, ask again. */
-async function finishWithRetry(client: ControlClient, req: FinishRequest, striper: Striper, log: Logger): Promise<FinishReply> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await Promise.race([client.finish(req), striper.whenFailed()]);
-    } catch (e) {
-      if (!(e instanceof ZferryError) || e.code !== 'unreachable' || striper.error || attempt >= 30) throw e;
-      log.warn('control connection lost during Finish; asking again', { attempt });
-      await sleep(Math.min(500 * attempt, 5000));
-    }
+/** After the commit: holds the new anchor snapshot, then checks that a raw copy stayed a vault copy. */
+async function anchor(s: Session, name: string, reply: FinishReply, log: Logger): Promise<ReplicateResult['vault']> {
+  const vault = s.encryptedSource ? { checked: true, ok: reply.vaultOk, encryption: reply.encryption, keystatus: reply.keystatus } : null;
+  await holdAnchor(s, name, reply.snapshot, log, s.notices);
+  if (vault && s.raw && !vault.ok) {
+    throw new ZferryError(
+      'vault',
+      `vault check FAILED: ${reply.target} has encryption=${vault.encryption || '?'} keystatus=${vault.keystatus || '?'}; expected an encrypted dataset whose key is not loaded`,
+    );
   }
+  return vault;
 }
 
 /**

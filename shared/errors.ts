@@ -65,6 +65,8 @@ export const ERROR_CODES = {
   lane: 'a lane could not be opened (network, TLS), or was refused without a code',
   'lanes-down': 'no lane could be re-opened within the reconnect budget',
   'transfer-lost': 'the receiver dropped the transfer while lanes were being re-opened',
+  'empty-stream': 'the stream to send ended before its first byte',
+  cancelled: "the sender's caller cancelled the transfer (its AbortSignal fired)",
   // reaching the receiver
   unreachable: 'the receiver cannot be reached, or refused our certificate',
   timeout: 'the receiver did not answer a call in time',

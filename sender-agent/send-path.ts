@@ -1,0 +1,265 @@
+// The data path of one transfer, from the receiver's Begin reply to its Finish reply: opens
+// the lanes, runs a byte source (zfs send, or doctor's generated chunks) through checksums,
+// compression and the striper, holds the last chunk back so that the FIN goes out only once
+// the source ended cleanly, and asks the receiver to Finish. What to send, and what to do
+// once the receiver committed, stay with the caller (replicate, doctor).
+import type * as tls from 'node:tls';
+import { ZferryError } from '../shared/errors.js';
+import { sleep } from '../shared/child.js';
+import type { Logger } from '../shared/log.js';
+import type { BufferPool } from '../shared/buffer-pool.js';
+import type { BeginReply, FinishReply } from '../shared/control.js';
+import { StreamDigest, chunkChecksum } from '../shared/frames.js';
+import { Lane } from './lane.js';
+import { Striper } from './striper.js';
+import { chunkPool } from './chunker.js';
+import { Pacer } from './pacer.js';
+import { Compressor, type CompressMode } from './compress.js';
+import { nextLanes, type LaneControlState } from './lane-control.js';
+import { laneTls, type Receiver } from './session.js';
+import type { ByteSource, StreamChunk } from './sources.js';
+
+export interface SendPathOptions {
+  receiver: Receiver;
+  begin: BeginReply;
+  /** lanes to open at the start (at most begin.maxLanes) */
+  lanes: number;
+  log: Logger;
+  heartbeatMs: number;
+  /** how long to keep trying to re-open lanes when all are down */
+  reconnectBudgetMs: number;
+  /** tunes a lane socket once TCP is connected; what it returns is reported once each through onNotice */
+  tune?: (socket: tls.TLSSocket) => string[];
+  /** bytes per second over all lanes together; 0 or absent: unlimited */
+  bwlimit?: number;
+  compress?: CompressMode;
+  /** --lanes auto: add lanes while that raises goodput (lane-control.ts) */
+  grow?: { maxLanes: number; linkBps: number | null };
+  onNotice?: (message: string) => void;
+  /** aborting fails the transfer at once and stops the source */
+  signal?: AbortSignal;
+}
+
+/** What the receiver checks the whole stream against in Finish. */
+export interface StreamTotals {
+  bytes: number;
+  chunks: number;
+  digest: Buffer;
+}
+
+export interface SendStats {
+  /** lanes opened in all (--lanes auto may have added some) */
+  lanes: number;
+  resentChunks: number;
+  /** bytes each lane carried */
+  laneBytes: number[];
+  /** bytes put on the lanes (compressed where that paid; re-sends included) */
+  wireBytes: number;
+  compressed: { bytesIn: number; bytesOut: number } | null;
+}
+
+export class SendPath {
+  readonly striper: Striper;
+  private readonly compressor: Compressor;
+  private readonly noticed = new Set<string>();
+  private pool: BufferPool | null = null;
+  private laneTimer: NodeJS.Timeout | null = null;
+  private source: ByteSource | null = null;
+  private readonly onAbort = (): void => this.cancel();
+
+  constructor(private readonly o: SendPathOptions) {
+    const { begin } = o;
+    const transferId = Buffer.from(begin.transferId, 'hex');
+    this.compressor = new Compressor(o.compress ?? 'off');
+    this.striper = new Striper({
+      windowBytes: begin.windowBytes,
+      lanes: o.lanes,
+      log: o.log,
+      reconnectBudgetMs: o.reconnectBudgetMs,
+      pacer: o.bwlimit ? new Pacer(o.bwlimit) : undefined,
+      connect: (index) =>
+        Lane.connect({
+          tls: laneTls(o.receiver),
+          transferId,
+          secret: begin.laneSecret,
+          index,
+          timeoutMs: 15_000,
+          // About one chunk waiting per lane: more only lets a stalled lane hoard chunks that
+          // others could carry (the kernel buffer, capped by NOTSENT_LOWAT, holds the rest).
+          highWater: begin.chunkBytes,
+          heartbeatMs: o.heartbeatMs,
+          tune: o.tune && ((sock) => this.notice(o.tune!(sock))),
+        }),
+    });
+    if (o.signal?.aborted) this.cancel();
+    else o.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /** Opens the lanes; at least one must come up. */
+  async open(): Promise<void> {
+    if (this.striper.error) throw this.striper.error;
+    await this.striper.start();
+  }
+
+  /**
+   * Runs the source into the lanes and returns the totals for Finish. The last chunk is held
+   * back until the source says it ended cleanly, and only then sent as the FIN: a stream cut
+   * short is never taken for a whole one. On any failure the source is stopped.
+   */
+  async stream(source: ByteSource): Promise<StreamTotals> {
+    this.source = source;
+    const digest = new StreamDigest();
+    let seq = 0n;
+    let bytes = 0;
+    const push = async (c: StreamChunk, fin: boolean): Promise<void> => {
+      const checksum = c.checksum ?? chunkChecksum(c.data);
+      digest.add(checksum, c.data.length);
+      const wire = (await this.compressor.compress(c.data)) ?? undefined;
+      await this.striper.push({ seq: seq++, data: c.data, checksum, fin, wire, lease: c.lease });
+      bytes += c.data.length;
+    };
+    try {
+      if (this.striper.error) throw this.striper.error;
+      this.growLanes();
+      let held: StreamChunk | null = null;
+      for await (const c of source.chunks(() => this.chunkPool())) {
+        if (held) await push(held, false);
+        held = c;
+      }
+      await source.ended();
+      if (!held) throw new ZferryError('empty-stream', 'the stream to send was empty');
+      await push(held, true);
+    } catch (e) {
+      await source.stop();
+      throw e;
+    }
+    return { bytes, chunks: Number(seq), digest: digest.digest() };
+  }
+
+  /** Asks the receiver to check the totals and commit. Finish is idempotent there: if the control connection drops, ask again. */
+  async finish(totals: StreamTotals, o: { attempts?: number } = {}): Promise<FinishReply> {
+    const req = { transferId: this.o.begin.transferId, totalBytes: totals.bytes, totalChunks: totals.chunks, digest: totals.digest };
+    const attempts = o.attempts ?? 30;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await Promise.race([this.o.receiver.client.finish(req), this.striper.whenFailed()]);
+      } catch (e) {
+        if (!(e instanceof ZferryError) || e.code !== 'unreachable' || this.striper.error || attempt >= attempts) throw e;
+        this.o.log.warn('control connection lost during Finish; asking again', { attempt });
+        await sleep(Math.min(500 * attempt, 5000));
+      }
+    }
+  }
+
+  /** Ends the path after the receiver committed, or to drop it (a probe): lanes closed, timers stopped. */
+  close(): void {
+    this.stop();
+    this.striper.close();
+  }
+
+  /** Fails the transfer: lanes closed, every waiting push rejected with `e`. */
+  fail(e: Error): void {
+    this.stop();
+    this.striper.fail(e);
+  }
+
+  /** For progress lines: bytes the receiver acknowledged, bytes put on the lanes, open lanes. */
+  progress(): { bytes: number; wire: number; lanes: number } {
+    return { bytes: this.striper.ackedBytes, wire: this.striper.wireBytes, lanes: this.striper.openLanes };
+  }
+
+  /** The run's account for the summary. */
+  stats(): SendStats {
+    const c = this.compressor;
+    return {
+      lanes: this.striper.lanes.length,
+      resentChunks: this.striper.resent,
+      laneBytes: [...this.striper.laneBytes].map((b) => b ?? 0),
+      wireBytes: this.striper.wireBytes,
+      compressed: c.bytesIn ? { bytesIn: c.bytesIn, bytesOut: c.bytesOut } : null,
+    };
+  }
+
+  get error(): Error | null {
+    return this.striper.error;
+  }
+
+  /** bytes pushed and not yet acknowledged by the receiver */
+  get inFlightBytes(): number {
+    return this.striper.inFlightBytes;
+  }
+
+  /** Whether some lane would take a chunk now (a source can wait for that instead of queueing ahead). */
+  get hasRoom(): boolean {
+    return this.striper.lanes.some((l) => l?.hasRoom);
+  }
+
+  /** Resolves when a lane reports room, or after `ms`. */
+  waitForRoom(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const lanes = this.striper.lanes.filter((l): l is Lane => l !== null);
+      const done = (): void => {
+        clearTimeout(timer);
+        for (const l of lanes) l.off('drain', done);
+        resolve();
+      };
+      const timer = setTimeout(done, Math.max(1, ms));
+      for (const l of lanes) l.once('drain', done);
+    });
+  }
+
+  private notice(messages: string[]): void {
+    for (const m of messages) {
+      if (this.noticed.has(m)) continue;
+      this.noticed.add(m);
+      this.o.onNotice?.(m);
+    }
+  }
+
+  private cancel(): void {
+    const why = this.o.signal?.reason;
+    this.fail(new ZferryError('cancelled', `transfer cancelled${why instanceof Error && why.name !== 'AbortError' ? `: ${why.message}` : ''}`));
+    void this.source?.stop();
+  }
+
+  private stop(): void {
+    if (this.laneTimer) clearInterval(this.laneTimer);
+    this.laneTimer = null;
+    this.o.signal?.removeEventListener('abort', this.onAbort);
+  }
+
+  /** The window bounds the chunks out at once, so it bounds the pool too; made only for a source that reads into it. */
+  private chunkPool(): BufferPool {
+    if (!this.pool) {
+      const { windowBytes, chunkBytes } = this.o.begin;
+      const windowChunks = Math.ceil(windowBytes / chunkBytes);
+      this.pool = chunkPool(chunkBytes, windowChunks + 2 * this.striper.lanes.length + 2);
+      this.pool.reserve(windowChunks + 2);
+    }
+    return this.pool;
+  }
+
+  /** --lanes auto: every 3 s, more lanes while the last ones raised goodput. */
+  private growLanes(): void {
+    const grow = this.o.grow;
+    if (!grow || this.laneTimer) return;
+    const striper = this.striper;
+    let state: LaneControlState = { lanes: striper.lanes.length, before: null, done: false };
+    let lastAcked = 0;
+    let lastAt = performance.now();
+    this.laneTimer = setInterval(() => {
+      const now = performance.now();
+      const goodput = ((striper.ackedBytes - lastAcked) * 1000) / (now - lastAt);
+      lastAcked = striper.ackedBytes;
+      lastAt = now;
+      const next = nextLanes(state, goodput, { maxLanes: grow.maxLanes, linkBps: grow.linkBps });
+      if (next.lanes > striper.lanes.length) {
+        this.o.log.info('adding lanes', { from: striper.lanes.length, to: next.lanes, goodput: Math.round(goodput) });
+        striper.addLanes(next.lanes - striper.lanes.length);
+      }
+      state = next;
+      if (state.done && this.laneTimer) clearInterval(this.laneTimer);
+    }, 3000);
+    this.laneTimer.unref();
+  }
+}

@@ -1,0 +1,57 @@
+// Connecting to a receiver: its address, this client's TLS material, the control client, and
+// the TLS options a lane dials with. Every sender command that talks to a receiver starts here,
+// so they all present the same certificate, server name and protocol version.
+import type * as tls from 'node:tls';
+import { formatHostPort, parseHostPort } from '../shared/address.js';
+import type { SenderConfig } from '../shared/config.js';
+import { AGENT_VERSION, PROTOCOL_VERSION, type HelloReply } from '../shared/control.js';
+import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
+import { ControlClient } from './control-client.js';
+
+export interface Receiver {
+  host: string;
+  port: number;
+  /** host:port as given to gRPC and printed in messages */
+  address: string;
+  serverName?: string;
+  material: TlsMaterial;
+  client: ControlClient;
+}
+
+/** Reads the TLS material and makes the control client; nothing is sent until the first call. */
+export function connectReceiver(to: string, config: Pick<SenderConfig, 'tls' | 'baseDir' | 'serverName'>, what = '--to'): Receiver {
+  const { host, port } = parseHostPort(to, what);
+  const material = loadTlsMaterial(config.tls, config.baseDir);
+  const address = formatHostPort(host, port);
+  return { host, port, address, serverName: config.serverName, material, client: new ControlClient(address, material, config.serverName) };
+}
+
+/** Runs `fn` with a connected receiver and closes its control client afterwards, however `fn` ends. */
+export async function withReceiver<T>(to: string, config: Pick<SenderConfig, 'tls' | 'baseDir' | 'serverName'>, fn: (r: Receiver) => Promise<T>): Promise<T> {
+  const r = connectReceiver(to, config);
+  try {
+    return await fn(r);
+  } finally {
+    r.client.close();
+  }
+}
+
+export function hello(client: ControlClient, capabilities: string[] = []): Promise<HelloReply> {
+  return client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities });
+}
+
+/** The control-plane round trip in ms: the best of `n` Hellos on a connection already up. */
+export async function helloRtt(client: ControlClient, n = 3): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await hello(client);
+    best = Math.min(best, performance.now() - t0);
+  }
+  return best;
+}
+
+/** TLS options for one lane to this receiver: the same identity as the control client, ALPN zferry-lane. */
+export function laneTls(r: Pick<Receiver, 'host' | 'port' | 'serverName' | 'material'>): tls.ConnectionOptions {
+  return clientTlsOptions(r.material, { host: r.host, port: r.port, servername: r.serverName, alpn: [LANE_ALPN] });
+}
