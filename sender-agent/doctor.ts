@@ -17,12 +17,11 @@
 // SO_RCVBUF: their windows autotune up to its net.ipv4.tcp_rmem max, root or not.
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
-import { parseHostPort, formatHostPort } from '../shared/address.js';
 import type { SenderConfig } from '../shared/config.js';
-import { AGENT_VERSION, PROTOCOL_VERSION, type DiagnoseReply } from '../shared/control.js';
+import type { DiagnoseReply } from '../shared/control.js';
 import { ZferryError, errorMessage, oneLine } from '../shared/errors.js';
 import { childEnd, sleep, stopSend } from '../shared/child.js';
-import { StreamDigest, chunkChecksum } from '../shared/frames.js';
+import { chunkChecksum } from '../shared/frames.js';
 import { cpuBetween, cpuCount, cpuSample, type CpuUse } from '../shared/host.js';
 import type { Logger } from '../shared/log.js';
 import {
@@ -38,11 +37,10 @@ import {
   type BufferCaps,
   type TcpInfo,
 } from '../shared/sockopt.js';
-import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
 import { formatBytes } from '../shared/units.js';
 import { Zfs } from '../shared/zfs.js';
 import { validateDataset } from '../shared/names.js';
-import { ControlClient } from './control-client.js';
+import type { ControlClient } from './control-client.js';
 import {
   fmtMbit,
   fmtMs,
@@ -57,8 +55,10 @@ import {
   type Verdict,
   type ZfsSendResult,
 } from './doctor-verdict.js';
-import { Lane } from './lane.js';
-import { Striper } from './striper.js';
+import type { Striper } from './striper.js';
+import { connectReceiver, hello, type Receiver } from './session.js';
+import { SendPath } from './send-path.js';
+import type { ByteSource, StreamChunk } from './sources.js';
 import { autoLanes, chooseCongestion, planTuning } from './tuning.js';
 
 const PROBE_CHUNK = 128 * 1024;
@@ -99,11 +99,7 @@ export interface DoctorReport {
 }
 
 interface Ctx {
-  client: ControlClient;
-  material: TlsMaterial;
-  host: string;
-  port: number;
-  serverName?: string;
+  receiver: Receiver;
   log: Logger;
   rttMs: number;
   linkMbit?: number;
@@ -113,16 +109,15 @@ interface Ctx {
 export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorReport> {
   const started = performance.now();
   const say = o.progress ?? (() => {});
-  const { host, port } = parseHostPort(o.to, '--to');
   if (!(o.seconds >= 2)) throw new ZferryError('usage', '--seconds takes at least 2');
   if (o.dataset) validateDataset(o.dataset);
   const congestion = chooseCongestion(o.cc);
-  const material = loadTlsMaterial(o.config.tls, o.config.baseDir);
-  const client = new ControlClient(formatHostPort(host, port), material, o.config.serverName);
+  const link = connectReceiver(o.to, o.config);
+  const { client } = link;
   const notices: string[] = [];
   try {
-    const hello = await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: [] });
-    say(`receiver ${o.to} knows us as "${hello.identity}"; measuring round trips`);
+    const hi = await hello(client);
+    say(`receiver ${o.to} knows us as "${hi.identity}"; measuring round trips`);
     const { rtt, diagnose } = await measureRtt(client);
     if (!diagnose) notices.push('the receiver does not answer Diagnose (an older receiver-agent): its buffers, CPU and disk are not known');
     let facts0: DiagnoseReply | null = null;
@@ -134,12 +129,12 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
     // its limits, probe bounds and disk probe still come; its buffers, congestion control and CPU do not
     const withheld = facts0 !== null && hostFactsWithheld(facts0);
 
-    const ctx: Ctx = { client, material, host, port, serverName: o.config.serverName, log, rttMs: rtt.minMs, linkMbit: o.linkMbit };
+    const ctx: Ctx = { receiver: link, log, rttMs: rtt.minMs, linkMbit: o.linkMbit };
     const s1 = Math.max(1, o.seconds * 0.4);
     const s2 = Math.max(1, o.seconds - s1);
     say(`probe over 1 lane for ${s1.toFixed(0)} s`);
     const oneLane = await runProbe(ctx, 1, s1, congestion);
-    const maxLanes = hello.maxLanes > 0 ? hello.maxLanes : 32;
+    const maxLanes = hi.maxLanes > 0 ? hi.maxLanes : 32;
     const lanesAuto = Math.max(1, Math.min(autoLanes(congestion, rtt.minMs), maxLanes));
     say(`probe over ${lanesAuto} lanes (--lanes auto) for ${s2.toFixed(0)} s`);
     const sender0 = cpuSample();
@@ -187,9 +182,9 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
     return {
       event: 'doctor',
       to: o.to,
-      identity: hello.identity,
-      root: hello.root,
-      receiverVersion: hello.agentVersion,
+      identity: hi.identity,
+      root: hi.root,
+      receiverVersion: hi.agentVersion,
       seconds: (performance.now() - started) / 1000,
       measurements,
       verdict: verdict(measurements),
@@ -217,7 +212,7 @@ async function measureRtt(client: ControlClient): Promise<{ rtt: RttStats; diagn
         diagnose = false;
         continue;
       }
-    } else await client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: AGENT_VERSION, capabilities: [] });
+    } else await hello(client);
     ms.push(performance.now() - t);
   }
   const avg = ms.reduce((a, b) => a + b, 0) / ms.length;
@@ -244,20 +239,6 @@ function syntheticChunk(bytes: number): { data: Buffer; checksum: number } {
     chunkCache.set(bytes, c);
   }
   return c;
-}
-
-/** Resolves when a lane reports room, or after `ms`. */
-function waitForRoom(striper: Striper, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const lanes = striper.lanes.filter((l): l is Lane => l !== null);
-    const done = (): void => {
-      clearTimeout(timer);
-      for (const l of lanes) l.off('drain', done);
-      resolve();
-    };
-    const timer = setTimeout(done, Math.max(1, ms));
-    for (const l of lanes) l.once('drain', done);
-  });
 }
 
 function tcpInfos(striper: Striper): TcpInfo[] {
@@ -311,9 +292,10 @@ async function runProbe(ctx: Ctx, wantLanes: number, seconds: number, congestion
     ended: 'not started',
     error: null,
   };
+  const { client } = ctx.receiver;
   let begin;
   try {
-    begin = await ctx.client.begin({
+    begin = await client.begin({
       name: '',
       kind: 'probe',
       snapshot: '',
@@ -334,117 +316,117 @@ async function runProbe(ctx: Ctx, wantLanes: number, seconds: number, congestion
   result.lanes = lanes;
   const tuning = planTuning({ linkMbit: ctx.linkMbit, rttMs: ctx.rttMs, lanes, congestion });
   const warnings = new Set<string>();
-  const log = ctx.log.child({ probe: begin.transferId });
-  const striper = new Striper({
-    windowBytes: begin.windowBytes,
+  // the same lanes replicate opens (send-path.ts), with the settings applyTuning makes, keeping what the kernel granted
+  const path = new SendPath({
+    receiver: ctx.receiver,
+    begin,
     lanes,
-    log,
+    log: ctx.log.child({ probe: begin.transferId }),
+    heartbeatMs: 5000,
     reconnectBudgetMs: 10_000,
-    connect: (index) =>
-      Lane.connect({
-        tls: clientTlsOptions(ctx.material, { host: ctx.host, port: ctx.port, servername: ctx.serverName, alpn: [LANE_ALPN] }),
-        transferId: Buffer.from(begin.transferId, 'hex'),
-        secret: begin.laneSecret,
-        index,
-        timeoutMs: 15_000,
-        highWater: begin.chunkBytes, // as replicate: one chunk queued in Node per lane
-        heartbeatMs: 5000,
-        // the same settings applyTuning (replicate) makes, keeping what the kernel granted
-        tune: (sock) => {
-          if (!sockopt.available) {
-            warnings.add(`lane buffers left to the kernel: ${sockopt.loadError}`);
-            return;
-          }
-          const r = tuneSocket(sock, { sndbuf: tuning.sndbuf, congestion: tuning.congestion ?? undefined, notSentLowat: tuning.notSentLowat });
-          for (const w of r.warnings) warnings.add(w);
-          if (!result.sendBuffer && r.applied.sndbuf !== undefined && r.applied.sndbufMode) {
-            result.sendBuffer = { asked: tuning.sndbuf, kernel: r.applied.sndbuf, mode: r.applied.sndbufMode };
-          }
-          if (r.applied.congestion) result.congestion = r.applied.congestion;
-        },
-      }),
+    tune: (sock) => {
+      if (!sockopt.available) return [`lane buffers left to the kernel: ${sockopt.loadError}`];
+      const r = tuneSocket(sock, { sndbuf: tuning.sndbuf, congestion: tuning.congestion ?? undefined, notSentLowat: tuning.notSentLowat });
+      if (!result.sendBuffer && r.applied.sndbuf !== undefined && r.applied.sndbufMode) {
+        result.sendBuffer = { asked: tuning.sndbuf, kernel: r.applied.sndbuf, mode: r.applied.sndbufMode };
+      }
+      if (r.applied.congestion) result.congestion = r.applied.congestion;
+      return r.warnings;
+    },
+    onNotice: (w) => warnings.add(w),
   });
   const abort = async (why: string): Promise<void> => {
-    striper.close();
+    path.close();
     result.ended = `aborted: ${why}`;
-    await ctx.client.abort({ name: '', transferId: begin.transferId, discardResumeState: false }).catch(() => {});
+    await client.abort({ name: '', transferId: begin.transferId, discardResumeState: false }).catch(() => {});
   };
   try {
-    await striper.start();
+    await path.open();
   } catch (e) {
     result.error = `no lane could be opened: ${errorMessage(e)}`;
     await abort('no lane');
     return result;
   }
-  const { data, checksum } = syntheticChunk(begin.chunkBytes);
-  const digest = new StreamDigest();
-  let seq = 0n;
-  let sent = 0;
   const samples: Sample[] = [];
   const sample = (): void => {
-    samples.push({ t: performance.now(), app: striper.ackedBytes, wire: wireAcked(striper) });
+    samples.push({ t: performance.now(), app: path.striper.ackedBytes, wire: wireAcked(path.striper) });
   };
   const t0 = performance.now();
-  const deadline = t0 + seconds * 1000;
   sample();
   const timer = setInterval(sample, SAMPLE_MS);
-  try {
-    let n = 0;
-    while (performance.now() < deadline) {
-      if (striper.error) throw striper.error;
-      if (!striper.lanes.some((l) => l?.hasRoom)) {
-        await waitForRoom(striper, Math.min(20, deadline - performance.now()));
-        continue;
-      }
-      digest.add(checksum, data.length);
-      await striper.push({ seq: seq++, data, checksum, fin: false });
-      sent += data.length;
-      // push() resolves at once while there is room: let timers and sockets run now and then
-      if (++n % 16 === 0) await new Promise<void>((r) => setImmediate(r));
-    }
+  // The measurement ends with the probe stream's last synthetic chunk; then Finish (length and
+  // digest checked, like a replication) if the queue drains soon, else Abort.
+  let measured = false;
+  const source = probeSource(path, begin.chunkBytes, t0 + seconds * 1000, () => {
     clearInterval(timer);
     sample();
-    const infos = tcpInfos(striper);
-    summarize(result, samples, infos, (performance.now() - t0) / 1000);
+    summarize(result, samples, tcpInfos(path.striper), (performance.now() - t0) / 1000);
+    measured = true;
+    return result.bytes / Math.max(result.seconds, 1e-3);
+  });
+  let totals;
+  try {
+    totals = await path.stream(source);
   } catch (e) {
-    clearInterval(timer);
-    result.error = `probe failed: ${errorMessage(e)}`;
-    if (!result.seconds) summarize(result, samples, [], (performance.now() - t0) / 1000);
-    await abort('failed');
-    striper.close();
+    if (measured) await abort(errorMessage(e));
+    else {
+      clearInterval(timer);
+      result.error = `probe failed: ${errorMessage(e)}`;
+      if (!result.seconds) summarize(result, samples, [], (performance.now() - t0) / 1000);
+      await abort('failed');
+    }
     result.warnings = [...warnings];
     return result;
   }
-  // End it: Finish (length and digest checked, like a replication) when the queue drains soon;
-  // the measurement is done either way.
   try {
-    const pending = striper.inFlightBytes;
-    const rate = result.bytes / Math.max(result.seconds, 1e-3);
-    if (pending / Math.max(rate, 1) > DRAIN_LIMIT_S) {
-      await abort(`${formatBytes(pending)} still queued, ${(pending / Math.max(rate, 1)).toFixed(0)} s at this rate`);
-    } else {
-      const fin = data.subarray(0, 4096);
-      const fc = chunkChecksum(fin);
-      digest.add(fc, fin.length);
-      await striper.push({ seq: seq++, data: fin, checksum: fc, fin: true });
-      sent += fin.length;
-      const finished = await Promise.race([
-        ctx.client.finish({ transferId: begin.transferId, totalBytes: sent, totalChunks: Number(seq), digest: digest.digest() }).then(() => true),
-        striper.whenFailed(),
-        sleep(FINISH_WAIT_MS).then(() => false),
-      ]);
-      if (finished) {
-        striper.close();
-        result.ended = 'finished';
-      } else await abort(`did not drain within ${FINISH_WAIT_MS / 1000} s`);
-    }
+    const finished = await Promise.race([path.finish(totals, { attempts: 1 }).then(() => true), sleep(FINISH_WAIT_MS).then(() => false)]);
+    if (finished) {
+      path.close();
+      result.ended = 'finished';
+    } else await abort(`did not drain within ${FINISH_WAIT_MS / 1000} s`);
   } catch (e) {
     await abort(errorMessage(e));
   } finally {
-    striper.close();
+    path.close();
   }
   result.warnings = [...warnings];
   return result;
+}
+
+/**
+ * The probe stream: the same random chunk until the deadline, taken only while a lane has room
+ * (so that little is queued when the measurement ends), then a short last chunk that carries
+ * the FIN. It ends cleanly only if what is still queued drains within DRAIN_LIMIT_S at the
+ * measured rate; otherwise the FIN is not sent and the probe is aborted.
+ */
+function probeSource(path: SendPath, chunkBytes: number, deadline: number, measured: () => number): ByteSource {
+  const { data, checksum } = syntheticChunk(chunkBytes);
+  let rate = 0;
+  async function* chunks(): AsyncGenerator<StreamChunk> {
+    let n = 0;
+    while (performance.now() < deadline) {
+      if (path.error) throw path.error;
+      if (!path.hasRoom) {
+        await path.waitForRoom(Math.min(20, deadline - performance.now()));
+        continue;
+      }
+      yield { data, checksum };
+      // the path's push resolves at once while there is room: let timers and sockets run now and then
+      if (++n % 16 === 0) await new Promise<void>((r) => setImmediate(r));
+    }
+    rate = measured();
+    const fin = data.subarray(0, 4096);
+    yield { data: fin, checksum: chunkChecksum(fin) };
+  }
+  return {
+    chunks,
+    async ended() {
+      const pending = path.inFlightBytes;
+      const drain = pending / Math.max(rate, 1);
+      if (drain > DRAIN_LIMIT_S) throw new ZferryError('probe', `${formatBytes(pending)} still queued, ${drain.toFixed(0)} s at this rate`);
+    },
+    stop: () => Promise.resolve(),
+  };
 }
 
 /** Rates from the samples (TCP-acknowledged bytes when every lane tells, else acknowledged chunks) and TCP_INFO. */
