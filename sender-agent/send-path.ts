@@ -65,6 +65,7 @@ export class SendPath {
   private pool: BufferPool | null = null;
   private laneTimer: NodeJS.Timeout | null = null;
   private source: ByteSource | null = null;
+  private cancelled: ZferryError | null = null;
   private readonly onAbort = (): void => this.cancel();
 
   constructor(private readonly o: SendPathOptions) {
@@ -131,7 +132,8 @@ export class SendPath {
       await push(held, true);
     } catch (e) {
       await source.stop();
-      throw e;
+      // stopping the source makes it fail too (a destroyed stream, a broken pipe): say why it was stopped
+      throw this.cancelled ?? e;
     }
     return { bytes, chunks: Number(seq), digest: digest.digest() };
   }
@@ -218,7 +220,8 @@ export class SendPath {
 
   private cancel(): void {
     const why = this.o.signal?.reason;
-    this.fail(new ZferryError('cancelled', `transfer cancelled${why instanceof Error && why.name !== 'AbortError' ? `: ${why.message}` : ''}`));
+    this.cancelled = new ZferryError('cancelled', `transfer cancelled${why instanceof Error && why.name !== 'AbortError' ? `: ${why.message}` : ''}`);
+    this.fail(this.cancelled);
     void this.source?.stop();
   }
 
