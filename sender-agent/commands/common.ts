@@ -1,6 +1,6 @@
 // What several sender-agent commands share: option definitions (one wording everywhere), the
 // config, the logger and the connection to a receiver's control service.
-import { loadSenderConfig, type SenderConfig } from '../../shared/config.js';
+import type { SenderConfig } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { formatHostPort, parseHostPort } from '../../shared/address.js';
 import { loadTlsMaterial } from '../../shared/tls.js';
@@ -11,6 +11,8 @@ export const TO = { type: 'string', arg: '<host:port>', help: "the receiver-agen
 export const NAME = { type: 'string', arg: '<target name>', help: "the target, under this client's root on the receiver", required: true } as const satisfies OptionDef;
 export const CONFIG = { type: 'string', arg: '<sender.json>', help: 'certificates and settings of this sender', default: 'sender.json' } as const satisfies OptionDef;
 export const ZFS = { type: 'string', arg: '<path>', help: 'the zfs command (default: the config\'s "zfs", else zfs on PATH)' } as const satisfies OptionDef;
+/** --zfs on a command that runs no zfs here: taken, so that scripts can pass every command one set of flags */
+export const ZFS_UNUSED = { ...ZFS, help: 'taken as every sender command takes it; this one runs no zfs' } as const satisfies OptionDef;
 export const JSON_OUT = { type: 'boolean', help: 'JSON lines on stdout instead of text' } as const satisfies OptionDef;
 export const VERBOSE = { type: 'boolean', help: 'debug logs on stderr (also: ZFERRY_LOG_LEVEL)' } as const satisfies OptionDef;
 export const LINK_MBIT = { type: 'string', arg: 'M', help: 'the link speed in Mbit/s: sizes lane buffers to the bandwidth-delay product (1000 assumed)' } as const satisfies OptionDef;
@@ -26,10 +28,6 @@ export const STREAM_OPTIONS = {
 
 /** The source positional of replicate and estimate. */
 export const SOURCE = { name: '<pool/dataset>[@snapshot]', required: true, missing: 'name the source: <pool/dataset>[@snapshot]' };
-
-export function senderConfig(path: string): SenderConfig {
-  return loadSenderConfig(path);
-}
 
 /** The summary and notices are the sender's output; logs are for --verbose or ZFERRY_LOG_LEVEL. */
 export function senderLog(verbose: boolean): Logger {

@@ -1,7 +1,8 @@
 // `sender-agent doctor`: measures the path, both hosts and zfs, and names what limits a replication.
+import { loadSenderConfig } from '../../shared/config.js';
 import { defineCommand } from '../../shared/command.js';
 import { hostPort, num, seconds } from '../../shared/cli-values.js';
-import { CC, CONFIG, JSON_OUT, LINK_MBIT, TO, VERBOSE, ZFS, senderConfig, senderLog } from './common.js';
+import { CC, CONFIG, JSON_OUT, LINK_MBIT, TO, VERBOSE, ZFS, senderLog } from './common.js';
 
 export const doctor = defineCommand({
   name: 'doctor',
@@ -21,7 +22,7 @@ export const doctor = defineCommand({
     const to = hostPort('--to', v.to);
     const secs = seconds('--seconds', v.seconds, 2, 300);
     const linkMbit = v['link-mbit'] === undefined ? undefined : num('--link-mbit', v['link-mbit'], 0.1, 1_000_000);
-    const config = senderConfig(v.config);
+    const config = loadSenderConfig(v.config);
     const log = senderLog(v.verbose);
     // loaded when used: the path probe and host facts are doctor's alone
     const { doctor: diagnose, formatReport } = await import('../doctor.js');

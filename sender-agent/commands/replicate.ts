@@ -1,11 +1,12 @@
 // `sender-agent replicate`: send a snapshot to a receiver-agent. Exit 0 only when the receiver
 // committed it; otherwise one line says what failed and what to do.
+import { loadSenderConfig } from '../../shared/config.js';
 import { defineCommand, type OptionValues } from '../../shared/command.js';
 import { autoOrInt, hostPort, int, num, oneOf, rate, seconds, size } from '../../shared/cli-values.js';
 import { formatBytes, formatRate } from '../../shared/units.js';
 import { replicateWithRetry, type ReplicateOptions, type ReplicateResult } from '../replicate.js';
 import { describeTuning } from '../tuning.js';
-import { CC, CONFIG, JSON_OUT, LINK_MBIT, NAME, SOURCE, STREAM_OPTIONS, TO, VERBOSE, ZFS, rawChoice, senderConfig, senderLog } from './common.js';
+import { CC, CONFIG, JSON_OUT, LINK_MBIT, NAME, SOURCE, STREAM_OPTIONS, TO, VERBOSE, ZFS, rawChoice, senderLog } from './common.js';
 
 const options = {
   to: TO,
@@ -53,7 +54,7 @@ export function replicateOptions(v: ReplicateValues, source: string, stderrIsTTY
     heartbeatMs: int('--heartbeat-ms', v['heartbeat-ms'], 100, 60_000),
   };
   // the command line first: a usage error is reported before a missing config
-  return { ...o, config: senderConfig(v.config) };
+  return { ...o, config: loadSenderConfig(v.config) };
 }
 
 function summary(r: ReplicateResult): string {

@@ -1,8 +1,9 @@
 // `sender-agent status`: this client's transfers on the receiver and the replication lag of its targets.
+import { loadSenderConfig } from '../../shared/config.js';
 import { defineCommand } from '../../shared/command.js';
 import { hostPort } from '../../shared/cli-values.js';
 import { formatStatus } from '../../shared/status-table.js';
-import { CONFIG, JSON_OUT, TO, controlClient, senderConfig } from './common.js';
+import { CONFIG, JSON_OUT, TO, ZFS_UNUSED, controlClient } from './common.js';
 
 export const status = defineCommand({
   name: 'status',
@@ -12,9 +13,10 @@ export const status = defineCommand({
     name: { type: 'string', arg: '<target name>', help: 'only this target' },
     config: CONFIG,
     json: JSON_OUT,
+    zfs: ZFS_UNUSED,
   },
   async run({ values: v }, io) {
-    const client = controlClient(hostPort('--to', v.to), senderConfig(v.config));
+    const client = controlClient(hostPort('--to', v.to), loadSenderConfig(v.config));
     try {
       const r = await client.status({ name: v.name ?? '' });
       if (v.json) {

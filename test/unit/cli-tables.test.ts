@@ -78,11 +78,15 @@ const CHOICES: Record<string, Record<string, string>> = {
   'sender-agent replicate': { compress: 'maybe' },
   'certs issue': { kind: 'peer' },
 };
+// checked text: a bad value is a usage error too
+const CHECKED: Record<string, Record<string, string>> = { 'receiver-agent serve': { 'test-fault': 'nap-ms=5' } };
+// options for tests only, left out of the usage on purpose
+const HIDDEN: Record<string, string[]> = { 'receiver-agent serve': ['test-fault'] };
 const FREE_TEXT: Record<string, string[]> = {
   'sender-agent replicate': ['to', 'name', 'config', 'cc', 'zfs'],
   'sender-agent estimate': ['to', 'name', 'config', 'zfs'],
-  'sender-agent abort': ['to', 'name', 'config'],
-  'sender-agent status': ['to', 'name', 'config'],
+  'sender-agent abort': ['to', 'name', 'config', 'zfs'],
+  'sender-agent status': ['to', 'name', 'config', 'zfs'],
   'sender-agent doctor': ['to', 'config', 'dataset', 'cc', 'zfs'],
   'sender-agent enroll': ['out'],
   'receiver-agent serve': ['config', 'zfs'],
@@ -102,15 +106,20 @@ function withValue(argv: string[], name: string, value: string): string[] {
 }
 
 describe.each(COMMANDS)('$path', ({ path, cmd, minimal }) => {
-  it('its usage shows every option of its table, and the program overview does too', async () => {
+  it('its usage shows every option of its table (but the tests-only ones), and the program overview does too', async () => {
     const usage = commandUsage(cmd, path);
-    for (const [name, d] of Object.entries(cmd.options)) {
-      expect(usage).toContain(d.type === 'string' ? `--${name} ${d.arg}` : `--${name}`);
-      expect(usage).toContain(d.help);
-    }
     const [program, word] = path.split(' ') as [string, string];
     const overview = await programUsage({ program, commands: { [word]: async () => cmd } });
-    for (const name of Object.keys(cmd.options)) expect(overview).toContain(`--${name}`);
+    for (const [name, d] of Object.entries(cmd.options)) {
+      if (d.hidden) {
+        expect(HIDDEN[path] ?? [], name).toContain(name);
+        expect(usage).not.toContain(`--${name}`);
+        continue;
+      }
+      expect(usage).toContain(d.type === 'string' ? `--${name} ${d.arg}` : `--${name}`);
+      expect(usage).toContain(d.help);
+      expect(overview).toContain(`--${name}`);
+    }
   });
 
   it('--help: the usage on stdout, exit 0', async () => {
@@ -132,7 +141,7 @@ describe.each(COMMANDS)('$path', ({ path, cmd, minimal }) => {
       .filter(([, d]) => d.type === 'string')
       .map(([n]) => n)
       .sort();
-    const classified = [...Object.keys(NUMERIC[path] ?? {}), ...Object.keys(CHOICES[path] ?? {}), ...(FREE_TEXT[path] ?? [])].sort();
+    const classified = [...Object.keys(NUMERIC[path] ?? {}), ...Object.keys(CHOICES[path] ?? {}), ...Object.keys(CHECKED[path] ?? {}), ...(FREE_TEXT[path] ?? [])].sort();
     expect(classified).toEqual(strings);
   });
 
@@ -145,6 +154,11 @@ describe.each(COMMANDS)('$path', ({ path, cmd, minimal }) => {
       const s = io();
       expect(await runCommand(cmd, withValue(minimal, name, value), path, s), `--${name} ${value}`).toBe(2);
       expect(s.err.text, `--${name} ${value}`).toMatch(new RegExp(`^${path}: --${name} takes [^\\n]+; see ${path} --help\\n$`));
+    }
+    for (const [name, value] of Object.entries(CHECKED[path] ?? {})) {
+      const s = io();
+      expect(await runCommand(cmd, withValue(minimal, name, value), path, s), `--${name} ${value}`).toBe(2);
+      expect(s.err.text).toMatch(new RegExp(`^${path}: [^\\n]+; see ${path} --help\\n$`));
     }
   });
 });
