@@ -1,5 +1,6 @@
 // `receiver-agent serve`: serve replication streams into per-client dataset roots until SIGTERM/SIGINT.
 import { defineCommand, usageError } from '../../shared/command.js';
+import { int } from '../../shared/cli-values.js';
 import { loadReceiverConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { startReceiver } from '../server.js';
@@ -15,10 +16,8 @@ function parseTestFaults(spec: string): ReceiverFaults {
   const faults: ReceiverFaults = {};
   for (const item of spec.split(',')) {
     const [name, value = ''] = item.split('=', 2);
-    const n = Number(value);
     if (name !== 'finish-reply-delay-ms') throw usageError(`unknown test fault "${name}" (known: finish-reply-delay-ms)`);
-    if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw usageError(`test fault ${name} needs a whole number of milliseconds, not "${value}"`);
-    faults.finishReplyDelayMs = n;
+    faults.finishReplyDelayMs = int(`--test-fault ${name}`, value, 0, 600_000);
   }
   return faults;
 }
