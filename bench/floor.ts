@@ -10,6 +10,8 @@ import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { createCA, issueCertificate } from '../shared/certs.js';
 import { PIPE_BYTES, PipeReader, closeFd, openPipe, pipeWriter } from '../shared/zfs-pipe.js';
+import { defineCommandLine, processIo, readArgs, type OptionValues } from '../shared/command.js';
+import { int, num, oneOf } from '../shared/cli-values.js';
 
 const CHUNK = 1024 * 1024;
 const SELF = fileURLToPath(import.meta.url);
@@ -113,14 +115,28 @@ async function pipeWriteFloor(bytes: number): Promise<void> {
   report(`pipe write (${PIPE_BYTES / 2 ** 20} MiB pipe)`, bytes, (performance.now() - t0) / 1000, cpuSeconds(c0));
 }
 
-async function main(argv: string[]): Promise<void> {
-  const arg = (name: string) => {
-    const i = argv.indexOf(name);
-    return i >= 0 ? argv[i + 1] : undefined;
-  };
-  if (arg('--role') === 'tls-client') return tlsClient(Number(arg('--port')), Number(arg('--bytes')));
-  const gib = Number(arg('--gib') ?? 2);
-  if (!(gib > 0)) throw new Error('--gib takes a positive number');
+const FLOOR = defineCommandLine({
+  name: 'floor.js',
+  about: "what the data path's unavoidable parts cost on this machine, in CPU seconds per GiB",
+  options: {
+    gib: { type: 'string', arg: 'N', help: 'GiB through each part', default: '2' },
+    // the TLS client half runs in a process of its own: this same file, started with these
+    role: { type: 'string', arg: 'tls-client', help: '(internal) be the TLS client of the TLS measurement' },
+    port: { type: 'string', arg: 'N', help: '(internal, with --role) the port to connect to' },
+    bytes: { type: 'string', arg: 'N', help: '(internal, with --role) bytes to send' },
+  },
+});
+
+type FloorRun = { role: 'tls-client'; port: number; bytes: number } | { role: 'measure'; gib: number };
+
+function checked(v: OptionValues<typeof FLOOR.options>): FloorRun {
+  if (v.role === undefined) return { role: 'measure', gib: num('--gib', v.gib, 0.001, 1024) };
+  return { role: oneOf('--role', v.role, ['tls-client']), port: int('--port', v.port ?? '', 1, 65535), bytes: int('--bytes', v.bytes ?? '', 1, Number.MAX_SAFE_INTEGER) };
+}
+
+async function main(o: FloorRun): Promise<void> {
+  if (o.role === 'tls-client') return tlsClient(o.port, o.bytes);
+  const gib = o.gib;
   const bytes = Math.round((gib * 2 ** 30) / CHUNK) * CHUNK;
   process.stdout.write(`${gib} GiB each, one at a time (node ${process.version}):\n`);
   await tlsFloor(bytes);
@@ -136,11 +152,17 @@ process.once('beforeExit', () => {
   process.stderr.write('floor: stopped before every measurement ran (a promise was never settled)\n');
   process.exitCode = 1;
 });
-main(process.argv.slice(2)).then(
-  () => (finished = true),
-  (e: Error) => {
-    finished = true;
-    process.stderr.write(`floor: ${e.message}\n`);
-    process.exitCode = 1;
-  },
-);
+const run = readArgs(FLOOR, process.argv.slice(2), 'node dist/bench/floor.js', processIo, (a) => checked(a.values));
+if (typeof run === 'number') {
+  finished = true;
+  process.exitCode = run;
+} else {
+  main(run).then(
+    () => (finished = true),
+    (e: Error) => {
+      finished = true;
+      process.stderr.write(`floor: ${e.message}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -16,7 +16,8 @@ import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createCA, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
 import { loadReceiverConfig } from '../shared/config.js';
-import { parseSize } from '../shared/units.js';
+import { defineCommandLine, processIo, readArgs, usageError, type OptionValues } from '../shared/command.js';
+import { autoOrInt, int, list, num, oneOf, seconds, size } from '../shared/cli-values.js';
 import { SOURCE_SNAPSHOT, progressFile, type RecvProgress } from './bench-zfs.js';
 import { CLK_TCK, Group, collect, killTrees, nsArgv, procTable, runOptions, readChars, readProc, startProc, type Proc, type ProcInfo } from './procs.js';
 import { markdown, lanesLabel, type BenchReport, type LinkInfo, type RunRecord, type Tool, type ZferrySeries } from './report.js';
@@ -108,26 +109,31 @@ const PROFILES: Profile[] = [
   { name: 'loopback', rttMs: null, loss: 0, rateMbit: null },
 ];
 
-const USAGE = `usage: node dist/bench/run.js [options]          (as root, from the repository root)
-  --profiles LIST    ${PROFILES.map((p) => p.name).join(',')} (default: all)
-  --cc LIST          system-default congestion control per run: cubic, bbr, host (= leave as is) (default: cubic,bbr)
-  --tools LIST       ssh,ssh+mbuffer,zferry (default: all)
-  --lanes LIST       zferry lane counts: auto and numbers (default: auto,1,4,8,16)
-  --zferry-cc LIST   zferry --cc per run: default (the agent's choice), bbr, cubic (default: default)
-  --bytes SIZE       stream size (default 2GiB); a run ends when it is delivered or at --seconds
-  --seconds N        time limit per tool run (default 30)
-  --rate-mbit N      emulated link rate (default 400)
-  --window SIZE      receiver window (receiver config "window"; default: the agent's default)
-  --verify           the zferry receiver's zfs stand-in checks every byte against the expected stream
-  --out FILE         markdown results (default bench/results.md; raw JSON next to it, .json)
-  --wanem PATH       wanem.sh (default ../shared/tools/wanem/wanem.sh)
-  --pause N          seconds between tool runs (default 2)
-  --nice N           run the measured tools (sshd, ssh, mbuffer, agents, stand-ins) at niceness N, e.g. -10
-                     on a machine others load too (default 0: unchanged)
-  --keep-temp        keep the temporary directory (keys, configs, logs)
-  --cpu-prof DIR     write V8 CPU profiles of both agents into DIR (node --cpu-prof), to see where time goes
-  --node-arg ARG     pass ARG to node when starting either agent (repeatable), e.g. --node-arg --trace-gc
-`;
+const RUN = defineCommandLine({
+  name: 'run.js',
+  about:
+    'the WAN benchmark: the same stream through ssh, ssh + mbuffer and zferry on each link profile;\n' +
+    'as root, from the repository root (see the README section "Benchmark")',
+  options: {
+    profiles: { type: 'string', arg: 'LIST', help: `link profiles: ${PROFILES.map((p) => p.name).join(',')} (default: all)` },
+    cc: { type: 'string', arg: 'LIST', help: 'system-default congestion control per run: cubic, bbr, host (= leave as is)', default: 'cubic,bbr' },
+    tools: { type: 'string', arg: 'LIST', help: 'ssh,ssh+mbuffer,zferry', default: 'ssh,ssh+mbuffer,zferry' },
+    lanes: { type: 'string', arg: 'LIST', help: 'zferry lane counts: auto and numbers', default: 'auto,1,4,8,16' },
+    'zferry-cc': { type: 'string', arg: 'LIST', help: "zferry --cc per run: default (the agent's choice), bbr, cubic", default: 'default' },
+    bytes: { type: 'string', arg: 'SIZE', help: 'stream size; a run ends when it is delivered or at --seconds', default: '2GiB' },
+    seconds: { type: 'string', arg: 'N', help: 'time limit per tool run', default: '30' },
+    'rate-mbit': { type: 'string', arg: 'N', help: 'emulated link rate', default: '400' },
+    window: { type: 'string', arg: 'SIZE', help: 'receiver window (receiver config "window"; default: the agent\'s default)' },
+    verify: { type: 'boolean', help: "the zferry receiver's zfs stand-in checks every byte against the expected stream" },
+    out: { type: 'string', arg: 'FILE', help: 'markdown results (default bench/results.md; raw JSON next to it, .json)' },
+    wanem: { type: 'string', arg: 'PATH', help: 'wanem.sh (default: $WANEM, else ../shared/tools/wanem/wanem.sh)' },
+    pause: { type: 'string', arg: 'N', help: 'seconds between tool runs', default: '2' },
+    nice: { type: 'string', arg: 'N', help: 'run the measured tools (sshd, ssh, mbuffer, agents, stand-ins) at niceness N, e.g. -10, on a machine others load too (0: unchanged)', default: '0' },
+    'keep-temp': { type: 'boolean', help: 'keep the temporary directory (keys, configs, logs)' },
+    'cpu-prof': { type: 'string', arg: 'DIR', help: 'write V8 CPU profiles of both agents into DIR (node --cpu-prof), to see where time goes' },
+    'node-arg': { type: 'string', arg: 'ARG', help: 'pass ARG to node when starting either agent (repeatable), e.g. --node-arg --trace-gc', multiple: true },
+  },
+});
 
 interface Options {
   profiles: Profile[];
@@ -149,116 +155,37 @@ interface Options {
   nodeArgs: string[];
 }
 
-function list(v: string): string[] {
-  return v
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-}
-
-function parseOptions(argv: string[]): Options {
-  const o: Options = {
-    profiles: PROFILES,
-    ccs: ['cubic', 'bbr'],
-    tools: ['ssh', 'ssh+mbuffer', 'zferry'],
-    lanes: ['auto', '1', '4', '8', '16'],
-    zferryCcs: [null],
-    bytes: 2 * 2 ** 30,
-    seconds: 30,
-    rateMbit: 400,
-    window: null,
-    verify: false,
-    out: join(ROOT, 'bench/results.md'),
-    wanem: process.env.WANEM ?? DEFAULT_WANEM,
-    pause: 2,
-    nice: 0,
-    keepTemp: false,
-    cpuProf: null,
-    nodeArgs: [],
+function parseOptions(v: OptionValues<typeof RUN.options>): Options {
+  const ccName = (flag: string, c: string) => {
+    if (!/^[a-z0-9]+$/.test(c)) throw usageError(`${flag}: bad name ${c}`);
+    return c;
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    switch (a) {
-      case '--profiles':
-        o.profiles = list(val()).map((n) => {
-          const p = PROFILES.find((x) => x.name === n);
-          if (!p) throw new Error(`unknown profile ${n} (known: ${PROFILES.map((x) => x.name).join(', ')})`);
-          return p;
-        });
-        break;
-      case '--cc':
-        o.ccs = list(val());
-        for (const c of o.ccs) if (!/^[a-z0-9]+$/.test(c)) throw new Error(`--cc: bad name ${c}`);
-        break;
-      case '--tools':
-        o.tools = list(val()).map((t) => {
-          if (!['ssh', 'ssh+mbuffer', 'zferry'].includes(t)) throw new Error(`unknown tool ${t}`);
-          return t as Tool;
-        });
-        break;
-      case '--lanes':
-        o.lanes = list(val());
-        for (const l of o.lanes) if (l !== 'auto' && !/^\d+$/.test(l)) throw new Error(`--lanes: ${l} is not auto or a number`);
-        break;
-      case '--zferry-cc':
-        o.zferryCcs = list(val()).map((c) => (c === 'default' ? null : c));
-        for (const c of o.zferryCcs) if (c !== null && !/^[a-z0-9]+$/.test(c)) throw new Error(`--zferry-cc: bad name ${c}`);
-        break;
-      case '--bytes':
-        o.bytes = parseSize(val(), '--bytes');
-        break;
-      case '--seconds':
-        o.seconds = Number(val());
-        if (!(o.seconds > 0)) throw new Error('--seconds takes a positive number');
-        break;
-      case '--rate-mbit':
-        o.rateMbit = Number(val());
-        if (!(o.rateMbit > 0)) throw new Error('--rate-mbit takes a positive number');
-        break;
-      case '--window':
-        o.window = val();
-        parseSize(o.window, '--window');
-        break;
-      case '--verify':
-        o.verify = true;
-        break;
-      case '--out':
-        o.out = resolve(val());
-        break;
-      case '--wanem':
-        o.wanem = resolve(val());
-        break;
-      case '--pause':
-        o.pause = Number(val());
-        break;
-      case '--nice':
-        o.nice = Number(val());
-        if (!Number.isInteger(o.nice) || o.nice < -20 || o.nice > 19) throw new Error('--nice takes an integer from -20 to 19');
-        break;
-      case '--keep-temp':
-        o.keepTemp = true;
-        break;
-      case '--cpu-prof':
-        o.cpuProf = resolve(val());
-        break;
-      case '--node-arg':
-        o.nodeArgs.push(val());
-        break;
-      case '-h':
-      case '--help':
-        process.stdout.write(USAGE);
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown option ${a}\n${USAGE}`);
-    }
-  }
-  return o;
+  return {
+    profiles:
+      v.profiles === undefined
+        ? PROFILES
+        : list(v.profiles).map((n) => {
+            const p = PROFILES.find((x) => x.name === n);
+            if (!p) throw usageError(`unknown profile ${n} (known: ${PROFILES.map((x) => x.name).join(', ')})`);
+            return p;
+          }),
+    ccs: list(v.cc).map((c) => ccName('--cc', c)),
+    tools: list(v.tools).map((t) => oneOf('--tools', t, ['ssh', 'ssh+mbuffer', 'zferry'])),
+    lanes: list(v.lanes).map((l) => String(autoOrInt('--lanes', l, 1, 64))),
+    zferryCcs: list(v['zferry-cc']).map((c) => (c === 'default' ? null : ccName('--zferry-cc', c))),
+    bytes: size('--bytes', v.bytes, 1, 2 ** 50),
+    seconds: seconds('--seconds', v.seconds, 1, 86_400),
+    rateMbit: num('--rate-mbit', v['rate-mbit'], 0.1, 100_000),
+    window: v.window === undefined ? null : (size('--window', v.window, 64 * 1024, 2 ** 40), v.window),
+    verify: v.verify,
+    out: v.out === undefined ? join(ROOT, 'bench/results.md') : resolve(v.out),
+    wanem: resolve(v.wanem ?? process.env.WANEM ?? DEFAULT_WANEM),
+    pause: seconds('--pause', v.pause, 0, 3600),
+    nice: int('--nice', v.nice, -20, 19),
+    keepTemp: v['keep-temp'],
+    cpuProf: v['cpu-prof'] === undefined ? null : resolve(v['cpu-prof']),
+    nodeArgs: v['node-arg'],
+  };
 }
 
 // ------------------------------------------------------------------ helpers
@@ -1036,7 +963,8 @@ function prepareHost(o: Options): void {
 }
 
 async function main(): Promise<number> {
-  const o = parseOptions(process.argv.slice(2));
+  const o = readArgs(RUN, process.argv.slice(2), 'node dist/bench/run.js', processIo, (a) => parseOptions(a.values));
+  if (typeof o === 'number') return o;
   runOptions.nice = o.nice;
   installExitHandlers();
   preflight(o);

@@ -18,6 +18,8 @@ import { promisify } from 'node:util';
 import { AGENT_NODE_FLAGS } from '../shared/node-flags.js';
 import { createCA, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
 import { parseSize } from '../shared/units.js';
+import { defineCommandLine, processIo, readArgs, usageError, type OptionValues } from '../shared/command.js';
+import { autoOrInt, int, size } from '../shared/cli-values.js';
 import { CLK_TCK, collect, killTrees, killTreesSync, livePids, readProc, startProc, vmHwmKb, type Proc } from './procs.js';
 import { markdown, summarize, type PhaseResult, type TenantsReport, type TransferRecord } from './tenants-report.js';
 import type { HostileSpec, HostileStats } from './tenants-hostile.js';
@@ -30,26 +32,32 @@ const RECEIVER_START_MS = 30_000;
 const HOSTILE_READY_MS = 90_000;
 const MAX_WARNING_KINDS = 40;
 
-const USAGE = `usage: node dist/bench/tenants.js [options]        (from the repository root, after npx tsc -p tsconfig.json)
-  --clients N              client identities t000… with roots backup/t000… (default 200)
-  --concurrency N          sender processes at once, setup and measured (default 16)
-  --hostile N              N of the identities turn hostile in a second phase (default 0: calm phase only)
-  --out FILE               markdown report (default bench/tenants.md; JSON next to it, .json)
-  --full-bytes SIZE        each source's first file, sent in full during setup (default 64KiB)
-  --change-bytes SIZE      new data per measured incremental (default 4KiB)
-  --window SIZE            receiver "window" per transfer (default: the receiver's, 256MiB)
-  --window-budget SIZE     receiver "windowBudget", written only if the receiver accepts the key (default 4GiB,
-                           the receiver's own default)
-  --max-transfers-total N  receiver "maxTransfersTotal", written only if accepted (default 64, the receiver's own)
-  --lanes auto|N           sender --lanes (default: the sender's default)
-  --hostile-transfers N    transfers each hostile identity holds (default 2)
-  --hostile-chunks N       out-of-order chunks each held transfer sends before it stalls (default 16)
-  --hostile-chunk-size SIZE chunk size hostile Begins ask for (default 1MiB)
-  --flood RATE             DATA flood of all hostile identities together, bytes/s, e.g. 64MiB; 0 = none (default 64MiB)
-  --transfer-timeout S     a sender still running after S seconds is killed and counted failed (default 600)
-  --max-seconds S          a phase starts no new transfer after S seconds (default 3600)
-  --keep-temp              keep the temporary directory (keys, configs, logs, fake zfs state)
-`;
+const TENANTS = defineCommandLine({
+  name: 'tenants.js',
+  about:
+    'the multi-tenant benchmark: one receiver-agent, many client identities, many small incremental\n' +
+    'replications at a time, and with --hostile N a second phase where N of them attack;\n' +
+    'from the repository root, after npx tsc -p tsconfig.json',
+  options: {
+    clients: { type: 'string', arg: 'N', help: 'client identities t000… with roots backup/t000…, 1 to 5000', default: '200' },
+    concurrency: { type: 'string', arg: 'N', help: 'sender processes at once, setup and measured, 1 to 256', default: '16' },
+    hostile: { type: 'string', arg: 'N', help: 'N of the identities turn hostile in a second phase (0: calm phase only)', default: '0' },
+    out: { type: 'string', arg: 'FILE', help: 'markdown report (default bench/tenants.md; JSON next to it, .json)' },
+    'full-bytes': { type: 'string', arg: 'SIZE', help: "each source's first file, sent in full during setup", default: '64KiB' },
+    'change-bytes': { type: 'string', arg: 'SIZE', help: 'new data per measured incremental', default: '4KiB' },
+    window: { type: 'string', arg: 'SIZE', help: 'receiver "window" per transfer (default: the receiver\'s, 256MiB)' },
+    'window-budget': { type: 'string', arg: 'SIZE', help: 'receiver "windowBudget", written only if the receiver accepts the key (the receiver\'s own default)', default: '4GiB' },
+    'max-transfers-total': { type: 'string', arg: 'N', help: 'receiver "maxTransfersTotal", written only if accepted (the receiver\'s own default)', default: '64' },
+    lanes: { type: 'string', arg: 'auto|N', help: "sender --lanes (default: the sender's default)" },
+    'hostile-transfers': { type: 'string', arg: 'N', help: 'transfers each hostile identity holds, 1 to 64', default: '2' },
+    'hostile-chunks': { type: 'string', arg: 'N', help: 'out-of-order chunks each held transfer sends before it stalls, 0 to 4096', default: '16' },
+    'hostile-chunk-size': { type: 'string', arg: 'SIZE', help: 'chunk size hostile Begins ask for, at least 1KiB', default: '1MiB' },
+    flood: { type: 'string', arg: 'RATE', help: 'DATA flood of all hostile identities together, bytes/s, e.g. 64MiB; 0 = none', default: '64MiB' },
+    'transfer-timeout': { type: 'string', arg: 'S', help: 'a sender still running after S seconds is killed and counted failed', default: '600' },
+    'max-seconds': { type: 'string', arg: 'S', help: 'a phase starts no new transfer after S seconds', default: '3600' },
+    'keep-temp': { type: 'boolean', help: 'keep the temporary directory (keys, configs, logs, fake zfs state)' },
+  },
+});
 
 interface Options {
   clients: number;
@@ -69,111 +77,29 @@ interface Options {
   transferTimeout: number;
   maxSeconds: number;
   keepTemp: boolean;
-  help: boolean;
 }
 
-function int(v: string, what: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`${what} takes a whole number from ${min} to ${max}`);
-  return n;
-}
-
-function parseOptions(argv: string[]): Options {
+function parseOptions(v: OptionValues<typeof TENANTS.options>): Options {
   const o: Options = {
-    clients: 200,
-    concurrency: 16,
-    hostile: 0,
-    out: join(ROOT, 'bench/tenants.md'),
-    fullBytes: 64 * 1024,
-    changeBytes: 4 * 1024,
-    window: null,
-    windowBudget: '4GiB',
-    maxTransfersTotal: 64,
-    lanes: null,
-    hostileTransfers: 2,
-    hostileChunks: 16,
-    hostileChunkBytes: 1024 * 1024,
-    floodBytesPerSecond: 64 * 1024 * 1024,
-    transferTimeout: 600,
-    maxSeconds: 3600,
-    keepTemp: false,
-    help: false,
+    clients: int('--clients', v.clients, 1, 5000),
+    concurrency: int('--concurrency', v.concurrency, 1, 256),
+    hostile: int('--hostile', v.hostile, 0, 5000),
+    out: v.out === undefined ? join(ROOT, 'bench/tenants.md') : resolve(v.out),
+    fullBytes: size('--full-bytes', v['full-bytes'], 1, 2 ** 40),
+    changeBytes: size('--change-bytes', v['change-bytes'], 1, 2 ** 40),
+    window: v.window === undefined ? null : (size('--window', v.window, 1, 2 ** 40), v.window),
+    windowBudget: (size('--window-budget', v['window-budget'], 1, 2 ** 50), v['window-budget']),
+    maxTransfersTotal: int('--max-transfers-total', v['max-transfers-total'], 1, 100_000),
+    lanes: v.lanes === undefined ? null : String(autoOrInt('--lanes', v.lanes, 1, 64)),
+    hostileTransfers: int('--hostile-transfers', v['hostile-transfers'], 1, 64),
+    hostileChunks: int('--hostile-chunks', v['hostile-chunks'], 0, 4096),
+    hostileChunkBytes: size('--hostile-chunk-size', v['hostile-chunk-size'], 1024, 2 ** 30),
+    floodBytesPerSecond: size('--flood', v.flood.replace(/\/s$/, ''), 0, 2 ** 40),
+    transferTimeout: int('--transfer-timeout', v['transfer-timeout'], 1, 86400),
+    maxSeconds: int('--max-seconds', v['max-seconds'], 1, 7 * 86400),
+    keepTemp: v['keep-temp'],
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const val = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    switch (a) {
-      case '--clients':
-        o.clients = int(val(), a, 1, 5000);
-        break;
-      case '--concurrency':
-        o.concurrency = int(val(), a, 1, 256);
-        break;
-      case '--hostile':
-        o.hostile = int(val(), a, 0, 5000);
-        break;
-      case '--out':
-        o.out = resolve(val());
-        break;
-      case '--full-bytes':
-        o.fullBytes = parseSize(val(), a);
-        break;
-      case '--change-bytes':
-        o.changeBytes = parseSize(val(), a);
-        break;
-      case '--window':
-        o.window = val();
-        parseSize(o.window, a);
-        break;
-      case '--window-budget':
-        o.windowBudget = val();
-        parseSize(o.windowBudget, a);
-        break;
-      case '--max-transfers-total':
-        o.maxTransfersTotal = int(val(), a, 1, 100_000);
-        break;
-      case '--lanes': {
-        const v = val();
-        if (v !== 'auto' && !/^\d+$/.test(v)) throw new Error('--lanes takes auto or a number');
-        o.lanes = v;
-        break;
-      }
-      case '--hostile-transfers':
-        o.hostileTransfers = int(val(), a, 1, 64);
-        break;
-      case '--hostile-chunks':
-        o.hostileChunks = int(val(), a, 0, 4096);
-        break;
-      case '--hostile-chunk-size':
-        o.hostileChunkBytes = parseSize(val(), a);
-        break;
-      case '--flood':
-        o.floodBytesPerSecond = parseSize(val().replace(/\/s$/, ''), a);
-        break;
-      case '--transfer-timeout':
-        o.transferTimeout = int(val(), a, 1, 86400);
-        break;
-      case '--max-seconds':
-        o.maxSeconds = int(val(), a, 1, 7 * 86400);
-        break;
-      case '--keep-temp':
-        o.keepTemp = true;
-        break;
-      case '-h':
-      case '--help':
-        o.help = true;
-        break;
-      default:
-        throw new Error(`unknown option ${a}\n${USAGE}`);
-    }
-  }
-  if (o.fullBytes < 1 || o.changeBytes < 1) throw new Error('--full-bytes and --change-bytes must be at least 1 byte');
-  if (o.hostile >= o.clients) throw new Error('--hostile must leave at least one calm tenant (less than --clients)');
-  if (o.hostileChunkBytes < 1024) throw new Error('--hostile-chunk-size must be at least 1KiB');
+  if (o.hostile >= o.clients) throw usageError('--hostile must leave at least one calm tenant (less than --clients)');
   return o;
 }
 
@@ -871,11 +797,8 @@ function installSignalHandlers(cleanupSync: () => void): void {
 }
 
 async function main(): Promise<number> {
-  const o = parseOptions(process.argv.slice(2));
-  if (o.help) {
-    process.stdout.write(USAGE);
-    return 0;
-  }
+  const o = readArgs(TENANTS, process.argv.slice(2), 'node dist/bench/tenants.js', processIo, (a) => parseOptions(a.values));
+  if (typeof o === 'number') return o;
   const tmp = mkdtempSync(join(tmpdir(), 'zferry-tenants-'));
   let cleaned = false;
   const cleanupSync = () => {
@@ -891,7 +814,7 @@ async function main(): Promise<number> {
     command: ['node', 'dist/bench/tenants.js', ...process.argv.slice(2)].map(shellQuote).join(' '),
     host: { hostname: hostname(), kernel: `Linux ${release()}`, cpus: cpus().length, memGiB: totalmem() / 2 ** 30, node: process.version },
     code: { commit: '', dirty: [], buildHash: '' },
-    options: { ...o, out: undefined, help: undefined },
+    options: { ...o, out: undefined },
     configSupport: {},
     receiverConfig: {},
     setup: { seconds: 0, fullSends: 0, failures: [] },

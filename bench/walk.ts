@@ -6,6 +6,8 @@
 //
 //   node dist/bench/walk.js [--gib 2]
 import { StreamWalker } from '../shared/stream-walk.js';
+import { defineCommandLine, processIo, readArgs } from '../shared/command.js';
+import { num } from '../shared/cli-values.js';
 
 const CHUNK = 1024 * 1024;
 const REC = 312;
@@ -52,11 +54,12 @@ function measure(rec: number, gib: number): string {
   return `walk, ${String(rec / 1024).padStart(3)} KiB records: ${(s / (fed / 2 ** 30)).toFixed(3)} CPU s/GiB (${w.summary.records} records, ${((fed * 8) / ((performance.now() - t0) / 1000) / 1e9).toFixed(1)} Gbit/s on one core)`;
 }
 
-const i = process.argv.indexOf('--gib');
-const gib = i > 0 ? Number(process.argv[i + 1]) : 2;
-if (!(gib > 0)) {
-  process.stderr.write('walk: --gib takes a positive number\n');
-  process.exitCode = 2;
-} else {
-  process.stdout.write(`${measure(128 * 1024, gib)}\n${measure(4096, gib)}\n`);
-}
+const WALK = defineCommandLine({
+  name: 'walk.js',
+  about: "what the receiver's record walk costs per GiB of stream, alone",
+  options: { gib: { type: 'string', arg: 'N', help: 'GiB of stream per record size', default: '2' } },
+});
+
+const o = readArgs(WALK, process.argv.slice(2), 'node dist/bench/walk.js', processIo, (a) => ({ gib: num('--gib', a.values.gib, 0.001, 1024) }));
+if (typeof o === 'number') process.exitCode = o;
+else process.stdout.write(`${measure(128 * 1024, o.gib)}\n${measure(4096, o.gib)}\n`);

@@ -1,6 +1,7 @@
 // Enrollment invitations on the receiver: its Ed25519 signing key, the record of outstanding
-// invitations, the `receiver-agent invite` command, and the checks the enrollment endpoint
-// runs on an invitation it is shown (signature, record, CA, revoked, used, expired).
+// invitations (made, listed and revoked by `receiver-agent invite`: commands/invite.ts), and the
+// checks the enrollment endpoint runs on an invitation it is shown (signature, record, CA,
+// revoked, used, expired).
 // An invitation's root may not equal, contain or lie inside the root of another client or of
 // another identity's open invitation (hostile tenants): `invite` refuses it before writing
 // anything, and enrollment refuses it if such a client appeared since.
@@ -22,10 +23,9 @@ import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypt
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { parseArgs } from '../shared/args.js';
 import { readJsonFile, withFileLock, writeFileAtomic } from '../shared/atomic-file.js';
 import { certInfo, fingerprint } from '../shared/certs.js';
-import { configPath, findOverlappingClient, loadReceiverConfig, overlapMessage, rootsOverlap, type ReceiverConfig } from '../shared/config.js';
+import { configPath, findOverlappingClient, overlapMessage, rootsOverlap, type ReceiverConfig } from '../shared/config.js';
 import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import {
   ED25519_SECRET_BYTES,
@@ -35,13 +35,11 @@ import {
   ed25519PrivateKey,
   ed25519RawPublic,
   newNonce,
-  parseDuration,
   signInvitation,
   verifyInvitationSignature,
   type Invitation,
 } from '../shared/invitation.js';
 import { validateDataset } from '../shared/names.js';
-import { identityRevocation, readRevoked } from '../shared/revocation.js';
 
 export const SIGNING_KEY_FILE = 'enroll-signing.key';
 export const INVITATIONS_FILE = 'invitations.json';
@@ -357,69 +355,5 @@ export class InvitationBook {
         delete r.usedBy;
       }
     });
-  }
-}
-
-/** For `invite`: a line saying that this invitation re-admits a revoked identity, or null. */
-function revokedIdentityNote(cfg: ReceiverConfig, identity: string): string | null {
-  if (!cfg.tls.revoked) return null;
-  try {
-    const e = identityRevocation(readRevoked(configPath(cfg.baseDir, cfg.tls.revoked)), identity);
-    return e
-      ? `note: identity "${identity}" was revoked at ${e.revokedAt}; enrolling with this invitation re-admits it, with the new certificate only (its older certificates stay refused)`
-      : null;
-  } catch {
-    return null; // the receiver reports an unreadable deny-list itself
-  }
-}
-
-export const INVITE_USAGE = `usage:
-  receiver-agent invite --config <receiver.json> --identity <name> --root <pool/dataset>
-                        [--expires 24h] [--host <name>] [--require-raw]
-      print a one-time invitation (one line) for a new client; give it to the customer,
-      who runs: sender-agent enroll <invitation> --out <dir>
-  receiver-agent invite --config <receiver.json> --list
-  receiver-agent invite --config <receiver.json> --revoke <nonce|identity>
-`;
-
-/** `receiver-agent invite ...`; returns the exit status. */
-export function runInviteCommand(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): number {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    out.write(INVITE_USAGE);
-    return 0;
-  }
-  try {
-    const a = parseArgs(argv, { values: ['config', 'identity', 'root', 'expires', 'host', 'revoke'], booleans: ['list', 'require-raw'] });
-    if (a.positional.length > 0) throw new ZferryError('usage', `unexpected argument ${a.positional[0]}`);
-    const cfg = loadReceiverConfig(a.values.config ?? 'receiver.json');
-    if (a.flags.has('list')) {
-      const now = Date.now();
-      for (const r of listInvitations(cfg)) {
-        const state = r.usedAt ? `used ${r.usedAt}` : r.revokedAt ? `revoked ${r.revokedAt}` : Date.parse(r.expires) <= now ? `expired ${r.expires}` : `open until ${r.expires}`;
-        out.write(`${r.nonce}  ${r.identity}  ${r.root}  ${state}${r.requireRaw ? '  requireRaw' : ''}\n`);
-      }
-      return 0;
-    }
-    if (a.values.revoke !== undefined) {
-      const hits = revokeInvitations(cfg, a.values.revoke);
-      if (hits.length === 0) throw new ZferryError('not-found', `no open invitation with nonce or identity ${JSON.stringify(a.values.revoke)} (see invite --list)`);
-      for (const r of hits) out.write(`revoked invitation ${r.nonce} for ${r.identity} (${r.root})\n`);
-      return 0;
-    }
-    if (!a.values.identity) throw new ZferryError('usage', '--identity <name> is required');
-    if (!a.values.root) throw new ZferryError('usage', '--root <pool/dataset> is required');
-    const expiresMs = a.values.expires ? parseDuration(a.values.expires, '--expires') : undefined;
-    const r = createInvitation(cfg, { identity: a.values.identity, root: a.values.root, expiresMs, host: a.values.host, requireRaw: a.flags.has('require-raw') });
-    out.write(r.token + '\n');
-    err.write(
-      `invitation for "${r.record.identity}" (writes under ${r.record.root}${r.record.requireRaw ? ', raw sends only' : ''}), enrollment at ${r.invitation.enroll}, ` +
-        `single use, expires ${r.record.expires}; the customer runs: sender-agent enroll <invitation> --out <dir>\n`,
-    );
-    const revoked = revokedIdentityNote(cfg, r.record.identity);
-    if (revoked) err.write(revoked + '\n');
-    return 0;
-  } catch (e) {
-    err.write(`receiver-agent invite: ${errorMessage(e)}\n`);
-    return e instanceof ZferryError && e.code === 'usage' ? 2 : 1;
   }
 }

@@ -172,13 +172,3 @@ export function verifyInvitationSignature(d: DecodedInvitation, publicKey: Uint8
     return false;
   }
 }
-
-/** "24h", "30m", "7d", "90s", "3600" (seconds) → milliseconds. */
-export function parseDuration(v: string, what: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$/i.exec(v);
-  if (!m) throw new InvitationError(`${what}: expected a duration like 24h, 30m, 7d, got ${JSON.stringify(v)}`);
-  const unit = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 }[(m[2] ?? 's').toLowerCase() as 's'];
-  const ms = Math.round(Number(m[1]) * unit * 1000);
-  if (!(ms > 0)) throw new InvitationError(`${what}: must be longer than 0`);
-  return ms;
-}

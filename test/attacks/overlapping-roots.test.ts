@@ -15,7 +15,8 @@ import { ZferryError } from '../../shared/errors.js';
 import { loadTlsMaterial } from '../../shared/tls.js';
 import { PROTOCOL_VERSION } from '../../shared/control.js';
 import { ControlClient } from '../../sender-agent/control-client.js';
-import { EnrollRefusal, InvitationBook, createInvitation, runInviteCommand } from '../../receiver-agent/invite.js';
+import { EnrollRefusal, InvitationBook, createInvitation } from '../../receiver-agent/invite.js';
+import { runInviteCommand } from '../../receiver-agent/commands/invite.js';
 import { addClientToConfig } from '../../receiver-agent/enroll-server.js';
 import { Policy } from '../../receiver-agent/policy.js';
 import { FAKE_ZFS, RECEIVER_CLI, makePki, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
@@ -181,28 +182,28 @@ describe('overlapping roots at invitation and enrollment', () => {
     return f;
   }
 
-  function invite(f: string, identity: string, root: string): { code: number; out: string; err: string } {
+  async function invite(f: string, identity: string, root: string): Promise<{ code: number; out: string; err: string }> {
     const out = new PassThrough();
     const err = new PassThrough();
     let o = '';
     let e = '';
     out.on('data', (b: Buffer) => (o += b.toString()));
     err.on('data', (b: Buffer) => (e += b.toString()));
-    const code = runInviteCommand(['--config', f, '--identity', identity, '--root', root, '--host', 'backup.example.net'], out, err);
+    const code = await runInviteCommand(['--config', f, '--identity', identity, '--root', root, '--host', 'backup.example.net'], out, err);
     return { code, out: o, err: e };
   }
 
-  it('`invite` refuses a root inside a client\'s root, or containing it, before writing anything', () => {
+  it('`invite` refuses a root inside a client\'s root, or containing it, before writing anything', async () => {
     const f = enrollConfig({ a: { root: 'backup/a' } });
     const d = join(f, '..');
-    const inside = invite(f, 'b', 'backup/a/b');
+    const inside = await invite(f, 'b', 'backup/a/b');
     expect(inside.code).toBe(1);
     expect(inside.out).toBe('');
     expect(inside.err).toBe(`receiver-agent invite: ${f}: clients "b" (backup/a/b) and "a" (backup/a) overlap: one root lies inside the other; give each client its own root\n`);
-    const around = invite(f, 'top', 'backup');
+    const around = await invite(f, 'top', 'backup');
     expect(around.code).toBe(1);
     expect(around.err).toMatch(/clients "top" \(backup\) and "a" \(backup\/a\) overlap/);
-    const same = invite(f, 'twin', 'backup/a');
+    const same = await invite(f, 'twin', 'backup/a');
     expect(same.code).toBe(1);
     expect(same.err).toMatch(/clients "twin" \(backup\/a\) and "a" \(backup\/a\) overlap: both would write the same root/);
     // nothing was written: no signing key, no invitation record
@@ -210,15 +211,15 @@ describe('overlapping roots at invitation and enrollment', () => {
     expect(existsSync(join(d, 'invitations.json'))).toBe(false);
   });
 
-  it('`invite` accepts backup/ab next to backup/a, then refuses a root overlapping that open invitation', () => {
+  it('`invite` accepts backup/ab next to backup/a, then refuses a root overlapping that open invitation', async () => {
     const f = enrollConfig({ a: { root: 'backup/a' } });
-    const ok = invite(f, 'ab', 'backup/ab');
+    const ok = await invite(f, 'ab', 'backup/ab');
     expect(ok.code, ok.err).toBe(0);
     expect(ok.out).toMatch(/^\S+\n$/);
     // re-inviting an existing client for its own root is fine
-    expect(invite(f, 'a', 'backup/a').code).toBe(0);
+    expect((await invite(f, 'a', 'backup/a')).code).toBe(0);
     const before = readFileSync(join(f, '..', 'invitations.json'), 'utf8');
-    const nested = invite(f, 'c', 'backup/ab/c');
+    const nested = await invite(f, 'c', 'backup/ab/c');
     expect(nested.code).toBe(1);
     expect(nested.err).toMatch(/^receiver-agent invite: \S+: clients "c" \(backup\/ab\/c\) and "ab" \(backup\/ab, invited until \S+\) overlap: one root lies inside the other; give each client its own root\n$/);
     expect(readFileSync(join(f, '..', 'invitations.json'), 'utf8')).toBe(before);

@@ -71,7 +71,7 @@ export async function startReceiver(opts: {
   extra?: Record<string, unknown>;
   /** also serve status, metrics and the dashboard on 127.0.0.1:<any port> */
   http?: boolean;
-  /** injected faults, `serve --test-fault` (receiver-agent/cli.ts), e.g. "finish-reply-delay-ms=4000" */
+  /** injected faults, `serve --test-fault` (receiver-agent/commands/serve.ts), e.g. "finish-reply-delay-ms=4000" */
   testFault?: string;
 }): Promise<ReceiverProcess> {
   const cfg = join(opts.pki.dir, `receiver-${Math.random().toString(36).slice(2, 8)}.json`);

@@ -7,7 +7,6 @@ import { execFile } from 'node:child_process';
 import { loadReceiverConfig, loadSenderConfig } from '../../shared/config.js';
 import { ZferryError } from '../../shared/errors.js';
 import { RECEIVER_CLI, SENDER_CLI } from '../helpers/agents.js';
-import { parseArgs } from '../../shared/args.js';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -55,15 +54,6 @@ describe('config files', () => {
     expect(() => loadReceiverConfig(write('{nope'))).toThrow('not valid JSON');
     expect(() => loadReceiverConfig('/nonexistent/r.json')).toThrow('cannot read config /nonexistent/r.json: ENOENT');
     expect(() => loadSenderConfig(write({ tls: { ca: 'x' } }))).toThrow('tls.cert');
-  });
-
-  it('parses command lines and refuses unknown flags', () => {
-    const a = parseArgs(['tank/x', '--to', 'h:1', '--raw', '--name=data'], { values: ['to', 'name'], booleans: ['raw'] });
-    expect(a.positional).toEqual(['tank/x']);
-    expect(a.values).toEqual({ to: 'h:1', name: 'data' });
-    expect(a.flags.has('raw')).toBe(true);
-    expect(() => parseArgs(['--force'], { values: [], booleans: [] })).toThrow('unknown option --force');
-    expect(() => parseArgs(['-F'], { values: [], booleans: [] })).toThrow('unknown option -F');
   });
 });
 

@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import nacl from 'tweetnacl';
 import { createCA, fingerprint, issueCertificate, writeCertFile, writeKeyFile } from '../../shared/certs.js';
 import { loadReceiverConfig } from '../../shared/config.js';
-import { decodeInvitation, parseDuration, signInvitation, verifyInvitationSignature, type Invitation } from '../../shared/invitation.js';
+import { decodeInvitation, signInvitation, verifyInvitationSignature, type Invitation } from '../../shared/invitation.js';
 import { RevocationList, addRevoked, normalizeFingerprint } from '../../shared/revocation.js';
 import { readIssued, recordIssued } from '../../shared/issued.js';
 import { withFileLock } from '../../shared/atomic-file.js';
 import { IdentityThrottle } from '../../receiver-agent/throttle.js';
-import { InvitationBook, createInvitation, invitationsPath, listInvitations, revokeInvitations, runInviteCommand } from '../../receiver-agent/invite.js';
+import { InvitationBook, createInvitation, invitationsPath, listInvitations, revokeInvitations } from '../../receiver-agent/invite.js';
+import { runInviteCommand } from '../../receiver-agent/commands/invite.js';
 import { addClientToConfig } from '../../receiver-agent/enroll-server.js';
 import { runCertsCommand } from '../../shared/certs-cli.js';
 import { Writable } from 'node:stream';
@@ -113,15 +114,6 @@ describe('invitations', () => {
     expect(() => decodeInvitation(enc({ ...inv, extra: 1 }))).toThrow(/unknown field "extra"/);
     expect(() => decodeInvitation(enc({ ...inv, enroll: 'no-port' }))).toThrow(/expected host:port/);
   });
-
-  it('parses durations', () => {
-    expect(parseDuration('24h', 'x')).toBe(86400_000);
-    expect(parseDuration('30m', 'x')).toBe(1800_000);
-    expect(parseDuration('7d', 'x')).toBe(7 * 86400_000);
-    expect(parseDuration('90', 'x')).toBe(90_000);
-    expect(() => parseDuration('soon', '--expires')).toThrow('--expires: expected a duration');
-    expect(() => parseDuration('0h', '--expires')).toThrow('longer than 0');
-  });
 });
 
 describe('the invitation book (receiver side)', () => {
@@ -170,19 +162,19 @@ describe('the invitation book (receiver side)', () => {
     expect(() => createInvitation(cfg, { identity: 'x', root: 'backup/../x' })).toThrow(/invalid dataset name/);
   });
 
-  it('`invite` prints exactly one line on stdout', () => {
+  it('`invite` prints exactly one line on stdout', async () => {
     const cfg = receiverDir();
     const out = sink();
     const err = sink();
-    expect(runInviteCommand(['--config', cfg, '--identity', 'site-z', '--root', 'backup/site-z', '--expires', '2h', '--require-raw'], out, err)).toBe(0);
+    expect(await runInviteCommand(['--config', cfg, '--identity', 'site-z', '--root', 'backup/site-z', '--expires', '2h', '--require-raw'], out, err)).toBe(0);
     expect(out.text.trim().split('\n')).toHaveLength(1);
     expect(err.text).toMatch(/raw sends only/);
     const list = sink();
-    expect(runInviteCommand(['--config', cfg, '--list'], list, err)).toBe(0);
+    expect(await runInviteCommand(['--config', cfg, '--list'], list, err)).toBe(0);
     expect(list.text).toMatch(/site-z {2}backup\/site-z {2}open until .* {2}requireRaw/);
     const bad = sink();
-    expect(runInviteCommand(['--config', cfg, '--identity', 'q'], out, bad)).toBe(2);
-    expect(bad.text).toBe('receiver-agent invite: --root <pool/dataset> is required\n');
+    expect(await runInviteCommand(['--config', cfg, '--identity', 'q'], out, bad)).toBe(2);
+    expect(bad.text).toBe('receiver-agent invite: --root <pool/dataset> is required; see receiver-agent invite --help\n');
   });
 });
 

@@ -2,18 +2,19 @@
 // read from its own http status server (the address in the config, or --http). When the
 // server wants a bearer token, it is read from the config's "httpTokenFile" (or --token-file
 // with --http) and sent as `Authorization: Bearer`.
-import { loadReceiverConfig, readHttpToken } from '../shared/config.js';
-import { parseArgs } from '../shared/args.js';
-import { parseHostPort, formatHostPort } from '../shared/address.js';
-import { ZferryError } from '../shared/errors.js';
-import { formatStatus } from '../shared/status-table.js';
-import type { TargetLag, TransferView } from './observer.js';
+import { loadReceiverConfig, readHttpToken } from '../../shared/config.js';
+import { defineCommand, usageError } from '../../shared/command.js';
+import { hostPort } from '../../shared/cli-values.js';
+import { parseHostPort, formatHostPort } from '../../shared/address.js';
+import { ZferryError } from '../../shared/errors.js';
+import { formatStatus } from '../../shared/status-table.js';
+import type { TargetLag, TransferView } from '../observer.js';
 
 const DEFAULT_HTTP = '127.0.0.1:7480';
 
-function target(values: Record<string, string>): { base: string; token: string | null } {
-  if (values.config && values.http) throw new ZferryError('usage', 'status takes --config or --http, not both');
-  if (values.config && values['token-file']) throw new ZferryError('usage', '--token-file goes with --http; with --config the token comes from its "httpTokenFile"');
+function target(values: { config?: string; http?: string; 'token-file'?: string }): { base: string; token: string | null } {
+  if (values.config && values.http) throw usageError('status takes --config or --http, not both');
+  if (values.config && values['token-file']) throw usageError('--token-file goes with --http; with --config the token comes from its "httpTokenFile"');
   let host: string;
   let port: number;
   let token: string | null = null;
@@ -23,7 +24,7 @@ function target(values: Record<string, string>): { base: string; token: string |
     ({ host, port } = cfg.http);
     token = cfg.httpToken;
   } else {
-    ({ host, port } = parseHostPort(values.http ?? DEFAULT_HTTP, '--http'));
+    ({ host, port } = parseHostPort(hostPort('--http', values.http ?? DEFAULT_HTTP), '--http'));
     if (values['token-file']) token = readHttpToken(values['token-file'], '--token-file');
   }
   // a server bound to every address is reached on loopback
@@ -51,15 +52,23 @@ async function getJson<T>(url: string, token: string | null): Promise<T> {
   return (await res.json()) as T;
 }
 
-export async function runStatusCommand(argv: string[]): Promise<number> {
-  const args = parseArgs(argv, { values: ['config', 'http', 'token-file'], booleans: ['json'] });
-  if (args.positional.length > 0) throw new ZferryError('usage', `unexpected argument ${args.positional[0]}`);
-  const { base, token } = target(args.values);
-  const [{ transfers }, { targets }] = await Promise.all([
-    getJson<{ transfers: TransferView[] }>(`${base}/api/transfers`, token),
-    getJson<{ targets: TargetLag[] }>(`${base}/api/targets`, token),
-  ]);
-  if (args.flags.has('json')) process.stdout.write(JSON.stringify({ transfers, targets }) + '\n');
-  else process.stdout.write(formatStatus(transfers, targets, true));
-  return 0;
-}
+export const status = defineCommand({
+  name: 'status',
+  about: "every client's transfers and targets, from the receiver's http status server",
+  options: {
+    config: { type: 'string', arg: '<receiver.json>', help: 'find the status server (and its token) in this config' },
+    http: { type: 'string', arg: '<host:port>', help: `the status server's address (default ${DEFAULT_HTTP})` },
+    'token-file': { type: 'string', arg: '<file>', help: 'the bearer token, with --http' },
+    json: { type: 'boolean', help: 'one JSON object instead of the table' },
+  },
+  async run({ values: v }, io) {
+    const { base, token } = target(v);
+    const [{ transfers }, { targets }] = await Promise.all([
+      getJson<{ transfers: TransferView[] }>(`${base}/api/transfers`, token),
+      getJson<{ targets: TargetLag[] }>(`${base}/api/targets`, token),
+    ]);
+    if (v.json) io.out.write(JSON.stringify({ transfers, targets }) + '\n');
+    else io.out.write(formatStatus(transfers, targets, true));
+    return 0;
+  },
+});
