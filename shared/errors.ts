@@ -67,6 +67,7 @@ export const ERROR_CODES = {
   'transfer-lost': 'the receiver dropped the transfer while lanes were being re-opened',
   'empty-stream': 'the stream to send ended before its first byte',
   cancelled: "the sender's caller cancelled the transfer (its AbortSignal fired)",
+  probe: "doctor's throughput probe could not drain its queue in time (the path is slower than the probe assumed)",
   // reaching the receiver
   unreachable: 'the receiver cannot be reached, or refused our certificate',
   timeout: 'the receiver did not answer a call in time',
