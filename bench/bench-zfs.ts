@@ -406,7 +406,11 @@ function parseProps(list: string): string[] {
   const props = list.split(',').map((p) => ALIASES[p] ?? p);
   for (const p of props) {
     if (p === 'all' || USER_PROP_RE.test(p)) continue;
-    if (!PROPS.has(p)) fail(2, `bad property list: invalid property '${p}'\nusage:\n\tget [-rHp] [-d max] [-o "all" | field[,...]] [-t type[,...]] <"all" | property[,...]> [filesystem|volume|snapshot|bookmark] ...`);
+    if (!PROPS.has(p))
+      fail(
+        2,
+        `bad property list: invalid property '${p}'\nusage:\n\tget [-rHp] [-d max] [-o "all" | field[,...]] [-t type[,...]] <"all" | property[,...]> [filesystem|volume|snapshot|bookmark] ...`,
+      );
   }
   return props.includes('all') ? [...PROPS].filter((p) => p !== 'name') : props;
 }
@@ -564,7 +568,7 @@ function cmdSend(state: string, argv: string[]): void {
     else if (o.flags.has('v')) out(`full send of ${snapshot} estimated size is ${humanize(bytes)}\ntotal estimated size is ${humanize(bytes)}\n`);
     return;
   }
-  if (isatty(1)) fail(1, "Error: Stream can not be written to a terminal.\nYou must redirect standard output.");
+  if (isatty(1)) fail(1, 'Error: Stream can not be written to a terminal.\nYou must redirect standard output.');
   const block = patternBlock();
   try {
     // about IO_BYTES per writev: 8 records with their headers
@@ -754,4 +758,3 @@ if (process.argv[1] && /bench-zfs\.js$/.test(process.argv[1])) {
   // stdout is written synchronously; nothing is pending
   process.exitCode = code;
 }
-

@@ -41,7 +41,14 @@ async function tlsClient(port: number, bytes: number): Promise<void> {
   const buf = Buffer.alloc(CHUNK, 7);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  const sock = tls.connect({ host: '127.0.0.1', servername: 'floor', port, rejectUnauthorized: false, minVersion: 'TLSv1.3', ciphers: 'TLS_AES_128_GCM_SHA256' });
+  const sock = tls.connect({
+    host: '127.0.0.1',
+    servername: 'floor',
+    port,
+    rejectUnauthorized: false,
+    minVersion: 'TLSv1.3',
+    ciphers: 'TLS_AES_128_GCM_SHA256',
+  });
   await new Promise<void>((resolve, reject) => sock.once('secureConnect', resolve).once('error', reject));
   for (let sent = 0; sent < bytes; sent += CHUNK) {
     if (!sock.write(buf)) await new Promise((r) => sock.once('drain', r));
@@ -70,7 +77,9 @@ async function tlsFloor(bytes: number): Promise<void> {
     });
     server.listen(0, '127.0.0.1', () => {
       const port = (server.address() as { port: number }).port;
-      client = closed(spawn(process.execPath, [SELF, '--role', 'tls-client', '--port', String(port), '--bytes', String(bytes)], { stdio: ['ignore', 'inherit', 'inherit'] }));
+      client = closed(
+        spawn(process.execPath, [SELF, '--role', 'tls-client', '--port', String(port), '--bytes', String(bytes)], { stdio: ['ignore', 'inherit', 'inherit'] }),
+      );
     });
   });
   await done;
@@ -131,7 +140,11 @@ type FloorRun = { role: 'tls-client'; port: number; bytes: number } | { role: 'm
 
 function checked(v: OptionValues<typeof FLOOR.options>): FloorRun {
   if (v.role === undefined) return { role: 'measure', gib: num('--gib', v.gib, 0.001, 1024) };
-  return { role: oneOf('--role', v.role, ['tls-client']), port: int('--port', v.port ?? '', 1, 65535), bytes: int('--bytes', v.bytes ?? '', 1, Number.MAX_SAFE_INTEGER) };
+  return {
+    role: oneOf('--role', v.role, ['tls-client']),
+    port: int('--port', v.port ?? '', 1, 65535),
+    bytes: int('--bytes', v.bytes ?? '', 1, Number.MAX_SAFE_INTEGER),
+  };
 }
 
 async function main(o: FloorRun): Promise<void> {

@@ -39,12 +39,7 @@ export function nsArgv(ns: string | null, argv: string[]): string[] {
 /** --nice: the niceness the measured tools run at (0: unchanged) */
 export const runOptions = { nice: 0 };
 
-export function startProc(
-  name: string,
-  ns: string | null,
-  argv: string[],
-  opts: { env?: NodeJS.ProcessEnv; stdio?: StdioOptions; cwd?: string } = {},
-): Proc {
+export function startProc(name: string, ns: string | null, argv: string[], opts: { env?: NodeJS.ProcessEnv; stdio?: StdioOptions; cwd?: string } = {}): Proc {
   const full = runOptions.nice ? ['nice', '-n', String(runOptions.nice), ...nsArgv(ns, argv)] : nsArgv(ns, argv);
   const child = spawn(full[0]!, full.slice(1), { env: opts.env ?? process.env, stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
   if (child.pid === undefined) {

@@ -22,7 +22,16 @@ export interface ZferrySeries {
   /** the sender's --json progress events: bytes acknowledged (written to zfs recv) and put on the lanes */
   sender: { t: number; acked: number; wire: number; lanes: number }[];
   /** the receiver's /api/transfers: window fill and rates */
-  receiver: { t: number; heldBytes: number; windowFill: number; receiveRateBps: number; writeRateBps: number; bytesReceived: number; bytesWritten: number; lanes: number }[];
+  receiver: {
+    t: number;
+    heldBytes: number;
+    windowFill: number;
+    receiveRateBps: number;
+    writeRateBps: number;
+    bytesReceived: number;
+    bytesWritten: number;
+    lanes: number;
+  }[];
 }
 
 export interface RunRecord {
@@ -140,7 +149,10 @@ function diag(r: RunRecord): string {
   }
   if (r.wanem) {
     const w = Object.entries(r.wanem)
-      .map(([dir, c]) => `${dir}: ${c.tx_pkts ?? 0} pkts, loss drops ${c.drop_loss ?? 0}, queue drops ${c.drop_queue ?? 0}, buf drops ${c.drop_buf ?? 0}, queue peak ${f1((c.queue_peak_bytes ?? 0) / 1024, 0)} KiB`)
+      .map(
+        ([dir, c]) =>
+          `${dir}: ${c.tx_pkts ?? 0} pkts, loss drops ${c.drop_loss ?? 0}, queue drops ${c.drop_queue ?? 0}, buf drops ${c.drop_buf ?? 0}, queue peak ${f1((c.queue_peak_bytes ?? 0) / 1024, 0)} KiB`,
+      )
       .join('; ');
     parts.push(`wanem: ${w}`);
   }
@@ -158,14 +170,19 @@ function diag(r: RunRecord): string {
   parts.push(`CPU s: sender [${by(r.cpu.sender)}], receiver [${by(r.cpu.receiver)}]`);
   const kernel = (u: GroupUsage) => (u.transportSystem === undefined ? '–' : `${u.transportSystem.toFixed(2)} of ${u.transport.toFixed(2)} s`);
   parts.push(`in the kernel (stime of the transport processes): sender ${kernel(r.cpu.sender)}, receiver ${kernel(r.cpu.receiver)}`);
-  parts.push(`waiting for a CPU while runnable (main threads): sender ${f1(r.cpu.sender.runQueueWait, 2)} s, receiver ${f1(r.cpu.receiver.runQueueWait, 2)} s of ${f1(r.seconds)} s`);
+  parts.push(
+    `waiting for a CPU while runnable (main threads): sender ${f1(r.cpu.sender.runQueueWait, 2)} s, receiver ${f1(r.cpu.receiver.runQueueWait, 2)} s of ${f1(r.seconds)} s`,
+  );
   return `- **${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}**: ` + parts.join('; ');
 }
 
 export function markdown(rep: BenchReport): string {
   const out: string[] = [];
   out.push('# zferry WAN benchmark results', '');
-  out.push(`Generated ${rep.generatedAt} by \`${rep.command}\` on ${rep.host.hostname} (${rep.host.kernel}, ${rep.host.cpus} CPUs, ${rep.host.memGiB.toFixed(0)} GiB, node ${rep.host.node}, ${rep.host.openssh}, ${rep.host.mbuffer}).`, '');
+  out.push(
+    `Generated ${rep.generatedAt} by \`${rep.command}\` on ${rep.host.hostname} (${rep.host.kernel}, ${rep.host.cpus} CPUs, ${rep.host.memGiB.toFixed(0)} GiB, node ${rep.host.node}, ${rep.host.openssh}, ${rep.host.mbuffer}).`,
+    '',
+  );
   out.push(
     `Code under test: commit ${rep.code.commit}` +
       (rep.code.dirty.length ? ` with uncommitted changes in ${rep.code.dirty.map((f) => `\`${f}\``).join(', ')}` : '') +
@@ -173,13 +190,13 @@ export function markdown(rep: BenchReport): string {
     '',
   );
   out.push(
-    'Goodput = stream bytes that reached the receiving side\'s `zfs recv` stand-in, divided by the time from the first delivered byte to the end ' +
+    "Goodput = stream bytes that reached the receiving side's `zfs recv` stand-in, divided by the time from the first delivered byte to the end " +
       '(the transfer phase: a run ends when the whole stream has arrived and the tool exited, or --seconds after the first byte). ' +
       '"setup s" is the time from starting the tool to the first delivered byte (connection setup, planning, and the stand-in `zfs`\'s own start-up: ' +
       'each call of the stand-in starts node, ~0.1–0.3 s on a loaded machine, where real `zfs list/get` take milliseconds); "incl. setup" divides by the whole time. ' +
-      '% of link = goodput / the link\'s TCP payload capacity (rate × 1448/1500). ' +
+      "% of link = goodput / the link's TCP payload capacity (rate × 1448/1500). " +
       'CPU s/GiB = utime+stime (whole run, setup included) of the transport processes on that side (ssh, sshd, mbuffer, sender-agent, receiver-agent) per GiB delivered; ' +
-      'in parentheses the whole process tree including the stand-in `zfs send`/`zfs recv` and the far side\'s byte counter. ' +
+      "in parentheses the whole process tree including the stand-in `zfs send`/`zfs recv` and the far side's byte counter. " +
       'Peak receiver RSS = VmHWM of receiver-agent (zferry), or the sum over the sshd session processes and mbuffer (ssh). ' +
       'The method is described in the README section "Benchmark".',
     '',
@@ -192,11 +209,14 @@ export function markdown(rep: BenchReport): string {
   }
   out.push('## Links', '');
   for (const l of rep.links) {
-    out.push(`- **${l.profile} / ${l.systemCc}** (asked: ${l.ccAsked})` + (l.rttMs !== null ? `: RTT ${l.rttMs} ms, loss ${(100 * (l.loss ?? 0)).toFixed(2)} % each way, ${l.rateMbit} Mbit/s` : ': 127.0.0.1, no emulator'));
+    out.push(
+      `- **${l.profile} / ${l.systemCc}** (asked: ${l.ccAsked})` +
+        (l.rttMs !== null ? `: RTT ${l.rttMs} ms, loss ${(100 * (l.loss ?? 0)).toFixed(2)} % each way, ${l.rateMbit} Mbit/s` : ': 127.0.0.1, no emulator'),
+    );
     for (const c of l.setup) out.push(`  - \`${c}\``);
   }
   out.push('', '## Command lines', '');
-  out.push('Run from the repository root; `$TMP` is the benchmark\'s temporary directory (keys, certificates, configs, stand-in state).', '');
+  out.push("Run from the repository root; `$TMP` is the benchmark's temporary directory (keys, certificates, configs, stand-in state).", '');
   for (const r of rep.runs) {
     out.push(`- ${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}:`);
     for (const c of r.commands) out.push(`  - \`${c}\``);

@@ -128,7 +128,12 @@ const RUN = defineCommandLine({
     out: { type: 'string', arg: 'FILE', help: 'markdown results (default bench/results.md; raw JSON next to it, .json)' },
     wanem: { type: 'string', arg: 'PATH', help: 'wanem.sh (default: $WANEM, else ../shared/tools/wanem/wanem.sh)' },
     pause: { type: 'string', arg: 'N', help: 'seconds between tool runs', default: '2' },
-    nice: { type: 'string', arg: 'N', help: 'run the measured tools (sshd, ssh, mbuffer, agents, stand-ins) at niceness N, e.g. -10, on a machine others load too (0: unchanged)', default: '0' },
+    nice: {
+      type: 'string',
+      arg: 'N',
+      help: 'run the measured tools (sshd, ssh, mbuffer, agents, stand-ins) at niceness N, e.g. -10, on a machine others load too (0: unchanged)',
+      default: '0',
+    },
     'keep-temp': { type: 'boolean', help: 'keep the temporary directory (keys, configs, logs)' },
     'cpu-prof': { type: 'string', arg: 'DIR', help: 'write V8 CPU profiles of both agents into DIR (node --cpu-prof), to see where time goes' },
     'node-arg': { type: 'string', arg: 'ARG', help: 'pass ARG to node when starting either agent (repeatable), e.g. --node-arg --trace-gc', multiple: true },
@@ -249,7 +254,10 @@ function wanemCounters(): Record<string, Record<string, number>> | null {
   return out;
 }
 
-function counterDelta(a: Record<string, Record<string, number>> | null, b: Record<string, Record<string, number>> | null): Record<string, Record<string, number>> | null {
+function counterDelta(
+  a: Record<string, Record<string, number>> | null,
+  b: Record<string, Record<string, number>> | null,
+): Record<string, Record<string, number>> | null {
   if (!a || !b) return b;
   const out: Record<string, Record<string, number>> = {};
   for (const [dir, c] of Object.entries(b)) {
@@ -299,7 +307,18 @@ async function bringUp(p: Profile, cc: string, o: Options, sshDir: string): Prom
   let addr = '127.0.0.1';
   let teardown: () => void = () => {};
   if (p.rttMs !== null) {
-    const args = ['--delay-ms', String(p.rttMs / 2), '--loss', String(p.loss), '--rate-mbit', String(o.rateMbit), '--tcp-buf-mb', String(TCP_BUF_MB), '--seed', '1'];
+    const args = [
+      '--delay-ms',
+      String(p.rttMs / 2),
+      '--loss',
+      String(p.loss),
+      '--rate-mbit',
+      String(o.rateMbit),
+      '--tcp-buf-mb',
+      String(TCP_BUF_MB),
+      '--seed',
+      '1',
+    ];
     if (cc !== 'host') args.push('--cc', cc);
     setup.push(showCmd([o.wanem, 'up', ...args]));
     say(`link ${p.name}: ${showCmd([o.wanem, 'up', ...args])}`);
@@ -316,7 +335,16 @@ async function bringUp(p: Profile, cc: string, o: Options, sshDir: string): Prom
       ['ip', 'netns', 'add', LO_NS],
       ['ip', '-n', LO_NS, 'link', 'set', 'lo', 'up'],
       ['ip', 'netns', 'exec', LO_NS, 'sysctl', '-qw', `net.ipv4.tcp_congestion_control=${cc}`],
-      ['ip', 'netns', 'exec', LO_NS, 'sysctl', '-qw', `net.ipv4.tcp_rmem=4096 131072 ${TCP_BUF_MB * 1048576}`, `net.ipv4.tcp_wmem=4096 16384 ${TCP_BUF_MB * 1048576}`],
+      [
+        'ip',
+        'netns',
+        'exec',
+        LO_NS,
+        'sysctl',
+        '-qw',
+        `net.ipv4.tcp_rmem=4096 131072 ${TCP_BUF_MB * 1048576}`,
+        `net.ipv4.tcp_wmem=4096 16384 ${TCP_BUF_MB * 1048576}`,
+      ],
     ];
     for (const c of cmds.slice(1)) run(c);
     setup.push(...cmds.map(showCmd));
@@ -324,7 +352,9 @@ async function bringUp(p: Profile, cc: string, o: Options, sshDir: string): Prom
     teardown = () => system.netnsDel(LO_NS);
   }
   const ns = receiverNs;
-  const systemCc = ns ? run(['ip', 'netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.tcp_congestion_control']).trim() : readSysctl('net.ipv4.tcp_congestion_control');
+  const systemCc = ns
+    ? run(['ip', 'netns', 'exec', ns, 'sysctl', '-n', 'net.ipv4.tcp_congestion_control']).trim()
+    : readSysctl('net.ipv4.tcp_congestion_control');
   const link: Link = {
     info: {
       profile: p.name,
@@ -586,25 +616,34 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
   const out = collect(cli.child.stdout);
   const errs = procs.map((p) => collect(p.child.stderr, 64 * 1024));
   const finished = Promise.all(procs.map((p) => p.exited));
-  const m = await measure(link, o, start, {
-    sender,
-    receiver,
-    source,
-    finished,
-    ssPort: ssh.port,
-    // the far side's `wc -c`: bytes it has read (rchar; includes a few KiB the loader reads
-    // at its start, negligible next to the stream; the exact count is its output at EOF)
-    delivered: (table) => {
-      const wc = receiver.find(table, (p) => p.comm === 'wc');
-      return { bytes: wc ? (readChars(wc.pid) ?? 0) : 0, firstByteAt: null };
+  const m = await measure(
+    link,
+    o,
+    start,
+    {
+      sender,
+      receiver,
+      source,
+      finished,
+      ssPort: ssh.port,
+      // the far side's `wc -c`: bytes it has read (rchar; includes a few KiB the loader reads
+      // at its start, negligible next to the stream; the exact count is its output at EOF)
+      delivered: (table) => {
+        const wc = receiver.find(table, (p) => p.comm === 'wc');
+        return { bytes: wc ? (readChars(wc.pid) ?? 0) : 0, firstByteAt: null };
+      },
     },
-  }, wanemBefore);
+    wanemBefore,
+  );
   let delivered = m.delivered;
   let end = m.end;
   let complete = false;
   let error: string | null = null;
   if (m.timeBounded) {
-    await killTrees(procs.map((p) => p.pid), 2000);
+    await killTrees(
+      procs.map((p) => p.pid),
+      2000,
+    );
   } else {
     end = Math.max(...procs.map((p) => p.exit!.at));
     const count = out()
@@ -614,7 +653,10 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
       .filter((l) => /^\d+$/.test(l))
       .pop();
     const bad = procs.filter((p) => p.exit!.code !== 0);
-    if (bad.length) error = bad.map((p) => `${p.name} exit ${p.exit!.code ?? p.exit!.signal}: ${errs[procs.indexOf(p)]!().trim().slice(0, 200) || '(no message)'}`).join('; ');
+    if (bad.length)
+      error = bad
+        .map((p) => `${p.name} exit ${p.exit!.code ?? p.exit!.signal}: ${errs[procs.indexOf(p)]!().trim().slice(0, 200) || '(no message)'}`)
+        .join('; ');
     if (count !== undefined) delivered = Number(count);
     complete = !error && delivered === o.bytes;
     if (!error && !complete) error = `far side counted ${count ?? 'nothing'} of ${o.bytes} bytes`;
@@ -625,24 +667,35 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
   const leftovers = receiver.pids().filter((p) => p !== ssh.proc.pid);
   if (leftovers.length) await killTrees(leftovers, 1000);
   const commands = [
-    [showCmd(nsPrefix(link.senderNs, [BENCH_ZFS, 'send', SOURCE_SNAPSHOT])), ...(mbuffer ? [showCmd(nsPrefix(link.senderNs, MBUFFER))] : []), showCmd(nsPrefix(link.senderNs, sshArgs))].join(' | ') +
-      `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
+    [
+      showCmd(nsPrefix(link.senderNs, [BENCH_ZFS, 'send', SOURCE_SNAPSHOT])),
+      ...(mbuffer ? [showCmd(nsPrefix(link.senderNs, MBUFFER))] : []),
+      showCmd(nsPrefix(link.senderNs, sshArgs)),
+    ].join(' | ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
   ];
-  return record(link, o, mbuffer ? 'ssh+mbuffer' : 'ssh', '1', m, { sender, receiver, source }, {
-    complete,
-    delivered,
-    end,
-    firstByteAt: m.firstByteAt,
-    error,
-    commands,
-    lanesUsed: 1,
-    zferryCc: null,
-    tuning: null,
-    rssMiB: receiver.usage().rssMiB,
-    windowBytes: null,
-    load,
-    top,
-  });
+  return record(
+    link,
+    o,
+    mbuffer ? 'ssh+mbuffer' : 'ssh',
+    '1',
+    m,
+    { sender, receiver, source },
+    {
+      complete,
+      delivered,
+      end,
+      firstByteAt: m.firstByteAt,
+      error,
+      commands,
+      lanesUsed: 1,
+      zferryCc: null,
+      tuning: null,
+      rssMiB: receiver.usage().rssMiB,
+      windowBytes: null,
+      load,
+      top,
+    },
+  );
 }
 
 function nsPrefix(ns: string | null, argv: string[]): string[] {
@@ -826,17 +879,23 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     }
   });
   const poller = pollStatus(link.receiverNs, statusPort, start, series);
-  const m = await measure(link, o, start, {
-    sender,
-    receiver,
-    source: null,
-    finished: snd.exited,
-    ssPort: port,
-    delivered: () => {
-      const p = readProgress(stateB, target);
-      return { bytes: p?.bytes ?? 0, firstByteAt: p?.firstByteAt ?? null };
+  const m = await measure(
+    link,
+    o,
+    start,
+    {
+      sender,
+      receiver,
+      source: null,
+      finished: snd.exited,
+      ssPort: port,
+      delivered: () => {
+        const p = readProgress(stateB, target);
+        return { bytes: p?.bytes ?? 0, firstByteAt: p?.firstByteAt ?? null };
+      },
     },
-  }, wanemBefore);
+    wanemBefore,
+  );
   poller.stop();
   // peak RSS of the receiver, read while it still runs
   receiver.update(procTable());
@@ -854,7 +913,8 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     for (let i = 0; i < 20 && !prog()?.done; i++) await sleep(50);
     const p = prog();
     delivered = p?.bytes ?? delivered;
-    if (snd.exit!.code !== 0) error = `sender-agent exit ${snd.exit!.code ?? snd.exit!.signal}: ${readFileSync(join(dir, 'sender.log'), 'utf8').trim().split('\n').pop()?.slice(0, 300) ?? ''}`;
+    if (snd.exit!.code !== 0)
+      error = `sender-agent exit ${snd.exit!.code ?? snd.exit!.signal}: ${readFileSync(join(dir, 'sender.log'), 'utf8').trim().split('\n').pop()?.slice(0, 300) ?? ''}`;
     else if (!p?.done || !p.ok) error = `receiving stand-in: ${p?.error ?? 'did not finish'}`;
     complete = !error && delivered === o.bytes;
     if (!error && !complete) error = `delivered ${delivered} of ${o.bytes} bytes`;
@@ -870,11 +930,17 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   for (const line of sout().split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
-      const ev = JSON.parse(line) as { event?: string; lanes?: number; tuning?: { lanes: number; congestion: string | null; sndbuf: number; rttMs: number; linkMbit: number } | null; notices?: string[] };
+      const ev = JSON.parse(line) as {
+        event?: string;
+        lanes?: number;
+        tuning?: { lanes: number; congestion: string | null; sndbuf: number; rttMs: number; linkMbit: number } | null;
+        notices?: string[];
+      };
       if (ev.event === 'progress' && typeof ev.lanes === 'number') lanesUsed = Math.max(lanesUsed ?? 0, ev.lanes);
       if (ev.event === 'done') {
         if (typeof ev.lanes === 'number') lanesUsed = ev.lanes;
-        if (ev.tuning) tuning = `${ev.tuning.lanes} lanes, cc ${ev.tuning.congestion ?? 'default'}, sndbuf ${Math.round(ev.tuning.sndbuf / 1024)} KiB/lane for ${ev.tuning.linkMbit} Mbit/s × ${ev.tuning.rttMs.toFixed(1)} ms`;
+        if (ev.tuning)
+          tuning = `${ev.tuning.lanes} lanes, cc ${ev.tuning.congestion ?? 'default'}, sndbuf ${Math.round(ev.tuning.sndbuf / 1024)} KiB/lane for ${ev.tuning.linkMbit} Mbit/s × ${ev.tuning.rttMs.toFixed(1)} ms`;
         if (ev.notices?.length) tuning = `${tuning ?? ''}; notices: ${ev.notices.join(' | ')}`;
       }
     } catch {
@@ -891,25 +957,34 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     if (mm) lanesUsed = Number(mm[1]);
   }
   const commands = [
-    showCmd(nsPrefix(link.receiverNs, rArgs)) + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b${o.verify ? ' BENCH_ZFS_VERIFY=1' : ''})`,
+    showCmd(nsPrefix(link.receiverNs, rArgs)) +
+      `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b${o.verify ? ' BENCH_ZFS_VERIFY=1' : ''})`,
     showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
   ];
-  return record(link, o, 'zferry', lanes, m, { sender, receiver, source: null }, {
-    complete,
-    delivered,
-    end,
-    firstByteAt,
-    error,
-    commands,
-    lanesUsed,
-    zferryCc: zcc,
-    tuning,
-    rssMiB,
-    windowBytes,
-    load,
-    top,
-    series,
-  });
+  return record(
+    link,
+    o,
+    'zferry',
+    lanes,
+    m,
+    { sender, receiver, source: null },
+    {
+      complete,
+      delivered,
+      end,
+      firstByteAt,
+      error,
+      commands,
+      lanesUsed,
+      zferryCc: zcc,
+      tuning,
+      rssMiB,
+      windowBytes,
+      load,
+      top,
+      series,
+    },
+  );
 }
 
 // ------------------------------------------------------------------ main
@@ -927,7 +1002,10 @@ function hostInfo(): BenchReport['host'] {
     memGiB: totalmem() / 2 ** 30,
     node: process.version,
     openssh: v(['ssh', '-V']).split(',')[0] ?? '',
-    mbuffer: v(['mbuffer', '--version']).replace(/^mbuffer version /, 'mbuffer ').split(' - ')[0] ?? '',
+    mbuffer:
+      v(['mbuffer', '--version'])
+        .replace(/^mbuffer version /, 'mbuffer ')
+        .split(' - ')[0] ?? '',
   };
 }
 
@@ -937,14 +1015,16 @@ function preflight(o: Options): void {
     if (!existsSync(f)) throw new Error(`${f} is missing: build first (npx tsc -p tsconfig.json)`);
   }
   if (o.tools.some((t) => t.startsWith('ssh'))) {
-    for (const b of ['ssh', 'ssh-keygen']) if (!tryRun(['which', b]).ok) throw new Error(`${b} not found: install openssh-client (scripts/install-bench-tools.sh)`);
+    for (const b of ['ssh', 'ssh-keygen'])
+      if (!tryRun(['which', b]).ok) throw new Error(`${b} not found: install openssh-client (scripts/install-bench-tools.sh)`);
     if (!existsSync('/usr/sbin/sshd')) throw new Error('/usr/sbin/sshd not found: install openssh-server (scripts/install-bench-tools.sh)');
   }
   if (o.tools.includes('ssh+mbuffer') && !tryRun(['which', 'mbuffer']).ok) throw new Error('mbuffer not found: install it (scripts/install-bench-tools.sh)');
   if (o.profiles.some((p) => p.rttMs !== null) && !existsSync(o.wanem)) throw new Error(`wanem not found at ${o.wanem} (--wanem PATH)`);
   const available = readSysctl('net.ipv4.tcp_available_congestion_control').split(' ');
   for (const c of [...o.ccs, ...o.zferryCcs]) {
-    if (c && c !== 'host' && !available.includes(c)) throw new Error(`congestion control ${c} is not available here (net.ipv4.tcp_available_congestion_control: ${available.join(' ')})`);
+    if (c && c !== 'host' && !available.includes(c))
+      throw new Error(`congestion control ${c} is not available here (net.ipv4.tcp_available_congestion_control: ${available.join(' ')})`);
   }
 }
 
@@ -977,7 +1057,9 @@ async function main(): Promise<number> {
     else rmSync(tmp, { recursive: true, force: true });
   });
   const code = snapshotCode(join(tmp, 'code'));
-  say(`code under test: commit ${code.commit}${code.dirty.length ? ` + uncommitted changes in ${code.dirty.length} files` : ''}, build ${code.buildHash} (copied to ${join(tmp, 'code')})`);
+  say(
+    `code under test: commit ${code.commit}${code.dirty.length ? ` + uncommitted changes in ${code.dirty.length} files` : ''}, build ${code.buildHash} (copied to ${join(tmp, 'code')})`,
+  );
   prepareHost(o);
   const pki = makePki(join(tmp, 'pki'));
   const ctx: Ctx = { tmp, stateA: join(tmp, 'state-a'), receiverTls: pki.receiverTls, senderConfig: pki.senderConfig, runNo: 0 };
@@ -1011,12 +1093,17 @@ async function main(): Promise<number> {
           if (t === 'ssh') jobs.push({ label: 'ssh', go: () => runSsh(link, o, ctx, false) });
           if (t === 'ssh+mbuffer') jobs.push({ label: 'ssh+mbuffer', go: () => runSsh(link, o, ctx, true) });
           if (t === 'zferry') {
-            for (const zcc of o.zferryCcs) for (const l of o.lanes) jobs.push({ label: `zferry --lanes ${l}${zcc ? ` --cc ${zcc}` : ''}`, go: () => runZferry(link, o, ctx, l, zcc) });
+            for (const zcc of o.zferryCcs)
+              for (const l of o.lanes) jobs.push({ label: `zferry --lanes ${l}${zcc ? ` --cc ${zcc}` : ''}`, go: () => runZferry(link, o, ctx, l, zcc) });
           }
         }
         for (const [i, j] of jobs.entries()) {
           if (i > 0 && o.pause > 0) await sleep(o.pause * 1000);
-          say(`${p.name} / ${link.info.systemCc}: ${j.label} (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+          say(
+            `${p.name} / ${link.info.systemCc}: ${j.label} (load ${loadavg()
+              .map((x) => x.toFixed(2))
+              .join(' ')})`,
+          );
           let r: RunRecord;
           try {
             r = await j.go();

@@ -82,7 +82,11 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Tallies a message (transfer ids and tenant names elided), keeping at most MAX_MESSAGES distinct ones. */
 function tally(m: Record<string, number>, message: string): void {
-  const k = message.replace(/[0-9a-f]{32}/g, '<id>').replace(/\bt\d{3,}\b/g, 'tNNN').replace(/\s+/g, ' ').slice(0, 300);
+  const k = message
+    .replace(/[0-9a-f]{32}/g, '<id>')
+    .replace(/\bt\d{3,}\b/g, 'tNNN')
+    .replace(/\s+/g, ' ')
+    .slice(0, 300);
   if (k in m || Object.keys(m).length < MAX_MESSAGES) m[k] = (m[k] ?? 0) + 1;
   else m['(other messages)'] = (m['(other messages)'] ?? 0) + 1;
 }

@@ -141,7 +141,7 @@ export function markdown(r: TenantsReport): string {
       `Measured: the incremental of every tenant, by real \`sender-agent replicate … --json\` processes, ${r.options.concurrency} at a time. ` +
       '"time per transfer" runs from starting a sender process to its exit (Hello, planning, Begin, lanes, the stream, Finish, the anchor hold); ' +
       'percentiles are nearest-rank over the successful transfers. ' +
-      'Most of a transfer\'s time here is the fake `zfs`: a replicate runs it about 18 times (10 on the sender, 8 on the receiver), and each run starts node (0.1–0.3 s, more on a loaded machine) where real `zfs list/get` take milliseconds. ' +
+      "Most of a transfer's time here is the fake `zfs`: a replicate runs it about 18 times (10 on the sender, 8 on the receiver), and each run starts node (0.1–0.3 s, more on a loaded machine) where real `zfs list/get` take milliseconds. " +
       'Receiver RSS is VmHWM of the receiver-agent process, read every 250 ms; a fresh receiver serves each phase (same config and state), so each phase has its own peak.',
     '',
   );
@@ -165,10 +165,12 @@ export function markdown(r: TenantsReport): string {
   row('time per transfer max (s)', (p) => f(p.time.max));
   row('stream bytes per transfer (min / median / max)', (p) => (p.streamBytes ? p.streamBytes.map((b) => String(b)).join(' / ') : '–'));
   row('sender retries (tries again after an interruption)', (p) => String(p.retries));
-  row('plans of the successful transfers', (p) =>
-    Object.entries(p.kinds)
-      .map(([k, v]) => `${k} ${v}`)
-      .join(', ') || '–',
+  row(
+    'plans of the successful transfers',
+    (p) =>
+      Object.entries(p.kinds)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ') || '–',
   );
   row('**receiver peak RSS (VmHWM, MiB)**', (p) => `**${f(p.receiver.peakRssMiB, 0)}**`);
   row('bound: budget + 150 MB (MiB)', (p) => `${f(p.receiver.boundMiB, 0)} (${p.receiver.budgetHow})`);
@@ -214,7 +216,10 @@ export function markdown(r: TenantsReport): string {
   const failing = r.phases.filter((p) => p.failures.length);
   if (failing.length || r.setup.failures.length) {
     out.push('## Failures', '');
-    out.push('Each failed transfer\'s one-line error (the sender\'s last line), grouped by message with transfer ids, tenant names, ports and times elided; the JSON has them one by one.', '');
+    out.push(
+      "Each failed transfer's one-line error (the sender's last line), grouped by message with transfer ids, tenant names, ports and times elided; the JSON has them one by one.",
+      '',
+    );
     const group = (label: string, list: { tenant: string; error: string }[]) => {
       const by = new Map<string, string[]>();
       for (const x of list) {
@@ -232,7 +237,10 @@ export function markdown(r: TenantsReport): string {
         out.push(`- ${label}, ${tenants.length} × ${k} — ${who}`);
       }
     };
-    group('setup', r.setup.failures.map((e) => ({ tenant: e.split(' ')[0]!, error: e.slice(e.indexOf(': ') + 2) })));
+    group(
+      'setup',
+      r.setup.failures.map((e) => ({ tenant: e.split(' ')[0]!, error: e.slice(e.indexOf(': ') + 2) })),
+    );
     for (const p of failing) group(p.label, p.failures);
     out.push('');
   }
@@ -254,7 +262,7 @@ export function markdown(r: TenantsReport): string {
     out.push('');
   }
   out.push('## Command lines', '');
-  out.push('Run from the repository root; `$TMP` is the benchmark\'s temporary directory.', '');
+  out.push("Run from the repository root; `$TMP` is the benchmark's temporary directory.", '');
   for (const c of r.commands) out.push(`- \`${c}\``);
   out.push('', `Setup: ${r.setup.fullSends} full sends in ${r.setup.seconds.toFixed(1)} s (not measured).`, '');
   return out.join('\n');

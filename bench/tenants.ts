@@ -11,7 +11,20 @@
 // is stopped on exit, on errors and on SIGINT/SIGTERM (tracked by pid, trees killed by pid).
 import { spawnSync } from 'node:child_process';
 import { createHash, generateKeyPair } from 'node:crypto';
-import { closeSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, hostname, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -46,8 +59,18 @@ const TENANTS = defineCommandLine({
     'full-bytes': { type: 'string', arg: 'SIZE', help: "each source's first file, sent in full during setup", default: '64KiB' },
     'change-bytes': { type: 'string', arg: 'SIZE', help: 'new data per measured incremental', default: '4KiB' },
     window: { type: 'string', arg: 'SIZE', help: 'receiver "window" per transfer (default: the receiver\'s, 256MiB)' },
-    'window-budget': { type: 'string', arg: 'SIZE', help: 'receiver "windowBudget", written only if the receiver accepts the key (the receiver\'s own default)', default: '4GiB' },
-    'max-transfers-total': { type: 'string', arg: 'N', help: 'receiver "maxTransfersTotal", written only if accepted (the receiver\'s own default)', default: '64' },
+    'window-budget': {
+      type: 'string',
+      arg: 'SIZE',
+      help: 'receiver "windowBudget", written only if the receiver accepts the key (the receiver\'s own default)',
+      default: '4GiB',
+    },
+    'max-transfers-total': {
+      type: 'string',
+      arg: 'N',
+      help: 'receiver "maxTransfersTotal", written only if accepted (the receiver\'s own default)',
+      default: '64',
+    },
     lanes: { type: 'string', arg: 'auto|N', help: "sender --lanes (default: the sender's default)" },
     'hostile-transfers': { type: 'string', arg: 'N', help: 'transfers each hostile identity holds, 1 to 64', default: '2' },
     'hostile-chunks': { type: 'string', arg: 'N', help: 'out-of-order chunks each held transfer sends before it stalls, 0 to 4096', default: '16' },
@@ -267,7 +290,10 @@ function showCmd(ctx: Pick<Ctx, 'tmp'>, argv: string[]): string {
 
 /** Runs the fake-zfs setup helper in one process; throws with its stderr on failure. */
 async function zfsHelper(ctx: Ctx, root: string, args: string[]): Promise<string> {
-  const p = startProc('tenants-zfs', null, [NODE, ctx.code.zfsHelper, ...args], { env: { ...process.env, FAKE_ZFS_ROOT: root }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = startProc('tenants-zfs', null, [NODE, ctx.code.zfsHelper, ...args], {
+    env: { ...process.env, FAKE_ZFS_ROOT: root },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out = collect(p.child.stdout);
   const err = collect(p.child.stderr);
   const t = setTimeout(() => void killTrees([p.pid], 2000), 600_000);
@@ -297,7 +323,11 @@ async function makePki(ctx: Pick<Ctx, 'tmp' | 'names'>): Promise<{ receiverTls: 
   const worker = async () => {
     for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
       checkStop();
-      const kp = await gen('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+      const kp = await gen('rsa', {
+        modulusLength: 2048,
+        publicKeyEncoding: { type: 'spki', format: 'pem' },
+        privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      });
       const c = issueCertificate({ ca, kind: 'client', commonName: name, publicKeyPem: kp.publicKey });
       const cdir = join(dir, name);
       mkdirSync(cdir, { recursive: true });
@@ -325,7 +355,10 @@ async function startReceiver(ctx: Ctx, cfgPath: string, logName: string): Promis
   const log = join(ctx.tmp, logName);
   const fd = openSync(log, 'w');
   const argv = [NODE, ...AGENT_NODE_FLAGS, ctx.code.receiver, 'serve', '--config', cfgPath];
-  const proc = startProc('receiver-agent', null, argv, { env: { ...process.env, FAKE_ZFS_ROOT: ctx.zfsB, ZFERRY_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', fd] });
+  const proc = startProc('receiver-agent', null, argv, {
+    env: { ...process.env, FAKE_ZFS_ROOT: ctx.zfsB, ZFERRY_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', fd],
+  });
   closeSync(fd);
   const out = collect(proc.child.stdout);
   const until = Date.now() + RECEIVER_START_MS;
@@ -375,7 +408,8 @@ async function detectBudgetKeys(ctx: Ctx, base: Record<string, unknown>): Promis
     extra.windowBudget = budget;
     support.windowBudget = `accepted by this receiver: written as ${JSON.stringify(budget)}`;
   } else if (unknown('windowBudget', r.error)) {
-    support.windowBudget = 'not known to this receiver build (it refused the key): not written; the RSS bound is the per-transfer window × the most transfers that can run at once';
+    support.windowBudget =
+      'not known to this receiver build (it refused the key): not written; the RSS bound is the per-transfer window × the most transfers that can run at once';
   } else {
     const bytes = parseSize(budget, '--window-budget');
     const r2 = await tryConfig(ctx, base, { windowBudget: bytes });
@@ -424,7 +458,10 @@ function senderArgv(ctx: Ctx, tenant: string, port: number): string[] {
  */
 async function runSender(ctx: Ctx, tenant: string, port: number, phaseStart: number): Promise<TransferRecord> {
   const t0 = performance.now();
-  const p = startProc(`sender ${tenant}`, null, senderArgv(ctx, tenant, port), { env: { ...process.env, FAKE_ZFS_ROOT: ctx.zfsA }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const p = startProc(`sender ${tenant}`, null, senderArgv(ctx, tenant, port), {
+    env: { ...process.env, FAKE_ZFS_ROOT: ctx.zfsA },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let t1 = 0;
   p.child.once('exit', () => (t1 = performance.now()));
   const stdout = collect(p.child.stdout, 1 << 20);
@@ -463,7 +500,9 @@ async function runSender(ctx: Ctx, tenant: string, port: number, phaseStart: num
       // not JSON
     }
   }
-  const errLines = stderr().split('\n').filter((l) => l.trim());
+  const errLines = stderr()
+    .split('\n')
+    .filter((l) => l.trim());
   rec.retries = errLines.filter((l) => l.includes('"event":"retry"')).length;
   if (done) {
     rec.kind = done.kind ?? null;
@@ -481,7 +520,13 @@ async function runSender(ctx: Ctx, tenant: string, port: number, phaseStart: num
 }
 
 /** Runs senders for the tenants, `concurrency` at a time; none starts after maxSeconds or a signal. */
-async function runAll(ctx: Ctx, tenants: string[], port: number, concurrency: number, onDone?: (r: TransferRecord, n: number) => void): Promise<{ records: TransferRecord[]; wallSeconds: number; notStarted: string[] }> {
+async function runAll(
+  ctx: Ctx,
+  tenants: string[],
+  port: number,
+  concurrency: number,
+  onDone?: (r: TransferRecord, n: number) => void,
+): Promise<{ records: TransferRecord[]; wallSeconds: number; notStarted: string[] }> {
   const start = performance.now();
   const queue = [...tenants];
   const records: TransferRecord[] = [];
@@ -591,7 +636,10 @@ function logWarnings(entries: LogEntry[]): Record<string, number> {
     const lvl = typeof j.level === 'number' ? (j.level >= 50 ? 'error' : j.level >= 40 ? 'warn' : 'info') : j.level;
     if (lvl !== 'warn' && lvl !== 'error') continue;
     const why = j.reason ?? j.error ?? '';
-    const k = `${j.msg ?? '?'}${why ? `: ${why}` : ''}`.replace(/[0-9a-f]{32}/g, '<id>').replace(/\bt\d{3,}\b/g, 'tNNN').slice(0, 240);
+    const k = `${j.msg ?? '?'}${why ? `: ${why}` : ''}`
+      .replace(/[0-9a-f]{32}/g, '<id>')
+      .replace(/\bt\d{3,}\b/g, 'tNNN')
+      .slice(0, 240);
     if (k in out || Object.keys(out).length < MAX_WARNING_KINDS) out[k] = (out[k] ?? 0) + 1;
     else out['(other messages)'] = (out['(other messages)'] ?? 0) + 1;
   }
@@ -608,7 +656,16 @@ async function verify(ctx: Ctx, tenants: string[], snap: string): Promise<Map<st
   for (const t of tenants) {
     const a = src[`tank/${t}@${snap}`];
     const b = dst[`backup/${t}/data@${snap}`];
-    out.set(t, !a ? `source tank/${t}@${snap} is missing` : !b ? `backup/${t}/data@${snap} is missing on the receiver` : a !== b ? `backup/${t}/data@${snap} has guid ${b}, the source ${a}` : null);
+    out.set(
+      t,
+      !a
+        ? `source tank/${t}@${snap} is missing`
+        : !b
+          ? `backup/${t}/data@${snap} is missing on the receiver`
+          : a !== b
+            ? `backup/${t}/data@${snap} has guid ${b}, the source ${a}`
+            : null,
+    );
   }
   return out;
 }
@@ -643,9 +700,12 @@ async function setup(ctx: Ctx): Promise<TenantsReport['setup']> {
   }
   const v = await verify(ctx, ctx.names, 's1');
   ctx.excluded = ctx.names.filter((n) => v.get(n));
-  if (ctx.excluded.length === ctx.names.length) throw new Error(`setup: no tenant has its base snapshot on the receiver, e.g. ${v.get(ctx.names[0]!)}; ${failures[failures.length - 1] ?? ''}`);
+  if (ctx.excluded.length === ctx.names.length)
+    throw new Error(`setup: no tenant has its base snapshot on the receiver, e.g. ${v.get(ctx.names[0]!)}; ${failures[failures.length - 1] ?? ''}`);
   if (ctx.excluded.length) {
-    ctx.notes.push(`${ctx.excluded.length} tenants have no base snapshot on the receiver after three tries of the setup's full send and are left out of the measured phases: ${ctx.excluded.join(', ')} (see "Failures")`);
+    ctx.notes.push(
+      `${ctx.excluded.length} tenants have no base snapshot on the receiver after three tries of the setup's full send and are left out of the measured phases: ${ctx.excluded.join(', ')} (see "Failures")`,
+    );
   }
   return { seconds: (performance.now() - t0) / 1000, fullSends, failures };
 }
@@ -699,10 +759,19 @@ async function phase(ctx: Ctx, label: 'calm' | 'hostile', snap: string, hostileI
       checkStop();
       hostileReady = (performance.now() - h0) / 1000;
       const st = readStats();
-      if (!st?.ready) ctx.notes.push(`${label}: the hostile traffic was not ready after ${(HOSTILE_READY_MS / 1000).toFixed(0)} s${hostile.exit ? ` (it exited ${hostile.exit.code ?? hostile.exit.signal}: see hostile-${label}.log)` : ''}; the measured transfers started anyway`);
-      say(`${label}: hostile traffic ${st?.ready ? 'in place' : 'NOT ready'} after ${hostileReady.toFixed(1)} s: ${st?.transfersHolding ?? 0} transfers held, ${((st?.heldBytes ?? 0) / 2 ** 20).toFixed(0)} MiB out of order, ${Object.values(st?.beginRefusals ?? {}).reduce((a, b) => a + b, 0)} Begins refused`);
+      if (!st?.ready)
+        ctx.notes.push(
+          `${label}: the hostile traffic was not ready after ${(HOSTILE_READY_MS / 1000).toFixed(0)} s${hostile.exit ? ` (it exited ${hostile.exit.code ?? hostile.exit.signal}: see hostile-${label}.log)` : ''}; the measured transfers started anyway`,
+        );
+      say(
+        `${label}: hostile traffic ${st?.ready ? 'in place' : 'NOT ready'} after ${hostileReady.toFixed(1)} s: ${st?.transfersHolding ?? 0} transfers held, ${((st?.heldBytes ?? 0) / 2 ** 20).toFixed(0)} MiB out of order, ${Object.values(st?.beginRefusals ?? {}).reduce((a, b) => a + b, 0)} Begins refused`,
+      );
     }
-    say(`${label}: ${tenants.length} incrementals @${snap}, ${o.concurrency} at a time (load ${loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+    say(
+      `${label}: ${tenants.length} incrementals @${snap}, ${o.concurrency} at a time (load ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')})`,
+    );
     res = await runAll(ctx, tenants, r.port, o.concurrency, (x, n) => {
       if (n % 25 === 0 || !x.ok) say(`${label}: ${n}/${tenants.length} done${x.ok ? '' : `; ${x.tenant} FAILED: ${x.error}`}`);
     });
@@ -727,7 +796,8 @@ async function phase(ctx: Ctx, label: 'calm' | 'hostile', snap: string, hostileI
   }
   const ok = res.records.filter((x) => x.ok);
   const failures = res.records.filter((x) => !x.ok).map((x) => ({ tenant: x.tenant, error: x.error ?? '?' }));
-  for (const t of res.notStarted) failures.push({ tenant: t, error: `not started: the phase reached --max-seconds ${o.maxSeconds}${run.stopping ? ' or was interrupted' : ''}` });
+  for (const t of res.notStarted)
+    failures.push({ tenant: t, error: `not started: the phase reached --max-seconds ${o.maxSeconds}${run.stopping ? ' or was interrupted' : ''}` });
   const bytes = ok.map((x) => x.bytes ?? 0).sort((a, b) => a - b);
   const kinds: Record<string, number> = {};
   for (const x of ok) kinds[x.kind ?? '?'] = (kinds[x.kind ?? '?'] ?? 0) + 1;
@@ -827,14 +897,18 @@ async function main(): Promise<number> {
     mkdirSync(dirname(o.out), { recursive: true });
     writeFileSync(o.out, markdown(report));
     // one line per transfer: readable diffs
-    const phases = report.phases.map(({ transfers, ...rest }) => JSON.stringify(rest, null, 1).replace(/\n}$/, `,\n "transfers": [\n${transfers.map((t) => JSON.stringify(t)).join(',\n')}\n ]\n}`));
+    const phases = report.phases.map(({ transfers, ...rest }) =>
+      JSON.stringify(rest, null, 1).replace(/\n}$/, `,\n "transfers": [\n${transfers.map((t) => JSON.stringify(t)).join(',\n')}\n ]\n}`),
+    );
     const { phases: _p, ...head } = report;
     writeFileSync(jsonOut, JSON.stringify(head, null, 1).replace(/\n}$/, `,\n "phases": [\n${phases.join(',\n')}\n ]\n}\n`));
   };
   try {
     const snap = snapshotCode(join(tmp, 'code'));
     report.code = { commit: snap.commit, dirty: snap.dirty, buildHash: snap.buildHash };
-    say(`code under test: commit ${snap.commit}${snap.dirty.length ? ` + uncommitted changes in ${snap.dirty.length} files` : ''}, build ${snap.buildHash} (copied to ${join(tmp, 'code')})`);
+    say(
+      `code under test: commit ${snap.commit}${snap.dirty.length ? ` + uncommitted changes in ${snap.dirty.length} files` : ''}, build ${snap.buildHash} (copied to ${join(tmp, 'code')})`,
+    );
     const names = tenantNames(o.clients);
     const hostileIds = hostilePick(names, o.hostile);
     say(`certificates for ${names.length} identities`);
@@ -887,7 +961,10 @@ async function main(): Promise<number> {
     };
     report.commands.push(
       `${showCmd(ctx, [NODE, ...AGENT_NODE_FLAGS, ctx.code.receiver, 'serve', '--config', ctx.receiverConfig])}   (env FAKE_ZFS_ROOT=$TMP/zfs-receiver)`,
-      `${showCmd(ctx, senderArgv(ctx, names[0]!, 0)).split(names[0]!).join('$TENANT').replace('127.0.0.1:0 ', '127.0.0.1:$PORT ')}   (env FAKE_ZFS_ROOT=$TMP/zfs-sources; one per tenant, ${o.concurrency} at a time)`,
+      `${showCmd(ctx, senderArgv(ctx, names[0]!, 0))
+        .split(names[0]!)
+        .join('$TENANT')
+        .replace('127.0.0.1:0 ', '127.0.0.1:$PORT ')}   (env FAKE_ZFS_ROOT=$TMP/zfs-sources; one per tenant, ${o.concurrency} at a time)`,
       `${showCmd(ctx, [NODE, ctx.code.zfsHelper, 'write', 'tank', String(o.changeBytes), '<snap>', 't000', '…'])}   (setup: new data and a snapshot on every source, env FAKE_ZFS_ROOT=$TMP/zfs-sources)`,
     );
     report.notes.push(
@@ -902,14 +979,18 @@ async function main(): Promise<number> {
     const calm = await phase(ctx, 'calm', 's2', [], o.hostile ? names.filter((n) => !hostileIds.includes(n)) : null);
     report.phases.push(calm);
     save();
-    say(`calm: ${calm.succeeded}/${calm.tenants} succeeded, ${calm.transfersPerSecond.toFixed(2)} transfers/s, p50 ${calm.time.p50?.toFixed(2)} s, p99 ${calm.time.p99?.toFixed(2)} s, receiver peak RSS ${calm.receiver.peakRssMiB.toFixed(0)} MiB (bound ${calm.receiver.boundMiB.toFixed(0)})`);
+    say(
+      `calm: ${calm.succeeded}/${calm.tenants} succeeded, ${calm.transfersPerSecond.toFixed(2)} transfers/s, p50 ${calm.time.p50?.toFixed(2)} s, p99 ${calm.time.p99?.toFixed(2)} s, receiver peak RSS ${calm.receiver.peakRssMiB.toFixed(0)} MiB (bound ${calm.receiver.boundMiB.toFixed(0)})`,
+    );
     let failed = calm.failed;
     if (o.hostile) {
       const h = await phase(ctx, 'hostile', 's3', hostileIds, null);
       report.phases.push(h);
       save();
       failed += h.failed;
-      say(`hostile: ${h.succeeded}/${h.tenants} succeeded, ${h.transfersPerSecond.toFixed(2)} transfers/s, p50 ${h.time.p50?.toFixed(2)} s, p99 ${h.time.p99?.toFixed(2)} s (calm, same tenants: ${calm.timeSameTenants?.p99?.toFixed(2)} s), receiver peak RSS ${h.receiver.peakRssMiB.toFixed(0)} MiB (bound ${h.receiver.boundMiB.toFixed(0)})`);
+      say(
+        `hostile: ${h.succeeded}/${h.tenants} succeeded, ${h.transfersPerSecond.toFixed(2)} transfers/s, p50 ${h.time.p50?.toFixed(2)} s, p99 ${h.time.p99?.toFixed(2)} s (calm, same tenants: ${calm.timeSameTenants?.p99?.toFixed(2)} s), receiver peak RSS ${h.receiver.peakRssMiB.toFixed(0)} MiB (bound ${h.receiver.boundMiB.toFixed(0)})`,
+      );
     }
     report.generatedAt = new Date().toISOString();
     save();

@@ -102,7 +102,23 @@ async function main(): Promise<void> {
 
     step('1. Throwaway certificates: a CA, a receiver certificate, a client certificate for identity "site-a"');
     await must(process.execPath, [SENDER, 'certs', 'init-ca', '--out', join(work, 'ca')]);
-    await must(process.execPath, [SENDER, 'certs', 'issue', '--ca-dir', join(work, 'ca'), '--kind', 'server', '--cn', 'receiver', '--dns', 'localhost', '--ip', '127.0.0.1', '--out', join(work, 'receiver')]);
+    await must(process.execPath, [
+      SENDER,
+      'certs',
+      'issue',
+      '--ca-dir',
+      join(work, 'ca'),
+      '--kind',
+      'server',
+      '--cn',
+      'receiver',
+      '--dns',
+      'localhost',
+      '--ip',
+      '127.0.0.1',
+      '--out',
+      join(work, 'receiver'),
+    ]);
     await must(process.execPath, [SENDER, 'certs', 'issue', '--ca-dir', join(work, 'ca'), '--kind', 'client', '--cn', 'site-a', '--out', join(work, 'sender')]);
     for (const f of ['receiver/receiver.pem', 'sender/site-a.pem']) {
       say((await must('openssl', ['verify', '-CAfile', join(work, 'ca/ca.pem'), join(work, f)])).trim());
@@ -113,7 +129,12 @@ async function main(): Promise<void> {
     writeFileSync(
       rcfg,
       JSON.stringify(
-        { listen: '127.0.0.1:0', tls: { ca: 'receiver/ca.pem', cert: 'receiver/receiver.pem', key: 'receiver/receiver.key' }, clients: { 'site-a': { root: `${zfs.dstPool}/site-a` } }, zfs: zfs.bin },
+        {
+          listen: '127.0.0.1:0',
+          tls: { ca: 'receiver/ca.pem', cert: 'receiver/receiver.pem', key: 'receiver/receiver.key' },
+          clients: { 'site-a': { root: `${zfs.dstPool}/site-a` } },
+          zfs: zfs.bin,
+        },
         null,
         1,
       ),
@@ -131,7 +152,10 @@ async function main(): Promise<void> {
 
     step('4. Start the receiver (one TLS port: gRPC control + data lanes)');
     say(`$ node ${AGENT_NODE_FLAGS.join(' ')} dist/receiver-agent/cli.js serve --config ${rcfg}`);
-    receiver = spawn(process.execPath, [...AGENT_NODE_FLAGS, RECEIVER, 'serve', '--config', rcfg], { env: { ...process.env, ...zfs.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    receiver = spawn(process.execPath, [...AGENT_NODE_FLAGS, RECEIVER, 'serve', '--config', rcfg], {
+      env: { ...process.env, ...zfs.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let rlog = '';
     receiver.stderr!.on('data', (b: Buffer) => (rlog += b.toString()));
     const port = await new Promise<number>((res, rej) => {

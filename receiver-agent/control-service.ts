@@ -229,7 +229,11 @@ export class ReceiverCore {
         resumable,
         force: policy.allowForce,
         requireRaw: policy.requireRaw,
-        walk: { requireRaw: policy.requireRaw, knownGuids: new Set(known.keys()), plan: { kind: req.kind as 'full' | 'incremental' | 'resume', toGuid: req.toGuid, fromGuid: req.fromGuid } },
+        walk: {
+          requireRaw: policy.requireRaw,
+          knownGuids: new Set(known.keys()),
+          plan: { kind: req.kind as 'full' | 'incremental' | 'resume', toGuid: req.toGuid, fromGuid: req.fromGuid },
+        },
         inert: { overrides: receiveOverrides(policy.receive), onCommandLine, root: policy.root },
       },
       this.zfs,
@@ -294,8 +298,7 @@ export class ReceiverCore {
    * refuses at once over any of them; the transfer set up then holds the budget until it settles.
    */
   beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
-    const { target, policy } =
-      req.kind === 'probe' ? { target: null, policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
+    const { target, policy } = req.kind === 'probe' ? { target: null, policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
     const admission = this.transfers.admit({
       identity: policy.identity,
       target,
@@ -395,10 +398,13 @@ export class ReceiverCore {
     const clients = Object.fromEntries(this.policy.identities().map((id) => [id, this.policy.lookup(id)!]));
     const { findings, escapes } = await scanRoots(this.zfs, clients, this.log);
     if (findings.length) {
-      this.log.warn('replicas carry received properties that could mount or share them outside their root; fix with: receiver-agent make-inert --config <receiver.json>', {
-        datasets: findings.length,
-        examples: findings.slice(0, 5).map((f) => `${f.dataset} ${f.property}=${f.value}`),
-      });
+      this.log.warn(
+        'replicas carry received properties that could mount or share them outside their root; fix with: receiver-agent make-inert --config <receiver.json>',
+        {
+          datasets: findings.length,
+          examples: findings.slice(0, 5).map((f) => `${f.dataset} ${f.property}=${f.value}`),
+        },
+      );
     }
     for (const id of [...this.quarantined.keys()]) if (!escapes.has(id)) this.quarantined.delete(id);
     for (const [id, why] of escapes) this.quarantine(id, why);

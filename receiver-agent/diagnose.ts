@@ -28,14 +28,7 @@ import type { DiagnoseReply, DiskProbeResultMsg } from '../shared/control.js';
 import { errorMessage } from '../shared/errors.js';
 import { cpuCount, hostCpuTicks, processCpuSeconds } from '../shared/host.js';
 import type { Logger } from '../shared/log.js';
-import {
-  allowedCongestionControls,
-  availableCongestionControls,
-  bufferCaps,
-  defaultCongestionControl,
-  hasNetAdmin,
-  sockopt,
-} from '../shared/sockopt.js';
+import { allowedCongestionControls, availableCongestionControls, bufferCaps, defaultCongestionControl, hasNetAdmin, sockopt } from '../shared/sockopt.js';
 import type { Zfs } from '../shared/zfs.js';
 
 const BLOCK = 1024 * 1024;
@@ -198,7 +191,11 @@ export async function diskProbe(cfg: ReceiverConfig, zfs: Zfs, root: string, ask
       const m = target.fifo ? await writeFifo(target.path, block, maxBytes, seconds * 1000) : await writeFile(target.path, block, maxBytes, seconds * 1000);
       const bps = m.bytes / Math.max(m.seconds, 1e-3);
       log.info('disk probe', { path: target.path, bytes: m.bytes, seconds: m.seconds, bytesPerSecond: Math.round(bps) });
-      return result('measured', `wrote ${m.bytes} bytes${target.fifo ? '' : ' with fdatasync'} in ${m.seconds.toFixed(2)} s`, { ...where, ...m, bytesPerSecond: bps });
+      return result('measured', `wrote ${m.bytes} bytes${target.fifo ? '' : ' with fdatasync'} in ${m.seconds.toFixed(2)} s`, {
+        ...where,
+        ...m,
+        bytesPerSecond: bps,
+      });
     } catch (e) {
       return result('failed', `cannot write ${target.path}: ${errorMessage(e)}`, where);
     }

@@ -66,7 +66,12 @@ const BODY_SCHEMA = {
   required: ['invitation', 'csr'],
   properties: {
     invitation: { type: 'string', minLength: 1, maxLength: 2048, pattern: '^(zf1\\.)?[A-Za-z0-9_-]+$' },
-    csr: { type: 'string', minLength: 1, maxLength: 16384, pattern: '^\\s*-----BEGIN CERTIFICATE REQUEST-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE REQUEST-----\\s*$' },
+    csr: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 16384,
+      pattern: '^\\s*-----BEGIN CERTIFICATE REQUEST-----[A-Za-z0-9+/=\\s]+-----END CERTIFICATE REQUEST-----\\s*$',
+    },
   },
 } as const;
 
@@ -91,7 +96,15 @@ export interface RunningEnroll {
 /** The server's TLS options: TLS 1.3, our certificate + the CA certificate as its chain, no client certificate. */
 function tlsOptions(m: Pick<TlsMaterial, 'ca' | 'cert' | 'key'>, handshakeTimeoutMs: number) {
   const chain = Buffer.concat([m.cert, Buffer.from('\n'), m.ca]);
-  return { key: m.key, cert: chain, minVersion: 'TLSv1.3' as const, maxVersion: 'TLSv1.3' as const, requestCert: false, ALPNProtocols: ['http/1.1'], handshakeTimeout: handshakeTimeoutMs };
+  return {
+    key: m.key,
+    cert: chain,
+    minVersion: 'TLSv1.3' as const,
+    maxVersion: 'TLSv1.3' as const,
+    requestCert: false,
+    ALPNProtocols: ['http/1.1'],
+    handshakeTimeout: handshakeTimeoutMs,
+  };
 }
 
 /**
@@ -206,107 +219,134 @@ export async function startEnrollServer(o: {
     log.warn('enrollment refused', { peer: req.ip, status, reason: message });
     // an unexpected failure (a state file that does not read, ...) names paths on this host:
     // the peer, who may be anybody, gets only that it failed; the log has the details
-    const told = status >= 500 && !(err instanceof EnrollRefusal) ? 'the enrollment endpoint failed; try again later (the reason is in the receiver\'s log)' : message;
+    const told =
+      status >= 500 && !(err instanceof EnrollRefusal) ? "the enrollment endpoint failed; try again later (the reason is in the receiver's log)" : message;
     void reply.code(status).send({ error: told });
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({ error: `no such endpoint: ${req.method} ${req.url.slice(0, 100)}; POST /enroll` });
   });
 
-  app.post<{ Body: EnrollRequestBody; Reply: EnrollReply | { error: string } }>('/enroll', { schema: { body: BODY_SCHEMA, response: REPLY_SCHEMA } }, async (req) => {
-    const { invitation, record } = book.check(req.body.invitation);
-    const id = invitation.id;
-    let caPem: string | null;
-    let caKeyPem: string | null;
-    try {
-      caPem = caCert.get();
-      caKeyPem = caKey.get();
-    } catch (e) {
-      log.error('enrollment: cannot read the CA', { error: errorMessage(e) });
-      throw new EnrollRefusal(500, "the receiver cannot read its CA; the invitation is still valid, try again later (the reason is in the receiver's log)", 'no-ca');
-    }
-    if (!caPem || !caKeyPem) throw new EnrollRefusal(500, 'the receiver cannot find its CA certificate or key; the invitation is still valid, try again later', 'no-ca');
-    let signed: { certPem: string; commonName: string };
-    try {
-      signed = signCsr({ ca: { certPem: caPem, keyPem: caKeyPem }, csrPem: req.body.csr, kind: 'client' });
-    } catch (e) {
-      throw new EnrollRefusal(400, `bad CSR: ${errorMessage(e)}`, 'bad-csr');
-    }
-    if (signed.commonName !== id) {
-      throw new EnrollRefusal(400, `the CSR's subject CN ${JSON.stringify(signed.commonName.slice(0, 80))} is not the invitation's identity "${id}"`, 'bad-csr');
-    }
-    // an identity revoked by `certs revoke <CN>` is re-admitted only by an invitation made after that (shared/revocation.ts)
-    const revokedPath = cfg.tls.revoked ? configPath(cfg.baseDir, cfg.tls.revoked) : null;
-    let revokedId: RevokedIdentity | undefined;
-    if (revokedPath) {
+  app.post<{ Body: EnrollRequestBody; Reply: EnrollReply | { error: string } }>(
+    '/enroll',
+    { schema: { body: BODY_SCHEMA, response: REPLY_SCHEMA } },
+    async (req) => {
+      const { invitation, record } = book.check(req.body.invitation);
+      const id = invitation.id;
+      let caPem: string | null;
+      let caKeyPem: string | null;
       try {
-        revokedId = identityRevocation(readRevoked(revokedPath), id);
+        caPem = caCert.get();
+        caKeyPem = caKey.get();
       } catch (e) {
-        log.error('enrollment: cannot read the revocation list', { file: revokedPath, error: errorMessage(e) });
-        throw new EnrollRefusal(500, "the receiver cannot read its revocation list; nothing was issued, the invitation is still valid (the reason is in the receiver's log)", 'no-revocation-list');
+        log.error('enrollment: cannot read the CA', { error: errorMessage(e) });
+        throw new EnrollRefusal(
+          500,
+          "the receiver cannot read its CA; the invitation is still valid, try again later (the reason is in the receiver's log)",
+          'no-ca',
+        );
       }
-      if (revokedId && !(Date.parse(record.createdAt) > Date.parse(revokedId.revokedAt))) {
-        throw new EnrollRefusal(403, `identity "${id}" was revoked at ${revokedId.revokedAt}, after this invitation was made; ask for a new invitation`, 'identity-revoked');
+      if (!caPem || !caKeyPem)
+        throw new EnrollRefusal(500, 'the receiver cannot find its CA certificate or key; the invitation is still valid, try again later', 'no-ca');
+      let signed: { certPem: string; commonName: string };
+      try {
+        signed = signCsr({ ca: { certPem: caPem, keyPem: caKeyPem }, csrPem: req.body.csr, kind: 'client' });
+      } catch (e) {
+        throw new EnrollRefusal(400, `bad CSR: ${errorMessage(e)}`, 'bad-csr');
       }
-    }
-    const fp = fingerprint(signed.certPem);
-    const caDir = dirname(configPath(cfg.baseDir, cfg.tls.caKey!));
-    // each step's undo, run newest first when a later step fails: nothing issued, invitation unused
-    const undo: Array<{ what: string; run: () => void }> = [];
-    const fail = (step: string, e: unknown, message: string, code: ErrorCode): never => {
-      for (const u of undo.reverse()) {
+      if (signed.commonName !== id) {
+        throw new EnrollRefusal(
+          400,
+          `the CSR's subject CN ${JSON.stringify(signed.commonName.slice(0, 80))} is not the invitation's identity "${id}"`,
+          'bad-csr',
+        );
+      }
+      // an identity revoked by `certs revoke <CN>` is re-admitted only by an invitation made after that (shared/revocation.ts)
+      const revokedPath = cfg.tls.revoked ? configPath(cfg.baseDir, cfg.tls.revoked) : null;
+      let revokedId: RevokedIdentity | undefined;
+      if (revokedPath) {
         try {
-          u.run();
-        } catch (ue) {
-          log.error('enrollment: could not undo a step', { identity: id, step: u.what, error: errorMessage(ue) });
+          revokedId = identityRevocation(readRevoked(revokedPath), id);
+        } catch (e) {
+          log.error('enrollment: cannot read the revocation list', { file: revokedPath, error: errorMessage(e) });
+          throw new EnrollRefusal(
+            500,
+            "the receiver cannot read its revocation list; nothing was issued, the invitation is still valid (the reason is in the receiver's log)",
+            'no-revocation-list',
+          );
+        }
+        if (revokedId && !(Date.parse(record.createdAt) > Date.parse(revokedId.revokedAt))) {
+          throw new EnrollRefusal(
+            403,
+            `identity "${id}" was revoked at ${revokedId.revokedAt}, after this invitation was made; ask for a new invitation`,
+            'identity-revoked',
+          );
         }
       }
-      log.error(`enrollment failed while ${step}; nothing was issued`, { identity: id, error: errorMessage(e) });
-      throw new EnrollRefusal(500, message, code);
-    };
-    book.redeem(invitation.nonce, fp);
-    undo.push({ what: 'mark the invitation unused', run: () => book.unredeem(invitation.nonce) });
-    try {
-      recordIssued(caDir, signed.certPem, 'client', 'enroll');
-    } catch (e) {
-      fail(
-        `recording the certificate in ${issuedPath(caDir)}`,
-        e,
-        "the receiver could not record the certificate in its certificate index (issued.json), so it issued none; the invitation is still valid, try again later (the reason is in the receiver's log)",
-        'not-recorded',
-      );
-    }
-    undo.push({ what: 'take the certificate out of issued.json', run: () => forgetIssued(caDir, fp) });
-    if (revokedPath && revokedId) {
+      const fp = fingerprint(signed.certPem);
+      const caDir = dirname(configPath(cfg.baseDir, cfg.tls.caKey!));
+      // each step's undo, run newest first when a later step fails: nothing issued, invitation unused
+      const undo: Array<{ what: string; run: () => void }> = [];
+      const fail = (step: string, e: unknown, message: string, code: ErrorCode): never => {
+        for (const u of undo.reverse()) {
+          try {
+            u.run();
+          } catch (ue) {
+            log.error('enrollment: could not undo a step', { identity: id, step: u.what, error: errorMessage(ue) });
+          }
+        }
+        log.error(`enrollment failed while ${step}; nothing was issued`, { identity: id, error: errorMessage(e) });
+        throw new EnrollRefusal(500, message, code);
+      };
+      book.redeem(invitation.nonce, fp);
+      undo.push({ what: 'mark the invitation unused', run: () => book.unredeem(invitation.nonce) });
       try {
-        addReenrolled(revokedPath, id, { fingerprint: fp, at: new Date().toISOString(), invitation: invitation.nonce });
+        recordIssued(caDir, signed.certPem, 'client', 'enroll');
       } catch (e) {
         fail(
-          `re-admitting the revoked identity in ${revokedPath}`,
+          `recording the certificate in ${issuedPath(caDir)}`,
           e,
-          "the receiver could not update its revocation list, so it issued nothing; the invitation is still valid, try again later (the reason is in the receiver's log)",
+          "the receiver could not record the certificate in its certificate index (issued.json), so it issued none; the invitation is still valid, try again later (the reason is in the receiver's log)",
           'not-recorded',
         );
       }
-      undo.push({ what: 'take the certificate out of the re-enrolled list', run: () => removeReenrolled(revokedPath, id, fp) });
-    }
-    try {
-      addClientToConfig(cfg.file, id, { root: invitation.root, requireRaw: record.requireRaw });
-      o.applyConfig(loadReceiverConfig(cfg.file), `enrolled ${id}`);
-    } catch (e) {
-      fail('updating the configuration', e, `the receiver could not record the new client (${errorMessage(e)}); the invitation is still valid, try again later`, 'not-recorded');
-    }
-    if (revokedId) o.revocation?.acceptReenrolled(id, fp);
-    log.info('client enrolled', {
-      identity: id,
-      root: invitation.root,
-      fingerprint: fp,
-      peer: req.ip,
-      requireRaw: record.requireRaw === true,
-      ...(revokedId ? { readmitted: `revoked at ${revokedId.revokedAt}` } : {}),
-    });
-    return { identity: id, root: invitation.root, certificate: signed.certPem, ca: caPem, to: invitation.to };
-  });
+      undo.push({ what: 'take the certificate out of issued.json', run: () => forgetIssued(caDir, fp) });
+      if (revokedPath && revokedId) {
+        try {
+          addReenrolled(revokedPath, id, { fingerprint: fp, at: new Date().toISOString(), invitation: invitation.nonce });
+        } catch (e) {
+          fail(
+            `re-admitting the revoked identity in ${revokedPath}`,
+            e,
+            "the receiver could not update its revocation list, so it issued nothing; the invitation is still valid, try again later (the reason is in the receiver's log)",
+            'not-recorded',
+          );
+        }
+        undo.push({ what: 'take the certificate out of the re-enrolled list', run: () => removeReenrolled(revokedPath, id, fp) });
+      }
+      try {
+        addClientToConfig(cfg.file, id, { root: invitation.root, requireRaw: record.requireRaw });
+        o.applyConfig(loadReceiverConfig(cfg.file), `enrolled ${id}`);
+      } catch (e) {
+        fail(
+          'updating the configuration',
+          e,
+          `the receiver could not record the new client (${errorMessage(e)}); the invitation is still valid, try again later`,
+          'not-recorded',
+        );
+      }
+      if (revokedId) o.revocation?.acceptReenrolled(id, fp);
+      log.info('client enrolled', {
+        identity: id,
+        root: invitation.root,
+        fingerprint: fp,
+        peer: req.ip,
+        requireRaw: record.requireRaw === true,
+        ...(revokedId ? { readmitted: `revoked at ${revokedId.revokedAt}` } : {}),
+      });
+      return { identity: id, root: invitation.root, certificate: signed.certPem, ca: caPem, to: invitation.to };
+    },
+  );
 
   await app.listen({ host: cfg.enroll.host, port: cfg.enroll.port });
   const addr = server.address() as AddressInfo;

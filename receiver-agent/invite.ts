@@ -150,7 +150,8 @@ export class CachedFile<T> {
 
 function readState(path: string): InvitationState {
   const v = readJsonFile<InvitationState>(path, { version: 1, invitations: [] }, 'invitation state');
-  if (typeof v !== 'object' || v === null || !Array.isArray(v.invitations)) throw new Error(`invitation state ${path} must be {"version": 1, "invitations": [...]}`);
+  if (typeof v !== 'object' || v === null || !Array.isArray(v.invitations))
+    throw new Error(`invitation state ${path} must be {"version": 1, "invitations": [...]}`);
   return v;
 }
 
@@ -211,7 +212,8 @@ export function createInvitation(
 ): { token: string; invitation: Invitation; record: InvitationRecord } {
   if (!cfg.enroll) throw new ZferryError('bad-config', `${cfg.file} has no "enroll" address (e.g. "enroll": "0.0.0.0:7444"); the enrollment endpoint is off`);
   if (!cfg.tls.caKey) throw new ZferryError('bad-config', `${cfg.file} tls.caKey is not set: enrollment signs certificates with the CA key`);
-  if (cfg.enroll.port === 0 || cfg.listen.port === 0) throw new ZferryError('bad-config', `${cfg.file}: "listen" and "enroll" need fixed ports for invitations`);
+  if (cfg.enroll.port === 0 || cfg.listen.port === 0)
+    throw new ZferryError('bad-config', `${cfg.file}: "listen" and "enroll" need fixed ports for invitations`);
   let identity: string;
   let root: string;
   try {
@@ -293,8 +295,16 @@ export class InvitationBook {
 
   constructor(private readonly cfg: ReceiverConfig) {
     this.key = new CachedFile(() => signingKeyPath(cfg), parseKey, null);
-    this.records = new CachedFile(() => invitationsPath(cfg), (p) => new Map(readState(p).invitations.map((r) => [r.nonce, r])), new Map());
-    this.ca = new CachedFile(() => configPath(cfg.baseDir, cfg.tls.ca), (p) => fingerprint(readFileSync(p, 'utf8')), null);
+    this.records = new CachedFile(
+      () => invitationsPath(cfg),
+      (p) => new Map(readState(p).invitations.map((r) => [r.nonce, r])),
+      new Map(),
+    );
+    this.ca = new CachedFile(
+      () => configPath(cfg.baseDir, cfg.tls.ca),
+      (p) => fingerprint(readFileSync(p, 'utf8')),
+      null,
+    );
   }
 
   /** Everything about an invitation except "not yet used" under the lock: see redeem(). */
@@ -322,7 +332,8 @@ export class InvitationBook {
       throw new EnrollRefusal(403, 'invitation does not match the one this receiver issued with that nonce');
     }
     const caNow = this.ca.get();
-    if (inv.ca !== caNow) throw new EnrollRefusal(403, "invitation names another CA than this receiver's (the CA changed since it was made); ask for a new one");
+    if (inv.ca !== caNow)
+      throw new EnrollRefusal(403, "invitation names another CA than this receiver's (the CA changed since it was made); ask for a new one");
     if (record.revokedAt) throw new EnrollRefusal(403, `invitation was revoked at ${record.revokedAt}`);
     if (record.usedAt) throw new EnrollRefusal(409, `invitation was already used at ${record.usedAt}; an invitation works once, ask for a new one`);
     if (inv.exp * 1000 <= now) throw new EnrollRefusal(403, `invitation expired at ${record.expires}; ask for a new one`);

@@ -152,7 +152,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     if (t.state !== 'receiving') return refuse(`transfer ${id} is ${t.state}`, endedCode(t.state));
     if (t.lanes.size >= reg.maxLanes) return refuse(`transfer ${id} already has ${reg.maxLanes} lanes`, 'too-many-lanes');
     const own = reg.clientLimits?.(identity)?.maxLanes;
-    if (own && t.lanes.size >= own) return refuse(`transfer ${id} already has ${own} lanes, the most this client may use (maxLanes of "${identity}")`, 'too-many-lanes');
+    if (own && t.lanes.size >= own)
+      return refuse(`transfer ${id} already has ${own} lanes, the most this client may use (maxLanes of "${identity}")`, 'too-many-lanes');
     clearTimeout(helloTimer);
     transfer = t;
     (lane as { index: number }).index = h.laneIndex;
@@ -173,7 +174,10 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
       counters.duplicates++;
       const limit = duplicateLimit(counters.chunks, Math.ceil(t.info.windowBytes / t.info.chunkBytes));
       if (counters.duplicates > limit) {
-        refuse(`too many duplicate chunks: ${counters.duplicates} of the ${counters.chunks} chunks on this lane had already arrived (limit ${limit})`, 'too-many-duplicates');
+        refuse(
+          `too many duplicate chunks: ${counters.duplicates} of the ${counters.chunks} chunks on this lane had already arrived (limit ${limit})`,
+          'too-many-duplicates',
+        );
       }
     }
   }

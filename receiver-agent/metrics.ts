@@ -117,7 +117,11 @@ export function createMetrics(
   tg('zferry_transfer_written_bytes', 'Bytes of this transfer written to zfs recv.', (v) => v.bytesWritten);
   tg('zferry_transfer_estimated_bytes', "The sender's estimate of the stream size (0 when unknown).", (v) => v.estimatedBytes);
   tg('zferry_transfer_receive_rate_bytes_per_second', 'Bytes per second arriving for this transfer (smoothed over a few seconds).', (v) => v.receiveRateBps);
-  tg('zferry_transfer_write_rate_bytes_per_second', 'Bytes per second written to zfs recv for this transfer (smoothed over a few seconds).', (v) => v.writeRateBps);
+  tg(
+    'zferry_transfer_write_rate_bytes_per_second',
+    'Bytes per second written to zfs recv for this transfer (smoothed over a few seconds).',
+    (v) => v.writeRateBps,
+  );
   tg('zferry_transfer_lanes', 'Lanes connected to this transfer.', (v) => v.lanes);
   tg('zferry_transfer_start_timestamp_seconds', 'When this transfer began, unix seconds.', (v) => Date.parse(v.startedAt) / 1000);
   tg('zferry_window_bytes', 'The reassembly window granted to this transfer.', (v) => v.windowBytes);
@@ -205,7 +209,7 @@ export function createMetrics(
 
   new Gauge({
     name: 'zferry_certificate_expiry_timestamp_seconds',
-    help: "notAfter of the receiver's own certificate (cert=\"receiver\") and of its CA (cert=\"ca\"), unix seconds.",
+    help: 'notAfter of the receiver\'s own certificate (cert="receiver") and of its CA (cert="ca"), unix seconds.',
     labelNames: ['cert', 'common_name'],
     registers: [registry],
     collect() {
@@ -214,7 +218,10 @@ export function createMetrics(
     },
   });
 
-  new Gauge({ name: 'zferry_build_info', help: 'The receiver-agent version, value 1.', labelNames: ['version'], registers: [registry] }).set({ version: AGENT_VERSION }, 1);
+  new Gauge({ name: 'zferry_build_info', help: 'The receiver-agent version, value 1.', labelNames: ['version'], registers: [registry] }).set(
+    { version: AGENT_VERSION },
+    1,
+  );
 
   return {
     registry,

@@ -25,7 +25,25 @@ import type { Policy } from './policy.js';
 const DEBOUNCE_MS = 200;
 
 /** Keys whose new value needs a restart (the listener and sizes of running structures). */
-const RESTART_KEYS: Array<keyof ReceiverConfig> = ['listen', 'http', 'enroll', 'zfs', 'windowBytes', 'maxLanes', 'maxChunkBytes', 'laneGraceMs', 'laneIdleMs', 'handshakeTimeoutMs', 'maxConnectionsPerIdentity', 'maxCallsPerIdentity', 'windowBudget', 'windowBudgetPerIdentity', 'maxTransfersTotal', 'defaultMaxTransfers', 'spool'];
+const RESTART_KEYS: Array<keyof ReceiverConfig> = [
+  'listen',
+  'http',
+  'enroll',
+  'zfs',
+  'windowBytes',
+  'maxLanes',
+  'maxChunkBytes',
+  'laneGraceMs',
+  'laneIdleMs',
+  'handshakeTimeoutMs',
+  'maxConnectionsPerIdentity',
+  'maxCallsPerIdentity',
+  'windowBudget',
+  'windowBudgetPerIdentity',
+  'maxTransfersTotal',
+  'defaultMaxTransfers',
+  'spool',
+];
 
 export interface ReloadResult {
   config: 'unchanged' | 'changed' | 'failed';
@@ -92,7 +110,8 @@ export class Reloader {
       want.get(d)!.add(basename(f));
     }
     const same =
-      want.size === this.watched.size && [...want].every(([d, names]) => this.watched.get(d)?.size === names.size && [...names].every((n) => this.watched.get(d)!.has(n)));
+      want.size === this.watched.size &&
+      [...want].every(([d, names]) => this.watched.get(d)?.size === names.size && [...names].every((n) => this.watched.get(d)!.has(n)));
     if (same && this.watchers.length > 0) return;
     for (const w of this.watchers) w.close();
     this.watchers = [];
@@ -178,7 +197,13 @@ export class Reloader {
     }
     const changed = diff.added.length + diff.removed.length + diff.changed.length > 0 || tlsChanged;
     if (changed) {
-      this.log.info('configuration reloaded', { reason, clientsAdded: diff.added, clientsRemoved: diff.removed, clientsChanged: diff.changed, clients: Object.keys(next.clients).length });
+      this.log.info('configuration reloaded', {
+        reason,
+        clientsAdded: diff.added,
+        clientsRemoved: diff.removed,
+        clientsChanged: diff.changed,
+        clients: Object.keys(next.clients).length,
+      });
     }
     if (restart.length > 0) this.log.warn('configuration changes that take effect at the next restart', { keys: restart });
     return changed;

@@ -194,7 +194,11 @@ export function limitCallsPerIdentity(
           r.count = 0;
           r.at = Date.now();
         }
-        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many calls at once: ${n} running (maxCallsPerIdentity ${max})`, metadata: codeTrailer('too-many-calls') });
+        callback({
+          code: grpc.status.RESOURCE_EXHAUSTED,
+          details: `too many calls at once: ${n} running (maxCallsPerIdentity ${max})`,
+          metadata: codeTrailer('too-many-calls'),
+        });
         return;
       }
       running.set(identity, n + 1);

@@ -170,8 +170,7 @@ export class TransferRegistry {
   admit(req: AdmissionRequest): Admission {
     const id = req.identity;
     const orphan = req.target === null ? undefined : this.byTarget.get(req.target);
-    const superseded =
-      orphan && orphan.active && orphan.lanes.size === 0 && orphan.state !== 'committing' && !this.supersededBy.has(orphan.id) ? orphan : null;
+    const superseded = orphan && orphan.active && orphan.lanes.size === 0 && orphan.state !== 'committing' && !this.supersededBy.has(orphan.id) ? orphan : null;
     const limit = req.maxTransfers;
     const running = this.activeCount(id) - (superseded && superseded.info.identity === id ? 1 : 0);
     const n = running + (this.beginsInFlight.get(id) ?? 0);

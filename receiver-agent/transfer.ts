@@ -182,7 +182,9 @@ export class Transfer {
     const props = this.info.inert?.onCommandLine ? this.info.inert.overrides : null;
     const sink =
       given ??
-      (this.info.kind === 'probe' ? new DiscardSink() : new RecvSink(this.zfs, this.info.target, { resumable: this.info.resumable, force: this.info.force, props }));
+      (this.info.kind === 'probe'
+        ? new DiscardSink()
+        : new RecvSink(this.zfs, this.info.target, { resumable: this.info.resumable, force: this.info.force, props }));
     this.sink = sink;
     void sink.exited.then((exit) => {
       if (this.state === 'receiving') {
@@ -229,7 +231,11 @@ export class Transfer {
 
   /** A verified chunk from a lane. Throws WindowError when the sender broke the window. */
   accept(c: HeldChunk): void {
-    if (this.state !== 'receiving') throw new ZferryError(this.state === 'failed' || this.state === 'abandoned' ? 'transfer-failed' : 'transfer-over', `transfer ${this.id} is ${this.state}`);
+    if (this.state !== 'receiving')
+      throw new ZferryError(
+        this.state === 'failed' || this.state === 'abandoned' ? 'transfer-failed' : 'transfer-over',
+        `transfer ${this.id} is ${this.state}`,
+      );
     this.bytesReceived += c.data.length;
     if (this.info.maxBytes !== undefined && this.bytesReceived > this.info.maxBytes) {
       this.fail(`probe sent more than ${this.info.maxBytes} bytes, this receiver's limit (probeMaxBytes)`);

@@ -102,17 +102,7 @@ export interface DoctorMeasurements {
   receiverHostWithheld?: boolean;
 }
 
-export type Stage =
-  | 'receiver-disk'
-  | 'sender-zfs-send'
-  | 'receiver-limit'
-  | 'cpu-sender'
-  | 'cpu-receiver'
-  | 'buffers'
-  | 'loss'
-  | 'link'
-  | 'path'
-  | 'unknown';
+export type Stage = 'receiver-disk' | 'sender-zfs-send' | 'receiver-limit' | 'cpu-sender' | 'cpu-receiver' | 'buffers' | 'loss' | 'link' | 'path' | 'unknown';
 
 export interface BufferAnalysis {
   lanes: number;
@@ -272,13 +262,20 @@ export function verdict(m: DoctorMeasurements): Verdict {
   const buffers = analyzeBuffers(m);
   const p = networkProbe(m);
   const net = p ? networkMbit(p) : null;
-  const stages: StageRate[] = [{ stage: 'network', mbit: net, note: p ? `${p.lanes} lane${p.lanes === 1 ? '' : 's'}, ${p.congestion ?? 'default'}` : 'probe failed' }];
+  const stages: StageRate[] = [
+    { stage: 'network', mbit: net, note: p ? `${p.lanes} lane${p.lanes === 1 ? '' : 's'}, ${p.congestion ?? 'default'}` : 'probe failed' },
+  ];
 
   const zs = m.zfsSend;
   const zsMbit = zs && !zs.error && zs.bytes > 0 ? mbitOf(zs.bytesPerSecond) : null;
   // a snapshot read whole in moments says little about the pool's pace
   const zsCounts = zsMbit !== null && !(zs!.complete && zs!.seconds < 2);
-  if (zs) stages.push({ stage: 'sender-zfs-send', mbit: zsMbit, note: zs.error ?? (zs.complete ? `whole stream, ${formatBytes(zs.bytes)} in ${zs.seconds.toFixed(1)} s` : `${zs.seconds.toFixed(1)} s`) });
+  if (zs)
+    stages.push({
+      stage: 'sender-zfs-send',
+      mbit: zsMbit,
+      note: zs.error ?? (zs.complete ? `whole stream, ${formatBytes(zs.bytes)} in ${zs.seconds.toFixed(1)} s` : `${zs.seconds.toFixed(1)} s`),
+    });
   const disk = m.disk;
   const diskMbit = disk && disk.state === 'measured' && disk.bytes > 0 ? mbitOf(disk.bytesPerSecond) : null;
   if (disk) stages.push({ stage: 'receiver-disk', mbit: diskMbit, note: disk.state === 'measured' ? disk.where : disk.message });
@@ -301,7 +298,9 @@ export function verdict(m: DoctorMeasurements): Verdict {
     const rwnd = p?.rwndLimited ?? null;
     notes.push(
       `the receiver keeps its host facts (buffer caps, congestion control, CPU) to itself, so its side is judged only from here` +
-        (rwnd !== null && rwnd >= 0.2 ? `: the lanes spent ${Math.round(rwnd * 100)}% of their time waiting for its window (its net.ipv4.tcp_rmem max, or a busy receiver)` : '') +
+        (rwnd !== null && rwnd >= 0.2
+          ? `: the lanes spent ${Math.round(rwnd * 100)}% of their time waiting for its window (its net.ipv4.tcp_rmem max, or a busy receiver)`
+          : '') +
         `; its admin can set "diagnoseHostDetails": true in receiver.json`,
     );
   }
@@ -392,10 +391,19 @@ export function verdict(m: DoctorMeasurements): Verdict {
     if (below && near) {
       const recv = buffers.limitingSide === 'receiver';
       const cap = recv ? buffers.receiverBytes! : buffers.senderBytes!;
-      const sysctl = recv ? 'net.ipv4.tcp_rmem max' : buffers.senderFix?.includes('tcp_wmem') ? 'net.ipv4.tcp_wmem max' : p.sendBuffer?.mode === 'autotune' ? 'net.ipv4.tcp_wmem max' : 'send buffer, 2 × net.core.wmem_max';
+      const sysctl = recv
+        ? 'net.ipv4.tcp_rmem max'
+        : buffers.senderFix?.includes('tcp_wmem')
+          ? 'net.ipv4.tcp_wmem max'
+          : p.sendBuffer?.mode === 'autotune'
+            ? 'net.ipv4.tcp_wmem max'
+            : 'send buffer, 2 × net.core.wmem_max';
       const fix = recv ? buffers.receiverFix : buffers.senderFix;
       const against = link !== null ? `< ${fmtMbit(link)} Mbit/s link` : `and the lanes carried ${fmtMbit(net)} Mbit/s`;
-      const waited = chrono >= 0.2 ? ` (the lanes spent ${Math.round(chrono * 100)}% of their time waiting for ${(p.rwndLimited ?? 0) >= (p.sndbufLimited ?? 0) ? "the receiver's window" : 'send buffer space'})` : '';
+      const waited =
+        chrono >= 0.2
+          ? ` (the lanes spent ${Math.round(chrono * 100)}% of their time waiting for ${(p.rwndLimited ?? 0) >= (p.sndbufLimited ?? 0) ? "the receiver's window" : 'send buffer space'})`
+          : '';
       return done(
         'buffers',
         `limited by socket buffers: ${buffers.limitingSide}'s ${formatBytes(cap)} cap (${sysctl}) × ${buffers.lanes} lanes / ${fmtMs(buffers.rttMs)} ms RTT = ${fmtMbit(ceil)} Mbit/s ${against}${waited}`,
@@ -426,7 +434,12 @@ export function verdict(m: DoctorMeasurements): Verdict {
           ? `more lanes (${more}), or a kernel with bbr (modprobe tcp_bbr)`
           : `more lanes (${more}); the path itself drops packets: ask its provider`;
     const cmp = one !== null && p !== m.oneLane ? `1 lane ${fmtMbit(one)} Mbit/s vs ${lanes} ${fmtMbit(net)} Mbit/s` : `${lanes} ${fmtMbit(net)} Mbit/s`;
-    return done('loss', `limited by packet loss: ${cmp}${link !== null ? ` on a ${fmtMbit(link)} Mbit/s link` : ''} (${pct(loss)}% retransmitted, ${cc})`, fix, net);
+    return done(
+      'loss',
+      `limited by packet loss: ${cmp}${link !== null ? ` on a ${fmtMbit(link)} Mbit/s link` : ''} (${pct(loss)}% retransmitted, ${cc})`,
+      fix,
+      net,
+    );
   }
 
   // 7. the path

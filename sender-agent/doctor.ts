@@ -105,7 +105,6 @@ interface Ctx {
   linkMbit?: number;
 }
 
-
 export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorReport> {
   const started = performance.now();
   const say = o.progress ?? (() => {});
@@ -521,7 +520,10 @@ export async function zfsSendProbe(zfs: Zfs, dataset: string, seconds: number): 
     r.seconds = (performance.now() - t0) / 1000;
     if (ended === null) await stopSend(child);
     else if (ended.code !== 0) {
-      throw new ZferryError('zfs-send', `zfs send failed: ${oneLine(stderr) || ended.error || (ended.signal ? `killed by ${ended.signal}` : `exit status ${ended.code}`)}`);
+      throw new ZferryError(
+        'zfs-send',
+        `zfs send failed: ${oneLine(stderr) || ended.error || (ended.signal ? `killed by ${ended.signal}` : `exit status ${ended.code}`)}`,
+      );
     } else r.complete = true;
     r.bytesPerSecond = r.bytes / Math.max(r.seconds, 1e-3);
   } catch (e) {
@@ -587,12 +589,11 @@ export function formatReport(r: DoctorReport): string {
   const unknown = m.receiverHostWithheld ? 'withheld by the receiver' : 'unknown';
   L.push(`${pad('hosts', 20)}${pad('sender', 40)}receiver`);
   L.push(`  ${pad('congestion', 18)}${pad(ccText(m.sender, m.auto?.congestion), 40)}${rc ? ccText(rc) : unknown}`);
-  L.push(
-    `  ${pad('lane buffers', 18)}${pad(b ? `send ${b.senderHow}` : 'unknown', 40)}${b ? `receive ${b.receiverHow}` : 'unknown'}`,
-  );
+  L.push(`  ${pad('lane buffers', 18)}${pad(b ? `send ${b.senderHow}` : 'unknown', 40)}${b ? `receive ${b.receiverHow}` : 'unknown'}`);
   if (b && b.ceilingMbit !== null) {
     const link = m.linkMbit ?? (m.auto ? networkMbit(m.auto) : null);
-    const bdp = link !== null ? ` (BDP at ${fmtMbit(link)} Mbit/s${m.linkMbit === null ? ', measured' : ''}: ${formatBytes(bdpBytes(link * 1e6, b.rttMs))})` : '';
+    const bdp =
+      link !== null ? ` (BDP at ${fmtMbit(link)} Mbit/s${m.linkMbit === null ? ', measured' : ''}: ${formatBytes(bdpBytes(link * 1e6, b.rttMs))})` : '';
     L.push(`  ${pad('buffer ceiling', 18)}${fmtMbit(b.ceilingMbit)} Mbit/s = ${b.limitingSide}'s cap × ${b.lanes} lanes / ${fmtMs(b.rttMs)} ms${bdp}`);
   }
   const lim = m.receiverLimit;

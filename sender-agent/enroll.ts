@@ -39,7 +39,10 @@ export interface EnrollResult {
 const TIMEOUT_MS = 30_000;
 
 function derToPem(der: Buffer): string {
-  const b64 = der.toString('base64').match(/.{1,64}/g)!.join('\n');
+  const b64 = der
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
@@ -49,7 +52,8 @@ function serverName(host: string): string | undefined {
 
 function describeNetError(e: Error & { code?: string }, where: string): string {
   const c = e.code ?? '';
-  if (c === 'ECONNREFUSED') return `nothing listens at ${where} (connection refused); check the address in the invitation and that the receiver's enrollment endpoint is on`;
+  if (c === 'ECONNREFUSED')
+    return `nothing listens at ${where} (connection refused); check the address in the invitation and that the receiver's enrollment endpoint is on`;
   if (c === 'ENOTFOUND' || c === 'EAI_AGAIN') return `cannot resolve the host of ${where}`;
   if (c === 'ETIMEDOUT' || c === 'ECONNRESET') return `${where} did not answer (${c})`;
   return `${where}: ${oneLine(e.message)}${c ? ` (${c})` : ''}`;
@@ -170,7 +174,12 @@ function postJson(host: string, port: number, caPem: string, path: string, body:
     req.on('error', (e: Error & { code?: string }) => {
       const c = e.code ?? '';
       if (c.startsWith('ERR_TLS') || c.includes('CERT') || c === 'DEPTH_ZERO_SELF_SIGNED_CERT' || c === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE') {
-        reject(new ZferryError('enroll', `the server at ${where} is not trusted by the invitation's CA (${oneLine(e.message)}${c ? `, ${c}` : ''}); refusing to enroll`));
+        reject(
+          new ZferryError(
+            'enroll',
+            `the server at ${where} is not trusted by the invitation's CA (${oneLine(e.message)}${c ? `, ${c}` : ''}); refusing to enroll`,
+          ),
+        );
       } else reject(new ZferryError('enroll', describeNetError(e, where)));
     });
     req.end(data);
@@ -212,9 +221,10 @@ export async function enroll(token: string, o: { out: string; force?: boolean })
   };
   if (existsSync(dir) && !statSync(dir).isDirectory()) throw new ZferryError('usage', `${dir} exists and is not a directory`);
   if (!o.force) {
-    for (const f of Object.values(files)) if (existsSync(f)) throw new ZferryError('usage', `${f} already exists (use --force to replace it, or another --out)`);
+    for (const f of Object.values(files))
+      if (existsSync(f)) throw new ZferryError('usage', `${f} already exists (use --force to replace it, or another --out)`);
   }
-  const { host, port } = parseHostPort(inv.enroll, 'the invitation\'s enrollment address');
+  const { host, port } = parseHostPort(inv.enroll, "the invitation's enrollment address");
 
   const caPem = await fetchPinnedCa(host, port, inv.ca);
   const csr = createCsr(inv.id);

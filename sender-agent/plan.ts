@@ -41,13 +41,19 @@ export function planTransfer(p: PlanInput): Plan {
   const hereNewest = newest(p.source)!;
   const sides = `newest here: ${p.dataset}@${hereNewest.name}; newest on ${p.target.target}: ${thereNewest ? '@' + thereNewest.name : 'none'}`;
   if (!thereNewest) {
-    throw new ZferryError('no-common', `${p.target.target} exists but has no snapshots, so nothing can be sent incrementally (${sides}); the receiver's admin must remove or rename it`);
+    throw new ZferryError(
+      'no-common',
+      `${p.target.target} exists but has no snapshots, so nothing can be sent incrementally (${sides}); the receiver's admin must remove or rename it`,
+    );
   }
   const byGuid = new Map(p.source.map((s) => [s.guid, s]));
   let common: SnapshotInfo | undefined;
   for (let i = there.length - 1; i >= 0 && !common; i--) common = byGuid.get(there[i]!.guid);
   if (!common) {
-    throw new ZferryError('no-common', `${p.target.target} shares no snapshot with ${p.dataset} (${sides}); send to another --name, or have the receiver's admin remove the target`);
+    throw new ZferryError(
+      'no-common',
+      `${p.target.target} shares no snapshot with ${p.dataset} (${sides}); send to another --name, or have the receiver's admin remove the target`,
+    );
   }
   if (common.guid !== thereNewest.guid) {
     throw new ZferryError(

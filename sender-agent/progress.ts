@@ -39,11 +39,21 @@ export class Progress {
     const eta = s.estimate && this.rate > 0 ? Math.max(0, s.estimate - s.bytes) / this.rate : NaN;
     if (this.mode === 'json') {
       this.out.write(
-        JSON.stringify({ event: 'progress', bytes: s.bytes, wire: s.wire, estimate: s.estimate, rate: Math.round(this.rate), etaSeconds: Number.isFinite(eta) ? Math.round(eta) : null, lanes: s.lanes }) + '\n',
+        JSON.stringify({
+          event: 'progress',
+          bytes: s.bytes,
+          wire: s.wire,
+          estimate: s.estimate,
+          rate: Math.round(this.rate),
+          etaSeconds: Number.isFinite(eta) ? Math.round(eta) : null,
+          lanes: s.lanes,
+        }) + '\n',
       );
     } else {
       const pct = s.estimate ? ` (${Math.min(100, (100 * s.bytes) / s.estimate).toFixed(1)}% of ~${formatBytes(s.estimate)})` : '';
-      this.out.write(`\r\x1b[K${formatBytes(s.bytes)} received${pct}, ${formatRate(this.rate)}, ETA ${formatDuration(eta)}, ${s.lanes} lanes, ${formatDuration((now - this.start) / 1000)} elapsed`);
+      this.out.write(
+        `\r\x1b[K${formatBytes(s.bytes)} received${pct}, ${formatRate(this.rate)}, ETA ${formatDuration(eta)}, ${s.lanes} lanes, ${formatDuration((now - this.start) / 1000)} elapsed`,
+      );
     }
   }
 

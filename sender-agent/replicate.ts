@@ -135,7 +135,9 @@ async function checkResumable(zfs: Zfs, token: string, dataset: string, o: Repli
   if (o.raw === false && info.raw) {
     throw new ZferryError('stale-token', `${target} holds a partial RAW receive, but --no-raw was asked (raw and non-raw streams do not mix); ${fix}`);
   }
-  notices.push(`resuming the interrupted transfer of ${info.toname ?? 'the snapshot'}${info.bytes !== undefined ? ` (the receiver has ${info.bytes} bytes)` : ''}`);
+  notices.push(
+    `resuming the interrupted transfer of ${info.toname ?? 'the snapshot'}${info.bytes !== undefined ? ` (the receiver has ${info.bytes} bytes)` : ''}`,
+  );
   return info;
 }
 
@@ -241,7 +243,13 @@ async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Prom
   const tlog = log.child({ transfer: begin.transferId });
   const lanes = Math.max(1, Math.min(wantLanes, begin.maxLanes));
   const tuning = planTuning({ linkMbit: o.linkMbit, rttMs: s.rttMs, lanes, congestion });
-  tlog.info('transfer begins', { plan: describePlan(s.plan, s.dataset), target: begin.target, tuning: describeTuning(tuning), window: begin.windowBytes, chunk: begin.chunkBytes });
+  tlog.info('transfer begins', {
+    plan: describePlan(s.plan, s.dataset),
+    target: begin.target,
+    tuning: describeTuning(tuning),
+    window: begin.windowBytes,
+    chunk: begin.chunkBytes,
+  });
   return { begin, spec, estimate: est.bytes, lanes, tuning, log: tlog };
 }
 
@@ -249,7 +257,12 @@ async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Prom
  * Opens the lanes, streams `zfs send` over them and waits for the receiver's commit. On any
  * failure the receiver is told to abort (it keeps the resume state) before the error goes on.
  */
-async function sendAndFinish(s: Session, o: ReplicateOptions, t: Begun, progressOut: NodeJS.WritableStream): Promise<{ reply: FinishReply; bytes: number; stats: SendStats }> {
+async function sendAndFinish(
+  s: Session,
+  o: ReplicateOptions,
+  t: Begun,
+  progressOut: NodeJS.WritableStream,
+): Promise<{ reply: FinishReply; bytes: number; stats: SendStats }> {
   // Raw streams are compressed and encrypted already: compressing them only burns CPU.
   if (s.raw && o.compress === 'on') s.notices.push('--compress ignored: a raw stream is already compressed and encrypted');
   const path = new SendPath({
@@ -303,7 +316,12 @@ async function anchor(s: Session, name: string, reply: FinishReply, log: Logger)
  * attempt plans afresh, so it resumes from the receiver's token, or finds the snapshot already
  * committed, instead of starting over.
  */
-export async function replicateWithRetry(o: ReplicateOptions, log: Logger, progressOut: NodeJS.WritableStream, say: (line: string) => void): Promise<ReplicateResult> {
+export async function replicateWithRetry(
+  o: ReplicateOptions,
+  log: Logger,
+  progressOut: NodeJS.WritableStream,
+  say: (line: string) => void,
+): Promise<ReplicateResult> {
   const deadline = Date.now() + o.retryBudgetMs;
   let delay = 1000;
   // Only retry once the receiver has accepted us: a failure on first contact is usually a

@@ -5,13 +5,7 @@
 // is slow, instead of in a deep kernel buffer. Every shortfall is said once, with the sysctl.
 import type * as tls from 'node:tls';
 import { ZferryError } from '../shared/errors.js';
-import {
-  availableCongestionControls,
-  defaultCongestionControl,
-  laneBufferBytes,
-  sockopt,
-  tuneSocket,
-} from '../shared/sockopt.js';
+import { availableCongestionControls, defaultCongestionControl, laneBufferBytes, sockopt, tuneSocket } from '../shared/sockopt.js';
 
 /** Assumed when --link-mbit is not given: sizes buffers generously; bbr paces anyway. */
 export const DEFAULT_LINK_MBIT = 1000;

@@ -1,17 +1,7 @@
 // Small file helpers for state that several processes may touch (the certificate index, the
 // revocation list, the invitation state, receiver.json): atomic replace (temp file in the same
 // folder, fsync, rename) and a lock file so that read-modify-write cycles do not lose updates.
-import {
-  closeSync,
-  fchmodSync,
-  fsyncSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 
@@ -93,7 +83,8 @@ export function withFileLock<T>(path: string, fn: () => T, opts: { waitMs?: numb
       fd = openSync(lock, 'wx', 0o600);
       writeSync(fd, `${process.pid}\n`);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot create lock ${lock} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+        throw new Error(`cannot create lock ${lock} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
       try {
         if (Date.now() - statSync(lock).mtimeMs > staleMs) {
           rmQuiet(lock);

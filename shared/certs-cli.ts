@@ -22,6 +22,11 @@ function certsSet(program: string): CommandSet {
  * `out`, the one-line error to `err`; `program` is how the user called it ("receiver-agent certs").
  * Returns the exit status.
  */
-export function runCertsCommand(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr, program = 'certs'): Promise<number> {
+export function runCertsCommand(
+  argv: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+  program = 'certs',
+): Promise<number> {
   return dispatch(certsSet(program), argv, { out, err });
 }

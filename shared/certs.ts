@@ -91,7 +91,7 @@ function newRsaKeyPair(): { privateKeyPem: string; publicKeyPem: string } {
 /** 16 random bytes, first byte 0x01..0x7f: positive and minimally DER-encoded. */
 function randomSerialHex(): string {
   const b = randomBytes(16);
-  b[0] = (b[0]! & 0x7f) || 0x01;
+  b[0] = b[0]! & 0x7f || 0x01;
   return b.toString('hex');
 }
 
@@ -116,9 +116,7 @@ function cnAttrs(commonName: string): forge.pki.CertificateField[] {
 export function isDnsName(name: string): boolean {
   if (name.length === 0 || name.length > 253 || isIP(name) !== 0) return false;
   const labels = name.split('.');
-  return labels.every(
-    (l, i) => (i === 0 && l === '*' && labels.length > 1) || /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l),
-  );
+  return labels.every((l, i) => (i === 0 && l === '*' && labels.length > 1) || /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
 }
 
 /** IPv4/IPv6 text → 4 or 16 bytes (binary string, as forge wants). */
@@ -135,13 +133,22 @@ function ipToBytes(ip: string): string {
   const lastColon = text.lastIndexOf(':');
   if (text.slice(lastColon + 1).includes('.')) {
     // embedded IPv4 (e.g. ::ffff:192.0.2.1)
-    const v4 = text.slice(lastColon + 1).split('.').map((p) => Number(p));
+    const v4 = text
+      .slice(lastColon + 1)
+      .split('.')
+      .map((p) => Number(p));
     tail = [(v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!];
     text = text.slice(0, lastColon + 1) + '0:0';
     // the two marked groups are filled in below
   }
   const [head, rest] = text.split('::') as [string, string | undefined];
-  const parse = (s: string | undefined): number[] => (s ? s.split(':').filter((g) => g !== '').map((g) => parseInt(g, 16)) : []);
+  const parse = (s: string | undefined): number[] =>
+    s
+      ? s
+          .split(':')
+          .filter((g) => g !== '')
+          .map((g) => parseInt(g, 16))
+      : [];
   let groups: number[];
   if (rest === undefined) {
     groups = parse(head);
@@ -177,9 +184,7 @@ function parseCaCert(ca: CertAndKey): { cert: forge.pki.Certificate; key: forge.
     throw new Error('the CA certificate is not a CA (basicConstraints CA:TRUE missing)');
   }
   const skiExt = cert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | null;
-  const ski = skiExt?.subjectKeyIdentifier
-    ? forge.util.hexToBytes(skiExt.subjectKeyIdentifier)
-    : cert.generateSubjectKeyIdentifier().getBytes();
+  const ski = skiExt?.subjectKeyIdentifier ? forge.util.hexToBytes(skiExt.subjectKeyIdentifier) : cert.generateSubjectKeyIdentifier().getBytes();
   return { cert, key, ski };
 }
 
@@ -262,9 +267,7 @@ function buildLeaf(o: BuildOpts): string {
       digitalSignature: true,
       keyEncipherment: rsaKey,
     },
-    o.kind === 'server'
-      ? { name: 'extKeyUsage', serverAuth: true }
-      : { name: 'extKeyUsage', clientAuth: true },
+    o.kind === 'server' ? { name: 'extKeyUsage', serverAuth: true } : { name: 'extKeyUsage', clientAuth: true },
     // forge derives the identifier from an RSA key; for a SubjectPublicKeyInfo it is computed
     // here the same way (RFC 5280 4.2.1.2 (1): SHA-1 of the subjectPublicKey bits)
     spki
@@ -280,7 +283,11 @@ function buildLeaf(o: BuildOpts): string {
   const tbs = forgeInternals.getTBSCertificate(cert);
   if (spki) {
     // TBSCertificate: [0] version, serial, signature, issuer, validity, subject, subjectPublicKeyInfo, ...
-    (tbs.value as forge.asn1.Asn1[])[6] = forgeInternals.fromDer(forge.util.createBuffer(spki.spkiDer.toString('binary')), { strict: true, parseAllBytes: true, decodeBitStrings: false });
+    (tbs.value as forge.asn1.Asn1[])[6] = forgeInternals.fromDer(forge.util.createBuffer(spki.spkiDer.toString('binary')), {
+      strict: true,
+      parseAllBytes: true,
+      decodeBitStrings: false,
+    });
   }
   const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
   // RSA PKCS#1 v1.5 with SHA-256 by OpenSSL: the same signature forge's key.sign makes, in a fraction of the time
@@ -292,7 +299,10 @@ function buildLeaf(o: BuildOpts): string {
 /** node-forge functions its type definitions leave out. */
 const forgeInternals = {
   getTBSCertificate: (pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate,
-  fromDer: asn1.fromDer as unknown as (b: forge.util.ByteStringBuffer, o: { strict: boolean; parseAllBytes: boolean; decodeBitStrings: boolean }) => forge.asn1.Asn1,
+  fromDer: asn1.fromDer as unknown as (
+    b: forge.util.ByteStringBuffer,
+    o: { strict: boolean; parseAllBytes: boolean; decodeBitStrings: boolean },
+  ) => forge.asn1.Asn1,
 };
 
 function isSpkiKey(k: BuildOpts['publicKey']): k is SpkiKey {
@@ -304,7 +314,9 @@ function spkiKeyId(spkiDer: Buffer): Buffer {
   const top = readTlv(spkiDer, 0);
   const [, bits] = tlvChildren(spkiDer, top);
   if (!bits || bits.tag !== 0x03) throw new Error('malformed SubjectPublicKeyInfo');
-  return createHash('sha1').update(spkiDer.subarray(bits.valueStart + 1, bits.end)).digest();
+  return createHash('sha1')
+    .update(spkiDer.subarray(bits.valueStart + 1, bits.end))
+    .digest();
 }
 
 // ---------------------------------------------------------------------------
@@ -421,7 +433,7 @@ function readTlv(b: Buffer, off: number, limit = b.length): Tlv {
 
 function tlvChildren(b: Buffer, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];
-  for (let p = parent.valueStart; p < parent.end; ) {
+  for (let p = parent.valueStart; p < parent.end;) {
     const c = readTlv(b, p, parent.end);
     out.push(c);
     p = c.end;
@@ -473,7 +485,8 @@ export function checkCsrKey(k: KeyObject): void {
     const bits = d.modulusLength ?? 0;
     const e = d.publicExponent ?? 0n;
     if (bits >= MIN_RSA_BITS && bits <= MAX_RSA_BITS && e >= 3n && e % 2n === 1n) return;
-    if (bits >= MIN_RSA_BITS && bits <= MAX_RSA_BITS) throw new ZferryError('weak-key', `the CSR's key is RSA-${bits} with public exponent ${e}, which is not a usable RSA key`);
+    if (bits >= MIN_RSA_BITS && bits <= MAX_RSA_BITS)
+      throw new ZferryError('weak-key', `the CSR's key is RSA-${bits} with public exponent ${e}, which is not a usable RSA key`);
   }
   throw new ZferryError('weak-key', `the CSR's key is ${describeKey(k)}, which this receiver does not accept (${ACCEPTED_KEYS})`);
 }
@@ -510,7 +523,8 @@ export function parseCsr(csrPem: string): ParsedCsr {
     const top = readTlv(der, 0);
     if (top.tag !== 0x30 || top.end !== der.length) throw new Error('not a DER SEQUENCE');
     const [cri, alg, bits, ...more] = tlvChildren(der, top);
-    if (!cri || !alg || !bits || more.length > 0 || cri.tag !== 0x30 || alg.tag !== 0x30 || bits.tag !== 0x03) throw new Error('not a PKCS#10 CertificationRequest');
+    if (!cri || !alg || !bits || more.length > 0 || cri.tag !== 0x30 || alg.tag !== 0x30 || bits.tag !== 0x03)
+      throw new Error('not a PKCS#10 CertificationRequest');
     const [version, subject, spki] = tlvChildren(der, cri);
     if (!version || version.tag !== 0x02 || version.end - version.valueStart !== 1 || der[version.valueStart] !== 0) throw new Error('not a version 1 CSR');
     if (!subject || subject.tag !== 0x30 || !spki || spki.tag !== 0x30) throw new Error('no subject or public key');
@@ -560,14 +574,10 @@ export function parseCsr(csrPem: string): ParsedCsr {
  * subject CN and public key from it and nothing else (requested extensions are ignored: the
  * CA decides kind, SANs and lifetime).
  */
-export function signCsr(opts: {
-  ca: CertAndKey;
-  csrPem: string;
-  kind: CertKind;
-  days?: number;
-  dnsNames?: string[];
-  ipAddresses?: string[];
-}): { certPem: string; commonName: string } {
+export function signCsr(opts: { ca: CertAndKey; csrPem: string; kind: CertKind; days?: number; dnsNames?: string[]; ipAddresses?: string[] }): {
+  certPem: string;
+  commonName: string;
+} {
   const csr = parseCsr(opts.csrPem);
   if (!csr.commonName) throw new ZferryError('bad-csr', 'the CSR has no subject CN');
   const commonName = csr.commonName;
@@ -656,9 +666,11 @@ export function parseSubjectAltName(s: string | undefined): string[] {
 
 /** The CN (first if several) of a Name in DER; '' when none. */
 function cnFromName(name: forge.asn1.Asn1): string {
-  const rdnAttributesAsArray = (pki as unknown as {
-    RDNAttributesAsArray(rdn: forge.asn1.Asn1): Array<{ type: string; value: string; valueTagClass: number }>;
-  }).RDNAttributesAsArray;
+  const rdnAttributesAsArray = (
+    pki as unknown as {
+      RDNAttributesAsArray(rdn: forge.asn1.Asn1): Array<{ type: string; value: string; valueTagClass: number }>;
+    }
+  ).RDNAttributesAsArray;
   const attrs = rdnAttributesAsArray(name);
   const cn = attrs.find((a) => a.type === '2.5.4.3');
   return cn ? decodeAttrValue(cn.value, cn.valueTagClass) : '';

@@ -58,7 +58,8 @@ export function size(name: string, v: string, min: number, max: number): number 
 export function rate(name: string, v: string, min: number, max: number): number {
   const bits = /^\s*(\d+(?:\.\d+)?)\s*([kmg])bit\s*$/i.exec(v);
   const n = bits ? (Number(bits[1]) * { k: 1e3, m: 1e6, g: 1e9 }[bits[2]!.toLowerCase() as 'k' | 'm' | 'g']) / 8 : bytesOr(v);
-  if (!(n >= min && n <= max)) throw usageError(`${name} takes a rate like 50MiB (bytes/s) or 400mbit from ${formatBytes(min)}/s to ${formatBytes(max)}/s, got ${JSON.stringify(v)}`);
+  if (!(n >= min && n <= max))
+    throw usageError(`${name} takes a rate like 50MiB (bytes/s) or 400mbit from ${formatBytes(min)}/s to ${formatBytes(max)}/s, got ${JSON.stringify(v)}`);
   return n;
 }
 
@@ -67,13 +68,15 @@ export function duration(name: string, v: string, minMs: number, maxMs: number):
   const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$/i.exec(v);
   const unit = m ? { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 }[(m[2] ?? 's').toLowerCase() as 's'] : NaN;
   const ms = m ? Math.round(Number(m[1]) * unit * 1000) : NaN;
-  if (!(ms >= minMs && ms <= maxMs)) throw usageError(`${name} takes a duration like 24h, 30m or 7d from ${minMs / 1000} s to ${maxMs / 1000} s, got ${JSON.stringify(v)}`);
+  if (!(ms >= minMs && ms <= maxMs))
+    throw usageError(`${name} takes a duration like 24h, 30m or 7d from ${minMs / 1000} s to ${maxMs / 1000} s, got ${JSON.stringify(v)}`);
   return ms;
 }
 
 /** One of a few words. */
 export function oneOf<const C extends string>(name: string, v: string, choices: readonly C[]): C {
-  if (!(choices as readonly string[]).includes(v)) throw usageError(`${name} takes ${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}, got ${JSON.stringify(v)}`);
+  if (!(choices as readonly string[]).includes(v))
+    throw usageError(`${name} takes ${choices.slice(0, -1).join(', ')} or ${choices[choices.length - 1]}, got ${JSON.stringify(v)}`);
   return v as C;
 }
 

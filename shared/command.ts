@@ -120,7 +120,14 @@ function joinDashValues(argv: string[], table: OptionTable): string[] {
       break;
     }
     const next = argv[i + 1];
-    if (a.startsWith('--') && !a.includes('=') && own(table, a.slice(2))?.type === 'string' && next !== undefined && next.startsWith('-') && !isOwnOption(next)) {
+    if (
+      a.startsWith('--') &&
+      !a.includes('=') &&
+      own(table, a.slice(2))?.type === 'string' &&
+      next !== undefined &&
+      next.startsWith('-') &&
+      !isOwnOption(next)
+    ) {
       out.push(`${a}=${next}`);
       i++;
     } else {
@@ -228,10 +235,7 @@ function indent(text: string, by: string): string {
 export function commandUsage(cmd: CommandLine, path: string): string {
   const rows: Array<[string, string]> = Object.entries(cmd.options)
     .filter(([, d]) => !d.hidden)
-    .map(([k, d]) => [
-    optionWords(k, d),
-    d.help + (d.required ? ' (required)' : '') + (d.default !== undefined ? ` (default ${d.default})` : ''),
-  ]);
+    .map(([k, d]) => [optionWords(k, d), d.help + (d.required ? ' (required)' : '') + (d.default !== undefined ? ` (default ${d.default})` : '')]);
   rows.push(['-h, --help', 'this text']);
   const col = Math.min(30, Math.max(...rows.map(([f]) => f.length)) + 2);
   const table = rows.map(([f, h]) => (f.length + 2 > col ? `  ${f}\n  ${' '.repeat(col)}${h}` : `  ${f.padEnd(col)}${h}`)).join('\n');
@@ -274,7 +278,13 @@ function reportUsage(e: unknown, path: string, io: Io): number {
  * Runs one command and returns its exit status: 0, 1 after a failure (one line:
  * "<failurePrefix>: <what failed>"), 2 after a usage error (also one raised by run()).
  */
-export async function runCommand<T extends OptionTable>(cmd: Command<T>, argv: string[], path: string, io: Io = processIo, failurePrefix = path): Promise<number> {
+export async function runCommand<T extends OptionTable>(
+  cmd: Command<T>,
+  argv: string[],
+  path: string,
+  io: Io = processIo,
+  failurePrefix = path,
+): Promise<number> {
   const args = readArgs(cmd, argv, path, io);
   if (typeof args === 'number') return args;
   try {

@@ -35,7 +35,13 @@ export function configValidator<T>(schema: SchemaObject): (data: unknown, file: 
 
 /** "/clients/acme/receive/exclude/0" → "clients.acme.receive.exclude[0]" (JSON Pointer unescaped). */
 function keyPath(pointer: string, ...more: string[]): string {
-  const parts = [...pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~')), ...more];
+  const parts = [
+    ...pointer
+      .split('/')
+      .slice(1)
+      .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~')),
+    ...more,
+  ];
   return parts.reduce((path, p) => (/^\d+$/.test(p) ? `${path}[${p}]` : path === '' ? p : `${path}.${p}`), '');
 }
 

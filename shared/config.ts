@@ -97,9 +97,23 @@ function receiverConfig(file: string, f: ReceiverFile) {
   const inFolder = (p: string) => resolve(dirname(file), p);
   // Keys used as the file has them pass through in `same`; the ones named here are converted.
   const {
-    listen, clients: clientFiles, http: httpAddr, enroll, httpTokenFile: tokenFile, spool, diskProbePath,
-    window: windowSize, maxChunkBytes, windowBudget: budget, windowBudgetPerIdentity, probeMaxBytes, diskProbeBytes,
-    laneGraceSeconds, laneIdleSeconds, handshakeTimeoutSeconds, probeMaxSeconds,
+    listen,
+    clients: clientFiles,
+    http: httpAddr,
+    enroll,
+    httpTokenFile: tokenFile,
+    spool,
+    diskProbePath,
+    window: windowSize,
+    maxChunkBytes,
+    windowBudget: budget,
+    windowBudgetPerIdentity,
+    probeMaxBytes,
+    diskProbeBytes,
+    laneGraceSeconds,
+    laneIdleSeconds,
+    handshakeTimeoutSeconds,
+    probeMaxSeconds,
     ...same
   } = f;
 
@@ -172,7 +186,11 @@ export function overlapMessage(where: string, id: string, root: string, otherId:
 }
 
 /** The first configured client whose root overlaps `root` (other than `identity` itself), or null. */
-export function findOverlappingClient(clients: Record<string, Pick<ClientPolicy, 'root'>>, identity: string, root: string): { identity: string; root: string } | null {
+export function findOverlappingClient(
+  clients: Record<string, Pick<ClientPolicy, 'root'>>,
+  identity: string,
+  root: string,
+): { identity: string; root: string } | null {
   for (const [other, p] of Object.entries(clients)) {
     if (other !== identity && rootsOverlap(root, p.root)) return { identity: other, root: p.root };
   }

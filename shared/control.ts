@@ -77,7 +77,6 @@ export function controlService(): ControlCtor {
   return cached;
 }
 
-
 // The message shapes, generated from the proto (proto/generated/, `npm run gen:proto`): the
 // "__Output" form is what the loader options below deliver (every field present, u64 as
 // number), and what both sides build, so a field added to the proto shows up here at once.

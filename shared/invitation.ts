@@ -73,7 +73,8 @@ export function checkInvitation(v: unknown): Invitation {
   for (const k of Object.keys(o)) if (!keys.includes(k)) throw new InvitationError(`malformed invitation: unknown field "${k}"`);
   if (o.v !== 1) throw new InvitationError(`unsupported invitation version ${JSON.stringify(o.v)} (this zferry reads version 1)`);
   for (const k of ['enroll', 'to', 'ca', 'id', 'root', 'nonce']) {
-    if (typeof o[k] !== 'string' || (o[k] as string).length === 0 || (o[k] as string).length > 300) throw new InvitationError(`malformed invitation: "${k}" missing or not a string`);
+    if (typeof o[k] !== 'string' || (o[k] as string).length === 0 || (o[k] as string).length > 300)
+      throw new InvitationError(`malformed invitation: "${k}" missing or not a string`);
   }
   try {
     parseHostPort(o.enroll as string, 'enroll');
@@ -105,7 +106,8 @@ export const INVITATION_PREFIX = 'zf1.';
  * (seed ‖ public key, tweetnacl's layout) or the 32-byte seed alone.
  */
 export function ed25519PrivateKey(secretKey: Uint8Array): KeyObject {
-  if (secretKey.length !== ED25519_SECRET_BYTES && secretKey.length !== 32) throw new InvitationError(`an Ed25519 secret key has ${ED25519_SECRET_BYTES} bytes (or a 32-byte seed), got ${secretKey.length}`);
+  if (secretKey.length !== ED25519_SECRET_BYTES && secretKey.length !== 32)
+    throw new InvitationError(`an Ed25519 secret key has ${ED25519_SECRET_BYTES} bytes (or a 32-byte seed), got ${secretKey.length}`);
   return createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, Buffer.from(secretKey.subarray(0, 32))]), format: 'der', type: 'pkcs8' });
 }
 

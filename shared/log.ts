@@ -25,7 +25,7 @@ function bigintSafe(_k: string, v: unknown): unknown {
 }
 
 function show(v: unknown): string {
-  let s = typeof v === 'string' ? v : JSON.stringify(v, bigintSafe) ?? String(v);
+  let s = typeof v === 'string' ? v : (JSON.stringify(v, bigintSafe) ?? String(v));
   if (s.length > MAX_VALUE) s = s.slice(0, MAX_VALUE) + '…';
   return /[\s"=]/.test(s) && typeof v === 'string' ? JSON.stringify(s) : s;
 }

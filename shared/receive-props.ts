@@ -46,7 +46,19 @@ const ADMIN_MAY_ENABLE: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** Never in an admin override: they decide where a replica appears or how it is keyed. */
-const ADMIN_MAY_NOT = new Set(['mountpoint', 'canmount', 'overlay', 'sharenfs', 'sharesmb', 'zoned', 'encryption', 'keyformat', 'keylocation', 'pbkdf2iters', 'encryptionroot']);
+const ADMIN_MAY_NOT = new Set([
+  'mountpoint',
+  'canmount',
+  'overlay',
+  'sharenfs',
+  'sharesmb',
+  'zoned',
+  'encryption',
+  'keyformat',
+  'keylocation',
+  'pbkdf2iters',
+  'encryptionroot',
+]);
 
 export interface ReceiveOverrides {
   /** -o prop=value */

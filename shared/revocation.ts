@@ -190,9 +190,7 @@ export function removeReenrolled(path: string, cn: string, fingerprint: string):
 }
 
 /** Why a client certificate is refused (the rule at the top of this file). */
-export type Refusal =
-  | { kind: 'certificate'; entry: RevokedEntry }
-  | { kind: 'identity'; entry: RevokedIdentity };
+export type Refusal = { kind: 'certificate'; entry: RevokedEntry } | { kind: 'identity'; entry: RevokedIdentity };
 
 /** The receiver's in-memory view of revoked.json. */
 export class RevocationList {

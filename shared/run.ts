@@ -11,11 +11,7 @@ export interface RunResult {
 
 const MAX_CAPTURE = 4 * 1024 * 1024;
 
-export function run(
-  cmd: string,
-  args: readonly string[],
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {},
-): Promise<RunResult> {
+export function run(cmd: string, args: readonly string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const spawnOpts: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env };
     const child = spawn(cmd, [...args], spawnOpts);

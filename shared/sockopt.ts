@@ -79,8 +79,7 @@ export interface TcpInfo {
 }
 
 export type SockoptState =
-  | { available: true; loadError: null; addon: SockoptAddon; path: string }
-  | { available: false; loadError: string; addon: null; path: string | null };
+  { available: true; loadError: null; addon: SockoptAddon; path: string } | { available: false; loadError: string; addon: null; path: string | null };
 
 const ADDON_REL = join('native', 'build', 'Release', 'sockopt.node');
 
@@ -236,9 +235,7 @@ export interface TuneResult {
 type Dir = 'send' | 'receive';
 
 function sysctlNames(dir: Dir) {
-  return dir === 'send'
-    ? { core: 'net.core.wmem_max', tcp: 'net.ipv4.tcp_wmem' }
-    : { core: 'net.core.rmem_max', tcp: 'net.ipv4.tcp_rmem' };
+  return dir === 'send' ? { core: 'net.core.wmem_max', tcp: 'net.ipv4.tcp_wmem' } : { core: 'net.core.rmem_max', tcp: 'net.ipv4.tcp_rmem' };
 }
 
 function capsFor(dir: Dir, caps: BufferCaps) {
@@ -308,8 +305,7 @@ function congestionWarning(name: string, err: unknown): string {
 export function tuneSocket(socket: net.Socket | tls.TLSSocket, opts: TuneOptions): TuneResult {
   const applied: Applied = {};
   const warnings: string[] = [];
-  const wantsAnything =
-    !!opts.sndbuf || !!opts.rcvbuf || opts.congestion !== undefined || opts.notSentLowat !== undefined;
+  const wantsAnything = !!opts.sndbuf || !!opts.rcvbuf || opts.congestion !== undefined || opts.notSentLowat !== undefined;
   if (!wantsAnything) return { applied, warnings };
   if (!sockopt.available) {
     warnings.push(`socket options not applied, native addon unavailable (${sockopt.loadError}); using kernel autotuning`);
@@ -336,9 +332,7 @@ export function tuneSocket(socket: net.Socket | tls.TLSSocket, opts: TuneOptions
     const asked = dir === 'send' ? opts.sndbuf : opts.rcvbuf;
     if (!asked) continue;
     const [key, modeKey, forcedKey] =
-      dir === 'send'
-        ? (['sndbuf', 'sndbufMode', 'sndbufForced'] as const)
-        : (['rcvbuf', 'rcvbufMode', 'rcvbufForced'] as const);
+      dir === 'send' ? (['sndbuf', 'sndbufMode', 'sndbufForced'] as const) : (['rcvbuf', 'rcvbufMode', 'rcvbufForced'] as const);
     try {
       if (!force && preferAutotune(dir, asked, caps)) {
         applied[key] = addon.setBuffers(fd, 0, 0)[key];

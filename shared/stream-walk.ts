@@ -23,8 +23,17 @@ import { decodeNvlist, type NvList, type NvValue } from './nvlist.js';
 
 export const DRR_RECORD_BYTES = 312;
 export const DRR = {
-  BEGIN: 0, OBJECT: 1, FREEOBJECTS: 2, WRITE: 3, FREE: 4, END: 5, WRITE_BYREF: 6, SPILL: 7,
-  WRITE_EMBEDDED: 8, OBJECT_RANGE: 9, REDACT: 10,
+  BEGIN: 0,
+  OBJECT: 1,
+  FREEOBJECTS: 2,
+  WRITE: 3,
+  FREE: 4,
+  END: 5,
+  WRITE_BYREF: 6,
+  SPILL: 7,
+  WRITE_EMBEDDED: 8,
+  OBJECT_RANGE: 9,
+  REDACT: 10,
 } as const;
 export const DMU_BACKUP_MAGIC = 0x2f5bacbacn;
 export const DMU_SUBSTREAM = 1;
@@ -63,11 +72,7 @@ export interface WalkSummary {
   names: string[];
 }
 
-type State =
-  | { at: 'header' }
-  | { at: 'skip'; left: number }
-  | { at: 'nvlist'; left: number; parts: Buffer[] }
-  | { at: 'done' };
+type State = { at: 'header' } | { at: 'skip'; left: number } | { at: 'nvlist'; left: number; parts: Buffer[] } | { at: 'done' };
 
 function shown(s: string): string {
   // eslint-disable-next-line no-control-regex
@@ -283,7 +288,9 @@ export class StreamWalker {
       this.refuse(`substream ${name} is a clone (its origin would be looked up by guid outside this client's root); clones are not received`);
     }
     if (p.requireRaw && !raw) {
-      this.refuse(`this client may only send raw streams of encrypted datasets (zfs send -w of an encrypted dataset), and substream ${name} is not one (feature flags 0x${s.featureflags.toString(16)} lack RAW)`);
+      this.refuse(
+        `this client may only send raw streams of encrypted datasets (zfs send -w of an encrypted dataset), and substream ${name} is not one (feature flags 0x${s.featureflags.toString(16)} lack RAW)`,
+      );
     }
     if (this.firstSub) {
       this.firstSub = false;
@@ -292,7 +299,9 @@ export class StreamWalker {
       if (kind !== 'resume' && resuming) this.refuse(`Begin said "${kind}", but the stream resumes ${name}`);
       if (kind === 'full' && s.fromguid !== '0') this.refuse(`Begin said "full", but ${name} is incremental from guid ${s.fromguid}`);
       if (kind === 'incremental' && s.fromguid !== p.plan.fromGuid) {
-        this.refuse(`Begin said incremental from guid ${p.plan.fromGuid || '(none)'}, but ${name} is ${s.fromguid === '0' ? 'a full stream' : `from guid ${s.fromguid}`}`);
+        this.refuse(
+          `Begin said incremental from guid ${p.plan.fromGuid || '(none)'}, but ${name} is ${s.fromguid === '0' ? 'a full stream' : `from guid ${s.fromguid}`}`,
+        );
       }
     }
     if (s.fromguid !== '0' && !p.knownGuids.has(s.fromguid) && !this.seenToGuids.has(s.fromguid)) {

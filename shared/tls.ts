@@ -97,7 +97,14 @@ export function loadTlsMaterial(paths: TlsPaths, baseDir: string): TlsMaterial {
       buf = readFileSync(path);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
-      const why = err.code === 'ENOENT' ? 'no such file' : err.code === 'EACCES' ? 'permission denied' : err.code === 'EISDIR' ? 'is a directory' : err.message.split('\n')[0];
+      const why =
+        err.code === 'ENOENT'
+          ? 'no such file'
+          : err.code === 'EACCES'
+            ? 'permission denied'
+            : err.code === 'EISDIR'
+              ? 'is a directory'
+              : err.message.split('\n')[0];
       throw new Error(`tls.${k}: cannot read ${path} (${why})`);
     }
     if (!PEM_MARKERS[k].test(buf.toString('latin1'))) {

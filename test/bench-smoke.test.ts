@@ -36,7 +36,23 @@ describe('benchmark smoke run (loopback)', () => {
   it('delivers the whole stream with ssh, ssh + mbuffer and zferry, and writes the results', async () => {
     expect(process.getuid?.(), 'the benchmark runs as root (its private sshd logs in as root)').toBe(0);
     const out = join(dir, 'results.md');
-    const args = ['--profiles', 'loopback', '--cc', 'host', '--bytes', '64MiB', '--seconds', '30', '--lanes', 'auto,4', '--verify', '--pause', '0', '--out', out];
+    const args = [
+      '--profiles',
+      'loopback',
+      '--cc',
+      'host',
+      '--bytes',
+      '64MiB',
+      '--seconds',
+      '30',
+      '--lanes',
+      'auto,4',
+      '--verify',
+      '--pause',
+      '0',
+      '--out',
+      out,
+    ];
     const r = await runBench(args, 55_000);
     expect(r.code, `bench exited ${r.code ?? r.signal}:\n${r.stderr}`).toBe(0);
 

@@ -48,56 +48,60 @@ function processesMentioning(needle: string): number[] {
 }
 
 describe('multi-tenant benchmark smoke run', () => {
-  it('replicates every calm tenant in the calm and the hostile phase and writes the report', async () => {
-    const out = join(dir, 'tenants.md');
-    const r = await runBench(['--clients', '6', '--concurrency', '3', '--hostile', '2', '--flood', '16MiB', '--out', out], LIMIT_MS - 30_000);
-    expect(r.code, `bench exited ${r.code ?? r.signal}:\n${r.stderr}`).toBe(0);
+  it(
+    'replicates every calm tenant in the calm and the hostile phase and writes the report',
+    async () => {
+      const out = join(dir, 'tenants.md');
+      const r = await runBench(['--clients', '6', '--concurrency', '3', '--hostile', '2', '--flood', '16MiB', '--out', out], LIMIT_MS - 30_000);
+      expect(r.code, `bench exited ${r.code ?? r.signal}:\n${r.stderr}`).toBe(0);
 
-    const rep = JSON.parse(readFileSync(join(dir, 'tenants.json'), 'utf8')) as TenantsReport;
-    expect(rep.setup.fullSends).toBeGreaterThanOrEqual(6);
-    expect(rep.phases.map((p) => p.label)).toEqual(['calm', 'hostile']);
-    const [calm, hostile] = rep.phases as [TenantsReport['phases'][0], TenantsReport['phases'][0]];
-    expect(calm.tenants).toBe(6);
-    expect(hostile.hostileIdentities).toHaveLength(2);
-    expect(hostile.tenants).toBe(4);
-    for (const p of rep.phases) {
-      const what = `${p.label}: ${JSON.stringify(p.failures)}`;
-      expect(p.failures, what).toEqual([]);
-      expect(p.succeeded, what).toBe(p.tenants);
-      expect(p.verified, what).toEqual({ checked: p.tenants, matching: p.tenants });
-      expect(p.transfers).toHaveLength(p.tenants);
-      for (const t of p.transfers) {
-        expect(t.ok, `${p.label} ${t.tenant}: ${t.error}`).toBe(true);
-        // an incremental; or, if the sender had to try again, a resume or an already committed snapshot
-        expect(['incremental', 'resume', 'up-to-date'], `${p.label} ${t.tenant}`).toContain(t.kind);
-        if (t.kind === 'incremental') expect(t.bytes).toBeGreaterThan(4096);
-        expect(p.hostileIdentities).not.toContain(t.tenant);
+      const rep = JSON.parse(readFileSync(join(dir, 'tenants.json'), 'utf8')) as TenantsReport;
+      expect(rep.setup.fullSends).toBeGreaterThanOrEqual(6);
+      expect(rep.phases.map((p) => p.label)).toEqual(['calm', 'hostile']);
+      const [calm, hostile] = rep.phases as [TenantsReport['phases'][0], TenantsReport['phases'][0]];
+      expect(calm.tenants).toBe(6);
+      expect(hostile.hostileIdentities).toHaveLength(2);
+      expect(hostile.tenants).toBe(4);
+      for (const p of rep.phases) {
+        const what = `${p.label}: ${JSON.stringify(p.failures)}`;
+        expect(p.failures, what).toEqual([]);
+        expect(p.succeeded, what).toBe(p.tenants);
+        expect(p.verified, what).toEqual({ checked: p.tenants, matching: p.tenants });
+        expect(p.transfers).toHaveLength(p.tenants);
+        for (const t of p.transfers) {
+          expect(t.ok, `${p.label} ${t.tenant}: ${t.error}`).toBe(true);
+          // an incremental; or, if the sender had to try again, a resume or an already committed snapshot
+          expect(['incremental', 'resume', 'up-to-date'], `${p.label} ${t.tenant}`).toContain(t.kind);
+          if (t.kind === 'incremental') expect(t.bytes).toBeGreaterThan(4096);
+          expect(p.hostileIdentities).not.toContain(t.tenant);
+        }
+        expect(p.transfers.some((t) => t.kind === 'incremental')).toBe(true);
+        expect(p.time.n).toBe(p.tenants);
+        expect(p.receiver.peakRssMiB).toBeGreaterThan(0);
+        expect(p.receiver.boundMiB).toBeGreaterThan(0);
       }
-      expect(p.transfers.some((t) => t.kind === 'incremental')).toBe(true);
-      expect(p.time.n).toBe(p.tenants);
-      expect(p.receiver.peakRssMiB).toBeGreaterThan(0);
-      expect(p.receiver.boundMiB).toBeGreaterThan(0);
-    }
-    // the same calm tenants were measured in both phases, for a like-for-like p99
-    expect(calm.timeSameTenants?.n).toBe(4);
-    // the hostile traffic ran: transfers held with out-of-order chunks, and a flood
-    const h = hostile.hostile!;
-    expect(h.ready).toBe(true);
-    expect(h.beginsOk).toBeGreaterThanOrEqual(1);
-    expect(h.heldBytesPeak).toBeGreaterThan(0);
-    expect(h.floodFrames).toBeGreaterThan(0);
-    expect(h.stopped).toBe(true);
+      // the same calm tenants were measured in both phases, for a like-for-like p99
+      expect(calm.timeSameTenants?.n).toBe(4);
+      // the hostile traffic ran: transfers held with out-of-order chunks, and a flood
+      const h = hostile.hostile!;
+      expect(h.ready).toBe(true);
+      expect(h.beginsOk).toBeGreaterThanOrEqual(1);
+      expect(h.heldBytesPeak).toBeGreaterThan(0);
+      expect(h.floodFrames).toBeGreaterThan(0);
+      expect(h.stopped).toBe(true);
 
-    const md = readFileSync(out, 'utf8');
-    expect(md).toContain('| | calm | hostile (2 hostile identities) |');
-    expect(md).toContain('**time per transfer p99 (s)**');
-    expect(md).toContain('## Hostile traffic');
-    expect(md).toContain('## Command lines');
+      const md = readFileSync(out, 'utf8');
+      expect(md).toContain('| | calm | hostile (2 hostile identities) |');
+      expect(md).toContain('**time per transfer p99 (s)**');
+      expect(md).toContain('## Hostile traffic');
+      expect(md).toContain('## Command lines');
 
-    // nothing left behind: the harness's temporary directory and every process it started
-    const tmp = /copied to (\S+)\/code\)/.exec(r.stderr)?.[1];
-    expect(tmp, r.stderr).toBeTruthy();
-    expect(existsSync(tmp!)).toBe(false);
-    expect(processesMentioning(tmp!)).toEqual([]);
-  }, LIMIT_MS);
+      // nothing left behind: the harness's temporary directory and every process it started
+      const tmp = /copied to (\S+)\/code\)/.exec(r.stderr)?.[1];
+      expect(tmp, r.stderr).toBeTruthy();
+      expect(existsSync(tmp!)).toBe(false);
+      expect(processesMentioning(tmp!)).toEqual([]);
+    },
+    LIMIT_MS,
+  );
 });

@@ -8,17 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  certInfo,
-  createCA,
-  createCsr,
-  fingerprint,
-  issueCertificate,
-  signCsr,
-  writeCertFile,
-  writeKeyFile,
-  type CertAndKey,
-} from '../shared/certs.js';
+import { certInfo, createCA, createCsr, fingerprint, issueCertificate, signCsr, writeCertFile, writeKeyFile, type CertAndKey } from '../shared/certs.js';
 import { runCertsCommand } from '../shared/certs-cli.js';
 
 interface Run {
@@ -31,7 +21,7 @@ interface Run {
 function openssl(args: string[], timeoutMs = 10_000): Promise<Run> {
   return new Promise((resolve) => {
     execFile('openssl', args, { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       resolve({ code, stdout, stderr });
     });
   });
@@ -203,13 +193,9 @@ describe('issueCertificate', () => {
     expect(() => issueCertificate({ ca, kind: 'server', commonName: 'x', dnsNames: ['bad name'] })).toThrow(/DNS name/);
     expect(() => issueCertificate({ ca, kind: 'server', commonName: 'x', ipAddresses: ['300.1.1.1'] })).toThrow(/IP address/);
     expect(() => issueCertificate({ ca, kind: 'peer' as 'server', commonName: 'x' })).toThrow(/kind/);
-    expect(() => issueCertificate({ ca: { certPem: ca.certPem, keyPem: otherCa.keyPem }, kind: 'client', commonName: 'x' })).toThrow(
-      /does not belong/,
-    );
+    expect(() => issueCertificate({ ca: { certPem: ca.certPem, keyPem: otherCa.keyPem }, kind: 'client', commonName: 'x' })).toThrow(/does not belong/);
     const leaf = issueCertificate({ ca, kind: 'client', commonName: 'leaf' });
-    expect(() => issueCertificate({ ca: { certPem: leaf.certPem, keyPem: leaf.keyPem! }, kind: 'client', commonName: 'x' })).toThrow(
-      /not a CA/,
-    );
+    expect(() => issueCertificate({ ca: { certPem: leaf.certPem, keyPem: leaf.keyPem! }, kind: 'client', commonName: 'x' })).toThrow(/not a CA/);
   });
 });
 
@@ -245,7 +231,10 @@ describe('CSRs', () => {
     const i = der.indexOf(Buffer.from('site-c'));
     expect(i).toBeGreaterThan(0);
     der[i] = 'S'.charCodeAt(0);
-    const bad = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
+    const bad = `-----BEGIN CERTIFICATE REQUEST-----\n${der
+      .toString('base64')
+      .match(/.{1,64}/g)!
+      .join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
     expect(() => signCsr({ ca, csrPem: bad, kind: 'client' })).toThrow(/signature/);
   });
 });
@@ -255,8 +244,23 @@ describe('certInfo on certificates made by openssl', () => {
     const keyPath = join(dir, 'ec.key');
     const certPath = join(dir, 'ec.pem');
     const r = await openssl([
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyPath,
-      '-subj', '/O=Acme, Inc./CN=ec-host', '-addext', 'subjectAltName=DNS:ec.example, IP:10.0.0.1', '-days', '2', '-out', certPath,
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      keyPath,
+      '-subj',
+      '/O=Acme, Inc./CN=ec-host',
+      '-addext',
+      'subjectAltName=DNS:ec.example, IP:10.0.0.1',
+      '-days',
+      '2',
+      '-out',
+      certPath,
     ]);
     expect(r.code, r.stderr).toBe(0);
     const pem = readFileSync(certPath, 'utf8');
@@ -305,7 +309,21 @@ describe('certs CLI (runCertsCommand)', () => {
     expect(statSync(join(caDir, 'ca.key')).mode & 0o777).toBe(0o600);
     expect(certInfo(readFileSync(join(caDir, 'ca.pem'), 'utf8')).commonName).toBe('cli-ca');
 
-    r = await cli(['issue', '--ca-dir', caDir, '--kind', 'server', '--cn', 'receiver', '--dns', 'localhost,dr.example.com', '--ip', '127.0.0.1,::1', '--out', outDir]);
+    r = await cli([
+      'issue',
+      '--ca-dir',
+      caDir,
+      '--kind',
+      'server',
+      '--cn',
+      'receiver',
+      '--dns',
+      'localhost,dr.example.com',
+      '--ip',
+      '127.0.0.1,::1',
+      '--out',
+      outDir,
+    ]);
     expect(r.code, r.err).toBe(0);
     expect(r.out).toContain('receiver.pem');
     r = await cli(['issue', '--ca-dir', caDir, '--kind=client', '--cn=site-a', '--days=30', `--out=${outDir}`]);

@@ -32,7 +32,13 @@ beforeAll(async () => {
   for (const ds of ['tank', 'backup']) await run(FAKE_ZFS, ['create', ds], { env: { ...process.env, ...env } });
   const pki = makePki(dir);
   cfgPath = pki.client('site-a');
-  receiver = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/a' } }, extra: { laneGraceSeconds: 1, handshakeTimeoutSeconds: 2 } });
+  receiver = await startReceiver({
+    pki,
+    zfs: FAKE_ZFS,
+    env,
+    clients: { 'site-a': { root: 'backup/a' } },
+    extra: { laneGraceSeconds: 1, handshakeTimeoutSeconds: 2 },
+  });
 });
 
 afterAll(async () => {

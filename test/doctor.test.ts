@@ -52,9 +52,21 @@ interface Receiver {
 /** receiver-agent serve, optionally inside a network namespace (ip netns exec keeps our pid). */
 async function startReceiver(name: string, listenHost: string, extra: Record<string, unknown>, ns?: string): Promise<Receiver> {
   const cfg = join(dir, `receiver-${name}.json`);
-  writeFileSync(cfg, JSON.stringify({ listen: `${listenHost}:0`, tls: tlsFiles, clients: { 'site-a': { root: 'backup/site-a' } }, zfs: FAKE_ZFS, diagnoseHostDetails: true, ...extra }));
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      listen: `${listenHost}:0`,
+      tls: tlsFiles,
+      clients: { 'site-a': { root: 'backup/site-a' } },
+      zfs: FAKE_ZFS,
+      diagnoseHostDetails: true,
+      ...extra,
+    }),
+  );
   const argv = [process.execPath, RECEIVER_CLI, 'serve', '--config', cfg];
-  const proc = ns ? spawn('ip', ['netns', 'exec', ns, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = ns
+    ? spawn('ip', ['netns', 'exec', ns, ...argv], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    : spawn(argv[0]!, argv.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let logs = '';
   proc.stderr!.on('data', (b: Buffer) => (logs = (logs + b.toString()).slice(-200_000)));
@@ -178,7 +190,10 @@ describe('doctor on loopback', () => {
       /^ {2}receiver disk +[\d.]+ MB\/s \([\d.]+ Mbit\/s\) into .*diskprobe \(diskProbePath\), 16\.0 MiB in [\d.]+ s$/,
       /^verdict: limited by [^:]+: .+/,
     ]) {
-      expect(lines.some((l) => re.test(l)), `no line matches ${re}:\n${r.stdout}`).toBe(true);
+      expect(
+        lines.some((l) => re.test(l)),
+        `no line matches ${re}:\n${r.stdout}`,
+      ).toBe(true);
     }
   });
 
@@ -280,7 +295,8 @@ async function acquireWanem(args: string[], beforeUp: () => Promise<void>): Prom
   for (;;) {
     let freeSince = Date.now();
     while (Date.now() - freeSince < 8000) {
-      if (Date.now() > deadline) throw new Error(`the WAN emulator stayed busy for ${WAIT_FOR_WANEM_MS / 60_000} min (another benchmark holds it); run this test again later`);
+      if (Date.now() > deadline)
+        throw new Error(`the WAN emulator stayed busy for ${WAIT_FOR_WANEM_MS / 60_000} min (another benchmark holds it); run this test again later`);
       if (await wanemBusy()) {
         if (!said) console.warn('[doctor test] the WAN emulator is in use by someone else; waiting for it');
         said = true;
@@ -342,7 +358,9 @@ describe('doctor on the WAN emulator', () => {
   it('1. a lossy link (100 ms, 1% loss, 200 Mbit/s, cubic): limited by packet loss', async () => {
     const rcv = await startReceiver('loss', ADDR_B, {}, 'wan-b');
     receivers.push(rcv);
-    const r = report(await doctor(['--to', `${ADDR_B}:${rcv.port}`, '--cc', 'cubic', '--link-mbit', '200', '--seconds', '10', '--json'], ['ip', 'netns', 'exec', 'wan-a']));
+    const r = report(
+      await doctor(['--to', `${ADDR_B}:${rcv.port}`, '--cc', 'cubic', '--link-mbit', '200', '--seconds', '10', '--json'], ['ip', 'netns', 'exec', 'wan-a']),
+    );
     console.log(`[doctor test] loss profile:\n${formatReport(r)}`);
     expect(r.verdict.stage, explain(r)).toBe('loss');
     expect(r.measurements.auto!.congestion).toBe('cubic');
@@ -359,7 +377,7 @@ describe('doctor on the WAN emulator', () => {
     // the "disk": drains the FIFO at 3 MB/s
     const drain =
       "const fs=require('fs');const fd=fs.openSync(process.argv[1],'r+');const bps=Number(process.argv[2]);" +
-      "const s=fs.createReadStream(null,{fd,highWaterMark:65536});" +
+      'const s=fs.createReadStream(null,{fd,highWaterMark:65536});' +
       's.on("data",(b)=>{s.pause();setTimeout(()=>s.resume(),(b.length/bps)*1000);});';
     readers.push(spawn(process.execPath, ['-e', drain, fifo, String(3e6)], { stdio: 'ignore' }));
     const rcv = await startReceiver('disk', ADDR_A, { diskProbe: true, diskProbePath: fifo }, 'wan-a');
@@ -371,7 +389,9 @@ describe('doctor on the WAN emulator', () => {
     expect(disk.state).toBe('measured');
     expect(disk.bytesPerSecond).toBeGreaterThan(1.5e6);
     expect(disk.bytesPerSecond).toBeLessThan(4.5e6);
-    expect(r.verdict.line).toMatch(/^limited by receiver disk: [\d.]+ MB\/s .* into \S*slow-disk\.fifo \(diskProbePath\) while the network carries \d+ Mbit\/s/);
+    expect(r.verdict.line).toMatch(
+      /^limited by receiver disk: [\d.]+ MB\/s .* into \S*slow-disk\.fifo \(diskProbePath\) while the network carries \d+ Mbit\/s/,
+    );
   });
 
   it("3. a buffer-capped link (100 ms, 400 Mbit/s, the receiver's tcp_rmem max 1 MiB): limited by socket buffers, root or not", async () => {

@@ -49,7 +49,10 @@ const send = (source: string, name: string, extra: string[] = []) =>
   runSender(senderArgs('replicate', source, { to: receiver.address, name, config: siteA, zfs: FAKE_ZFS, extra }), env);
 
 function summary(stdout: string): Record<string, unknown> {
-  const done = stdout.split('\n').filter((l) => l.includes('"event":"done"')).pop();
+  const done = stdout
+    .split('\n')
+    .filter((l) => l.includes('"event":"done"'))
+    .pop();
   if (!done) throw new Error(`no summary in: ${stdout}`);
   return JSON.parse(done) as Record<string, unknown>;
 }
@@ -73,7 +76,7 @@ afterAll(async () => {
 });
 
 describe('without the native addon (ZFERRY_NATIVE=off)', () => {
-  it('replicates byte for byte over Node\'s own pipes and kernel autotuning, and says so', async () => {
+  it("replicates byte for byte over Node's own pipes and kernel autotuning, and says so", async () => {
     const off = { ...env, ZFERRY_NATIVE: 'off' };
     const pki = makePki(join(dir, 'noaddon'));
     const plain = await startReceiver({ pki, zfs: FAKE_ZFS, env: off, clients: { 'site-a': { root: 'backup/noaddon' } } });
@@ -81,7 +84,16 @@ describe('without the native addon (ZFERRY_NATIVE=off)', () => {
       await zfs(['create', 'tank/noaddon']);
       await put('tank/noaddon', 'big.bin', randomBytes(5 * 1024 * 1024 + 777));
       await zfs(['snapshot', 'tank/noaddon@s1']);
-      const r = await runSender(senderArgs('replicate', 'tank/noaddon', { to: plain.address, name: 'p', config: pki.client('site-a'), zfs: FAKE_ZFS, extra: ['--json', '--lanes', '3'] }), off);
+      const r = await runSender(
+        senderArgs('replicate', 'tank/noaddon', {
+          to: plain.address,
+          name: 'p',
+          config: pki.client('site-a'),
+          zfs: FAKE_ZFS,
+          extra: ['--json', '--lanes', '3'],
+        }),
+        off,
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(JSON.stringify(summary(r.stdout).notices)).toMatch(/lane buffers left to the kernel: native addon turned off \(ZFERRY_NATIVE=off\)/);
       expect(await zfs(['fake-hash', 'backup/noaddon/p@s1'])).toBe(await zfs(['fake-hash', 'tank/noaddon@s1']));
@@ -102,7 +114,9 @@ describe('replication with OpenZFS features (fake zfs)', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/full send of tank\/secret@s1, raw/);
-    expect(r.stdout).toMatch(/vault check: ok, backup\/site-a\/secret is encrypted \(aes-256-gcm\) and its key is not loaded on the receiver \(keystatus=unavailable\)/);
+    expect(r.stdout).toMatch(
+      /vault check: ok, backup\/site-a\/secret is encrypted \(aes-256-gcm\) and its key is not loaded on the receiver \(keystatus=unavailable\)/,
+    );
     expect(newZfsCalls().some((a) => a[0] === 'send' && a.includes('-w'))).toBe(true);
     expect(await prop('backup/site-a/secret', 'keystatus')).toBe('unavailable');
     // the vault copy holds the very same ciphertext, and nobody can read it there
@@ -181,7 +195,10 @@ describe('replication with OpenZFS features (fake zfs)', () => {
     await put('tank/big', 'big.bin', randomBytes(48 * 1024 * 1024));
     await zfs(['snapshot', 'tank/big@b1']);
     const whole = Number(/^size\t(\d+)/m.exec(await zfs(['send', '-n', '-P', 'tank/big@b1']))![1]);
-    const p = spawnSender(senderArgs('replicate', 'tank/big', { to: receiver.address, name: 'big', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--bwlimit', '12MB'] }), env);
+    const p = spawnSender(
+      senderArgs('replicate', 'tank/big', { to: receiver.address, name: 'big', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--bwlimit', '12MB'] }),
+      env,
+    );
     let out = '';
     await new Promise<void>((resolve) => {
       p.stdout!.on('data', (b: Buffer) => {
@@ -211,7 +228,10 @@ describe('replication with OpenZFS features (fake zfs)', () => {
     await zfs(['create', 'tank/gone']);
     await put('tank/gone', 'x.bin', randomBytes(24 * 1024 * 1024));
     await zfs(['snapshot', 'tank/gone@g1']);
-    const p = spawnSender(senderArgs('replicate', 'tank/gone', { to: receiver.address, name: 'gone', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--bwlimit', '6MB'] }), env);
+    const p = spawnSender(
+      senderArgs('replicate', 'tank/gone', { to: receiver.address, name: 'gone', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--bwlimit', '6MB'] }),
+      env,
+    );
     await new Promise<void>((resolve) => {
       let out = '';
       p.stdout!.on('data', (b: Buffer) => {
@@ -251,7 +271,9 @@ describe('replication with OpenZFS features (fake zfs)', () => {
     const r = await send('tank/mod', 'mod');
     expect(r.code).toBe(1);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/zfs receive into backup\/site-a\/mod failed: cannot receive incremental stream: destination backup\/site-a\/mod has been modified since most recent snapshot/);
+    expect(r.stderr).toMatch(
+      /zfs receive into backup\/site-a\/mod failed: cannot receive incremental stream: destination backup\/site-a\/mod has been modified since most recent snapshot/,
+    );
     expect(await snapshots('backup/site-a/mod')).toEqual(before);
   });
 });

@@ -3,18 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { rm, writeFile, appendFile } from 'node:fs/promises';
-import {
-  createTestPool,
-  hashTree,
-  randomFile,
-  remount,
-  unmountDataset,
-  writeFiles,
-  deleteFiles,
-  zfsBinary,
-  zfsOk,
-  type TestPool,
-} from './helpers/zfs-fuse.js';
+import { createTestPool, hashTree, randomFile, remount, unmountDataset, writeFiles, deleteFiles, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
 import { makePki, runSender, senderArgs, spawnSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { childEnd } from '../shared/child.js';
 
@@ -75,7 +64,7 @@ describe('replication on real ZFS (zfs-fuse)', () => {
     const ds = `${src.name}/data`;
     await zfsOk(['create', ds]);
     const mp = src.mountpoint(ds);
-    await writeFiles(mp, { 'a.txt': 'alpha\n', 'dir/b.txt': 'bravo\n', 'dir/deeper/c.bin': Buffer.alloc(70_000, 7), 'empty': '' });
+    await writeFiles(mp, { 'a.txt': 'alpha\n', 'dir/b.txt': 'bravo\n', 'dir/deeper/c.bin': Buffer.alloc(70_000, 7), empty: '' });
     await randomFile(join(mp, 'big.bin'), 24 * 1024 * 1024 + 123, 'big');
     await randomFile(join(mp, 'dir/mid.bin'), 3 * 1024 * 1024, 'mid');
     await zfsOk(['snapshot', `${ds}@s1`]);
@@ -179,7 +168,9 @@ describe('replication on real ZFS (zfs-fuse)', () => {
     await randomFile(join(mp, 'huge.bin'), 160 * 1024 * 1024, 'huge');
     await zfsOk(['snapshot', `${ds}@s2`]);
     // paced at 40 MB/s the 160 MiB stream takes about 4 s: long enough to cut it
-    const p = spawnSender(senderArgs('replicate', ds, { to: receiver.address, name: 'cut', config: senderCfg, zfs: zfsBinary(), extra: ['--bwlimit', '40MB', '--json'] }));
+    const p = spawnSender(
+      senderArgs('replicate', ds, { to: receiver.address, name: 'cut', config: senderCfg, zfs: zfsBinary(), extra: ['--bwlimit', '40MB', '--json'] }),
+    );
     let out = '';
     await new Promise<void>((resolve) => {
       p.stdout!.on('data', (b: Buffer) => {

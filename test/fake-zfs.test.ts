@@ -110,10 +110,7 @@ function getv(root: string, prop: string, name: string): string {
 }
 
 function snapsOf(root: string, ds: string): string[] {
-  return ok(root, ['list', '-H', '-p', '-t', 'snapshot', '-o', 'name,guid', '-s', 'createtxg', '-r', ds])
-    .trim()
-    .split('\n')
-    .filter(Boolean);
+  return ok(root, ['list', '-H', '-p', '-t', 'snapshot', '-o', 'name,guid', '-s', 'createtxg', '-r', ds]).trim().split('\n').filter(Boolean);
 }
 
 /** Standard source: pools tank and backup, tank/src@s1 (a 1.5 MB file and small files). */
@@ -137,7 +134,9 @@ function setupSource(root: string): void {
 
 /** sha256 trees (fake-hash) of several datasets/snapshots in one call. */
 function hashes(root: string, ...names: string[]): string[] {
-  return ok(root, ['fake-hash', ...names]).trim().split('\n');
+  return ok(root, ['fake-hash', ...names])
+    .trim()
+    .split('\n');
 }
 /** Same file tree (plaintext; with raw, the stored bytes: what a raw receive copies). */
 function expectSameData(root: string, a: string, b: string, raw = false): void {
@@ -150,7 +149,10 @@ beforeAll(() => {
   // build the fake if its compiled form is missing or older than the sources
   // (the fake's receive decodes XDR nvlists with shared/nvlist.ts)
   const srcs = [
-    ...fs.readdirSync(path.join(HERE, 'fake-zfs')).filter((f) => f.endsWith('.ts')).map((f) => path.join('test', 'fake-zfs', f)),
+    ...fs
+      .readdirSync(path.join(HERE, 'fake-zfs'))
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => path.join('test', 'fake-zfs', f)),
     path.join('shared', 'nvlist.ts'),
   ];
   const stale = srcs.some((f) => {
@@ -216,9 +218,7 @@ describe('fake zfs: basics and usage errors', () => {
     setupSource(root);
     ok(root, ['snapshot', 'tank/src@s2']);
     ok(root, ['set', 'zferry:owner=site-a', 'tank/src'], undefined, { FAKE_ZFS_LOG: log });
-    const lines = ok(root, ['list', '-H', '-p', '-t', 'snapshot', '-o', 'name,guid,createtxg', '-s', 'createtxg', '-r', 'tank/src'])
-      .trim()
-      .split('\n');
+    const lines = ok(root, ['list', '-H', '-p', '-t', 'snapshot', '-o', 'name,guid,createtxg', '-s', 'createtxg', '-r', 'tank/src']).trim().split('\n');
     expect(lines).toHaveLength(2);
     const [n1, g1, t1] = lines[0].split('\t');
     const [n2, , t2] = lines[1].split('\t');
@@ -226,7 +226,15 @@ describe('fake zfs: basics and usage errors', () => {
     expect(n2).toBe('tank/src@s2');
     expect(g1).toMatch(/^\d+$/);
     expect(Number(t2)).toBeGreaterThan(Number(t1));
-    const props = ok(root, ['get', '-H', '-p', '-o', 'name,property,value,source', 'encryption,keystatus,receive_resume_token,zferry:owner,userrefs', 'tank/src']);
+    const props = ok(root, [
+      'get',
+      '-H',
+      '-p',
+      '-o',
+      'name,property,value,source',
+      'encryption,keystatus,receive_resume_token,zferry:owner,userrefs',
+      'tank/src',
+    ]);
     expect(props).toBe(
       'tank/src\tencryption\toff\tdefault\n' +
         'tank/src\tkeystatus\t-\t-\n' +
@@ -238,7 +246,11 @@ describe('fake zfs: basics and usage errors', () => {
     const rec = ok(root, ['get', '-H', '-r', '-o', 'name,value,source', 'zferry:owner', 'tank/src']);
     expect(rec).toBe('tank/src\tsite-a\tlocal\ntank/src@s1\tsite-a\tinherited from tank/src\ntank/src@s2\tsite-a\tinherited from tank/src\n');
     expect(Number(getv(root, 'referenced', 'tank/src@s1'))).toBe(fs.statSync(bigFile).size + 12);
-    const logged = fs.readFileSync(log, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { argv: string[]; pid: number });
+    const logged = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { argv: string[]; pid: number });
     expect(logged[0].argv).toEqual(['set', 'zferry:owner=site-a', 'tank/src']);
     expect(logged[0].pid).toBeGreaterThan(0);
   });
@@ -277,9 +289,7 @@ describe('fake zfs: send and receive', () => {
     expect(r.rc).toBe(1);
     expect(r.err).toBe("cannot receive new filesystem stream: destination 'backup/dst' exists\nmust specify -F to overwrite it\n");
     r = zfs(root, ['recv', '-F', 'backup/dst'], stream);
-    expect(r.err).toBe(
-      'cannot receive new filesystem stream: destination has snapshots (eg. backup/dst@s1)\nmust destroy them to overwrite it\n',
-    );
+    expect(r.err).toBe('cannot receive new filesystem stream: destination has snapshots (eg. backup/dst@s1)\nmust destroy them to overwrite it\n');
     // parent missing
     r = zfs(root, ['recv', 'backup/no/such'], stream);
     expect(r.rc).toBe(1);
@@ -312,9 +322,7 @@ describe('fake zfs: send and receive', () => {
     expect(estI).toMatch(/^incremental\ts2\ttank\/src@s3\t\d+\nincremental\ts3\ttank\/src@s4\t\d+\nsize\t\d+\n$/);
     const incI = await pipeline(root, ['send', '-I', '@s2', 'tank/src@s4'], ['recv', 'backup/dst']);
     expect(incI.recv.rc).toBe(0);
-    expect(snapsOf(root, 'backup/dst').map((l) => l.replace('backup/dst', 'X'))).toEqual(
-      snapsOf(root, 'tank/src').map((l) => l.replace('tank/src', 'X')),
-    );
+    expect(snapsOf(root, 'backup/dst').map((l) => l.replace('backup/dst', 'X'))).toEqual(snapsOf(root, 'tank/src').map((l) => l.replace('tank/src', 'X')));
     const all = ['s1', 's2', 's3', 's4'];
     expect(hashes(root, ...all.map((x) => `backup/dst@${x}`))).toEqual(hashes(root, ...all.map((x) => `tank/src@${x}`)));
     expect(ok(root, ['fake-ls', 'backup/dst@s3'])).not.toContain('dir/b.txt');

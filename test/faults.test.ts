@@ -52,7 +52,10 @@ function zfsSends(): string[][] {
 }
 
 function summary(stdout: string): Record<string, unknown> {
-  const done = stdout.split('\n').filter((l) => l.includes('"event":"done"')).pop();
+  const done = stdout
+    .split('\n')
+    .filter((l) => l.includes('"event":"done"'))
+    .pop();
   if (!done) throw new Error(`no summary in: ${stdout}`);
   return JSON.parse(done) as Record<string, unknown>;
 }
@@ -123,14 +126,25 @@ describe('faults', () => {
     const seed = 4242;
     proxy = await startFaultProxy(receiver.port, seed, { cutProbability: 0.5, cutWithinBytes: 6 << 20, spareFirst: 1 });
     writeFileSync(logFile, '');
-    const r = await runSender(senderArgs('replicate', 'tank/cut', { to: proxy.address, name: 'cut', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--lanes', '4', '--chunk-size', '256KiB'] }), env);
+    const r = await runSender(
+      senderArgs('replicate', 'tank/cut', {
+        to: proxy.address,
+        name: 'cut',
+        config: siteA,
+        zfs: FAKE_ZFS,
+        extra: ['--json', '--lanes', '4', '--chunk-size', '256KiB'],
+      }),
+      env,
+    );
     const why = `seed ${seed}: ${proxy.events.join('; ')} / ${r.stderr}`;
     expect(r.code, why).toBe(0);
     expect(proxy.events.filter((e) => e.includes('cut')).length, why).toBeGreaterThan(0);
     expect(summary(r.stdout).resentChunks as number, why).toBeGreaterThan(0);
     expect(zfsSends(), why).toHaveLength(1);
     expect(proxy.upstreamBytes(), why).toBeLessThan(stream * 1.3);
-    console.info(`lane cuts: ${proxy.events.length} faults, ${(summary(r.stdout).resentChunks as number)} chunks re-sent, ${proxy.upstreamBytes()} bytes on the wire for a ${stream}-byte stream (${(proxy.upstreamBytes() / stream).toFixed(3)}x)`);
+    console.info(
+      `lane cuts: ${proxy.events.length} faults, ${summary(r.stdout).resentChunks as number} chunks re-sent, ${proxy.upstreamBytes()} bytes on the wire for a ${stream}-byte stream (${(proxy.upstreamBytes() / stream).toFixed(3)}x)`,
+    );
     await sameData('cut');
     await proxy.close();
   });
@@ -139,10 +153,22 @@ describe('faults', () => {
     await dataset('flip', 16, 2);
     const seed = 777;
     proxy = await startFaultProxy(receiver.port, seed, { flipProbability: 0.6, cutWithinBytes: 4 << 20, spareFirst: 1 });
-    const r = await runSender(senderArgs('replicate', 'tank/flip', { to: proxy.address, name: 'flip', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--lanes', '4', '--chunk-size', '256KiB'] }), env);
+    const r = await runSender(
+      senderArgs('replicate', 'tank/flip', {
+        to: proxy.address,
+        name: 'flip',
+        config: siteA,
+        zfs: FAKE_ZFS,
+        extra: ['--json', '--lanes', '4', '--chunk-size', '256KiB'],
+      }),
+      env,
+    );
     const why = `seed ${seed}: ${proxy.events.join('; ')} / ${r.stderr}`;
     expect(r.code, why).toBe(0);
-    expect(proxy.events.some((e) => e.includes('flipped')), why).toBe(true);
+    expect(
+      proxy.events.some((e) => e.includes('flipped')),
+      why,
+    ).toBe(true);
     await sameData('flip');
     await proxy.close();
   });
@@ -184,7 +210,10 @@ describe('faults', () => {
     });
     try {
       await dataset('pause', 8, 4);
-      const r = await runSender(senderArgs('replicate', 'tank/pause', { to: paused.address, name: 'pause', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--heartbeat-ms', '500'] }), env);
+      const r = await runSender(
+        senderArgs('replicate', 'tank/pause', { to: paused.address, name: 'pause', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--heartbeat-ms', '500'] }),
+        env,
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(summary(r.stdout).resentChunks).toBe(0);
       expect(paused.logs()).not.toMatch(/lane idle/);
@@ -199,7 +228,10 @@ describe('faults', () => {
     const port = await freePort();
     let r1 = await startReceiver({ pki, port, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/a' } }, extra });
     writeFileSync(logFile, '');
-    const p = spawnSender(senderArgs('replicate', 'tank/rkill', { to: r1.address, name: 'rkill', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--bwlimit', '16MB'] }), env);
+    const p = spawnSender(
+      senderArgs('replicate', 'tank/rkill', { to: r1.address, name: 'rkill', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--bwlimit', '16MB'] }),
+      env,
+    );
     const c = collect(p);
     await waitProgress(p, 10 << 20);
     await r1.kill9();
@@ -224,7 +256,15 @@ describe('faults', () => {
   it('a receiver that dies after committing but before replying: the sender reports it done, and sends nothing again', async () => {
     const stream = await dataset('late', 8, 7);
     const port = await freePort();
-    let r1 = await startReceiver({ pki, port, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/a' } }, extra, testFault: 'finish-reply-delay-ms=4000' });
+    let r1 = await startReceiver({
+      pki,
+      port,
+      zfs: FAKE_ZFS,
+      env,
+      clients: { 'site-a': { root: 'backup/a' } },
+      extra,
+      testFault: 'finish-reply-delay-ms=4000',
+    });
     writeFileSync(logFile, '');
     const p = spawnSender(senderArgs('replicate', 'tank/late', { to: r1.address, name: 'late', config: siteA, zfs: FAKE_ZFS, extra: ['--json'] }), env);
     const c = collect(p);
@@ -255,7 +295,13 @@ describe('faults', () => {
     const chaosExtra = { window: '2MiB', laneGraceSeconds: 1 };
     let recv = await startReceiver({ pki, port, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/a' } }, extra: chaosExtra });
     proxy = await startFaultProxy(port, seed, {});
-    const args = senderArgs('replicate', 'tank/chaos', { to: proxy.address, name: 'chaos', config: siteA, zfs: FAKE_ZFS, extra: ['--json', '--chunk-size', '256KiB', '--lanes', '4', '--bwlimit', '40MB'] });
+    const args = senderArgs('replicate', 'tank/chaos', {
+      to: proxy.address,
+      name: 'chaos',
+      config: siteA,
+      zfs: FAKE_ZFS,
+      extra: ['--json', '--chunk-size', '256KiB', '--lanes', '4', '--bwlimit', '40MB'],
+    });
     let sender = spawnSender(args, env);
     let c = collect(sender);
     const log: string[] = [];
@@ -303,7 +349,9 @@ describe('faults', () => {
       rss();
       const why = `seed ${seed}: ${log.join('; ')} / ${c.err()}`;
       expect(code, why).toBe(0);
-      console.info(`chaos seed ${seed}: ${log.join('; ')}; ${proxy.upstreamBytes()} bytes on the wire for a ${stream}-byte stream (${(proxy.upstreamBytes() / stream).toFixed(3)}x); receiver peak RSS ${(peakRss / 1048576).toFixed(0)} MiB`);
+      console.info(
+        `chaos seed ${seed}: ${log.join('; ')}; ${proxy.upstreamBytes()} bytes on the wire for a ${stream}-byte stream (${(proxy.upstreamBytes() / stream).toFixed(3)}x); receiver peak RSS ${(peakRss / 1048576).toFixed(0)} MiB`,
+      );
       await sameData('chaos');
       expect(proxy.upstreamBytes(), why).toBeLessThan(stream * 1.3);
       // the receiver's memory stays bounded by its window, whatever happened

@@ -70,7 +70,10 @@ interface FeedMsg {
 }
 
 function summary(stdout: string): Summary {
-  const line = stdout.split('\n').filter((l) => l.includes('"event":"done"')).pop();
+  const line = stdout
+    .split('\n')
+    .filter((l) => l.includes('"event":"done"'))
+    .pop();
   if (!line) throw new Error(`no summary in: ${stdout}`);
   return JSON.parse(line) as Summary;
 }
@@ -109,10 +112,11 @@ async function openFeed(): Promise<{ ws: WebSocket; messages: FeedMsg[]; waitFor
   ws.on('message', (data: Buffer) => {
     const msg = JSON.parse(data.toString()) as FeedMsg;
     messages.push(msg);
-    for (const w of [...waiters]) if (w.pred(msg)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(msg);
-    }
+    for (const w of [...waiters])
+      if (w.pred(msg)) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(msg);
+      }
   });
   await new Promise<void>((resolve, reject) => {
     ws.once('open', () => resolve());
@@ -125,7 +129,10 @@ async function openFeed(): Promise<{ ws: WebSocket; messages: FeedMsg[]; waitFor
       const seen = messages.find(pred);
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`feed: no such message within ${ms} ms; got ${messages.map((x) => x.type + (x.event ? ':' + x.event : '')).join(', ')}`)), ms);
+        const t = setTimeout(
+          () => reject(new Error(`feed: no such message within ${ms} ms; got ${messages.map((x) => x.type + (x.event ? ':' + x.event : '')).join(', ')}`)),
+          ms,
+        );
         waiters.push({ pred, resolve: (m) => (clearTimeout(t), resolve(m)) });
       });
     },
@@ -246,7 +253,17 @@ describe('receiver status server', () => {
     const list = await getJson<{ transfers: TransferJson[] }>('/api/transfers');
     expect(list.status).toBe(200);
     const t = list.body.transfers.find((x) => x.id === id)!;
-    expect(t).toMatchObject({ identity: 'site-a', target, snapshot: 's1', state: 'committed', bytesReceived: done.bytes, bytesWritten: done.bytes, lanes: 0, spoolBytes: 0, spoolCapacityBytes: 0 });
+    expect(t).toMatchObject({
+      identity: 'site-a',
+      target,
+      snapshot: 's1',
+      state: 'committed',
+      bytesReceived: done.bytes,
+      bytesWritten: done.bytes,
+      lanes: 0,
+      spoolBytes: 0,
+      spoolCapacityBytes: 0,
+    });
     expect(t.windowBytes).toBeGreaterThan(0);
     expect(t.lagSeconds).not.toBeNull();
     expect(t.lagSeconds!).toBeGreaterThanOrEqual(0);
@@ -353,7 +370,11 @@ describe('status commands', () => {
 
     const sa = await cli(SENDER_CLI, ['status', '--to', receiver.address, '--config', siteA, '--json']);
     expect(sa.code, sa.stderr).toBe(0);
-    const mine = JSON.parse(sa.stdout) as { identity: string; transfers: Array<{ id: string; target: string; state: string; bytesReceived: number }>; targets: Array<{ target: string }> };
+    const mine = JSON.parse(sa.stdout) as {
+      identity: string;
+      transfers: Array<{ id: string; target: string; state: string; bytesReceived: number }>;
+      targets: Array<{ target: string }>;
+    };
     expect(mine.identity).toBe('site-a');
     expect(mine.transfers.map((t) => t.id)).toEqual([first.id]);
     expect(mine.transfers[0]).toMatchObject({ target: first.target, state: 'committed', bytesReceived: first.bytes });
@@ -396,7 +417,16 @@ describe('dashboard', () => {
     const browser = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1440, height: 640 },
     });
     let sender: ReturnType<typeof spawnSender> | null = null;
@@ -408,7 +438,15 @@ describe('dashboard', () => {
       await page.waitForSelector('#conn:text("live")', { timeout: 15_000 });
 
       // paced at 20 MB/s the ~100 MiB stream takes about 5 s
-      sender = spawnSender(senderArgs('replicate', ds, { to: receiver.address, name: 'big', config: siteA, zfs: zfsBinary(), extra: ['--json', '--bwlimit', '20MB', '--lanes', '4'] }));
+      sender = spawnSender(
+        senderArgs('replicate', ds, {
+          to: receiver.address,
+          name: 'big',
+          config: siteA,
+          zfs: zfsBinary(),
+          extra: ['--json', '--bwlimit', '20MB', '--lanes', '4'],
+        }),
+      );
       let out = '';
       sender.stdout!.on('data', (b: Buffer) => (out += b.toString()));
       const exited = new Promise<number | null>((resolve) => sender!.on('close', resolve));
@@ -454,7 +492,11 @@ describe('dashboard', () => {
       expect(await row.locator('.badge').textContent()).toMatch(/receiving|committing/);
       expect(Number(await row.locator('td.lanes').textContent())).toBeGreaterThan(0);
       // the per-lane graph has drawn something
-      type Canvas = { width: number; height: number; getContext(k: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } } };
+      type Canvas = {
+        width: number;
+        height: number;
+        getContext(k: '2d'): { getImageData(x: number, y: number, w: number, h: number): { data: Uint8ClampedArray } };
+      };
       const inked = await row.locator('canvas.graph').evaluate((el) => {
         const c = el as unknown as Canvas;
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

@@ -31,11 +31,35 @@ function client(cfgPath: string, r: ReceiverProcess = receiver): ControlClient {
 }
 
 function probeReq(): BeginRequest {
-  return { name: '', kind: 'probe', snapshot: '', toGuid: '', fromGuid: '', raw: false, encryptedSource: false, recursive: false, estimatedBytes: 1 << 20, lanes: 2, chunkBytes: 65536 };
+  return {
+    name: '',
+    kind: 'probe',
+    snapshot: '',
+    toGuid: '',
+    fromGuid: '',
+    raw: false,
+    encryptedSource: false,
+    recursive: false,
+    estimatedBytes: 1 << 20,
+    lanes: 2,
+    chunkBytes: 65536,
+  };
 }
 
 function fullReq(name: string): BeginRequest {
-  return { name, kind: 'full', snapshot: 's1', toGuid: '1', fromGuid: '', raw: false, encryptedSource: false, recursive: false, estimatedBytes: 0, lanes: 1, chunkBytes: 65536 };
+  return {
+    name,
+    kind: 'full',
+    snapshot: 's1',
+    toGuid: '1',
+    fromGuid: '',
+    raw: false,
+    encryptedSource: false,
+    recursive: false,
+    estimatedBytes: 0,
+    lanes: 1,
+    chunkBytes: 65536,
+  };
 }
 
 /** The ZferryError `p` rejects with. */
@@ -95,7 +119,10 @@ beforeAll(async () => {
   dir = tempDir('codes');
   env = { FAKE_ZFS_ROOT: join(dir, 'zfs') };
   mkdirSync(env.FAKE_ZFS_ROOT!, { recursive: true });
-  for (const args of [['create', 'tank'], ['create', 'backup']]) {
+  for (const args of [
+    ['create', 'tank'],
+    ['create', 'backup'],
+  ]) {
     const r = await run(FAKE_ZFS, args, { env: { ...process.env, ...env } });
     if (r.code !== 0) throw new Error(r.stderr);
   }
@@ -276,7 +303,10 @@ describe('lane refusals arrive with their code', () => {
   it('bad-frame: DATA before HELLO, and a chunk that fails its checksum', async () => {
     const d = Buffer.from('x');
     expect(errorCode((await rawLane(cfg.a, encodeData(0n, d, chunkChecksum(d), false))).frames)).toBe('bad-frame');
-    const r = await rawLane(cfg.a, [encodeHello(Buffer.from(begun.transferId, 'hex'), begun.laneSecret, 5), ...encodeData(0n, d, chunkChecksum(Buffer.from('y')), false)]);
+    const r = await rawLane(cfg.a, [
+      encodeHello(Buffer.from(begun.transferId, 'hex'), begun.laneSecret, 5),
+      ...encodeData(0n, d, chunkChecksum(Buffer.from('y')), false),
+    ]);
     expect(r.frames[0]?.type).toBe(FrameType.Welcome);
     expect(errorCode(r.frames)).toBe('bad-frame');
   });
@@ -340,4 +370,3 @@ describe('a receiver shutting down', () => {
     expect(isRetryable(new ZferryError(code, message))).toBe(true);
   });
 });
-

@@ -20,7 +20,18 @@ import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { createCA, createCsr, fingerprint, fingerprintDer, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
 import { INVITATION_PREFIX, decodeInvitation, signInvitation, type Invitation } from '../shared/invitation.js';
-import { FrameParser, FrameType, HELLO_BYTES, StreamDigest, chunkChecksum, encodeData, encodeFrame, encodeHeader, encodeHello, type Frame } from '../shared/frames.js';
+import {
+  FrameParser,
+  FrameType,
+  HELLO_BYTES,
+  StreamDigest,
+  chunkChecksum,
+  encodeData,
+  encodeFrame,
+  encodeHeader,
+  encodeHello,
+  type Frame,
+} from '../shared/frames.js';
 import { PROTOCOL_VERSION, type BeginReply, type BeginRequest } from '../shared/control.js';
 
 const DAY = 86400_000;
@@ -85,7 +96,11 @@ async function waitForLog(r: ReceiverProcess, re: RegExp, since = 0, timeoutMs =
   await waitFor(`receiver log ${re}`, () => re.test(r.logs().slice(since)), timeoutMs);
 }
 
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 60_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
       resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
@@ -123,13 +138,28 @@ async function hello(cfgPath: string, r: ReceiverProcess = receiver): Promise<{ 
 }
 
 function beginReq(name: string, o: Partial<BeginRequest> = {}): BeginRequest {
-  return { name, kind: 'full', snapshot: 's1', toGuid: '1', fromGuid: '', raw: false, encryptedSource: false, recursive: false, estimatedBytes: 0, lanes: 1, chunkBytes: 65536, ...o };
+  return {
+    name,
+    kind: 'full',
+    snapshot: 's1',
+    toGuid: '1',
+    fromGuid: '',
+    raw: false,
+    encryptedSource: false,
+    recursive: false,
+    estimatedBytes: 0,
+    lanes: 1,
+    chunkBytes: 65536,
+    ...o,
+  };
 }
 
 /** openssl s_client against the receiver; stdin stays open 1.5 s so it waits for the server's verdict. */
 function sClient(args: string[], port = receiver.port): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-noservername', '-CAfile', pki.receiverTls.ca, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, '-noservername', '-CAfile', pki.receiverTls.ca, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b.toString()));
     p.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -151,7 +181,11 @@ function procUsage(pid: number): { fds: number; rssKiB: number } {
 }
 
 /** A raw lane: TLS as the given client, ALPN lane, writes `data`, half-closes if asked, returns what came back. */
-function lane(cfgPath: string, data: Buffer[], o: { end?: boolean; timeoutMs?: number; port?: number } = {}): Promise<{ frames: Frame[]; closed: boolean; parseError: string | null }> {
+function lane(
+  cfgPath: string,
+  data: Buffer[],
+  o: { end?: boolean; timeoutMs?: number; port?: number } = {},
+): Promise<{ frames: Frame[]; closed: boolean; parseError: string | null }> {
   const cfg = loadSenderConfig(cfgPath);
   const m = loadTlsMaterial(cfg.tls, cfg.baseDir);
   const socket = tls.connect(clientTlsOptions(m, { host: '127.0.0.1', port: o.port ?? receiver.port, alpn: [LANE_ALPN] }));
@@ -182,7 +216,11 @@ function lane(cfgPath: string, data: Buffer[], o: { end?: boolean; timeoutMs?: n
   });
 }
 
-const errorText = (r: { frames: Frame[] }) => r.frames.filter((f) => f.type === FrameType.Error).map((f) => f.payload.toString()).join('|');
+const errorText = (r: { frames: Frame[] }) =>
+  r.frames
+    .filter((f) => f.type === FrameType.Error)
+    .map((f) => f.payload.toString())
+    .join('|');
 
 /** Seeded PRNG (mulberry32). */
 function prng(seed: number): () => number {
@@ -250,10 +288,26 @@ afterAll(async () => {
 describe('the handshake refuses bad client certificates (openssl s_client), and nothing changes', () => {
   const cases: Array<[string, () => string[], RegExp]> = [
     ['no client certificate', () => ['-tls1_3', '-alpn', 'h2'], /sent no certificate/],
-    ['a certificate from another CA', () => ['-tls1_3', '-alpn', 'h2', ...certArgs(pki.client('site-a', { ca: createCA({ commonName: 'other CA' }) }))], /not signed by the trusted CA/],
-    ['an expired certificate', () => ['-tls1_3', '-alpn', 'h2', ...certArgs(pki.client('site-a', { notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) }))], /has expired \(CERT_HAS_EXPIRED\)/],
-    ['a certificate not yet valid', () => ['-tls1_3', '-alpn', 'h2', ...certArgs(pki.client('site-a', { notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 10 * DAY) }))], /not yet valid.*\(CERT_NOT_YET_VALID\)/],
-    ['a server certificate used as a client certificate', () => ['-tls1_3', '-alpn', 'h2', ...certArgs(pki.client('site-a', { kind: 'server' }))], /may not be used for this role .*INVALID_PURPOSE/],
+    [
+      'a certificate from another CA',
+      () => ['-tls1_3', '-alpn', 'h2', ...certArgs(pki.client('site-a', { ca: createCA({ commonName: 'other CA' }) }))],
+      /not signed by the trusted CA/,
+    ],
+    [
+      'an expired certificate',
+      () => ['-tls1_3', '-alpn', 'h2', ...certArgs(pki.client('site-a', { notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) }))],
+      /has expired \(CERT_HAS_EXPIRED\)/,
+    ],
+    [
+      'a certificate not yet valid',
+      () => ['-tls1_3', '-alpn', 'h2', ...certArgs(pki.client('site-a', { notBefore: new Date(Date.now() + DAY), notAfter: new Date(Date.now() + 10 * DAY) }))],
+      /not yet valid.*\(CERT_NOT_YET_VALID\)/,
+    ],
+    [
+      'a server certificate used as a client certificate',
+      () => ['-tls1_3', '-alpn', 'h2', ...certArgs(pki.client('site-a', { kind: 'server' }))],
+      /may not be used for this role .*INVALID_PURPOSE/,
+    ],
     ['TLS 1.2', () => ['-tls1_2', ...certArgs(siteA)], /does not speak TLS 1\.3/],
   ];
   it.each(cases)('refuses %s', async (_what, args, logged) => {
@@ -319,7 +373,9 @@ describe('revocation and rotation without a restart', () => {
       const oldFp = fingerprint(readFileSync(pki.receiverTls.cert, 'utf8'));
       const mark = receiver.logs().length;
       // ~20 MiB at 4 MiB/s: the transfer runs for about 5 s
-      const transfer = runSender(senderArgs('replicate', ds, { to: receiver.address, name: 'rotated', config: siteA, zfs: zfsBinary(), extra: ['--bwlimit', '4MiB', '--lanes', '2'] }));
+      const transfer = runSender(
+        senderArgs('replicate', ds, { to: receiver.address, name: 'rotated', config: siteA, zfs: zfsBinary(), extra: ['--bwlimit', '4MiB', '--lanes', '2'] }),
+      );
       await waitForLog(receiver, /transfer started/, mark, 30_000);
       await sleep(1000);
 
@@ -334,10 +390,20 @@ describe('revocation and rotation without a restart', () => {
 
       // new connections get the new certificate
       const served = await new Promise<string>((resolve, reject) => {
-        const s = tls.connect({ host: '127.0.0.1', port: receiver.port, rejectUnauthorized: true, ALPNProtocols: ['h2'], ...loadTlsMaterial(loadSenderConfig(siteA).tls, loadSenderConfig(siteA).baseDir), checkServerIdentity: () => undefined }, () => {
-          resolve(fingerprintDer(s.getPeerCertificate().raw));
-          s.destroy();
-        });
+        const s = tls.connect(
+          {
+            host: '127.0.0.1',
+            port: receiver.port,
+            rejectUnauthorized: true,
+            ALPNProtocols: ['h2'],
+            ...loadTlsMaterial(loadSenderConfig(siteA).tls, loadSenderConfig(siteA).baseDir),
+            checkServerIdentity: () => undefined,
+          },
+          () => {
+            resolve(fingerprintDer(s.getPeerCertificate().raw));
+            s.destroy();
+          },
+        );
         s.on('error', reject);
       });
       expect(served).toBe(newFp);
@@ -348,7 +414,14 @@ describe('revocation and rotation without a restart', () => {
       writeFileSync(cfgFile + '.tmp', JSON.stringify(cfg));
       renameSync(cfgFile + '.tmp', cfgFile);
       const siteC = pki.client('site-c');
-      await waitFor('site-c accepted', async () => (await hello(siteC).then((h) => h.identity, () => '')) === 'site-c');
+      await waitFor(
+        'site-c accepted',
+        async () =>
+          (await hello(siteC).then(
+            (h) => h.identity,
+            () => '',
+          )) === 'site-c',
+      );
 
       // the running transfer was not dropped
       const r = await transfer;
@@ -404,7 +477,9 @@ describe('enrollment by invitation (receiver-agent invite → sender-agent enrol
     expect(fingerprint(readFileSync(join(out, 'ca.pem'), 'utf8'))).toBe(fingerprint(pki.ca.certPem));
     // the previous receiver.json is kept; the new one has the client
     expect(readFileSync(`${cfgFile}.bak`, 'utf8')).toBe(cfgBefore);
-    expect((JSON.parse(readFileSync(cfgFile, 'utf8')) as { clients: Record<string, { root: string }> }).clients['site-n']).toEqual({ root: `${pool.name}/site-n` });
+    expect((JSON.parse(readFileSync(cfgFile, 'utf8')) as { clients: Record<string, { root: string }> }).clients['site-n']).toEqual({
+      root: `${pool.name}/site-n`,
+    });
     // the private key never left: the receiver's side holds only the certificate
     const key = readFileSync(join(out, 'site-n.key'), 'utf8');
     for (const f of readdirSync(dir, { recursive: true }) as string[]) {
@@ -424,7 +499,9 @@ describe('enrollment by invitation (receiver-agent invite → sender-agent enrol
       await zfsOk(['create', ds]);
       writeFileSync(join(src.mountpoint(ds), 'hello.txt'), 'hello\n');
       await zfsOk(['snapshot', `${ds}@s1`]);
-      const rep = await runSender(senderArgs('replicate', ds, { to: `127.0.0.1:${listenPort}`, name: 'data', config: join(out, 'sender.json'), zfs: zfsBinary() }));
+      const rep = await runSender(
+        senderArgs('replicate', ds, { to: `127.0.0.1:${listenPort}`, name: 'data', config: join(out, 'sender.json'), zfs: zfsBinary() }),
+      );
       expect(rep.code).toBe(0);
       expect(await snapshotsOf(`${pool.name}/site-n/data`)).toMatch(/data@s1/);
     }
@@ -441,7 +518,10 @@ describe('enrollment by invitation (receiver-agent invite → sender-agent enrol
 
   it('refuses a forged invitation (signed with another key)', async () => {
     const real = decodeInvitation(await invite('site-f', `${pool.name}/site-f`)).invitation;
-    const forged = signInvitation({ ...real, id: 'site-g', root: `${pool.name}/site-a`, nonce: randomBytes(16).toString('base64url') }, nacl.sign.keyPair().secretKey);
+    const forged = signInvitation(
+      { ...real, id: 'site-g', root: `${pool.name}/site-a`, nonce: randomBytes(16).toString('base64url') },
+      nacl.sign.keyPair().secretKey,
+    );
     await refusedEnroll(forged, /enrollment refused: invitation signature does not verify: it is forged/);
   });
 
@@ -471,7 +551,10 @@ describe('enrollment by invitation (receiver-agent invite → sender-agent enrol
     const token = await invite('site-p', `${pool.name}/site-p`);
     const otherCa = createCA({ commonName: 'impostor CA' });
     const mark = receiver.logs().length;
-    await refusedEnroll(reencode(token, (i) => (i.ca = fingerprint(otherCa.certPem))), /does not present the CA from the invitation.*refusing to enroll/);
+    await refusedEnroll(
+      reencode(token, (i) => (i.ca = fingerprint(otherCa.certPem))),
+      /does not present the CA from the invitation.*refusing to enroll/,
+    );
     expect(receiver.logs().slice(mark)).not.toMatch(/enrollment refused|client enrolled/); // no request reached it
   });
 
@@ -480,7 +563,14 @@ describe('enrollment by invitation (receiver-agent invite → sender-agent enrol
       new Promise<{ status: number; body: { error?: string } }>((resolve, reject) => {
         const data = Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
         const req = https.request(
-          { host: '127.0.0.1', port: enrollPort, path, method: 'POST', ca: pki.ca.certPem, headers: { 'content-type': 'application/json', 'content-length': data.length } },
+          {
+            host: '127.0.0.1',
+            port: enrollPort,
+            path,
+            method: 'POST',
+            ca: pki.ca.certPem,
+            headers: { 'content-type': 'application/json', 'content-length': data.length },
+          },
           (res) => {
             let t = '';
             res.on('data', (b: Buffer) => (t += b.toString()));
@@ -494,7 +584,14 @@ describe('enrollment by invitation (receiver-agent invite → sender-agent enrol
     const csr = createCsr('site-s').csrPem;
     const cfgBefore = readFileSync(cfgFile, 'utf8');
     await unchanged(async () => {
-      for (const bad of [{}, { invitation: token }, { invitation: token, csr, extra: 1 }, { invitation: 5, csr }, { invitation: token, csr: 'not a csr' }, { invitation: 'a'.repeat(5000), csr }]) {
+      for (const bad of [
+        {},
+        { invitation: token },
+        { invitation: token, csr, extra: 1 },
+        { invitation: 5, csr },
+        { invitation: token, csr: 'not a csr' },
+        { invitation: 'a'.repeat(5000), csr },
+      ]) {
         const r = await post(bad);
         expect(r.status).toBe(400);
         expect(r.body.error).toMatch(/^bad request: body/);
@@ -520,7 +617,18 @@ describe('authorization per identity', () => {
         const t = await c.getTarget({ name: 'secret' });
         expect(t.target).toBe(`${pool.name}/site-a/secret`);
         expect(t.exists).toBe(false);
-        for (const name of ['../site-b/secret', `/${pool.name}/site-b/secret`, 'secret@hidden', 'secret#bm', '-F', 'a//b', '%x', 'x\u0007', '', 'k'.repeat(260)]) {
+        for (const name of [
+          '../site-b/secret',
+          `/${pool.name}/site-b/secret`,
+          'secret@hidden',
+          'secret#bm',
+          '-F',
+          'a//b',
+          '%x',
+          'x\u0007',
+          '',
+          'k'.repeat(260),
+        ]) {
           await expect(c.getTarget({ name })).rejects.toThrow(/invalid target name/);
         }
       } finally {
@@ -533,7 +641,9 @@ describe('authorization per identity', () => {
     await unchanged(async () => {
       const c = control(pki.client('vault'));
       try {
-        await expect(c.begin(beginReq('v1', { raw: false, encryptedSource: true }))).rejects.toThrow(/may only send raw streams of encrypted datasets \(requireRaw\), and this one is not raw/);
+        await expect(c.begin(beginReq('v1', { raw: false, encryptedSource: true }))).rejects.toThrow(
+          /may only send raw streams of encrypted datasets \(requireRaw\), and this one is not raw/,
+        );
         await expect(c.begin(beginReq('v1', { raw: true, encryptedSource: false }))).rejects.toThrow(/from an unencrypted dataset/);
       } finally {
         c.close();
@@ -579,9 +689,13 @@ describe('authorization per identity', () => {
     await zfsOk(['snapshot', `${ds}@s1`]);
     // the sender's summary says how long the stream itself took: "... 8.0 MiB in 4.1 s (...)"
     const streamSeconds = (out: string) => Number(/ in (\d+(?:\.\d+)?) s /.exec(out)?.[1] ?? NaN);
-    const free = await runSender(senderArgs('replicate', ds, { to: receiver.address, name: 'unthrottled', config: siteA, zfs: zfsBinary(), extra: ['--lanes', '4'] }));
+    const free = await runSender(
+      senderArgs('replicate', ds, { to: receiver.address, name: 'unthrottled', config: siteA, zfs: zfsBinary(), extra: ['--lanes', '4'] }),
+    );
     expect(free.code).toBe(0);
-    const slow = await runSender(senderArgs('replicate', ds, { to: receiver.address, name: 'data', config: pki.client('slow'), zfs: zfsBinary(), extra: ['--lanes', '4'] }));
+    const slow = await runSender(
+      senderArgs('replicate', ds, { to: receiver.address, name: 'data', config: pki.client('slow'), zfs: zfsBinary(), extra: ['--lanes', '4'] }),
+    );
     expect(slow.code).toBe(0);
     // 8 MiB at 2 MiB/s with a 200 KiB burst over 4 lanes: at least ~3.5 s, and clearly slower than the same stream unthrottled
     expect(streamSeconds(slow.stdout)).toBeGreaterThan(3.5);
@@ -620,7 +734,13 @@ describe('resource limits no peer can exceed', () => {
         const sum = rnd() < 0.5 ? chunkChecksum(d) : bytes(4).readUInt32BE(0);
         frames.push(Buffer.concat(encodeData(BigInt(int(2000)), d, sum, rnd() < 0.05)));
       } else if (k < 0.75) {
-        frames.push(encodeFrame([FrameType.Ping, FrameType.Pong, FrameType.Ack, FrameType.Welcome][int(4)]!, BigInt(int(1000)), rnd() < 0.8 ? Buffer.alloc(0) : bytes(int(16))));
+        frames.push(
+          encodeFrame(
+            [FrameType.Ping, FrameType.Pong, FrameType.Ack, FrameType.Welcome][int(4)]!,
+            BigInt(int(1000)),
+            rnd() < 0.8 ? Buffer.alloc(0) : bytes(int(16)),
+          ),
+        );
       } else if (k < 0.85) {
         frames.push(encodeFrame(FrameType.Hello, 0n, bytes(rnd() < 0.7 ? HELLO_BYTES : int(100))));
       } else if (k < 0.95) {
@@ -798,10 +918,23 @@ describe('requireRaw end to end (fake zfs: raw sends of encrypted datasets)', ()
       ].join('\n'),
     );
     const shim = join(fdir, 'zfs');
-    writeFileSync(shim, `#!/usr/bin/env bash\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(fdir, 'count.mjs'))} ${JSON.stringify(FAKE_ZFS)} ${JSON.stringify(recvLog)} "$@"\n`, { mode: 0o755 });
-    fake = await startReceiver({ pki: fpki, zfs: shim, clients: { vault: { root: 'backup/vault', requireRaw: true } as { root: string } }, env: fenv(join(fdir, 'dst')) });
+    writeFileSync(
+      shim,
+      `#!/usr/bin/env bash\nexec ${JSON.stringify(process.execPath)} ${JSON.stringify(join(fdir, 'count.mjs'))} ${JSON.stringify(FAKE_ZFS)} ${JSON.stringify(recvLog)} "$@"\n`,
+      { mode: 0o755 },
+    );
+    fake = await startReceiver({
+      pki: fpki,
+      zfs: shim,
+      clients: { vault: { root: 'backup/vault', requireRaw: true } as { root: string } },
+      env: fenv(join(fdir, 'dst')),
+    });
     const z = (args: string[], root: string) => run(FAKE_ZFS, args, { env: fenv(root) });
-    for (const a of [['create', 'backup'], ['create', 'backup/vault']]) expect((await z(a, join(fdir, 'dst'))).code).toBe(0);
+    for (const a of [
+      ['create', 'backup'],
+      ['create', 'backup/vault'],
+    ])
+      expect((await z(a, join(fdir, 'dst'))).code).toBe(0);
     writeFileSync(join(fdir, 'f.txt'), 'secret data\n');
     for (const a of [
       ['create', 'tank'],
@@ -823,13 +956,19 @@ describe('requireRaw end to end (fake zfs: raw sends of encrypted datasets)', ()
   });
 
   it('accepts a raw send of an encrypted dataset and refuses an unencrypted one before zfs recv gets a byte', async () => {
-    const ok = await runSender(senderArgs('replicate', 'tank/enc', { to: fake.address, name: 'enc', config: vaultCfg, zfs: FAKE_ZFS }), fenv(join(fdir, 'src')));
+    const ok = await runSender(
+      senderArgs('replicate', 'tank/enc', { to: fake.address, name: 'enc', config: vaultCfg, zfs: FAKE_ZFS }),
+      fenv(join(fdir, 'src')),
+    );
     expect(ok.stderr).toBe('');
     expect(ok.code).toBe(0);
     expect(ok.stdout).toMatch(/vault check: ok/);
 
     const mark = fake.logs().length;
-    const bad = await runSender(senderArgs('replicate', 'tank/plain', { to: fake.address, name: 'plain', config: vaultCfg, zfs: FAKE_ZFS, extra: ['--raw'] }), fenv(join(fdir, 'src')));
+    const bad = await runSender(
+      senderArgs('replicate', 'tank/plain', { to: fake.address, name: 'plain', config: vaultCfg, zfs: FAKE_ZFS, extra: ['--raw'] }),
+      fenv(join(fdir, 'src')),
+    );
     expect(bad.code).toBe(1);
     expect(bad.stderr.trim().split('\n')).toHaveLength(1);
     expect(bad.stderr).toMatch(/may only send raw streams of encrypted datasets \(requireRaw\), and this one is from an unencrypted dataset/);
@@ -845,7 +984,12 @@ describe('requireRaw end to end (fake zfs: raw sends of encrypted datasets)', ()
   // receiver's write path (receiver-agent/transfer.ts); runs as soon as it is called there.
   it('refuses a non-raw stream whose Begin claimed raw, before zfs recv gets a byte', async () => {
     const stream = await new Promise<Buffer>((resolve, reject) =>
-      execFile(FAKE_ZFS, ['send', 'tank/plain@s1'], { env: { ...process.env, ...fenv(join(fdir, 'src')) }, encoding: 'buffer', maxBuffer: 64 << 20 }, (e, out) => (e ? reject(e) : resolve(out))),
+      execFile(
+        FAKE_ZFS,
+        ['send', 'tank/plain@s1'],
+        { env: { ...process.env, ...fenv(join(fdir, 'src')) }, encoding: 'buffer', maxBuffer: 64 << 20 },
+        (e, out) => (e ? reject(e) : resolve(out)),
+      ),
     );
     const c = control(vaultCfg, fake);
     try {
@@ -855,14 +999,26 @@ describe('requireRaw end to end (fake zfs: raw sends of encrypted datasets)', ()
       const digests = chunks.map((d) => chunkChecksum(d));
       const sd = new StreamDigest();
       digests.forEach((d, i) => sd.add(d, chunks[i]!.length));
-      const sent = lane(vaultCfg, [encodeHello(Buffer.from(b.transferId, 'hex'), b.laneSecret, 0), ...chunks.map((d, i) => Buffer.concat(encodeData(BigInt(i), d, digests[i]!, i === chunks.length - 1)))], { port: fake.port, timeoutMs: 10_000 });
-      await expect(c.finish({ transferId: b.transferId, totalBytes: stream.length, totalChunks: chunks.length, digest: sd.digest() })).rejects.toThrow(/only send raw streams of encrypted datasets/);
+      const sent = lane(
+        vaultCfg,
+        [
+          encodeHello(Buffer.from(b.transferId, 'hex'), b.laneSecret, 0),
+          ...chunks.map((d, i) => Buffer.concat(encodeData(BigInt(i), d, digests[i]!, i === chunks.length - 1))),
+        ],
+        { port: fake.port, timeoutMs: 10_000 },
+      );
+      await expect(c.finish({ transferId: b.transferId, totalBytes: stream.length, totalChunks: chunks.length, digest: sd.digest() })).rejects.toThrow(
+        /only send raw streams of encrypted datasets/,
+      );
       await sent;
     } finally {
       c.close();
     }
     await waitFor('zfs recv of liar to exit', () => existsSync(recvLog) && readFileSync(recvLog, 'utf8').includes('backup/vault/liar'));
-    const runs = readFileSync(recvLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { args: string[]; bytes: number });
+    const runs = readFileSync(recvLog, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { args: string[]; bytes: number });
     for (const r of runs.filter((x) => x.args.includes('backup/vault/liar'))) expect(r.bytes).toBe(0);
     const list = await run(FAKE_ZFS, ['list', '-H', '-o', 'name', '-r', 'backup'], { env: fenv(join(fdir, 'dst')) });
     expect(list.stdout).not.toMatch(/liar/);

@@ -56,7 +56,11 @@ async function lane(cfgPath: string, frames: Buffer[]): Promise<{ frames: Frame[
   });
 }
 
-const errorText = (r: { frames: Frame[] }) => r.frames.filter((f) => f.type === FrameType.Error).map((f) => f.payload.toString()).join('|');
+const errorText = (r: { frames: Frame[] }) =>
+  r.frames
+    .filter((f) => f.type === FrameType.Error)
+    .map((f) => f.payload.toString())
+    .join('|');
 
 beforeAll(async () => {
   pool = await createTestPool('sec');
@@ -83,7 +87,9 @@ afterAll(async () => {
 
 function sClient(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const p = spawn('openssl', ['s_client', '-connect', receiver.address, '-tls1_3', '-alpn', 'h2', '-noservername', ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn('openssl', ['s_client', '-connect', receiver.address, '-tls1_3', '-alpn', 'h2', '-noservername', ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b.toString()));
     p.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -115,7 +121,11 @@ describe('handshake (openssl s_client)', () => {
 
   it('refuses TLS 1.2', async () => {
     const cdir = dirname(siteA);
-    const p = spawn('openssl', ['s_client', '-connect', receiver.address, '-tls1_2', '-CAfile', pki.receiverTls.ca, '-cert', join(cdir, 'site-a.pem'), '-key', join(cdir, 'site-a.key')], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const p = spawn(
+      'openssl',
+      ['s_client', '-connect', receiver.address, '-tls1_2', '-CAfile', pki.receiverTls.ca, '-cert', join(cdir, 'site-a.pem'), '-key', join(cdir, 'site-a.key')],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
     let out = '';
     p.stdout.on('data', (b: Buffer) => (out += b.toString()));
     p.stderr.on('data', (b: Buffer) => (out += b.toString()));
@@ -150,7 +160,19 @@ describe('control plane called directly', () => {
       const c = client(siteA);
       await expect(c.getTarget({ name })).rejects.toThrow(/invalid target name/);
       await expect(
-        c.begin({ name, kind: 'full', snapshot: 's1', toGuid: '1', fromGuid: '', raw: false, encryptedSource: false, recursive: false, estimatedBytes: 0, lanes: 1, chunkBytes: 65536 }),
+        c.begin({
+          name,
+          kind: 'full',
+          snapshot: 's1',
+          toGuid: '1',
+          fromGuid: '',
+          raw: false,
+          encryptedSource: false,
+          recursive: false,
+          estimatedBytes: 0,
+          lanes: 1,
+          chunkBytes: 65536,
+        }),
       ).rejects.toThrow(/invalid target name/);
       c.close();
       expect(await snapshotsOf(pool.name)).toBe(before);
@@ -175,7 +197,19 @@ describe('lanes', () => {
 
   beforeAll(async () => {
     const c = client(siteA);
-    begun = await c.begin({ name: 'lanetest', kind: 'full', snapshot: 's1', toGuid: '1', fromGuid: '', raw: false, encryptedSource: false, recursive: false, estimatedBytes: 0, lanes: 2, chunkBytes: 65536 });
+    begun = await c.begin({
+      name: 'lanetest',
+      kind: 'full',
+      snapshot: 's1',
+      toGuid: '1',
+      fromGuid: '',
+      raw: false,
+      encryptedSource: false,
+      recursive: false,
+      estimatedBytes: 0,
+      lanes: 2,
+      chunkBytes: 65536,
+    });
     c.close();
   });
 

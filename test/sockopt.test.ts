@@ -226,9 +226,7 @@ describe.each([
   it.each(['client', 'server'] as const)('%s end: an unknown algorithm is a warning, not a throw', (end) => {
     const fd = socketFd(pair[end])!;
     const before = sockopt.addon!.getCongestion(fd);
-    expect(() => sockopt.addon!.setCongestion(fd, 'no-such-cc')).toThrow(
-      'setsockopt(TCP_CONGESTION, no-such-cc): No such file or directory',
-    );
+    expect(() => sockopt.addon!.setCongestion(fd, 'no-such-cc')).toThrow('setsockopt(TCP_CONGESTION, no-such-cc): No such file or directory');
     const t = tuneSocket(pair[end], { congestion: 'no-such-cc', notSentLowat: 65536 });
     expect(t.applied).toEqual({ notSentLowat: 65536 });
     expect(t.warnings).toHaveLength(1);
@@ -262,8 +260,17 @@ describe.each([
     expect(info.sndCwnd).toBeGreaterThan(0);
     expect(info.bytesRetrans).toBe(0);
     for (const k of [
-      'rttVarUs', 'totalRetrans', 'retransmits', 'lost', 'deliveryRateBps', 'pacingRateBps', 'notsentBytes',
-      'busyTimeUs', 'rwndLimitedUs', 'sndbufLimitedUs', 'sndSsthresh',
+      'rttVarUs',
+      'totalRetrans',
+      'retransmits',
+      'lost',
+      'deliveryRateBps',
+      'pacingRateBps',
+      'notsentBytes',
+      'busyTimeUs',
+      'rwndLimitedUs',
+      'sndbufLimitedUs',
+      'sndSsthresh',
     ] as const) {
       expect(typeof info[k], k).toBe('number');
     }
@@ -333,11 +340,9 @@ describe.skipIf(!canDropNetAdmin)('without CAP_NET_ADMIN', () => {
           srv.close();
         });
       });`;
-    const r = spawnSync(
-      'setpriv',
-      ['--bounding-set', '-net_admin', '--inh-caps', '-net_admin', process.execPath, '--input-type=module', '-e', script],
-      { encoding: 'utf8' },
-    );
+    const r = spawnSync('setpriv', ['--bounding-set', '-net_admin', '--inh-caps', '-net_admin', process.execPath, '--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
     expect(r.stderr).toBe('');
     const caps = bufferCaps()!;
     expect(JSON.parse(r.stdout)).toEqual({
@@ -396,9 +401,7 @@ describe('sockets without an fd', () => {
     expect(laneInfo(s)).toBeNull();
     const t = tuneSocket(s, { sndbuf: MiB, rcvbuf: MiB, congestion: 'bbr', notSentLowat: 65536 });
     expect(t.applied).toEqual({});
-    expect(t.warnings).toEqual([
-      'socket options not applied: the socket has no file descriptor (not connected yet, or closed)',
-    ]);
+    expect(t.warnings).toEqual(['socket options not applied: the socket has no file descriptor (not connected yet, or closed)']);
     expect(tuneSocket(s, {})).toEqual({ applied: {}, warnings: [] });
   });
 

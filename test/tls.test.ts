@@ -72,13 +72,16 @@ beforeAll(async () => {
   save('site-a', issueCertificate({ ca, kind: 'client', commonName: 'site-a' }));
   save('foreign', issueCertificate({ ca: otherCa, kind: 'client', commonName: 'site-a' }));
   save('foreign-server', issueCertificate({ ca: otherCa, kind: 'server', commonName: 'receiver', ipAddresses: ['127.0.0.1'] }));
-  save('expired', issueCertificate({
-    ca,
-    kind: 'client',
-    commonName: 'site-old',
-    notBefore: new Date(Date.now() - 30 * 86_400_000),
-    notAfter: new Date(Date.now() - 86_400_000),
-  }));
+  save(
+    'expired',
+    issueCertificate({
+      ca,
+      kind: 'client',
+      commonName: 'site-old',
+      notBefore: new Date(Date.now() - 30 * 86_400_000),
+      notAfter: new Date(Date.now() - 86_400_000),
+    }),
+  );
 
   // relative paths, resolved against the "config folder"
   material = loadTlsMaterial({ ca: 'ca.pem', cert: 'receiver.pem', key: 'receiver.key' }, dir);
@@ -266,9 +269,7 @@ describe('server side with openssl s_client', () => {
     await serverOutcome();
     expect(r.gotMarker).toBe(true);
     expect(refused).toEqual([]);
-    expect(accepted).toEqual([
-      { identity: 'site-a', alpn: false, selected: null, clientAuthOk: true, fingerprint: fingerprint(creds['site-a']!.certPem) },
-    ]);
+    expect(accepted).toEqual([{ identity: 'site-a', alpn: false, selected: null, clientAuthOk: true, fingerprint: fingerprint(creds['site-a']!.certPem) }]);
   });
 });
 
@@ -332,7 +333,10 @@ describe('client side (clientTlsOptions) against the same server', () => {
     expect(opts.minVersion).toBe('TLSv1.3');
     expect(opts.maxVersion).toBe('TLSv1.3');
 
-    const bad = await nodeClient({ ...clientTlsOptions(clientMaterial('site-a'), { host: '127.0.0.1', servername: 'elsewhere.example', alpn: [H2_ALPN] }), port });
+    const bad = await nodeClient({
+      ...clientTlsOptions(clientMaterial('site-a'), { host: '127.0.0.1', servername: 'elsewhere.example', alpn: [H2_ALPN] }),
+      port,
+    });
     await serverOutcome();
     expect(bad.error).toBe('ERR_TLS_CERT_ALTNAME_INVALID');
     expect(bad.data).toBe('');
@@ -343,7 +347,12 @@ describe('client side (clientTlsOptions) against the same server', () => {
     // no certificate: alert 116 arrives after secureConnect
     await settle();
     refused = [];
-    const none = await nodeClient({ ...clientTlsOptions(clientMaterial('site-a'), { host: '127.0.0.1', alpn: [LANE_ALPN] }), cert: undefined, key: undefined, port });
+    const none = await nodeClient({
+      ...clientTlsOptions(clientMaterial('site-a'), { host: '127.0.0.1', alpn: [LANE_ALPN] }),
+      cert: undefined,
+      key: undefined,
+      port,
+    });
     await serverOutcome();
     expect(none.secureConnect).toBe(true);
     expect(none.data).toBe('');
@@ -365,7 +374,9 @@ describe('client side (clientTlsOptions) against the same server', () => {
       ['foreign-server', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
       ['site-a', 'INVALID_PURPOSE'],
     ] as const) {
-      const rogue = tls.createServer(serverTlsOptions({ ca: Buffer.from(ca.certPem), cert: Buffer.from(creds[name]!.certPem), key: Buffer.from(creds[name]!.keyPem) }, [LANE_ALPN]));
+      const rogue = tls.createServer(
+        serverTlsOptions({ ca: Buffer.from(ca.certPem), cert: Buffer.from(creds[name]!.certPem), key: Buffer.from(creds[name]!.keyPem) }, [LANE_ALPN]),
+      );
       let rogueAccepted = false;
       rogue.on('secureConnection', (s: tls.TLSSocket) => {
         rogueAccepted = true;

@@ -162,7 +162,10 @@ describe('zfs-fuse environment', () => {
     // zfs get -d 1: the dataset, its own snapshots and its direct children (not the children's snapshots)
     const g = await zfsOk(['get', '-H', '-p', '-o', 'name,property,value', 'guid,createtxg', '-d', '1', f]);
     expect(g.stderr).toBe('');
-    const rows = g.stdout.split('\n').filter(Boolean).map((l) => l.split('\t'));
+    const rows = g.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split('\t'));
     for (const row of rows) {
       expect(row).toHaveLength(3);
       expect(row[1]).toMatch(/^(guid|createtxg)$/);
@@ -174,7 +177,10 @@ describe('zfs-fuse environment', () => {
 
     // zfs list -t snapshot -d 1: only this dataset's snapshots, oldest first, createtxg raw
     const l = await zfsOk(['list', '-H', '-t', 'snapshot', '-o', 'name,createtxg', '-s', 'createtxg', '-d', '1', f]);
-    const snaps = l.stdout.split('\n').filter(Boolean).map((x) => x.split('\t'));
+    const snaps = l.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((x) => x.split('\t'));
     expect(snaps.map((s) => s[0])).toEqual([`${f}@a1`, `${f}@a2`, `${f}@a3`]);
     const txgFromGet = new Map(rows.filter((r) => r[1] === 'createtxg').map((r) => [r[0], r[2]]));
     for (const [name, txg] of snaps) expect(txg).toBe(txgFromGet.get(name!));

@@ -44,7 +44,9 @@ describe('kernel pipes to and from zfs', () => {
 
   it('closing the read end makes the writer fail with a broken pipe, as zfs send expects', async () => {
     const p = openPipe()!;
-    const child = spawn(process.execPath, ['-e', 'const b = Buffer.alloc(65536); for (;;) require("fs").writeSync(1, b)'], { stdio: ['ignore', p.writeFd, 'pipe'] });
+    const child = spawn(process.execPath, ['-e', 'const b = Buffer.alloc(65536); for (;;) require("fs").writeSync(1, b)'], {
+      stdio: ['ignore', p.writeFd, 'pipe'],
+    });
     void childEnd(child);
     closeFd(p.writeFd);
     let stderr = '';

@@ -48,7 +48,13 @@ export const invite = defineCommand({
     if (v.list) {
       const now = Date.now();
       for (const r of listInvitations(cfg)) {
-        const state = r.usedAt ? `used ${r.usedAt}` : r.revokedAt ? `revoked ${r.revokedAt}` : Date.parse(r.expires) <= now ? `expired ${r.expires}` : `open until ${r.expires}`;
+        const state = r.usedAt
+          ? `used ${r.usedAt}`
+          : r.revokedAt
+            ? `revoked ${r.revokedAt}`
+            : Date.parse(r.expires) <= now
+              ? `expired ${r.expires}`
+              : `open until ${r.expires}`;
         io.out.write(`${r.nonce}  ${r.identity}  ${r.root}  ${state}${r.requireRaw ? '  requireRaw' : ''}\n`);
       }
       return 0;

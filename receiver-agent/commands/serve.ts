@@ -24,7 +24,8 @@ function parseTestFaults(spec: string): ReceiverFaults {
 
 export const serve = defineCommand({
   name: 'serve',
-  about: "serves replication streams into each client's root; SIGHUP re-reads the clients, the\ncertificates and the revocation list (changes to those files are also noticed by themselves)",
+  about:
+    "serves replication streams into each client's root; SIGHUP re-reads the clients, the\ncertificates and the revocation list (changes to those files are also noticed by themselves)",
   options: {
     config: CONFIG,
     zfs: ZFS,

@@ -40,7 +40,10 @@ async function getJson<T>(url: string, token: string | null): Promise<T> {
   } catch (e) {
     const cause = (e as { cause?: { code?: string; message?: string } }).cause;
     const why = cause?.code ?? cause?.message ?? (e as Error).message;
-    throw new ZferryError('unreachable', `cannot reach the receiver's status server at ${new URL(url).origin} (${why}); is receiver-agent serve running with "http" in its config?`);
+    throw new ZferryError(
+      'unreachable',
+      `cannot reach the receiver's status server at ${new URL(url).origin} (${why}); is receiver-agent serve running with "http" in its config?`,
+    );
   }
   if (res.status === 401) {
     throw new ZferryError(

@@ -151,7 +151,11 @@ export function registerRoutes(app: FastifyInstance, obs: Observer, transfers: T
             type: 'object',
             properties: {
               transfer: { $ref: 'zferry.transfer#' },
-              history: { type: 'object', additionalProperties: { type: 'array', items: { type: 'number' } }, description: 'per lane index: bytes/s, one sample a second, oldest first' },
+              history: {
+                type: 'object',
+                additionalProperties: { type: 'array', items: { type: 'number' } },
+                description: 'per lane index: bytes/s, one sample a second, oldest first',
+              },
             },
             required: ['transfer'],
           },
@@ -181,7 +185,10 @@ export function registerRoutes(app: FastifyInstance, obs: Observer, transfers: T
     reply
       .header('content-type', 'text/html; charset=utf-8')
       .header('cache-control', 'no-store')
-      .header('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+      .header(
+        'content-security-policy',
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      )
       .header('x-content-type-options', 'nosniff')
       .send(page()),
   );

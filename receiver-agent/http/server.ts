@@ -86,7 +86,8 @@ function cookie(header: string | undefined, name: string): string | null {
   return null;
 }
 
-const UNAUTHORIZED = 'missing or wrong bearer token: send Authorization: Bearer <the token in receiver.json httpTokenFile>, or open /?token=<token> once in a browser';
+const UNAUTHORIZED =
+  'missing or wrong bearer token: send Authorization: Bearer <the token in receiver.json httpTokenFile>, or open /?token=<token> once in a browser';
 
 function hostName(hostHeader: string): string {
   const h = hostHeader.trim().toLowerCase();
@@ -108,7 +109,10 @@ export async function startHttp(src: HttpSources, cfg: ReceiverConfig, log: Logg
   const hlog = log.child({ component: 'http' });
   // config.ts refuses this already; kept here so no other caller can open the server up
   if (!isLoopbackHost(host) && !cfg.httpToken) {
-    throw new ZferryError('bad-config', `${cfg.file}: "http" listens on ${host}, beyond loopback, without a token: set "httpTokenFile", or listen on 127.0.0.1`);
+    throw new ZferryError(
+      'bad-config',
+      `${cfg.file}: "http" listens on ${host}, beyond loopback, without a token: set "httpTokenFile", or listen on 127.0.0.1`,
+    );
   }
   const obs = src.observer;
   const metrics = createMetrics(obs, src.transfers, src.identities);
@@ -184,7 +188,9 @@ export async function startHttp(src: HttpSources, cfg: ReceiverConfig, log: Logg
   app.server.on('upgrade', (req: IncomingMessage, socket, head: Buffer) => {
     if (!authorized(req)) {
       hlog.debug('event feed refused', { peer: req.socket.remoteAddress, reason: 'no valid token' });
-      socket.end(`HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nWWW-Authenticate: Bearer realm="zferry"\r\nContent-Type: text/plain\r\n\r\n${UNAUTHORIZED}\n`);
+      socket.end(
+        `HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nWWW-Authenticate: Bearer realm="zferry"\r\nContent-Type: text/plain\r\n\r\n${UNAUTHORIZED}\n`,
+      );
       socket.destroy();
       return;
     }

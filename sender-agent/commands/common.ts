@@ -8,15 +8,33 @@ import { usageError, type OptionDef } from '../../shared/command.js';
 import { ControlClient } from '../control-client.js';
 
 export const TO = { type: 'string', arg: '<host:port>', help: "the receiver-agent's address", required: true } as const satisfies OptionDef;
-export const NAME = { type: 'string', arg: '<target name>', help: "the target, under this client's root on the receiver", required: true } as const satisfies OptionDef;
-export const CONFIG = { type: 'string', arg: '<sender.json>', help: 'certificates and settings of this sender', default: 'sender.json' } as const satisfies OptionDef;
+export const NAME = {
+  type: 'string',
+  arg: '<target name>',
+  help: "the target, under this client's root on the receiver",
+  required: true,
+} as const satisfies OptionDef;
+export const CONFIG = {
+  type: 'string',
+  arg: '<sender.json>',
+  help: 'certificates and settings of this sender',
+  default: 'sender.json',
+} as const satisfies OptionDef;
 export const ZFS = { type: 'string', arg: '<path>', help: 'the zfs command (default: the config\'s "zfs", else zfs on PATH)' } as const satisfies OptionDef;
 /** --zfs on a command that runs no zfs here: taken, so that scripts can pass every command one set of flags */
 export const ZFS_UNUSED = { ...ZFS, help: 'taken as every sender command takes it; this one runs no zfs' } as const satisfies OptionDef;
 export const JSON_OUT = { type: 'boolean', help: 'JSON lines on stdout instead of text' } as const satisfies OptionDef;
 export const VERBOSE = { type: 'boolean', help: 'debug logs on stderr (also: ZFERRY_LOG_LEVEL)' } as const satisfies OptionDef;
-export const LINK_MBIT = { type: 'string', arg: 'M', help: 'the link speed in Mbit/s: sizes lane buffers to the bandwidth-delay product (1000 assumed)' } as const satisfies OptionDef;
-export const CC = { type: 'string', arg: 'bbr|cubic', help: 'TCP congestion control of the lanes (default: bbr where the kernel offers it)' } as const satisfies OptionDef;
+export const LINK_MBIT = {
+  type: 'string',
+  arg: 'M',
+  help: 'the link speed in Mbit/s: sizes lane buffers to the bandwidth-delay product (1000 assumed)',
+} as const satisfies OptionDef;
+export const CC = {
+  type: 'string',
+  arg: 'bbr|cubic',
+  help: 'TCP congestion control of the lanes (default: bbr where the kernel offers it)',
+} as const satisfies OptionDef;
 
 /** What goes into the stream: the same for replicate and estimate. */
 export const STREAM_OPTIONS = {

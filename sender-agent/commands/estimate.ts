@@ -22,10 +22,27 @@ export const estimate = defineCommand({
       const from = s.plan.kind === 'incremental' ? s.plan.from.name : null;
       const to = s.plan.kind === 'resume' ? null : s.plan.to.name;
       if (v.json) {
-        io.out.write(JSON.stringify({ event: 'estimate', kind: s.plan.kind, plan, source: s.dataset, from, to, target: s.target.target, raw: s.raw, bytes: est.bytes, how: est.how, notices: s.notices }) + '\n');
+        io.out.write(
+          JSON.stringify({
+            event: 'estimate',
+            kind: s.plan.kind,
+            plan,
+            source: s.dataset,
+            from,
+            to,
+            target: s.target.target,
+            raw: s.raw,
+            bytes: est.bytes,
+            how: est.how,
+            notices: s.notices,
+          }) + '\n',
+        );
       } else {
         if (s.plan.kind === 'up-to-date') io.out.write(`nothing to send: ${s.target.target} is up to date with ${s.dataset}@${s.plan.to.name}\n`);
-        else io.out.write(`would send to ${s.target.target}: ${plan}${s.raw ? ', raw' : ''}; ${est.bytes === null ? 'size unknown' : `about ${formatBytes(est.bytes)}`} (${est.how})\n`);
+        else
+          io.out.write(
+            `would send to ${s.target.target}: ${plan}${s.raw ? ', raw' : ''}; ${est.bytes === null ? 'size unknown' : `about ${formatBytes(est.bytes)}`} (${est.how})\n`,
+          );
         for (const n of s.notices) io.out.write(`notice: ${n}\n`);
       }
     } finally {

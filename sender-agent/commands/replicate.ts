@@ -16,7 +16,7 @@ const options = {
   'link-mbit': LINK_MBIT,
   cc: CC,
   ...STREAM_OPTIONS,
-  restart: { type: 'boolean', help: 'discard the target\'s resume state first (zfs recv -A) and start over' },
+  restart: { type: 'boolean', help: "discard the target's resume state first (zfs recv -A) and start over" },
   bwlimit: { type: 'string', arg: '50MiB|400mbit', help: 'pace all lanes together: bytes per second, or bits with kbit/mbit/gbit' },
   compress: { type: 'string', arg: 'off|on|auto', help: 'deflate chunks; auto: where it pays', default: 'auto' },
   'retry-seconds': { type: 'string', arg: 'S', help: 'keep retrying a transfer the network or the receiver interrupted this long', default: '600' },

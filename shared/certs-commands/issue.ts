@@ -17,7 +17,7 @@ export const issue = defineCommand({
   options: {
     'ca-dir': { type: 'string', arg: '<dir>', help: 'the CA (ca.pem, ca.key; issued.json records what it issued)', required: true },
     kind: { type: 'string', arg: 'server|client', help: 'what the certificate is for', required: true },
-    cn: { type: 'string', arg: '<name>', help: 'the common name: a client\'s identity; also names the files', required: true },
+    cn: { type: 'string', arg: '<name>', help: "the common name: a client's identity; also names the files", required: true },
     out: { type: 'string', arg: '<dir>', help: 'where <cn>.pem and <cn>.key go', required: true },
     dns: { type: 'string', arg: 'a,b', help: 'DNS names (SANs), comma-separated' },
     ip: { type: 'string', arg: '127.0.0.1,::1', help: 'IP addresses (SANs), comma-separated' },

@@ -35,7 +35,9 @@ export const revoke = defineCommand({
     } else {
       const mine = issued.filter((e) => e.cn === what);
       if (mine.length === 0) {
-        throw new Error(`no certificate for CN ${JSON.stringify(what)} in ${join(caDir, 'issued.json')}; revoke it by its SHA-256 fingerprint (certs fingerprint <cert.pem>)`);
+        throw new Error(
+          `no certificate for CN ${JSON.stringify(what)} in ${join(caDir, 'issued.json')}; revoke it by its SHA-256 fingerprint (certs fingerprint <cert.pem>)`,
+        );
       }
       entries = mine.map((e) => ({ fingerprint: e.fingerprint, cn: e.cn, revokedAt: now, ...(reason ? { reason } : {}) }));
     }
@@ -43,7 +45,11 @@ export const revoke = defineCommand({
     const r = fp ? addRevoked(revokedPath, entries) : revokeIdentity(revokedPath, { cn: what!, revokedAt: now, ...(reason ? { reason } : {}) }, entries);
     for (const e of r.added) line(io.out, `revoked ${e.cn ? `"${e.cn}" ` : ''}${e.fingerprint}`);
     for (const e of r.already) line(io.out, `already revoked ${e.cn ? `"${e.cn}" ` : ''}${e.fingerprint} (since ${e.revokedAt})`);
-    if (!fp) line(io.out, `identity "${what}" revoked: any certificate with CN "${what}" is refused, also one issued later, until it enrolls again with an invitation made from now on (receiver-agent invite)`);
+    if (!fp)
+      line(
+        io.out,
+        `identity "${what}" revoked: any certificate with CN "${what}" is refused, also one issued later, until it enrolls again with an invitation made from now on (receiver-agent invite)`,
+      );
     line(io.out, `deny-list: ${revokedPath}; a receiver with "tls": {"revoked": "${revokedPath}"} refuses these certificates on their next connection`);
     return 0;
   },

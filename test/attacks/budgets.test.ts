@@ -114,7 +114,7 @@ describe('inflation bound and ratio cap', () => {
     expect(inflateBound(0, MiB, 256)).toBe(1);
   });
 
-  it('refuses 8 MiB of zeros at level 9 (1028:1) in one line; takes our sender\'s level 1 (228:1)', async () => {
+  it("refuses 8 MiB of zeros at level 9 (1028:1) in one line; takes our sender's level 1 (228:1)", async () => {
     const zeros = Buffer.alloc(8 * MiB);
     await expect(openDeflated(deflatedFrame(7n, zeros, 9), 8 * MiB, MAX_INFLATE_RATIO)).rejects.toThrow(
       /^chunk 7 expands more than 256:1 \(\d+ bytes deflated\), this receiver's limit$/,
@@ -176,7 +176,10 @@ describe('ReceiverBudget', () => {
 describe('SpoolBudget and Spool', () => {
   it('caps all spools together and each identity, and counts a spool until it is drained or removed', async () => {
     const owners: Record<string, string> = { t1: 'a', t2: 'a', t3: 'b' };
-    const budget = new SpoolBudget(() => ({ maxBytes: 300, maxBytesPerIdentity: 200 }), (id) => owners[id]);
+    const budget = new SpoolBudget(
+      () => ({ maxBytes: 300, maxBytesPerIdentity: 200 }),
+      (id) => owners[id],
+    );
     const sdir = join(dir, 'spool');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(sdir);

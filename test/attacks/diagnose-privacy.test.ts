@@ -61,9 +61,14 @@ async function diagnose(r: ReceiverProcess, senderCfg: string, diskProbe = false
 
 function runDoctor(r: ReceiverProcess, senderCfg: string, extra: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [SENDER_CLI, 'doctor', '--to', r.address, '--config', senderCfg, '--seconds', '2', ...extra], { timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [SENDER_CLI, 'doctor', '--to', r.address, '--config', senderCfg, '--seconds', '2', ...extra],
+      { timeout: 120_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -138,7 +143,9 @@ describe('sender-agent doctor against a receiver that withholds its host facts',
     expect(rep.measurements.auto!.error).toBeNull();
     expect(rep.measurements.disk!.state).toBe('measured');
     expect(rep.verdict.line).toMatch(/^limited by /);
-    expect(rep.verdict.notes.join('\n')).toMatch(/the receiver keeps its host facts \(buffer caps, congestion control, CPU\) to itself.*"diagnoseHostDetails": true in receiver\.json/);
+    expect(rep.verdict.notes.join('\n')).toMatch(
+      /the receiver keeps its host facts \(buffer caps, congestion control, CPU\) to itself.*"diagnoseHostDetails": true in receiver\.json/,
+    );
   });
 
   it('prints "withheld by the receiver" where the receiver\'s column would be', async () => {

@@ -157,8 +157,7 @@ async function opensslCsr(keyPem: string, cn: string): Promise<string> {
 }
 
 function newKey(kind: 'rsa' | 'ec' | 'ed25519' | 'ed448', o: { bits?: number; curve?: string } = {}): string {
-  const opts =
-    kind === 'rsa' ? { modulusLength: o.bits ?? 2048 } : kind === 'ec' ? { namedCurve: o.curve ?? 'prime256v1' } : {};
+  const opts = kind === 'rsa' ? { modulusLength: o.bits ?? 2048 } : kind === 'ec' ? { namedCurve: o.curve ?? 'prime256v1' } : {};
   const { privateKey } = generateKeyPairSync(kind as 'rsa', opts as { modulusLength: number });
   return privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
@@ -203,7 +202,11 @@ async function openSession(certPem: string, keyPem: string): Promise<{ closed: P
   return { closed };
 }
 
-const refusedHello = async (cfgPath: string) => hello(cfgPath).then(() => false, () => true);
+const refusedHello = async (cfgPath: string) =>
+  hello(cfgPath).then(
+    () => false,
+    () => true,
+  );
 
 /** The forger's own Ed25519 key. */
 const forgerKey = nacl.sign.keyPair().secretKey;
@@ -273,7 +276,10 @@ describe('a flood of forged enrollment requests', () => {
     const forged = Array.from({ length: 300 }, () => ({ invitation: forgedInvitation(), csr: createCsrOnce() }));
     const mark = receiver.logs().length;
     let ended = false;
-    const replication = runSender(senderArgs('replicate', 'tank/flood', { to: receiver.address, name: 'flood', config: siteA, zfs: FAKE_ZFS, extra: ['--bwlimit', '2MiB'] }), env).finally(() => (ended = true));
+    const replication = runSender(
+      senderArgs('replicate', 'tank/flood', { to: receiver.address, name: 'flood', config: siteA, zfs: FAKE_ZFS, extra: ['--bwlimit', '2MiB'] }),
+      env,
+    ).finally(() => (ended = true));
     await waitFor('the transfer to start', () => ended || /transfer started/.test(receiver.logs().slice(mark)), 60_000);
     if (ended) expect(await replication).toMatchObject({ code: 0, stderr: '' }); // says why it did not run
 
@@ -352,7 +358,9 @@ describe('issued.json cannot be written', () => {
       expect(r.body.error).toBe(
         "the receiver could not record the certificate in its certificate index (issued.json), so it issued none; the invitation is still valid, try again later (the reason is in the receiver's log)",
       );
-      await waitFor('the reason in the log', () => /enrollment failed while recording the certificate in .*issued\.json; nothing was issued.*EISDIR/.test(receiver.logs()));
+      await waitFor('the reason in the log', () =>
+        /enrollment failed while recording the certificate in .*issued\.json; nothing was issued.*EISDIR/.test(receiver.logs()),
+      );
       expect(r.body.certificate).toBeUndefined();
       expect(r.text).not.toMatch(/BEGIN CERTIFICATE/);
       expect(await invitationState(token)).toMatch(/open until/);
@@ -477,7 +485,10 @@ describe('revoking an identity', () => {
     expect(await refusedHello(directCfg)).toBe(true);
     expect(await refusedHello(firstCfg)).toBe(true);
     const list = readRevoked(join(caDir, 'revoked.json'));
-    expect(list.identities?.find((e) => e.cn === 'site-d')).toMatchObject({ reason: 'host stolen', reenrolled: [{ fingerprint: secondFp, invitation: decodeInvitation(fresh).invitation.nonce }] });
+    expect(list.identities?.find((e) => e.cn === 'site-d')).toMatchObject({
+      reason: 'host stolen',
+      reenrolled: [{ fingerprint: secondFp, invitation: decodeInvitation(fresh).invitation.nonce }],
+    });
 
     // revoking the identity again takes the re-enrolled certificate too
     const again = await receiverCli(['certs', 'revoke', '--ca-dir', caDir, 'site-d']);
@@ -497,13 +508,30 @@ describe('invitation signatures and the enrollment caches', () => {
     writeCertFile(join(d, 'receiver.pem'), s.certPem);
     writeKeyFile(join(d, 'receiver.key'), s.keyPem!);
     const cfg = join(d, 'receiver.json');
-    writeFileSync(cfg, JSON.stringify({ listen: '0.0.0.0:7443', enroll: '0.0.0.0:7444', tls: { ca: 'ca.pem', cert: 'receiver.pem', key: 'receiver.key', caKey: 'ca.key' }, clients: {} }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        listen: '0.0.0.0:7443',
+        enroll: '0.0.0.0:7444',
+        tls: { ca: 'ca.pem', cert: 'receiver.pem', key: 'receiver.key', caKey: 'ca.key' },
+        clients: {},
+      }),
+    );
     return cfg;
   }
 
   it('verifies invitations signed by tweetnacl, and makes the same signatures from the same key', () => {
     const kp = nacl.sign.keyPair();
-    const inv: Invitation = { v: 1, enroll: 'b.example:7444', to: 'b.example:7443', ca: fingerprint(ca.certPem), id: 'site-v', root: 'backup/site-v', exp: 2_000_000_000, nonce: 'AAAAAAAAAAAAAAAAAAAAAA' };
+    const inv: Invitation = {
+      v: 1,
+      enroll: 'b.example:7444',
+      to: 'b.example:7443',
+      ca: fingerprint(ca.certPem),
+      id: 'site-v',
+      root: 'backup/site-v',
+      exp: 2_000_000_000,
+      nonce: 'AAAAAAAAAAAAAAAAAAAAAA',
+    };
     const payload = Buffer.from(JSON.stringify(inv));
     const naclToken = 'zf1.' + Buffer.concat([Buffer.from(nacl.sign.detached(payload, kp.secretKey)), payload]).toString('base64url');
     expect(verifyInvitationSignature(decodeInvitation(naclToken), kp.publicKey)).toBe(true);

@@ -170,13 +170,19 @@ describe('handshake flood', () => {
       expect(spread.sockets.filter((s) => !s.destroyed && !s.closed)).toHaveLength(TOTAL - PER_PREFIX);
 
       // every limit is full of attackers: a sender from 127.0.0.1 connects (control, then 3 lanes)
-      const r = await runSender(senderArgs('replicate', 'tank/flood', { to: receiver.address, name: 'flood', config: siteA, zfs: FAKE_ZFS, extra: ['--lanes', '3'] }), env);
+      const r = await runSender(
+        senderArgs('replicate', 'tank/flood', { to: receiver.address, name: 'flood', config: siteA, zfs: FAKE_ZFS, extra: ['--lanes', '3'] }),
+        env,
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(await zfs(['fake-hash', 'backup/site-a/flood@s1'])).toBe(await zfs(['fake-hash', 'tank/flood@s1']));
       // it got in by pushing out the oldest attackers of its own /24
       expect(near.closed).toBeGreaterThan(near.total - PER_PREFIX);
       // both limits were reached and logged (one line per prefix every 10 s)
-      await waitFor('the refusals in the log', () => /connections refused.*maxHandshakesPerAddress 4/.test(receiver.logs()) && /connections refused.*maxHandshakes 32/.test(receiver.logs()));
+      await waitFor(
+        'the refusals in the log',
+        () => /connections refused.*maxHandshakesPerAddress 4/.test(receiver.logs()) && /connections refused.*maxHandshakes 32/.test(receiver.logs()),
+      );
       expect(receiver.proc.exitCode).toBeNull();
     } finally {
       spread.destroy();
@@ -203,10 +209,15 @@ describe('connections per identity', () => {
       // one more lane: the receiver says why in an ERROR frame, then closes
       const frames = await laneFrames(hog);
       expect(frames.map((f) => f.type)).toEqual([FrameType.Error]);
-      expect(frames[0]!.payload.toString('utf8')).toBe(`connection refused: "site-hog" already has ${PER_IDENTITY} connections open (maxConnectionsPerIdentity ${PER_IDENTITY})`);
+      expect(frames[0]!.payload.toString('utf8')).toBe(
+        `connection refused: "site-hog" already has ${PER_IDENTITY} connections open (maxConnectionsPerIdentity ${PER_IDENTITY})`,
+      );
 
       // another customer is not affected
-      const r = await runSender(senderArgs('replicate', 'tank/other', { to: receiver.address, name: 'other', config: siteB, zfs: FAKE_ZFS, extra: ['--lanes', '4'] }), env);
+      const r = await runSender(
+        senderArgs('replicate', 'tank/other', { to: receiver.address, name: 'other', config: siteB, zfs: FAKE_ZFS, extra: ['--lanes', '4'] }),
+        env,
+      );
       expect(r.code, r.stderr).toBe(0);
       expect(await zfs(['fake-hash', 'backup/site-b/other@s1'])).toBe(await zfs(['fake-hash', 'tank/other@s1']));
       await waitFor('the refusal in the log', () => /connections refused.*"identity":"site-hog".*maxConnectionsPerIdentity 8/.test(receiver.logs()));
@@ -218,7 +229,8 @@ describe('connections per identity', () => {
         gone.destroy();
       });
       let again: Awaited<ReturnType<typeof h2>>;
-      do again = await h2(hog); // until the receiver has seen the close
+      do
+        again = await h2(hog); // until the receiver has seen the close
       while (again.outcome === 'closed');
       held.push(again.session);
       expect(again.outcome).toBe('admitted');

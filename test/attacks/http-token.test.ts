@@ -67,7 +67,9 @@ describe('a status server beyond loopback without a token', () => {
       expect(r.stdout, http).toBe('');
       const lines = r.stderr.trimEnd().split('\n');
       expect(lines, http).toHaveLength(1);
-      expect(lines[0]).toMatch(/^receiver-agent: \S+receiver-\d+\.json: "http" listens on \S+, beyond loopback, without a token: set "httpTokenFile" to a 0600 file holding a secret of at least 32 characters/);
+      expect(lines[0]).toMatch(
+        /^receiver-agent: \S+receiver-\d+\.json: "http" listens on \S+, beyond loopback, without a token: set "httpTokenFile" to a 0600 file holding a secret of at least 32 characters/,
+      );
     }
   });
 
@@ -93,7 +95,13 @@ describe('a status server on 0.0.0.0 with a token', () => {
   beforeAll(async () => {
     tokenFile = writeToken(token);
     const port = await freePort();
-    receiver = await startReceiver({ pki, zfs: FAKE_ZFS, clients: { 'site-a': { root: 'backup/site-a' } }, http: true, extra: { http: `0.0.0.0:${port}`, httpTokenFile: tokenFile } });
+    receiver = await startReceiver({
+      pki,
+      zfs: FAKE_ZFS,
+      clients: { 'site-a': { root: 'backup/site-a' } },
+      http: true,
+      extra: { http: `0.0.0.0:${port}`, httpTokenFile: tokenFile },
+    });
     hostPort = receiver.http!.replace(/^0\.0\.0\.0:/, '127.0.0.1:');
     base = `http://${hostPort}`;
   });
@@ -191,7 +199,9 @@ describe('a status server on 0.0.0.0 with a token', () => {
     expect(withFile.code, withFile.stderr).toBe(0);
     const none = await cli(['status', '--http', hostPort]);
     expect(none.code).not.toBe(0);
-    expect(none.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^receiver-agent: the receiver's status server at http:\/\/127\.0\.0\.1:\d+ wants a bearer token/)]);
+    expect(none.stderr.trimEnd().split('\n')).toEqual([
+      expect.stringMatching(/^receiver-agent: the receiver's status server at http:\/\/127\.0\.0\.1:\d+ wants a bearer token/),
+    ]);
   });
 
   it('a new token in httpTokenFile replaces the old one without a restart', async () => {
@@ -219,7 +229,13 @@ describe('a loopback status server', () => {
       await plain.stop();
     }
     const token = randomBytes(24).toString('base64url');
-    const guarded = await startReceiver({ pki, zfs: FAKE_ZFS, clients: { 'site-a': { root: 'backup/site-a' } }, http: true, extra: { httpTokenFile: writeToken(token) } });
+    const guarded = await startReceiver({
+      pki,
+      zfs: FAKE_ZFS,
+      clients: { 'site-a': { root: 'backup/site-a' } },
+      http: true,
+      extra: { httpTokenFile: writeToken(token) },
+    });
     try {
       expect((await fetch(`http://${guarded.http}/metrics`)).status).toBe(401);
       expect((await fetch(`http://${guarded.http}/metrics`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);

@@ -44,7 +44,19 @@ function control(cfgPath: string, r: ReceiverProcess): ControlClient {
 }
 
 function probeReq(chunkBytes: number): BeginRequest {
-  return { name: '', kind: 'probe', snapshot: '', toGuid: '', fromGuid: '', raw: false, encryptedSource: false, recursive: false, estimatedBytes: 0, lanes: 1, chunkBytes };
+  return {
+    name: '',
+    kind: 'probe',
+    snapshot: '',
+    toGuid: '',
+    fromGuid: '',
+    raw: false,
+    encryptedSource: false,
+    recursive: false,
+    estimatedBytes: 0,
+    lanes: 1,
+    chunkBytes,
+  };
 }
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
@@ -96,17 +108,22 @@ async function openLane(cfgPath: string, r: ReceiverProcess, b: BeginReply, inde
     async write(bufs) {
       for (const buf of bufs) {
         if (closed || socket.destroyed) return;
-        if (!socket.write(buf)) await new Promise<void>((resolve) => {
-          const done = () => {
-            socket.off('drain', done);
-            socket.off('close', done);
-            resolve();
-          };
-          socket.once('drain', done).once('close', done);
-        });
+        if (!socket.write(buf))
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              socket.off('drain', done);
+              socket.off('close', done);
+              resolve();
+            };
+            socket.once('drain', done).once('close', done);
+          });
       }
     },
-    errorText: () => frames.filter((f) => f.type === FrameType.Error).map((f) => f.payload.toString('utf8')).join('|'),
+    errorText: () =>
+      frames
+        .filter((f) => f.type === FrameType.Error)
+        .map((f) => f.payload.toString('utf8'))
+        .join('|'),
     ping() {
       const nonce = BigInt(Math.floor(Math.random() * 1e9));
       socket.write(encodeFrame(FrameType.Ping, nonce));
@@ -139,7 +156,10 @@ beforeAll(async () => {
   pki = makePki(dir);
   env = { FAKE_ZFS_ROOT: join(dir, 'zfs') };
   mkdirSync(env.FAKE_ZFS_ROOT!, { recursive: true });
-  for (const args of [['create', 'tank'], ['create', 'backup']]) {
+  for (const args of [
+    ['create', 'tank'],
+    ['create', 'backup'],
+  ]) {
     const r = await run(FAKE_ZFS, args, { env: { ...process.env, ...env } });
     if (r.code !== 0) throw new Error(r.stderr);
   }
@@ -197,7 +217,9 @@ describe('(a) finished transfers keep no chunk buffers', () => {
       for (let i = 0; i < 12; i++) await fullWindowProbe(c, payload);
       const after = rssMiB(receiver);
       const perTransfer = (after - before) / 12;
-      console.log(`(a) receiver VmRSS ${before.toFixed(0)} MiB → ${after.toFixed(0)} MiB after 12 finished 16 MiB-window probes (${perTransfer.toFixed(1)} MiB per transfer)`);
+      console.log(
+        `(a) receiver VmRSS ${before.toFixed(0)} MiB → ${after.toFixed(0)} MiB after 12 finished 16 MiB-window probes (${perTransfer.toFixed(1)} MiB per transfer)`,
+      );
       // Kept whole, each finished transfer held its window: +16 MiB per transfer (193 MiB for
       // 12). Released, only what the collector has not reclaimed yet remains: a couple of windows.
       expect(after - before).toBeLessThan(3 * (WINDOW / MiB));
@@ -280,7 +302,10 @@ describe('(b) compression bombs', () => {
       const begun: BeginReply[] = [];
       for (let k = 0; k < 4; k++) begun.push(await c.begin(probeReq(8 * MiB)));
       // the window budget is spent: a fifth is refused, naming it
-      await expect(c.begin(probeReq(8 * MiB))).rejects.toMatchObject({ code: 'over-budget', message: expect.stringMatching(/window budget .*\(windowBudget\); try again/) });
+      await expect(c.begin(probeReq(8 * MiB))).rejects.toMatchObject({
+        code: 'over-budget',
+        message: expect.stringMatching(/window budget .*\(windowBudget\); try again/),
+      });
       for (const b of begun) {
         for (let i = 0; i < 2; i++) {
           const lane = await openLane(client, receiver, b, i);
@@ -343,20 +368,32 @@ describe('(c) receiver-wide budgets', () => {
     try {
       // hog: 4 probes (4 × 16 MiB), its default limit; a fifth is refused
       for (let i = 0; i < 4; i++) held.push({ c: c1, b: await c1.begin(probeReq(64 * 1024)) });
-      await expect(c1.begin(probeReq(64 * 1024))).rejects.toMatchObject({ code: 'over-budget', message: expect.stringMatching(/"hog" already runs 4 transfers, its limit \(defaultMaxTransfers 4, as "hog" sets no maxTransfers\); try again/) });
+      await expect(c1.begin(probeReq(64 * 1024))).rejects.toMatchObject({
+        code: 'over-budget',
+        message: expect.stringMatching(/"hog" already runs 4 transfers, its limit \(defaultMaxTransfers 4, as "hog" sets no maxTransfers\); try again/),
+      });
       // hog2: one more makes 5 transfers, the receiver's total; the next is refused whoever asks
       held.push({ c: c2, b: await c2.begin(probeReq(64 * 1024)) });
-      await expect(c2.begin(probeReq(64 * 1024))).rejects.toMatchObject({ code: 'over-budget', message: expect.stringMatching(/already runs 5 transfers for all its clients together, its limit \(maxTransfersTotal 5\); try again in a few minutes/) });
+      await expect(c2.begin(probeReq(64 * 1024))).rejects.toMatchObject({
+        code: 'over-budget',
+        message: expect.stringMatching(/already runs 5 transfers for all its clients together, its limit \(maxTransfersTotal 5\); try again in a few minutes/),
+      });
       // a legitimate sender is refused too, at once, with the same one line
       await run(FAKE_ZFS, ['create', 'tank/data'], { env: { ...process.env, ...env } });
       const f = join(dir, 'payload');
       writeFileSync(f, randomBytes(3 * MiB + 123));
-      for (const args of [['fake-write', 'tank/data', 'f.bin', f], ['snapshot', 'tank/data@s1']]) {
+      for (const args of [
+        ['fake-write', 'tank/data', 'f.bin', f],
+        ['snapshot', 'tank/data@s1'],
+      ]) {
         const r = await run(FAKE_ZFS, args, { env: { ...process.env, ...env } });
         expect(r.code, r.stderr).toBe(0);
       }
       // --retry-seconds 0: say the refusal and stop (by default the sender retries until the budget frees up)
-      const refused = await runSender(senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: legit, zfs: FAKE_ZFS, extra: ['--retry-seconds', '0'] }), env);
+      const refused = await runSender(
+        senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: legit, zfs: FAKE_ZFS, extra: ['--retry-seconds', '0'] }),
+        env,
+      );
       expect(refused.code).not.toBe(0);
       expect(refused.stderr.trim().split('\n')).toHaveLength(1);
       expect(refused.stderr).toMatch(/maxTransfersTotal 5/);
@@ -365,7 +402,12 @@ describe('(c) receiver-wide budgets', () => {
       const one = held.shift()!;
       // (Abort answers once the probe has settled and its sink closed: its budget is back)
       await one.c.abort({ name: '', transferId: one.b.transferId, discardResumeState: false });
-      await expect(c2.begin(probeReq(32 * MiB))).rejects.toMatchObject({ code: 'over-budget', message: expect.stringMatching(/granted 64\.0 MiB of its 96\.0 MiB window budget to running transfers and cannot grant 64\.0 MiB more \(windowBudget\); try again in a few minutes/) });
+      await expect(c2.begin(probeReq(32 * MiB))).rejects.toMatchObject({
+        code: 'over-budget',
+        message: expect.stringMatching(
+          /granted 64\.0 MiB of its 96\.0 MiB window budget to running transfers and cannot grant 64\.0 MiB more \(windowBudget\); try again in a few minutes/,
+        ),
+      });
       // the hogs' transfers end: the legitimate replication goes through
       for (const h of held.splice(0)) await h.c.abort({ name: '', transferId: h.b.transferId, discardResumeState: false });
       const ok = await runSender(senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: legit, zfs: FAKE_ZFS }), env);

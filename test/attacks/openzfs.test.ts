@@ -70,7 +70,10 @@ afterAll(async () => {
 describe('a hostile tenant on real OpenZFS', () => {
   it('cannot make a replica mount, share or start units outside its root, now or after zfs mount -a', async () => {
     const stream = await vm.bytes('zfs send -R p/src@s1');
-    const r = await craftedSend(receiver.address, siteA, { begin: { name: 'inj', kind: 'full', snapshot: 's1', toGuid: guid['p/src@s1']!, recursive: true }, stream });
+    const r = await craftedSend(receiver.address, siteA, {
+      begin: { name: 'inj', kind: 'full', snapshot: 's1', toGuid: guid['p/src@s1']!, recursive: true },
+      stream,
+    });
     expect(r.committed).toBe(true);
     const got = await props('p/backup/a/inj', 'mountpoint,canmount,sharenfs,exec,org.openzfs.systemd:requires');
     // the stream's mountpoints are gone: each replica's mountpoint is inherited from under the root
@@ -96,7 +99,10 @@ describe('a hostile tenant on real OpenZFS', () => {
       /Begin said "full", but "p\/evilclone@c1" is incremental|is a clone/,
     );
     await expect(
-      craftedSend(receiver.address, siteA, { begin: { name: 'stolen', kind: 'incremental', fromGuid: guid['p/orig@s1']!, toGuid: guid['p/evilclone@c1']! }, stream }),
+      craftedSend(receiver.address, siteA, {
+        begin: { name: 'stolen', kind: 'incremental', fromGuid: guid['p/orig@s1']!, toGuid: guid['p/evilclone@c1']! },
+        stream,
+      }),
     ).rejects.toThrow(/is a clone/);
     expect(await exists('p/backup/a/stolen')).toBe(false);
     // b's snapshot is not pinned by any clone and b's data did not move
@@ -104,10 +110,13 @@ describe('a hostile tenant on real OpenZFS', () => {
     expect((await vm.sh('zfs list -H -o name -r p/backup/b')).trim().split('\n')).toEqual(['p/backup/b', 'p/backup/b/victim']);
   }, 300_000);
 
-  it("cannot receive an incremental onto a base that only another tenant has", async () => {
+  it('cannot receive an incremental onto a base that only another tenant has', async () => {
     const stream = await vm.bytes('zfs send -i p/orig@s1 p/orig@s2');
     await expect(
-      craftedSend(receiver.address, siteA, { begin: { name: 'redirect', kind: 'incremental', fromGuid: guid['p/orig@s1']!, toGuid: guid['p/orig@s2']! }, stream }),
+      craftedSend(receiver.address, siteA, {
+        begin: { name: 'redirect', kind: 'incremental', fromGuid: guid['p/orig@s1']!, toGuid: guid['p/orig@s2']! },
+        stream,
+      }),
     ).rejects.toThrow(/from guid \d+, which is no snapshot under this client's root/);
     expect(await exists('p/backup/a/redirect')).toBe(false);
     expect((await vm.sh('zfs list -H -t snapshot -o name -r p/backup/b')).trim().split('\n')).toEqual(['p/backup/b/victim@s1']);
@@ -127,18 +136,27 @@ describe('a hostile tenant on real OpenZFS', () => {
       },
     };
     const stream = compoundStream('p/enc@e1', nv, [raw, plain]);
-    expect(raw.readBigUInt64LE(16) >> 2n & BigInt(FEATURE_RAW)).toBe(BigInt(FEATURE_RAW)); // really a raw substream
+    expect((raw.readBigUInt64LE(16) >> 2n) & BigInt(FEATURE_RAW)).toBe(BigInt(FEATURE_RAW)); // really a raw substream
     await expect(
-      craftedSend(receiver.address, vaultV, { begin: { name: 'vault', kind: 'full', toGuid: guid['p/enc@e1']!, raw: true, encryptedSource: true, recursive: true }, stream }),
+      craftedSend(receiver.address, vaultV, {
+        begin: { name: 'vault', kind: 'full', toGuid: guid['p/enc@e1']!, raw: true, encryptedSource: true, recursive: true },
+        stream,
+      }),
     ).rejects.toThrow(/substream "p\/enc\/plain@e1" is not one/);
     expect(await exists('p/backup/v/vault/plain')).toBe(false);
   }, 300_000);
 
   it('our own sender still replicates a tree (-R) and a vault dataset (raw) into inert replicas', async () => {
-    const r = await run(SENDER_CLI, senderArgs('replicate', 'p/src@s1', { to: receiver.address, name: 'ours', config: siteA, zfs: ZFS_IN_VM, extra: ['--recursive', '--json'] }));
+    const r = await run(
+      SENDER_CLI,
+      senderArgs('replicate', 'p/src@s1', { to: receiver.address, name: 'ours', config: siteA, zfs: ZFS_IN_VM, extra: ['--recursive', '--json'] }),
+    );
     expect(r.code, r.err).toBe(0);
     expect(await props('p/backup/a/ours', 'mountpoint')).not.toMatch(/\/var\/lib\/x|\/etc\/cron\.d/);
-    const v = await run(SENDER_CLI, senderArgs('replicate', 'p/enc@e1', { to: receiver.address, name: 'sealed', config: vaultV, zfs: ZFS_IN_VM, extra: ['--json'] }));
+    const v = await run(
+      SENDER_CLI,
+      senderArgs('replicate', 'p/enc@e1', { to: receiver.address, name: 'sealed', config: vaultV, zfs: ZFS_IN_VM, extra: ['--json'] }),
+    );
     expect(v.code, v.err).toBe(0);
     expect(v.out).toMatch(/"vault":\{[^}]*"ok":true|"vaultOk":true/);
     expect((await vm.sh('zfs get -H -o value keystatus,canmount p/backup/v/sealed')).trim().split('\n')).toEqual(['unavailable', 'noauto']);
@@ -152,9 +170,9 @@ describe('a hostile tenant on real OpenZFS', () => {
     try {
       await expect.poll(() => second.logs(), { timeout: 60_000 }).toMatch(/client quarantined/);
       expect(second.logs()).toMatch(/receiver-agent make-inert --config/);
-      await expect(craftedSend(second.address, siteA, { begin: { name: 'after', kind: 'full' }, stream: await vm.bytes('zfs send p/plain@e1') })).rejects.toThrow(
-        /may not transfer until the receiver's admin has looked: p\/backup\/a\/escaped is a clone of p\/backup\/b\/victim@s1/,
-      );
+      await expect(
+        craftedSend(second.address, siteA, { begin: { name: 'after', kind: 'full' }, stream: await vm.bytes('zfs send p/plain@e1') }),
+      ).rejects.toThrow(/may not transfer until the receiver's admin has looked: p\/backup\/a\/escaped is a clone of p\/backup\/b\/victim@s1/);
       const cfg = /--config (\S+)/.exec((second.proc.spawnargs ?? []).join(' '))![1]!;
       const fix = await run(RECEIVER_CLI, ['make-inert', '--config', cfg, '--zfs', ZFS_IN_VM]);
       expect(fix.code, fix.err).toBe(0);

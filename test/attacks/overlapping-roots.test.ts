@@ -63,7 +63,7 @@ function pol(root: string): ClientPolicy {
 }
 
 describe('overlapping roots at config load', () => {
-  it('refuses a root inside another client\'s root with one line naming both clients and both roots', () => {
+  it("refuses a root inside another client's root with one line naming both clients and both roots", () => {
     const f = writeConfig({ tls, clients: { a: { root: 'backup/a' }, b: { root: 'backup/a/b' } } });
     const e = refusal(() => loadReceiverConfig(f));
     expect(e.code).toBe('bad-config');
@@ -71,7 +71,7 @@ describe('overlapping roots at config load', () => {
     expect(e.message).toBe(`${f}: clients "b" (backup/a/b) and "a" (backup/a) overlap: one root lies inside the other; give each client its own root`);
   });
 
-  it('refuses a root that contains an earlier client\'s root, a pool-wide root, and the same root twice', () => {
+  it("refuses a root that contains an earlier client's root, a pool-wide root, and the same root twice", () => {
     const inner = refusal(() => loadReceiverConfig(writeConfig({ tls, clients: { deep: { root: 'backup/x/y/z' }, wide: { root: 'backup/x' } } })));
     expect(inner.message).toMatch(/clients "wide" \(backup\/x\) and "deep" \(backup\/x\/y\/z\) overlap: one root lies inside the other/);
     const pool = refusal(() => loadReceiverConfig(writeConfig({ tls, clients: { a: { root: 'backup/a' }, greedy: { root: 'backup' } } })));
@@ -83,7 +83,10 @@ describe('overlapping roots at config load', () => {
 
   it('accepts roots that only share a name prefix (backup/a and backup/ab), and other pools', () => {
     const c = loadReceiverConfig(
-      writeConfig({ tls, clients: { a: { root: 'backup/a' }, ab: { root: 'backup/ab' }, 'a-b': { root: 'backup/a-b' }, other: { root: 'tank/a' }, b2: { root: 'backup2' } } }),
+      writeConfig({
+        tls,
+        clients: { a: { root: 'backup/a' }, ab: { root: 'backup/ab' }, 'a-b': { root: 'backup/a-b' }, other: { root: 'tank/a' }, b2: { root: 'backup2' } },
+      }),
     );
     expect(Object.keys(c.clients)).toEqual(['a', 'ab', 'a-b', 'other', 'b2']);
     expect(rootsOverlap('backup/a', 'backup/ab')).toBe(false);
@@ -99,7 +102,9 @@ describe('overlapping roots at config load', () => {
     const r = await run(['serve', '--config', f]);
     expect(r.code).not.toBe(0);
     expect(r.stdout).toBe('');
-    expect(r.stderr.trimEnd().split('\n')).toEqual([`receiver-agent: ${f}: clients "b" (backup/a/b) and "a" (backup/a) overlap: one root lies inside the other; give each client its own root`]);
+    expect(r.stderr.trimEnd().split('\n')).toEqual([
+      `receiver-agent: ${f}: clients "b" (backup/a/b) and "a" (backup/a) overlap: one root lies inside the other; give each client its own root`,
+    ]);
   });
 
   it('the policy refuses an overlapping map and keeps the one it has', () => {
@@ -144,7 +149,7 @@ describe('overlapping roots on the running receiver (reload)', () => {
     }
   }
 
-  it('a client added inside another\'s root by editing receiver.json is refused; the running clients stay', async () => {
+  it("a client added inside another's root by editing receiver.json is refused; the running clients stay", async () => {
     expect(await helloAs('a')).toMatchObject({ identity: 'a', root: 'backup/a' });
     const mark = receiver.logs().length;
     const cfg = JSON.parse(readFileSync(cfgFile, 'utf8')) as { clients: Record<string, { root: string }> };
@@ -193,13 +198,15 @@ describe('overlapping roots at invitation and enrollment', () => {
     return { code, out: o, err: e };
   }
 
-  it('`invite` refuses a root inside a client\'s root, or containing it, before writing anything', async () => {
+  it("`invite` refuses a root inside a client's root, or containing it, before writing anything", async () => {
     const f = enrollConfig({ a: { root: 'backup/a' } });
     const d = join(f, '..');
     const inside = await invite(f, 'b', 'backup/a/b');
     expect(inside.code).toBe(1);
     expect(inside.out).toBe('');
-    expect(inside.err).toBe(`receiver-agent invite: ${f}: clients "b" (backup/a/b) and "a" (backup/a) overlap: one root lies inside the other; give each client its own root\n`);
+    expect(inside.err).toBe(
+      `receiver-agent invite: ${f}: clients "b" (backup/a/b) and "a" (backup/a) overlap: one root lies inside the other; give each client its own root\n`,
+    );
     const around = await invite(f, 'top', 'backup');
     expect(around.code).toBe(1);
     expect(around.err).toMatch(/clients "top" \(backup\) and "a" \(backup\/a\) overlap/);
@@ -221,7 +228,9 @@ describe('overlapping roots at invitation and enrollment', () => {
     const before = readFileSync(join(f, '..', 'invitations.json'), 'utf8');
     const nested = await invite(f, 'c', 'backup/ab/c');
     expect(nested.code).toBe(1);
-    expect(nested.err).toMatch(/^receiver-agent invite: \S+: clients "c" \(backup\/ab\/c\) and "ab" \(backup\/ab, invited until \S+\) overlap: one root lies inside the other; give each client its own root\n$/);
+    expect(nested.err).toMatch(
+      /^receiver-agent invite: \S+: clients "c" \(backup\/ab\/c\) and "ab" \(backup\/ab, invited until \S+\) overlap: one root lies inside the other; give each client its own root\n$/,
+    );
     expect(readFileSync(join(f, '..', 'invitations.json'), 'utf8')).toBe(before);
   });
 
@@ -241,7 +250,9 @@ describe('overlapping roots at invitation and enrollment', () => {
     expect(refused).toBeInstanceOf(EnrollRefusal);
     expect((refused as EnrollRefusal).status).toBe(409);
     // the other customer's identity and root are not told to the one enrolling
-    expect((refused as EnrollRefusal).message).toBe('invitation\'s root backup/late overlaps the root of another client of this receiver; ask for a new invitation');
+    expect((refused as EnrollRefusal).message).toBe(
+      "invitation's root backup/late overlaps the root of another client of this receiver; ask for a new invitation",
+    );
 
     // and the config writer enrollment uses refuses it as well, leaving receiver.json as it was
     const text = readFileSync(f, 'utf8');

@@ -43,7 +43,7 @@ async function sendBytes(args: string[]): Promise<Buffer> {
 }
 
 describe('a hostile tenant on zfs-fuse', () => {
-  it("cannot make a replica mount or share itself where the stream says", async () => {
+  it('cannot make a replica mount or share itself where the stream says', async () => {
     const ds = `${src.name}/evil`;
     const hostile = `${dir}/hostile-mountpoint`;
     await zfsOk(['create', '-o', `mountpoint=${hostile}`, '-o', 'exec=on', ds]);

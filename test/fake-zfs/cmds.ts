@@ -202,10 +202,7 @@ export function cmdCreate(argv: string[]): number {
       const km = keyMaterial(keyformat, keylocation, false);
       if (km === 'prompt') {
         // fake-only: no terminal to prompt on; generate key material and keep it privately
-        material =
-          keyformat === 'raw'
-            ? crypto.randomBytes(32)
-            : Buffer.from(crypto.randomBytes(32).toString('hex'), 'latin1');
+        material = keyformat === 'raw' ? crypto.randomBytes(32) : Buffer.from(crypto.randomBytes(32).toString('hex'), 'latin1');
         cr.material = material.toString('hex');
       } else if (typeof km === 'string') {
         errOut(`cannot create '${name}': ${km}\n`);

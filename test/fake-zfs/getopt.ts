@@ -25,11 +25,7 @@ export class GetoptError extends Error {
   }
 }
 
-export function getopt(
-  argv: string[],
-  spec: string,
-  longs: LongOpt[] = [],
-): { opts: ParsedOpt[]; args: string[] } {
+export function getopt(argv: string[], spec: string, longs: LongOpt[] = []): { opts: ParsedOpt[]; args: string[] } {
   const colonMode = spec.startsWith(':');
   const s = colonMode ? spec.slice(1) : spec;
   const takesArg = new Map<string, boolean>();

@@ -26,9 +26,7 @@ import { getopt } from './getopt.js';
 import { usage, usageFromGetopt } from './usage.js';
 import { errOut, fmtDate, nicenum, out } from './util.js';
 
-export type Ent =
-  | { type: 'filesystem'; view: DsView }
-  | { type: 'snapshot'; view: DsView; snap: SnapMeta };
+export type Ent = { type: 'filesystem'; view: DsView } | { type: 'snapshot'; view: DsView; snap: SnapMeta };
 
 export function entName(e: Ent): string {
   return e.type === 'snapshot' ? `${e.view.name}@${e.snap.name}` : e.view.name;
@@ -93,7 +91,10 @@ function space(v: DsView): Space {
       if (!prev || !prev.has(e.ino)) written += e.size;
     }
     sp.snapUsed.set(s.name, used);
-    sp.snapRefer.set(s.name, t.reduce((a, e) => a + e.size, 0));
+    sp.snapRefer.set(
+      s.name,
+      t.reduce((a, e) => a + e.size, 0),
+    );
     sp.snapWritten.set(s.name, written);
     prev = new Set(t.map((e) => e.ino));
   }
@@ -195,11 +196,36 @@ const SIMPLE: Record<string, SimpleDef> = {
 
 /** Read-only or computed properties. */
 const COMPUTED = new Set([
-  'name', 'type', 'creation', 'used', 'available', 'referenced', 'compressratio', 'refcompressratio',
-  'mounted', 'origin', 'usedbysnapshots', 'usedbydataset', 'usedbychildren', 'usedbyrefreservation',
-  'written', 'logicalused', 'logicalreferenced', 'guid', 'createtxg', 'userrefs', 'defer_destroy',
-  'encryption', 'keylocation', 'keyformat', 'pbkdf2iters', 'encryptionroot', 'keystatus',
-  'receive_resume_token', 'objsetid', 'inconsistent',
+  'name',
+  'type',
+  'creation',
+  'used',
+  'available',
+  'referenced',
+  'compressratio',
+  'refcompressratio',
+  'mounted',
+  'origin',
+  'usedbysnapshots',
+  'usedbydataset',
+  'usedbychildren',
+  'usedbyrefreservation',
+  'written',
+  'logicalused',
+  'logicalreferenced',
+  'guid',
+  'createtxg',
+  'userrefs',
+  'defer_destroy',
+  'encryption',
+  'keylocation',
+  'keyformat',
+  'pbkdf2iters',
+  'encryptionroot',
+  'keystatus',
+  'receive_resume_token',
+  'objsetid',
+  'inconsistent',
 ]);
 const SETTABLE_CRYPT = new Set(['keylocation']);
 
@@ -425,13 +451,7 @@ export interface Gather {
  * Collect entities like zfs_for_each(): explicit names (and, with `recurse`, their
  * descendants down to `maxDepth`), filtered by `types`.
  */
-export function gatherEnts(
-  names: string[],
-  recurse: boolean,
-  maxDepth: number,
-  types: Set<string>,
-  explicitTypes: boolean,
-): Gather {
+export function gatherEnts(names: string[], recurse: boolean, maxDepth: number, types: Set<string>, explicitTypes: boolean): Gather {
   const all = allDsNames();
   const res: Ent[] = [];
   const seen = new Set<string>();

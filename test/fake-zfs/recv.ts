@@ -137,17 +137,7 @@ class Reader {
 
 // ------------------------------------------------------------ errors
 
-type KErrno =
-  | 'ENODEV'
-  | 'ETXTBSY'
-  | 'EACCES'
-  | 'EEXIST'
-  | 'EINVAL'
-  | 'ECKSUM'
-  | 'TRUNCATED'
-  | 'EBUSY'
-  | 'ENOENT'
-  | 'RESUME_EXISTS';
+type KErrno = 'ENODEV' | 'ETXTBSY' | 'EACCES' | 'EEXIST' | 'EINVAL' | 'ECKSUM' | 'TRUNCATED' | 'EBUSY' | 'ENOENT' | 'RESUME_EXISTS';
 
 class KErr extends Error {
   constructor(public readonly errno: KErrno) {
@@ -281,7 +271,11 @@ export function cmdRecv(argv: string[]): number {
       errOut(`cannot receive: invalid property '${k}'\n`);
       return 1;
     }
-    if (c && !cryptProp && ['guid', 'createtxg', 'type', 'used', 'referenced', 'creation', 'receive_resume_token', 'keystatus', 'encryptionroot', 'version'].includes(c)) {
+    if (
+      c &&
+      !cryptProp &&
+      ['guid', 'createtxg', 'type', 'used', 'referenced', 'creation', 'receive_resume_token', 'keystatus', 'encryptionroot', 'version'].includes(c)
+    ) {
       errOut(`cannot receive: invalid property '${k}'\n`);
       return 1;
     }
@@ -363,14 +357,7 @@ function receiveImpl(
   return receivePackage(rd, hdr, b, tosnap, flags, top);
 }
 
-function receivePackage(
-  rd: Reader,
-  hdr: Buffer,
-  b: ReturnType<typeof parseBegin>,
-  destname: string,
-  flags: RFlags,
-  top: { name: string | null },
-): number {
+function receivePackage(rd: Reader, hdr: Buffer, b: ReturnType<typeof parseBegin>, destname: string, flags: RFlags, top: { name: string | null }): number {
   const hash = crypto.createHash('sha256').update(hdr);
   let nv: Record<string, unknown> | null = null;
   if (b.payloadlen) {
@@ -516,9 +503,7 @@ function receiveOne(
       return 1;
     }
     if (wantsnewfs && flags.force && ((raw && !encrypted) || encrypted)) {
-      errOut(
-        `${errbuf}: zfs receive -F cannot be used to destroy an encrypted filesystem or overwrite an unencrypted one with an encrypted one\n`,
-      );
+      errOut(`${errbuf}: zfs receive -F cannot be used to destroy an encrypted filesystem or overwrite an unencrypted one with an encrypted one\n`);
       return 1;
     }
     hastoken = !!(v.partial && !v.alive && v.partial.resumable);
@@ -686,7 +671,10 @@ function receiveOne(
         dataInit = () => {
           linkCopy(snapDataDir(name, baseSnap.name), partialDataDir(name));
           // FREEOBJECTS name files by their object number in the incremental source
-          writeJsonAtomic(baseObjectsFile(name), treeList(snapDataDir(name, fromS.name)).map((e) => e.path));
+          writeJsonAtomic(
+            baseObjectsFile(name),
+            treeList(snapDataDir(name, fromS.name)).map((e) => e.path),
+          );
         };
       } else {
         // full stream over an existing fs (-F, no snapshots: checked by libzfs)

@@ -1,27 +1,8 @@
 // zfs send, following libzfs zfs_send_one() (full and -i), zfs_send() (-I, -R, -p) and
 // zfs_send_resume() (-t) for flags, checks, messages and -v/-P/-n output.
 import * as tty from 'node:tty';
-import {
-  allDsNames,
-  findSnapByGuid,
-  getDs,
-  listSnaps,
-  loadSnap,
-  masterKeyOf,
-  type SnapMeta,
-  splitSnap,
-  type DsMeta,
-} from './store.js';
-import {
-  COMPOUNDSTREAM,
-  type SendOpts,
-  type SubPlan,
-  StreamWriter,
-  beginHeader,
-  buildSubPlan,
-  emitSub,
-  subPlanSize,
-} from './stream.js';
+import { allDsNames, findSnapByGuid, getDs, listSnaps, loadSnap, masterKeyOf, type SnapMeta, splitSnap, type DsMeta } from './store.js';
+import { COMPOUNDSTREAM, type SendOpts, type SubPlan, StreamWriter, beginHeader, buildSubPlan, emitSub, subPlanSize } from './stream.js';
 import { FEATURE, parseToken, printNv, type ResumeNv } from './token.js';
 import { NV_FLAG, type NvObj, encodeNvlist } from './nvlist.js';
 import { getopt, type LongOpt } from './getopt.js';
@@ -332,7 +313,7 @@ function sendMulti(toArg: string, fromArg: string | null, flags: Flags): number 
       err = true;
       continue;
     }
-    const fromS = fromname !== null ? snaps.find((s) => s.name === fromname) ?? null : null;
+    const fromS = fromname !== null ? (snaps.find((s) => s.name === fromname) ?? null) : null;
     const missingFrom = fromname !== null && !fromS && flags.replicate;
     // walk the snapshots like dump_snapshot()
     let seenfrom = fromname === null || missingFrom;
@@ -381,7 +362,7 @@ function sendMulti(toArg: string, fromArg: string | null, flags: Flags): number 
     const parent = ds.includes('/') ? ds.slice(0, ds.lastIndexOf('/')) : '';
     fss[`0x${BigInt(v.meta.guid).toString(16)}`] = {
       name: ds,
-      parentfromsnap: ds === fsName ? 0n : parentFromGuid.get(parent) ?? 0n,
+      parentfromsnap: ds === fsName ? 0n : (parentFromGuid.get(parent) ?? 0n),
       props,
       is_encroot: v.meta.encryption?.root === ds ? NV_FLAG : undefined,
       snaps: snapsNv,

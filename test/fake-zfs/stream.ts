@@ -50,17 +50,7 @@
 // object number and the offset after the last written block.
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import {
-  type DsMeta,
-  IVLEN,
-  type SnapMeta,
-  type StreamCrypt,
-  cryptRootMeta,
-  ctrAt,
-  masterKeyOf,
-  snapDataDir,
-  treeList,
-} from './store.js';
+import { type DsMeta, IVLEN, type SnapMeta, type StreamCrypt, cryptRootMeta, ctrAt, masterKeyOf, snapDataDir, treeList } from './store.js';
 import { FEATURE } from './token.js';
 import { type NvObj, encodeNvlist } from './nvlist.js';
 
@@ -260,8 +250,7 @@ export interface SendOpts {
 
 export type Item =
   /** a file removed since the base snapshot; obj = its object number there */
-  | { kind: 'free'; obj: number; path: string }
-  | { kind: 'obj'; obj: number; path: string; full: string; size: number };
+  { kind: 'free'; obj: number; path: string } | { kind: 'obj'; obj: number; path: string; full: string; size: number };
 
 export interface SubPlan {
   ds: string;
@@ -318,14 +307,7 @@ export function streamCryptFromNv(v: unknown): StreamCrypt | null {
  * Plan one substream: `to` (full) or `from` -> `to` (incremental), optionally resuming at
  * (resumeObj, resumeOff). Deterministic, so a resumed plan lines up with the original.
  */
-export function buildSubPlan(
-  ds: string,
-  meta: DsMeta,
-  to: SnapMeta,
-  from: SnapMeta | null,
-  o: SendOpts,
-  resume: { obj: number; off: number } | null,
-): SubPlan {
+export function buildSubPlan(ds: string, meta: DsMeta, to: SnapMeta, from: SnapMeta | null, o: SendOpts, resume: { obj: number; off: number } | null): SubPlan {
   let ff = featureFlagsFor(meta, o, resume !== null);
   const rawEnc = (ff & FEATURE.RAW) !== 0;
   const decrypt = !!meta.encryption && !rawEnc;

@@ -3,18 +3,14 @@ import { GetoptError } from './getopt.js';
 import { ZfsExit } from './util.js';
 
 const USAGE: Record<string, string> = {
-  create:
-    '\tcreate [-Pnpuv] [-o property=value] ... <filesystem>\n' +
-    '\tcreate [-Pnpsv] [-b blocksize] [-o property=value] ... -V <size> <volume>\n',
+  create: '\tcreate [-Pnpuv] [-o property=value] ... <filesystem>\n' + '\tcreate [-Pnpsv] [-b blocksize] [-o property=value] ... -V <size> <volume>\n',
   destroy:
     '\tdestroy [-fnpRrv] <filesystem|volume>\n' +
     '\tdestroy [-dnpRrv] <filesystem|volume>@<snap>[%<snap>][,...]\n' +
     '\tdestroy <filesystem|volume>#<bookmark>\n',
   snapshot: '\tsnapshot [-r] [-o property=value] ... <filesystem|volume>@<snap> ...\n',
   rollback: '\trollback [-rRf] <snapshot>\n',
-  list:
-    '\tlist [-Hp] [-r|-d max] [-o property[,...]] [-s property]...\n' +
-    '\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...\n',
+  list: '\tlist [-Hp] [-r|-d max] [-o property[,...]] [-s property]...\n' + '\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...\n',
   set: '\tset <property=value> ... <filesystem|volume|snapshot> ...\n',
   get:
     '\tget [-rHp] [-d max] [-o "all" | field[,...]]\n' +
@@ -49,14 +45,42 @@ const USAGE: Record<string, string> = {
 };
 
 const ORDER = [
-  'version', '', 'create', 'destroy', '', 'snapshot', 'rollback', '', 'list', '', 'set', 'get', 'inherit', '',
-  'mount', 'unmount', '', 'send', 'receive', '', 'hold', 'holds', 'release', 'load-key', 'unload-key', '',
-  'fake-write', 'fake-rm', 'fake-read', 'fake-hash', 'fake-ls',
+  'version',
+  '',
+  'create',
+  'destroy',
+  '',
+  'snapshot',
+  'rollback',
+  '',
+  'list',
+  '',
+  'set',
+  'get',
+  'inherit',
+  '',
+  'mount',
+  'unmount',
+  '',
+  'send',
+  'receive',
+  '',
+  'hold',
+  'holds',
+  'release',
+  'load-key',
+  'unload-key',
+  '',
+  'fake-write',
+  'fake-rm',
+  'fake-read',
+  'fake-hash',
+  'fake-ls',
 ];
 
 export function usageText(cmd: string | null): string {
   if (cmd === null || !USAGE[cmd]) {
-    let s = 'usage: zfs command args ...\nwhere \'command\' is one of the following:\n\n';
+    let s = "usage: zfs command args ...\nwhere 'command' is one of the following:\n\n";
     for (const c of ORDER) s += c ? USAGE[c] : '\n';
     s += '\nEach dataset is of the form: pool/[dataset/]*dataset[@name]\n';
     return s;

@@ -75,7 +75,17 @@ export async function startReceiver(opts: {
   testFault?: string;
 }): Promise<ReceiverProcess> {
   const cfg = join(opts.pki.dir, `receiver-${Math.random().toString(36).slice(2, 8)}.json`);
-  writeFileSync(cfg, JSON.stringify({ listen: `127.0.0.1:${opts.port ?? 0}`, tls: opts.pki.receiverTls, clients: opts.clients, zfs: opts.zfs, ...(opts.http ? { http: '127.0.0.1:0' } : {}), ...opts.extra }));
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      listen: `127.0.0.1:${opts.port ?? 0}`,
+      tls: opts.pki.receiverTls,
+      clients: opts.clients,
+      zfs: opts.zfs,
+      ...(opts.http ? { http: '127.0.0.1:0' } : {}),
+      ...opts.extra,
+    }),
+  );
   const proc = spawn(process.execPath, [RECEIVER_CLI, 'serve', '--config', cfg, ...(opts.testFault ? ['--test-fault', opts.testFault] : [])], {
     env: { ...process.env, ...opts.env, ZFERRY_LOG_LEVEL: 'debug' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,12 +1,6 @@
 // vitest globalSetup: one zfs-fuse daemon for the whole run (test files run one at a time against it).
 // Fails the run (never skips) when zfs-fuse is unavailable: see ensureZfsFuseDaemon().
-import {
-  ensureZfsFuseDaemon,
-  isTestPoolName,
-  poolNames,
-  sweepStaleTestPools,
-  TEST_OWNER_ENV,
-} from './zfs-fuse.js';
+import { ensureZfsFuseDaemon, isTestPoolName, poolNames, sweepStaleTestPools, TEST_OWNER_ENV } from './zfs-fuse.js';
 
 export default async function setup(): Promise<() => Promise<void>> {
   // Test pools record the run that owns them (workers inherit this), so a later run can tell

@@ -281,9 +281,7 @@ export async function ensureZfsFuseDaemon(opts: { timeoutMs?: number } = {}): Pr
   }
   const ready = await pollZpoolList(timeoutMs);
   if (ready.code !== 0) {
-    throw new Error(
-      `zfs-fuse was started but 'zpool list' still fails after ${timeoutMs} ms: ${oneLine(ready.stderr)}${await logTail()}`,
-    );
+    throw new Error(`zfs-fuse was started but 'zpool list' still fails after ${timeoutMs} ms: ${oneLine(ready.stderr)}${await logTail()}`);
   }
   // keep the log only when the daemon said something
   if ((await readFile(ZFS_FUSE_LOG, 'utf8').catch(() => '')).trim() === '') await rm(ZFS_FUSE_LOG, { force: true });
@@ -402,7 +400,10 @@ function testPoolDir(name: string): string {
  */
 export async function createTestPool(prefix = 'p', opts: { size?: number } = {}): Promise<TestPool> {
   const size = opts.size ?? 512 * 1024 * 1024;
-  const clean = prefix.toLowerCase().replace(/[^a-z0-9]/g, '').slice(0, 8);
+  const clean = prefix
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '')
+    .slice(0, 8);
   const owner = testOwnerPid().toString(36);
   let name = '';
   let dir = '';
@@ -667,11 +668,7 @@ export interface PipeResult {
  * maxBytes bytes reach recv: its stdin is then closed and the send side's pipe is closed too
  * (closing the pipe is what cancels the daemon-side operation, killing the client does not: §3).
  */
-export function sendRecv(
-  sendArgs: string[],
-  recvArgs: string[],
-  opts: { maxBytes?: number; timeoutMs?: number } = {},
-): Promise<PipeResult> {
+export function sendRecv(sendArgs: string[], recvArgs: string[], opts: { maxBytes?: number; timeoutMs?: number } = {}): Promise<PipeResult> {
   return new Promise((resolve, reject) => {
     const send = spawn(zfsBinary(), ['send', ...sendArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     const recv = spawn(zfsBinary(), ['recv', ...recvArgs], { stdio: ['pipe', 'pipe', 'pipe'] });

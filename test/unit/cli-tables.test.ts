@@ -141,7 +141,12 @@ describe.each(COMMANDS)('$path', ({ path, cmd, minimal }) => {
       .filter(([, d]) => d.type === 'string')
       .map(([n]) => n)
       .sort();
-    const classified = [...Object.keys(NUMERIC[path] ?? {}), ...Object.keys(CHOICES[path] ?? {}), ...Object.keys(CHECKED[path] ?? {}), ...(FREE_TEXT[path] ?? [])].sort();
+    const classified = [
+      ...Object.keys(NUMERIC[path] ?? {}),
+      ...Object.keys(CHOICES[path] ?? {}),
+      ...Object.keys(CHECKED[path] ?? {}),
+      ...(FREE_TEXT[path] ?? []),
+    ].sort();
     expect(classified).toEqual(strings);
   });
 

@@ -101,7 +101,11 @@ describe('runCommand and dispatch: exit statuses', () => {
   });
 
   it('a usage error is one line naming the problem and pointing to --help, exit 2, also one run() raises', async () => {
-    for (const argv of [['s', '--to', 'h:1', '--bogus'], ['s', '--to', 'h:1', '--nice', 'abc'], ['s', '--to', 'usage:1']]) {
+    for (const argv of [
+      ['s', '--to', 'h:1', '--bogus'],
+      ['s', '--to', 'h:1', '--nice', 'abc'],
+      ['s', '--to', 'usage:1'],
+    ]) {
       const s = io();
       expect(await runCommand(demo, argv, 'prog demo', s), argv.join(' ')).toBe(2);
       expect(s.err.text).toMatch(/^prog demo: [^\n]+; see prog demo --help\n$/);

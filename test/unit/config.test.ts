@@ -42,7 +42,14 @@ describe('config files', () => {
   it('reads the documented receiver.json with defaults', () => {
     const c = loadReceiverConfig(write({ listen: '0.0.0.0:7443', tls, clients: { 'site-a': { root: 'backup/site-a' } }, http: '127.0.0.1:7480' }));
     expect(c.listen).toEqual({ host: '0.0.0.0', port: 7443 });
-    expect(c.clients['site-a']).toEqual({ root: 'backup/site-a', allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, bytesPerSecond: null });
+    expect(c.clients['site-a']).toEqual({
+      root: 'backup/site-a',
+      allowForce: false,
+      requireRaw: false,
+      maxTransfers: null,
+      maxLanes: null,
+      bytesPerSecond: null,
+    });
     expect(c.windowBytes).toBe(256 * 1024 * 1024);
     expect(c.http).toEqual({ host: '127.0.0.1', port: 7480 });
   });
@@ -63,7 +70,14 @@ describe('config examples', () => {
     expect(files.sort()).toEqual(['receiver.json', 'sender.json']);
     for (const f of files) expect(() => loaderFor(f)(join(REPO, 'certs.example', f)), f).not.toThrow();
     const r = loadReceiverConfig(join(REPO, 'certs.example', 'receiver.json'));
-    expect(r.clients['site-b']).toEqual({ root: 'backup/site-b', allowForce: false, requireRaw: true, maxTransfers: 2, maxLanes: 8, bytesPerSecond: 50 * 1024 ** 2 });
+    expect(r.clients['site-b']).toEqual({
+      root: 'backup/site-b',
+      allowForce: false,
+      requireRaw: true,
+      maxTransfers: 2,
+      maxLanes: 8,
+      bytesPerSecond: 50 * 1024 ** 2,
+    });
     expect(r.tls.caKey).toBe('ca/ca.key');
     expect(r.enroll).toEqual({ host: '0.0.0.0', port: 7444 });
     expect(r.windowBytes).toBe(64 * 1024 ** 2);
@@ -200,7 +214,9 @@ describe('config schema', () => {
 describe('an agent given a bad config', () => {
   function run(cli: string, args: string[]): Promise<{ code: number | null; stderr: string }> {
     return new Promise((done) => {
-      execFile(process.execPath, [cli, ...args], { timeout: 30_000 }, (err, _stdout, stderr) => done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }));
+      execFile(process.execPath, [cli, ...args], { timeout: 30_000 }, (err, _stdout, stderr) =>
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stderr }),
+      );
     });
   }
 

@@ -70,7 +70,14 @@ describe('doctor verdict', () => {
     const m = healthy({
       linkMbit: 200,
       oneLane: probe({ lanes: 1, congestion: 'cubic', mbit: 1.2, steadyMbit: 1.4, retransmitPct: 1.1 }),
-      auto: probe({ lanes: 16, congestion: 'cubic', mbit: 18, steadyMbit: 21, retransmitPct: 1.0, sendBuffer: { asked: 312_500, kernel: 625_000, mode: 'forced' } }),
+      auto: probe({
+        lanes: 16,
+        congestion: 'cubic',
+        mbit: 18,
+        steadyMbit: 21,
+        retransmitPct: 1.0,
+        sendBuffer: { asked: 312_500, kernel: 625_000, mode: 'forced' },
+      }),
     });
     const v = verdict(m);
     expect(v.stage).toBe('loss');
@@ -85,7 +92,7 @@ describe('doctor verdict', () => {
     expect(v.fix).toMatch(/more lanes \(--lanes 8\); the path itself drops packets/);
   });
 
-  it("packet loss without --link-mbit: retransmits are enough to blame it; no bbr on the kernel", () => {
+  it('packet loss without --link-mbit: retransmits are enough to blame it; no bbr on the kernel', () => {
     const v = verdict(
       healthy({
         linkMbit: null,
@@ -114,11 +121,19 @@ describe('doctor verdict', () => {
   });
 
   it('socket buffers: an unprivileged sender capped by net.core.wmem_max', () => {
-    const snd = side({ netAdmin: false, caps: { wmemMax: 256 * 1024, rmemMax: 4 * MiB, tcpWmem: [4096, 16384, 256 * 1024], tcpRmem: [4096, 131072, 32 * MiB] } });
-    const m = healthy({ sender: snd, auto: probe({ mbit: 70, steadyMbit: 75, sendBuffer: { asked: 2_500_000, kernel: 512 * 1024, mode: 'set' }, sndbufLimited: 0.7 }) });
+    const snd = side({
+      netAdmin: false,
+      caps: { wmemMax: 256 * 1024, rmemMax: 4 * MiB, tcpWmem: [4096, 16384, 256 * 1024], tcpRmem: [4096, 131072, 32 * MiB] },
+    });
+    const m = healthy({
+      sender: snd,
+      auto: probe({ mbit: 70, steadyMbit: 75, sendBuffer: { asked: 2_500_000, kernel: 512 * 1024, mode: 'set' }, sndbufLimited: 0.7 }),
+    });
     const v = verdict(m);
     expect(v.stage).toBe('buffers');
-    expect(v.line).toContain("limited by socket buffers: sender's 512 KiB cap (send buffer, 2 × net.core.wmem_max) × 4 lanes / 100 ms RTT = 168 Mbit/s < 400 Mbit/s link");
+    expect(v.line).toContain(
+      "limited by socket buffers: sender's 512 KiB cap (send buffer, 2 × net.core.wmem_max) × 4 lanes / 100 ms RTT = 168 Mbit/s < 400 Mbit/s link",
+    );
     expect(v.line).toContain('waiting for send buffer space');
     expect(v.fix).toBe('raise it: sysctl -w net.core.wmem_max=4194304');
   });
@@ -128,7 +143,9 @@ describe('doctor verdict', () => {
     const v = verdict(healthy({ sender: snd }));
     expect(v.stage).toBe('link');
     expect(v.buffers!.unprivilegedSenderBytes).toBe(512 * 1024);
-    expect(v.notes.join('\n')).toMatch(/without it gets at most 512 KiB per lane .* → 168 Mbit\/s over 4 lanes; to be safe: sysctl -w net.core.wmem_max=4194304/);
+    expect(v.notes.join('\n')).toMatch(
+      /without it gets at most 512 KiB per lane .* → 168 Mbit\/s over 4 lanes; to be safe: sysctl -w net.core.wmem_max=4194304/,
+    );
   });
 
   it('receiver disk slower than the network', () => {
@@ -139,7 +156,9 @@ describe('doctor verdict', () => {
     });
     const v = verdict(m);
     expect(v.stage).toBe('receiver-disk');
-    expect(v.line).toContain('limited by receiver disk: 6.0 MB/s (48 Mbit/s) into /backup/site-a (mountpoint of backup/site-a) while the network carries 300 Mbit/s');
+    expect(v.line).toContain(
+      'limited by receiver disk: 6.0 MB/s (48 Mbit/s) into /backup/site-a (mountpoint of backup/site-a) while the network carries 300 Mbit/s',
+    );
     expect(v.fix).toMatch(/add write IOPS .* enable the spool/);
     expect(v.stages.map((s) => s.stage)).toEqual(['network', 'receiver-disk']);
     expect(verdict({ ...m, receiverSpoolBytes: 10 * 1024 * MiB }).fix).toBe(
@@ -171,7 +190,15 @@ describe('doctor verdict', () => {
     const m = healthy({
       linkMbit: null,
       rtt: { samples: 20, minMs: 0.1, avgMs: 0.2, maxMs: 1, mdevMs: 0.05 },
-      auto: probe({ lanes: 2, mbit: 2400, steadyMbit: 2600, rttMs: 0.3, minRttMs: 0.02, rwndLimited: 0.8, sendBuffer: { asked: 262144, kernel: 524288, mode: 'forced' } }),
+      auto: probe({
+        lanes: 2,
+        mbit: 2400,
+        steadyMbit: 2600,
+        rttMs: 0.3,
+        minRttMs: 0.02,
+        rwndLimited: 0.8,
+        sendBuffer: { asked: 262144, kernel: 524288, mode: 'forced' },
+      }),
       receiver: side({ cpu: { seconds: 3, processCores: 0.97, hostBusy: 0.9, cores: 2 } }),
       sender: side({ cpu: { seconds: 3, processCores: 0.6, hostBusy: 0.9, cores: 2 } }),
     });
@@ -190,7 +217,9 @@ describe('doctor verdict', () => {
   });
 
   it('CPU on the sender', () => {
-    const v = verdict(healthy({ auto: probe({ mbit: 200, steadyMbit: 210 }), sender: side({ cpu: { seconds: 6, processCores: 0.95, hostBusy: 0.3, cores: 8 } }) }));
+    const v = verdict(
+      healthy({ auto: probe({ mbit: 200, steadyMbit: 210 }), sender: side({ cpu: { seconds: 6, processCores: 0.95, hostBusy: 0.3, cores: 8 } }) }),
+    );
     expect(v.stage).toBe('cpu-sender');
   });
 
@@ -207,7 +236,7 @@ describe('doctor verdict', () => {
     expect(v.fix).toMatch(/--link-mbit/);
   });
 
-  it('a forced sender whose unprivileged cap is above the receiver\'s is not warned about', () => {
+  it("a forced sender whose unprivileged cap is above the receiver's is not warned about", () => {
     const rcv = side({ caps: { wmemMax: 4 * MiB, rmemMax: 4 * MiB, tcpWmem: [4096, 16384, MiB], tcpRmem: [4096, 131072, MiB] } });
     const v = verdict(healthy({ receiver: rcv, auto: probe({ mbit: 180, steadyMbit: 200 }) }));
     expect(v.stage).toBe('buffers');
@@ -217,7 +246,9 @@ describe('doctor verdict', () => {
   it("the receiver's rate limit for this client", () => {
     const v = verdict(healthy({ auto: probe({ mbit: 80, steadyMbit: 82 }), receiverLimit: { bytesPerSecond: 10 * MiB, maxLanes: 8 } }));
     expect(v.stage).toBe('receiver-limit');
-    expect(v.line).toBe("limited by the receiver's rate limit for this client: 82 Mbit/s of the 10.0 MiB/s (84 Mbit/s) its receiver.json allows (bytesPerSecond); ask the receiver's admin to raise it");
+    expect(v.line).toBe(
+      "limited by the receiver's rate limit for this client: 82 Mbit/s of the 10.0 MiB/s (84 Mbit/s) its receiver.json allows (bytesPerSecond); ask the receiver's admin to raise it",
+    );
     expect(verdict(healthy({ receiverLimit: { bytesPerSecond: null, maxLanes: 32 } })).stage).toBe('link');
   });
 

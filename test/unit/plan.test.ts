@@ -7,7 +7,17 @@ const snap = (name: string, guid: string, txg: number): SnapshotInfo => ({ name,
 const source = [snap('s1', '11', 10), snap('s2', '22', 20), snap('s3', '33', 30)];
 
 function target(over: Partial<TargetState> = {}): TargetState {
-  return { target: 'backup/a/data', exists: true, snapshots: [], resumeToken: '', encryption: '', keystatus: '', resumeSupported: true, modified: false, ...over };
+  return {
+    target: 'backup/a/data',
+    exists: true,
+    snapshots: [],
+    resumeToken: '',
+    encryption: '',
+    keystatus: '',
+    resumeSupported: true,
+    modified: false,
+    ...over,
+  };
 }
 const base = { dataset: 'tank/data', source, intermediates: false };
 
@@ -27,7 +37,15 @@ describe('planner', () => {
   });
 
   it('sends incrementally from the newest common guid, not the newest common name', () => {
-    const p = planTransfer({ ...base, target: target({ snapshots: [{ name: 's1', guid: '11', createtxg: 5 }, { name: 's2', guid: '22', createtxg: 6 }] }) });
+    const p = planTransfer({
+      ...base,
+      target: target({
+        snapshots: [
+          { name: 's1', guid: '11', createtxg: 5 },
+          { name: 's2', guid: '22', createtxg: 6 },
+        ],
+      }),
+    });
     expect(p).toMatchObject({ kind: 'incremental', from: { name: 's2' }, to: { name: 's3' }, intermediates: false });
     const renamed = planTransfer({ ...base, target: target({ snapshots: [{ name: 'other-name', guid: '11', createtxg: 5 }] }) });
     expect(renamed).toMatchObject({ kind: 'incremental', from: { name: 's1' } });
@@ -43,7 +61,12 @@ describe('planner', () => {
   });
 
   it('refuses a diverged target and names both newest snapshots', () => {
-    const t = target({ snapshots: [{ name: 's1', guid: '11', createtxg: 5 }, { name: 'local', guid: '99', createtxg: 6 }] });
+    const t = target({
+      snapshots: [
+        { name: 's1', guid: '11', createtxg: 5 },
+        { name: 'local', guid: '99', createtxg: 6 },
+      ],
+    });
     expect(() => planTransfer({ ...base, target: t })).toThrow(/has diverged: its newest snapshot @local .*newest common: @s1.*newest here: tank\/data@s3/);
   });
 
@@ -55,7 +78,9 @@ describe('planner', () => {
   });
 
   it('refuses to go backwards', () => {
-    expect(() => planTransfer({ ...base, requested: 's1', target: target({ snapshots: [{ name: 's2', guid: '22', createtxg: 6 }] }) })).toThrow('newer than the requested @s1');
+    expect(() => planTransfer({ ...base, requested: 's1', target: target({ snapshots: [{ name: 's2', guid: '22', createtxg: 6 }] }) })).toThrow(
+      'newer than the requested @s1',
+    );
   });
 
   it('refuses a source without snapshots', () => {

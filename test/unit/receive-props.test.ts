@@ -12,8 +12,10 @@ describe('receive overrides', () => {
     expect(o.exclude).toEqual(expect.arrayContaining(['mountpoint', 'zoned', 'org.openzfs.systemd:requires', 'org.openzfs.systemd:ignore']));
   });
 
-  it("let the admin allow exec, setuid and devices and add harmless properties per client", () => {
-    const o = receiveOverrides(checkAdminReceiveProps({ set: { exec: 'on', compression: 'zstd' }, exclude: ['recordsize'] }, 'receiver.json: clients.a.receive'));
+  it('let the admin allow exec, setuid and devices and add harmless properties per client', () => {
+    const o = receiveOverrides(
+      checkAdminReceiveProps({ set: { exec: 'on', compression: 'zstd' }, exclude: ['recordsize'] }, 'receiver.json: clients.a.receive'),
+    );
     expect(o.set.exec).toBe('on');
     expect(o.set.compression).toBe('zstd');
     expect(o.set.canmount).toBe('noauto');

@@ -4,19 +4,40 @@ import { ERROR_CODES, RETRYABLE, ZferryError, codeFromWire, isErrorCode, isRetry
 import { ZFERRY_CODE_KEY, codeFromTrailer, codeTrailer } from '../../shared/control.js';
 
 describe('a sender retries', () => {
-  it.each<ErrorCode>(['over-budget', 'too-many-calls', 'too-many-connections', 'shutting-down', 'superseded', 'no-lane', 'unreachable', 'timeout', 'lane', 'lanes-down', 'transfer-lost', 'unknown-transfer'])(
-    'after %s',
-    (code) => {
-      expect(isRetryable(new ZferryError(code, 'receiver: whatever it says'))).toBe(true);
-    },
-  );
+  it.each<ErrorCode>([
+    'over-budget',
+    'too-many-calls',
+    'too-many-connections',
+    'shutting-down',
+    'superseded',
+    'no-lane',
+    'unreachable',
+    'timeout',
+    'lane',
+    'lanes-down',
+    'transfer-lost',
+    'unknown-transfer',
+  ])('after %s', (code) => {
+    expect(isRetryable(new ZferryError(code, 'receiver: whatever it says'))).toBe(true);
+  });
 
-  it.each<ErrorCode>(['denied', 'busy', 'transfer-failed', 'bad-request', 'quarantined', 'wrong-secret', 'bad-frame', 'too-many-duplicates', 'receiver', 'internal', 'aborted', 'vault', 'diverged'])(
-    'not after %s',
-    (code) => {
-      expect(isRetryable(new ZferryError(code, 'receiver: whatever it says'))).toBe(false);
-    },
-  );
+  it.each<ErrorCode>([
+    'denied',
+    'busy',
+    'transfer-failed',
+    'bad-request',
+    'quarantined',
+    'wrong-secret',
+    'bad-frame',
+    'too-many-duplicates',
+    'receiver',
+    'internal',
+    'aborted',
+    'vault',
+    'diverged',
+  ])('not after %s', (code) => {
+    expect(isRetryable(new ZferryError(code, 'receiver: whatever it says'))).toBe(false);
+  });
 
   it('on the code alone, whatever the message says', () => {
     // the old text-matching rules: "try again", "receiver shutting down", "superseded"

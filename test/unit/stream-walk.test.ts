@@ -39,14 +39,16 @@ describe('stream walk', () => {
     expect(walk(s, policy(), 7)).toBeNull();
   });
 
-  it('refuses a clone stream whose origin is another tenant\'s snapshot', () => {
+  it("refuses a clone stream whose origin is another tenant's snapshot", () => {
     const s = plainStream({ toname: 'pool/clone@c1', flags: FLAG_CLONE, fromguid: OTHER_TENANT_SNAP, toguid: 6n });
     expect(walk(s, policy({ plan: { kind: 'incremental', fromGuid: OTHER_TENANT_SNAP.toString() } }))).toMatch(/is a clone/);
   });
 
   it('refuses an incremental from a guid that is no snapshot under the root', () => {
     const s = plainStream({ toname: 'pool/x@b', fromguid: OTHER_TENANT_SNAP, toguid: 6n });
-    expect(walk(s, policy({ plan: { kind: 'incremental', fromGuid: OTHER_TENANT_SNAP.toString() } }))).toMatch(/guid 999, which is no snapshot under this client's root/);
+    expect(walk(s, policy({ plan: { kind: 'incremental', fromGuid: OTHER_TENANT_SNAP.toString() } }))).toMatch(
+      /guid 999, which is no snapshot under this client's root/,
+    );
     const ok = plainStream({ toname: 'pool/x@b', fromguid: ROOT_SNAP, toguid: 6n });
     expect(walk(ok, policy({ plan: { kind: 'incremental', fromGuid: ROOT_SNAP.toString(), toGuid: '6' } }))).toBeNull();
   });
@@ -62,8 +64,11 @@ describe('stream walk', () => {
     expect(walk(full, policy({ plan: { kind: 'full', toGuid: '7' } }))).toMatch(/does not deliver the snapshot stated at Begin/);
   });
 
-  it('refuses a non-raw substream anywhere in a vault client\'s compound stream', () => {
-    const nv = { tosnap: 's1', fss: { '0x1': { name: 'tank/v', parentfromsnap: 0n, snaps: { s1: 21n } }, '0x2': { name: 'tank/v/plain', parentfromsnap: 0n, snaps: { s1: 22n } } } };
+  it("refuses a non-raw substream anywhere in a vault client's compound stream", () => {
+    const nv = {
+      tosnap: 's1',
+      fss: { '0x1': { name: 'tank/v', parentfromsnap: 0n, snaps: { s1: 21n } }, '0x2': { name: 'tank/v/plain', parentfromsnap: 0n, snaps: { s1: 22n } } },
+    };
     const s = compoundStream('tank/v@s1', nv, [
       plainStream({ toname: 'tank/v@s1', toguid: 21n, featureflags: FEATURE_RAW }),
       plainStream({ toname: 'tank/v/plain@s1', toguid: 22n }),
@@ -72,8 +77,11 @@ describe('stream walk', () => {
     expect(walk(s, policy({ requireRaw: false, plan: { toGuid: '21' } }))).toBeNull();
   });
 
-  it('refuses a substream named outside the compound stream\'s top dataset', () => {
-    const s = compoundStream('tank/a@s1', { tosnap: 's1', fss: {} }, [plainStream({ toname: 'tank/a@s1', toguid: 3n }), plainStream({ toname: 'tank/ab@s1', toguid: 4n })]);
+  it("refuses a substream named outside the compound stream's top dataset", () => {
+    const s = compoundStream('tank/a@s1', { tosnap: 's1', fss: {} }, [
+      plainStream({ toname: 'tank/a@s1', toguid: 3n }),
+      plainStream({ toname: 'tank/ab@s1', toguid: 4n }),
+    ]);
     expect(walk(s, policy())).toMatch(/"tank\/ab@s1" lies outside the stream's top dataset "tank\/a"/);
   });
 
@@ -105,7 +113,11 @@ describe('stream walk', () => {
   });
 
   it('refuses a compound header nvlist that is malformed', () => {
-    const bad = Buffer.concat([begin({ hdrtype: 2, toname: 'tank/a@s1', toguid: 0n, payload: Buffer.from([1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0]) }), end(), end()]);
+    const bad = Buffer.concat([
+      begin({ hdrtype: 2, toname: 'tank/a@s1', toguid: 0n, payload: Buffer.from([1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0]) }),
+      end(),
+      end(),
+    ]);
     expect(walk(bad, policy())).toMatch(/malformed nvlist/);
   });
 });

@@ -136,7 +136,9 @@ describe('TransferRegistry limits', () => {
   it("refuses a Begin over its client's maxTransfers, counting Begins still being set up", () => {
     const reg = new TransferRegistry(() => roomy, quiet);
     const first = reg.admit(ask('a', { maxTransfers: 1 }));
-    expect(() => reg.admit(ask('a', { maxTransfers: 1 }))).toThrow(/^"a" already runs 1 transfer, its limit \(maxTransfers 1\); try again when one has finished$/);
+    expect(() => reg.admit(ask('a', { maxTransfers: 1 }))).toThrow(
+      /^"a" already runs 1 transfer, its limit \(maxTransfers 1\); try again when one has finished$/,
+    );
     expect(() => reg.admit(ask('a', { maxTransfers: 1, ownLimit: false }))).toThrow(/its limit \(defaultMaxTransfers 1, as "a" sets no maxTransfers\)/);
     // another client is not held back by a's limit
     reg.admit(ask('b', { maxTransfers: 1 })).close();

@@ -156,7 +156,9 @@ describe('the invitation book (receiver side)', () => {
   it('refuses to invite an existing identity to another root, and needs an enroll address, the CA key and fixed ports', () => {
     const cfg = loadReceiverConfig(receiverDir());
     expect(() => createInvitation(cfg, { identity: 'site-a', root: 'backup/other' })).toThrow(/already writes backup\/site-a/);
-    expect(() => createInvitation(loadReceiverConfig(receiverDir({ enroll: undefined })), { identity: 'x', root: 'backup/x' })).toThrow(/has no "enroll" address/);
+    expect(() => createInvitation(loadReceiverConfig(receiverDir({ enroll: undefined })), { identity: 'x', root: 'backup/x' })).toThrow(
+      /has no "enroll" address/,
+    );
     expect(() => createInvitation(loadReceiverConfig(receiverDir({ listen: '127.0.0.1:0' })), { identity: 'x', root: 'backup/x' })).toThrow(/need fixed ports/);
     expect(() => createInvitation(cfg, { identity: 'x/../y', root: 'backup/x' })).toThrow(/identity/);
     expect(() => createInvitation(cfg, { identity: 'x', root: 'backup/../x' })).toThrow(/invalid dataset name/);

@@ -46,7 +46,9 @@ describe('Zfs.newestSnapshotsUnder', () => {
 
   it('a root that does not exist has no snapshots; any other failure is an error', async () => {
     expect(await fake('missing', '', "cannot open 'pool/none': dataset does not exist", 1).zfs.newestSnapshotsUnder('pool/none')).toEqual([]);
-    await expect(fake('broken', '', 'internal error: out of memory', 1).zfs.newestSnapshotsUnder('pool/a')).rejects.toThrow('zfs get creation pool/a: internal error: out of memory');
+    await expect(fake('broken', '', 'internal error: out of memory', 1).zfs.newestSnapshotsUnder('pool/a')).rejects.toThrow(
+      'zfs get creation pool/a: internal error: out of memory',
+    );
   });
 
   it('refuses a root that is not a dataset name without running zfs', async () => {
