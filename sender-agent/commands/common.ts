@@ -2,10 +2,9 @@
 // config, the logger and the connection to a receiver's control service.
 import type { SenderConfig } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/log.js';
-import { formatHostPort, parseHostPort } from '../../shared/address.js';
-import { loadTlsMaterial } from '../../shared/tls.js';
 import { usageError, type OptionDef } from '../../shared/command.js';
-import { ControlClient } from '../control-client.js';
+import type { ControlClient } from '../control-client.js';
+import { connectReceiver } from '../session.js';
 
 export const TO = { type: 'string', arg: '<host:port>', help: "the receiver-agent's address", required: true } as const satisfies OptionDef;
 export const NAME = {
@@ -53,8 +52,7 @@ export function senderLog(verbose: boolean): Logger {
 }
 
 export function controlClient(to: string, config: SenderConfig): ControlClient {
-  const { host, port } = parseHostPort(to, '--to');
-  return new ControlClient(formatHostPort(host, port), loadTlsMaterial(config.tls, config.baseDir), config.serverName);
+  return connectReceiver(to, config).client;
 }
 
 /** --raw, --no-raw or neither (the source's encryption decides). */
