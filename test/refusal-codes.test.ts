@@ -2,6 +2,7 @@
 // real receiver (fake zfs): over gRPC, the code in the trailers as ControlClient reads it back
 // (several are ones the status alone would have called something else); on lanes, the code in
 // the ERROR frame, as sender-agent/lane.ts decodes it, or as raw frames carry it.
+import { beginRequest, probeRequest } from './helpers/begin-request.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -30,37 +31,9 @@ function client(cfgPath: string, r: ReceiverProcess = receiver): ControlClient {
   return new ControlClient(r.address, loadTlsMaterial(c.tls, c.baseDir));
 }
 
-function probeReq(): BeginRequest {
-  return {
-    name: '',
-    kind: 'probe',
-    snapshot: '',
-    toGuid: '',
-    fromGuid: '',
-    raw: false,
-    encryptedSource: false,
-    recursive: false,
-    estimatedBytes: 1 << 20,
-    lanes: 2,
-    chunkBytes: 65536,
-  };
-}
+const probeReq = (): BeginRequest => probeRequest({ estimatedBytes: 1 << 20, lanes: 2 });
 
-function fullReq(name: string): BeginRequest {
-  return {
-    name,
-    kind: 'full',
-    snapshot: 's1',
-    toGuid: '1',
-    fromGuid: '',
-    raw: false,
-    encryptedSource: false,
-    recursive: false,
-    estimatedBytes: 0,
-    lanes: 1,
-    chunkBytes: 65536,
-  };
-}
+const fullReq = (name: string): BeginRequest => beginRequest(name);
 
 /** The ZferryError `p` rejects with. */
 async function refusal(p: Promise<unknown>): Promise<ZferryError> {

@@ -3,6 +3,7 @@
 // restart, one-time enrollment invitations (the real CLIs), per-identity authorization
 // (requireRaw, maxTransfers, maxLanes, bytesPerSecond), 10,000 random lane frames, and
 // 1,000 silent connections. Every refusal also checks that nothing changed on the receiver.
+import { beginRequest } from './helpers/begin-request.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -137,22 +138,7 @@ async function hello(cfgPath: string, r: ReceiverProcess = receiver): Promise<{ 
   }
 }
 
-function beginReq(name: string, o: Partial<BeginRequest> = {}): BeginRequest {
-  return {
-    name,
-    kind: 'full',
-    snapshot: 's1',
-    toGuid: '1',
-    fromGuid: '',
-    raw: false,
-    encryptedSource: false,
-    recursive: false,
-    estimatedBytes: 0,
-    lanes: 1,
-    chunkBytes: 65536,
-    ...o,
-  };
-}
+const beginReq = (name: string, o: Partial<BeginRequest> = {}): BeginRequest => beginRequest(name, o);
 
 /** openssl s_client against the receiver; stdin stays open 1.5 s so it waits for the server's verdict. */
 function sClient(args: string[], port = receiver.port): Promise<{ code: number | null; out: string }> {

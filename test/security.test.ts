@@ -1,6 +1,7 @@
 // The receiver's own defences, tested from outside: the handshake (with openssl s_client,
 // so the check does not depend on zferry's client), the control plane called directly
 // (bypassing the sender's local checks), and hand-made lane connections.
+import { beginRequest } from './helpers/begin-request.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -159,21 +160,7 @@ describe('control plane called directly', () => {
       const before = await snapshotsOf(pool.name);
       const c = client(siteA);
       await expect(c.getTarget({ name })).rejects.toThrow(/invalid target name/);
-      await expect(
-        c.begin({
-          name,
-          kind: 'full',
-          snapshot: 's1',
-          toGuid: '1',
-          fromGuid: '',
-          raw: false,
-          encryptedSource: false,
-          recursive: false,
-          estimatedBytes: 0,
-          lanes: 1,
-          chunkBytes: 65536,
-        }),
-      ).rejects.toThrow(/invalid target name/);
+      await expect(c.begin(beginRequest(name))).rejects.toThrow(/invalid target name/);
       c.close();
       expect(await snapshotsOf(pool.name)).toBe(before);
     },

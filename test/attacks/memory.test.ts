@@ -8,6 +8,7 @@
 //   (c) the receiver-wide budgets refuse a Begin, naming the budget; a legitimate replication
 //       succeeds once the hog's transfers are over;
 //   (d) a flood of duplicate chunks closes the lane.
+import { probeRequest } from '../helpers/begin-request.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -43,21 +44,7 @@ function control(cfgPath: string, r: ReceiverProcess): ControlClient {
   return new ControlClient(r.address, loadTlsMaterial(cfg.tls, cfg.baseDir));
 }
 
-function probeReq(chunkBytes: number): BeginRequest {
-  return {
-    name: '',
-    kind: 'probe',
-    snapshot: '',
-    toGuid: '',
-    fromGuid: '',
-    raw: false,
-    encryptedSource: false,
-    recursive: false,
-    estimatedBytes: 0,
-    lanes: 1,
-    chunkBytes,
-  };
-}
+const probeReq = (chunkBytes: number): BeginRequest => probeRequest({ chunkBytes });
 
 async function waitFor(what: string, cond: () => boolean, timeoutMs = 30_000): Promise<void> {
   const end = Date.now() + timeoutMs;

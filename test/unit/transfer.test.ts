@@ -51,7 +51,7 @@ class TestSink implements StreamSink {
   }
 }
 
-const zfsStub = {
+const zfsStandIn = {
   snapshots: async () => [{ name: 's1', guid: '42', createtxg: 7 }],
   encryption: async () => null,
 } as unknown as Zfs;
@@ -102,7 +102,7 @@ function lane(acks: bigint[]): LaneHandle {
 const settle = () => new Promise((r) => setTimeout(r, 20));
 
 function start(o: Partial<TransferInfo> = {}) {
-  const t = new Transfer(info(o), zfsStub, quiet, 60_000);
+  const t = new Transfer(info(o), zfsStandIn, quiet, 60_000);
   const sink = new TestSink();
   t.start(sink);
   return { t, sink };
