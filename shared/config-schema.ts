@@ -9,6 +9,8 @@ import { adminReceiveSchema } from './receive-props.js';
 
 /** "256MiB", "64m", "1.5GiB", or bytes as an integer (units.ts parseSize reads it). */
 export const SIZE_PATTERN = '^\\s*\\d+(\\.\\d+)?\\s*([bB]|[kKmMgGtT]([iI]?[bB])?)?\\s*$';
+/** "7d", "36h", "0": a whole number and a unit s m h d w y (retention.ts parseDuration reads it). */
+export const DURATION_PATTERN = '^\\s*(0|\\d{1,9}\\s*[smhdwy])\\s*$';
 /** "host:port", "[::1]:port" (address.ts parseHostPort reads it; the port range is checked there). */
 export const HOST_PORT_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$';
 
@@ -42,6 +44,15 @@ const clientSchema = {
     bytesPerSecond: { type: ['integer', 'string', 'null'], minimum: 0, pattern: SIZE_PATTERN },
     /** the admin's additions to the inert receive overrides (receive-props.ts) */
     receive: { ...adminReceiveSchema, type: ['object', 'null'] },
+    /**
+     * the retention the receiver enforces on this client's replicas, a grid like
+     * "24x1h | 30x1d | 12x30d" (shared/retention.ts parseGrid); absent or null: never pruned
+     */
+    keep: { type: ['string', 'null'], minLength: 1 },
+    /** never prune a replica received less than this long ago, whatever the grid says */
+    // 1d: a grid typo ("1x1h" for "1x1d") or a clock stepped forward by hours cannot take the
+    // replicas of the last day before the admin sees the pruning lines; "0" turns it off.
+    keepFloor: { type: 'string', pattern: DURATION_PATTERN, default: '1d' },
   },
 } as const;
 

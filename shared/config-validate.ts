@@ -3,7 +3,7 @@
 // the key: "receiver.json: clients.acme.requireRaw must be boolean, got "true"".
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { ZferryError } from './errors.js';
-import { HOST_PORT_PATTERN, SIZE_PATTERN } from './config-schema.js';
+import { DURATION_PATTERN, HOST_PORT_PATTERN, SIZE_PATTERN } from './config-schema.js';
 import { PROP_NAME_PATTERN, PROP_VALUE_PATTERN } from './receive-props.js';
 
 // allErrors off: the first fault is the one reported, and validation stops there.
@@ -14,6 +14,7 @@ const ajv = new Ajv({ useDefaults: true, allErrors: false, verbose: true, strict
 const PATTERN_MEANING: Record<string, string> = {
   [SIZE_PATTERN]: 'a size like "256MiB" or a number of bytes',
   [HOST_PORT_PATTERN]: '"host:port"',
+  [DURATION_PATTERN]: 'a duration like "7d" (a whole number and s, m, h, d, w or y) or "0"',
   [PROP_NAME_PATTERN]: 'a zfs property name (lower case letters, digits and _.:-)',
   [PROP_VALUE_PATTERN]: 'a printable string',
 };

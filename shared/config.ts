@@ -12,6 +12,7 @@ import { validateDataset } from './names.js';
 import { parseHostPort } from './address.js';
 import { parseSize } from './units.js';
 import { checkAdminReceiveProps } from './receive-props.js';
+import { parseDuration, parseGrid, type Grid } from './retention.js';
 import { receiverFileSchema, senderFileSchema, type ClientFile, type ReceiverFile, type SenderFile, type TlsPaths } from './config-schema.js';
 import { configValidator } from './config-validate.js';
 
@@ -89,7 +90,20 @@ function clientPolicy(c: ClientFile, where: string) {
     /** received bytes per second over all of this client's lanes (null: unlimited) */
     bytesPerSecond: ifSet(c.bytesPerSecond, (v) => bytes(v, `${where}.bytesPerSecond`, KiB64)),
     ...(c.receive ? { receive: checkAdminReceiveProps(c.receive, `${where}.receive`) } : {}),
+    /** the retention the receiver enforces on this client's replicas (absent: it never prunes them) */
+    ...(c.keep ? { retention: clientRetention(c.keep, c.keepFloor, where) } : {}),
   };
+}
+
+/** A client's retention: its grid and floor, each refused with a line naming the client's key. */
+function clientRetention(keep: string, keepFloor: string, where: string): { grid: Grid; floorMs: number } {
+  let grid: Grid;
+  try {
+    grid = parseGrid(keep);
+  } catch (e) {
+    throw new ZferryError('bad-config', `${where}.keep: ${(e as Error).message}`);
+  }
+  return { grid, floorMs: parseDuration(keepFloor, `${where}.keepFloor`) };
 }
 
 function receiverConfig(file: string, f: ReceiverFile) {

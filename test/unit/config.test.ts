@@ -78,6 +78,8 @@ describe('config examples', () => {
       maxLanes: 8,
       bytesPerSecond: 50 * 1024 ** 2,
     });
+    expect(r.clients['site-a']!.retention?.grid.text).toBe('1x1h(keep=all) | 24x1h | 30x1d | 12x30d');
+    expect(r.clients['site-a']!.retention?.floorMs).toBe(7 * 86_400_000);
     expect(r.tls.caKey).toBe('ca/ca.key');
     expect(r.enroll).toEqual({ host: '0.0.0.0', port: 7444 });
     expect(r.windowBytes).toBe(64 * 1024 ** 2);
@@ -132,6 +134,28 @@ describe('config schema', () => {
     expect(loadSenderConfig(write({ tls })).zfs).toBe('zfs');
   });
 
+  it("reads a client's retention: the grid, and the floor (1d unless set)", () => {
+    const c = loadReceiverConfig(
+      write({
+        tls,
+        clients: { a: { root: 'backup/a', keep: '24x1h | 30x1d' }, b: { root: 'backup/b', keep: '1x1w', keepFloor: '0' }, c: { root: 'backup/c', keep: null } },
+      }),
+    );
+    expect(c.clients.a!.retention).toEqual({
+      grid: {
+        text: '24x1h | 30x1d',
+        spanMs: 24 * 3_600_000 + 30 * 86_400_000,
+        rules: [
+          { count: 24, periodMs: 3_600_000, keep: 1 },
+          { count: 30, periodMs: 86_400_000, keep: 1 },
+        ],
+      },
+      floorMs: 86_400_000,
+    });
+    expect(c.clients.b!.retention?.floorMs).toBe(0);
+    expect(c.clients.c!.retention).toBeUndefined();
+  });
+
   it('converts sizes, seconds and paths, and takes null as "not set" where it always did', () => {
     const f = write({
       tls: { ...tls, caKey: 'ca/ca.key', revoked: 'ca/revoked.json' },
@@ -145,7 +169,14 @@ describe('config schema', () => {
       windowBudget: 1024 ** 3,
     });
     const c = loadReceiverConfig(f);
-    expect(c.clients.a).toEqual({ root: 'backup/a', allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, bytesPerSecond: 1048576 });
+    expect(c.clients.a).toEqual({
+      root: 'backup/a',
+      allowForce: false,
+      requireRaw: false,
+      maxTransfers: null,
+      maxLanes: null,
+      bytesPerSecond: 1048576,
+    });
     expect(c.enroll).toEqual({ host: '::1', port: 7444 });
     expect(c.laneGraceMs).toBe(500);
     expect(c.probeMaxMs).toBe(5000);
@@ -187,6 +218,11 @@ describe('config schema', () => {
     'receiver-empty-path.json': 'receiver-empty-path.json: diskProbePath must not be empty',
     'receiver-receive-refused.json': 'receiver-receive-refused.json: clients.acme.receive: setting "mountpoint" is refused',
     'receiver-receive-bad-property.json': 'receiver-receive-bad-property.json: clients.acme.receive.exclude[0] must be a zfs property name',
+    'receiver-keep-bad-grid.json':
+      'receiver-keep-bad-grid.json: clients.acme.keep: retention grid rule 2 "0x1d": count "0" must be a whole number from 1 to 10000',
+    'receiver-keep-empty.json': 'receiver-keep-empty.json: clients.acme.keep must not be empty',
+    'receiver-keep-floor-bad.json':
+      'receiver-keep-floor-bad.json: clients.acme.keepFloor must be a duration like "7d" (a whole number and s, m, h, d, w or y) or "0", got "1 month"',
     'receiver-not-object.json': 'config receiver-not-object.json must be a JSON object',
     'receiver-not-json.json': 'config receiver-not-json.json is not valid JSON',
     'sender-unknown-key.json': 'sender-unknown-key.json: unknown key "serverNmae" (did you mean "serverName"?)',
