@@ -959,6 +959,29 @@ describe('fake zfs: its streams parse as OpenZFS streams', () => {
   });
 });
 
+describe('fake zfs: user properties of snapshots', () => {
+  it('a stream carries them as received values, never local (libzfs sets snapprops with the received flag); a local value set later wins', async () => {
+    const root = newRoot();
+    setupSource(root);
+    ok(root, ['set', 'zferry:received=1', 'tank/src@s1']);
+    expect(ok(root, ['get', '-H', '-o', 'name,value,source', 'zferry:received', 'tank/src@s1'])).toBe('tank/src@s1\t1\tlocal\n');
+    ok(root, ['snapshot', 'tank/src@s2']);
+    expect((await pipeline(root, ['send', '-R', 'tank/src@s2'], ['recv', '-x', 'zferry:received', 'backup/dst'])).recv.rc).toBe(0);
+    // -x does not reach snapshot properties, as in libzfs
+    const get = (): string => ok(root, ['get', '-H', '-p', '-r', '-o', 'name,value,received,source', 'zferry:received', 'backup/dst']);
+    expect(get()).toBe('backup/dst\t-\t-\t-\nbackup/dst@s1\t1\t1\treceived\nbackup/dst@s2\t-\t-\t-\n');
+    expect(ok(root, ['get', '-H', '-p', '-r', '-s', 'local', '-o', 'name,value', 'zferry:received', 'backup/dst'])).toBe('');
+    ok(root, ['set', 'zferry:received=1767225600', 'backup/dst@s1', 'backup/dst@s2']);
+    expect(get()).toBe('backup/dst\t-\t-\t-\nbackup/dst@s1\t1767225600\t1\tlocal\nbackup/dst@s2\t1767225600\t-\tlocal\n');
+    expect(ok(root, ['get', '-H', '-p', '-r', '-s', 'local', '-o', 'name,value', 'zferry:received', 'backup/dst'])).toBe(
+      'backup/dst@s1\t1767225600\nbackup/dst@s2\t1767225600\n',
+    );
+    // a value on the dataset is inherited by its snapshots, not local to them
+    ok(root, ['set', 'zferry:received=5', 'tank/src']);
+    expect(ok(root, ['get', '-H', '-o', 'value,source', 'zferry:received', 'tank/src@s2'])).toBe('5\tinherited from tank/src\n');
+  });
+});
+
 describe('fake zfs: holds and destroy', () => {
   it('holds block destroy; tags are checked like zfs', () => {
     const root = newRoot();

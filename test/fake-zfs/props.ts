@@ -271,7 +271,9 @@ function ro(s: string): Val {
 /** Value of an inheritable user/native property: local, received, inherited or default. */
 function lookupInherited(v: DsView, snap: SnapMeta | null, prop: string, def: string | null, inheritable: boolean): Val {
   if (snap) {
-    if (prop in snap.props) return { raw: snap.props[prop], human: snap.props[prop], source: 'local' };
+    const recvd = snap.recvd?.[prop];
+    if (prop in snap.props) return { raw: snap.props[prop], human: snap.props[prop], source: 'local', received: recvd };
+    if (recvd !== undefined) return { raw: recvd, human: recvd, source: 'received', received: recvd };
   }
   const m = v.meta;
   if (prop in m.props) {

@@ -636,6 +636,10 @@ function receiveOne(
     if (fsEntry?.props) {
       for (const [k, val] of Object.entries(fsEntry.props)) if (!flags.xprops.has(k)) base.recvdProps![k] = String(val);
     }
+    // libzfs zfs_receive_one(): the snapshot's own properties are set after the receive with
+    // ZFS_IOC_SET_PROP and zc_cookie = B_TRUE (received), untouched by -o/-x
+    const snapProps = fsEntry?.snapprops?.[snapShort];
+    if (snapProps) base.snapRecvdProps = Object.fromEntries(Object.entries(snapProps).map(([k, v]) => [k, String(v)]));
     let dataInit: (() => void) | null = null;
     if (meta) {
       const snaps = listSnaps(name);
@@ -950,14 +954,20 @@ function ensureDirs(root: string, rel: string): void {
 }
 
 /** The compound header's "fss" entry of the dataset that has the snapshot `toguid`. */
-function findFsEntry(nv: Record<string, unknown> | null, toguid: string): { props?: Record<string, unknown> } | null {
+function findFsEntry(
+  nv: Record<string, unknown> | null,
+  toguid: string,
+): { props?: Record<string, unknown>; snapprops?: Record<string, Record<string, unknown>> } | null {
   const isList = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
   const fss = nv?.fss;
   if (!isList(fss)) return null;
   const guid = BigInt(toguid);
   for (const e of Object.values(fss)) {
     if (!isList(e) || !isList(e.snaps)) continue;
-    if (Object.values(e.snaps).includes(guid)) return { props: isList(e.props) ? e.props : undefined };
+    if (!Object.values(e.snaps).includes(guid)) continue;
+    const snapprops: Record<string, Record<string, unknown>> = {};
+    if (isList(e.snapprops)) for (const [n, sp] of Object.entries(e.snapprops)) if (isList(sp)) snapprops[n] = sp;
+    return { props: isList(e.props) ? e.props : undefined, snapprops };
   }
   return null;
 }
@@ -1110,6 +1120,7 @@ function commitReceive(name: string, st: PartialState): string | null {
   st.committing = true;
   savePartial(name, st);
   const sm: SnapMeta = { name: st.destsnap, guid: st.toguid, createtxg: nextTxg(), creation: st.creation || nowSec(), holds: {}, props: {} };
+  if (st.snapRecvdProps && Object.keys(st.snapRecvdProps).length) sm.recvd = { ...st.snapRecvdProps };
   const stage = path.join(pd, 'snap');
   rmrf(stage);
   fs.mkdirSync(stage);

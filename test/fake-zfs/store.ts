@@ -88,6 +88,8 @@ export interface SnapMeta {
   /** tag -> epoch seconds */
   holds: Record<string, number>;
   props: Record<string, string>;
+  /** user properties a replication stream carried for this snapshot (source "received", never "local") */
+  recvd?: Record<string, string>;
   deferDestroy?: boolean;
 }
 
@@ -131,6 +133,8 @@ export interface PartialState {
   encryptRoot?: string;
   recvdProps?: Record<string, string>;
   localProps?: Record<string, string>;
+  /** the stream's snapprops for the received snapshot: set as received values, as libzfs does */
+  snapRecvdProps?: Record<string, string>;
   nomount?: boolean;
   /** set while the receive is being committed (see gcPartial for crash recovery) */
   committing?: boolean;
