@@ -36,6 +36,8 @@ import { TransferRegistry, type TransferRecord } from './transfer-registry.js';
 import { diskProbe, hostFacts, pingReply } from './diagnose.js';
 import { receiveOverrides } from '../shared/receive-props.js';
 import { cureFindings, scanRoots, type ScanFinding } from '../shared/inert.js';
+import { systemClock, type Clock } from '../shared/clock.js';
+import { Pruner } from './pruner.js';
 
 const MIN_CHUNK = 64 * 1024;
 
@@ -99,12 +101,15 @@ export class ReceiverCore {
    * the scan at start; cleared by a scan (restart or SIGHUP) that no longer finds it.
    */
   readonly quarantined = new Map<string, string>();
+  /** each client's retention, applied by the receiver after every commit (pruner.ts) */
+  readonly pruner: Pruner;
 
   constructor(
     readonly cfg: ReceiverConfig,
     readonly zfs: Zfs,
     readonly log: Logger,
     private readonly faults: ReceiverFaults = {},
+    clock: Clock = systemClock,
   ) {
     this.policy = new Policy(cfg.clients);
     // windows and transfers of all clients together (budget.ts): limits read from cfg at each Begin
@@ -116,6 +121,7 @@ export class ReceiverCore {
       }),
       log,
     );
+    this.pruner = new Pruner(zfs, this.policy, this.transfers, clock, log);
     if (cfg.spool) {
       // spool disk of all transfers and per identity (budget.ts)
       const spoolBudget = new SpoolBudget(

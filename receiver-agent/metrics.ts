@@ -6,6 +6,7 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AGENT_VERSION } from '../shared/control.js';
 import type { Observer, TransferView } from './observer.js';
+import type { Pruner } from './pruner.js';
 import type { TransferEvent } from './transfer.js';
 import type { TransferRegistry } from './transfer-registry.js';
 
@@ -27,7 +28,7 @@ export function createMetrics(
   obs: Observer,
   transfers: TransferRegistry,
   identities: readonly string[],
-  opts: { defaultMetrics?: boolean } = {},
+  opts: { defaultMetrics?: boolean; pruner?: Pick<Pruner, 'totals'> } = {},
 ): ReceiverMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) {
@@ -217,6 +218,51 @@ export function createMetrics(
       for (const c of obs.certs()) this.set({ cert: c.cert, common_name: c.commonName }, c.notAfter);
     },
   });
+
+  // The receiver's own retention (pruner.ts): its counts since start, per client.
+  const pruner = opts.pruner;
+  if (pruner) {
+    const pruned = new Counter({
+      name: 'zferry_pruned_snapshots_total',
+      help: "Snapshots the receiver destroyed under a client's retention (receiver.json keep), per client identity.",
+      labelNames: ['identity'],
+      registers: [registry],
+    });
+    const pruneFailures = new Counter({
+      name: 'zferry_prune_failures_total',
+      help: 'Snapshots the receiver could not destroy or stamp with their receive time, and retention passes that failed, per client identity.',
+      labelNames: ['identity'],
+      registers: [registry],
+    });
+    const pruneSkips = new Counter({
+      name: 'zferry_prune_skipped_total',
+      help: 'Retention passes skipped: reason="clock" (a snapshot is newer than the clock), reason="busy" (a transfer into the dataset was running).',
+      labelNames: ['identity', 'reason'],
+      registers: [registry],
+    });
+    for (const identity of identities) {
+      pruned.inc({ identity }, 0);
+      pruneFailures.inc({ identity }, 0);
+    }
+    // counters only go up: each scrape adds what the pruner counted since the last one
+    const seen = new Map<string, { destroyed: number; failures: number; clock: number; busy: number }>();
+    new Gauge({
+      name: 'zferry_prune_collect_timestamp_seconds',
+      help: 'When the retention counters were last collected, unix seconds.',
+      registers: [registry],
+      collect() {
+        for (const [identity, t] of pruner.totals()) {
+          const s = seen.get(identity) ?? { destroyed: 0, failures: 0, clock: 0, busy: 0 };
+          if (t.destroyed > s.destroyed) pruned.inc({ identity }, t.destroyed - s.destroyed);
+          if (t.failures > s.failures) pruneFailures.inc({ identity }, t.failures - s.failures);
+          if (t.skippedClock > s.clock) pruneSkips.inc({ identity, reason: 'clock' }, t.skippedClock - s.clock);
+          if (t.skippedBusy > s.busy) pruneSkips.inc({ identity, reason: 'busy' }, t.skippedBusy - s.busy);
+          seen.set(identity, { destroyed: t.destroyed, failures: t.failures, clock: t.skippedClock, busy: t.skippedBusy });
+        }
+        this.set(Date.now() / 1000);
+      },
+    });
+  }
 
   new Gauge({ name: 'zferry_build_info', help: 'The receiver-agent version, value 1.', labelNames: ['version'], registers: [registry] }).set(
     { version: AGENT_VERSION },

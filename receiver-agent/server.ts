@@ -18,6 +18,7 @@ import { clientStatus } from './status.js';
 import { startHttp, type RunningHttp } from './http/server.js';
 import { setupTrust, type Trust } from './trust.js';
 import { certIdentity } from './policy.js';
+import { systemClock, type Clock } from '../shared/clock.js';
 
 export interface RunningReceiver {
   core: ReceiverCore;
@@ -29,10 +30,19 @@ export interface RunningReceiver {
   close(): Promise<void>;
 }
 
-/** `faults`: test-only fault injection (control-service.ts ReceiverFaults); none in service. */
-export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: string, faults: ReceiverFaults = {}): Promise<RunningReceiver> {
+/**
+ * `faults`: test-only fault injection (control-service.ts ReceiverFaults); none in service.
+ * `clock`: where retention reads the time (a test moves it with `serve --test-clock`).
+ */
+export async function startReceiver(
+  cfg: ReceiverConfig,
+  log: Logger,
+  zfsBin?: string,
+  faults: ReceiverFaults = {},
+  clock: Clock = systemClock,
+): Promise<RunningReceiver> {
   const zfs = new Zfs(zfsBin ?? cfg.zfs);
-  const core = new ReceiverCore(cfg, zfs, log, faults);
+  const core = new ReceiverCore(cfg, zfs, log, faults, clock);
   // rates, lag and certificate facts for the gRPC Status call and the http status server
   const observer = new Observer({ transfers: core.transfers, zfs, policy: core.policy, cfg }, log);
   observer.start();
@@ -104,7 +114,7 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
   let http: RunningHttp | null = null;
   if (cfg.http) {
     try {
-      http = await startHttp({ observer, transfers: core.transfers, identities: core.policy.identities() }, cfg, log);
+      http = await startHttp({ observer, transfers: core.transfers, identities: core.policy.identities(), pruner: core.pruner }, cfg, log);
     } catch (e) {
       observer.stop();
       await trust.close();
@@ -124,6 +134,7 @@ export async function startReceiver(cfg: ReceiverConfig, log: Logger, zfsBin?: s
       await http?.close();
       observer.stop();
       await core.transfers.abandonAll('receiver shutting down', 'shutting-down');
+      await core.pruner.close();
       injector.destroy();
       grpcServer.forceShutdown();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -2,6 +2,7 @@
 import { defineCommand, usageError } from '../../shared/command.js';
 import { int } from '../../shared/cli-values.js';
 import { loadReceiverConfig } from '../../shared/config.js';
+import { fileClock, systemClock } from '../../shared/clock.js';
 import { createLogger } from '../../shared/log.js';
 import { startReceiver } from '../server.js';
 import type { ReceiverFaults } from '../control-service.js';
@@ -30,13 +31,20 @@ export const serve = defineCommand({
     config: CONFIG,
     zfs: ZFS,
     'test-fault': { type: 'string', arg: 'name=value[,name=value]', help: 'tests only: make this receiver misbehave on purpose', hidden: true },
+    // TEST ONLY (shared/clock.ts fileClock): retention reads the time from this file, so a test
+    // moves time for a running receiver; left out of the usage like --test-fault
+    'test-clock': { type: 'string', arg: 'FILE', help: 'tests only: read the time from FILE (ISO-8601 or epoch ms)', hidden: true },
   },
   async run({ values: v }, io) {
     const faults = v['test-fault'] === undefined ? {} : parseTestFaults(v['test-fault']);
     const cfg = loadReceiverConfig(v.config);
     const log = createLogger('receiver');
     if (Object.keys(faults).length) log.warn('test faults injected: this receiver misbehaves on purpose', { faults });
-    const r = await startReceiver(cfg, log, v.zfs, faults);
+    const clockFile = v['test-clock'];
+    const clock = clockFile === undefined ? systemClock : fileClock(clockFile);
+    // read once now: a test clock file that cannot be read stops the receiver here, not at its first commit
+    if (clockFile !== undefined) log.warn('test clock: retention reads the time from a file', { file: clockFile, now: new Date(clock.now()).toISOString() });
+    const r = await startReceiver(cfg, log, v.zfs, faults, clock);
     // Lets scripts that started us on port 0 find the port.
     io.out.write(`listening on ${cfg.listen.host}:${r.port}\n`);
     if (r.http) io.out.write(`http on ${r.http.address}\n`);

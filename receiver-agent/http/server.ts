@@ -29,6 +29,7 @@ import { ZferryError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { createMetrics } from '../metrics.js';
 import type { Observer } from '../observer.js';
+import type { Pruner } from '../pruner.js';
 import type { TransferRegistry } from '../transfer-registry.js';
 import { EventFeed } from './events.js';
 import { registerRoutes } from './routes.js';
@@ -101,6 +102,8 @@ export interface HttpSources {
   observer: Observer;
   transfers: TransferRegistry;
   identities: readonly string[];
+  /** the receiver's own retention: its counts become metrics */
+  pruner?: Pick<Pruner, 'totals'>;
 }
 
 export async function startHttp(src: HttpSources, cfg: ReceiverConfig, log: Logger): Promise<RunningHttp> {
@@ -115,7 +118,7 @@ export async function startHttp(src: HttpSources, cfg: ReceiverConfig, log: Logg
     );
   }
   const obs = src.observer;
-  const metrics = createMetrics(obs, src.transfers, src.identities);
+  const metrics = createMetrics(obs, src.transfers, src.identities, { pruner: src.pruner });
   const pagePath = findPage();
   let pageCache: string | null = null;
   const page = (): string => {

@@ -81,7 +81,7 @@ const CHOICES: Record<string, Record<string, string>> = {
 // checked text: a bad value is a usage error too
 const CHECKED: Record<string, Record<string, string>> = { 'receiver-agent serve': { 'test-fault': 'nap-ms=5' } };
 // options for tests only, left out of the usage on purpose
-const HIDDEN: Record<string, string[]> = { 'receiver-agent serve': ['test-fault'] };
+const HIDDEN: Record<string, string[]> = { 'receiver-agent serve': ['test-fault', 'test-clock'] };
 const FREE_TEXT: Record<string, string[]> = {
   'sender-agent replicate': ['to', 'name', 'config', 'cc', 'zfs'],
   'sender-agent estimate': ['to', 'name', 'config', 'zfs'],
@@ -89,7 +89,7 @@ const FREE_TEXT: Record<string, string[]> = {
   'sender-agent status': ['to', 'name', 'config', 'zfs'],
   'sender-agent doctor': ['to', 'config', 'dataset', 'cc', 'zfs'],
   'sender-agent enroll': ['out'],
-  'receiver-agent serve': ['config', 'zfs'],
+  'receiver-agent serve': ['config', 'zfs', 'test-clock'],
   'receiver-agent status': ['config', 'http', 'token-file'],
   'receiver-agent invite': ['config', 'identity', 'root', 'host', 'revoke'],
   'receiver-agent make-inert': ['config', 'zfs'],
