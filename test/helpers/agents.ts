@@ -52,6 +52,8 @@ export function makePki(dir: string): Pki & { receiverTls: { ca: string; cert: s
 
 export interface ReceiverProcess {
   port: number;
+  /** the receiver.json it was started with */
+  config: string;
   address: string;
   /** the status server's host:port when started with `http: true` */
   http: string | null;
@@ -65,7 +67,7 @@ export async function startReceiver(opts: {
   pki: ReturnType<typeof makePki>;
   /** a fixed port, so a restarted receiver is found where the sender expects it */
   port?: number;
-  clients: Record<string, { root: string; allowForce?: boolean }>;
+  clients: Record<string, { root: string; allowForce?: boolean; keep?: string; keepFloor?: string }>;
   zfs: string;
   env?: NodeJS.ProcessEnv;
   extra?: Record<string, unknown>;
@@ -73,6 +75,8 @@ export async function startReceiver(opts: {
   http?: boolean;
   /** injected faults, `serve --test-fault` (receiver-agent/commands/serve.ts), e.g. "finish-reply-delay-ms=4000" */
   testFault?: string;
+  /** a file holding the time retention reads, `serve --test-clock` (shared/clock.ts fileClock) */
+  testClock?: string;
 }): Promise<ReceiverProcess> {
   const cfg = join(opts.pki.dir, `receiver-${Math.random().toString(36).slice(2, 8)}.json`);
   writeFileSync(
@@ -86,7 +90,8 @@ export async function startReceiver(opts: {
       ...opts.extra,
     }),
   );
-  const proc = spawn(process.execPath, [RECEIVER_CLI, 'serve', '--config', cfg, ...(opts.testFault ? ['--test-fault', opts.testFault] : [])], {
+  const test = [...(opts.testFault ? ['--test-fault', opts.testFault] : []), ...(opts.testClock ? ['--test-clock', opts.testClock] : [])];
+  const proc = spawn(process.execPath, [RECEIVER_CLI, 'serve', '--config', cfg, ...test], {
     env: { ...process.env, ...opts.env, ZFERRY_LOG_LEVEL: 'debug' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -95,7 +100,8 @@ export async function startReceiver(opts: {
   proc.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
   let http: string | null = null;
   const port = await new Promise<number>((resolvePort, reject) => {
-    const t = setTimeout(() => reject(new Error(`receiver did not start: ${logs}`)), 15_000);
+    // a minute: a receiver started at nice 19 beside a benchmark takes tens of seconds to load
+    const t = setTimeout(() => reject(new Error(`receiver did not start: ${logs}`)), 60_000);
     proc.stdout!.on('data', (b: Buffer) => {
       out += b.toString();
       const m = /listening on [^\s]+:(\d+)/.exec(out);
@@ -114,6 +120,7 @@ export async function startReceiver(opts: {
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return {
     port,
+    config: cfg,
     address: `127.0.0.1:${port}`,
     http,
     proc,
