@@ -1,16 +1,17 @@
 // One replication job: plan with the receiver, run `zfs send`, stripe its bytes over the
-// lanes, state the end, and hold the new anchor snapshot once the receiver committed.
+// lanes, state the end, and keep the new anchor (anchor.ts) once the receiver committed.
 import { ZferryError, isRetryable } from '../shared/errors.js';
 import { sleep } from '../shared/child.js';
 import type { Logger } from '../shared/log.js';
-import { holdTag, parseSource, targetUnderRoot } from '../shared/names.js';
-import { Zfs, heldSnapshots, type ResumeTokenInfo, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
+import { anchorBookmark, parseSource, targetUnderRoot } from '../shared/names.js';
+import { Zfs, type BookmarkInfo, type ResumeTokenInfo, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
 import type { BeginReply, FinishReply, HelloReply, TargetState } from '../shared/control.js';
 import type { SenderConfig } from '../shared/config.js';
 import { connectReceiver, hello, helloRtt, type Receiver } from './session.js';
 import { SendPath, type SendStats } from './send-path.js';
 import { zfsSendSource } from './sources.js';
 import { planTransfer, describePlan, type Plan } from './plan.js';
+import { keepAnchor, type Anchor } from './anchor.js';
 import { Progress } from './progress.js';
 import { Pacer } from './pacer.js';
 import type { CompressMode } from './compress.js';
@@ -58,6 +59,8 @@ export interface ReplicateResult {
   vault: { checked: boolean; ok: boolean; encryption: string; keystatus: string } | null;
   resentChunks: number;
   notices: string[];
+  /** what keeps the base of the next incremental on the source (null: nothing sent, or it failed: see notices) */
+  anchor: Anchor;
   attempts: number;
   tuning: LaneTuning | null;
   /** bytes each lane carried */
@@ -74,6 +77,7 @@ interface Session extends Receiver {
   dataset: string;
   snapshot?: string;
   source: SnapshotInfo[];
+  bookmarks: BookmarkInfo[];
   encryptedSource: boolean;
   raw: boolean;
   target: TargetState;
@@ -98,6 +102,7 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
     log.debug('receiver says hello', { identity: hi.identity, root: hi.root, capabilities: hi.capabilities });
     if (!(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
     const source = await zfs.snapshots(dataset);
+    const bookmarks = await zfs.bookmarks(dataset);
     const enc = await zfs.encryption(dataset);
     const encryptedSource = !!enc && enc.encryption !== 'off';
     if (o.raw && !enc) throw new ZferryError('unsupported', 'this zfs has no native encryption, so it cannot make raw sends (zfs send -w); drop --raw');
@@ -110,10 +115,15 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
     if (!target.resumeSupported) {
       notices.push(`the receiver's zfs cannot resume (no zfs recv -s, e.g. zfs-fuse): an interrupted transfer starts again from the last common snapshot`);
     }
-    const plan = planTransfer({ dataset, source, requested: snapshot, target, intermediates: o.intermediates });
+    const plan = planTransfer({ dataset, source, bookmarks, requested: snapshot, target, intermediates: o.intermediates, recursive: o.recursive });
+    if (plan.kind === 'incremental' && plan.fromBookmark && o.intermediates) {
+      notices.push(
+        `--intermediates ignored: the base survives here only as the bookmark ${plan.from.full}, and zfs sends from a bookmark with -i only (the snapshots in between are not sent)`,
+      );
+    }
     // A resumed stream is raw exactly when the interrupted one was: the token decides.
     if (plan.kind === 'resume') raw = (await checkResumable(zfs, plan.token, dataset, o, target.target, notices)).raw;
-    return { ...receiver, zfs, hello: hi, dataset, snapshot, source, encryptedSource, raw, target, plan, notices, rttMs };
+    return { ...receiver, zfs, hello: hi, dataset, snapshot, source, bookmarks, encryptedSource, raw, target, plan, notices, rttMs };
   } catch (e) {
     client.close();
     throw e;
@@ -170,10 +180,13 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   const started = Date.now();
   const s = await openSession(o, log, contact);
   try {
-    if (s.plan.kind === 'up-to-date') return { ...resultBase(s), outcome: 'up-to-date', snapshot: s.plan.to.name, ...NOTHING_SENT };
+    if (s.plan.kind === 'up-to-date') {
+      const anchor = await anchorIfMissing(s, o, s.plan.to, log);
+      return { ...resultBase(s), outcome: 'up-to-date', snapshot: s.plan.to.name, ...NOTHING_SENT, anchor };
+    }
     const t = await beginTransfer(s, o, log);
     const sent = await sendAndFinish(s, o, t, progressOut);
-    const vault = await anchor(s, o.name, sent.reply, t.log);
+    const { vault, anchor } = await afterCommit(s, o, sent.reply, t.log);
     return {
       ...resultBase(s),
       outcome: 'replicated',
@@ -182,6 +195,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       seconds: (Date.now() - started) / 1000,
       lanes: sent.stats.lanes,
       vault,
+      anchor,
       resentChunks: sent.stats.resentChunks,
       attempts: 1,
       tuning: t.tuning,
@@ -194,7 +208,19 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   }
 }
 
-const NOTHING_SENT = { bytes: 0, seconds: 0, lanes: 0, vault: null, resentChunks: 0, attempts: 1, tuning: null, laneBytes: [], wireBytes: 0, compressed: null };
+const NOTHING_SENT = {
+  bytes: 0,
+  seconds: 0,
+  lanes: 0,
+  vault: null,
+  anchor: null,
+  resentChunks: 0,
+  attempts: 1,
+  tuning: null,
+  laneBytes: [],
+  wireBytes: 0,
+  compressed: null,
+};
 
 function resultBase(s: Session): Pick<ReplicateResult, 'plan' | 'kind' | 'source' | 'target' | 'raw' | 'encryptedSource' | 'notices'> {
   return {
@@ -298,17 +324,41 @@ async function sendAndFinish(
   }
 }
 
-/** After the commit: holds the new anchor snapshot, then checks that a raw copy stayed a vault copy. */
-async function anchor(s: Session, name: string, reply: FinishReply, log: Logger): Promise<ReplicateResult['vault']> {
+/** After the commit: keeps the new anchor, then checks that a raw copy stayed a vault copy. */
+async function afterCommit(
+  s: Session,
+  o: Pick<ReplicateOptions, 'name' | 'recursive'>,
+  reply: FinishReply,
+  log: Logger,
+): Promise<{ vault: ReplicateResult['vault']; anchor: Anchor }> {
   const vault = s.encryptedSource ? { checked: true, ok: reply.vaultOk, encryption: reply.encryption, keystatus: reply.keystatus } : null;
-  await holdAnchor(s, name, reply.snapshot, log, s.notices);
+  const anchor = await keepAnchor(
+    s.zfs,
+    { dataset: s.dataset, snapshot: reply.snapshot, source: s.source, bookmarks: s.bookmarks, name: o.name, recursive: o.recursive },
+    log,
+    s.notices,
+  );
   if (vault && s.raw && !vault.ok) {
     throw new ZferryError(
       'vault',
       `vault check FAILED: ${reply.target} has encryption=${vault.encryption || '?'} keystatus=${vault.keystatus || '?'}; expected an encrypted dataset whose key is not loaded`,
     );
   }
-  return vault;
+  return { vault, anchor };
+}
+
+/**
+ * Up to date, but without our bookmark of the target's newest snapshot: a run that died between
+ * the commit and the anchor (a retry then finds the snapshot committed), or a target anchored
+ * by a hold before bookmarks. Bookmarks it now; a hold anchor on a zfs without bookmarks is
+ * left as it is (it cannot be told from here without asking zfs on every run).
+ */
+async function anchorIfMissing(s: Session, o: Pick<ReplicateOptions, 'name' | 'recursive'>, to: SnapshotInfo, log: Logger): Promise<Anchor> {
+  if (o.recursive || !(await s.zfs.bookmarksSupported())) return null;
+  const ours = `${s.dataset}#${anchorBookmark(o.name, to.name)}`;
+  const have = s.bookmarks.find((b) => b.full === ours && b.guid === to.guid);
+  if (have) return { kind: 'bookmark', bookmark: have.full };
+  return keepAnchor(s.zfs, { dataset: s.dataset, snapshot: to.name, source: s.source, bookmarks: s.bookmarks, name: o.name, recursive: false }, log, s.notices);
 }
 
 /**
@@ -342,24 +392,5 @@ export async function replicateWithRetry(
       await sleep(delay);
       delay = Math.min(delay * 2, 30_000);
     }
-  }
-}
-
-/** Holds the snapshot just sent and releases our hold on older ones, so exactly one anchor stays. */
-async function holdAnchor(s: Session, name: string, snapshot: string, log: Logger, notices: string[]): Promise<void> {
-  const tag = holdTag(name);
-  const anchor = `${s.dataset}@${snapshot}`;
-  try {
-    if (!s.source.some((x) => x.name === snapshot)) {
-      notices.push(`did not hold ${anchor}: it no longer exists here`);
-      return;
-    }
-    await s.zfs.hold(tag, anchor);
-    for (const held of await heldSnapshots(s.zfs, s.dataset)) {
-      if (held !== anchor) await s.zfs.release(tag, held);
-    }
-    log.info('anchor held', { tag, snapshot: anchor });
-  } catch (e) {
-    notices.push(`replicated, but the anchor hold failed: ${(e as Error).message}`);
   }
 }

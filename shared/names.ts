@@ -49,6 +49,17 @@ export function validateSnapshotName(snap: string): string {
   return snap;
 }
 
+/** pool/fs#bookmark */
+export function validateBookmark(full: string): { dataset: string; bookmark: string } {
+  checkCommon('bookmark', full);
+  const hash = full.indexOf('#');
+  if (hash < 0 || hash !== full.lastIndexOf('#') || full.includes('@')) refuse('bookmark', full, 'must be <dataset>#<bookmark>');
+  const dataset = validateDataset(full.slice(0, hash));
+  const bookmark = full.slice(hash + 1);
+  if (!COMPONENT.test(bookmark)) refuse('bookmark', full, 'has characters outside [A-Za-z0-9_.:-] after "#"');
+  return { dataset, bookmark };
+}
+
 /** pool/fs@snap */
 export function validateSnapshot(full: string): { dataset: string; snapshot: string } {
   checkCommon('snapshot', full);
@@ -84,4 +95,23 @@ export function holdTag(name: string): string {
   checkCommon('hold tag', name);
   checkComponents('hold tag', name, name);
   return `zferry:${name}`;
+}
+
+/**
+ * The short name of our bookmark of `snapshot` for the target `name`: the hold tag with the
+ * target name made bookmark-safe, then ':' and the snapshot (`zferry:site_sdata:s1` for
+ * `site/data@s1`). A bookmark name has no '/', so '/' becomes "_s"; '_' and ':' are escaped
+ * too ("_u", "_c"), so no two targets share a prefix and one target's clean-up never
+ * touches another's bookmarks.
+ */
+export function anchorBookmark(name: string, snapshot: string): string {
+  return anchorBookmarkPrefix(name) + validateSnapshotName(snapshot);
+}
+
+/** What every bookmark of ours for the target `name` starts with. */
+export function anchorBookmarkPrefix(name: string): string {
+  const escaped = holdTag(name)
+    .slice('zferry:'.length)
+    .replace(/[_/:]/g, (c) => (c === '_' ? '_u' : c === '/' ? '_s' : '_c'));
+  return `zferry:${escaped}:`;
 }

@@ -3,7 +3,7 @@
 // pool v23) lacks are detected once and reported, so callers can degrade instead of fail.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { ZferryError, oneLine } from './errors.js';
-import { validateDataset, validateSnapshot } from './names.js';
+import { validateBookmark, validateDataset, validateSnapshot } from './names.js';
 import { run, type RunResult } from './run.js';
 
 export interface SnapshotInfo {
@@ -16,10 +16,21 @@ export interface SnapshotInfo {
   createtxg: number;
 }
 
+/** A bookmark: a snapshot's guid and createtxg without its data, enough to send `-i` from. */
+export interface BookmarkInfo {
+  /** short name after '#' */
+  name: string;
+  /** dataset#name */
+  full: string;
+  /** the guid of the snapshot it was made from */
+  guid: string;
+  createtxg: number;
+}
+
 export interface SendSpec {
   /** dataset@snap being sent (ignored for a resume) */
   snapshot?: string;
-  /** base for an incremental: dataset@snap */
+  /** base for an incremental: dataset@snap, or dataset#bookmark (only with -i, never -I or -R) */
   from?: string;
   intermediates?: boolean;
   raw?: boolean;
@@ -55,6 +66,7 @@ export class Zfs {
   private readonly propSupport = new Map<string, boolean>();
   private estimateSupported: boolean | undefined;
   private recvPropsSupported: boolean | undefined;
+  private bookmarkSupport: boolean | undefined;
 
   constructor(
     readonly bin = 'zfs',
@@ -163,7 +175,12 @@ export class Zfs {
     const args = ['send'];
     if (spec.raw) args.push('-w');
     if (spec.recursive) args.push('-R');
-    if (spec.from) {
+    if (spec.from?.includes('#')) {
+      validateBookmark(spec.from);
+      // zfs: "multiple snapshots cannot be sent from a bookmark"; the plan never asks for it
+      if (spec.intermediates || spec.recursive) throw new ZferryError('internal', 'an incremental from a bookmark takes neither -I nor -R');
+      args.push('-i', spec.from);
+    } else if (spec.from) {
       validateSnapshot(spec.from);
       args.push(spec.intermediates ? '-I' : '-i', spec.from);
     }
@@ -353,6 +370,51 @@ export class Zfs {
     validateDataset(dataset);
     if (await this.exists(dataset)) return;
     await this.ok(['create', '-p', dataset]);
+  }
+
+  /**
+   * Whether this zfs has bookmarks (OpenZFS; not zfs-fuse). `zfs bookmark` without arguments
+   * costs no pool access: OpenZFS stops at the missing argument, an older zfs at the command.
+   * A pool without feature@bookmarks still fails at `bookmark()`, which callers degrade from.
+   */
+  async bookmarksSupported(): Promise<boolean> {
+    if (this.bookmarkSupport === undefined) {
+      const r = await this.invoke(['bookmark'], 30_000);
+      this.bookmarkSupport = !/unrecognized command/.test(r.stderr);
+    }
+    return this.bookmarkSupport;
+  }
+
+  /** Bookmarks of one dataset (not its children), oldest first; none where this zfs has no bookmarks. */
+  async bookmarks(dataset: string): Promise<BookmarkInfo[]> {
+    validateDataset(dataset);
+    if (!(await this.bookmarksSupported())) return [];
+    const out = await this.ok(['list', '-H', '-p', '-t', 'bookmark', '-o', 'name,guid,createtxg', '-d', '1', dataset]);
+    const marks: BookmarkInfo[] = [];
+    for (const line of out.split('\n')) {
+      const [full, guid, txg] = line.split('\t');
+      if (!full?.startsWith(dataset + '#') || !guid || !/^\d+$/.test(guid) || !/^\d+$/.test(txg ?? '')) continue;
+      marks.push({ full, name: full.slice(dataset.length + 1), guid, createtxg: Number(txg) });
+    }
+    return marks.sort((a, b) => a.createtxg - b.createtxg || (a.name < b.name ? -1 : 1));
+  }
+
+  /** `zfs bookmark snapshot dataset#name`. */
+  async bookmark(snapshot: string, bookmark: string): Promise<void> {
+    validateSnapshot(snapshot);
+    validateBookmark(bookmark);
+    const r = await this.invoke(['bookmark', snapshot, bookmark]);
+    // a missing snapshot comes with the usage text: keep only the message
+    if (r.code !== 0) throw new ZferryError('zfs', `zfs bookmark ${snapshot} ${bookmark}: ${oneLine(r.stderr.split(/^usage:/m)[0]!) || `exit ${r.code}`}`);
+  }
+
+  /** Destroys a bookmark; one that is not there is fine. */
+  async destroyBookmark(bookmark: string): Promise<void> {
+    validateBookmark(bookmark);
+    const r = await this.invoke(['destroy', bookmark]);
+    if (r.code !== 0 && !/does not exist/.test(r.stderr)) {
+      throw new ZferryError('zfs', `zfs destroy ${bookmark}: ${oneLine(r.stderr) || `exit ${r.code}`}`);
+    }
   }
 
   /** Places a hold; an existing hold with the same tag is fine. */

@@ -1,5 +1,6 @@
 // End to end against the project's fake `zfs` (OpenZFS 2.x behaviour zfs-fuse lacks):
-// raw sends and the vault check, resume tokens after kill -9, stale tokens, -nP estimates.
+// raw sends and the vault check, resume tokens after kill -9, stale tokens, -nP estimates,
+// bookmarks as the incremental base.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
@@ -276,4 +277,60 @@ describe('replication with OpenZFS features (fake zfs)', () => {
     );
     expect(await snapshots('backup/site-a/mod')).toEqual(before);
   });
+});
+
+describe('the anchor: a bookmark where zfs has them, else a hold', () => {
+  it('bookmarks the anchor and drops the hold, so the source may destroy the snapshot; the next incremental (raw) goes from the bookmark', async () => {
+    await zfs(['create', '-o', 'encryption=on', '-o', 'keyformat=passphrase', 'tank/bm']);
+    await put('tank/bm', 'f', randomBytes(200_000));
+    await zfs(['snapshot', 'tank/bm@s1']);
+    const first = await send('tank/bm', 'bm', ['--json']);
+    expect(first.code, first.stderr).toBe(0);
+    expect(summary(first.stdout).anchor).toEqual({ kind: 'bookmark', bookmark: 'tank/bm#zferry:bm:s1' });
+    expect(await prop('tank/bm@s1', 'userrefs')).toBe('0');
+    expect(await prop('tank/bm#zferry:bm:s1', 'guid')).toBe(await prop('tank/bm@s1', 'guid'));
+
+    await zfs(['destroy', 'tank/bm@s1']); // nothing holds it: the source prunes it
+    await put('tank/bm', 'g', 'after s1');
+    await zfs(['snapshot', 'tank/bm@s2']);
+    newZfsCalls();
+    const next = await send('tank/bm', 'bm', ['--json']);
+    expect(next.code, next.stderr).toBe(0);
+    const sum = summary(next.stdout);
+    expect(sum).toMatchObject({ kind: 'incremental', plan: 'incremental -i from bookmark #zferry:bm:s1 to @s2', raw: true, vault: { ok: true } });
+    expect(sum.notices).not.toContainEqual(expect.stringMatching(/bookmarks? |anchor/));
+    expect(newZfsCalls().filter((a) => a[0] === 'send' && !a.includes('-n'))).toEqual([['send', '-w', '-i', 'tank/bm#zferry:bm:s1', 'tank/bm@s2']]);
+    expect(await prop('backup/site-a/bm@s2', 'guid')).toBe(await prop('tank/bm@s2', 'guid'));
+    expect(await zfs(['fake-hash', '--raw', 'backup/site-a/bm@s2'])).toBe(await zfs(['fake-hash', '--raw', 'tank/bm@s2']));
+    // one anchor: the new bookmark replaced the old one
+    expect(sum.anchor).toEqual({ kind: 'bookmark', bookmark: 'tank/bm#zferry:bm:s2' });
+    expect(await zfs(['list', '-H', '-t', 'bookmark', '-o', 'name', 'tank/bm'])).toBe('tank/bm#zferry:bm:s2\n');
+
+    // a run that died between the commit and the bookmark: the next run finds it up to date and bookmarks it
+    await zfs(['destroy', 'tank/bm#zferry:bm:s2']);
+    const again = await send('tank/bm', 'bm', ['--json']);
+    expect(summary(again.stdout)).toMatchObject({ outcome: 'up-to-date', anchor: { kind: 'bookmark', bookmark: 'tank/bm#zferry:bm:s2' } });
+    expect(await prop('tank/bm#zferry:bm:s2', 'guid')).toBe(await prop('tank/bm@s2', 'guid'));
+  }, 240_000);
+
+  it('keeps the hold where zfs has no bookmarks, and says so in one notice', async () => {
+    const noBookmarks = { ...env, FAKE_ZFS_NO_BOOKMARKS: '1' };
+    await zfs(['create', 'tank/held']);
+    await put('tank/held', 'f', 'one');
+    await zfs(['snapshot', 'tank/held@s1']);
+    const r = await runSender(
+      senderArgs('replicate', 'tank/held', { to: receiver.address, name: 'held', config: siteA, zfs: FAKE_ZFS, extra: ['--json'] }),
+      noBookmarks,
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const sum = summary(r.stdout);
+    expect(sum.anchor).toEqual({ kind: 'hold', snapshot: 'tank/held@s1', tag: 'zferry:held' });
+    expect((sum.notices as string[]).filter((n) => /bookmarks? |anchor/.test(n))).toEqual([
+      'this zfs has no bookmarks (e.g. zfs-fuse, pool v23): the anchor stays a held snapshot, tank/held@s1 (hold zferry:held), which the source cannot destroy until the next replication',
+    ]);
+    expect(await prop('tank/held@s1', 'userrefs')).toBe('1');
+    await expect(zfs(['destroy', 'tank/held@s1'])).rejects.toThrow(/dataset is busy/);
+    const text = await runSender(senderArgs('replicate', 'tank/held', { to: receiver.address, name: 'held', config: siteA, zfs: FAKE_ZFS }), noBookmarks);
+    expect(text.stdout).toMatch(/is up to date/);
+  }, 180_000);
 });

@@ -1008,3 +1008,86 @@ describe('fake zfs: holds and destroy', () => {
     expect(zfs(root, ['list', 'tank/src']).rc).toBe(1);
   });
 });
+
+describe('fake zfs: bookmarks (as OpenZFS 2.1 has them)', () => {
+  it('bookmarks a snapshot with its guid; the bookmark outlives the snapshot and is listed, got and destroyed like zfs does it', () => {
+    const root = newRoot();
+    setupSource(root);
+    const guid = getv(root, 'guid', 'tank/src@s1');
+    ok(root, ['bookmark', 'tank/src@s1', 'tank/src#b1']);
+    ok(root, ['bookmark', '@s1', 'tank/src#b0']); // a short source takes the bookmark's dataset
+    ok(root, ['bookmark', 'tank/src#b1', '#b2']); // a bookmark of a bookmark
+    let r = zfs(root, ['bookmark', 'tank/src@s1', 'tank/src#b1']);
+    expect(r).toMatchObject({ rc: 1, err: "cannot create bookmark 'tank/src#b1': bookmark exists\n" });
+    r = zfs(root, ['bookmark', 'tank/src@nope', 'tank/src#b9']);
+    expect(r.rc).toBe(2);
+    expect(r.err).toMatch(/^cannot open 'tank\/src@nope': dataset does not exist\nusage:\n\tbookmark <snapshot\|bookmark> <newbookmark>\n/);
+    expect(zfs(root, ['bookmark', 'tank/src@s1', 'backup#b1']).err).toBe("cannot create bookmark 'backup#b1': bookmark is in a different pool\n");
+    expect(zfs(root, ['bookmark', 'tank/src@s1', 'tank#b1']).err).toBe(
+      "cannot create bookmark 'tank#b1': source is not an ancestor of the new bookmark's dataset\n",
+    );
+    expect(zfs(root, ['bookmark', 'tank/src@s1', 'tank/src#a/b']).err).toBe("cannot create bookmark 'tank/src#a/b': invalid argument\n");
+    ok(root, ['destroy', 'tank/src@s1']);
+    // -t bookmark with a dataset lists that dataset's bookmarks (an implied -d 1), by name
+    expect(ok(root, ['list', '-H', '-p', '-t', 'bookmark', '-o', 'name,guid,createtxg', 'tank/src'])).toBe(
+      ['b0', 'b1', 'b2'].map((b) => `tank/src#${b}\t${guid}\t${getv(root, 'createtxg', `tank/src#${b}`)}\n`).join(''),
+    );
+    // zfs get's default types include bookmarks, with only the properties a bookmark has
+    expect(ok(root, ['get', '-H', '-p', '-o', 'name,property,value', 'guid,used', '-d', '1', 'tank/src'])).toMatch(
+      new RegExp(`^tank/src\tguid\t\\d+\ntank/src\tused\t\\d+\n(tank/src#b\\d\tguid\t${guid}\n){3}$`),
+    );
+    expect(zfs(root, ['set', 'zferry:x=1', 'tank/src#b1']).err).toBe(
+      "cannot set property for 'tank/src#b1': this property can not be modified for bookmarks\n",
+    );
+    ok(root, ['destroy', 'tank/src#b2']);
+    expect(zfs(root, ['destroy', 'tank/src#b2'])).toMatchObject({ rc: 1, err: "bookmark 'tank/src#b2' does not exist.\n" });
+    expect(zfs(root, ['destroy', '-r', 'tank/src#b1'])).toMatchObject({ rc: 255, err: 'recursive is not supported with bookmark\n' });
+  });
+
+  it('sends -i from a bookmark after the snapshot is gone, never -I or -R, and resumes such a stream', async () => {
+    const root = newRoot();
+    setupSource(root);
+    ok(root, ['bookmark', 'tank/src@s1', 'tank/src#b1']);
+    const full = zfs(root, ['send', 'tank/src@s1']).raw;
+    ok(root, ['recv', '-u', 'backup/dst'], full);
+    ok(root, ['destroy', 'tank/src@s1']);
+    ok(root, ['fake-write', 'tank/src', 'data/more.bin', randomFile('more-bm.bin', 100_000)]);
+    ok(root, ['fake-rm', 'tank/src', 'a.txt']);
+    ok(root, ['snapshot', 'tank/src@s2']);
+    expect(zfs(root, ['send', '-I', 'tank/src#b1', 'tank/src@s2'])).toMatchObject({
+      rc: 1,
+      err: 'Error: multiple snapshots cannot be sent from a bookmark.\n',
+    });
+    expect(zfs(root, ['send', '-R', '-i', '#b1', 'tank/src@s2']).err).toBe('Error: multiple snapshots cannot be sent from a bookmark.\n');
+    expect(zfs(root, ['send', '-i', 'tank/src#nope', 'tank/src@s2']).err).toBe(
+      "warning: cannot send 'tank/src@s2': incremental source (tank/src#nope) does not exist\n",
+    );
+    const est = ok(root, ['send', '-nP', '-i', 'tank/src#b1', 'tank/src@s2']);
+    expect(est).toMatch(/^incremental\ttank\/src#b1\ttank\/src@s2\t\d+\nsize\t\d+\n$/);
+    const incr = zfs(root, ['send', '-i', '#b1', 'tank/src@s2']).raw;
+    // only what changed since the bookmark travels: not the big file the snapshot had
+    expect(incr.length).toBeLessThan(full.length / 2);
+    // a receive cut short leaves a token whose base is the bookmark; send -t finds it
+    ok(root, ['create', 'backup/cut']);
+    ok(root, ['recv', '-u', 'backup/cut/dst'], full);
+    expect(zfs(root, ['recv', '-s', '-u', 'backup/cut/dst'], incr.subarray(0, Math.floor(incr.length * 0.6))).rc).toBe(1);
+    const token = getv(root, 'receive_resume_token', 'backup/cut/dst');
+    const p = await pipeline(root, ['send', '-t', token], ['recv', '-s', '-u', 'backup/cut/dst']);
+    expect(p.send.err).toBe('');
+    expect(p.recv.rc).toBe(0);
+    ok(root, ['recv', '-u', 'backup/dst'], incr);
+    expectSameData(root, 'tank/src@s2', 'backup/dst@s2');
+    expectSameData(root, 'tank/src@s2', 'backup/cut/dst@s2');
+    expect(getv(root, 'guid', 'backup/dst@s2')).toBe(getv(root, 'guid', 'tank/src@s2'));
+  });
+
+  it('with FAKE_ZFS_NO_BOOKMARKS=1 it has no bookmarks, like zfs-fuse', () => {
+    const root = newRoot();
+    setupSource(root);
+    const off = { FAKE_ZFS_NO_BOOKMARKS: '1' };
+    const r = zfs(root, ['bookmark', 'tank/src@s1', 'tank/src#b1'], undefined, off);
+    expect(r.rc).toBe(2);
+    expect(r.err).toMatch(/^unrecognized command 'bookmark'\nusage: zfs command args/);
+    expect(zfs(root, ['list', '-t', 'bookmark', 'tank/src'], undefined, off).err).toMatch(/^invalid type 'bookmark'\n/);
+  });
+});

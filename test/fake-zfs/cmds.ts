@@ -1,4 +1,4 @@
-// create, destroy, snapshot, rollback, hold/release/holds, load-key/unload-key, mount,
+// create, destroy (bookmarks: bookmark.ts), snapshot, rollback, hold/release/holds, load-key/unload-key, mount,
 // unmount and the fake-only helpers (fake-write, fake-rm, fake-read, fake-hash, fake-ls).
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -43,7 +43,8 @@ import { createDsDir, destroyDataset, destroySnapshot, newDsMeta, resetLive, tak
 import { canonProp, isUserProp, mountedList, openError, setPropCheck } from './props.js';
 import { getopt } from './getopt.js';
 import { usage, usageFromGetopt } from './usage.js';
-import { ZfsExit, errOut, errnoOf, fmtDate, out, writeAll } from './util.js';
+import { ZfsExit, bookmarksOff, errOut, errnoOf, fmtDate, out, writeAll } from './util.js';
+import { destroyBookmark } from './bookmark.js';
 
 function parseOpts(cmd: string, argv: string[], spec: string): { opts: { opt: string; arg?: string }[]; args: string[] } {
   try {
@@ -264,6 +265,7 @@ export function cmdDestroy(argv: string[]): number {
     if (parsable) out(`destroy\t${n}\n`);
     else if (verbose) out(`${dry ? 'would destroy' : 'will destroy'} ${n}\n`);
   };
+  if (!target.includes('@') && target.includes('#') && !bookmarksOff()) return destroyBookmark(target, { dryrun: dry, defer, recurse });
   return withLock(() => {
     const sp = splitSnap(target);
     if (sp) {

@@ -20,17 +20,26 @@ import {
   withLock,
   cryptRootMeta,
   loadMeta,
+  type BookmarkMeta,
+  listBookmarks,
+  loadBookmark,
+  splitBookmark,
 } from './store.js';
 import { makeToken } from './token.js';
 import { getopt } from './getopt.js';
 import { usage, usageFromGetopt } from './usage.js';
-import { errOut, fmtDate, nicenum, out } from './util.js';
+import { bookmarksOff, errOut, fmtDate, nicenum, out } from './util.js';
 
-export type Ent = { type: 'filesystem'; view: DsView } | { type: 'snapshot'; view: DsView; snap: SnapMeta };
+export type Ent =
+  { type: 'filesystem'; view: DsView } | { type: 'snapshot'; view: DsView; snap: SnapMeta } | { type: 'bookmark'; view: DsView; bm: BookmarkMeta };
 
 export function entName(e: Ent): string {
+  if (e.type === 'bookmark') return `${e.view.name}#${e.bm.name}`;
   return e.type === 'snapshot' ? `${e.view.name}@${e.snap.name}` : e.view.name;
 }
+
+/** What a bookmark has (a subset of OpenZFS's: no space accounting); others are '-' or left out. */
+const BOOKMARK_PROPS = new Set(['name', 'type', 'creation', 'guid', 'createtxg']);
 
 export function isUserProp(p: string): boolean {
   return p.includes(':') && /^[a-z0-9_.:-]+$/i.test(p);
@@ -320,6 +329,12 @@ export function getProp(e: Ent, propIn: string): Val | null {
   if (!prop) return null;
   const v = e.view;
   const m = v.meta;
+  if (e.type === 'bookmark') {
+    if (prop === 'creation') return { raw: String(e.bm.creation), human: fmtDate(e.bm.creation), source: '-' };
+    if (prop === 'guid' || prop === 'createtxg') return ro(String(e.bm[prop]));
+    if (prop === 'name' || prop === 'type') return ro(prop === 'name' ? entName(e) : 'bookmark');
+    return ro('-');
+  }
   const snap = e.type === 'snapshot' ? e.snap : null;
   if (isUserProp(prop)) return lookupInherited(v, snap, prop, null, true);
 
@@ -418,6 +433,12 @@ export function fmtVal(v: Val, parsable: boolean): string {
 // ------------------------------------------------------------ entity traversal
 
 export function resolveEnt(name: string): Ent | null {
+  const bp = splitBookmark(name);
+  if (bp && !name.includes('@')) {
+    const v = getDs(bp.ds);
+    const bm = v && !bookmarksOff() ? loadBookmark(bp.ds, bp.bm) : null;
+    return bm ? { type: 'bookmark', view: v!, bm } : null;
+  }
   const sp = splitSnap(name);
   if (sp) {
     const v = getDs(sp.ds);
@@ -475,6 +496,9 @@ export function gatherEnts(names: string[], recurse: boolean, maxDepth: number, 
       if (types.has('snapshot') && !v.inconsistent && (n !== root || recurse) && d + 1 <= maxDepth) {
         for (const s of listSnaps(n)) add({ type: 'snapshot', view: v, snap: s });
       }
+      if (types.has('bookmark') && !v.inconsistent && (n !== root || recurse) && d + 1 <= maxDepth) {
+        for (const bm of listBookmarks(n)) add({ type: 'bookmark', view: v, bm });
+      }
     }
   };
   if (names.length === 0) {
@@ -506,8 +530,11 @@ export function gatherEnts(names: string[], recurse: boolean, maxDepth: number, 
       continue;
     }
     if (name.includes('#')) {
-      errOut(`${openError(name)}\n`);
-      errors = true;
+      const e = resolveEnt(name);
+      if (!e) {
+        errOut(`${openError(name)}\n`);
+        errors = true;
+      } else add(e);
       continue;
     }
     const v = getDs(name);
@@ -521,13 +548,17 @@ export function gatherEnts(names: string[], recurse: boolean, maxDepth: number, 
   return { ents: res, errors };
 }
 
-/** zfs_compare(): by dataset name, a filesystem before its snapshots, snapshots by createtxg. */
+/** zfs_compare(): by dataset name, a filesystem before its snapshots, snapshots by createtxg, then bookmarks. */
 export function cmpEnt(a: Ent, b: Ent): number {
   const c = cmpName(a.view.name, b.view.name);
   if (c !== 0) return c;
   if (a.type === 'filesystem' && b.type === 'filesystem') return 0;
   if (a.type === 'filesystem') return -1;
   if (b.type === 'filesystem') return 1;
+  if (a.type === 'bookmark' || b.type === 'bookmark') {
+    if (a.type !== b.type) return a.type === 'snapshot' ? -1 : 1;
+    return entName(a) < entName(b) ? -1 : entName(a) > entName(b) ? 1 : 0;
+  }
   return a.snap.createtxg - b.snap.createtxg;
 }
 
@@ -536,11 +567,17 @@ function parseTypes(cmd: string, s: string): Set<string> {
   for (const x of s.split(',')) {
     if (x === 'filesystem' || x === 'fs') t.add('filesystem');
     else if (x === 'snapshot' || x === 'snap') t.add('snapshot');
+    else if (x === 'bookmark' && bookmarksOff()) usage(cmd, `invalid type '${x}'`);
     else if (x === 'volume' || x === 'vol' || x === 'bookmark') t.add(x === 'vol' ? 'volume' : x);
     else if (x === 'all') ['filesystem', 'snapshot', 'volume', 'bookmark'].forEach((y) => t.add(y));
     else usage(cmd, `invalid type '${x}'`);
   }
   return t;
+}
+
+/** zfs_main.c: `types == ZFS_TYPE_SNAPSHOT || types == ZFS_TYPE_BOOKMARK` */
+function onlyOneOf(types: Set<string>, kinds: string[]): boolean {
+  return types.size === 1 && kinds.some((k) => types.has(k));
 }
 
 function parseDepth(cmd: string, s: string): number {
@@ -614,8 +651,8 @@ export function cmdList(argv: string[]): number {
     cols.push(c);
   }
   const explicitTypes = types !== null;
-  // "zfs list -t snapshot <fs>" lists the snapshots of <fs> (implied -d 1)
-  if (types && !types.has('filesystem') && types.has('snapshot') && p.args.length > 0 && !recurse && !p.args.some((a) => a.includes('@'))) {
+  // "zfs list -t snapshot <fs>" lists the snapshots of <fs> (implied -d 1); so does -t bookmark
+  if (types && onlyOneOf(types, ['snapshot', 'bookmark']) && p.args.length > 0 && !recurse && !p.args.some((a) => a.includes('@'))) {
     recurse = true;
     depth = 1;
   }
@@ -734,7 +771,13 @@ export function cmdGet(argv: string[]): number {
     }
   }
   const explicitTypes = types !== null;
-  const g = gatherEnts(p.args.slice(1), recurse, depth, types ?? new Set(['filesystem', 'snapshot', 'volume']), explicitTypes);
+  // "zfs get -t snapshot prop <fs>" gets the snapshots of <fs> (implied -d 1); so does -t bookmark
+  if (types && onlyOneOf(types, ['snapshot', 'bookmark']) && p.args.length > 1 && !recurse) {
+    recurse = true;
+    depth = 1;
+  }
+  const defaults = ['filesystem', 'snapshot', 'volume', ...(bookmarksOff() ? [] : ['bookmark'])];
+  const g = gatherEnts(p.args.slice(1), recurse, depth, types ?? new Set(defaults), explicitTypes);
   const ents = g.ents.sort(cmpEnt);
   const rows: string[][] = [];
   for (const e of ents) {
@@ -748,6 +791,7 @@ export function cmdGet(argv: string[]): number {
       list = [...list, ...[...user].sort()];
     }
     for (const pr of list) {
+      if (e.type === 'bookmark' && !BOOKMARK_PROPS.has(pr)) continue;
       const val = getProp(e, pr);
       if (!val) continue;
       if (props[0] === 'all' && val.raw === '-' && val.source === '-' && pr !== 'receive_resume_token' && !isUserProp(pr)) {
@@ -821,6 +865,10 @@ export function cmdSet(argv: string[]): number {
         errOut(`${openError(name)}\n`);
         return 1;
       }
+      if (e.type === 'bookmark') {
+        errOut(`cannot set property for '${name}': this property can not be modified for bookmarks\n`);
+        return 1;
+      }
       for (const [k, v] of props) {
         const bad = setPropCheck(name, k, v, e.type === 'snapshot');
         if (bad) {
@@ -880,6 +928,11 @@ export function cmdInherit(argv: string[]): number {
       const e = resolveEnt(name);
       if (!e) {
         errOut(`${openError(name)}\n`);
+        rc = 1;
+        return;
+      }
+      if (e.type === 'bookmark') {
+        errOut(`cannot inherit ${c} for '${name}': this property can not be modified for bookmarks\n`);
         rc = 1;
         return;
       }

@@ -1,13 +1,27 @@
 // zfs send, following libzfs zfs_send_one() (full and -i), zfs_send() (-I, -R, -p) and
 // zfs_send_resume() (-t) for flags, checks, messages and -v/-P/-n output.
 import * as tty from 'node:tty';
-import { allDsNames, findSnapByGuid, getDs, listSnaps, loadSnap, masterKeyOf, type SnapMeta, splitSnap, type DsMeta } from './store.js';
+import {
+  allDsNames,
+  bookmarkDataDir,
+  findSnapByGuid,
+  getDs,
+  listBookmarks,
+  listSnaps,
+  loadBookmark,
+  loadSnap,
+  masterKeyOf,
+  type SnapMeta,
+  splitBookmark,
+  splitSnap,
+  type DsMeta,
+} from './store.js';
 import { COMPOUNDSTREAM, type SendOpts, type SubPlan, StreamWriter, beginHeader, buildSubPlan, emitSub, subPlanSize } from './stream.js';
 import { FEATURE, parseToken, printNv, type ResumeNv } from './token.js';
 import { NV_FLAG, type NvObj, encodeNvlist } from './nvlist.js';
 import { getopt, type LongOpt } from './getopt.js';
 import { usage, usageFromGetopt } from './usage.js';
-import { BrokenPipe, errOut, hhmmss, nicenum, out, writeAll } from './util.js';
+import { BrokenPipe, bookmarksOff, errOut, hhmmss, nicenum, out, writeAll } from './util.js';
 import { openError, isUserProp } from './props.js';
 
 const LONGS: LongOpt[] = [
@@ -185,12 +199,22 @@ function sendOne(toArg: string, fromArg: string | null, flags: Flags): number {
     errOut(`${openError(toArg)}\n`);
     return 1;
   }
-  let fromSnap: SnapMeta | null = null;
-  if (from !== null) {
-    if (from.includes('#')) {
+  let fromSnap: { name: string; guid: string } | null = null;
+  let fromData: string | undefined;
+  if (from !== null && from.includes('#')) {
+    const bp = splitBookmark(from)!;
+    const bm = bookmarksOff() || !getDs(bp.ds) ? null : loadBookmark(bp.ds, bp.bm);
+    if (!bm) {
       errOut(`warning: cannot send '${toArg}': incremental source (${from}) does not exist\n`);
       return 1;
     }
+    if (bp.ds !== sp.ds || bm.createtxg >= to.createtxg) {
+      errOut(`warning: cannot send '${toArg}': not an earlier snapshot from the same fs\n`);
+      return 1;
+    }
+    fromSnap = bm;
+    fromData = bookmarkDataDir(bp.ds, bp.bm);
+  } else if (from !== null) {
     const fsp = splitSnap(from)!;
     const fv = getDs(fsp.ds);
     const fs = fv ? loadSnap(fsp.ds, fsp.snap) : null;
@@ -204,7 +228,7 @@ function sendOne(toArg: string, fromArg: string | null, flags: Flags): number {
     }
     fromSnap = fs;
   }
-  const plan = buildSubPlan(sp.ds, v.meta, to, fromSnap, flags, null);
+  const plan = buildSubPlan(sp.ds, v.meta, to, fromSnap, flags, null, fromData);
   const needKey = plan.decrypt && !plan.key;
   if (flags.verbosity !== 0) {
     if (needKey) {
@@ -460,9 +484,16 @@ function sendResume(token: string, flags: Flags): number {
     errOut(`cannot resume send: unable to access '${found.ds}@${found.snap.name}'\n`);
     return 255;
   }
-  let fromSnap: SnapMeta | null = null;
+  let fromSnap: { name: string; guid: string } | null = null;
+  let fromData: string | undefined;
   if (nv.fromguid && nv.fromguid !== '0') {
+    // the base may be a snapshot or, since it was destroyed, a bookmark of it (as in OpenZFS 2.x)
     fromSnap = listSnaps(found.ds).find((s) => s.guid === String(nv.fromguid)) ?? null;
+    const bm = fromSnap || bookmarksOff() ? undefined : listBookmarks(found.ds).find((b) => b.guid === String(nv.fromguid));
+    if (bm) {
+      fromSnap = bm;
+      fromData = bookmarkDataDir(found.ds, bm.name);
+    }
     if (!fromSnap) {
       errOut(`cannot resume send: incremental source 0x${BigInt(nv.fromguid).toString(16)} no longer exists\n`);
       return 255;
@@ -474,9 +505,9 @@ function sendResume(token: string, flags: Flags): number {
     embed: flags.embed || !!nv.embedok,
     largeblock: flags.largeblock || !!nv.largeblockok,
   };
-  const plan = buildSubPlan(found.ds, v.meta, found.snap, fromSnap, o, { obj: Number(nv.object), off: Number(nv.offset) });
+  const plan = buildSubPlan(found.ds, v.meta, found.snap, fromSnap, o, { obj: Number(nv.object), off: Number(nv.offset) }, fromData);
   const toName = plan.toname;
-  const fromName = fromSnap ? `${found.ds}@${fromSnap.name}` : null;
+  const fromName = fromSnap ? `${found.ds}${fromData ? '#' : '@'}${fromSnap.name}` : null;
   if (flags.verbosity !== 0) {
     if (plan.decrypt && !plan.key) {
       if (flags.progress || flags.parsable) {

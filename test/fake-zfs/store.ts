@@ -10,6 +10,10 @@
 //       snaps/<enc(snap)>/data/    the snapshot's files (hard links shared with live/ and
 //                                  other snapshots while unchanged: files are never modified
 //                                  in place, only replaced, so a shared inode means "same block")
+//       bookmarks/<enc(bm)>/meta.json  BookmarkMeta: guid, createtxg, creation of the snapshot
+//       bookmarks/<enc(bm)>/data/  fake: hard links to that snapshot's files, so `send -i #bm`
+//                                  can tell what changed (a real bookmark keeps no data; the
+//                                  fake's space accounting ignores these)
 //   partial/<enc(name)>/           state of a receive into <name> (in progress or interrupted)
 //       state.json                 PartialState: pid+starttime of the receiver, position, flags
 //       data/                      files received so far
@@ -43,6 +47,9 @@ export const liveDir = (name: string): string => path.join(dsDir(name), 'live');
 export const snapsDir = (name: string): string => path.join(dsDir(name), 'snaps');
 export const snapDir = (name: string, snap: string): string => path.join(snapsDir(name), enc(snap));
 export const snapDataDir = (name: string, snap: string): string => path.join(snapDir(name, snap), 'data');
+export const bookmarksDir = (name: string): string => path.join(dsDir(name), 'bookmarks');
+export const bookmarkDir = (name: string, bm: string): string => path.join(bookmarksDir(name), enc(bm));
+export const bookmarkDataDir = (name: string, bm: string): string => path.join(bookmarkDir(name, bm), 'data');
 export const partialDir = (name: string): string => path.join(partialRoot(), enc(name));
 export const partialDataDir = (name: string): string => path.join(partialDir(name), 'data');
 
@@ -91,6 +98,14 @@ export interface SnapMeta {
   /** user properties a replication stream carried for this snapshot (source "received", never "local") */
   recvd?: Record<string, string>;
   deferDestroy?: boolean;
+}
+
+export interface BookmarkMeta {
+  name: string;
+  /** guid, createtxg and creation of the snapshot it was made from */
+  guid: string;
+  createtxg: number;
+  creation: number;
 }
 
 /** Key data carried in the BEGIN payload of a raw stream (never the key itself). */
@@ -410,6 +425,19 @@ export function saveSnap(name: string, sm: SnapMeta): void {
   writeJsonAtomic(path.join(snapDir(name, sm.name), 'meta.json'), sm);
 }
 
+/** Bookmarks of a dataset, by createtxg, then name. */
+export function listBookmarks(name: string): BookmarkMeta[] {
+  const res: BookmarkMeta[] = [];
+  for (const e of listEncDir(bookmarksDir(name))) {
+    const bm = readJson<BookmarkMeta>(path.join(bookmarksDir(name), e, 'meta.json'));
+    if (bm) res.push(bm);
+  }
+  return res.sort((a, b) => a.createtxg - b.createtxg || cmpName(a.name, b.name));
+}
+export function loadBookmark(name: string, bm: string): BookmarkMeta | null {
+  return readJson<BookmarkMeta>(path.join(bookmarkDir(name, bm), 'meta.json'));
+}
+
 /** Find a snapshot by guid among every dataset of the pool of `hint` (or all). */
 export function findSnapByGuid(guid: string, hint?: string): { ds: string; snap: SnapMeta } | null {
   const pool = hint ? hint.split(/[/@#]/)[0] : null;
@@ -497,6 +525,11 @@ export function validDsName(name: string): boolean {
 }
 export function validSnapComponent(s: string): boolean {
   return s.length > 0 && COMP.test(s);
+}
+export function splitBookmark(full: string): { ds: string; bm: string } | null {
+  const i = full.indexOf('#');
+  if (i < 0) return null;
+  return { ds: full.slice(0, i), bm: full.slice(i + 1) };
 }
 export function splitSnap(full: string): { ds: string; snap: string } | null {
   const i = full.indexOf('@');

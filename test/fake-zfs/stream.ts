@@ -256,7 +256,8 @@ export interface SubPlan {
   ds: string;
   meta: DsMeta;
   to: SnapMeta;
-  from: SnapMeta | null;
+  /** the incremental base: a snapshot, or a bookmark's guid (what fromguid says) */
+  from: { name: string; guid: string } | null;
   toname: string;
   featureflags: number;
   /** RAW feature set: stored (encrypted) bytes travel as they are */
@@ -307,12 +308,21 @@ export function streamCryptFromNv(v: unknown): StreamCrypt | null {
  * Plan one substream: `to` (full) or `from` -> `to` (incremental), optionally resuming at
  * (resumeObj, resumeOff). Deterministic, so a resumed plan lines up with the original.
  */
-export function buildSubPlan(ds: string, meta: DsMeta, to: SnapMeta, from: SnapMeta | null, o: SendOpts, resume: { obj: number; off: number } | null): SubPlan {
+/** `fromData`: where the base's files are when it is not a snapshot of `ds` (a bookmark's). */
+export function buildSubPlan(
+  ds: string,
+  meta: DsMeta,
+  to: SnapMeta,
+  from: { name: string; guid: string } | null,
+  o: SendOpts,
+  resume: { obj: number; off: number } | null,
+  fromData?: string,
+): SubPlan {
   let ff = featureFlagsFor(meta, o, resume !== null);
   const rawEnc = (ff & FEATURE.RAW) !== 0;
   const decrypt = !!meta.encryption && !rawEnc;
   const toTree = treeList(snapDataDir(ds, to.name));
-  const fromTree = from ? treeList(snapDataDir(ds, from.name)) : null;
+  const fromTree = from ? treeList(fromData ?? snapDataDir(ds, from.name)) : null;
   const items: Item[] = [];
   if (fromTree) {
     const toPaths = new Set(toTree.map((e) => e.path));

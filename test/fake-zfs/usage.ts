@@ -10,6 +10,7 @@ const USAGE: Record<string, string> = {
     '\tdestroy <filesystem|volume>#<bookmark>\n',
   snapshot: '\tsnapshot [-r] [-o property=value] ... <filesystem|volume>@<snap> ...\n',
   rollback: '\trollback [-rRf] <snapshot>\n',
+  bookmark: '\tbookmark <snapshot|bookmark> <newbookmark>\n',
   list: '\tlist [-Hp] [-r|-d max] [-o property[,...]] [-s property]...\n' + '\t    [-S property]... [-t type[,...]] [filesystem|volume|snapshot] ...\n',
   set: '\tset <property=value> ... <filesystem|volume|snapshot> ...\n',
   get:
@@ -52,6 +53,7 @@ const ORDER = [
   '',
   'snapshot',
   'rollback',
+  'bookmark',
   '',
   'list',
   '',

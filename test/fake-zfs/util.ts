@@ -111,3 +111,8 @@ export function hhmmss(): string {
 export function nowSec(): number {
   return Math.floor(Date.now() / 1000);
 }
+
+/** FAKE_ZFS_NO_BOOKMARKS=1: a zfs without bookmarks, like zfs-fuse (see bookmark.ts). */
+export function bookmarksOff(): boolean {
+  return process.env.FAKE_ZFS_NO_BOOKMARKS === '1';
+}

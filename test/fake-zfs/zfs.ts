@@ -7,6 +7,7 @@
 //                  If unset: "fake zfs: FAKE_ZFS_ROOT is not set", exit 2.
 //   FAKE_ZFS_LOG   (optional) file to which one JSON line {"argv":[...],"pid":N} is appended
 //                  per invocation.
+//   FAKE_ZFS_NO_BOOKMARKS=1  (optional) a zfs without bookmarks, like zfs-fuse.
 //
 // Commands (exit 0 ok, 1 operational error, 2 usage error; 255 for `send -t` failures, as
 // the real zfs returns -1 there). Messages follow libzfs / cmd/zfs/zfs_main.c wording.
@@ -19,6 +20,8 @@
 //   destroy [-nvpdrR] <fs|fs@snap[,snap|%range]>   snapshot held -> "dataset is busy"
 //   snapshot|snap [-r] [-o user:prop=value] <fs@snap>...
 //   rollback [-r] <fs@snap>
+//   bookmark <fs@snap|fs#bm> <fs#newbm>   destroy <fs#bm>   (bookmark.ts; none with
+//       FAKE_ZFS_NO_BOOKMARKS=1, which makes the fake a zfs without bookmarks like zfs-fuse)
 //   list [-Hp] [-r|-d N] [-o props] [-s|-S prop]... [-t type] [name...]
 //   get [-Hpr] [-d N] [-o name,property,value,received,source] [-s sources] [-t type]
 //       <all|prop[,prop]> [name...]
@@ -27,7 +30,7 @@
 //   mount [-a] [fs] / unmount|umount [-a] <fs>   only toggle the `mounted` property
 //   hold [-r] <tag> <snap>...  release [-r] <tag> <snap>...  holds [-rHp] <snap>...
 //   load-key [-rna] [-L keylocation] <fs>   unload-key [-ra] <fs>
-//   send [-DLPRVcenpvw] [-i|-I base] <fs@snap>     send [-Pnv] -t <token>
+//   send [-DLPRVcenpvw] [-i|-I base] <fs@snap>     send [-Pnv] -t <token>   (-i base: @snap or #bm)
 //   receive|recv [-FMdehnsuv] [-o prop=value] [-x prop] <fs[@snap]>   recv -A <fs>
 //   version
 // Fake-only helpers:
@@ -58,10 +61,10 @@
 //   first, or create with -u. zfs create mounts (mounted=yes), recv -u does not.
 // - fake: streams are never compressed (-c/-L/-e only set feature bits); file names are not
 //   encrypted; encryption is always reported as aes-256-gcm; pbkdf2iters defaults to 1000;
-//   no volumes, clones, bookmarks, redacted or --saved sends.
+//   no volumes, clones, redacted or --saved sends; rollback leaves newer bookmarks alone.
 import * as fs from 'node:fs';
 import { usage, usageText } from './usage.js';
-import { ZfsExit, errOut, out } from './util.js';
+import { ZfsExit, bookmarksOff, errOut, out } from './util.js';
 
 type Cmd = (argv: string[]) => number;
 // modules are loaded on demand: every invocation is a new process, start-up time matters
@@ -73,6 +76,7 @@ const COMMANDS: Record<string, () => Promise<Cmd>> = {
   snapshot: async () => (await cmds()).cmdSnapshot,
   snap: async () => (await cmds()).cmdSnapshot,
   rollback: async () => (await cmds()).cmdRollback,
+  bookmark: async () => (await import('./bookmark.js')).cmdBookmark,
   list: async () => (await props()).cmdList,
   get: async () => (await props()).cmdGet,
   set: async () => (await props()).cmdSet,
@@ -117,7 +121,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const load = COMMANDS[cmd];
-  if (!load) usage(null, `unrecognized command '${cmd}'`);
+  if (!load || (cmd === 'bookmark' && bookmarksOff())) usage(null, `unrecognized command '${cmd}'`);
   const fn = await load();
   (await import('./store.js')).initRoot();
   return fn(argv.slice(1));

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { holdTag, parseSource, targetUnderRoot, validateDataset, validateSnapshot } from '../../shared/names.js';
+import {
+  anchorBookmark,
+  anchorBookmarkPrefix,
+  holdTag,
+  parseSource,
+  targetUnderRoot,
+  validateBookmark,
+  validateDataset,
+  validateSnapshot,
+} from '../../shared/names.js';
 
 describe('dataset and snapshot names', () => {
   it('accepts ordinary ZFS names', () => {
@@ -49,5 +58,24 @@ describe('dataset and snapshot names', () => {
   it('makes hold tags from target names', () => {
     expect(holdTag('data')).toBe('zferry:data');
     expect(() => holdTag('-x')).toThrow();
+  });
+
+  it('checks bookmark names: <dataset>#<name>, nothing that reads as a flag or a path', () => {
+    expect(validateBookmark('tank/data#zferry:data:s1')).toEqual({ dataset: 'tank/data', bookmark: 'zferry:data:s1' });
+    for (const bad of ['tank/data', 'tank/data#', '#bm', 'tank/data#a/b', 'tank/data#a#b', 'tank/data@s1#b', '-tank#b', 'tank/data#a b']) {
+      expect(() => validateBookmark(bad), bad).toThrow();
+    }
+  });
+
+  it('names anchor bookmarks from the hold tag and the snapshot, one prefix per target', () => {
+    expect(anchorBookmark('data', 's1')).toBe('zferry:data:s1');
+    expect(anchorBookmark('hosts/web1', 'zferry_2026-01-01T00:00Z')).toBe('zferry:hosts_sweb1:zferry_2026-01-01T00:00Z');
+    expect(validateBookmark(`tank/x#${anchorBookmark('a/b_c:d', 's')}`).bookmark).toBe('zferry:a_sb_uc_cd:s');
+    // targets whose names differ only where escaping happens never share a prefix, nor is one a prefix of another's
+    const names = ['a/b', 'a_b', 'a_sb', 'a:b', 'a_cb', 'a', 'a/b/c', 'a_b_c', 'a:', 'a_', 'a_u'];
+    const prefixes = names.map((n) => [n, anchorBookmarkPrefix(n)] as const);
+    for (const [n, p] of prefixes) for (const [m, q] of prefixes) if (n !== m) expect(q.startsWith(p), `${n} vs ${m}`).toBe(false);
+    expect(() => anchorBookmark('-x', 's1')).toThrow();
+    expect(() => anchorBookmark('data', 's/1')).toThrow();
   });
 });
