@@ -15,6 +15,7 @@ const SENDER: CommandSet = {
     status: async () => (await import('./commands/status.js')).status,
     doctor: async () => (await import('./commands/doctor.js')).doctor,
     enroll: async () => (await import('./commands/enroll.js')).enroll,
+    run: async () => (await import('./commands/run.js')).run,
   },
   groups: {
     certs: {

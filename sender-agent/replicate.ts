@@ -36,6 +36,8 @@ export interface ReplicateOptions {
   reconnectBudgetMs: number;
   /** bytes per second over all lanes together; 0 = unlimited */
   bwlimit: number;
+  /** paces this transfer together with others (a job's bwlimit, shared by its datasets) */
+  pacer?: Pacer;
   compress: CompressMode;
   /** how long to keep retrying a transfer the network or the receiver interrupted */
   retryBudgetMs: number;
@@ -300,6 +302,7 @@ async function sendAndFinish(
     reconnectBudgetMs: o.reconnectBudgetMs,
     tune: (sock) => applyTuning(sock, t.tuning),
     bwlimit: o.bwlimit,
+    pacer: o.pacer,
     compress: s.raw ? 'off' : o.compress,
     grow: o.lanes === 'auto' && !o.bwlimit ? { maxLanes: t.begin.maxLanes, linkBps: o.linkMbit ? (o.linkMbit * 1e6) / 8 : null } : undefined,
     onNotice: (m) => s.notices.push(m),

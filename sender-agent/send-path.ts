@@ -32,6 +32,8 @@ export interface SendPathOptions {
   tune?: (socket: tls.TLSSocket) => string[];
   /** bytes per second over all lanes together; 0 or absent: unlimited */
   bwlimit?: number;
+  /** a pacer shared with other transfers (a job's bwlimit), used instead of one of bwlimit's own */
+  pacer?: Pacer;
   compress?: CompressMode;
   /** --lanes auto: add lanes while that raises goodput (lane-control.ts) */
   grow?: { maxLanes: number; linkBps: number | null };
@@ -77,7 +79,7 @@ export class SendPath {
       lanes: o.lanes,
       log: o.log,
       reconnectBudgetMs: o.reconnectBudgetMs,
-      pacer: o.bwlimit ? new Pacer(o.bwlimit) : undefined,
+      pacer: o.pacer ?? (o.bwlimit ? new Pacer(o.bwlimit) : undefined),
       connect: (index) =>
         Lane.connect({
           tls: laneTls(o.receiver),

@@ -149,6 +149,83 @@ export const receiverFileSchema = {
   },
 } as const;
 
+/** A job's name: also its state and lock file's name, so letters, digits and _.- only. */
+export const JOB_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+/** A whole number and one unit: "15m", "1h", "1d" (job-config.ts checks the range). */
+export const INTERVAL_PATTERN = '^\\s*\\d{1,9}\\s*[smhdwy]\\s*$';
+/** The start of a job's snapshot names; the UTC time follows it ("zferry_" → zferry_20261206T041500Z). */
+export const SNAPSHOT_PREFIX_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$';
+/** "zferry:job=offsite": a user property (its name has a colon) and the value that selects. */
+export const USER_PROPERTY_PATTERN = '^[a-z0-9_.-]+:[a-z0-9_.:-]*=[\\x21-\\x7e]+$';
+/** "auto" (lanes). */
+export const AUTO_PATTERN = '^auto$';
+
+/** A command a job runs (argv, never through a shell), and how long it may take. */
+const hookSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['argv'],
+  properties: {
+    argv: { type: 'array', minItems: 1, items: text },
+    timeoutSeconds: { type: 'number', minimum: 1, maximum: 86_400, default: 60 },
+  },
+} as const;
+const hooks = { type: 'array', items: hookSchema } as const;
+
+/** One entry of sender.json "jobs" (job-config.ts converts it; docs/design.md "Jobs" explains it). */
+export const jobSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'to', 'snapshots'],
+  properties: {
+    name: { type: 'string', pattern: JOB_NAME_PATTERN },
+    to: hostPort,
+    /** dataset names and patterns (dataset-pattern.ts): "tank/data", "tank/vm/**" */
+    datasets: { type: 'array', items: text },
+    /** patterns taken out of what datasets and property select */
+    exclude: { type: 'array', items: text },
+    /** datasets whose user property has this value, set here or inherited: "zferry:job=offsite" */
+    property: { type: 'string', pattern: USER_PROPERTY_PATTERN },
+    snapshots: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        every: { type: 'string', pattern: INTERVAL_PATTERN },
+        cron: text,
+        prefix: { type: 'string', pattern: SNAPSHOT_PREFIX_PATTERN, default: 'zferry_' },
+      },
+    },
+    /** replicate on its own schedule (absent: after each snapshot tick) */
+    replicate: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { every: { type: 'string', pattern: INTERVAL_PATTERN }, cron: text },
+    },
+    /** the source's retention grid for the job's own snapshots (retention.ts); absent: nothing pruned here */
+    keep: text,
+    /** datasets replicated at once */
+    concurrency: count(64, 4),
+    /** bytes per second for the whole job, all its transfers together: "50MiB", "400mbit" */
+    bwlimit: { type: ['integer', 'string'], minimum: 1, minLength: 1 },
+    /** replicate every snapshot, not only the job's own */
+    allSnapshots: { type: 'boolean', default: false },
+    /** source dataset → target name under the client's root (default: the source's name, pool included) */
+    names: { type: 'object', additionalProperties: text },
+    hooks: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { preSnapshot: hooks, postSnapshot: hooks, postReplicate: hooks },
+    },
+    /** as replicate's --lanes, --compress, --raw/--no-raw (absent: the source decides), --link-mbit, --chunk-size, --retry-seconds */
+    lanes: { type: ['integer', 'string'], minimum: 1, maximum: 64, pattern: AUTO_PATTERN, default: 'auto' },
+    compress: { type: 'string', enum: ['off', 'on', 'auto'], default: 'auto' },
+    raw: { type: 'boolean' },
+    linkMbit: { type: 'number', minimum: 0.1, maximum: 1_000_000 },
+    chunkSize: { ...size, default: '1MiB' },
+    retrySeconds: { type: 'number', minimum: 0, maximum: 30 * 86_400, default: 600 },
+  },
+} as const;
+
 export const senderFileSchema = {
   type: 'object',
   additionalProperties: false,
@@ -158,6 +235,10 @@ export const senderFileSchema = {
     zfs: { ...text, default: 'zfs' },
     /** expected name in the receiver's certificate when it differs from the --to host */
     serverName: text,
+    /** what `sender-agent run` does unattended (job-config.ts) */
+    jobs: { type: 'array', items: jobSchema, default: [] },
+    /** where jobs keep their state and locks (default /var/lib/zferry; job-config.ts says why) */
+    stateDir: text,
   },
 } as const;
 
@@ -167,3 +248,5 @@ export type ReceiverFile = FromSchema<typeof receiverFileSchema>;
 export type ClientFile = FromSchema<typeof clientSchema>;
 /** sender.json as validated, defaults filled in. */
 export type SenderFile = FromSchema<typeof senderFileSchema>;
+/** One entry of sender.json "jobs", as validated. */
+export type JobFile = FromSchema<typeof jobSchema>;

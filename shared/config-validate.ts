@@ -3,7 +3,16 @@
 // the key: "receiver.json: clients.acme.requireRaw must be boolean, got "true"".
 import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
 import { ZferryError } from './errors.js';
-import { DURATION_PATTERN, HOST_PORT_PATTERN, SIZE_PATTERN } from './config-schema.js';
+import {
+  AUTO_PATTERN,
+  DURATION_PATTERN,
+  HOST_PORT_PATTERN,
+  INTERVAL_PATTERN,
+  JOB_NAME_PATTERN,
+  SIZE_PATTERN,
+  SNAPSHOT_PREFIX_PATTERN,
+  USER_PROPERTY_PATTERN,
+} from './config-schema.js';
 import { PROP_NAME_PATTERN, PROP_VALUE_PATTERN } from './receive-props.js';
 
 // allErrors off: the first fault is the one reported, and validation stops there.
@@ -17,6 +26,11 @@ const PATTERN_MEANING: Record<string, string> = {
   [DURATION_PATTERN]: 'a duration like "7d" (a whole number and s, m, h, d, w or y) or "0"',
   [PROP_NAME_PATTERN]: 'a zfs property name (lower case letters, digits and _.:-)',
   [PROP_VALUE_PATTERN]: 'a printable string',
+  [JOB_NAME_PATTERN]: 'a name of letters, digits and _.- (at most 64)',
+  [INTERVAL_PATTERN]: 'a duration like 15m, 1h or 1d',
+  [SNAPSHOT_PREFIX_PATTERN]: 'a snapshot name prefix (letters, digits and _.:-)',
+  [USER_PROPERTY_PATTERN]: 'a user property and its value, like "zferry:job=offsite"',
+  [AUTO_PATTERN]: '"auto" or a whole number',
 };
 
 /**
@@ -80,6 +94,10 @@ function describeFault(e: ErrorObject): string {
       return `${subject} must be ${expected(schema)}, got ${shown(e.data)}`;
     case 'minLength':
       return `${subject} must not be empty`;
+    case 'minItems':
+      return `${subject} must not be empty`;
+    case 'enum':
+      return `${subject} must be one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${shown(e.data)}`;
     case 'minimum':
       return `${subject} must be at least ${String(e.params.limit)}, got ${shown(e.data)}`;
     case 'maximum':

@@ -15,6 +15,7 @@ import { checkAdminReceiveProps } from './receive-props.js';
 import { parseDuration, parseGrid, type Grid } from './retention.js';
 import { receiverFileSchema, senderFileSchema, type ClientFile, type ReceiverFile, type SenderFile, type TlsPaths } from './config-schema.js';
 import { configValidator } from './config-validate.js';
+import { jobsConfig, stateDirOf } from './job-config.js';
 
 export type { TlsPaths };
 /** The receiver's tls block: the three files, plus the CA key (enrollment signs with it) and the deny-list. */
@@ -185,7 +186,8 @@ function spoolConfig(s: NonNullable<ReceiverFile['spool']>, where: string, inFol
 }
 
 function senderConfig(file: string, f: SenderFile) {
-  return { file, baseDir: dirname(file), ...f };
+  const baseDir = dirname(file);
+  return { file, baseDir, ...f, jobs: jobsConfig(f.jobs, file, baseDir), stateDir: stateDirOf(f.stateDir, baseDir) };
 }
 
 /** One dataset root lies inside the other, or they are the same (by path components: backup/a and backup/ab do not overlap). */

@@ -72,6 +72,10 @@ export const ERROR_CODES = {
   unreachable: 'the receiver cannot be reached, or refused our certificate',
   timeout: 'the receiver did not answer a call in time',
   receiver: 'the receiver refused without a code this sender knows (an older or newer receiver)',
+  // jobs (sender-agent run)
+  locked: 'another run of the job holds its lock',
+  hook: "a job's hook failed, timed out or could not be started",
+  'parent-first': "a dataset's parent must reach the receiver before it, and has not yet",
 } as const satisfies Record<string, string>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

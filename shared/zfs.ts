@@ -369,7 +369,12 @@ export class Zfs {
   async createParents(dataset: string): Promise<void> {
     validateDataset(dataset);
     if (await this.exists(dataset)) return;
-    await this.ok(['create', '-p', dataset]);
+    const r = await this.invoke(['create', '-p', dataset]);
+    // two transfers into siblings (a job's datasets, several at once) may create the same parent
+    // at the same moment: the one that lost the race finds it there, which is all it wanted
+    if (r.code !== 0 && !(/already exists/.test(r.stderr) && (await this.exists(dataset)))) {
+      throw new ZferryError('zfs', `zfs create: ${oneLine(r.stderr || r.stdout) || `exit ${r.code}`}`);
+    }
   }
 
   /**

@@ -55,7 +55,7 @@ describe('sender-agent', () => {
   it('--help: exit 0 with every command; a failure (a config that is not there): exit 1, one line', async () => {
     const help = await run(SENDER_CLI, ['--help']);
     expect(help.code).toBe(0);
-    for (const c of ['replicate', 'estimate', 'abort', 'status', 'doctor', 'enroll', 'certs']) expect(help.out).toContain(`sender-agent ${c} `);
+    for (const c of ['replicate', 'estimate', 'abort', 'status', 'doctor', 'enroll', 'run', 'certs']) expect(help.out).toContain(`sender-agent ${c} `);
     const cmdHelp = await run(SENDER_CLI, ['replicate', '--help']);
     expect(cmdHelp.code).toBe(0);
     expect(cmdHelp.out).toContain('--heartbeat-ms MS');

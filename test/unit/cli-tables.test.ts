@@ -10,6 +10,7 @@ import { abort } from '../../sender-agent/commands/abort.js';
 import { status as senderStatus } from '../../sender-agent/commands/status.js';
 import { doctor } from '../../sender-agent/commands/doctor.js';
 import { enroll } from '../../sender-agent/commands/enroll.js';
+import { run as senderRun } from '../../sender-agent/commands/run.js';
 import { serve } from '../../receiver-agent/commands/serve.js';
 import { status as receiverStatus } from '../../receiver-agent/commands/status.js';
 import { invite } from '../../receiver-agent/commands/invite.js';
@@ -45,6 +46,7 @@ const COMMANDS: Array<{ path: string; cmd: Command; minimal: string[] }> = [
   { path: 'sender-agent status', cmd: senderStatus as unknown as Command, minimal: ['--to', 'h:1', '--config', NOWHERE] },
   { path: 'sender-agent doctor', cmd: doctor as unknown as Command, minimal: ['--to', 'h:1', '--config', NOWHERE] },
   { path: 'sender-agent enroll', cmd: enroll as unknown as Command, minimal: ['zf1.x', '--out', NOWHERE] },
+  { path: 'sender-agent run', cmd: senderRun as unknown as Command, minimal: ['--config', NOWHERE, '--once'] },
   { path: 'receiver-agent serve', cmd: serve as unknown as Command, minimal: ['--config', NOWHERE] },
   { path: 'receiver-agent status', cmd: receiverStatus as unknown as Command, minimal: ['--config', NOWHERE] },
   { path: 'receiver-agent invite', cmd: invite as unknown as Command, minimal: ['--config', NOWHERE, '--list'] },
@@ -81,7 +83,7 @@ const CHOICES: Record<string, Record<string, string>> = {
 // checked text: a bad value is a usage error too
 const CHECKED: Record<string, Record<string, string>> = { 'receiver-agent serve': { 'test-fault': 'nap-ms=5' } };
 // options for tests only, left out of the usage on purpose
-const HIDDEN: Record<string, string[]> = { 'receiver-agent serve': ['test-fault', 'test-clock'] };
+const HIDDEN: Record<string, string[]> = { 'receiver-agent serve': ['test-fault', 'test-clock'], 'sender-agent run': ['test-clock'] };
 const FREE_TEXT: Record<string, string[]> = {
   'sender-agent replicate': ['to', 'name', 'config', 'cc', 'zfs'],
   'sender-agent estimate': ['to', 'name', 'config', 'zfs'],
@@ -89,6 +91,7 @@ const FREE_TEXT: Record<string, string[]> = {
   'sender-agent status': ['to', 'name', 'config', 'zfs'],
   'sender-agent doctor': ['to', 'config', 'dataset', 'cc', 'zfs'],
   'sender-agent enroll': ['out'],
+  'sender-agent run': ['config', 'job', 'zfs', 'test-clock'],
   'receiver-agent serve': ['config', 'zfs', 'test-clock'],
   'receiver-agent status': ['config', 'http', 'token-file'],
   'receiver-agent invite': ['config', 'identity', 'root', 'host', 'revoke'],

@@ -64,6 +64,89 @@ describe('config files', () => {
   });
 });
 
+describe('sender.json jobs', () => {
+  it("loads the design's sender.json with a job as written, and fills in each default the design names", () => {
+    const design = readFileSync(join(REPO, 'docs', 'design.md'), 'utf8');
+    const block = /\/\/ sender\.json with a job[^\n]*\n([\s\S]*?)\n\/\/ /.exec(design);
+    expect(block, 'docs/design.md has the "// sender.json with a job" example').not.toBeNull();
+    const c = loadSenderConfig(write(block![1]!));
+    expect(c.stateDir).toBe('/var/lib/zferry');
+    expect(c.jobs).toHaveLength(1);
+    const j = c.jobs[0]!;
+    expect(j).toMatchObject({
+      name: 'offsite',
+      to: 'backup.example.net:7443',
+      concurrency: 4,
+      bwlimit: 0,
+      allSnapshots: false,
+      replicate: null,
+      lanes: 'auto',
+      compress: 'auto',
+      raw: undefined,
+      chunkBytes: 1024 * 1024,
+      retryBudgetMs: 600_000,
+      property: null,
+      names: {},
+      hooks: { preSnapshot: [], postSnapshot: [], postReplicate: [] },
+    });
+    expect(j.datasets.map((d) => d.text)).toEqual(['tank/data', 'tank/home']);
+    expect(j.snapshots).toEqual({ schedule: { kind: 'every', ms: 15 * 60_000, text: '15m' }, prefix: 'zferry_' });
+    expect(j.keep!.text).toBe('1x1h(keep=all) | 24x1h | 14x1d');
+  });
+
+  it('converts every job key: cron, patterns, property, names, rates, hooks (program paths against the config folder), stateDir', () => {
+    const f = write({
+      tls,
+      stateDir: 'state',
+      jobs: [
+        {
+          name: 'db.hourly-1',
+          to: '[::1]:7443',
+          datasets: ['tank/db/**'],
+          exclude: ['tank/db/*/tmp'],
+          property: 'zferry:job=offsite',
+          names: { 'tank/db': 'databases' },
+          snapshots: { cron: '5 */2 * * MON-FRI', prefix: 'hourly_' },
+          replicate: { every: '1d' },
+          keep: '24x1h',
+          concurrency: 2,
+          bwlimit: '400mbit',
+          allSnapshots: true,
+          hooks: { preSnapshot: [{ argv: ['hooks/flush', '--all'], timeoutSeconds: 5 }], postReplicate: [{ argv: ['logger', 'done'] }] },
+          lanes: 8,
+          compress: 'off',
+          raw: true,
+          linkMbit: 100,
+          chunkSize: '4MiB',
+          retrySeconds: 30,
+        },
+      ],
+    });
+    const c = loadSenderConfig(f);
+    expect(c.stateDir).toBe(join(dirname(f), 'state'));
+    const j = c.jobs[0]!;
+    expect(j.snapshots.schedule.kind).toBe('cron');
+    expect(j.snapshots.prefix).toBe('hourly_');
+    expect(j.replicate).toEqual({ kind: 'every', ms: 86_400_000, text: '1d' });
+    expect(j.property).toEqual({ name: 'zferry:job', value: 'offsite' });
+    expect(j.names).toEqual({ 'tank/db': 'databases' });
+    expect(j.exclude[0]).toMatchObject({ root: 'tank/db', literal: false });
+    expect(j.bwlimit).toBe(50e6);
+    expect(j.hooks.preSnapshot).toEqual([{ argv: [join(dirname(f), 'hooks/flush'), '--all'], timeoutMs: 5000 }]);
+    expect(j.hooks.postReplicate).toEqual([{ argv: ['logger', 'done'], timeoutMs: 60_000 }]);
+    expect(j).toMatchObject({
+      concurrency: 2,
+      allSnapshots: true,
+      lanes: 8,
+      compress: 'off',
+      raw: true,
+      linkMbit: 100,
+      chunkBytes: 4 * 1024 ** 2,
+      retryBudgetMs: 30_000,
+    });
+  });
+});
+
 describe('config examples', () => {
   it('loads every config file in certs.example/', () => {
     const files = readdirSync(join(REPO, 'certs.example')).filter((f) => f.endsWith('.json'));
@@ -226,10 +309,44 @@ describe('config schema', () => {
     'receiver-not-object.json': 'config receiver-not-object.json must be a JSON object',
     'receiver-not-json.json': 'config receiver-not-json.json is not valid JSON',
     'sender-unknown-key.json': 'sender-unknown-key.json: unknown key "serverNmae" (did you mean "serverName"?)',
-    'sender-receiver-key.json': 'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName)',
+    'sender-receiver-key.json': 'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName, jobs, stateDir)',
     'sender-missing-cert.json': 'sender-missing-cert.json: tls.cert is required',
     'sender-tls-wrong-type.json': 'sender-tls-wrong-type.json: tls must be object, got "site-a"',
     'sender-empty-zfs.json': 'sender-empty-zfs.json: zfs must not be empty',
+    'sender-empty-state-dir.json': 'sender-empty-state-dir.json: stateDir must not be empty',
+    'sender-jobs-not-list.json': 'sender-jobs-not-list.json: jobs must be array, got {',
+    'sender-job-bad-name.json': 'sender-job-bad-name.json: jobs[0].name must be a name of letters, digits and _.- (at most 64), got "off site"',
+    'sender-job-duplicate-name.json': 'sender-job-duplicate-name.json: jobs[1].name "offsite" is the name of an earlier job too',
+    'sender-job-unknown-key.json': 'sender-job-unknown-key.json: unknown key "jobs[0].concurrancy" (did you mean "concurrency"?)',
+    'sender-job-no-datasets.json':
+      'sender-job-no-datasets.json: jobs[0] selects no datasets: give "datasets" (names or patterns like "tank/data/**") or "property"',
+    'sender-job-pattern-wildcard-pool.json': 'sender-job-pattern-wildcard-pool.json: jobs[0].datasets[0]: pattern "**/data" starts with a wildcard',
+    'sender-job-pattern-partial-globstar.json':
+      'sender-job-pattern-partial-globstar.json: jobs[0].datasets[0]: pattern "tank/da**" has "da**": ** stands for whole components only',
+    'sender-job-bad-exclude.json': 'sender-job-bad-exclude.json: jobs[0].exclude[0]: pattern "tank/../etc" is not a dataset name or pattern',
+    'sender-job-bad-property.json':
+      'sender-job-bad-property.json: jobs[0].property must be a user property and its value, like "zferry:job=offsite", got "zferry-job=offsite"',
+    'sender-job-bad-target-name.json': 'sender-job-bad-target-name.json: jobs[0].names.tank/data: invalid target name "../elsewhere": contains ".."',
+    'sender-job-names-clash.json': 'sender-job-names-clash.json: jobs[0].names maps both tank/a and tank/b to "x"',
+    'sender-job-bad-every.json': 'sender-job-bad-every.json: jobs[0].snapshots.every must be a duration like 15m, 1h or 1d, got "15 minutes"',
+    'sender-job-every-too-short.json': 'sender-job-every-too-short.json: jobs[0].snapshots.every must be a duration from 1m to 365d, got "30s"',
+    'sender-job-replicate-too-often.json': 'sender-job-replicate-too-often.json: jobs[0].replicate.every must be a duration from 1m to 365d, got "5s"',
+    'sender-job-every-and-cron.json':
+      'sender-job-every-and-cron.json: jobs[0].snapshots needs "every" (like "15m") or "cron" (like "*/15 * * * *"), one of them',
+    'sender-job-no-schedule.json': 'sender-job-no-schedule.json: jobs[0].snapshots needs "every" (like "15m") or "cron"',
+    'sender-job-cron-four-fields.json': 'sender-job-cron-four-fields.json: jobs[0].snapshots.cron: cron "*/15 * * *": needs 5 fields',
+    'sender-job-cron-never.json': 'sender-job-cron-never.json: jobs[0].snapshots.cron: cron "0 0 30 2 *": never matches a date',
+    'sender-job-bad-prefix.json': 'sender-job-bad-prefix.json: jobs[0].snapshots.prefix must be a snapshot name prefix (letters, digits and _.:-), got "-F"',
+    'sender-job-bad-keep.json': 'sender-job-bad-keep.json: jobs[0].keep: retention grid rule 1 "24x1hour": period "1hour" must be a whole number and a unit',
+    'sender-job-bad-bwlimit.json':
+      'sender-job-bad-bwlimit.json: jobs[0].bwlimit must be a rate like 50MiB (bytes per second) or 400mbit, from 64KiB, got "fast"',
+    'sender-job-concurrency-zero.json': 'sender-job-concurrency-zero.json: jobs[0].concurrency must be at least 1, got 0',
+    'sender-job-bad-lanes.json': 'sender-job-bad-lanes.json: jobs[0].lanes must be "auto" or a whole number, got "many"',
+    'sender-job-bad-compress.json': 'sender-job-bad-compress.json: jobs[0].compress must be one of "off", "on", "auto", got "yes"',
+    'sender-job-chunk-too-small.json': 'sender-job-chunk-too-small.json: jobs[0].chunkSize must be from 64KiB to 64MiB, got "1KiB"',
+    'sender-job-hook-empty-argv.json': 'sender-job-hook-empty-argv.json: jobs[0].hooks.preSnapshot[0].argv must not be empty',
+    'sender-job-hook-timeout-zero.json': 'sender-job-hook-timeout-zero.json: jobs[0].hooks.preSnapshot[0].timeoutSeconds must be at least 1, got 0',
+    'sender-job-hook-unknown.json': 'sender-job-hook-unknown.json: unknown key "jobs[0].hooks.preSnaphot" (did you mean "preSnapshot"?)',
   };
 
   it('has an expected refusal for every file in test/configs/invalid/', () => {

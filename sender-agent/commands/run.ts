@@ -1,0 +1,86 @@
+// `sender-agent run`: the jobs of sender.json, unattended (sender-agent/jobs/). With --once,
+// one tick of each job (or of --job) now, whatever the schedule says: exit 0 only when every
+// dataset succeeded, else 1 with one line per failed dataset. Without --once, a daemon until
+// SIGTERM (jobs/daemon.ts).
+import { loadSenderConfig, type SenderConfig } from '../../shared/config.js';
+import { defineCommand } from '../../shared/command.js';
+import { fileClock, systemClock } from '../../shared/clock.js';
+import { createLogger } from '../../shared/log.js';
+import { ZferryError, errorMessage } from '../../shared/errors.js';
+import type { JobConfig } from '../../shared/job-config.js';
+import { CONFIG, VERBOSE, ZFS, senderLog } from './common.js';
+
+function jobsToRun(config: SenderConfig, only: string | undefined): JobConfig[] {
+  if (only !== undefined) {
+    const job = config.jobs.find((j) => j.name === only);
+    if (!job) throw new ZferryError('bad-config', `${config.file} has no job "${only}" (jobs: ${config.jobs.map((j) => j.name).join(', ') || 'none'})`);
+    return [job];
+  }
+  if (config.jobs.length === 0) throw new ZferryError('bad-config', `${config.file} has no jobs; add "jobs" (docs/design.md, "Jobs")`);
+  return config.jobs;
+}
+
+export const run = defineCommand({
+  name: 'run',
+  about:
+    'runs the jobs of sender.json: snapshots on schedule, replication, source pruning; until SIGTERM\n(SIGHUP reloads the config), or with --once one tick of each job now',
+  options: {
+    config: CONFIG,
+    once: { type: 'boolean', help: 'one tick of each job now (snapshot, replicate, prune), then exit: 0 only if every dataset succeeded' },
+    job: { type: 'string', arg: '<name>', help: 'only this job' },
+    zfs: ZFS,
+    verbose: VERBOSE,
+    'test-clock': { type: 'string', arg: '<file>', help: 'tests only: read the time from this file', hidden: true },
+  },
+  async run({ values: v }, io) {
+    const clock = v['test-clock'] === undefined ? systemClock : fileClock(v['test-clock']);
+    const config = loadSenderConfig(v.config);
+    const jobs = jobsToRun(config, v.job);
+    const abort = new AbortController();
+    const { JobRunner } = await import('../jobs/runner.js');
+    if (v.once) {
+      const log = senderLog(v.verbose);
+      const stop = () => abort.abort(new ZferryError('cancelled', 'stopped by a signal'));
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      const { latestTick } = await import('../jobs/schedule.js');
+      let failed = 0;
+      for (const job of jobs) {
+        const runner = new JobRunner(job, { config, zfsBin: v.zfs, clock, log, signal: abort.signal });
+        const now = clock.now();
+        try {
+          const reports = await runner.once(latestTick(job.snapshots.schedule, now), job.replicate && latestTick(job.replicate, now));
+          const bad = reports.filter((r) => r.error);
+          for (const r of bad) io.err.write(`sender-agent run: job ${job.name}: ${r.dataset}: ${r.error!.message}\n`);
+          failed += bad.length;
+          const ok = reports.filter((r) => !r.error);
+          const pruned = ok.reduce((n, r) => n + (r.pruned ?? 0), 0);
+          io.out.write(`job ${job.name}: ${ok.length} dataset(s) up to date, ${bad.length} failed${pruned ? `, ${pruned} snapshot(s) pruned here` : ''}\n`);
+        } catch (e) {
+          io.err.write(`sender-agent run: job ${job.name}: ${errorMessage(e)}\n`);
+          failed++;
+        }
+      }
+      return failed === 0 ? 0 : 1;
+    }
+    const level = v.verbose ? 'debug' : ((process.env.ZFERRY_LOG_LEVEL as 'info' | undefined) ?? 'info');
+    const log = createLogger('sender', { level });
+    const { Daemon } = await import('../jobs/daemon.js');
+    const daemon = new Daemon(config, {
+      load: () => loadSenderConfig(v.config),
+      only: v.job,
+      zfsBin: v.zfs,
+      clock,
+      log,
+      // a test clock may jump at any moment: look at it more often
+      pollMs: v['test-clock'] === undefined ? 1000 : 200,
+    });
+    process.on('SIGHUP', () => daemon.reload());
+    process.once('SIGTERM', () => void daemon.stop('SIGTERM'));
+    process.once('SIGINT', () => void daemon.stop('SIGINT'));
+    daemon.start();
+    io.out.write(`running ${jobs.map((j) => j.name).join(', ')}\n`);
+    await daemon.run();
+    return 0;
+  },
+});
