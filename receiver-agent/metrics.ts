@@ -208,6 +208,25 @@ export function createMetrics(
     },
   });
 
+  // Receiver-wide, for the "spool over 80 %" alert (docs/alerts.yml): the per-transfer
+  // zferry_spool_bytes series vanish with their transfers and cannot be summed reliably.
+  new Gauge({
+    name: 'zferry_spool_used_bytes',
+    help: 'Stream bytes waiting in the disk spool, all running transfers together.',
+    registers: [registry],
+    collect() {
+      this.set(obs.spoolTotals().usedBytes);
+    },
+  });
+  new Gauge({
+    name: 'zferry_spool_capacity_bytes',
+    help: 'Size of the disk spool (spool.maxBytes; 0 without a spool).',
+    registers: [registry],
+    collect() {
+      this.set(obs.spoolTotals().capacityBytes);
+    },
+  });
+
   new Gauge({
     name: 'zferry_certificate_expiry_timestamp_seconds',
     help: 'notAfter of the receiver\'s own certificate (cert="receiver") and of its CA (cert="ca"), unix seconds.',

@@ -329,6 +329,13 @@ export class Observer extends EventEmitter {
   }
 
   /** notAfter of the receiver's certificate and of its CA (unix seconds), re-read every few minutes. */
+  /** The disk spool of all transfers together: bytes waiting in it now, and its size (0: no spool). */
+  spoolTotals(): { usedBytes: number; capacityBytes: number } {
+    let used = 0;
+    for (const t of this.transfers.active()) used += t.spoolBytes;
+    return { usedBytes: used, capacityBytes: this.src.cfg.spool?.maxBytes ?? 0 };
+  }
+
   certs(): CertExpiry[] {
     if (this.certCache && Date.now() - this.certCache.at < CERT_MAX_AGE_MS) return this.certCache.certs;
     const certs: CertExpiry[] = [];

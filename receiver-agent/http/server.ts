@@ -16,13 +16,14 @@
 // says only {"status":"ok"} (a liveness check for load balancers that cannot send headers;
 // its version, uptime and transfer count need the token). The token is read from
 // cfg.httpToken on every request, so a reloaded token file takes effect at once.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { isIP, type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
+import { bearer, sameSecret } from '../../shared/secret.js';
 import { formatHostPort } from '../../shared/address.js';
 import { isLoopbackHost, type ReceiverConfig } from '../../shared/config.js';
 import { ZferryError } from '../../shared/errors.js';
@@ -55,13 +56,6 @@ function findPage(): string | null {
   return null;
 }
 
-/** Constant-time equality of two secrets of any length. */
-export function sameSecret(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a, 'utf8').digest();
-  const hb = createHash('sha256').update(b, 'utf8').digest();
-  return timingSafeEqual(ha, hb);
-}
-
 /** The dashboard cookie's value for a token: an HMAC, so the cookie jar never holds the token. */
 export function sessionValue(token: string): string {
   return createHmac('sha256', token).update('zferry dashboard session v1').digest('base64url');
@@ -72,12 +66,6 @@ export function sessionCookieName(port: number): string {
 }
 
 /** The bearer token of an Authorization header, or null. */
-function bearer(header: string | string[] | undefined): string | null {
-  const h = Array.isArray(header) ? header[0] : header;
-  const m = h ? /^Bearer[ ]+(\S+)\s*$/i.exec(h) : null;
-  return m ? m[1]! : null;
-}
-
 function cookie(header: string | undefined, name: string): string | null {
   if (!header) return null;
   for (const part of header.split(';')) {
