@@ -40,7 +40,8 @@ export async function startSenderHttp(
   app.addHook('onRequest', async (req, reply) => {
     const h = req.headers.host;
     const name = h ? hostName(h) : '';
-    if (!(isIP(name) !== 0 || name === 'localhost' || name === host.toLowerCase())) return reply.code(421).send({ error: `Host ${h ?? '(none)'} is not this server` });
+    if (!(isIP(name) !== 0 || name === 'localhost' || name === host.toLowerCase()))
+      return reply.code(421).send({ error: `Host ${h ?? '(none)'} is not this server` });
     const t = token();
     if (!t) return;
     const b = bearer(req.headers.authorization);

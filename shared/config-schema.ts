@@ -239,6 +239,10 @@ export const senderFileSchema = {
     jobs: { type: 'array', items: jobSchema, default: [] },
     /** where jobs keep their state and locks (default /var/lib/zferry; job-config.ts says why) */
     stateDir: text,
+    /** the `run` daemon's status server, /metrics and /healthz (absent or null: none); beyond loopback it needs httpTokenFile */
+    http: { type: ['string', 'null'], pattern: HOST_PORT_PATTERN },
+    /** file holding that server's bearer token (readHttpToken) */
+    httpTokenFile: { type: ['string', 'null'], minLength: 1 },
   },
 } as const;
 

@@ -136,14 +136,7 @@ function receiverConfig(file: string, f: ReceiverFile) {
   for (const [id, c] of Object.entries(clientFiles)) clients[id] = clientPolicy(c, at(`clients.${id}`));
   checkDisjointRoots(clients, file);
 
-  const http = ifSet(httpAddr, (v) => address(v, at('http')));
-  const httpTokenFile = ifSet(tokenFile, inFolder);
-  if (http && !isLoopbackHost(http.host) && !httpTokenFile) {
-    throw new ZferryError(
-      'bad-config',
-      `${file}: "http" listens on ${http.host}, beyond loopback, without a token: set "httpTokenFile" to a 0600 file holding a secret of at least ${MIN_HTTP_TOKEN_CHARS} characters (openssl rand -hex 32), or listen on 127.0.0.1`,
-    );
-  }
+  const { http, httpTokenFile, httpToken } = statusServer(file, httpAddr, tokenFile);
   // windowBudgetPerIdentity and spool.maxBytesPerIdentity default to a quarter of the whole
   // (config-schema.ts says why): no one customer takes more than a quarter.
   const windowBudget = bytes(budget, at('windowBudget'));
@@ -172,8 +165,21 @@ function receiverConfig(file: string, f: ReceiverFile) {
     /** file holding the status server's bearer token (required when "http" is beyond loopback) */
     httpTokenFile,
     /** the token read from httpTokenFile at load (null: the status server has no authentication) */
-    httpToken: httpTokenFile ? readHttpToken(httpTokenFile, file) : null,
+    httpToken,
   };
+}
+
+/** "http" and "httpTokenFile" of either agent: beyond loopback only with a token. */
+function statusServer(file: string, httpAddr: string | null | undefined, tokenFile: string | null | undefined) {
+  const http = ifSet(httpAddr, (v) => address(v, `${file}: http`));
+  const httpTokenFile = ifSet(tokenFile, (p) => resolve(dirname(file), p));
+  if (http && !isLoopbackHost(http.host) && !httpTokenFile) {
+    throw new ZferryError(
+      'bad-config',
+      `${file}: "http" listens on ${http.host}, beyond loopback, without a token: set "httpTokenFile" to a 0600 file holding a secret of at least ${MIN_HTTP_TOKEN_CHARS} characters (openssl rand -hex 32), or listen on 127.0.0.1`,
+    );
+  }
+  return { http, httpTokenFile, httpToken: httpTokenFile ? readHttpToken(httpTokenFile, file) : null };
 }
 
 function spoolConfig(s: NonNullable<ReceiverFile['spool']>, where: string, inFolder: (p: string) => string) {
@@ -187,7 +193,15 @@ function spoolConfig(s: NonNullable<ReceiverFile['spool']>, where: string, inFol
 
 function senderConfig(file: string, f: SenderFile) {
   const baseDir = dirname(file);
-  return { file, baseDir, ...f, jobs: jobsConfig(f.jobs, file, baseDir), stateDir: stateDirOf(f.stateDir, baseDir) };
+  const { http: httpAddr, httpTokenFile: tokenFile, ...rest } = f;
+  return {
+    file,
+    baseDir,
+    ...rest,
+    ...statusServer(file, httpAddr, tokenFile),
+    jobs: jobsConfig(f.jobs, file, baseDir),
+    stateDir: stateDirOf(f.stateDir, baseDir),
+  };
 }
 
 /** One dataset root lies inside the other, or they are the same (by path components: backup/a and backup/ab do not overlap). */

@@ -9,6 +9,8 @@ import { createLogger } from '../../shared/log.js';
 import { ZferryError, errorMessage } from '../../shared/errors.js';
 import type { JobConfig } from '../../shared/job-config.js';
 import { CONFIG, VERBOSE, ZFS, senderLog } from './common.js';
+import { formatHostPort } from '../../shared/address.js';
+import { startSenderHttp, type SenderHttp } from '../http.js';
 
 function jobsToRun(config: SenderConfig, only: string | undefined): JobConfig[] {
   if (only !== undefined) {
@@ -79,8 +81,26 @@ export const run = defineCommand({
     process.once('SIGTERM', () => void daemon.stop('SIGTERM'));
     process.once('SIGINT', () => void daemon.stop('SIGINT'));
     daemon.start();
-    io.out.write(`running ${jobs.map((j) => j.name).join(', ')}\n`);
+    // The status server starts with the daemon and stays on the address it started with; its
+    // token follows reloads.
+    let http: SenderHttp | null = null;
+    if (config.http) {
+      const { jobStatuses, senderCerts } = await import('../jobs/status-source.js');
+      try {
+        http = await startSenderHttp(
+          formatHostPort(config.http.host, config.http.port),
+          () => daemon.currentConfig.httpToken,
+          { jobs: () => jobStatuses(daemon.currentConfig, clock.now(), v.job), certs: () => senderCerts(daemon.currentConfig) },
+          log,
+        );
+      } catch (e) {
+        await daemon.stop('http');
+        throw e;
+      }
+    }
+    io.out.write(`running ${jobs.map((j) => j.name).join(', ')}${http ? `; status server on http://${http.address}` : ''}\n`);
     await daemon.run();
+    await http?.close();
     return 0;
   },
 });

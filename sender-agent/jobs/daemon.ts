@@ -204,6 +204,11 @@ export class Daemon {
     return jobs;
   }
 
+  /** The configuration in force (the last one a reload accepted). */
+  get currentConfig(): SenderConfig {
+    return this.config;
+  }
+
   /** Sets up the jobs and starts polling; run() resolves once stopped. */
   start(): void {
     const now = this.o.clock.now();

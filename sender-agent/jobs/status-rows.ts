@@ -42,7 +42,8 @@ export function jobStatus(job: JobConfig, state: JobState, now: number): JobStat
   const datasets = Object.entries(state.datasets)
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([dataset, d]): DatasetStatus => {
-      const committedAt = (d.lastSnapshot && snapshotTime(job.snapshots.prefix, d.lastSnapshot)) ?? msOf(d.lastSuccessAt);
+      const named = d.lastSnapshot ? snapshotTime(job.snapshots.prefix, d.lastSnapshot) : null;
+      const committedAt = named ?? msOf(d.lastSuccessAt);
       return {
         job: job.name,
         dataset,

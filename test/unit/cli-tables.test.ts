@@ -88,7 +88,7 @@ const FREE_TEXT: Record<string, string[]> = {
   'sender-agent replicate': ['to', 'name', 'config', 'cc', 'zfs'],
   'sender-agent estimate': ['to', 'name', 'config', 'zfs'],
   'sender-agent abort': ['to', 'name', 'config', 'zfs'],
-  'sender-agent status': ['to', 'name', 'config', 'zfs'],
+  'sender-agent status': ['to', 'name', 'job', 'config', 'zfs'],
   'sender-agent doctor': ['to', 'config', 'dataset', 'cc', 'zfs'],
   'sender-agent enroll': ['out'],
   'sender-agent run': ['config', 'job', 'zfs', 'test-clock'],

@@ -150,7 +150,7 @@ describe('sender.json jobs', () => {
 describe('config examples', () => {
   it('loads every config file in certs.example/', () => {
     const files = readdirSync(join(REPO, 'certs.example')).filter((f) => f.endsWith('.json'));
-    expect(files.sort()).toEqual(['receiver.json', 'sender.json']);
+    expect(files.sort()).toEqual(['receiver.json', 'sender-jobs.json', 'sender.json']);
     for (const f of files) expect(() => loaderFor(f)(join(REPO, 'certs.example', f)), f).not.toThrow();
     const r = loadReceiverConfig(join(REPO, 'certs.example', 'receiver.json'));
     expect(r.clients['site-b']).toEqual({
@@ -309,7 +309,8 @@ describe('config schema', () => {
     'receiver-not-object.json': 'config receiver-not-object.json must be a JSON object',
     'receiver-not-json.json': 'config receiver-not-json.json is not valid JSON',
     'sender-unknown-key.json': 'sender-unknown-key.json: unknown key "serverNmae" (did you mean "serverName"?)',
-    'sender-receiver-key.json': 'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName, jobs, stateDir)',
+    'sender-receiver-key.json': 'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName, jobs, stateDir, http, httpTokenFile)',
+    'sender-http-beyond-loopback.json': 'sender-http-beyond-loopback.json: "http" listens on 0.0.0.0, beyond loopback, without a token',
     'sender-missing-cert.json': 'sender-missing-cert.json: tls.cert is required',
     'sender-tls-wrong-type.json': 'sender-tls-wrong-type.json: tls must be object, got "site-a"',
     'sender-empty-zfs.json': 'sender-empty-zfs.json: zfs must not be empty',
