@@ -40,6 +40,8 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { Pruner } from './pruner.js';
 
 const MIN_CHUNK = 64 * 1024;
+/** The smallest window a Begin is granted when the window budget is short: 4 chunks, and at least this. */
+const MIN_WINDOW = 16 * 1024 * 1024;
 
 /**
  * Faults a test harness injects into a receiver (test/faults.test.ts); never set in service.
@@ -194,8 +196,9 @@ export class ReceiverCore {
     };
   };
 
-  begin = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
-    if (req.kind === 'probe') return this.beginProbe(identity, req);
+  /** `grantedWindow`: the window admission granted (beginLimited), when not what was asked. */
+  begin = async (identity: string | null, req: BeginRequest, grantedWindow?: number): Promise<BeginReply> => {
+    if (req.kind === 'probe') return this.beginProbe(identity, req, grantedWindow);
     const { target, policy } = this.policy.target(identity, req.name);
     const held = this.quarantined.get(policy.identity);
     if (held) throw new ZferryError('quarantined', `"${policy.identity}" may not transfer until the receiver's admin has looked: ${held}`);
@@ -215,7 +218,7 @@ export class ReceiverCore {
     if (req.kind === 'resume' && !resumable) throw new ZferryError('unsupported', `this receiver's zfs cannot resume receives`);
     const parent = dirname(target);
     if (parent !== '.' && parent.includes('/')) await this.zfs.createParents(parent);
-    const { chunkBytes, windowBytes } = this.sizes(req);
+    const { chunkBytes, windowBytes } = this.sizes(req, grantedWindow);
     // what the stream may refer to by guid: snapshots under this client's root, nothing else
     const known = await this.zfs.snapshotGuidsUnder(policy.root);
     const onCommandLine = await this.zfs.receivePropsSupported();
@@ -260,11 +263,11 @@ export class ReceiverCore {
    * the bytes are discarded — no dataset is named, created or received into. Allowed unless
    * "probes": false; bounded by probeMaxBytes and probeMaxSeconds (the transfer fails beyond).
    */
-  private async beginProbe(identity: string | null, req: BeginRequest): Promise<BeginReply> {
+  private async beginProbe(identity: string | null, req: BeginRequest, grantedWindow?: number): Promise<BeginReply> {
     const policy = this.policy.client(identity);
     if (!this.cfg.probes) throw new ZferryError('denied', 'this receiver does not allow probe transfers ("probes": false in receiver.json)');
     const target = probeTarget(policy.root);
-    const { chunkBytes, windowBytes } = this.sizes(req);
+    const { chunkBytes, windowBytes } = this.sizes(req, grantedWindow);
     const t = new Transfer(
       {
         identity: policy.identity,
@@ -301,19 +304,24 @@ export class ReceiverCore {
   /**
    * Begin under the client's maxTransfers (defaultMaxTransfers when its policy sets none) and
    * the receiver-wide budgets: admitted by the registry first (transfer-registry.ts admit), which
-   * refuses at once over any of them; the transfer set up then holds the budget until it settles.
+   * refuses at once over any of them, or grants a smaller window, or names running transfers
+   * of clients over their fair share to preempt (budget.ts); those are abandoned here before
+   * this Begin sets its transfer up, which then holds the budget until it settles.
    */
   beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
     const { target, policy } = req.kind === 'probe' ? { target: null, policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
+    const { chunkBytes, windowBytes } = this.sizes(req);
     const admission = this.transfers.admit({
       identity: policy.identity,
       target,
-      windowBytes: this.sizes(req).windowBytes,
+      windowBytes,
+      floorBytes: Math.max(4 * chunkBytes, MIN_WINDOW),
       maxTransfers: policy.maxTransfers ?? this.cfg.defaultMaxTransfers,
       ownLimit: policy.maxTransfers !== null,
     });
     try {
-      const reply = await this.begin(identity, req);
+      for (const p of admission.preempt) await p.transfer.abandon(p.reason, 'preempted');
+      const reply = await this.begin(identity, req, admission.windowBytes);
       const t = this.transfers.get(reply.transferId);
       if (t instanceof Transfer) admission.bind(t);
       return reply;
@@ -322,10 +330,10 @@ export class ReceiverCore {
     }
   };
 
-  /** The chunk size asked for, within limits, and a window of at least two chunks. */
-  private sizes(req: BeginRequest): { chunkBytes: number; windowBytes: number } {
+  /** The chunk size asked for, within limits, and a window of at least two chunks (`granted`: admission's, when given). */
+  private sizes(req: BeginRequest, granted?: number): { chunkBytes: number; windowBytes: number } {
     const chunkBytes = Math.max(MIN_CHUNK, Math.min(req.chunkBytes || 1024 * 1024, this.cfg.maxChunkBytes));
-    return { chunkBytes, windowBytes: Math.max(chunkBytes * 2, this.cfg.windowBytes) };
+    return { chunkBytes, windowBytes: granted ?? Math.max(chunkBytes * 2, this.cfg.windowBytes) };
   }
 
   /** What a sender needs to open lanes for a transfer that has begun. */
