@@ -33,8 +33,9 @@
 //      with code 'preempted' (retryable; zfs recv -s keeps the partial state, so the
 //      victim's next attempt resumes): the most-over identity first and, within it, the
 //      transfer whose last byte reached zfs recv longest ago (a held transfer that never
-//      sent sequence 0 has made none since it began). The requester then gets at most its
-//      share (down to the floor), so it is never over the share itself by preempting.
+//      sent sequence 0 has made none since it began), until its share fits (or no one else
+//      may be preempted: then at least the floor must, or nothing is preempted). The
+//      requester gets at most its share (or the floor), so preempting never puts it over.
 //   3. else refuse 'over-budget', one line naming the budget, as before.
 //
 // No thrashing: a preemption never leaves the victim's identity holding less than the
@@ -185,20 +186,13 @@ export class ReceiverBudget {
       remove(v.identity, v.windowBytes);
     }
 
-    // window: the identity's own cap, then the receiver's
+    // window: the receiver's, then the identity's own cap
     const own = windowOf(identity);
-    if (own + floor > l.windowBudgetPerIdentity) {
-      throw new ZferryError(
-        'over-budget',
-        `"${identity}" already has ${formatBytes(own)} of window in running transfers and a new one needs ${formatBytes(windowBytes)}, over its share (windowBudgetPerIdentity ${formatBytes(l.windowBudgetPerIdentity)}); try again when one has finished`,
-      );
-    }
-    const want = Math.min(windowBytes, l.windowBudgetPerIdentity - own);
+    const want = Math.min(windowBytes, Math.max(floor, l.windowBudgetPerIdentity - own));
     let granted = Math.min(want, l.windowBudget - window);
     if (granted < floor) {
       const share = l.windowBudget / running;
       const fair = Math.min(want, Math.max(floor, Math.floor(share - own)));
-      const before = victims.length;
       if (own < share) {
         while (l.windowBudget - window < fair) {
           // the victim's identity keeps at least as much window as the requester will hold
@@ -206,19 +200,31 @@ export class ReceiverBudget {
           if (!v) break;
           victims.push({
             transfer: v,
-            reason: preemptReason(`${formatBytes(l.windowBudget)} window budget (windowBudget)`, formatBytes(windowOf(v.identity)), formatBytes(share), running),
+            reason: preemptReason(
+              `${formatBytes(l.windowBudget)} window budget (windowBudget)`,
+              formatBytes(windowOf(v.identity)),
+              formatBytes(share),
+              running,
+            ),
           });
           remove(v.identity, v.windowBytes);
         }
       }
-      if (l.windowBudget - window < fair) {
+      // preempting is worth it only if the requester then gets at least its floor
+      if (l.windowBudget - window < floor) {
         const held = this.window - superseded.reduce((n, s) => n + s.windowBytes, 0);
         throw new ZferryError(
           'over-budget',
           `this receiver has granted ${formatBytes(held)} of its ${formatBytes(l.windowBudget)} window budget to running transfers and cannot grant ${formatBytes(windowBytes)} more (windowBudget); try again in a few minutes`,
         );
       }
-      granted = victims.length > before ? fair : Math.min(want, l.windowBudget - window);
+      granted = Math.min(fair, l.windowBudget - window);
+    }
+    if (own + granted > l.windowBudgetPerIdentity) {
+      throw new ZferryError(
+        'over-budget',
+        `"${identity}" already has ${formatBytes(own)} of window in running transfers and a new one needs ${formatBytes(windowBytes)}, over its share (windowBudgetPerIdentity ${formatBytes(l.windowBudgetPerIdentity)}); try again when one has finished`,
+      );
     }
     this.transfers++;
     this.slotsBy.set(identity, this.slotsOf(identity) + 1);
