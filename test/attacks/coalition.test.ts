@@ -106,7 +106,13 @@ describe('a coalition holding the whole window budget', () => {
       });
       // an honest client, our sender, no retries: admitted at once
       const honest = await runSender(
-        senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: pki.client('site-a'), zfs: FAKE_ZFS, extra: ['--retry-seconds', '0'] }),
+        senderArgs('replicate', 'tank/data', {
+          to: receiver.address,
+          name: 'data',
+          config: pki.client('site-a'),
+          zfs: FAKE_ZFS,
+          extra: ['--retry-seconds', '0'],
+        }),
         env,
       );
       expect(honest.code, honest.stderr).toBe(0);
