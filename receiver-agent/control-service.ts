@@ -6,7 +6,7 @@ import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import { validateSnapshotName } from '../shared/names.js';
-import type { ReceiverConfig } from '../shared/config.js';
+import type { ClientPolicy, ReceiverConfig } from '../shared/config.js';
 import {
   AGENT_VERSION,
   PROTOCOL_VERSION,
@@ -200,19 +200,8 @@ export class ReceiverCore {
   begin = async (identity: string | null, req: BeginRequest, grantedWindow?: number): Promise<BeginReply> => {
     if (req.kind === 'probe') return this.beginProbe(identity, req, grantedWindow);
     const { target, policy } = this.policy.target(identity, req.name);
-    const held = this.quarantined.get(policy.identity);
-    if (held) throw new ZferryError('quarantined', `"${policy.identity}" may not transfer until the receiver's admin has looked: ${held}`);
-    if (!isStreamKind(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind.slice(0, 40)}"`);
-    if (req.snapshot) validateSnapshotName(req.snapshot);
-    if (req.toGuid && !/^\d{1,20}$/.test(req.toGuid)) throw new ZferryError('bad-request', 'to_guid must be a decimal u64');
-    if (req.fromGuid && !/^\d{1,20}$/.test(req.fromGuid)) throw new ZferryError('bad-request', 'from_guid must be a decimal u64');
-    if (policy.requireRaw && (!req.raw || !req.encryptedSource)) {
-      // a vault client: refused before zfs recv is even started (the stream's own BEGIN record is checked too)
-      throw new ZferryError(
-        'denied',
-        `"${policy.identity}" may only send raw streams of encrypted datasets (requireRaw), and this one is ${!req.encryptedSource ? 'from an unencrypted dataset' : 'not raw (send with --raw)'}; nothing was received`,
-      );
-    }
+    this.checkRequest(policy, req);
+    if (!isStreamKind(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind.slice(0, 40)}"`); // (checked: narrows the type)
     await this.clearTarget(target);
     const resumable = await this.resumeSupported(target);
     if (req.kind === 'resume' && !resumable) throw new ZferryError('unsupported', `this receiver's zfs cannot resume receives`);
@@ -258,6 +247,27 @@ export class ReceiverCore {
     return this.beginReply(t, policy.maxLanes);
   };
 
+  /** What a Begin is refused for by what it says alone: checked before admission, so a Begin refused here preempts nobody. */
+  private checkRequest(policy: ClientPolicy & { identity: string }, req: BeginRequest): void {
+    if (req.kind === 'probe') {
+      if (!this.cfg.probes) throw new ZferryError('denied', 'this receiver does not allow probe transfers ("probes": false in receiver.json)');
+      return;
+    }
+    const held = this.quarantined.get(policy.identity);
+    if (held) throw new ZferryError('quarantined', `"${policy.identity}" may not transfer until the receiver's admin has looked: ${held}`);
+    if (!isStreamKind(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind.slice(0, 40)}"`);
+    if (req.snapshot) validateSnapshotName(req.snapshot);
+    if (req.toGuid && !/^\d{1,20}$/.test(req.toGuid)) throw new ZferryError('bad-request', 'to_guid must be a decimal u64');
+    if (req.fromGuid && !/^\d{1,20}$/.test(req.fromGuid)) throw new ZferryError('bad-request', 'from_guid must be a decimal u64');
+    if (policy.requireRaw && (!req.raw || !req.encryptedSource)) {
+      // a vault client: refused before zfs recv is even started (the stream's own BEGIN record is checked too)
+      throw new ZferryError(
+        'denied',
+        `"${policy.identity}" may only send raw streams of encrypted datasets (requireRaw), and this one is ${!req.encryptedSource ? 'from an unencrypted dataset' : 'not raw (send with --raw)'}; nothing was received`,
+      );
+    }
+  }
+
   /**
    * A path probe for `sender-agent doctor`: the same lanes, window and acks as a transfer, but
    * the bytes are discarded — no dataset is named, created or received into. Allowed unless
@@ -265,7 +275,7 @@ export class ReceiverCore {
    */
   private async beginProbe(identity: string | null, req: BeginRequest, grantedWindow?: number): Promise<BeginReply> {
     const policy = this.policy.client(identity);
-    if (!this.cfg.probes) throw new ZferryError('denied', 'this receiver does not allow probe transfers ("probes": false in receiver.json)');
+    this.checkRequest(policy, req);
     const target = probeTarget(policy.root);
     const { chunkBytes, windowBytes } = this.sizes(req, grantedWindow);
     const t = new Transfer(
@@ -310,6 +320,7 @@ export class ReceiverCore {
    */
   beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
     const { target, policy } = req.kind === 'probe' ? { target: null, policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
+    this.checkRequest(policy, req);
     const { chunkBytes, windowBytes } = this.sizes(req);
     const admission = this.transfers.admit({
       identity: policy.identity,

@@ -75,7 +75,7 @@ beforeAll(async () => {
   for (const h of HOSTILE) clients[h] = { root: `backup/${h}` };
   // 4 identities × 2 transfers × a 32 MiB window = the 256 MiB window budget; each identity
   // stays within its own cap (windowBudgetPerIdentity: a quarter, 64 MiB)
-  receiver = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients, extra: { window: '32MiB', windowBudget: '256MiB', laneGraceSeconds: 300 } });
+  receiver = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients, http: true, extra: { window: '32MiB', windowBudget: '256MiB', laneGraceSeconds: 300 } });
 });
 
 afterAll(async () => {
@@ -104,6 +104,11 @@ describe('a coalition holding the whole window budget', () => {
         code: 'over-budget',
         message: expect.stringMatching(/granted 256 MiB of its 256 MiB window budget .*\(windowBudget\)/),
       });
+      // a Begin refused for what it says (a malformed guid) is refused before admission: it preempts nobody
+      const cfgA = loadSenderConfig(pki.client('site-a'));
+      const siteA = new ControlClient(receiver.address, loadTlsMaterial(cfgA.tls, cfgA.baseDir));
+      controls.push(siteA);
+      await expect(siteA.begin(beginRequest('data', { toGuid: 'not-a-guid' }))).rejects.toMatchObject({ code: 'bad-request' });
       // an honest client, our sender, no retries: admitted at once
       const honest = await runSender(
         senderArgs('replicate', 'tank/data', {
@@ -117,7 +122,8 @@ describe('a coalition holding the whole window budget', () => {
       );
       expect(honest.code, honest.stderr).toBe(0);
       expect(await zfs('fake-hash', 'backup/site-a/data@s1')).toBe(await zfs('fake-hash', 'tank/data@s1'));
-      // exactly one held transfer made room (share 256 / 5 = 51.2 MiB; one 32 MiB window was enough)
+      // exactly one held transfer made room (share 256 / 5 = 51.2 MiB; one 32 MiB window was enough),
+      // and none for the malformed Begin
       const told = lanes.map((l) => l.frames.find((f) => f.type === FrameType.Error)).filter((f) => f !== undefined);
       expect(told).toHaveLength(1);
       expect(laneErrorCode(told[0]!.value, 'receiver')).toBe('preempted');
@@ -125,6 +131,10 @@ describe('a coalition holding the whole window budget', () => {
         /^preempted: this receiver shares its 256 MiB window budget \(windowBudget\) fairly among the 5 clients running transfers \(51\.2 MiB each\) and this client held 64\.0 MiB;/,
       );
       expect(receiver.logs()).toMatch(/transfer preempted/);
+      const metrics = await (await fetch(`http://${receiver.http}/metrics`)).text();
+      const counted = [...metrics.matchAll(/^zferry_preempted_transfers_total\{identity="([^"]+)"\} (\d+)$/gm)].filter((m) => m[2] !== '0');
+      expect(counted.map((m) => m[2])).toEqual(['1']);
+      expect(HOSTILE).toContain(counted[0]![1]);
       // the other seven are still held (their lanes open): only what was needed was taken
       const open = await Promise.all(lanes.map((l) => Promise.race([l.closed.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 200))])));
       expect(open.filter(Boolean)).toHaveLength(7);
