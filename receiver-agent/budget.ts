@@ -13,11 +13,50 @@
 //   spool.maxBytes           10 GiB  spool files of all transfers together (SpoolBudget)
 //   spool.maxBytesPerIdentity  2.5 GiB (a quarter of spool.maxBytes) of one identity's
 //
-// A Begin that would go over a budget is refused at once with a one-line ZferryError('over-budget')
-// that names the budget (its config key) and says to try again: nothing waits in a queue a
-// hostile client could fill. A transfer's share comes back when it settles (committed,
-// failed, abandoned): its window as soon as `done` settles (the lanes and the window's
-// buffers are gone then), its transfer slot once zfs recv has exited too.
+// A transfer's share comes back when it settles (committed, failed, abandoned): its window as
+// soon as `done` settles (the lanes and the window's buffers are gone then), its transfer slot
+// once zfs recv has exited too. Nothing waits in a queue a hostile client could fill: a Begin
+// is admitted, shrunk, or admitted by preempting, at once, or refused.
+//
+// Fair sharing (max-min) between identities. Per-identity caps alone do not protect anyone
+// once enough identities collude: 16 hostile transfers × the default 256 MiB window held
+// 4 GiB, the whole windowBudget, and every honest Begin after that was refused. So when a
+// Begin does not fit, in this order:
+//
+//   1. shrink: the window is granted smaller, down to a floor (Begin's: max(4 chunks, 16 MiB),
+//      never above what was asked), if that fits in what is free. BeginReply.windowBytes
+//      tells the sender, which keeps no more than that unacknowledged.
+//   2. preempt: if the requester holds less than its fair share — windowBudget (or
+//      maxTransfersTotal, for slots) divided by the identities with running transfers, the
+//      requester included — running transfers (never committing ones, never one another
+//      Begin already counts as freed) of identities STRICTLY OVER that share are abandoned
+//      with code 'preempted' (retryable; zfs recv -s keeps the partial state, so the
+//      victim's next attempt resumes): the most-over identity first and, within it, the
+//      transfer whose last byte reached zfs recv longest ago (a held transfer that never
+//      sent sequence 0 has made none since it began), until its share fits (or no one else
+//      may be preempted: then at least the floor must, or nothing is preempted). The
+//      requester gets at most its share (or the floor), so preempting never puts it over.
+//   3. else refuse 'over-budget', one line naming the budget, as before.
+//
+// No thrashing: a preemption never leaves the victim's identity holding less than the
+// requester then holds (window bytes, or transfer slots: a victim with 22 slots of a 21.3
+// share is not preempted for one with 21, which would then hold 22 and be preempted back).
+// So a preemption only ever moves budget from a richer identity to a poorer one without
+// swapping their order, and the poorer one can never take it back. Two honest identities
+// within their share are never preempted at all.
+//
+// No age protection. A grace period for young transfers (10 s was proposed) would let a
+// coalition keep every one of its transfers young by aborting and re-Beginning each one
+// every 9 s, and then nothing could be preempted; the ordering above already spares a
+// transfer that is making progress, as its last write is recent.
+//
+// What it guarantees: an honest identity always gets at least windowBudget / identities
+// running (down to the floor) and maxTransfersTotal / identities running slots (rounded
+// down). What it does not: when identities × floor exceed windowBudget (4 GiB / 16 MiB =
+// 256 identities running at once), the shares are below the floor and a Begin may be
+// refused; a coalition of many identities each within its share still takes that many
+// shares; and a preempted honest transfer restarts from its resume token (its window of
+// unacknowledged bytes is re-sent).
 //
 // The threadpool budget (InflateSlots) is per process, as libuv's threadpool is.
 import { availableParallelism } from 'node:os';
@@ -36,14 +75,38 @@ export interface Superseded {
   windowBytes: number;
 }
 
+/** A running transfer that a Begin may preempt (receiving, not committing, not freed by another Begin). */
+export interface Preemptable {
+  id: string;
+  identity: string;
+  windowBytes: number;
+  /** when its bytes last reached zfs recv (when it began, if never) */
+  lastProgressAt: number;
+}
+
+export interface TakeOptions {
+  /** transfers this Begin supersedes: counted as free */
+  superseded?: Superseded[];
+  /** the smallest window the transfer can run with (shrink no further); default: no shrinking */
+  floorBytes?: number;
+  /** transfers that may be preempted for a fair share; default: none */
+  preemptable?: Preemptable[];
+}
+
+/** Why a transfer is preempted, for its sender (names no other client). */
+function preemptReason(budget: string, holds: string, share: string, identities: number): string {
+  return `preempted: this receiver shares its ${budget} fairly among the ${identities} clients running transfers (${share} each) and this client held ${holds}; the partial receive is kept, a later attempt resumes it`;
+}
+
 /**
- * The window bytes and transfer slots held by running transfers. `limits` is read at each
- * Begin, so a config reload that changes them applies to the next Begin.
+ * The window bytes and transfer slots held by running transfers, in all and per identity.
+ * `limits` is read at each Begin, so a config reload that changes them applies to the next Begin.
  */
 export class ReceiverBudget {
   private window = 0;
   private transfers = 0;
   private readonly windowBy = new Map<string, number>();
+  private readonly slotsBy = new Map<string, number>();
 
   constructor(private readonly limits: () => BudgetLimits) {}
 
@@ -61,39 +124,112 @@ export class ReceiverBudget {
     return this.windowBy.get(identity) ?? 0;
   }
 
+  slotsOf(identity: string): number {
+    return this.slotsBy.get(identity) ?? 0;
+  }
+
   /**
-   * Takes one transfer slot and `windowBytes` of window for `identity`, or throws
-   * ZferryError('over-budget') naming the budget it would exceed. What `superseded` holds counts as
-   * free: that transfer is abandoned by this Begin before the new one starts.
+   * Takes one transfer slot and a window of at most `windowBytes` for `identity`: all of it,
+   * a smaller one down to `floorBytes`, or its fair share by preempting (see the header);
+   * else throws ZferryError('over-budget') naming the budget. The grant says which window
+   * it holds and which transfers the caller must abandon ('preempted') before starting;
+   * those, like `superseded`, count as free from now on.
    */
-  take(identity: string, windowBytes: number, superseded: Superseded[] = []): BudgetGrant {
+  take(identity: string, windowBytes: number, o: TakeOptions = {}): BudgetGrant {
     const l = this.limits();
-    const freedWindow = superseded.reduce((n, s) => n + s.windowBytes, 0);
-    const freedOwn = superseded.filter((s) => s.identity === identity).reduce((n, s) => n + s.windowBytes, 0);
-    const transfers = this.transfers - superseded.length;
+    const superseded = o.superseded ?? [];
+    const floor = Math.min(windowBytes, o.floorBytes ?? windowBytes);
+    // what is held once the superseded and (below) the preempted transfers are gone
+    const windowBy = new Map(this.windowBy);
+    const slotsBy = new Map(this.slotsBy);
+    let window = this.window;
+    let transfers = this.transfers;
+    const remove = (who: string, bytes: number): void => {
+      window -= bytes;
+      transfers--;
+      windowBy.set(who, (windowBy.get(who) ?? 0) - bytes);
+      slotsBy.set(who, (slotsBy.get(who) ?? 0) - 1);
+    };
+    for (const s of superseded) remove(s.identity, s.windowBytes);
+    const windowOf = (who: string): number => windowBy.get(who) ?? 0;
+    const slotsOf = (who: string): number => slotsBy.get(who) ?? 0;
+    const running = new Set([identity, ...[...slotsBy].filter(([, n]) => n > 0).map(([who]) => who)]).size;
+    const victims: Array<{ transfer: Preemptable; reason: string }> = [];
+    const candidates = [...(o.preemptable ?? [])].sort((a, b) => a.lastProgressAt - b.lastProgressAt || a.id.localeCompare(b.id));
+    /** the identity most over `share` (by `held`) that has a transfer `ok` accepts, and that transfer */
+    const pick = (held: (who: string) => number, share: number, ok: (t: Preemptable) => boolean): Preemptable | undefined => {
+      let best: Preemptable | undefined;
+      for (const t of candidates) {
+        if (t.identity === identity || victims.some((v) => v.transfer === t) || held(t.identity) <= share || !ok(t)) continue;
+        // candidates are in order of least recent progress: the first one of an identity is its pick
+        if (!best || held(t.identity) > held(best.identity)) best = t;
+      }
+      return best;
+    };
+
+    // transfer slots
     if (transfers + 1 > l.maxTransfersTotal) {
-      throw new ZferryError(
-        'over-budget',
-        `this receiver already runs ${transfers} transfers for all its clients together, its limit (maxTransfersTotal ${l.maxTransfersTotal}); try again in a few minutes`,
-      );
+      const share = l.maxTransfersTotal / running;
+      const mine = slotsOf(identity);
+      // the victim's identity keeps at least as many slots as the requester then has
+      const v = mine < share ? pick(slotsOf, share, (t) => slotsOf(t.identity) - 1 >= mine + 1) : undefined;
+      if (!v) {
+        throw new ZferryError(
+          'over-budget',
+          `this receiver already runs ${transfers} transfers for all its clients together, its limit (maxTransfersTotal ${l.maxTransfersTotal}); try again in a few minutes`,
+        );
+      }
+      victims.push({
+        transfer: v,
+        reason: preemptReason(`${l.maxTransfersTotal} transfer slots (maxTransfersTotal)`, `${slotsOf(v.identity)}`, share.toFixed(1), running),
+      });
+      remove(v.identity, v.windowBytes);
     }
-    const window = this.window - freedWindow;
-    if (window + windowBytes > l.windowBudget) {
-      throw new ZferryError(
-        'over-budget',
-        `this receiver has granted ${formatBytes(window)} of its ${formatBytes(l.windowBudget)} window budget to running transfers and cannot grant ${formatBytes(windowBytes)} more (windowBudget); try again in a few minutes`,
-      );
+
+    // window: the receiver's, then the identity's own cap
+    const own = windowOf(identity);
+    const want = Math.min(windowBytes, Math.max(floor, l.windowBudgetPerIdentity - own));
+    let granted = Math.min(want, l.windowBudget - window);
+    if (granted < floor) {
+      const share = l.windowBudget / running;
+      const fair = Math.min(want, Math.max(floor, Math.floor(share - own)));
+      if (own < share) {
+        while (l.windowBudget - window < fair) {
+          // the victim's identity keeps at least as much window as the requester will hold
+          const v = pick(windowOf, share, (t) => windowOf(t.identity) - t.windowBytes >= own + fair);
+          if (!v) break;
+          victims.push({
+            transfer: v,
+            reason: preemptReason(
+              `${formatBytes(l.windowBudget)} window budget (windowBudget)`,
+              formatBytes(windowOf(v.identity)),
+              formatBytes(share),
+              running,
+            ),
+          });
+          remove(v.identity, v.windowBytes);
+        }
+      }
+      // preempting is worth it only if the requester then gets at least its floor
+      if (l.windowBudget - window < floor) {
+        const held = this.window - superseded.reduce((n, s) => n + s.windowBytes, 0);
+        throw new ZferryError(
+          'over-budget',
+          `this receiver has granted ${formatBytes(held)} of its ${formatBytes(l.windowBudget)} window budget to running transfers and cannot grant ${formatBytes(windowBytes)} more (windowBudget); try again in a few minutes`,
+        );
+      }
+      granted = Math.min(fair, l.windowBudget - window);
     }
-    const own = this.windowOf(identity) - freedOwn;
-    if (own + windowBytes > l.windowBudgetPerIdentity) {
+    if (own + granted > l.windowBudgetPerIdentity) {
       throw new ZferryError(
         'over-budget',
         `"${identity}" already has ${formatBytes(own)} of window in running transfers and a new one needs ${formatBytes(windowBytes)}, over its share (windowBudgetPerIdentity ${formatBytes(l.windowBudgetPerIdentity)}); try again when one has finished`,
       );
     }
     this.transfers++;
-    this.addWindow(identity, windowBytes);
-    return new BudgetGrant(this, identity, windowBytes);
+    this.slotsBy.set(identity, this.slotsOf(identity) + 1);
+    this.addWindow(identity, granted);
+    return new BudgetGrant(this, identity, granted, victims);
   }
 
   /** @internal BudgetGrant's bookkeeping */
@@ -105,8 +241,11 @@ export class ReceiverBudget {
   }
 
   /** @internal */
-  dropTransfer(): void {
+  dropTransfer(identity: string): void {
     this.transfers--;
+    const n = this.slotsOf(identity) - 1;
+    if (n <= 0) this.slotsBy.delete(identity);
+    else this.slotsBy.set(identity, n);
   }
 }
 
@@ -119,6 +258,8 @@ export class BudgetGrant {
     private readonly budget: ReceiverBudget,
     readonly identity: string,
     windowBytes: number,
+    /** running transfers to abandon ('preempted', with this reason) before the new one starts */
+    readonly preempt: ReadonlyArray<{ transfer: Preemptable; reason: string }> = [],
   ) {
     this.windowHeld = windowBytes;
   }
@@ -146,7 +287,7 @@ export class BudgetGrant {
     this.releaseWindow();
     if (!this.slotHeld) return;
     this.slotHeld = false;
-    this.budget.dropTransfer();
+    this.budget.dropTransfer(this.identity);
   }
 }
 

@@ -6,7 +6,7 @@ import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import { validateSnapshotName } from '../shared/names.js';
-import type { ReceiverConfig } from '../shared/config.js';
+import type { ClientPolicy, ReceiverConfig } from '../shared/config.js';
 import {
   AGENT_VERSION,
   PROTOCOL_VERSION,
@@ -40,6 +40,8 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { Pruner } from './pruner.js';
 
 const MIN_CHUNK = 64 * 1024;
+/** The smallest window a Begin is granted when the window budget is short: 4 chunks, and at least this. */
+const MIN_WINDOW = 16 * 1024 * 1024;
 
 /**
  * Faults a test harness injects into a receiver (test/faults.test.ts); never set in service.
@@ -194,28 +196,18 @@ export class ReceiverCore {
     };
   };
 
-  begin = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
-    if (req.kind === 'probe') return this.beginProbe(identity, req);
+  /** `grantedWindow`: the window admission granted (beginLimited), when not what was asked. */
+  begin = async (identity: string | null, req: BeginRequest, grantedWindow?: number): Promise<BeginReply> => {
+    if (req.kind === 'probe') return this.beginProbe(identity, req, grantedWindow);
     const { target, policy } = this.policy.target(identity, req.name);
-    const held = this.quarantined.get(policy.identity);
-    if (held) throw new ZferryError('quarantined', `"${policy.identity}" may not transfer until the receiver's admin has looked: ${held}`);
-    if (!isStreamKind(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind.slice(0, 40)}"`);
-    if (req.snapshot) validateSnapshotName(req.snapshot);
-    if (req.toGuid && !/^\d{1,20}$/.test(req.toGuid)) throw new ZferryError('bad-request', 'to_guid must be a decimal u64');
-    if (req.fromGuid && !/^\d{1,20}$/.test(req.fromGuid)) throw new ZferryError('bad-request', 'from_guid must be a decimal u64');
-    if (policy.requireRaw && (!req.raw || !req.encryptedSource)) {
-      // a vault client: refused before zfs recv is even started (the stream's own BEGIN record is checked too)
-      throw new ZferryError(
-        'denied',
-        `"${policy.identity}" may only send raw streams of encrypted datasets (requireRaw), and this one is ${!req.encryptedSource ? 'from an unencrypted dataset' : 'not raw (send with --raw)'}; nothing was received`,
-      );
-    }
+    this.checkRequest(policy, req);
+    if (!isStreamKind(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind.slice(0, 40)}"`); // (checked: narrows the type)
     await this.clearTarget(target);
     const resumable = await this.resumeSupported(target);
     if (req.kind === 'resume' && !resumable) throw new ZferryError('unsupported', `this receiver's zfs cannot resume receives`);
     const parent = dirname(target);
     if (parent !== '.' && parent.includes('/')) await this.zfs.createParents(parent);
-    const { chunkBytes, windowBytes } = this.sizes(req);
+    const { chunkBytes, windowBytes } = this.sizes(req, grantedWindow);
     // what the stream may refer to by guid: snapshots under this client's root, nothing else
     const known = await this.zfs.snapshotGuidsUnder(policy.root);
     const onCommandLine = await this.zfs.receivePropsSupported();
@@ -255,16 +247,37 @@ export class ReceiverCore {
     return this.beginReply(t, policy.maxLanes);
   };
 
+  /** What a Begin is refused for by what it says alone: checked before admission, so a Begin refused here preempts nobody. */
+  private checkRequest(policy: ClientPolicy & { identity: string }, req: BeginRequest): void {
+    if (req.kind === 'probe') {
+      if (!this.cfg.probes) throw new ZferryError('denied', 'this receiver does not allow probe transfers ("probes": false in receiver.json)');
+      return;
+    }
+    const held = this.quarantined.get(policy.identity);
+    if (held) throw new ZferryError('quarantined', `"${policy.identity}" may not transfer until the receiver's admin has looked: ${held}`);
+    if (!isStreamKind(req.kind)) throw new ZferryError('bad-request', `unknown transfer kind "${req.kind.slice(0, 40)}"`);
+    if (req.snapshot) validateSnapshotName(req.snapshot);
+    if (req.toGuid && !/^\d{1,20}$/.test(req.toGuid)) throw new ZferryError('bad-request', 'to_guid must be a decimal u64');
+    if (req.fromGuid && !/^\d{1,20}$/.test(req.fromGuid)) throw new ZferryError('bad-request', 'from_guid must be a decimal u64');
+    if (policy.requireRaw && (!req.raw || !req.encryptedSource)) {
+      // a vault client: refused before zfs recv is even started (the stream's own BEGIN record is checked too)
+      throw new ZferryError(
+        'denied',
+        `"${policy.identity}" may only send raw streams of encrypted datasets (requireRaw), and this one is ${!req.encryptedSource ? 'from an unencrypted dataset' : 'not raw (send with --raw)'}; nothing was received`,
+      );
+    }
+  }
+
   /**
    * A path probe for `sender-agent doctor`: the same lanes, window and acks as a transfer, but
    * the bytes are discarded — no dataset is named, created or received into. Allowed unless
    * "probes": false; bounded by probeMaxBytes and probeMaxSeconds (the transfer fails beyond).
    */
-  private async beginProbe(identity: string | null, req: BeginRequest): Promise<BeginReply> {
+  private async beginProbe(identity: string | null, req: BeginRequest, grantedWindow?: number): Promise<BeginReply> {
     const policy = this.policy.client(identity);
-    if (!this.cfg.probes) throw new ZferryError('denied', 'this receiver does not allow probe transfers ("probes": false in receiver.json)');
+    this.checkRequest(policy, req);
     const target = probeTarget(policy.root);
-    const { chunkBytes, windowBytes } = this.sizes(req);
+    const { chunkBytes, windowBytes } = this.sizes(req, grantedWindow);
     const t = new Transfer(
       {
         identity: policy.identity,
@@ -301,19 +314,25 @@ export class ReceiverCore {
   /**
    * Begin under the client's maxTransfers (defaultMaxTransfers when its policy sets none) and
    * the receiver-wide budgets: admitted by the registry first (transfer-registry.ts admit), which
-   * refuses at once over any of them; the transfer set up then holds the budget until it settles.
+   * refuses at once over any of them, or grants a smaller window, or names running transfers
+   * of clients over their fair share to preempt (budget.ts); those are abandoned here before
+   * this Begin sets its transfer up, which then holds the budget until it settles.
    */
   beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
     const { target, policy } = req.kind === 'probe' ? { target: null, policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
+    this.checkRequest(policy, req);
+    const { chunkBytes, windowBytes } = this.sizes(req);
     const admission = this.transfers.admit({
       identity: policy.identity,
       target,
-      windowBytes: this.sizes(req).windowBytes,
+      windowBytes,
+      floorBytes: Math.max(4 * chunkBytes, MIN_WINDOW),
       maxTransfers: policy.maxTransfers ?? this.cfg.defaultMaxTransfers,
       ownLimit: policy.maxTransfers !== null,
     });
     try {
-      const reply = await this.begin(identity, req);
+      for (const p of admission.preempt) await p.transfer.abandon(p.reason, 'preempted');
+      const reply = await this.begin(identity, req, admission.windowBytes);
       const t = this.transfers.get(reply.transferId);
       if (t instanceof Transfer) admission.bind(t);
       return reply;
@@ -322,10 +341,10 @@ export class ReceiverCore {
     }
   };
 
-  /** The chunk size asked for, within limits, and a window of at least two chunks. */
-  private sizes(req: BeginRequest): { chunkBytes: number; windowBytes: number } {
+  /** The chunk size asked for, within limits, and a window of at least two chunks (`granted`: admission's, when given). */
+  private sizes(req: BeginRequest, granted?: number): { chunkBytes: number; windowBytes: number } {
     const chunkBytes = Math.max(MIN_CHUNK, Math.min(req.chunkBytes || 1024 * 1024, this.cfg.maxChunkBytes));
-    return { chunkBytes, windowBytes: Math.max(chunkBytes * 2, this.cfg.windowBytes) };
+    return { chunkBytes, windowBytes: granted ?? Math.max(chunkBytes * 2, this.cfg.windowBytes) };
   }
 
   /** What a sender needs to open lanes for a transfer that has begun. */

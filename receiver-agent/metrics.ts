@@ -87,6 +87,19 @@ export function createMetrics(
   };
   transfers.on(onTransfer);
 
+  // Transfers abandoned for another client's fair share (budget.ts), per identity preempted.
+  new Counter({
+    name: 'zferry_preempted_transfers_total',
+    help: "Transfers abandoned (code preempted) because their client was over its fair share of the receiver's budgets and another was under it, per client identity.",
+    labelNames: ['identity'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const identity of identities) this.inc({ identity }, 0);
+      for (const [identity, n] of transfers.preemptions) this.inc({ identity }, n);
+    },
+  });
+
   // Which transfers have series: running ones, and the most recently finished few.
   const shown = (): TransferView[] => {
     const all = obs.views();

@@ -11,7 +11,7 @@
 //   KEEP_FINISHED, KEEP_FINISHED_PER_IDENTITY per client.
 import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import { ReceiverBudget, type BudgetGrant, type BudgetLimits, type Superseded } from './budget.js';
+import { ReceiverBudget, type BudgetGrant, type BudgetLimits, type Preemptable, type Superseded } from './budget.js';
 import { Transfer, finishAgain, type FinishResult, type FinishStatement, type LaneHandle, type TransferEvent, type TransferInfo } from './transfer.js';
 
 /**
@@ -79,6 +79,8 @@ export interface AdmissionRequest {
   /** the target it will receive into; null for a probe (several may run, none is superseded) */
   target: string | null;
   windowBytes: number;
+  /** the smallest window the transfer can run with: a window this small may be granted instead */
+  floorBytes?: number;
   /** the client's maxTransfers, or defaultMaxTransfers when its policy sets none */
   maxTransfers: number;
   /** whether maxTransfers is the client's own (for the refusal line) */
@@ -95,8 +97,15 @@ export class Admission {
 
   constructor(
     private readonly grant: BudgetGrant,
+    /** running transfers to abandon, code 'preempted', before this Begin starts its own (budget.ts) */
+    readonly preempt: ReadonlyArray<{ transfer: Transfer; reason: string }>,
     private readonly onClose: () => void,
   ) {}
+
+  /** The window granted: what was asked, or less (budget.ts: shrink, fair share). */
+  get windowBytes(): number {
+    return this.grant.windowBytes;
+  }
 
   /**
    * The transfer this Begin set up takes over the budget: its window comes back when `done`
@@ -129,8 +138,10 @@ export class TransferRegistry {
   readonly budget: ReceiverBudget;
   /** Begins being set up, per identity: counted with the running transfers for maxTransfers */
   private readonly beginsInFlight = new Map<string, number>();
-  /** orphaned transfers a Begin in progress counts as superseded (so two Begins do not both count one) */
-  private readonly supersededBy = new Set<string>();
+  /** transfers a Begin in progress counts as freed, superseded or preempted (so two Begins do not both count one) */
+  private readonly freedBy = new Set<string>();
+  /** transfers preempted for a fair share, per identity preempted (the metrics' counter) */
+  readonly preemptions = new Map<string, number>();
 
   constructor(
     limits: () => BudgetLimits,
@@ -162,15 +173,17 @@ export class TransferRegistry {
 
   /**
    * Counts a Begin against the client's maxTransfers and the receiver-wide budgets
-   * (windowBudget, windowBudgetPerIdentity, maxTransfersTotal). Over any of them: refused at
-   * once, 'over-budget', one line naming the limit. Race-free: a Begin in progress holds its slot and
-   * window until `close`. A transfer into the same target that lost its lanes is superseded by
-   * this Begin (the control service abandons it): it is not counted.
+   * (windowBudget, windowBudgetPerIdentity, maxTransfersTotal). Over the client's own limits:
+   * refused at once, 'over-budget', one line naming the limit. Over the receiver's: a smaller
+   * window, or a fair share by preempting others' running transfers (budget.ts), or refused.
+   * Race-free: a Begin in progress holds its slot and window until `close`. A transfer into
+   * the same target that lost its lanes is superseded by this Begin, and the preempted ones
+   * are abandoned by it (the control service does both): neither is counted.
    */
   admit(req: AdmissionRequest): Admission {
     const id = req.identity;
     const orphan = req.target === null ? undefined : this.byTarget.get(req.target);
-    const superseded = orphan && orphan.active && orphan.lanes.size === 0 && orphan.state !== 'committing' && !this.supersededBy.has(orphan.id) ? orphan : null;
+    const superseded = orphan && orphan.active && orphan.lanes.size === 0 && orphan.state !== 'committing' && !this.freedBy.has(orphan.id) ? orphan : null;
     const limit = req.maxTransfers;
     const running = this.activeCount(id) - (superseded && superseded.info.identity === id ? 1 : 0);
     const n = running + (this.beginsInFlight.get(id) ?? 0);
@@ -179,11 +192,27 @@ export class TransferRegistry {
       throw new ZferryError('over-budget', `"${id}" already runs ${n} transfer${n === 1 ? '' : 's'}, its limit (${which}); try again when one has finished`);
     }
     const freed: Superseded[] = superseded ? [{ identity: superseded.info.identity, windowBytes: superseded.info.windowBytes }] : [];
-    const grant = this.budget.take(id, req.windowBytes, freed); // throws 'over-budget' naming the budget
-    if (superseded) this.supersededBy.add(superseded.id);
+    const preemptable: Preemptable[] = this.active()
+      .filter((t) => t.state === 'receiving' && t !== superseded && !this.freedBy.has(t.id))
+      .map((t) => ({ id: t.id, identity: t.info.identity, windowBytes: t.info.windowBytes, lastProgressAt: t.lastProgressAt }));
+    // throws 'over-budget' naming the budget
+    const grant = this.budget.take(id, req.windowBytes, { superseded: freed, floorBytes: req.floorBytes, preemptable });
+    const preempt = grant.preempt.map(({ transfer, reason }) => ({ transfer: this.records.get(transfer.id) as Transfer, reason }));
+    const freedIds = [...(superseded ? [superseded.id] : []), ...preempt.map((p) => p.transfer.id)];
+    for (const f of freedIds) this.freedBy.add(f);
+    for (const { transfer: t } of preempt) {
+      this.preemptions.set(t.info.identity, (this.preemptions.get(t.info.identity) ?? 0) + 1);
+      this.log.warn('transfer preempted: its client is over its fair share and another is under it', {
+        transfer: t.id,
+        identity: t.info.identity,
+        windowBytes: t.info.windowBytes,
+        bytesWritten: t.bytesWritten,
+        for: id,
+      });
+    }
     this.beginsInFlight.set(id, (this.beginsInFlight.get(id) ?? 0) + 1);
-    return new Admission(grant, () => {
-      if (superseded) this.supersededBy.delete(superseded.id);
+    return new Admission(grant, preempt, () => {
+      for (const f of freedIds) this.freedBy.delete(f);
       const left = (this.beginsInFlight.get(id) ?? 1) - 1;
       if (left <= 0) this.beginsInFlight.delete(id);
       else this.beginsInFlight.set(id, left);

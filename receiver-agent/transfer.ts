@@ -108,6 +108,8 @@ export class Transfer {
   state: TransferState = 'receiving';
   failure: string | null = null;
   bytesWritten = 0;
+  /** when bytes last reached zfs recv (the start until then): preemption takes the most stalled first (budget.ts) */
+  lastProgressAt = this.startedAt;
   bytesReceived = 0;
   duplicates = 0;
   readonly lanes = new Set<LaneHandle>();
@@ -272,6 +274,11 @@ export class Transfer {
     return c;
   }
 
+  private wrote(n: number): void {
+    this.bytesWritten += n;
+    this.lastProgressAt = Date.now();
+  }
+
   private stored(seq: bigint): void {
     this.storing.delete(seq);
     this.scheduleAck();
@@ -286,7 +293,7 @@ export class Transfer {
         if (this.spool && this.spool.unread > 0) {
           const buf = await this.spool.read(this.info.chunkBytes);
           if (!(await this.writeOk(buf))) break;
-          this.bytesWritten += buf.length;
+          this.wrote(buf.length);
           continue;
         }
         if (this.spool?.appending) break; // older bytes are on their way to the spool: wait for them
@@ -303,7 +310,7 @@ export class Transfer {
         if (!this.consume()) break;
         if (!(await this.writeOk(c.data))) break;
         c.lease?.drop();
-        this.bytesWritten += c.data.length;
+        this.wrote(c.data.length);
         this.stored(c.seq);
         if (c.fin) {
           await this.commit();

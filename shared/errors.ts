@@ -56,6 +56,8 @@ export const ERROR_CODES = {
   'shutting-down': 'the receiver is shutting down and abandoned the transfer',
   superseded: 'a new Begin into the target replaced this transfer, whose lanes were gone',
   'no-lane': 'no lane reached the transfer within laneGraceSeconds; the receiver abandoned it',
+  preempted:
+    'the receiver abandoned the transfer to give a client under its fair share of the budgets room (the partial receive is kept; a later attempt resumes it)',
   // lanes
   'wrong-secret': "a lane's HELLO carried the wrong secret",
   'too-many-lanes': 'the transfer already has as many lanes as the receiver or the client allows',
@@ -97,6 +99,7 @@ export const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'shutting-down',
   'superseded',
   'no-lane',
+  'preempted',
 ]);
 
 /** The longest code a peer may send (ours are far shorter); longer is not read as a code. */

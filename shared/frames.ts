@@ -131,6 +131,7 @@ export const LANE_ERROR_CODES: ReadonlyMap<number, ErrorCode> = new Map<number, 
   [13, 'lane-idle'],
   [14, 'too-many-connections'],
   [15, 'internal'],
+  [16, 'preempted'],
 ]);
 const LANE_ERROR_NUMBERS = new Map<ErrorCode, number>([...LANE_ERROR_CODES].map(([n, c]) => [c, n]));
 

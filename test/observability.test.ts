@@ -290,6 +290,7 @@ describe('receiver status server', () => {
     expect(series(m, 'zferry_transfers_total', { outcome: 'started' })).toBe(1);
     expect(series(m, 'zferry_transfers_total', { outcome: 'committed' })).toBe(1);
     expect(series(m, 'zferry_transfers_total', { outcome: 'failed' })).toBe(0);
+    expect(series(m, 'zferry_preempted_transfers_total', { identity: 'site-a' })).toBe(0);
     expect(series(m, 'zferry_transfers_active', {})).toBe(0);
     expect(series(m, 'zferry_window_fill_ratio', { transfer: id })).toBe(0);
     expect(series(m, 'zferry_spool_bytes', { transfer: id })).toBe(0);

@@ -154,7 +154,7 @@ describe('ReceiverBudget', () => {
     const g3 = b.take('c', 20);
     expect(err(() => b.take('c', 0)).message).toMatch(/already runs 3 transfers for all its clients together, its limit \(maxTransfersTotal 3\); try again/);
     // a Begin that supersedes an orphan counts the orphan's share as free
-    const g4 = b.take('a', 40, [{ identity: 'a', windowBytes: 40 }]);
+    const g4 = b.take('a', 40, { superseded: [{ identity: 'a', windowBytes: 40 }] });
     g1.release();
     g4.resize(30);
     expect(b.windowOf('a')).toBe(30);

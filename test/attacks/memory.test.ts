@@ -5,8 +5,8 @@
 //
 //   (a) finished transfers give their chunk buffers back (12 finished probes);
 //   (b) compression bombs: 48 DEFLATE'd DATA frames of 8 MiB of zeros;
-//   (c) the receiver-wide budgets refuse a Begin, naming the budget; a legitimate replication
-//       succeeds once the hog's transfers are over;
+//   (c) the receiver-wide budgets refuse a Begin, naming the budget, unless its client is under
+//       its fair share: then a hog's transfer is preempted, and a legitimate replication gets in;
 //   (d) a flood of duplicate chunks closes the lane.
 import { probeRequest } from '../helpers/begin-request.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -348,10 +348,13 @@ describe('(c) receiver-wide budgets', () => {
     await receiver?.stop();
   });
 
-  it('refuses a Begin over defaultMaxTransfers, maxTransfersTotal or windowBudget at once, naming it; a legitimate replication succeeds once the hogs are gone', async () => {
+  it('refuses a Begin over defaultMaxTransfers, maxTransfersTotal or windowBudget at once, naming it, unless its client is under its fair share: then a hog transfer is preempted', async () => {
     const c1 = control(hog, receiver);
     const c2 = control(hog2, receiver);
     const held: Array<{ c: ControlClient; b: BeginReply }> = [];
+    /** hog's probes abandoned for another client's fair share */
+    const preempted = async (): Promise<string[]> =>
+      (await c1.status({ name: '' })).transfers.filter((t) => t.state === 'abandoned' && t.failure.startsWith('preempted: ')).map((t) => t.id);
     try {
       // hog: 4 probes (4 × 16 MiB), its default limit; a fifth is refused
       for (let i = 0; i < 4; i++) held.push({ c: c1, b: await c1.begin(probeReq(64 * 1024)) });
@@ -359,13 +362,17 @@ describe('(c) receiver-wide budgets', () => {
         code: 'over-budget',
         message: expect.stringMatching(/"hog" already runs 4 transfers, its limit \(defaultMaxTransfers 4, as "hog" sets no maxTransfers\); try again/),
       });
-      // hog2: one more makes 5 transfers, the receiver's total; the next is refused whoever asks
+      // hog2: one more makes 5 transfers, the receiver's total
       held.push({ c: c2, b: await c2.begin(probeReq(64 * 1024)) });
+      // hog2 holds 1 of its fair 2.5 slots, hog 4: hog's oldest stalled probe makes room
+      held.push({ c: c2, b: await c2.begin(probeReq(64 * 1024)) });
+      expect(await preempted()).toEqual([held[0]!.b.transferId]);
+      // now 3 against 2: taking another would only swap them, so the next is refused whoever asks
       await expect(c2.begin(probeReq(64 * 1024))).rejects.toMatchObject({
         code: 'over-budget',
         message: expect.stringMatching(/already runs 5 transfers for all its clients together, its limit \(maxTransfersTotal 5\); try again in a few minutes/),
       });
-      // a legitimate sender is refused too, at once, with the same one line
+      // a legitimate sender (no slot of 5 / 3) gets in at once, from hog (3)
       await run(FAKE_ZFS, ['create', 'tank/data'], { env: { ...process.env, ...env } });
       const f = join(dir, 'payload');
       writeFileSync(f, randomBytes(3 * MiB + 123));
@@ -376,32 +383,26 @@ describe('(c) receiver-wide budgets', () => {
         const r = await run(FAKE_ZFS, args, { env: { ...process.env, ...env } });
         expect(r.code, r.stderr).toBe(0);
       }
-      // --retry-seconds 0: say the refusal and stop (by default the sender retries until the budget frees up)
-      const refused = await runSender(
+      const ok = await runSender(
         senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: legit, zfs: FAKE_ZFS, extra: ['--retry-seconds', '0'] }),
         env,
       );
-      expect(refused.code).not.toBe(0);
-      expect(refused.stderr.trim().split('\n')).toHaveLength(1);
-      expect(refused.stderr).toMatch(/maxTransfersTotal 5/);
-      // hog gives one back: 4 transfers, 64 MiB of windows. A Begin whose window (32 MiB chunks:
-      // a 64 MiB window) would take the total to 128 MiB is over the 96 MiB window budget
-      const one = held.shift()!;
-      // (Abort answers once the probe has settled and its sink closed: its budget is back)
-      await one.c.abort({ name: '', transferId: one.b.transferId, discardResumeState: false });
+      expect(ok.code, ok.stderr).toBe(0);
+      const hash = async (ds: string) => (await run(FAKE_ZFS, ['fake-hash', ds], { env: { ...process.env, ...env } })).stdout;
+      expect(await hash('backup/site-a/data@s1')).toBe(await hash('tank/data@s1'));
+      expect((await preempted()).sort()).toEqual([held[0]!.b.transferId, held[1]!.b.transferId].sort());
+      // 4 transfers, 64 MiB of windows (hog 2, hog2 2). A Begin whose window (32 MiB chunks: a
+      // 64 MiB window, no smaller) would take the total to 128 MiB is over the 96 MiB window
+      // budget, and hog2 already holds 32 of its fair 48 MiB while hog holds no more than that
       await expect(c2.begin(probeReq(32 * MiB))).rejects.toMatchObject({
         code: 'over-budget',
         message: expect.stringMatching(
           /granted 64\.0 MiB of its 96\.0 MiB window budget to running transfers and cannot grant 64\.0 MiB more \(windowBudget\); try again in a few minutes/,
         ),
       });
-      // the hogs' transfers end: the legitimate replication goes through
+      // the hogs' transfers end: every budget comes back, the hogs may begin as many as before
+      // (Abort answers once the probe has settled and its sink closed: its budget is back)
       for (const h of held.splice(0)) await h.c.abort({ name: '', transferId: h.b.transferId, discardResumeState: false });
-      const ok = await runSender(senderArgs('replicate', 'tank/data', { to: receiver.address, name: 'data', config: legit, zfs: FAKE_ZFS }), env);
-      expect(ok.code, ok.stderr).toBe(0);
-      const hash = async (ds: string) => (await run(FAKE_ZFS, ['fake-hash', ds], { env: { ...process.env, ...env } })).stdout;
-      expect(await hash('backup/site-a/data@s1')).toBe(await hash('tank/data@s1'));
-      // and every budget came back: the hogs may begin as many as before
       for (let i = 0; i < 4; i++) held.push({ c: c1, b: await c1.begin(probeReq(64 * 1024)) });
     } finally {
       for (const h of held) await h.c.abort({ name: '', transferId: h.b.transferId, discardResumeState: false }).catch(() => {});

@@ -11,6 +11,7 @@ describe('a sender retries', () => {
     'shutting-down',
     'superseded',
     'no-lane',
+    'preempted',
     'unreachable',
     'timeout',
     'lane',

@@ -213,6 +213,56 @@ describe('TransferRegistry limits', () => {
   });
 });
 
+describe('TransferRegistry fair share', () => {
+  /** Admits, starts and binds a probe of `identity`: a running transfer holding `windowBytes`. */
+  function running(reg: TransferRegistry, identity: string): Transfer {
+    const adm = reg.admit(ask(identity));
+    const t = probe(reg, identity);
+    reg.start(t);
+    adm.bind(t);
+    adm.close();
+    return t;
+  }
+
+  it('names a receiving transfer of the client over its share to preempt, counts it once, and the counter and log say so', async () => {
+    const warned: string[] = [];
+    const log: Logger = { ...quiet, warn: (msg: string) => warned.push(msg), child: () => log };
+    // 3 windows of 4 MiB fill the budget; h holds two of them
+    const reg = new TransferRegistry(() => ({ ...roomy, windowBudget: 12 * MiB }), log);
+    const h1 = running(reg, 'h');
+    const h2 = running(reg, 'h');
+    running(reg, 'a');
+    h2.lastProgressAt = Date.now() + 1000; // h2 wrote to zfs recv more recently than h1
+    const adm = reg.admit(ask('c', { floorBytes: 4 * MiB }));
+    expect(adm.preempt.map((p) => p.transfer)).toEqual([h1]);
+    expect(adm.preempt[0]!.reason).toMatch(/^preempted: /);
+    expect(adm.windowBytes).toBe(4 * MiB);
+    expect(reg.preemptions.get('h')).toBe(1);
+    expect(warned).toContain('transfer preempted: its client is over its fair share and another is under it');
+    // while c's Begin is in progress h1 counts as freed: a second under-share Begin cannot count it again
+    expect(() => reg.admit(ask('d', { floorBytes: 4 * MiB }))).toThrow(/window budget/);
+    await h1.abandon(adm.preempt[0]!.reason, 'preempted');
+    await expect(h1.done).rejects.toMatchObject({ code: 'preempted' });
+    adm.close();
+    await retired(reg, h1.id);
+    expect(reg.budget.windowBytes).toBe(8 * MiB);
+    h2.fail('cleanup');
+  });
+
+  it('never preempts a committing transfer', () => {
+    const reg = new TransferRegistry(() => ({ ...roomy, windowBudget: 8 * MiB }), quiet);
+    const h1 = running(reg, 'h');
+    const h2 = running(reg, 'h');
+    h1.state = 'committing';
+    h2.state = 'committing';
+    expect(() => reg.admit(ask('c', { floorBytes: 4 * MiB }))).toThrow(/window budget/);
+    h1.state = 'receiving';
+    h2.state = 'receiving';
+    h1.fail('cleanup');
+    h2.fail('cleanup');
+  });
+});
+
 describe('TransferRegistry lookup and retirement', () => {
   it('keeps a transfer that is over only as a summary: counters and outcome, no buffers, lanes, sink or secret', async () => {
     const reg = new TransferRegistry(() => roomy, quiet);
