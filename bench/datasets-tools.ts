@@ -18,7 +18,8 @@ import { childrenReaped, cpuTicks, TreeWatch, type CpuTicks, type TreePeak } fro
 
 const NODE = process.execPath;
 const SAMPLE_MS = 50;
-const RECEIVER_START_MS = 30_000;
+// a node start on a loaded 2-core machine can take tens of seconds
+const RECEIVER_START_MS = 120_000;
 
 export interface Link {
   senderNs: string | null;
