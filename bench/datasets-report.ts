@@ -128,7 +128,7 @@ export function markdown(r: DatasetsReport): string {
     }
     L.push('');
   }
-  for (const t of r.tools) L.push(`- **${t.tool}**: ${TOOL_LABEL[t.tool]}${t.notRun ? `. **Not run**: ${t.notRun}` : ''}`);
+  for (const t of r.tools) L.push(`- **${t.tool}**: ${TOOL_LABEL[t.tool]}${t.notRun ? `. **Not run**: ${t.notRun}` : ''}${t.exit ? ` (${t.exit})` : ''}`);
   L.push('');
   L.push(
     'Batch: from starting the first process of the tool to the exit of its last, all datasets one after another (a, b) or the job with its own concurrency (c). ' +

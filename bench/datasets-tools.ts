@@ -390,6 +390,7 @@ export async function runJob(ctx: Ctx): Promise<ToolResult> {
   ctx.written.job = {
     ...cfg,
     tls: '(throwaway certificates in $TMP/pki)',
+    ...(cfg.stateDir !== undefined ? { stateDir: ctx.showCmd([String(cfg.stateDir)]) } : {}),
     jobs: [{ ...jobs[0], to: '$ADDR:$PORT', datasets: `[${ctx.pools.datasets.length} datasets: ${ctx.pools.datasets[0]} …]` }],
   };
   const argv = [NODE, ...AGENT_NODE_FLAGS, ctx.sender, ...jobRunArgs(cfgPath)];
@@ -413,7 +414,13 @@ export async function runJob(ctx: Ctx): Promise<ToolResult> {
     const records: DatasetRecord[] = ctx.pools.datasets.map((ds) => ({ dataset: ds, ok: true, seconds: 0, startedAt: 0, error: null }));
     const peaks = { sender: senderWatch.stop(), receiver: receiverWatch.stop() };
     const commands = [ctx.showCmd(nsArgv(ctx.link.receiverNs, rArgv)), ctx.showCmd(nsArgv(ctx.link.senderNs, argv))];
-    res = await result(ctx, 'job', m, endedAt, records, peaks, (_ds, names) => jobSnapshot(names), { exit, commands, perDataset: false });
+    // what the job said last (its summary line), with how it exited
+    const said = lastLine(out()) || lastLine(err());
+    res = await result(ctx, 'job', m, endedAt, records, peaks, (_ds, names) => jobSnapshot(names), {
+      exit: said ? `${exit}: ${said}` : exit,
+      commands,
+      perDataset: false,
+    });
     if (why) {
       res.failures.push({ dataset: '(job)', error: why });
     }
