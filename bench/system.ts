@@ -56,7 +56,7 @@ export function tryRun(argv: string[], timeoutMs = 30_000): { ok: boolean; out: 
 
 function ownerAlive(pid: number): boolean {
   const p = readProc(pid);
-  return !!p && p.state !== 'Z' && readCmdline(pid).some((a) => /bench\/run\.js$/.test(a));
+  return !!p && p.state !== 'Z' && readCmdline(pid).some((a) => /bench\/(run|datasets)\.js$/.test(a));
 }
 
 class System {

@@ -100,6 +100,14 @@ describe('benchmarks', () => {
     const clients = await run(join(ROOT, 'dist/bench/tenants.js'), ['--clients', '0']);
     expect(clients.code).toBe(2);
     expect(oneLine(clients)).toMatch(/^node dist\/bench\/tenants\.js: --clients takes a whole number/);
+    const datasets = await run(join(ROOT, 'dist/bench/datasets.js'), ['--datasets', '0']);
+    expect(datasets.code).toBe(2);
+    expect(oneLine(datasets)).toBe(
+      'node dist/bench/datasets.js: --datasets takes a whole number from 1 to 5000, got "0"; see node dist/bench/datasets.js --help',
+    );
+    const tools = await run(join(ROOT, 'dist/bench/datasets.js'), ['--tools', 'ssh,syncoid']);
+    expect(tools.code).toBe(2);
+    expect(oneLine(tools)).toMatch(/^node dist\/bench\/datasets\.js: --tools /);
     const help = await run(join(ROOT, 'dist/bench/run.js'), ['--help']);
     expect(help.code).toBe(0);
     expect(help.out).toContain('--node-arg ARG');
