@@ -27,6 +27,7 @@
 //     }
 //   }
 // }
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { readJsonFile, writeFileAtomic } from '../../shared/atomic-file.js';
 import type { ErrorCode } from '../../shared/errors.js';
@@ -109,6 +110,7 @@ export function readJobState(stateDir: string, job: string, to: string): JobStat
 export function writeJobState(stateDir: string, s: JobState, now: number): void {
   s.updatedAt = iso(now);
   s.pid = process.pid;
+  mkdirSync(jobsDir(stateDir), { recursive: true, mode: 0o755 }); // status may be asked before any lock made it
   writeFileAtomic(statePath(stateDir, s.job), JSON.stringify(s, null, 2) + '\n', 0o644);
 }
 

@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCA, issueCertificate, writeCertFile } from '../../shared/certs.js';
 import { loadSenderConfig, type SenderConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { run } from '../../shared/run.js';
@@ -35,14 +36,14 @@ function get(address: string, path: string, token?: string): Promise<{ status: n
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'zferry-observe-'));
   writeFileSync(join(dir, 'token'), TOKEN, { mode: 0o600 });
+  const ca = createCA({ commonName: 'observe CA' });
+  const me = issueCertificate({ ca, kind: 'client', commonName: 'site-a' });
+  writeCertFile(join(dir, 'ca.pem'), ca.certPem);
+  writeCertFile(join(dir, 'site-a.pem'), me.certPem);
   writeFileSync(
     join(dir, 'sender.json'),
     JSON.stringify({
-      tls: {
-        ca: join(import.meta.dirname, '../../certs.example/site-a/ca.pem'),
-        cert: join(import.meta.dirname, '../../certs.example/site-a/site-a.pem'),
-        key: 'k',
-      },
+      tls: { ca: 'ca.pem', cert: 'site-a.pem', key: 'site-a.key' },
       stateDir: 'state',
       jobs: [{ name: 'offsite', to: 'backup.example.net:7443', datasets: ['tank/data', 'tank/home'], snapshots: { every: '15m', prefix: 'zferry_' } }],
     }),
@@ -92,7 +93,7 @@ describe('sender job status', () => {
     const text = formatJobs(jobStatuses(config, NOW), NOW);
     const lines = text.trim().split('\n');
     expect(lines[0]).toMatch(/^JOB\s+DATASET\s+LAST SUCCESS\s+LAG\s+NEXT SNAPSHOT\s+NEXT REPLICATION\s+LAST ERROR$/);
-    expect(lines.find((l) => l.includes('tank/data'))).toMatch(/29m ago\s+30m\s+in 15m\s+in 15m$/);
+    expect(lines.find((l) => l.includes('tank/data'))).toMatch(/29:00 ago\s+30:00\s+in 15:00\s+in 15:00$/);
     expect(lines.find((l) => l.includes('tank/home'))).toMatch(/unreachable: receiver backup\.example\.net:7443 unreachable \(failing since 1h20m ago\)/);
   });
 });
@@ -110,7 +111,8 @@ describe('sender daemon metrics and status server', () => {
     expect(text).toContain('zferry_job_lag_seconds{job="offsite",dataset="tank/data"} 1800');
     expect(text).toContain(`zferry_job_failing_since_timestamp_seconds{job="offsite",dataset="tank/home"} ${Date.parse('2026-12-06T04:40:00Z') / 1000}`);
     expect(text).toContain('zferry_job_failing_since_timestamp_seconds{job="offsite",dataset="tank/data"} 0');
-    expect(text).toMatch(/zferry_certificate_expiry_timestamp_seconds\{cert="sender",common_name="[^"]+"\} \d+/);
+    expect(text).toMatch(/zferry_certificate_expiry_timestamp_seconds\{cert="sender",common_name="site-a"\} \d+/);
+    expect(text).toMatch(/zferry_certificate_expiry_timestamp_seconds\{cert="ca",common_name="observe CA"\} \d+/);
   });
 
   it('serves /metrics that promtool accepts, only with the token', async () => {
