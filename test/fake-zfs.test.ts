@@ -1044,6 +1044,21 @@ describe('fake zfs: bookmarks (as OpenZFS 2.1 has them)', () => {
     expect(zfs(root, ['destroy', '-r', 'tank/src#b1'])).toMatchObject({ rc: 255, err: 'recursive is not supported with bookmark\n' });
   });
 
+  it('a rollback takes the bookmarks made after its snapshot with it (-r), or is refused naming them, as libzfs does', () => {
+    const root = newRoot();
+    setupSource(root);
+    ok(root, ['snapshot', 'tank/src@s2']);
+    ok(root, ['bookmark', 'tank/src@s2', 'tank/src#b2']);
+    ok(root, ['bookmark', 'tank/src@s1', 'tank/src#b1']);
+    ok(root, ['destroy', 'tank/src@s2']);
+    expect(zfs(root, ['rollback', 'tank/src@s1'])).toMatchObject({
+      rc: 1,
+      err: "cannot rollback to 'tank/src@s1': more recent snapshots or bookmarks exist\nuse '-r' to force deletion of the following snapshots and bookmarks:\ntank/src#b2\n",
+    });
+    ok(root, ['rollback', '-r', 'tank/src@s1']);
+    expect(ok(root, ['list', '-H', '-t', 'bookmark', '-o', 'name', 'tank/src'])).toBe('tank/src#b1\n');
+  });
+
   it('sends -i from a bookmark after the snapshot is gone, never -I or -R, and resumes such a stream', async () => {
     const root = newRoot();
     setupSource(root);

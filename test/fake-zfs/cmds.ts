@@ -38,6 +38,8 @@ import {
   wrapKey,
   tmpName,
   tmpRoot,
+  listBookmarks,
+  bookmarkDir,
 } from './store.js';
 import { createDsDir, destroyDataset, destroySnapshot, newDsMeta, resetLive, takeSnapshot } from './ops.js';
 import { canonProp, isUserProp, mountedList, openError, setPropCheck } from './props.js';
@@ -446,9 +448,13 @@ export function cmdRollback(argv: string[]): number {
       return 1;
     }
     const newer = listSnaps(sp.ds).filter((s) => s.createtxg > sm.createtxg);
-    if (newer.length && !recurse) {
+    // bookmarks made after the target go too (libzfs zfs_rollback destroys them with -r; the
+    // kernel refuses a rollback past a bookmark): an old anchor's bookmark cannot outlive a rollback
+    const newerBookmarks = bookmarksOff() ? [] : listBookmarks(sp.ds).filter((b) => b.createtxg > sm.createtxg);
+    if ((newer.length || newerBookmarks.length) && !recurse) {
       let s = `cannot rollback to '${target}': more recent snapshots or bookmarks exist\nuse '-r' to force deletion of the following snapshots and bookmarks:\n`;
       for (const n of newer) s += `${sp.ds}@${n.name}\n`;
+      for (const b of newerBookmarks) s += `${sp.ds}#${b.name}\n`;
       errOut(s);
       return 1;
     }
@@ -463,6 +469,7 @@ export function cmdRollback(argv: string[]): number {
       }
     }
     for (const n of newer) destroySnapshot(sp.ds, n.name);
+    for (const b of newerBookmarks) rmrf(bookmarkDir(sp.ds, b.name));
     resetLive(sp.ds, sm.name);
     return 0;
   });

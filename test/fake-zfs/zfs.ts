@@ -19,7 +19,7 @@
 //       dataset inherit its encryption.
 //   destroy [-nvpdrR] <fs|fs@snap[,snap|%range]>   snapshot held -> "dataset is busy"
 //   snapshot|snap [-r] [-o user:prop=value] <fs@snap>...
-//   rollback [-r] <fs@snap>
+//   rollback [-r] <fs@snap>          newer snapshots and bookmarks: refused, or destroyed with -r
 //   bookmark <fs@snap|fs#bm> <fs#newbm>   destroy <fs#bm>   (bookmark.ts; none with
 //       FAKE_ZFS_NO_BOOKMARKS=1, which makes the fake a zfs without bookmarks like zfs-fuse)
 //   list [-Hp] [-r|-d N] [-o props] [-s|-S prop]... [-t type] [name...]
@@ -61,7 +61,7 @@
 //   first, or create with -u. zfs create mounts (mounted=yes), recv -u does not.
 // - fake: streams are never compressed (-c/-L/-e only set feature bits); file names are not
 //   encrypted; encryption is always reported as aes-256-gcm; pbkdf2iters defaults to 1000;
-//   no volumes, clones, redacted or --saved sends; rollback leaves newer bookmarks alone.
+//   no volumes, clones, redacted or --saved sends.
 import * as fs from 'node:fs';
 import { usage, usageText } from './usage.js';
 import { ZfsExit, bookmarksOff, errOut, out } from './util.js';
