@@ -102,8 +102,8 @@ beforeAll(async () => {
       if (r.code !== 0) throw new Error(r.stderr);
     }
   }
-  // the source is compromised: its history is rolled back to s1 and rewritten (the sender's hold released first)
-  await zfs(['release', 'zferry:data', 'tank/src@s3']);
+  // the source is compromised: its history is rolled back to s1 and rewritten (any hold of the sender's released first)
+  for (const line of (await zfs(['holds', '-H', 'tank/src@s3'])).split('\n').filter(Boolean)) await zfs(['release', line.split('\t')[1]!, 'tank/src@s3']);
   await zfs(['rollback', '-r', 'tank/src@s1']);
   await put('tank/src', 'ledger.txt', 'ledger, rewritten\n');
   await zfs(['snapshot', 'tank/src@s4']);
