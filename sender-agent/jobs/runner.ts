@@ -50,6 +50,17 @@ export interface DatasetReport {
   pruned?: number;
 }
 
+/** The jobs a run covers: all of sender.json's, or the one --job names; none is a config error. */
+export function jobsToRun(config: SenderConfig, only: string | undefined): JobConfig[] {
+  if (only !== undefined) {
+    const job = config.jobs.find((j) => j.name === only);
+    if (!job) throw new ZferryError('bad-config', `${config.file} has no job "${only}" (jobs: ${config.jobs.map((j) => j.name).join(', ') || 'none'})`);
+    return [job];
+  }
+  if (config.jobs.length === 0) throw new ZferryError('bad-config', `${config.file} has no jobs; add "jobs" (docs/design.md, "Jobs")`);
+  return config.jobs;
+}
+
 /** The parent whose target contains this one's target, among the selected (nearest first). */
 export function parentOf(d: Selected, all: Selected[]): Selected | undefined {
   let best: Selected | undefined;
@@ -85,6 +96,8 @@ export class JobRunner {
   private holders = 0;
   zfs: Zfs;
   readonly log: Logger;
+  /** what a person running `run --once` should read besides failures */
+  readonly notices: string[] = [];
 
   constructor(
     public job: JobConfig,
@@ -125,6 +138,7 @@ export class JobRunner {
       this.lock = acquireJobLock(this.stateDir, this.job.name);
       if (this.lock.tookOverFrom !== null) {
         this.log.warn('took over a stale lock: its process is gone', { pid: this.lock.tookOverFrom, lock: this.lock.path });
+        this.notices.push(`took over the lock ${this.lock.path} left by pid ${this.lock.tookOverFrom}, which is no longer running`);
       }
       this.state = readJobState(this.stateDir, this.job.name, this.job.to);
       this.state.running = true;
