@@ -329,16 +329,19 @@ export class JobRunner {
     if (this.job.keep && out.source && !this.ctx.signal?.aborted) {
       try {
         const input = { dataset: d.dataset, prefix: this.job.snapshots.prefix, grid: this.job.keep, now, snapshots: out.source, committed: out.committed };
-        let plan = planSourcePrune({ ...input, held: new Set() });
-        // holds are read only when something is to go (one zfs call less per dataset and tick)
-        if (plan.destroy.length) plan = planSourcePrune({ ...input, held: new Set(await heldSnapshots(this.zfs, d.dataset)) });
+        // holds and bookmarks are read only when something may go (two zfs calls less per dataset and tick)
+        let plan = planSourcePrune({ ...input, held: new Set(), bookmarked: new Set(out.committed ? [out.committed.guid] : []) });
+        if (plan.destroy.length) {
+          const [held, marks] = await Promise.all([heldSnapshots(this.zfs, d.dataset), this.zfs.bookmarks(d.dataset)]);
+          plan = planSourcePrune({ ...input, held: new Set(held), bookmarked: new Set(marks.map((b) => b.guid)) });
+        }
         if (plan.skipped) this.log.info('source prune skipped', { dataset: d.dataset, why: plan.skipped });
         else if (plan.destroy.length) {
-          const r = await executePrune(this.zfs, plan);
+          const r = await executePrune(this.zfs, d.dataset, plan);
           s.pruned = r.destroyed.length;
           report.pruned = r.destroyed.length;
           this.log.info('source pruned', { dataset: d.dataset, destroyed: r.destroyed, grid: this.job.keep.text });
-          for (const f of r.failed) this.log.warn('prune failed', { snapshot: f.full, error: f.error.message });
+          for (const f of r.failed) this.log.warn('prune failed', { snapshot: `${d.dataset}@${f.name}`, error: f.error });
         } else s.pruned = 0;
       } catch (e) {
         this.log.warn('source prune failed', { dataset: d.dataset, error: errorMessage(e) });
