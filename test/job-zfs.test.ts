@@ -1,5 +1,5 @@
 // A job's dealings with zfs: which datasets it selects, its tick's snapshots (one call, and the
-// fallbacks), destroying one snapshot, and its hooks. On the project's fake zfs (OpenZFS
+// fallbacks), and its hooks. On the project's fake zfs (OpenZFS
 // behaviour) and on zfs-fuse, which takes one snapshot name per call and has no `get -t`.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { Zfs } from '../shared/zfs.js';
 import { parseDatasetPattern } from '../shared/dataset-pattern.js';
 import type { JobConfig } from '../shared/job-config.js';
 import { selectDatasets } from '../sender-agent/jobs/select.js';
-import { destroySnapshot, takeSnapshots } from '../sender-agent/jobs/snapshot.js';
+import { takeSnapshots } from '../sender-agent/jobs/snapshot.js';
 import { runHook, runHooks } from '../sender-agent/jobs/hooks.js';
 import { FAKE_ZFS, tempDir } from './helpers/agents.js';
 import { createTestPool, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
@@ -95,15 +95,6 @@ describe('on the fake zfs', () => {
     expect(r.get('tank/vm')).toBeNull();
     expect(r.get('tank/gone')?.message).toMatch(/zfs snapshot tank\/gone@zferry_20261206T043000Z: .*does not exist/);
     expect(await snapshotsOf('tank/data')).toContain('zferry_20261206T043000Z');
-  });
-
-  it("destroys exactly one snapshot, and refuses a held one with zfs's own words", async () => {
-    await zfs.invoke(['snapshot', 'tank/database@a', 'tank/database@b']);
-    await zfs.invoke(['hold', 'zferry:x', 'tank/database@b']);
-    expect(await destroySnapshot(zfs, 'tank/database@a')).toBeNull();
-    expect((await destroySnapshot(zfs, 'tank/database@b'))?.message).toMatch(/zfs destroy tank\/database@b: .*busy/);
-    expect(await snapshotsOf('tank/database')).toEqual(['b']);
-    await expect(destroySnapshot(zfs, 'tank/database')).rejects.toThrow(/must be <dataset>@<snapshot>/);
   });
 });
 

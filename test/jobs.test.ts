@@ -8,9 +8,10 @@
 // one line per failed dataset (a failing preSnapshot hook, a refused target) and exit 1, and a
 // second concurrent run of one job refused by its lock.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import { run } from '../shared/run.js';
 import { childEnd } from '../shared/child.js';
@@ -82,15 +83,15 @@ interface Daemon {
   proc: ChildProcess;
   err(): string;
 }
-async function startDaemon(): Promise<Daemon> {
-  const proc = spawnSender(['run', '--config', config, '--zfs', FAKE_ZFS, '--test-clock', clockFile, '--job', 'offsite'], env);
+async function startDaemon(job = 'offsite'): Promise<Daemon> {
+  const proc = spawnSender(['run', '--config', config, '--zfs', FAKE_ZFS, '--test-clock', clockFile, '--job', job], env);
   let out = '';
   let err = '';
   proc.stderr!.on('data', (b: Buffer) => (err += b.toString()));
   await new Promise<void>((resolve, reject) => {
     proc.stdout!.on('data', (b: Buffer) => {
       out += b.toString();
-      if (out.includes('running offsite')) resolve();
+      if (out.includes(`running ${job}`)) resolve();
     });
     void childEnd(proc).then((e) => reject(new Error(`the daemon exited ${e.code}: ${err}`)));
   });
@@ -122,6 +123,7 @@ function writeConfig(extra: Record<string, unknown> = {}): void {
           snapshots: { every: '1d', prefix: 'scratch_' },
           hooks: { preSnapshot: [{ argv: ['/bin/sh', '-c', 'sleep 20; exit 1'], timeoutSeconds: 60 }] },
         },
+        { name: 'big', to: `127.0.0.1:${port}`, datasets: ['tank/big'], snapshots: { every: '1h', prefix: 'big_' }, bwlimit: '4MiB' },
       ],
       ...extra,
     }),
@@ -134,7 +136,10 @@ beforeAll(async () => {
   mkdirSync(env.FAKE_ZFS_ROOT!, { recursive: true });
   await zfs(['create', 'tank']);
   await zfs(['create', 'backup']);
-  for (const ds of DATASETS) await zfs(['create', '-p', ds]);
+  for (const ds of [...DATASETS, 'tank/big']) await zfs(['create', '-p', ds]);
+  const payload = join(dir, 'payload');
+  writeFileSync(payload, randomBytes(24 * 1024 * 1024));
+  await zfs(['fake-write', 'tank/big', 'big.bin', payload]);
   // tank/www's target holds a snapshot the source never had: every send to it is refused
   await zfs(['create', '-p', 'backup/site-a/tank/www']);
   await zfs(['snapshot', 'backup/site-a/tank/www@someone-elses']);
@@ -257,4 +262,55 @@ describe('sender-agent run --once', () => {
     expect((await childEnd(first)).code).toBe(1); // its hook fails: nothing replicated, exit 1
     expect(existsSync(lock)).toBe(false);
   }, 300_000);
+
+  it('reports a dataset a pattern selected once it is gone from the source, once, and leaves its replica alone', async () => {
+    const before = await snaps('backup/site-a/tank/db/logs');
+    expect(before.length).toBeGreaterThan(0);
+    await zfs(['destroy', '-r', 'tank/db/logs']);
+    rmSync(failHome);
+    setClock('2026-12-06T11:10:00Z');
+    const once = () => runSender(['run', '--once', '--job', 'offsite', '--config', config, '--zfs', FAKE_ZFS, '--test-clock', clockFile], env, 900_000);
+    const r = await once();
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      'sender-agent run: job offsite: tank/db/logs: tank/db/logs is gone from the source (renamed or destroyed?); its replica on the receiver is left as it is\n',
+    );
+    expect(state().datasets['tank/db/logs']!.lastError?.code).toBe('no-dataset');
+    expect(await snaps('backup/site-a/tank/db/logs')).toEqual(before);
+    // reported once: the next run names only the refused target
+    setClock('2026-12-06T11:20:00Z');
+    const again = await once();
+    expect(
+      again.stderr
+        .trim()
+        .split('\n')
+        .map((l) => l.split(': ')[2]),
+    ).toEqual(['tank/www']);
+  }, 900_000);
+});
+
+describe('SIGTERM while a transfer runs', () => {
+  it('aborts it, the receiver keeps its resume state, and the next run resumes it to a whole copy', async () => {
+    setClock('2026-12-06T12:30:00Z');
+    const daemon = await startDaemon('big');
+    setClock('2026-12-06T13:00:00Z');
+    await expect.poll(() => daemon.err(), { timeout: 300_000, interval: 200 }).toMatch(/transfer begins/);
+    // under way: zfs recv on the receiver has taken the stream's first records
+    const receiving = async () => (await run(FAKE_ZFS, ['list', 'backup/site-a/tank/big'], { env: { ...process.env, ...env } })).code === 0;
+    await expect.poll(receiving, { timeout: 300_000, interval: 200 }).toBe(true);
+    daemon.proc.kill('SIGTERM');
+    expect((await childEnd(daemon.proc)).code).toBe(0);
+    expect(daemon.err()).toMatch(/stopping: running transfers are aborted/);
+    const big = JSON.parse(readFileSync(join(dirname(stateFile), 'big.json'), 'utf8')) as State;
+    expect(big.running).toBe(false);
+    expect(big.datasets['tank/big']!.lastError?.code).toBe('cancelled');
+    await expect
+      .poll(async () => (await zfs(['get', '-H', '-o', 'value', 'receive_resume_token', 'backup/site-a/tank/big'])).trim(), { timeout: 60_000 })
+      .not.toBe('-');
+
+    const r = await runSender(['run', '--once', '--job', 'big', '--config', config, '--zfs', FAKE_ZFS, '--test-clock', clockFile], env, 900_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(await zfs(['fake-hash', 'backup/site-a/tank/big@big_20261206T130000Z'])).toBe(await zfs(['fake-hash', 'tank/big@big_20261206T130000Z']));
+  }, 900_000);
 });

@@ -2,25 +2,14 @@
 // one tick of each job (or of --job) now, whatever the schedule says: exit 0 only when every
 // dataset succeeded, else 1 with one line per failed dataset. Without --once, a daemon until
 // SIGTERM (jobs/daemon.ts).
-import { loadSenderConfig, type SenderConfig } from '../../shared/config.js';
+import { loadSenderConfig } from '../../shared/config.js';
 import { defineCommand } from '../../shared/command.js';
 import { fileClock, systemClock } from '../../shared/clock.js';
 import { createLogger } from '../../shared/log.js';
 import { ZferryError, errorMessage } from '../../shared/errors.js';
-import type { JobConfig } from '../../shared/job-config.js';
 import { CONFIG, VERBOSE, ZFS, senderLog } from './common.js';
 import { formatHostPort } from '../../shared/address.js';
 import { startSenderHttp, type SenderHttp } from '../http.js';
-
-function jobsToRun(config: SenderConfig, only: string | undefined): JobConfig[] {
-  if (only !== undefined) {
-    const job = config.jobs.find((j) => j.name === only);
-    if (!job) throw new ZferryError('bad-config', `${config.file} has no job "${only}" (jobs: ${config.jobs.map((j) => j.name).join(', ') || 'none'})`);
-    return [job];
-  }
-  if (config.jobs.length === 0) throw new ZferryError('bad-config', `${config.file} has no jobs; add "jobs" (docs/design.md, "Jobs")`);
-  return config.jobs;
-}
 
 export const run = defineCommand({
   name: 'run',
@@ -37,11 +26,12 @@ export const run = defineCommand({
   async run({ values: v }, io) {
     const clock = v['test-clock'] === undefined ? systemClock : fileClock(v['test-clock']);
     const config = loadSenderConfig(v.config);
+    const { JobRunner, jobsToRun } = await import('../jobs/runner.js');
     const jobs = jobsToRun(config, v.job);
-    const abort = new AbortController();
-    const { JobRunner } = await import('../jobs/runner.js');
     if (v.once) {
       const log = senderLog(v.verbose);
+      // a signal aborts the transfers (the receiver keeps their resume state); the lock is released
+      const abort = new AbortController();
       const stop = () => abort.abort(new ZferryError('cancelled', 'stopped by a signal'));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
@@ -58,6 +48,7 @@ export const run = defineCommand({
           const ok = reports.filter((r) => !r.error);
           const pruned = ok.reduce((n, r) => n + (r.pruned ?? 0), 0);
           io.out.write(`job ${job.name}: ${ok.length} dataset(s) up to date, ${bad.length} failed${pruned ? `, ${pruned} snapshot(s) pruned here` : ''}\n`);
+          for (const n of runner.notices) io.out.write(`notice: job ${job.name}: ${n}\n`);
         } catch (e) {
           io.err.write(`sender-agent run: job ${job.name}: ${errorMessage(e)}\n`);
           failed++;

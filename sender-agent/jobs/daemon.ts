@@ -19,7 +19,7 @@ import type { Clock } from '../../shared/clock.js';
 import type { Logger } from '../../shared/log.js';
 import type { SenderConfig } from '../../shared/config.js';
 import type { JobConfig } from '../../shared/job-config.js';
-import { JobRunner, type RunContext } from './runner.js';
+import { JobRunner, jobsToRun, type RunContext } from './runner.js';
 import { dueTick, latestTick, nameTime } from './schedule.js';
 import { iso, msOf } from './state.js';
 import { snapshotName } from './naming.js';
@@ -191,19 +191,6 @@ export class Daemon {
     return { config, zfsBin: this.o.zfsBin, clock: this.o.clock, log: this.o.log, signal: this.abort.signal };
   }
 
-  private selected(config: SenderConfig): JobConfig[] {
-    const jobs = this.o.only === undefined ? config.jobs : config.jobs.filter((j) => j.name === this.o.only);
-    if (jobs.length === 0) {
-      throw new ZferryError(
-        'bad-config',
-        this.o.only === undefined
-          ? `${config.file} has no jobs; add "jobs" (docs/design.md, "Jobs")`
-          : `${config.file} has no job "${this.o.only}" (jobs: ${config.jobs.map((j) => j.name).join(', ') || 'none'})`,
-      );
-    }
-    return jobs;
-  }
-
   /** The configuration in force (the last one a reload accepted). */
   get currentConfig(): SenderConfig {
     return this.config;
@@ -212,7 +199,7 @@ export class Daemon {
   /** Sets up the jobs and starts polling; run() resolves once stopped. */
   start(): void {
     const now = this.o.clock.now();
-    this.apply(this.selected(this.config), now);
+    this.apply(jobsToRun(this.config, this.o.only), now);
     this.o.log.info('running jobs', { jobs: [...this.jobs.keys()], stateDir: this.config.stateDir });
     this.tick();
   }
@@ -243,7 +230,7 @@ export class Daemon {
     let jobs: JobConfig[];
     try {
       next = this.o.load();
-      jobs = this.selected(next);
+      jobs = jobsToRun(next, this.o.only);
     } catch (e) {
       this.o.log.error('config reload refused; keeping the config in use', { error: errorMessage(e) });
       return;

@@ -50,6 +50,17 @@ export interface DatasetReport {
   pruned?: number;
 }
 
+/** The jobs a run covers: all of sender.json's, or the one --job names; none is a config error. */
+export function jobsToRun(config: SenderConfig, only: string | undefined): JobConfig[] {
+  if (only !== undefined) {
+    const job = config.jobs.find((j) => j.name === only);
+    if (!job) throw new ZferryError('bad-config', `${config.file} has no job "${only}" (jobs: ${config.jobs.map((j) => j.name).join(', ') || 'none'})`);
+    return [job];
+  }
+  if (config.jobs.length === 0) throw new ZferryError('bad-config', `${config.file} has no jobs; add "jobs" (docs/design.md, "Jobs")`);
+  return config.jobs;
+}
+
 /** The parent whose target contains this one's target, among the selected (nearest first). */
 export function parentOf(d: Selected, all: Selected[]): Selected | undefined {
   let best: Selected | undefined;
@@ -85,6 +96,8 @@ export class JobRunner {
   private holders = 0;
   zfs: Zfs;
   readonly log: Logger;
+  /** what a person running `run --once` should read besides failures */
+  readonly notices: string[] = [];
 
   constructor(
     public job: JobConfig,
@@ -125,6 +138,7 @@ export class JobRunner {
       this.lock = acquireJobLock(this.stateDir, this.job.name);
       if (this.lock.tookOverFrom !== null) {
         this.log.warn('took over a stale lock: its process is gone', { pid: this.lock.tookOverFrom, lock: this.lock.path });
+        this.notices.push(`took over the lock ${this.lock.path} left by pid ${this.lock.tookOverFrom}, which is no longer running`);
       }
       this.state = readJobState(this.stateDir, this.job.name, this.job.to);
       this.state.running = true;
@@ -315,16 +329,19 @@ export class JobRunner {
     if (this.job.keep && out.source && !this.ctx.signal?.aborted) {
       try {
         const input = { dataset: d.dataset, prefix: this.job.snapshots.prefix, grid: this.job.keep, now, snapshots: out.source, committed: out.committed };
-        let plan = planSourcePrune({ ...input, held: new Set() });
-        // holds are read only when something is to go (one zfs call less per dataset and tick)
-        if (plan.destroy.length) plan = planSourcePrune({ ...input, held: new Set(await heldSnapshots(this.zfs, d.dataset)) });
+        // holds and bookmarks are read only when something may go (two zfs calls less per dataset and tick)
+        let plan = planSourcePrune({ ...input, held: new Set(), bookmarked: new Set(out.committed ? [out.committed.guid] : []) });
+        if (plan.destroy.length) {
+          const [held, marks] = await Promise.all([heldSnapshots(this.zfs, d.dataset), this.zfs.bookmarks(d.dataset)]);
+          plan = planSourcePrune({ ...input, held: new Set(held), bookmarked: new Set(marks.map((b) => b.guid)) });
+        }
         if (plan.skipped) this.log.info('source prune skipped', { dataset: d.dataset, why: plan.skipped });
         else if (plan.destroy.length) {
-          const r = await executePrune(this.zfs, plan);
+          const r = await executePrune(this.zfs, d.dataset, plan);
           s.pruned = r.destroyed.length;
           report.pruned = r.destroyed.length;
           this.log.info('source pruned', { dataset: d.dataset, destroyed: r.destroyed, grid: this.job.keep.text });
-          for (const f of r.failed) this.log.warn('prune failed', { snapshot: f.full, error: f.error.message });
+          for (const f of r.failed) this.log.warn('prune failed', { snapshot: `${d.dataset}@${f.name}`, error: f.error });
         } else s.pruned = 0;
       } catch (e) {
         this.log.warn('source prune failed', { dataset: d.dataset, error: errorMessage(e) });

@@ -1,5 +1,4 @@
-// Taking a tick's snapshots and destroying pruned ones, through the one Zfs adapter (argv
-// arrays, names validated).
+// Taking a tick's snapshots, through the one Zfs adapter (argv arrays, names validated).
 //
 // A tick's snapshots are one `zfs snapshot a@n b@n c@n` call: OpenZFS creates them in one
 // transaction group, so related datasets (a database and its logs) are consistent with each
@@ -10,7 +9,7 @@
 // the datasets are then snapshotted one by one, so one bad dataset never costs the others
 // their snapshot, and each failure is that dataset's own.
 import { ZferryError, oneLine } from '../../shared/errors.js';
-import { validateDataset, validateSnapshot, validateSnapshotName } from '../../shared/names.js';
+import { validateDataset, validateSnapshotName } from '../../shared/names.js';
 import type { Zfs } from '../../shared/zfs.js';
 
 /** The zfs snapshot calls that cover `selected` when a call takes one name: -r where a whole subtree is selected. */
@@ -68,12 +67,4 @@ export async function takeSnapshots(zfs: Zfs, datasets: string[], name: string):
   }
   for (const d of datasets) result.set(d, await one(zfs, d, name));
   return result;
-}
-
-/** `zfs destroy dataset@snapshot`: that one snapshot, never -r or -R; a held one fails ("dataset is busy"). */
-export async function destroySnapshot(zfs: Zfs, full: string): Promise<ZferryError | null> {
-  validateSnapshot(full);
-  const r = await zfs.invoke(['destroy', full]);
-  if (r.code === 0) return null;
-  return new ZferryError('zfs', `zfs destroy ${full}: ${oneLine(r.stderr || r.stdout) || `exit ${r.code}`}`);
 }

@@ -3,17 +3,19 @@
 // planPrune: laid out back from the newest, each interval keeping its oldest). Never pruned,
 // whatever the grid says:
 //   - a snapshot that is not the job's (another prefix, a manual one);
-//   - a held snapshot (the replication anchor is held; so may be others' snapshots);
-//   - the newest snapshot the receiver has committed (the next incremental's base), and every
-//     snapshot newer than it (not yet on the receiver);
+//   - a held snapshot (the replication anchor where zfs has no bookmarks; others' holds too);
+//   - the newest snapshot the receiver has committed (the next incremental's base), unless a
+//     bookmark of it anchors the next incremental (sender-agent/anchor.ts: that is what the
+//     bookmark is for), and every snapshot newer than it (not yet on the receiver);
 // and nothing at all is pruned when the receiver's state was not read this tick (down,
 // refused: what it holds is unknown), when it holds none of the dataset's snapshots, or when a
 // snapshot is dated more than a minute after now (the clock went back, or the name is forged).
+// Destroyed as the receiver's pruner destroys (shared/zfs-snapshots.ts): `zfs destroy ds@a,b`,
+// one by one where zfs refuses that form (zfs-fuse) or one of them cannot go; never -r.
 import { clockWentBack, planPrune, type Grid } from '../../shared/retention.js';
-import type { ZferryError } from '../../shared/errors.js';
 import type { SnapshotInfo, Zfs } from '../../shared/zfs.js';
+import { destroySnapshots } from '../../shared/zfs-snapshots.js';
 import { snapshotTime } from './naming.js';
-import { destroySnapshot } from './snapshot.js';
 
 export interface PruneItem {
   name: string;
@@ -41,6 +43,8 @@ export function planSourcePrune(p: {
   committed: SnapshotInfo | null | undefined;
   /** full names of snapshots with a user hold */
   held: ReadonlySet<string>;
+  /** guids of the dataset's bookmarks: a bookmarked base may go, the bookmark is the base */
+  bookmarked: ReadonlySet<string>;
 }): PrunePlan {
   const items: PruneItem[] = [];
   for (const s of p.snapshots) {
@@ -52,20 +56,24 @@ export function planSourcePrune(p: {
   if (p.committed === null) return none(`the receiver holds none of ${p.dataset}'s snapshots`);
   if (clockWentBack(items, p.now)) return none(`a snapshot of ${p.dataset} is dated after now (${new Date(p.now).toISOString()}): the clock went back?`);
   const base = p.committed.createtxg;
+  const baseFree = p.bookmarked.has(p.committed.guid);
   const d = planPrune(items, p.grid, p.now, {
-    protect: (x) => (p.held.has(x.full) ? 'held' : x.createtxg === base ? 'replication base' : x.createtxg > base ? 'not yet replicated' : false),
+    protect: (x) => (p.held.has(x.full) ? 'held' : x.createtxg === base && !baseFree ? 'replication base' : x.createtxg > base ? 'not yet replicated' : false),
   });
   return { destroy: d.destroy, keep: d.keep, reasons: d.reasons, skipped: null };
 }
 
-/** Destroys what the plan says, one snapshot per call; returns the destroyed names and the failures. */
-export async function executePrune(zfs: Zfs, plan: PrunePlan): Promise<{ destroyed: string[]; failed: Array<{ full: string; error: ZferryError }> }> {
-  const destroyed: string[] = [];
-  const failed: Array<{ full: string; error: ZferryError }> = [];
-  for (const x of plan.destroy) {
-    const e = await destroySnapshot(zfs, x.full);
-    if (e) failed.push({ full: x.full, error: e });
-    else destroyed.push(x.name);
-  }
-  return { destroyed, failed };
+/** Destroys what the plan says; returns the destroyed names and the failures (zfs's line each). */
+export async function executePrune(
+  zfs: Zfs,
+  dataset: string,
+  plan: PrunePlan,
+): Promise<{ destroyed: string[]; failed: Array<{ name: string; error: string }> }> {
+  if (plan.destroy.length === 0) return { destroyed: [], failed: [] };
+  const r = await destroySnapshots(
+    zfs,
+    dataset,
+    plan.destroy.map((x) => x.name),
+  );
+  return { destroyed: r.done, failed: r.failed };
 }

@@ -91,7 +91,7 @@ describe('what a job sends next for a dataset', () => {
 describe('what the source may prune', () => {
   const grid = parseGrid('1x1h(keep=all) | 2x1h');
   const s = snaps('manual-0', 0, 1, 2, 3, 3.5, 4, 5);
-  const base = { dataset: 'tank/data', prefix: 'zferry_', grid, now: T0 + 5 * H, snapshots: s, held: new Set<string>() };
+  const base = { dataset: 'tank/data', prefix: 'zferry_', grid, now: T0 + 5 * H, snapshots: s, held: new Set<string>(), bookmarked: new Set<string>() };
   const names = (xs: Array<{ name: string }>) => xs.map((x) => x.name);
 
   it("only the job's own snapshots, as the grid says, laid out back from the newest", () => {
@@ -110,6 +110,16 @@ describe('what the source may prune', () => {
     expect(p.reasons.get(p.keep.find((x) => x.name === s[2]!.name)!)).toBe('replication base');
     expect(p.reasons.get(p.keep.find((x) => x.name === s[5]!.name)!)).toBe('held');
     expect(p.reasons.get(p.keep.find((x) => x.name === s[3]!.name)!)).toBe('not yet replicated');
+  });
+
+  it('the base too, when a bookmark of it anchors the next incremental and the grid lets it go', () => {
+    // the receiver holds 01:00 only; 02:00 and newer are not yet there
+    const kept = planSourcePrune({ ...base, committed: s[2]!, now: T0 + 5 * H });
+    expect(names(kept.destroy)).toEqual([s[1]!.name]);
+    const free = planSourcePrune({ ...base, committed: s[2]!, bookmarked: new Set([s[2]!.guid]) });
+    // laid out back from 05:00, 01:00 is past the 3 h span: only the bookmark is left of it
+    expect(names(free.destroy)).toEqual([s[1]!.name, s[2]!.name]);
+    expect(free.reasons.get(free.keep.find((x) => x.name === s[3]!.name)!)).toBe('not yet replicated');
   });
 
   it('nothing when the receiver was not read, holds nothing, or a snapshot is dated after now (clock went back)', () => {
