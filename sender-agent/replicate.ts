@@ -306,6 +306,7 @@ async function sendAndFinish(
     compress: s.raw ? 'off' : o.compress,
     grow: o.lanes === 'auto' && !o.bwlimit ? { maxLanes: t.begin.maxLanes, linkBps: o.linkMbit ? (o.linkMbit * 1e6) / 8 : null } : undefined,
     onNotice: (m) => s.notices.push(m),
+    expectedBytes: t.estimate,
     signal: o.signal,
   });
   const progress = new Progress(() => ({ ...path.progress(), estimate: t.estimate }), o.progress, progressOut);
