@@ -94,6 +94,7 @@ export class SendPath {
           highWater: begin.chunkBytes,
           heartbeatMs: o.heartbeatMs,
           tune: o.tune && ((sock) => this.notice(o.tune!(sock))),
+          onTicket: (ticket) => o.receiver.tickets.keep(ticket),
         }),
     });
     if (o.signal?.aborted) this.cancel();
