@@ -4,11 +4,13 @@ import * as grpc from '@grpc/grpc-js';
 import { dirname } from 'node:path/posix';
 import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { Zfs } from '../shared/zfs.js';
+import type { DatasetState, Zfs } from '../shared/zfs.js';
 import { validateSnapshotName } from '../shared/names.js';
 import type { ClientPolicy, ReceiverConfig } from '../shared/config.js';
 import {
   AGENT_VERSION,
+  GET_TARGETS_MAX_NAMES,
+  GET_TARGETS_REPLY_BYTES,
   PROTOCOL_VERSION,
   codeTrailer,
   type AbortReply,
@@ -20,6 +22,9 @@ import {
   type FinishReply,
   type FinishRequest,
   type GetTargetRequest,
+  type GetTargetsReply,
+  type GetTargetsRequest,
+  type TargetEntry,
   type HelloReply,
   type HelloRequest,
   type StatusReply,
@@ -76,6 +81,28 @@ function toGrpcError(e: unknown): Partial<grpc.StatusObject> {
   const code: ErrorCode = e instanceof ZferryError ? e.code : 'internal';
   const status = e instanceof ZferryError ? (STATUSES[code] ?? grpc.status.FAILED_PRECONDITION) : grpc.status.INTERNAL;
   return { code: status, details: errorMessage(e), metadata: codeTrailer(code) };
+}
+
+/** A target as GetTarget describes it, from what Zfs.datasetStates read (undefined: it does not exist). */
+function targetState(target: string, st: DatasetState | undefined, resumable: boolean, encryption: boolean): TargetState {
+  const token = st?.props.receive_resume_token;
+  return {
+    target,
+    exists: !!st,
+    snapshots: (st?.snapshots ?? []).map((s) => ({ name: s.name, guid: s.guid, createtxg: s.createtxg })),
+    resumeToken: token && token !== '-' ? token : '',
+    encryption: (encryption && st?.props.encryption) || '',
+    keystatus: encryption && st ? (st.props.keystatus ?? '-') : '',
+    resumeSupported: resumable,
+    modified: false,
+  };
+}
+
+/** About what an entry takes on the wire (generous per field): for the reply's size bound. */
+function entryBytes(e: TargetEntry): number {
+  const s = e.state;
+  const snaps = s ? s.snapshots.reduce((n, x) => n + x.name.length + x.guid.length + 16, 0) : 0;
+  return 32 + e.name.length + e.refusal.length + (s ? s.target.length + s.resumeToken.length + s.encryption.length + s.keystatus.length + snaps : 0);
 }
 
 type Handler<Req, Rep> = (identity: string | null, req: Req) => Promise<Rep>;
@@ -194,6 +221,59 @@ export class ReceiverCore {
       resumeSupported: token !== null,
       modified: false,
     };
+  };
+
+  /**
+   * GetTarget for many names in one call (a job planning its datasets). Every name is
+   * checked as GetTarget checks it, all before any work: one malformed or escaping name
+   * refuses the whole call, naming it. A target busy with a running transfer is refused
+   * alone, in its entry, so one busy dataset does not hold up a job's plan. The zfs work is
+   * one `zfs get` per 100 names, run one after another (Zfs.datasetStates). The reply stops
+   * short of GET_TARGETS_REPLY_BYTES: the sender asks again for the names left.
+   */
+  getTargets = async (identity: string | null, req: GetTargetsRequest): Promise<GetTargetsReply> => {
+    const policy = this.policy.client(identity);
+    const { names } = req;
+    if (names.length > GET_TARGETS_MAX_NAMES) {
+      throw new ZferryError('too-many-names', `GetTargets asked for ${names.length} targets; at most ${GET_TARGETS_MAX_NAMES} per call`);
+    }
+    const targets = names.map((n) => this.policy.target(identity, n).target);
+    const seen = new Set<string>();
+    for (const n of names) {
+      if (seen.has(n)) throw new ZferryError('bad-request', `GetTargets names ${JSON.stringify(n.slice(0, 80))} twice`);
+      seen.add(n);
+    }
+    const refused = new Map<string, ZferryError>();
+    for (const t of targets) {
+      try {
+        await this.clearTarget(t);
+      } catch (e) {
+        if (!(e instanceof ZferryError) || e.code !== 'busy') throw e;
+        refused.set(t, e);
+      }
+    }
+    const pool = policy.root.split('/')[0]!;
+    const resumable = await this.zfs.supportsProperty('receive_resume_token', pool);
+    const encryption = await this.zfs.supportsProperty('encryption', pool);
+    const props = [...(resumable ? ['receive_resume_token'] : []), ...(encryption ? ['encryption', 'keystatus'] : [])];
+    const states = await this.zfs.datasetStates(
+      targets.filter((t) => !refused.has(t)),
+      props,
+    );
+    const entries: TargetEntry[] = [];
+    let bytes = 0;
+    for (const [i, name] of names.entries()) {
+      const target = targets[i]!;
+      const no = refused.get(target);
+      const entry: TargetEntry = no
+        ? { name, state: null, refusalCode: no.code, refusal: no.message }
+        : { name, state: targetState(target, states.get(target), resumable, encryption), refusalCode: '', refusal: '' };
+      bytes += entryBytes(entry);
+      if (entries.length > 0 && bytes > GET_TARGETS_REPLY_BYTES) break;
+      entries.push(entry);
+    }
+    this.log.debug('GetTargets', { identity: policy.identity, asked: names.length, answered: entries.length, busy: refused.size });
+    return { targets: entries };
   };
 
   /** `grantedWindow`: the window admission granted (beginLimited), when not what was asked. */
@@ -470,6 +550,7 @@ export class ReceiverCore {
     return {
       Hello: unary(this.log, 'Hello', this.hello),
       GetTarget: unary(this.log, 'GetTarget', this.getTarget),
+      GetTargets: unary(this.log, 'GetTargets', this.getTargets),
       Begin: unary(this.log, 'Begin', this.beginLimited),
       Finish: unary(this.log, 'Finish', this.finish),
       Abort: unary(this.log, 'Abort', this.abort),

@@ -151,7 +151,10 @@ export class Transfer {
     this.walker = info.walk ? new StreamWalker(info.walk) : null;
     const windowChunks = Math.ceil(info.windowBytes / info.chunkBytes);
     this.pool = new BufferPool(CHECKSUM_BYTES + info.chunkBytes, windowChunks + 16);
-    this.pool.reserve(windowChunks + 8);
+    // what the sender expects to send, not a whole window (256 MiB by default): a job's tiny
+    // incrementals come one after another; a low estimate only makes the pool grow on demand
+    const expected = info.estimatedBytes ? Math.ceil(info.estimatedBytes / info.chunkBytes) : windowChunks;
+    this.pool.reserve(Math.min(windowChunks, expected) + 8);
     // lanes count a DEFLATE'd chunk against this window before inflating it (lane-listener.ts)
     this.reasm.servePool(this.pool);
     this.done = new Promise<FinishResult>((resolve, reject) => (this.settle = { resolve, reject }));

@@ -87,6 +87,9 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
   };
 
   server.on('connection', (raw) => guard.onConnection(raw));
+  // A new secure context comes with new session-ticket keys (none are configured): a lane
+  // resuming with a ticket skips the certificate checks, and no ticket issued under the old
+  // CA or certificate resumes anything after a reload (test/job-session.test.ts).
   reloader.onTls('control/lane port', (m) => server.setSecureContext(serverTlsOptions(m, [H2_ALPN, LANE_ALPN])));
   const throttle = new IdentityThrottle();
   const enrollGuard = new ConnectionGuard(limits, log);

@@ -14,6 +14,8 @@ import {
   type FinishReply,
   type FinishRequest,
   type GetTargetRequest,
+  type GetTargetsReply,
+  type GetTargetsRequest,
   type HelloReply,
   type HelloRequest,
   type StatusReply,
@@ -91,6 +93,10 @@ export class ControlClient {
   }
   getTarget(req: GetTargetRequest): Promise<TargetState> {
     return this.call('GetTarget', req, 120_000);
+  }
+  /** GetTarget for many names (at most GET_TARGETS_MAX_NAMES); the reply may answer only the first ones. */
+  getTargets(req: GetTargetsRequest): Promise<GetTargetsReply> {
+    return this.call('GetTargets', req, 300_000);
   }
   begin(req: BeginRequest): Promise<BeginReply> {
     return this.call('Begin', req, 120_000);

@@ -31,6 +31,8 @@ export interface LaneOptions {
   heartbeatMs: number;
   /** called once TCP is connected, before the TLS handshake (buffers, congestion control) */
   tune?: (socket: tls.TLSSocket) => void;
+  /** each TLS session ticket the receiver sends, for later lanes to resume with (session.ts LaneTickets) */
+  onTicket?: (ticket: Buffer) => void;
 }
 
 export declare interface Lane {
@@ -63,6 +65,7 @@ export class Lane extends EventEmitter {
     return new Promise((resolve, reject) => {
       const socket = tls.connect(o.tls);
       if (o.tune) socket.once('connect', () => o.tune!(socket));
+      if (o.onTicket) socket.on('session', o.onTicket);
       const parser = new FrameParser(1024);
       let lane: Lane | null = null;
       const timer = setTimeout(() => fail(`no answer within ${o.timeoutMs} ms`), o.timeoutMs);

@@ -7,7 +7,7 @@ import { anchorBookmark, parseSource, targetUnderRoot } from '../shared/names.js
 import { Zfs, type BookmarkInfo, type ResumeTokenInfo, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
 import type { BeginReply, FinishReply, HelloReply, TargetState } from '../shared/control.js';
 import type { SenderConfig } from '../shared/config.js';
-import { connectReceiver, hello, helloRtt, type Receiver } from './session.js';
+import { connectReceiver, hello, helloRtt, type OpenSession, type Receiver } from './session.js';
 import { SendPath, type SendStats } from './send-path.js';
 import { zfsSendSource } from './sources.js';
 import { planTransfer, describePlan, type Plan } from './plan.js';
@@ -44,6 +44,14 @@ export interface ReplicateOptions {
   heartbeatMs: number;
   /** stops the transfer (the receiver keeps its resume state) */
   signal?: AbortSignal;
+  /**
+   * A receiver already connected and greeted (a job session, job-session.ts): no dial, no
+   * Hello, no RTT probe, and its control client stays open afterwards. `to` is then only
+   * what messages name.
+   */
+  session?: OpenSession;
+  /** The target's state as the session's plan read it (GetTargets): no GetTarget. Ignored with `restart` and on retries. */
+  target?: TargetState;
 }
 
 export interface ReplicateResult {
@@ -93,14 +101,14 @@ interface Session extends Receiver {
 export async function openSession(o: ReplicateOptions, log: Logger, contact?: { made: boolean }): Promise<Session> {
   const { dataset, snapshot } = parseSource(o.source);
   targetUnderRoot('root', o.name); // same rules the receiver applies; fail early and locally
-  const receiver = connectReceiver(o.to, o.config);
+  const receiver = o.session?.receiver ?? connectReceiver(o.to, o.config);
   const zfs = new Zfs(o.zfsBin ?? o.config.zfs);
   const { client } = receiver;
   const notices: string[] = [];
   try {
-    const hi = await hello(client, ['resume', 'raw']);
+    const hi = o.session?.hello ?? (await hello(client, ['resume', 'raw']));
     if (contact) contact.made = true;
-    const rttMs = await helloRtt(client);
+    const rttMs = o.session?.rttMs ?? (await helloRtt(client));
     log.debug('receiver says hello', { identity: hi.identity, root: hi.root, capabilities: hi.capabilities });
     if (!(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
     const source = await zfs.snapshots(dataset);
@@ -113,7 +121,7 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
       const r = await client.abort({ name: o.name, transferId: '', discardResumeState: true });
       notices.push(`--restart: ${r.message}`);
     }
-    const target = await client.getTarget({ name: o.name });
+    const target = (!o.restart && prefetched(o, hi)) || (await client.getTarget({ name: o.name }));
     if (!target.resumeSupported) {
       notices.push(`the receiver's zfs cannot resume (no zfs recv -s, e.g. zfs-fuse): an interrupted transfer starts again from the last common snapshot`);
     }
@@ -127,9 +135,17 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
     if (plan.kind === 'resume') raw = (await checkResumable(zfs, plan.token, dataset, o, target.target, notices)).raw;
     return { ...receiver, zfs, hello: hi, dataset, snapshot, source, bookmarks, encryptedSource, raw, target, plan, notices, rttMs };
   } catch (e) {
-    client.close();
+    if (!o.session) client.close();
     throw e;
   }
+}
+
+/** The target state the caller planned, checked to be this target's (a mix-up is a bug, not a plan). */
+function prefetched(o: ReplicateOptions, hi: HelloReply): TargetState | undefined {
+  if (o.target && o.target.target !== `${hi.root}/${o.name}`) {
+    throw new ZferryError('internal', `the planned state of ${o.target.target} was passed for ${hi.root}/${o.name}`);
+  }
+  return o.target;
 }
 
 /** A token we cannot or should not resume is explained, never silently discarded. */
@@ -206,7 +222,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       compressed: sent.stats.compressed,
     };
   } finally {
-    s.client.close();
+    if (!o.session) s.client.close();
   }
 }
 
@@ -306,6 +322,7 @@ async function sendAndFinish(
     compress: s.raw ? 'off' : o.compress,
     grow: o.lanes === 'auto' && !o.bwlimit ? { maxLanes: t.begin.maxLanes, linkBps: o.linkMbit ? (o.linkMbit * 1e6) / 8 : null } : undefined,
     onNotice: (m) => s.notices.push(m),
+    expectedBytes: t.estimate,
     signal: o.signal,
   });
   const progress = new Progress(() => ({ ...path.progress(), estimate: t.estimate }), o.progress, progressOut);
@@ -383,7 +400,8 @@ export async function replicateWithRetry(
   const contact = { made: false };
   for (let attempt = 1; ; attempt++) {
     try {
-      const r = await replicate(attempt === 1 ? o : { ...o, restart: false }, log, progressOut, contact);
+      // a later attempt reads the target again: the planned state is what failed
+      const r = await replicate(attempt === 1 ? o : { ...o, restart: false, target: undefined }, log, progressOut, contact);
       if (attempt > 1) {
         r.attempts = attempt;
         if (r.outcome === 'up-to-date') r.notices.push(`the receiver had committed @${r.snapshot} before the interruption`);

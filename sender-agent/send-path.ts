@@ -38,6 +38,8 @@ export interface SendPathOptions {
   /** --lanes auto: add lanes while that raises goodput (lane-control.ts) */
   grow?: { maxLanes: number; linkBps: number | null };
   onNotice?: (message: string) => void;
+  /** the stream's size as zfs send -nP put it, when known: the chunk pool reserves no more than that */
+  expectedBytes?: number | null;
   /** aborting fails the transfer at once and stops the source */
   signal?: AbortSignal;
 }
@@ -92,6 +94,7 @@ export class SendPath {
           highWater: begin.chunkBytes,
           heartbeatMs: o.heartbeatMs,
           tune: o.tune && ((sock) => this.notice(o.tune!(sock))),
+          onTicket: (ticket) => o.receiver.tickets.keep(ticket),
         }),
     });
     if (o.signal?.aborted) this.cancel();
@@ -239,7 +242,10 @@ export class SendPath {
       const { windowBytes, chunkBytes } = this.o.begin;
       const windowChunks = Math.ceil(windowBytes / chunkBytes);
       this.pool = chunkPool(chunkBytes, windowChunks + 2 * this.striper.lanes.length + 2);
-      this.pool.reserve(windowChunks + 2);
+      // A tiny incremental reserves a few chunks, not a whole window (256 MiB by default, seconds
+      // of allocating): through a job session one process runs transfer after transfer.
+      const expected = this.o.expectedBytes ? Math.ceil(this.o.expectedBytes / chunkBytes) : windowChunks;
+      this.pool.reserve(Math.min(windowChunks, expected) + 2);
     }
     return this.pool;
   }

@@ -16,6 +16,38 @@ export interface Receiver {
   serverName?: string;
   material: TlsMaterial;
   client: ControlClient;
+  /** the TLS session tickets its lanes got, for the next lanes to resume */
+  tickets: LaneTickets;
+}
+
+/**
+ * A receiver that said Hello, with its control round trip measured: what a job session
+ * (job-session.ts) hands replicate(), which then neither dials, nor says Hello, nor measures.
+ */
+export interface OpenSession {
+  receiver: Receiver;
+  hello: HelloReply;
+  rttMs: number;
+}
+
+/**
+ * The newest TLS session ticket a lane got from this receiver. A lane that presents it
+ * resumes that TLS session (TLS 1.3 PSK): no certificate is sent, checked or signed for,
+ * so a lane re-opened mid-transfer, and the next transfer's lanes through a job session,
+ * skip the handshake's public-key work (the round trip stays). A ticket the receiver no
+ * longer takes (it restarted, rotated its keys, or the ticket expired) costs nothing: that
+ * lane makes a full handshake and brings a fresh ticket.
+ */
+export class LaneTickets {
+  private ticket: Buffer | undefined;
+
+  get(): Buffer | undefined {
+    return this.ticket;
+  }
+
+  keep(ticket: Buffer): void {
+    this.ticket = ticket;
+  }
 }
 
 /** Reads the TLS material and makes the control client; nothing is sent until the first call. */
@@ -23,7 +55,15 @@ export function connectReceiver(to: string, config: Pick<SenderConfig, 'tls' | '
   const { host, port } = parseHostPort(to, what);
   const material = loadTlsMaterial(config.tls, config.baseDir);
   const address = formatHostPort(host, port);
-  return { host, port, address, serverName: config.serverName, material, client: new ControlClient(address, material, config.serverName) };
+  return {
+    host,
+    port,
+    address,
+    serverName: config.serverName,
+    material,
+    client: new ControlClient(address, material, config.serverName),
+    tickets: new LaneTickets(),
+  };
 }
 
 /** Runs `fn` with a connected receiver and closes its control client afterwards, however `fn` ends. */
@@ -51,7 +91,12 @@ export async function helloRtt(client: ControlClient, n = 3): Promise<number> {
   return best;
 }
 
-/** TLS options for one lane to this receiver: the same identity as the control client, ALPN zferry-lane. */
-export function laneTls(r: Pick<Receiver, 'host' | 'port' | 'serverName' | 'material'>): tls.ConnectionOptions {
-  return clientTlsOptions(r.material, { host: r.host, port: r.port, servername: r.serverName, alpn: [LANE_ALPN] });
+/**
+ * TLS options for one lane to this receiver: the same identity as the control client, ALPN
+ * zferry-lane, and the newest session ticket its lanes got (a lane passes new ones to r.tickets).
+ */
+export function laneTls(r: Pick<Receiver, 'host' | 'port' | 'serverName' | 'material' | 'tickets'>): tls.ConnectionOptions {
+  const opts = clientTlsOptions(r.material, { host: r.host, port: r.port, servername: r.serverName, alpn: [LANE_ALPN] });
+  const ticket = r.tickets.get();
+  return ticket ? { ...opts, session: ticket } : opts;
 }

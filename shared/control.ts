@@ -13,6 +13,9 @@ import type { HelloReply__Output } from '../proto/generated/zferry/v1/HelloReply
 import type { Snapshot__Output } from '../proto/generated/zferry/v1/Snapshot.js';
 import type { GetTargetRequest__Output } from '../proto/generated/zferry/v1/GetTargetRequest.js';
 import type { TargetState__Output } from '../proto/generated/zferry/v1/TargetState.js';
+import type { GetTargetsRequest__Output } from '../proto/generated/zferry/v1/GetTargetsRequest.js';
+import type { TargetEntry__Output } from '../proto/generated/zferry/v1/TargetEntry.js';
+import type { GetTargetsReply__Output } from '../proto/generated/zferry/v1/GetTargetsReply.js';
 import type { BeginRequest__Output } from '../proto/generated/zferry/v1/BeginRequest.js';
 import type { BeginReply__Output } from '../proto/generated/zferry/v1/BeginReply.js';
 import type { FinishRequest__Output } from '../proto/generated/zferry/v1/FinishRequest.js';
@@ -42,6 +45,16 @@ function findProto(): string {
   }
   throw new Error('proto/zferry.proto not found next to the zferry installation');
 }
+
+/**
+ * GetTargets' bounds. 1000 names: a job's datasets in one or a few calls, while the request
+ * stays ≤ 1000 × 255-character names ≈ 256 KiB, well inside the receiver's 1 MiB message
+ * limit, and the receiver's zfs work for one call stays ten `zfs get` runs of 100 names.
+ * The reply stops short of REPLY_BYTES (half the sender's 16 MiB receive limit) however many
+ * snapshots the targets hold: the sender asks again for the names left.
+ */
+export const GET_TARGETS_MAX_NAMES = 1000;
+export const GET_TARGETS_REPLY_BYTES = 8 * 1024 * 1024;
 
 /** the loader options the generated types assume (scripts/gen-proto-types.mjs passes the same) */
 export const LOADER_OPTIONS = { longs: Number, enums: String, defaults: true, oneofs: true } as const;
@@ -85,6 +98,9 @@ export type HelloReply = HelloReply__Output;
 export type SnapshotMsg = Snapshot__Output;
 export type GetTargetRequest = GetTargetRequest__Output;
 export type TargetState = TargetState__Output;
+export type GetTargetsRequest = GetTargetsRequest__Output;
+export type TargetEntry = TargetEntry__Output;
+export type GetTargetsReply = GetTargetsReply__Output;
 /** `kind` is a TransferKind from our sender, but any string from the wire: the receiver checks it */
 export type BeginRequest = BeginRequest__Output;
 export type BeginReply = BeginReply__Output;
@@ -113,6 +129,7 @@ export type ControlHandlers = ControlHandlersGen;
 export interface ControlRpc {
   Hello: [HelloRequest, HelloReply];
   GetTarget: [GetTargetRequest, TargetState];
+  GetTargets: [GetTargetsRequest, GetTargetsReply];
   Begin: [BeginRequest, BeginReply];
   Finish: [FinishRequest, FinishReply];
   Abort: [AbortRequest, AbortReply];

@@ -45,6 +45,7 @@ export const ERROR_CODES = {
   quarantined: "the client may not transfer until the receiver's admin has looked",
   busy: 'a transfer into the target is already running with its lanes',
   'over-budget': "a receiver budget or the client's maxTransfers is spent; a later Begin gets in",
+  'too-many-names': 'a GetTargets call names more targets than a call may (GET_TARGETS_MAX_NAMES)',
   'too-many-calls': 'the client already runs maxCallsPerIdentity control calls',
   'too-many-connections': 'the client already holds as many connections as the receiver allows',
   // how a transfer ended on the receiver

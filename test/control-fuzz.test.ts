@@ -65,7 +65,7 @@ describe('control plane fuzz', () => {
     const outcomes: Record<string, number> = {};
     try {
       for (let i = 0; i < 400; i++) {
-        const method = pick(['hello', 'getTarget', 'begin', 'finish', 'abort'] as const);
+        const method = pick(['hello', 'getTarget', 'getTargets', 'begin', 'finish', 'abort'] as const);
         const name = rnd() < 0.1 ? `fz${Math.floor(rnd() * 3)}` : str();
         let p: Promise<unknown>;
         switch (method) {
@@ -74,6 +74,9 @@ describe('control plane fuzz', () => {
             break;
           case 'getTarget':
             p = client.getTarget({ name });
+            break;
+          case 'getTargets':
+            p = client.getTargets({ names: Array.from({ length: Math.floor(rnd() * 4) }, () => (rnd() < 0.5 ? name : str())) });
             break;
           case 'begin':
             p = client.begin({

@@ -17,7 +17,7 @@ import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { ZferryError, isRetryable, type ErrorCode } from '../shared/errors.js';
 import { FrameParser, FrameType, StreamDigest, chunkChecksum, decodeError, encodeData, encodeHello, type Frame } from '../shared/frames.js';
-import { PROTOCOL_VERSION, type BeginReply, type BeginRequest } from '../shared/control.js';
+import { GET_TARGETS_MAX_NAMES, PROTOCOL_VERSION, type BeginReply, type BeginRequest } from '../shared/control.js';
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -135,6 +135,16 @@ describe('control-plane refusals arrive with their code', () => {
     const c = client(cfg.a);
     expect((await refusal(c.hello({ protocolVersion: 99, agentVersion: 't', capabilities: [] }))).code).toBe('unsupported');
     expect((await refusal(c.getTarget({ name: '../site-b' }))).code).toBe('bad-name');
+    c.close();
+  });
+
+  it('too-many-names: GetTargets for more targets than one call may ask (GET_TARGETS_MAX_NAMES)', async () => {
+    const c = client(cfg.a);
+    const names = Array.from({ length: GET_TARGETS_MAX_NAMES + 1 }, (_, i) => `t${i}`);
+    const e = await refusal(c.getTargets({ names }));
+    expect(e.code).toBe('too-many-names');
+    expect(e.message).toMatch(/asked for 1001 targets; at most 1000 per call/);
+    expect(isRetryable(e)).toBe(false);
     c.close();
   });
 

@@ -158,10 +158,16 @@ describe('no client request destroys, rolls back or prunes', () => {
     '../site-f/data',
     'data/../../site-f/data',
     '/backup/site-a/data',
-  ])('the name %j is refused by GetTarget, Begin, Abort and Status alike', async (name) => {
+  ])('the name %j is refused by GetTarget, GetTargets, Begin, Abort and Status alike', async (name) => {
     const c = client(siteA);
     try {
-      for (const p of [c.getTarget({ name }), c.begin(beginRequest(name)), c.abort({ name, transferId: '', discardResumeState: true }), c.status({ name })]) {
+      for (const p of [
+        c.getTarget({ name }),
+        c.getTargets({ names: ['data', name] }),
+        c.begin(beginRequest(name)),
+        c.abort({ name, transferId: '', discardResumeState: true }),
+        c.status({ name }),
+      ]) {
         expect((await refusal(p)).code, name).toBe('bad-name');
       }
     } finally {

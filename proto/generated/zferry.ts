@@ -12,12 +12,15 @@ import type { DiskProbeResult as _zferry_v1_DiskProbeResult, DiskProbeResult__Ou
 import type { FinishReply as _zferry_v1_FinishReply, FinishReply__Output as _zferry_v1_FinishReply__Output } from './zferry/v1/FinishReply.js';
 import type { FinishRequest as _zferry_v1_FinishRequest, FinishRequest__Output as _zferry_v1_FinishRequest__Output } from './zferry/v1/FinishRequest.js';
 import type { GetTargetRequest as _zferry_v1_GetTargetRequest, GetTargetRequest__Output as _zferry_v1_GetTargetRequest__Output } from './zferry/v1/GetTargetRequest.js';
+import type { GetTargetsReply as _zferry_v1_GetTargetsReply, GetTargetsReply__Output as _zferry_v1_GetTargetsReply__Output } from './zferry/v1/GetTargetsReply.js';
+import type { GetTargetsRequest as _zferry_v1_GetTargetsRequest, GetTargetsRequest__Output as _zferry_v1_GetTargetsRequest__Output } from './zferry/v1/GetTargetsRequest.js';
 import type { HelloReply as _zferry_v1_HelloReply, HelloReply__Output as _zferry_v1_HelloReply__Output } from './zferry/v1/HelloReply.js';
 import type { HelloRequest as _zferry_v1_HelloRequest, HelloRequest__Output as _zferry_v1_HelloRequest__Output } from './zferry/v1/HelloRequest.js';
 import type { LaneStatus as _zferry_v1_LaneStatus, LaneStatus__Output as _zferry_v1_LaneStatus__Output } from './zferry/v1/LaneStatus.js';
 import type { Snapshot as _zferry_v1_Snapshot, Snapshot__Output as _zferry_v1_Snapshot__Output } from './zferry/v1/Snapshot.js';
 import type { StatusReply as _zferry_v1_StatusReply, StatusReply__Output as _zferry_v1_StatusReply__Output } from './zferry/v1/StatusReply.js';
 import type { StatusRequest as _zferry_v1_StatusRequest, StatusRequest__Output as _zferry_v1_StatusRequest__Output } from './zferry/v1/StatusRequest.js';
+import type { TargetEntry as _zferry_v1_TargetEntry, TargetEntry__Output as _zferry_v1_TargetEntry__Output } from './zferry/v1/TargetEntry.js';
 import type { TargetLag as _zferry_v1_TargetLag, TargetLag__Output as _zferry_v1_TargetLag__Output } from './zferry/v1/TargetLag.js';
 import type { TargetState as _zferry_v1_TargetState, TargetState__Output as _zferry_v1_TargetState__Output } from './zferry/v1/TargetState.js';
 import type { TransferStatus as _zferry_v1_TransferStatus, TransferStatus__Output as _zferry_v1_TransferStatus__Output } from './zferry/v1/TransferStatus.js';
@@ -40,12 +43,15 @@ export interface ProtoGrpcType {
       FinishReply: MessageTypeDefinition<_zferry_v1_FinishReply, _zferry_v1_FinishReply__Output>
       FinishRequest: MessageTypeDefinition<_zferry_v1_FinishRequest, _zferry_v1_FinishRequest__Output>
       GetTargetRequest: MessageTypeDefinition<_zferry_v1_GetTargetRequest, _zferry_v1_GetTargetRequest__Output>
+      GetTargetsReply: MessageTypeDefinition<_zferry_v1_GetTargetsReply, _zferry_v1_GetTargetsReply__Output>
+      GetTargetsRequest: MessageTypeDefinition<_zferry_v1_GetTargetsRequest, _zferry_v1_GetTargetsRequest__Output>
       HelloReply: MessageTypeDefinition<_zferry_v1_HelloReply, _zferry_v1_HelloReply__Output>
       HelloRequest: MessageTypeDefinition<_zferry_v1_HelloRequest, _zferry_v1_HelloRequest__Output>
       LaneStatus: MessageTypeDefinition<_zferry_v1_LaneStatus, _zferry_v1_LaneStatus__Output>
       Snapshot: MessageTypeDefinition<_zferry_v1_Snapshot, _zferry_v1_Snapshot__Output>
       StatusReply: MessageTypeDefinition<_zferry_v1_StatusReply, _zferry_v1_StatusReply__Output>
       StatusRequest: MessageTypeDefinition<_zferry_v1_StatusRequest, _zferry_v1_StatusRequest__Output>
+      TargetEntry: MessageTypeDefinition<_zferry_v1_TargetEntry, _zferry_v1_TargetEntry__Output>
       TargetLag: MessageTypeDefinition<_zferry_v1_TargetLag, _zferry_v1_TargetLag__Output>
       TargetState: MessageTypeDefinition<_zferry_v1_TargetState, _zferry_v1_TargetState__Output>
       TransferStatus: MessageTypeDefinition<_zferry_v1_TransferStatus, _zferry_v1_TransferStatus__Output>

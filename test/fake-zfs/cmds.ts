@@ -142,6 +142,7 @@ export function cmdCreate(argv: string[]): number {
   return withLock(() => {
     gcPartial(name);
     if (getDs(name)) {
+      if (parents) return 0; // as zfs_do_create: with -p an existing target is no error
       errOut(`cannot create '${name}': dataset already exists\n`);
       return 1;
     }

@@ -109,6 +109,14 @@ function start(o: Partial<TransferInfo> = {}) {
 }
 
 describe('receiver transfer', () => {
+  it("reserves chunk buffers for the sender's estimate, not a whole window, and a whole window without one", async () => {
+    const small = new Transfer(info({ windowBytes: 1024 * 1024, chunkBytes: 1024, estimatedBytes: 3000 }), zfsStandIn, quiet, 60_000);
+    const unknown = new Transfer(info({ windowBytes: 1024 * 1024, chunkBytes: 1024, estimatedBytes: 0 }), zfsStandIn, quiet, 60_000);
+    expect(small.pool.allocated).toBe(3 + 8);
+    expect(unknown.pool.allocated).toBe(1024 + 8);
+    for (const t of [small, unknown]) await t.abandon('test over', 'aborted');
+  });
+
   it('holds the end marker back until Finish, then writes it and commits', async () => {
     const { t, sink } = start();
     const { chunks, end } = stream(3);

@@ -11,6 +11,8 @@ import type { DiagnoseRequest as _zferry_v1_DiagnoseRequest, DiagnoseRequest__Ou
 import type { FinishReply as _zferry_v1_FinishReply, FinishReply__Output as _zferry_v1_FinishReply__Output } from '../../zferry/v1/FinishReply.js';
 import type { FinishRequest as _zferry_v1_FinishRequest, FinishRequest__Output as _zferry_v1_FinishRequest__Output } from '../../zferry/v1/FinishRequest.js';
 import type { GetTargetRequest as _zferry_v1_GetTargetRequest, GetTargetRequest__Output as _zferry_v1_GetTargetRequest__Output } from '../../zferry/v1/GetTargetRequest.js';
+import type { GetTargetsReply as _zferry_v1_GetTargetsReply, GetTargetsReply__Output as _zferry_v1_GetTargetsReply__Output } from '../../zferry/v1/GetTargetsReply.js';
+import type { GetTargetsRequest as _zferry_v1_GetTargetsRequest, GetTargetsRequest__Output as _zferry_v1_GetTargetsRequest__Output } from '../../zferry/v1/GetTargetsRequest.js';
 import type { HelloReply as _zferry_v1_HelloReply, HelloReply__Output as _zferry_v1_HelloReply__Output } from '../../zferry/v1/HelloReply.js';
 import type { HelloRequest as _zferry_v1_HelloRequest, HelloRequest__Output as _zferry_v1_HelloRequest__Output } from '../../zferry/v1/HelloRequest.js';
 import type { StatusReply as _zferry_v1_StatusReply, StatusReply__Output as _zferry_v1_StatusReply__Output } from '../../zferry/v1/StatusReply.js';
@@ -98,6 +100,25 @@ export interface ControlClient extends grpc.Client {
   getTarget(argument: _zferry_v1_GetTargetRequest, callback: grpc.requestCallback<_zferry_v1_TargetState__Output>): grpc.ClientUnaryCall;
   
   /**
+   * GetTarget for many names in one round trip (a job planning all its datasets). At most
+   * 1000 names per call; the reply answers a prefix of them, in order (it stops short of
+   * about 8 MiB): the sender asks again for the rest.
+   */
+  GetTargets(argument: _zferry_v1_GetTargetsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_zferry_v1_GetTargetsReply__Output>): grpc.ClientUnaryCall;
+  GetTargets(argument: _zferry_v1_GetTargetsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_zferry_v1_GetTargetsReply__Output>): grpc.ClientUnaryCall;
+  GetTargets(argument: _zferry_v1_GetTargetsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_zferry_v1_GetTargetsReply__Output>): grpc.ClientUnaryCall;
+  GetTargets(argument: _zferry_v1_GetTargetsRequest, callback: grpc.requestCallback<_zferry_v1_GetTargetsReply__Output>): grpc.ClientUnaryCall;
+  /**
+   * GetTarget for many names in one round trip (a job planning all its datasets). At most
+   * 1000 names per call; the reply answers a prefix of them, in order (it stops short of
+   * about 8 MiB): the sender asks again for the rest.
+   */
+  getTargets(argument: _zferry_v1_GetTargetsRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_zferry_v1_GetTargetsReply__Output>): grpc.ClientUnaryCall;
+  getTargets(argument: _zferry_v1_GetTargetsRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_zferry_v1_GetTargetsReply__Output>): grpc.ClientUnaryCall;
+  getTargets(argument: _zferry_v1_GetTargetsRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_zferry_v1_GetTargetsReply__Output>): grpc.ClientUnaryCall;
+  getTargets(argument: _zferry_v1_GetTargetsRequest, callback: grpc.requestCallback<_zferry_v1_GetTargetsReply__Output>): grpc.ClientUnaryCall;
+  
+  /**
    * Versions and capabilities; the receiver answers with the identity and root it granted.
    */
   Hello(argument: _zferry_v1_HelloRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_zferry_v1_HelloReply__Output>): grpc.ClientUnaryCall;
@@ -158,6 +179,13 @@ export interface ControlHandlers extends grpc.UntypedServiceImplementation {
   GetTarget: grpc.handleUnaryCall<_zferry_v1_GetTargetRequest__Output, _zferry_v1_TargetState>;
   
   /**
+   * GetTarget for many names in one round trip (a job planning all its datasets). At most
+   * 1000 names per call; the reply answers a prefix of them, in order (it stops short of
+   * about 8 MiB): the sender asks again for the rest.
+   */
+  GetTargets: grpc.handleUnaryCall<_zferry_v1_GetTargetsRequest__Output, _zferry_v1_GetTargetsReply>;
+  
+  /**
    * Versions and capabilities; the receiver answers with the identity and root it granted.
    */
   Hello: grpc.handleUnaryCall<_zferry_v1_HelloRequest__Output, _zferry_v1_HelloReply>;
@@ -175,6 +203,7 @@ export interface ControlDefinition extends grpc.ServiceDefinition {
   Diagnose: MethodDefinition<_zferry_v1_DiagnoseRequest, _zferry_v1_DiagnoseReply, _zferry_v1_DiagnoseRequest__Output, _zferry_v1_DiagnoseReply__Output>
   Finish: MethodDefinition<_zferry_v1_FinishRequest, _zferry_v1_FinishReply, _zferry_v1_FinishRequest__Output, _zferry_v1_FinishReply__Output>
   GetTarget: MethodDefinition<_zferry_v1_GetTargetRequest, _zferry_v1_TargetState, _zferry_v1_GetTargetRequest__Output, _zferry_v1_TargetState__Output>
+  GetTargets: MethodDefinition<_zferry_v1_GetTargetsRequest, _zferry_v1_GetTargetsReply, _zferry_v1_GetTargetsRequest__Output, _zferry_v1_GetTargetsReply__Output>
   Hello: MethodDefinition<_zferry_v1_HelloRequest, _zferry_v1_HelloReply, _zferry_v1_HelloRequest__Output, _zferry_v1_HelloReply__Output>
   Status: MethodDefinition<_zferry_v1_StatusRequest, _zferry_v1_StatusReply, _zferry_v1_StatusRequest__Output, _zferry_v1_StatusReply__Output>
 }

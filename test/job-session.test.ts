@@ -1,0 +1,414 @@
+// Many datasets over one session (sender-agent/job-session.ts) against a real receiver-agent
+// with the fake zfs: GetTargets answers as GetTarget does and refuses as it does, a job
+// replicates 20 datasets over one control connection planned in one round trip, lanes resume
+// the TLS session of the lanes before them (but not across a receiver's TLS reload), and an
+// older receiver without GetTargets is planned with GetTarget.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import * as grpc from '@grpc/grpc-js';
+import { run } from '../shared/run.js';
+import { createLogger } from '../shared/log.js';
+import { loadSenderConfig, type SenderConfig } from '../shared/config.js';
+import { ZferryError } from '../shared/errors.js';
+import { loadTlsMaterial } from '../shared/tls.js';
+import { GET_TARGETS_MAX_NAMES, PROTOCOL_VERSION, codeTrailer, controlService, type HelloReply, type TargetState } from '../shared/control.js';
+import { ControlClient } from '../sender-agent/control-client.js';
+import { JobSession } from '../sender-agent/job-session.js';
+import { replicate, type ReplicateOptions } from '../sender-agent/replicate.js';
+import { SendPath } from '../sender-agent/send-path.js';
+import { readableSource } from '../sender-agent/sources.js';
+import { Lane } from '../sender-agent/lane.js';
+import { issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
+import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { probeRequest, beginRequest } from './helpers/begin-request.js';
+import { startAlpnCounter } from './helpers/alpn-counter.js';
+import { LaneTickets, laneTls } from '../sender-agent/session.js';
+import { PassThrough } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+
+let dir: string;
+let logFile: string;
+let pki: ReturnType<typeof makePki>;
+let receiver: ReceiverProcess;
+let siteA: string;
+let config: SenderConfig;
+
+const quiet = createLogger('test', { level: 'error', out: new Writable({ write: (_c, _e, cb) => cb() }) });
+const nowhere = new Writable({ write: (_c, _e, cb) => cb() });
+
+async function zfs(args: string[]): Promise<string> {
+  const r = await run(FAKE_ZFS, args);
+  if (r.code !== 0) throw new Error(`fake zfs ${args.join(' ')}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/**
+ * zfs commands run since the last call (FAKE_ZFS_LOG) that name something below the clients'
+ * roots (the receiver's own scan of the roots, at start, may still be running).
+ */
+let logSeen = 0;
+function newZfsCalls(): string[][] {
+  const lines = readFileSync(logFile, 'utf8').split('\n').filter(Boolean);
+  const fresh = lines.slice(logSeen).map((l) => (JSON.parse(l) as { argv: string[] }).argv);
+  logSeen = lines.length;
+  return fresh.filter((argv) => argv.some((a) => /^backup\/site-[ab]\//.test(a)));
+}
+
+/** A dataset with a little data and snapshot @s1. */
+async function dataset(ds: string, o: string[] = []): Promise<void> {
+  await zfs(['create', ...o, ds]);
+  const f = join(dir, `payload-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(f, `contents of ${ds}\n`);
+  await zfs(['fake-write', ds, 'f.txt', f]);
+  await zfs(['snapshot', `${ds}@s1`]);
+}
+
+/** `zfs send` of `snap`, cut after `bytes`, into `zfs receive -s target`: a partial receive with a resume token. */
+async function partialReceive(snap: string, target: string, bytes: number): Promise<void> {
+  const send = spawn(FAKE_ZFS, ['send', snap], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const chunks: Buffer[] = [];
+  for await (const c of send.stdout) chunks.push(c as Buffer);
+  const recv = spawn(FAKE_ZFS, ['receive', '-s', target], { stdio: ['pipe', 'ignore', 'ignore'] });
+  recv.stdin.end(Buffer.concat(chunks).subarray(0, bytes));
+  await new Promise((r) => recv.on('close', r));
+}
+
+function options(o: Partial<ReplicateOptions> & Pick<ReplicateOptions, 'source' | 'name' | 'to'>): ReplicateOptions {
+  return {
+    config,
+    zfsBin: FAKE_ZFS,
+    lanes: 1,
+    chunkBytes: 256 * 1024,
+    intermediates: false,
+    recursive: false,
+    restart: false,
+    progress: 'off',
+    reconnectBudgetMs: 10_000,
+    bwlimit: 0,
+    compress: 'off',
+    retryBudgetMs: 0,
+    heartbeatMs: 5000,
+    ...o,
+  };
+}
+
+function client(cfgPath = siteA): ControlClient {
+  const c = loadSenderConfig(cfgPath);
+  return new ControlClient(receiver.address, loadTlsMaterial(c.tls, c.baseDir));
+}
+
+async function refusal(p: Promise<unknown>): Promise<ZferryError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(ZferryError);
+    return e as ZferryError;
+  }
+  throw new Error('not refused');
+}
+
+beforeAll(async () => {
+  dir = tempDir('session');
+  logFile = join(dir, 'zfs.log');
+  // the sender runs in this process: its zfs finds the fake pools through the environment
+  process.env.FAKE_ZFS_ROOT = join(dir, 'zfs');
+  process.env.FAKE_ZFS_LOG = logFile;
+  mkdirSync(process.env.FAKE_ZFS_ROOT, { recursive: true });
+  writeFileSync(logFile, '');
+  await zfs(['create', 'tank']);
+  await zfs(['create', 'backup']);
+  await zfs(['create', 'backup/site-a']);
+  pki = makePki(dir);
+  siteA = pki.client('site-a');
+  config = loadSenderConfig(siteA);
+  receiver = await startReceiver({
+    pki,
+    zfs: FAKE_ZFS,
+    clients: { 'site-a': { root: 'backup/site-a' }, 'site-b': { root: 'backup/site-b' } },
+  });
+});
+
+afterAll(async () => {
+  await receiver?.stop();
+  // the fake zfs children of the receiver just stopped may still be writing: retry a moment
+  if (dir) await rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+});
+
+describe('GetTargets', () => {
+  it('describes each target exactly as GetTarget does, with one zfs run for all of them', { timeout: 300_000 }, async () => {
+    await dataset('backup/site-a/plain');
+    await zfs(['snapshot', 'backup/site-a/plain@s2']);
+    await dataset('backup/site-a/plain/child');
+    await dataset('backup/site-a/enc', ['-o', 'encryption=on', '-o', 'keyformat=passphrase']);
+    await dataset('tank/part');
+    await zfs(['create', 'tank/pad']);
+    writeFileSync(join(dir, 'big'), randomBytes(400_000));
+    await zfs(['fake-write', 'tank/part', 'big.bin', join(dir, 'big')]);
+    await zfs(['snapshot', 'tank/part@p1']);
+    await partialReceive('tank/part@p1', 'backup/site-a/part', 200_000);
+    const names = ['plain', 'plain/child', 'enc', 'part', 'missing', 'missing/deeper'];
+    const c = client();
+    await c.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: 't', capabilities: [] });
+    newZfsCalls();
+    const { targets } = await c.getTargets({ names });
+    const calls = newZfsCalls();
+    expect(calls).toHaveLength(1);
+    expect(calls[0]!.slice(-names.length)).toEqual(names.map((n) => `backup/site-a/${n}`));
+    expect(targets.map((t) => t.name)).toEqual(names);
+    for (const t of targets) {
+      expect(t.refusalCode).toBe('');
+      expect(t.state, t.name).toEqual(await c.getTarget({ name: t.name }));
+    }
+    const byName = new Map(targets.map((t) => [t.name, t.state!]));
+    expect(byName.get('plain')!.snapshots.map((s) => s.name)).toEqual(['s1', 's2']);
+    expect(byName.get('enc')!.encryption).not.toBe('off');
+    expect(byName.get('part')!.resumeToken).not.toBe('');
+    expect(byName.get('missing')!.exists).toBe(false);
+    c.close();
+  });
+
+  it('answers the most names a call may ask, reading them in one zfs run per 100', { timeout: 300_000 }, async () => {
+    const names = Array.from({ length: GET_TARGETS_MAX_NAMES }, (_, i) => `many/t${i}`);
+    const c = client();
+    newZfsCalls();
+    const { targets } = await c.getTargets({ names });
+    expect(targets.map((t) => t.name)).toEqual(names);
+    expect(targets.every((t) => t.state?.exists === false)).toBe(true);
+    const calls = newZfsCalls().filter((argv) => argv.some((a) => a.startsWith('backup/site-a/many/')));
+    expect(calls).toHaveLength(GET_TARGETS_MAX_NAMES / 100);
+    expect(calls.every((argv) => argv[0] === 'get')).toBe(true);
+    c.close();
+  });
+
+  it('refuses the whole call for a name outside the root or one that reads as a flag, naming it, before any zfs runs', async () => {
+    const c = client();
+    newZfsCalls();
+    for (const bad of ['../site-b/x', '-F', 'ok/../../site-b', '/abs']) {
+      const e = await refusal(c.getTargets({ names: ['plain', bad] }));
+      expect(e.code).toBe('bad-name');
+      expect(e.message).toContain(JSON.stringify(bad));
+    }
+    expect((await refusal(c.getTargets({ names: ['plain', 'enc', 'plain'] }))).code).toBe('bad-request');
+    expect(newZfsCalls()).toEqual([]);
+    c.close();
+  });
+
+  it('answers nothing to a certificate that is not a client, or to a connection without one', async () => {
+    const stranger = client(pki.client('stranger'));
+    newZfsCalls();
+    const e = await refusal(stranger.getTargets({ names: ['plain'] }));
+    expect(e.code).toBe('denied');
+    stranger.close();
+    const m = loadTlsMaterial(config.tls, config.baseDir);
+    const Ctor = controlService();
+    const anonymous = new Ctor(receiver.address, grpc.credentials.createSsl(m.ca));
+    const err = await new Promise<grpc.ServiceError | null>((resolve) =>
+      anonymous.GetTargets({ names: ['plain'] }, { deadline: Date.now() + 10_000 }, (er) => resolve(er)),
+    );
+    anonymous.close();
+    expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+    expect(newZfsCalls()).toEqual([]);
+  });
+
+  it('refuses a busy target alone, in its entry, and describes the others', async () => {
+    const c = client();
+    const b = await c.begin(beginRequest('busy'));
+    const lane = await Lane.connect({
+      tls: laneTls({ ...receiverAt(), tickets: new LaneTickets() }),
+      transferId: Buffer.from(b.transferId, 'hex'),
+      secret: b.laneSecret,
+      index: 0,
+      timeoutMs: 10_000,
+      highWater: 1 << 20,
+      heartbeatMs: 2000,
+    });
+    try {
+      const { targets } = await c.getTargets({ names: ['plain', 'busy', 'missing'] });
+      expect(targets.map((t) => [t.name, t.refusalCode])).toEqual([
+        ['plain', ''],
+        ['busy', 'busy'],
+        ['missing', ''],
+      ]);
+      expect(targets[1]!.state).toBeNull();
+      expect(targets[1]!.refusal).toMatch(/a transfer into backup\/site-a\/busy is already running/);
+      const session = await JobSession.open(receiver.address, config);
+      const plan = await session.plan(['busy', 'plain']);
+      session.close();
+      expect(plan.get('busy')).toBeInstanceOf(ZferryError);
+      expect((plan.get('busy') as ZferryError).code).toBe('busy');
+      expect((plan.get('plain') as TargetState).exists).toBe(true);
+    } finally {
+      lane.close();
+      await c.abort({ name: 'busy', transferId: b.transferId, discardResumeState: true });
+      c.close();
+    }
+  });
+});
+
+/** What laneTls needs to reach the receiver directly (no proxy). */
+function receiverAt() {
+  return { host: '127.0.0.1', port: receiver.port, serverName: undefined, material: loadTlsMaterial(config.tls, config.baseDir) };
+}
+
+describe('a job session', () => {
+  it('replicates 20 datasets over one control connection, planned by one GetTargets', { timeout: 900_000 }, async () => {
+    const names = Array.from({ length: 20 }, (_, i) => `job/d${String(i).padStart(2, '0')}`);
+    await zfs(['create', 'tank/job']);
+    for (const n of names) await dataset(`tank/${n}`);
+    const counter = await startAlpnCounter(receiver.port);
+    const logsBefore = receiver.logs().length;
+    const session = await JobSession.open(counter.address, config);
+    const calls = { getTarget: 0, hello: 0 };
+    const { client: cc } = session.receiver;
+    const getTarget = cc.getTarget.bind(cc);
+    const hello = cc.hello.bind(cc);
+    cc.getTarget = (req) => (calls.getTarget++, getTarget(req));
+    cc.hello = (req) => (calls.hello++, hello(req));
+    try {
+      const plan = await session.plan(names);
+      expect([...plan.keys()]).toEqual(names);
+      // four at a time, as a job with "concurrency": 4 would
+      const queue = [...names];
+      const results: string[] = [];
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          for (let n = queue.shift(); n; n = queue.shift()) {
+            const target = plan.get(n) as TargetState;
+            const r = await replicate(options({ source: `tank/${n}`, name: n, to: counter.address, session, target }), quiet, nowhere);
+            results.push(`${r.outcome} ${r.kind} ${r.target}`);
+          }
+        }),
+      );
+      expect(results.sort()).toEqual(names.map((n) => `replicated full backup/site-a/${n}`));
+      for (const n of names) expect(await zfs(['fake-hash', `backup/site-a/${n}@s1`])).toBe(await zfs(['fake-hash', `tank/${n}@s1`]));
+      expect(counter.counts()).toEqual({ control: 1, lane: 20, other: 0 });
+      expect(calls).toEqual({ getTarget: 0, hello: 0 });
+      const logs = receiver.logs().slice(logsBefore);
+      expect(logs.match(/"msg":"GetTargets"/g)).toHaveLength(1);
+      // the session's control client is still up: replicate did not close it
+      expect((await session.receiver.client.hello({ protocolVersion: PROTOCOL_VERSION, agentVersion: 't', capabilities: [] })).root).toBe('backup/site-a');
+      expect(counter.counts().control).toBe(1);
+    } finally {
+      session.close();
+      await counter.close();
+    }
+  });
+
+  it('resumes the TLS session of the lanes before: every lane of the next transfer skips the full handshake', async () => {
+    const session = await JobSession.open(receiver.address, config);
+    const c = session.receiver.client;
+    const reused: boolean[][] = [];
+    try {
+      for (let transfer = 0; transfer < 2; transfer++) {
+        const b = await c.begin(probeRequest({ lanes: 3, estimatedBytes: 1 << 20 }));
+        const path = new SendPath({ receiver: session.receiver, begin: b, lanes: 3, log: quiet, heartbeatMs: 5000, reconnectBudgetMs: 10_000 });
+        await path.open();
+        reused.push(path.striper.lanes.map((l) => l!.tlsSocket.isSessionReused()));
+        const bytes = new PassThrough();
+        bytes.end(randomBytes(1 << 20));
+        expect((await path.finish(await path.stream(readableSource(bytes)))).committed).toBe(true);
+        path.close();
+      }
+    } finally {
+      session.close();
+    }
+    // the first transfer's lanes open together, before any ticket came back
+    expect(reused[0]).toEqual([false, false, false]);
+    expect(reused[1]).toEqual([true, true, true]);
+  });
+});
+
+describe('TLS session tickets', () => {
+  it('are not taken after the receiver reloaded its TLS files', async () => {
+    const session = await JobSession.open(receiver.address, config);
+    /** Opens one lane of a probe transfer and closes it again: did it resume a TLS session? */
+    const lane = async (): Promise<boolean> => {
+      const b = await session.receiver.client.begin(probeRequest({ lanes: 1, estimatedBytes: 1 << 20 }));
+      const l = await Lane.connect({
+        tls: laneTls(session.receiver),
+        transferId: Buffer.from(b.transferId, 'hex'),
+        secret: b.laneSecret,
+        index: 0,
+        timeoutMs: 15_000,
+        highWater: 1 << 20,
+        heartbeatMs: 5000,
+        onTicket: (t) => session.receiver.tickets.keep(t),
+      });
+      const reused = l.tlsSocket.isSessionReused();
+      l.close();
+      await session.receiver.client.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+      return reused;
+    };
+    try {
+      expect([await lane(), await lane()]).toEqual([false, true]);
+      // a new server certificate in place, as `certs issue --force` would write it, then SIGHUP
+      const next = issueCertificate({ ca: pki.ca, kind: 'server', commonName: 'receiver', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
+      writeKeyFile(pki.receiverTls.key, next.keyPem!);
+      writeCertFile(pki.receiverTls.cert, next.certPem);
+      const mark = receiver.logs().length;
+      receiver.proc.kill('SIGHUP');
+      for (let i = 0; i < 100 && !/TLS certificates reloaded/.test(receiver.logs().slice(mark)); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(receiver.logs().slice(mark)).toMatch(/TLS certificates reloaded/);
+      // the ticket from before is refused (a full handshake, with the certificates checked), the next one is taken
+      expect([await lane(), await lane()]).toEqual([false, true]);
+    } finally {
+      session.close();
+    }
+  });
+});
+
+describe('against a receiver without GetTargets', () => {
+  it('plans with one GetTarget per name', async () => {
+    const asked: string[] = [];
+    const server = new grpc.Server();
+    const stateOf = (name: string): TargetState => ({
+      target: `backup/old/${name}`,
+      exists: false,
+      snapshots: [],
+      resumeToken: '',
+      encryption: '',
+      keystatus: '',
+      resumeSupported: true,
+      modified: false,
+    });
+    const hi: HelloReply = {
+      protocolVersion: PROTOCOL_VERSION,
+      agentVersion: '0.0.9',
+      identity: 'site-a',
+      root: 'backup/old',
+      capabilities: [],
+      maxWindowBytes: 1 << 20,
+      maxLanes: 4,
+      maxChunkBytes: 1 << 20,
+    };
+    // only the calls an older receiver had: grpc-js answers the others UNIMPLEMENTED
+    server.addService(controlService().service, {
+      Hello: (_call: unknown, cb: grpc.sendUnaryData<HelloReply>) => cb(null, hi),
+      GetTarget: (call: grpc.ServerUnaryCall<{ name: string }, TargetState>, cb: grpc.sendUnaryData<TargetState>) => {
+        asked.push(call.request.name);
+        if (call.request.name === 'busy')
+          cb({ code: grpc.status.ABORTED, details: 'a transfer into backup/old/busy is already running', metadata: codeTrailer('busy') });
+        else cb(null, stateOf(call.request.name));
+      },
+    } as grpc.UntypedServiceImplementation);
+    const tls = pki.receiverTls;
+    const creds = grpc.ServerCredentials.createSsl(readFileSync(tls.ca), [{ cert_chain: readFileSync(tls.cert), private_key: readFileSync(tls.key) }], true);
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? reject(e) : resolve(p))));
+    try {
+      const session = await JobSession.open(`127.0.0.1:${port}`, config);
+      const plan = await session.plan(['a', 'busy', 'b']);
+      await session.plan(['c']);
+      session.close();
+      expect(plan.get('a')).toEqual(stateOf('a'));
+      expect(plan.get('b')).toEqual(stateOf('b'));
+      expect((plan.get('busy') as ZferryError).code).toBe('busy');
+      expect(asked).toEqual(['a', 'busy', 'b', 'c']);
+    } finally {
+      server.forceShutdown();
+    }
+  });
+});
