@@ -23,8 +23,8 @@ export class JobSession implements OpenSession {
   ) {}
 
   /** Connects and says Hello; the round trip is the quicker of that Hello (TCP and TLS set-up included) and one more. */
-  static async open(to: string, config: Pick<SenderConfig, 'tls' | 'baseDir' | 'serverName'>): Promise<JobSession> {
-    const receiver = connectReceiver(to, config);
+  static async open(to: string, config: Pick<SenderConfig, 'tls' | 'baseDir' | 'serverName'>, what = '--to'): Promise<JobSession> {
+    const receiver = connectReceiver(to, config, what);
     try {
       const t0 = performance.now();
       const hi = await hello(receiver.client, ['resume', 'raw']);

@@ -1,7 +1,11 @@
 // Brings one dataset's target up to date with the job's snapshots, through replicate() (the
 // same plan, stream, commit and anchor as `sender-agent replicate`), step by step:
 //
-//   read the target (GetTarget) and the source's snapshots → pick the next step → replicate → again
+//   read the target and the source's snapshots → pick the next step → replicate → again
+//
+// Everything goes through the job's one session (job-link.ts): the first read of the target is
+// the job's plan (one GetTargets for all datasets), later reads are GetTarget, and replicate()
+// takes the session and the state just read, so it dials, greets and reads nothing again.
 //
 // Steps: a partial receive is resumed first (the token decides what it was); a target that
 // does not exist gets a full send of the OLDEST eligible snapshot, so the receiver's history
@@ -20,9 +24,9 @@ import type { SenderConfig } from '../../shared/config.js';
 import type { JobConfig } from '../../shared/job-config.js';
 import type { TargetState } from '../../shared/control.js';
 import type { SnapshotInfo, Zfs } from '../../shared/zfs.js';
-import type { ControlClient } from '../control-client.js';
 import type { Pacer } from '../pacer.js';
 import { replicate, type ReplicateOptions } from '../replicate.js';
+import type { JobLink } from './job-link.js';
 import { snapshotTime } from './naming.js';
 
 export type Step =
@@ -68,8 +72,8 @@ export interface DatasetReplication {
   config: SenderConfig;
   zfs: Zfs;
   zfsBin?: string;
-  /** a control client that has said hello, shared by the job's datasets for GetTarget */
-  client: ControlClient;
+  /** the job's session with its receiver, and its plan */
+  link: JobLink;
   dataset: string;
   target: string;
   log: Logger;
@@ -148,7 +152,10 @@ export async function replicateDataset(r: DatasetReplication): Promise<DatasetOu
   for (;;) {
     try {
       if (r.signal?.aborted) throw new ZferryError('cancelled', 'the job is stopping');
-      const target = await r.client.getTarget({ name: r.target });
+      const session = await r.link.session();
+      const planned = r.link.planned(r.target);
+      if (planned instanceof ZferryError) throw planned;
+      const target = planned ?? (await session.receiver.client.getTarget({ name: r.target }));
       const source = await r.zfs.snapshots(r.dataset);
       out.source = source;
       out.targetExisted ??= target.exists;
@@ -159,7 +166,7 @@ export async function replicateDataset(r: DatasetReplication): Promise<DatasetOu
       // a bound on steps, so a receiver that acknowledges without committing cannot keep us here
       if (++steps > source.length + 3) throw new ZferryError('internal', `${r.dataset}: ${r.target} does not advance; giving up this tick`);
       r.log.debug('replicating', { step: step.why, snapshot: step.snapshot ?? '(resume)' });
-      const res = await replicate(stepOptions(r, step.snapshot, step.intermediates), r.log, discard);
+      const res = await replicate({ ...stepOptions(r, step.snapshot, step.intermediates), session, target }, r.log, discard);
       out.transfers++;
       out.bytes += res.bytes;
       for (const n of res.notices) r.log.debug('notice', { notice: n });

@@ -20,7 +20,7 @@ import type { Logger } from '../../shared/log.js';
 import type { SenderConfig } from '../../shared/config.js';
 import type { JobConfig } from '../../shared/job-config.js';
 import { Zfs, heldSnapshots } from '../../shared/zfs.js';
-import { connectReceiver } from '../session.js';
+import { JobLink } from './job-link.js';
 import { Pacer } from '../pacer.js';
 import { acquireJobLock, type JobLock } from './lock.js';
 import { emptyDataset, iso, readJobState, recordFailure, recordSuccess, writeJobState, type DatasetState, type JobState } from './state.js';
@@ -253,7 +253,7 @@ export class JobRunner {
    */
   async replicationRun(datasets: Selected[], tickSnapshot: string | null, all: Selected[] = datasets): Promise<DatasetReport[]> {
     const started = this.now();
-    const receiver = connectReceiver(this.job.to, this.ctx.config, `job "${this.job.name}" "to"`);
+    const link = new JobLink(this.job.to, this.ctx.config, `job "${this.job.name}" "to"`);
     const pacer = this.job.bwlimit ? new Pacer(this.job.bwlimit) : undefined;
     const slots = new Slots(this.job.concurrency);
     const outcomes = new Map<string, Promise<DatasetOutcome | null>>();
@@ -285,7 +285,7 @@ export class JobRunner {
             config: this.ctx.config,
             zfs: this.zfs,
             zfsBin: this.ctx.zfsBin,
-            client: receiver.client,
+            link,
             dataset: d.dataset,
             target: d.target,
             log,
@@ -296,11 +296,15 @@ export class JobRunner {
           return out;
         });
       };
+      await link.prepare(
+        datasets.map((d) => d.target),
+        this.log,
+      );
       // by target path, so a parent's run is registered before its children look for it
       for (const d of [...datasets].sort((a, b) => byPath(a.target, b.target))) outcomes.set(d.dataset, one(d));
       await Promise.all(outcomes.values());
     } finally {
-      receiver.client.close();
+      link.close();
     }
     const ok = reports.filter((r) => !r.error).map((r) => r.dataset);
     const failed = reports.filter((r) => r.error).map((r) => r.dataset);

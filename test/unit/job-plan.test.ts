@@ -187,7 +187,7 @@ describe("a job's replicate options", () => {
         false,
       );
       const fromJob = stepOptions(
-        { job: config.jobs[0]!, config, zfs: null as never, client: null as never, dataset: 'tank/data', target: 'tank/data', log: null as never },
+        { job: config.jobs[0]!, config, zfs: null as never, link: null as never, dataset: 'tank/data', target: 'tank/data', log: null as never },
         undefined,
         false,
       );
