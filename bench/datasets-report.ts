@@ -82,6 +82,8 @@ export interface DatasetsReport {
   setup: { seconds: number; datasets: number; incremental: { totalBytes: number; min: number; median: number; max: number } | null };
   /** how the agents and sshd in the receiving namespace reach zfs-fuse */
   zfsReach: string;
+  /** the benchmark's own zfs-fuse and the process holding its mount namespace (both gone at the end) */
+  privateZfs: { daemonPid: number; holderPid: number } | null;
   receiverConfig: Record<string, unknown>;
   senderJobConfig: Record<string, unknown> | null;
   tools: ToolResult[];

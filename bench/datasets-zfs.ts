@@ -1,17 +1,22 @@
-// The real ZFS side of the many-dataset benchmark (bench/datasets.ts), on zfs-fuse: a source
-// pool with N small datasets, each with @base replicated in full to a target pool and then a
-// few KiB of change in @new; between two tools every target is rolled back to @base, so each
-// tool sends the same N incrementals to the same targets.
+// The real ZFS side of the many-dataset benchmark (bench/datasets.ts), on the benchmark's own
+// zfs-fuse daemon (zfs-private.ts): a source pool with N small datasets, each with @base received
+// in full by a target pool and a few KiB of change in @new; between two tools every target is
+// rolled back to @base, so each tool sends the same N incrementals to the same targets.
 //
-// Pools come from the test helpers (test/helpers/zfs-fuse.ts): sparse files in a private temp
-// directory, names that record the owning process, so a test run's sweep removes them if this
-// process is killed outright. Every other zfs command is started here through procs.ts, so the
-// harness's cleanup stops it too; each is an argv array, never a shell line.
-import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// The N sources are received copies of one template dataset (its @base and its @new): only the
+// template is ever mounted and written. zfs-fuse's FUSE side is its fragile part under load (a
+// mount or a write that never returns), and N datasets made by `zfs recv -u` need no mount at all.
+// The copies share the template's snapshot guids, which ZFS allows across datasets (every
+// `zfs send | zfs recv` within a pool makes such a copy) and zferry compares per target.
+//
+// Pools are made by the test helpers (test/helpers/zfs-fuse.ts: sparse files in a private temp
+// directory), through the daemon's wrappers first on PATH. Every other zfs command is started
+// here through procs.ts, so the harness's cleanup stops it too; each is an argv array.
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { collect, killTrees, startProc } from './procs.js';
-import { createTestPool, mountDataset, pseudoRandomBytes, unmountDataset, zfsBinary, zpoolBinary, type TestPool } from '../test/helpers/zfs-fuse.js';
+import { createTestPool, mountDataset, pseudoRandomBytes, unmountDataset, zfsBinary, type TestPool } from '../test/helpers/zfs-fuse.js';
+import type { PrivateZfs } from './zfs-private.js';
 
 export const BASE = 'base';
 export const NEW = 'new';
@@ -78,20 +83,28 @@ export async function createPools(n: number): Promise<Pools> {
   try {
     dst = await createTestPool('ddst', { size });
   } catch (e) {
-    await src.destroy();
+    rmSync(src.dir, { recursive: true, force: true });
     throw e;
   }
   const root = `${dst.name}/z`;
   return { src, dst, root, datasets: datasetNames(src.name, n), target: (ds) => `${root}/${ds}` };
 }
 
-/** Mounts ds, writes `bytes` pseudo-random bytes (seeded by its name) to `file`, unmounts it (which syncs). */
-async function writeInto(pools: Pools, ds: string, file: string, bytes: number): Promise<void> {
+/**
+ * Writes `bytes` pseudo-random bytes (seeded by the name) to `file` in `ds`, mounted in the
+ * daemon's namespace: a tracked `cp` there, never a write from this process, so a FUSE call
+ * that does not return cannot hang the harness. Unmounting afterwards syncs it.
+ */
+async function writeInto(zp: PrivateZfs, pools: Pools, tmp: string, ds: string, file: string, bytes: number): Promise<void> {
+  const local = join(tmp, `${file}.src`);
+  writeFileSync(local, pseudoRandomBytes(bytes, `${ds}/${file}`));
   await mountDataset(ds);
   try {
-    writeFileSync(join(pools.src.mountpoint(ds), file), pseudoRandomBytes(bytes, `${ds}/${file}`));
+    const r = await zp.run(['cp', local, join(pools.src.mountpoint(ds), file)]);
+    if (r.code !== 0) throw new Error(`cannot write ${file} into ${ds}: ${r.out}`);
   } finally {
     await unmountDataset(ds);
+    rmSync(local, { force: true });
   }
 }
 
@@ -124,41 +137,36 @@ export async function streamBytes(args: string[]): Promise<number> {
 }
 
 /**
- * Everything before the measurement: N datasets with a base file and @base, @base received in
- * full under the root, then a change and @new on every source (one `zfs snapshot -r` each: the
- * pool's root dataset gets them too), and the size of each incremental.
+ * Everything before the measurement: a template with a base file in @base and a change in
+ * @new; N sources received from it (@base in full, then the incremental, `recv -u`: nothing is
+ * mounted); each source's @base received in full under the root; each incremental's size.
  */
 export async function prepare(
+  zp: PrivateZfs,
   pools: Pools,
-  o: { baseBytes: number; changeBytes: number; concurrency: number },
+  o: { baseBytes: number; changeBytes: number; concurrency: number; tmp: string },
   say: (line: string) => void,
 ): Promise<SetupResult> {
   const t0 = performance.now();
   const { src, datasets } = pools;
-  const k = o.concurrency;
-  const progress = (what: string) => (i: number) => {
-    if ((i + 1) % 250 === 0) say(`setup: ${what} ${i + 1}/${datasets.length}`);
-  };
+  const tmpl = `${src.name}/template`;
+  say(`setup: template ${tmpl}, ${o.baseBytes} bytes in @${BASE} and ${o.changeBytes} more in @${NEW}`);
+  await zfs(['create', '-o', 'canmount=noauto', tmpl]);
+  await writeInto(zp, pools, o.tmp, tmpl, 'base.bin', o.baseBytes);
+  await zfs(['snapshot', `${tmpl}@${BASE}`]);
+  await writeInto(zp, pools, o.tmp, tmpl, 'change.bin', o.changeBytes);
+  await zfs(['snapshot', `${tmpl}@${NEW}`]);
   await zfs(['create', '-p', `${pools.root}/${src.name}`]);
-  say(`setup: ${datasets.length} datasets in ${src.name}, ${o.baseBytes} bytes each, ${k} at a time`);
-  const created = progress('created');
-  await eachLimit(datasets, k, async (ds, i) => {
-    await zfs(['create', '-o', 'canmount=noauto', ds]);
-    await writeInto(pools, ds, 'base.bin', o.baseBytes);
-    created(i);
-  });
-  await zfs(['snapshot', '-r', `${src.name}@${BASE}`]);
-  say(`setup: @${BASE} received in full under ${pools.root}`);
-  const sent = progress('full sends');
-  await eachLimit(datasets, k, async (ds, i) => {
+  say(`setup: ${datasets.length} sources received from the template, their @${BASE} received in full under ${pools.root}, ${o.concurrency} at a time`);
+  let done = 0;
+  await eachLimit(datasets, o.concurrency, async (ds) => {
+    await sendRecvLocal([`${tmpl}@${BASE}`], ['-u', ds]);
+    await sendRecvLocal(['-i', `@${BASE}`, `${tmpl}@${NEW}`], ['-u', ds]);
     await sendRecvLocal([`${ds}@${BASE}`], ['-u', pools.target(ds)]);
-    sent(i);
+    if (++done % 250 === 0) say(`setup: ${done}/${datasets.length}`);
   });
-  say(`setup: ${o.changeBytes} bytes of change and @${NEW} on every source`);
-  await eachLimit(datasets, k, (ds) => writeInto(pools, ds, 'change.bin', o.changeBytes));
-  await zfs(['snapshot', '-r', `${src.name}@${NEW}`]);
   const incrementalBytes = new Map<string, number>();
-  await eachLimit(datasets, k, async (ds) => {
+  await eachLimit(datasets, o.concurrency, async (ds) => {
     incrementalBytes.set(ds, await streamBytes(['-i', `${ds}@${BASE}`, `${ds}@${NEW}`]));
   });
   return { seconds: (performance.now() - t0) / 1000, incrementalBytes };
@@ -229,26 +237,7 @@ export async function rollbackTargets(pools: Pools, n: number): Promise<void> {
   });
 }
 
-/**
- * For a signal or an error on the way out, synchronously: force the pools away (zpool destroy -f
- * unmounts what is mounted), detach a dead FUSE mount, remove the pool's directory.
- */
-export function destroyPoolSync(p: TestPool): void {
-  const listed = () => spawnSync(zpoolBinary(), ['list', '-H', '-o', 'name', p.name], { encoding: 'utf8', timeout: 10_000 }).status === 0;
-  for (let i = 0; i < 20 && listed(); i++) {
-    spawnSync(zpoolBinary(), ['destroy', '-f', p.name], { timeout: 30_000 });
-    if (listed()) spawnSync('sleep', ['0.25']);
-  }
-  if (listed()) return;
-  let mounts = '';
-  try {
-    mounts = readFileSync('/proc/self/mounts', 'utf8');
-  } catch {
-    // no /proc: nothing to detach
-  }
-  for (const line of mounts.split('\n')) {
-    const m = line.split(' ')[1];
-    if (m && (m === p.dir || m.startsWith(`${p.dir}/`))) spawnSync('umount', ['-l', m], { timeout: 10_000 });
-  }
-  if (existsSync(p.dir)) rmSync(p.dir, { recursive: true, force: true });
+/** The pools' files, once the daemon is gone (its cache and mounts went with its namespace). */
+export function removePoolFiles(pools: Pools): void {
+  for (const p of [pools.src, pools.dst]) rmSync(p.dir, { recursive: true, force: true });
 }

@@ -22,11 +22,11 @@ import { createCA, issueCertificate, writeCertFile, writeKeyFile } from '../shar
 import { defineCommandLine, processIo, readArgs, usageError, type OptionValues } from '../shared/command.js';
 import { autoOrInt, int, list, num, oneOf, seconds, size } from '../shared/cli-values.js';
 import { exitWhenFlushed } from '../shared/exit.js';
-import { ensureZfsFuseDaemon, findBinary, poolNames, zfsBinary, zpoolBinary, type ZfsFuseDaemon } from '../test/helpers/zfs-fuse.js';
 import { jobSenderConfig } from './datasets-configs.js';
 import { markdown, type DatasetsReport, type ToolName, type ToolResult } from './datasets-report.js';
 import { notRun, runJob, runReplicateLoop, runSshLoop, type Ctx, type Link } from './datasets-tools.js';
-import { createPools, destroyPoolSync, prepare, rollbackTargets, type Pools } from './datasets-zfs.js';
+import { createPools, prepare, removePoolFiles, rollbackTargets, type Pools } from './datasets-zfs.js';
+import { ZFS_FUSE_BIN, startPrivateZfs, type PrivateZfs } from './zfs-private.js';
 import { sshArgv, startSshd } from './sshd.js';
 import { installExitHandlers, readSysctl, run, system, tryRun } from './system.js';
 
@@ -188,7 +188,7 @@ function snapshotCode(dir: string): Code {
  * sender.json with the job; stateDir is written only if the loader knows the key. Returns why
  * not, or null.
  */
-async function jobSupport(code: Code, pkiDir: string): Promise<{ why: string | null; stateDirKnown: boolean }> {
+async function jobSupport(code: Code, pkiDir: string, zfs: string): Promise<{ why: string | null; stateDirKnown: boolean }> {
   const help = spawnSync(NODE, [code.sender, 'run', '--help'], { encoding: 'utf8', timeout: 30_000 });
   if (help.status !== 0) {
     const line = `${help.stderr ?? ''}${help.stdout ?? ''}`.trim().split('\n')[0] ?? '';
@@ -200,7 +200,7 @@ async function jobSupport(code: Code, pkiDir: string): Promise<{ why: string | n
   const tryLoad = (withStateDir: boolean): string | null => {
     const cfg = jobSenderConfig({
       tls,
-      zfs: zfsBinary(),
+      zfs,
       to: '127.0.0.1:7443',
       datasets: ['pool/ds'],
       concurrency: 1,
@@ -294,28 +294,28 @@ async function freePort(): Promise<number> {
 }
 
 /**
- * The receiving side runs in its own network namespace on the WAN profile. zfs-fuse's control
- * socket (/var/run/zfs/zfs_socket) is a path-based UNIX socket: a network namespace does not
- * isolate it, and `ip netns exec` shares /run (it remounts only /sys). Checked here, from the
- * namespace itself and through the bench's sshd, rather than assumed.
+ * The receiving side runs in its own network namespace on the WAN profile, and zfs-fuse in the
+ * benchmark's private mount namespace (zfs-private.ts). Every zfs command goes through the
+ * wrapper that enters the mount namespace; the network namespace does not matter to it (the
+ * daemon's socket is a path). Checked here, from where the receiver runs and through the
+ * bench's sshd, rather than assumed.
  */
-function checkZfsReach(link: Link, pools: Pools): string {
+function checkZfsReach(link: Link, pools: Pools, zp: PrivateZfs): string {
   const where = link.receiverNs ? `network namespace ${link.receiverNs}` : 'the host (loopback profile)';
-  const direct = link.receiverNs
-    ? ['ip', 'netns', 'exec', link.receiverNs, zpoolBinary(), 'list', '-H', '-o', 'name', pools.dst.name]
-    : [zpoolBinary(), 'list', '-H', '-o', 'name', pools.dst.name];
+  const direct = [...(link.receiverNs ? ['ip', 'netns', 'exec', link.receiverNs] : []), zp.zpool, 'list', '-H', '-o', 'name', pools.dst.name];
   const r = tryRun(direct);
   if (!r.ok || r.out.trim() !== pools.dst.name) throw new Error(`zfs-fuse is not reachable from ${where}: ${showCmd(direct)}: ${r.out.trim()}`);
   let viaSsh = '';
   if (link.ssh) {
-    const argv = [...(link.senderNs ? ['ip', 'netns', 'exec', link.senderNs] : []), ...sshArgv(link.ssh), `${zpoolBinary()} list -H -o name ${pools.dst.name}`];
+    const argv = [...(link.senderNs ? ['ip', 'netns', 'exec', link.senderNs] : []), ...sshArgv(link.ssh), `${zp.zpool} list -H -o name ${pools.dst.name}`];
     const s = tryRun(argv);
     if (!s.ok || s.out.trim() !== pools.dst.name) throw new Error(`zfs-fuse is not reachable through the bench's sshd in ${where}: ${s.out.trim()}`);
     viaSsh = " and through the bench's sshd";
   }
   return (
-    `receiver-agent and sshd run in ${where}; they reach zfs-fuse through its path-based UNIX socket /var/run/zfs/zfs_socket, which a network namespace does not isolate ` +
-    `(\`ip netns exec\` shares /run), checked with \`${showCmd(direct)}\`${viaSsh}: nothing else was needed`
+    `zfs-fuse is the benchmark's own daemon in a private mount namespace (bench/zfs-private.ts: tmpfs over /run/zfs, /run/lock/zfs, /var/lib/zfs), apart from the machine's daemon and test runs; ` +
+    `receiver-agent and sshd run in ${where}, and every zfs and zpool (the agents' --zfs, the command ssh runs on the far side, the harness's) is \`${showCmd([zp.zfs])}\`, which execs the real one through \`nsenter --mount\` into that namespace: ` +
+    `a network namespace does not isolate a path-based UNIX socket, the mount namespace does. Checked with \`${showCmd(direct)}\`${viaSsh}`
   );
 }
 
@@ -326,17 +326,11 @@ function zfsFuseVersion(): string {
   return r.status === 0 && r.stdout.trim() ? `zfs-fuse ${r.stdout.trim()}` : 'zfs-fuse';
 }
 
-function zfsFusePid(daemon: ZfsFuseDaemon): number | null {
-  if (daemon.pid) return daemon.pid;
-  const p = spawnSync('pidof', ['zfs-fuse'], { encoding: 'utf8' });
-  const pid = Number(p.stdout?.trim().split(/\s+/)[0]);
-  return pid > 0 ? pid : null;
-}
-
 function preflight(o: Options): void {
   if (process.getuid?.() !== 0) throw new Error('run the benchmark as root (zfs-fuse, network namespaces, sshd)');
-  const missing = ['zfs-fuse', 'zfs', 'zpool'].filter((b) => !findBinary(b));
-  if (missing.length) throw new Error(`zfs-fuse is not installed (missing ${missing.join(', ')}): sudo bash scripts/install-zfs-fuse.sh`);
+  const missing = [ZFS_FUSE_BIN, '/usr/sbin/zfs', '/usr/sbin/zpool', '/usr/bin/nsenter'].filter((b) => !existsSync(b));
+  if (missing.length) throw new Error(`missing ${missing.join(', ')}: install zfs-fuse (sudo bash scripts/install-zfs-fuse.sh) and util-linux`);
+  if (!tryRun(['which', 'unshare']).ok) throw new Error('unshare not found: install util-linux');
   if (o.tools.includes('ssh')) {
     for (const b of ['ssh', 'ssh-keygen'])
       if (!tryRun(['which', b]).ok) throw new Error(`${b} not found: install openssh-client (scripts/install-bench-tools.sh)`);
@@ -380,6 +374,7 @@ async function main(): Promise<number> {
     link: { profile: o.profile, rttMs: null, lossPct: 0, rateMbit: null, systemCc: '', setup: [] },
     setup: { seconds: 0, datasets: o.datasets, incremental: null },
     zfsReach: '',
+    privateZfs: null,
     receiverConfig: {},
     senderJobConfig: null,
     tools: [],
@@ -399,20 +394,27 @@ async function main(): Promise<number> {
   };
 
   const pki = makePki(join(tmp, 'pki'));
-  const support = o.tools.includes('job') ? await jobSupport(code, join(tmp, 'pki')) : { why: null, stateDirKnown: false };
+  // the journal (system.ts) records every process from here on, so a run killed outright is
+  // cleaned up by the next; it is also the lock: one such benchmark at a time
+  system.acquire();
+  say('a private zfs-fuse daemon (bench/zfs-private.ts)');
+  const zp = await startPrivateZfs(join(tmp, 'zfs'));
+  report.privateZfs = { daemonPid: zp.daemon.pid, holderPid: zp.holder.pid };
+  // the test helpers that make the pools find zfs and zpool on PATH: the wrappers
+  process.env.PATH = `${zp.binDir}:${process.env.PATH ?? ''}`;
+  const support = o.tools.includes('job') ? await jobSupport(code, join(tmp, 'pki'), zp.zfs) : { why: null, stateDirKnown: false };
   if (support.why) say(`(c) job will not run: ${support.why}`);
-
-  const daemon = await ensureZfsFuseDaemon();
-  if (daemon.startedByUs) say(`started zfs-fuse (pid ${daemon.pid}); it is stopped at the end if no pool is left`);
   say(`pools for ${o.datasets} datasets`);
+  // the helpers put each pool's files under os.tmpdir(): inside our temp dir, which a later run's
+  // recovery removes after a SIGKILL (system.ts) as it removes the rest
+  mkdirSync(join(tmp, 'pools'));
+  process.env.TMPDIR = join(tmp, 'pools');
   const pools = await createPools(o.datasets);
-  system.onCleanup('pools', () => {
-    destroyPoolSync(pools.src);
-    destroyPoolSync(pools.dst);
-  });
+  // after the cleanup has stopped every process (the daemon's namespace goes with it)
+  system.onCleanup('pools', () => removePoolFiles(pools));
   let failures = 0;
   try {
-    const setup = await prepare(pools, { baseBytes: o.baseBytes, changeBytes: o.changeBytes, concurrency: o.setupConcurrency }, say);
+    const setup = await prepare(zp, pools, { baseBytes: o.baseBytes, changeBytes: o.changeBytes, concurrency: o.setupConcurrency, tmp }, say);
     const sizes = [...setup.incrementalBytes.values()].sort((a, b) => a - b);
     report.setup = {
       seconds: setup.seconds,
@@ -427,18 +429,16 @@ async function main(): Promise<number> {
     say(`setup done in ${setup.seconds.toFixed(0)} s`);
     const { link, info } = await bringUp(o, join(tmp, 'ssh'));
     report.link = info;
-    report.zfsReach = checkZfsReach(link, pools);
-    say(report.zfsReach.split(';')[0]!);
-    report.commands.push(
-      `${showCmd([zfsBinary(), 'rollback', '-r', `${pools.target(pools.datasets[0]!)}@base`])}   (before each tool, every target; not measured)`,
-    );
+    report.zfsReach = checkZfsReach(link, pools, zp);
+    say(`zfs-fuse reached from ${link.receiverNs ?? 'the host'} and through sshd`);
+    report.commands.push(`${showCmd([zp.zfs, 'rollback', '-r', `${pools.target(pools.datasets[0]!)}@base`])}   (before each tool, every target; not measured)`);
     report.notes.push(
       'The ssh loop is what syncoid does per dataset at its least: syncoid also asks the far side for its snapshots over ssh before each send (through one ssh ControlMaster), which this loop does not, so it is the lower bound for syncoid.',
       `The job takes its own snapshot (${'`zferry_<UTC time>`'}) of every dataset inside its batch and sends @base → that snapshot; the loops send the @new made in setup. The change is the same.`,
     );
     const ctx: Ctx = {
       tmp,
-      zfs: zfsBinary(),
+      zfs: zp.zfs,
       sender: code.sender,
       receiver: code.receiver,
       pools,
@@ -450,7 +450,7 @@ async function main(): Promise<number> {
       lanes: o.lanes,
       timeoutSeconds: o.timeout,
       incrementalBytes: setup.incrementalBytes,
-      zfsFusePid: zfsFusePid(daemon),
+      zfsFusePid: zp.daemon.pid,
       stateDirKnown: support.stateDirKnown,
       showCmd,
       say,
@@ -489,10 +489,9 @@ async function main(): Promise<number> {
     save();
     throw e;
   } finally {
-    say('destroying the pools');
-    await pools.src.destroy().catch((e: Error) => say(`cannot destroy ${pools.src.name}: ${e.message}`));
-    await pools.dst.destroy().catch((e: Error) => say(`cannot destroy ${pools.dst.name}: ${e.message}`));
-    if (daemon.startedByUs && (await poolNames().catch(() => ['?'])).length === 0) await daemon.stop();
+    say('stopping the private zfs-fuse and removing the pools');
+    await zp.stop();
+    removePoolFiles(pools);
   }
   report.generatedAt = new Date().toISOString();
   save();
