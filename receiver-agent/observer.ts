@@ -78,6 +78,13 @@ export interface TargetLag {
   /** the newest snapshot's creation time, unix seconds */
   lastSnapshotAt: number;
   lagSeconds: number;
+  /** the oldest snapshot the replica keeps, and its creation time (unix seconds): how far back it reaches */
+  oldestSnapshot: string;
+  oldestSnapshotAt: number;
+  snapshots: number;
+  /** the client's retention as receiver.json sets it (the receiver prunes by it), null: it keeps everything */
+  keep: string | null;
+  keepFloorSeconds: number | null;
 }
 
 export interface CertExpiry {
@@ -316,8 +323,19 @@ export class Observer extends EventEmitter {
       const p = this.src.policy.lookup(identity);
       if (!p) continue;
       try {
-        for (const n of await this.src.zfs.newestSnapshotsUnder(p.root)) {
-          targets.push({ identity, target: n.dataset, lastSnapshot: n.snapshot, lastSnapshotAt: n.createdAt, lagSeconds: 0 });
+        for (const n of await this.src.zfs.snapshotSpansUnder(p.root)) {
+          targets.push({
+            identity,
+            target: n.dataset,
+            lastSnapshot: n.snapshot,
+            lastSnapshotAt: n.createdAt,
+            lagSeconds: 0,
+            oldestSnapshot: n.oldest,
+            oldestSnapshotAt: n.oldestAt,
+            snapshots: n.count,
+            keep: p.retention?.grid.text ?? null,
+            keepFloorSeconds: p.retention ? Math.round(p.retention.floorMs / 1000) : null,
+          });
         }
       } catch (e) {
         this.log.debug('replication lag: cannot read snapshot creation times', { root: p.root, error: errorMessage(e) });

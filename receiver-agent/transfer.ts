@@ -10,7 +10,7 @@ import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import type { FinishReply, TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
-import { BufferPool } from '../shared/buffer-pool.js';
+import { BufferPool, UNKNOWN_SIZE_CHUNKS } from '../shared/buffer-pool.js';
 import { CHECKSUM_BYTES, StreamDigest } from '../shared/frames.js';
 import { DiscardSink, RecvSink, type StreamSink } from './recv-sink.js';
 import type { Spool } from './spool.js';
@@ -153,7 +153,7 @@ export class Transfer {
     this.pool = new BufferPool(CHECKSUM_BYTES + info.chunkBytes, windowChunks + 16);
     // what the sender expects to send, not a whole window (256 MiB by default): a job's tiny
     // incrementals come one after another; a low estimate only makes the pool grow on demand
-    const expected = info.estimatedBytes ? Math.ceil(info.estimatedBytes / info.chunkBytes) : windowChunks;
+    const expected = info.estimatedBytes ? Math.ceil(info.estimatedBytes / info.chunkBytes) : UNKNOWN_SIZE_CHUNKS;
     this.pool.reserve(Math.min(windowChunks, expected) + 8);
     // lanes count a DEFLATE'd chunk against this window before inflating it (lane-listener.ts)
     this.reasm.servePool(this.pool);

@@ -7,7 +7,7 @@ import type * as tls from 'node:tls';
 import { ZferryError } from '../shared/errors.js';
 import { sleep } from '../shared/child.js';
 import type { Logger } from '../shared/log.js';
-import type { BufferPool } from '../shared/buffer-pool.js';
+import { UNKNOWN_SIZE_CHUNKS, type BufferPool } from '../shared/buffer-pool.js';
 import type { BeginReply, FinishReply } from '../shared/control.js';
 import { StreamDigest, chunkChecksum } from '../shared/frames.js';
 import { Lane } from './lane.js';
@@ -244,7 +244,7 @@ export class SendPath {
       this.pool = chunkPool(chunkBytes, windowChunks + 2 * this.striper.lanes.length + 2);
       // A tiny incremental reserves a few chunks, not a whole window (256 MiB by default, seconds
       // of allocating): through a job session one process runs transfer after transfer.
-      const expected = this.o.expectedBytes ? Math.ceil(this.o.expectedBytes / chunkBytes) : windowChunks;
+      const expected = this.o.expectedBytes ? Math.ceil(this.o.expectedBytes / chunkBytes) : UNKNOWN_SIZE_CHUNKS;
       this.pool.reserve(Math.min(windowChunks, expected) + 2);
     }
     return this.pool;

@@ -3,7 +3,8 @@
 // the crypto (every new buffer is page-faulted in, every dropped one triggers GC work);
 // the window bounds how many are out at once, so the pool never outgrows it.
 //
-// reserve() allocates the window's worth at the start of a transfer. V8 answers every
+// reserve() allocates what the transfer is expected to need at its start, and an empty pool
+// doubles (take()). V8 answers every
 // step of growth in off-heap memory with a full mark-compact: a pool that grew a buffer
 // at a time as the window filled cost ~80 of them per 2 GiB on the receiver (a third of
 // its CPU). Reserved buffers cost no RSS until first written (calloc'd, mmap'd pages).
@@ -13,6 +14,14 @@
 // mid-frame, a chunk in zfs recv's pipe) are simply left to the collector when given back.
 // A finished transfer that stays listed for status pages then holds no chunk memory; before,
 // each kept its whole window (12 finished probes with a 16 MiB window held 193 MiB).
+
+/**
+ * Chunks a transfer reserves when its size is unknown (zfs-fuse has no `zfs send -nP`): a
+ * job's tiny incrementals then reserve 16 MiB at 1 MiB chunks, not a 256 MiB window each
+ * (8 at once held 1 GiB on the sender and 2.2 GiB on the receiver in bench/datasets.ts); a
+ * large one doubles to a window in four steps.
+ */
+export const UNKNOWN_SIZE_CHUNKS = 16;
 
 /** take() on a pool whose owner has finished (see release()). */
 export class PoolReleasedError extends Error {
@@ -51,6 +60,12 @@ export class BufferPool {
     if (n > this.size) return Buffer.allocUnsafeSlow(n);
     let ab = this.free.pop();
     if (!ab) {
+      // Grow by doubling up to maxFree: a pool that started small (a transfer of unknown size)
+      // reaches a whole window in a few steps, each one full collection, not one per buffer.
+      for (let n = Math.max(1, Math.min(this.allocated, this.maxFree - this.allocated)); n > 1; n--) {
+        this.free.push(new ArrayBuffer(this.size));
+        this.allocated++;
+      }
       ab = new ArrayBuffer(this.size);
       this.allocated++;
     }

@@ -22,6 +22,10 @@ export interface TargetRow {
   target: string;
   lastSnapshot: string;
   lagSeconds: number;
+  /** the receiver's own view adds how far back each replica reaches and its client's retention */
+  oldestSnapshotAt?: number;
+  snapshots?: number;
+  keep?: string | null;
 }
 
 function table(head: string[], rows: string[][], right: Set<number>): string {
@@ -71,9 +75,18 @@ export function formatStatus(transfers: StatusRow[], targets: TargetRow[], withI
   out += '\n';
   if (targets.length === 0) out += 'no target has a snapshot yet\n';
   else {
-    const head = ['TARGET', ...(withIdentity ? ['CLIENT'] : []), 'LAST SNAPSHOT', 'LAG'];
-    const rows = targets.map((t) => [t.target, ...(withIdentity ? [t.identity ?? ''] : []), `@${t.lastSnapshot}`, lag(t.lagSeconds)]);
-    out += table(head, rows, new Set([head.length - 1]));
+    const spans = targets.every((t) => t.oldestSnapshotAt !== undefined);
+    const now = Date.now() / 1000;
+    const head = ['TARGET', ...(withIdentity ? ['CLIENT'] : []), 'LAST SNAPSHOT', 'LAG', ...(spans ? ['REACHES BACK', 'SNAPSHOTS', 'RETENTION'] : [])];
+    const rows = targets.map((t) => [
+      t.target,
+      ...(withIdentity ? [t.identity ?? ''] : []),
+      `@${t.lastSnapshot}`,
+      lag(t.lagSeconds),
+      ...(spans ? [lag(now - t.oldestSnapshotAt!), String(t.snapshots ?? '-'), t.keep ?? 'keeps all'] : []),
+    ]);
+    const lagAt = withIdentity ? 3 : 2;
+    out += table(head, rows, new Set(spans ? [lagAt, lagAt + 1, lagAt + 2] : [lagAt]));
   }
   return out;
 }

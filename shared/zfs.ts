@@ -6,6 +6,16 @@ import { ZferryError, oneLine } from './errors.js';
 import { validateBookmark, validateDataset, validateSnapshot } from './names.js';
 import { run, type RunResult } from './run.js';
 
+/** A dataset's snapshots at a glance: the newest, the oldest (creation, unix seconds), how many. */
+export interface SnapshotSpan {
+  dataset: string;
+  snapshot: string;
+  createdAt: number;
+  oldest: string;
+  oldestAt: number;
+  count: number;
+}
+
 export interface SnapshotInfo {
   /** short name after '@' */
   name: string;
@@ -372,10 +382,10 @@ export class Zfs {
   }
 
   /**
-   * The newest snapshot (by creation time, unix seconds) of each dataset at and below
-   * `dataset` that has one; none when `dataset` does not exist.
+   * The newest and the oldest snapshot (by creation time, unix seconds) of each dataset at
+   * and below `dataset` that has one, and how many it has; none when `dataset` does not exist.
    */
-  async newestSnapshotsUnder(dataset: string): Promise<Array<{ dataset: string; snapshot: string; createdAt: number }>> {
+  async snapshotSpansUnder(dataset: string): Promise<SnapshotSpan[]> {
     validateDataset(dataset);
     // -r without -t: zfs-fuse's `zfs get` has no -t; snapshots are the names with '@'.
     const r = await this.invoke(['get', '-H', '-p', '-o', 'name,value', 'creation', '-r', dataset], 60_000);
@@ -383,7 +393,7 @@ export class Zfs {
       if (/does not exist/.test(r.stderr)) return [];
       throw new ZferryError('zfs', `zfs get creation ${dataset}: ${oneLine(r.stderr)}`);
     }
-    const newest = new Map<string, { snapshot: string; createdAt: number }>();
+    const spans = new Map<string, SnapshotSpan>();
     for (const line of r.stdout.split('\n')) {
       const [name, value] = line.split('\t');
       const at = Number(value);
@@ -391,10 +401,17 @@ export class Zfs {
       if (!name || i <= 0 || !Number.isFinite(at)) continue;
       const ds = name.slice(0, i);
       if (ds !== dataset && !ds.startsWith(dataset + '/')) continue;
-      const cur = newest.get(ds);
-      if (!cur || at >= cur.createdAt) newest.set(ds, { snapshot: name.slice(i + 1), createdAt: at });
+      const snap = name.slice(i + 1);
+      const cur = spans.get(ds);
+      if (!cur) {
+        spans.set(ds, { dataset: ds, snapshot: snap, createdAt: at, oldest: snap, oldestAt: at, count: 1 });
+        continue;
+      }
+      cur.count++;
+      if (at >= cur.createdAt) Object.assign(cur, { snapshot: snap, createdAt: at });
+      if (at < cur.oldestAt) Object.assign(cur, { oldest: snap, oldestAt: at });
     }
-    return [...newest].map(([ds, n]) => ({ dataset: ds, ...n }));
+    return [...spans.values()];
   }
 
   /** Each dataset at and below `dataset` that is a clone, with its origin snapshot. */

@@ -181,7 +181,7 @@ beforeAll(async () => {
     pki,
     zfs: zfsBinary(),
     http: true,
-    clients: { 'site-a': { root: `${dst.name}/site-a` }, 'site-b': { root: `${dst.name}/site-b` } },
+    clients: { 'site-a': { root: `${dst.name}/site-a`, keep: '24x1h | 7x1d', keepFloor: '2d' }, 'site-b': { root: `${dst.name}/site-b` } },
     extra: { laneGraceSeconds: 2 },
   });
   expect(receiver.http).toMatch(/^127\.0\.0\.1:\d+$/);
@@ -367,7 +367,10 @@ describe('status commands', () => {
     expect(rt.stdout).toMatch(/^TRANSFER\s+CLIENT\s+TARGET\s+STATE\s+BYTES\s+RATE\s+LANES\s+WINDOW\s+LAG$/m);
     expect(rt.stdout).toContain(first.id.slice(0, 8));
     expect(rt.stdout).toMatch(new RegExp(`site-a\\s+${first.target}\\s+committed`));
-    expect(rt.stdout).toMatch(new RegExp(`^${targetB}\\s+site-b\\s+@b1\\s+\\d+s$`, 'm'));
+    // the receiver's own view: how far back each replica reaches, and its client's retention
+    expect(rt.stdout).toMatch(/^TARGET\s+CLIENT\s+LAST SNAPSHOT\s+LAG\s+REACHES BACK\s+SNAPSHOTS\s+RETENTION$/m);
+    expect(rt.stdout).toMatch(new RegExp(`^${targetB}\\s+site-b\\s+@b1\\s+\\S+\\s+\\S+\\s+1\\s+keeps all$`, 'm'));
+    expect(rt.stdout).toMatch(new RegExp(`^${first.target}\\s+site-a\\s+@\\S+\\s+\\S+\\s+\\S+\\s+\\d+\\s+24x1h \\| 7x1d$`, 'm'));
 
     const sa = await cli(SENDER_CLI, ['status', '--to', receiver.address, '--config', siteA, '--json']);
     expect(sa.code, sa.stderr).toBe(0);
@@ -510,8 +513,21 @@ describe('dashboard', () => {
       expect(await exited, out).toBe(0);
       await row.locator('.badge.committed').waitFor({ timeout: 30_000 });
       await page.screenshot({ path: join(shots, 'dashboard-committed.png'), fullPage: true });
-      // the commit made zfs be read again: the new target appears with its lag
-      await page.locator('#targets tbody tr', { hasText: target }).waitFor({ timeout: 30_000 });
+      // the commit made zfs be read again: the new target appears with its lag, how far back
+      // it reaches and the retention the receiver enforces on site-a
+      const targetRow = page.locator('#targets tbody tr', { hasText: target });
+      await targetRow.waitFor({ timeout: 30_000 });
+      expect(await targetRow.locator('td').allTextContents()).toEqual([
+        target,
+        'site-a',
+        '@d1',
+        expect.any(String),
+        expect.stringMatching(/^\d+ (s|min)$/),
+        '@d1',
+        expect.stringMatching(/^\d+ (s|min)$/),
+        '1',
+        '24x1h | 7x1d · floor 2 d',
+      ]);
       expect(errors).toEqual([]);
     } finally {
       if (sender && sender.exitCode === null) sender.kill('SIGKILL');

@@ -81,8 +81,24 @@ export const targetSchema = {
     lastSnapshot: { type: 'string' },
     lastSnapshotAt: { type: 'integer', description: 'unix seconds' },
     lagSeconds: { type: 'number' },
+    oldestSnapshot: { type: 'string' },
+    oldestSnapshotAt: { type: 'integer', description: 'unix seconds' },
+    snapshots: { type: 'integer', description: 'how many snapshots the replica keeps' },
+    keep: { type: ['string', 'null'], description: "the client's retention grid (receiver.json keep); null: never pruned" },
+    keepFloorSeconds: { type: ['integer', 'null'], description: 'nothing younger is pruned (keepFloor)' },
   },
-  required: ['identity', 'target', 'lastSnapshot', 'lastSnapshotAt', 'lagSeconds'],
+  required: [
+    'identity',
+    'target',
+    'lastSnapshot',
+    'lastSnapshotAt',
+    'lagSeconds',
+    'oldestSnapshot',
+    'oldestSnapshotAt',
+    'snapshots',
+    'keep',
+    'keepFloorSeconds',
+  ],
 } as const;
 
 const errorSchema = { type: 'object', properties: { error: { type: 'string' } }, required: ['error'] } as const;

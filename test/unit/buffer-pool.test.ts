@@ -35,6 +35,23 @@ describe('BufferPool', () => {
     expect(pool.allocated).toBe(3);
   });
 
+  it('an empty pool doubles, up to maxFree, then grows one buffer at a time', () => {
+    const pool = new BufferPool(64, 16);
+    pool.reserve(2);
+    const out = [pool.take(), pool.take()];
+    expect(pool.allocated).toBe(2);
+    out.push(pool.take()); // empty: doubles to 4
+    expect(pool.allocated).toBe(4);
+    out.push(pool.take(), pool.take()); // one left, then doubles to 8
+    expect(pool.allocated).toBe(8);
+    while (out.length < 16) out.push(pool.take());
+    expect(pool.allocated).toBe(16);
+    out.push(pool.take()); // beyond maxFree: one at a time
+    expect(pool.allocated).toBe(17);
+    for (const b of out) pool.give(b);
+    expect(pool.freeCount).toBe(16);
+  });
+
   it('reserve() allocates up front, once', () => {
     const pool = new BufferPool(64, 10);
     pool.reserve(6);

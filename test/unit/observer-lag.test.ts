@@ -6,17 +6,18 @@ import type { ReceiverConfig } from '../../shared/config.js';
 import { Zfs } from '../../shared/zfs.js';
 import { Policy } from '../../receiver-agent/policy.js';
 import { Observer } from '../../receiver-agent/observer.js';
+import { parseGrid } from '../../shared/retention.js';
 import { Transfer } from '../../receiver-agent/transfer.js';
 import { TransferRegistry } from '../../receiver-agent/transfer-registry.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
-type Newest = Awaited<ReturnType<Zfs['newestSnapshotsUnder']>>;
+type Newest = Awaited<ReturnType<Zfs['snapshotSpansUnder']>>;
 
 /** A Zfs whose lag readings the test answers one by one. */
 class HeldZfs extends Zfs {
   readonly asked: Array<{ root: string; answer: (n: Newest) => void }> = [];
-  override newestSnapshotsUnder(root: string): Promise<Newest> {
+  override snapshotSpansUnder(root: string): Promise<Newest> {
     return new Promise((answer) => this.asked.push({ root, answer }));
   }
 }
@@ -39,7 +40,7 @@ describe('Observer lag', () => {
     const both = Promise.all([obs.lag(), obs.lag()]);
     await tick();
     expect(zfs.asked.map((a) => a.root)).toEqual(['pool/a']);
-    zfs.asked[0]!.answer([{ dataset: 'pool/a/x', snapshot: 's1', createdAt: 1000 }]);
+    zfs.asked[0]!.answer([{ dataset: 'pool/a/x', snapshot: 's1', createdAt: 1000, oldest: 's0', oldestAt: 500, count: 2 }]);
     const [one, two] = await both;
     expect(one).toEqual(two);
     expect(one.map((g) => [g.identity, g.target, g.lastSnapshot])).toEqual([['a', 'pool/a/x', 's1']]);
@@ -83,8 +84,35 @@ describe('Observer lag', () => {
     zfs.asked[0]!.answer([]);
     await tick();
     expect(zfs.asked).toHaveLength(2);
-    zfs.asked[1]!.answer([{ dataset: 'pool/a/new', snapshot: 's2', createdAt: 2000 }]);
+    zfs.asked[1]!.answer([{ dataset: 'pool/a/new', snapshot: 's2', createdAt: 2000, oldest: 's2', oldestAt: 2000, count: 1 }]);
     expect((await answer).map((g) => g.target)).toEqual(['pool/a/new']);
     obs.stop();
+  });
+});
+
+describe('Observer replica spans', () => {
+  it("give each target how far back it reaches and its client's retention (null where the receiver never prunes)", async () => {
+    const transfers = new TransferRegistry(() => ({ windowBudget: 1 << 30, windowBudgetPerIdentity: 1 << 30, maxTransfersTotal: 8 }), quiet);
+    const zfs = new HeldZfs('/nonexistent/zfs');
+    const base = { allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, bytesPerSecond: null };
+    const policy = new Policy({
+      a: { ...base, root: 'pool/a', retention: { grid: parseGrid('24x1h | 14x1d'), floorMs: 2 * 86_400_000 } },
+      b: { ...base, root: 'pool/b' },
+    });
+    const cfg = { spool: null, tls: { cert: 'none', key: 'none', ca: 'none' }, baseDir: '/' } as unknown as ReceiverConfig;
+    const obs = new Observer({ transfers, zfs, policy, cfg }, quiet);
+    const reading = obs.lag();
+    // the roots are read one after another
+    for (let i = 0; i < 2; i++) {
+      await tick();
+      const q = zfs.asked[i]!;
+      const c = q.root.slice(-1);
+      q.answer([{ dataset: `${q.root}/x`, snapshot: `${c}9`, createdAt: 9000, oldest: `${c}1`, oldestAt: 1000, count: 9 }]);
+    }
+    const got = await reading;
+    expect(got.map((g) => [g.target, g.oldestSnapshot, g.oldestSnapshotAt, g.snapshots, g.keep, g.keepFloorSeconds])).toEqual([
+      ['pool/a/x', 'a1', 1000, 9, '24x1h | 14x1d', 172_800],
+      ['pool/b/x', 'b1', 1000, 9, null, null],
+    ]);
   });
 });
