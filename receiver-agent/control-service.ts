@@ -198,6 +198,7 @@ export class ReceiverCore {
 
   getTarget = async (identity: string | null, req: GetTargetRequest): Promise<TargetState> => {
     const { target } = this.policy.target(identity, req.name);
+    this.log.debug('GetTarget', { identity, target });
     await this.clearTarget(target);
     const exists = await this.zfs.exists(target);
     const snapshots = exists ? await this.zfs.snapshots(target) : [];

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import { run } from '../shared/run.js';
@@ -23,7 +23,7 @@ import { SendPath } from '../sender-agent/send-path.js';
 import { readableSource } from '../sender-agent/sources.js';
 import { Lane } from '../sender-agent/lane.js';
 import { issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
-import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { FAKE_ZFS, makePki, runSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { probeRequest, beginRequest } from './helpers/begin-request.js';
 import { startAlpnCounter } from './helpers/alpn-counter.js';
 import { LaneTickets, laneTls } from '../sender-agent/session.js';
@@ -294,6 +294,37 @@ describe('a job session', () => {
       expect(counter.counts().control).toBe(1);
     } finally {
       session.close();
+      await counter.close();
+    }
+  });
+
+  it('a job run (sender-agent run --once) replicates all its datasets over one control connection and one GetTargets', { timeout: 600_000 }, async () => {
+    await zfs(['create', 'tank/run']);
+    const sources = Array.from({ length: 6 }, (_, i) => `tank/run/d${i}`);
+    for (const ds of sources) await dataset(ds);
+    const counter = await startAlpnCounter(receiver.port);
+    const logsBefore = receiver.logs().length;
+    const cfg = join(dirname(siteA), 'sender-run.json');
+    const base = JSON.parse(readFileSync(siteA, 'utf8')) as Record<string, unknown>;
+    const job = { name: 'many', to: counter.address, datasets: ['tank/run/*'], snapshots: { every: '1h' }, concurrency: 3, lanes: 1 };
+    writeFileSync(cfg, JSON.stringify({ ...base, zfs: FAKE_ZFS, stateDir: join(dir, 'run-state'), jobs: [job] }));
+    try {
+      const r = await runSender(['run', '--once', '--config', cfg], undefined, 300_000);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/job many: 6 dataset\(s\) up to date, 0 failed/);
+      for (const ds of sources) {
+        const snaps = (await zfs(['list', '-H', '-t', 'snapshot', '-o', 'name', `backup/site-a/${ds}`])).trim().split('\n');
+        expect(
+          snaps.filter((n) => /@zferry_\d{8}T\d{6}Z$/.test(n)),
+          ds,
+        ).toHaveLength(1);
+      }
+      // one dial and one plan for the job; the lanes are per transfer
+      expect(counter.counts()).toEqual({ control: 1, lane: 6, other: 0 });
+      const logs = receiver.logs().slice(logsBefore);
+      expect(logs.match(/"msg":"GetTargets"/g)).toHaveLength(1);
+      expect(logs.match(/"msg":"GetTarget"/g)).toBeNull();
+    } finally {
       await counter.close();
     }
   });
