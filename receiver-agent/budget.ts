@@ -38,12 +38,18 @@
 //      requester gets at most its share (or the floor), so preempting never puts it over.
 //   3. else refuse 'over-budget', one line naming the budget, as before.
 //
-// No thrashing: a preemption never leaves the victim's identity holding less than the
-// requester then holds (window bytes, or transfer slots: a victim with 22 slots of a 21.3
-// share is not preempted for one with 21, which would then hold 22 and be preempted back).
-// So a preemption only ever moves budget from a richer identity to a poorer one without
-// swapping their order, and the poorer one can never take it back. Two honest identities
-// within their share are never preempted at all.
+// No thrashing: only identities strictly over their share are preempted, and the requester
+// is granted at most its share, so it can never be preempted back by its victim. Where the
+// requester would end over the share (its floor, or a slot, is more than the share leaves
+// it), a preemption must also leave the victim's identity holding at least what the
+// requester then holds (a victim with 22 slots of a 21.3 share is not preempted for one with
+// 21, which would then hold 22 and be preempted back). Two honest identities within their
+// share are never preempted at all.
+//
+// The 200-tenant benchmark showed why the second rule must not apply always: 16 hostile
+// identities each holding ONE 256 MiB window (4 GiB, the whole budget; the share with an
+// honest requester is 4 GiB / 17 = 241 MiB) could not be preempted at all, since taking a
+// victim's only transfer leaves it 0 < 241, and every honest Begin was refused.
 //
 // No age protection. A grace period for young transfers (10 s was proposed) would let a
 // coalition keep every one of its transfers young by aborting and re-Beginning each one
@@ -172,7 +178,7 @@ export class ReceiverBudget {
       const share = l.maxTransfersTotal / running;
       const mine = slotsOf(identity);
       // the victim's identity keeps at least as many slots as the requester then has
-      const v = mine < share ? pick(slotsOf, share, (t) => slotsOf(t.identity) - 1 >= mine + 1) : undefined;
+      const v = mine < share ? pick(slotsOf, share, (t) => mine + 1 <= share || slotsOf(t.identity) - 1 >= mine + 1) : undefined;
       if (!v) {
         throw new ZferryError(
           'over-budget',
@@ -195,8 +201,9 @@ export class ReceiverBudget {
       const fair = Math.min(want, Math.max(floor, Math.floor(share - own)));
       if (own < share) {
         while (l.windowBudget - window < fair) {
-          // the victim's identity keeps at least as much window as the requester will hold
-          const v = pick(windowOf, share, (t) => windowOf(t.identity) - t.windowBytes >= own + fair);
+          // within its share the requester can never be preempted back; over it (its floor), the
+          // victim's identity must keep at least as much window as the requester will hold
+          const v = pick(windowOf, share, (t) => own + fair <= share || windowOf(t.identity) - t.windowBytes >= own + fair);
           if (!v) break;
           victims.push({
             transfer: v,

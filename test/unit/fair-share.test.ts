@@ -65,9 +65,9 @@ describe('a Begin that does not fit the window budget', () => {
     r.begin('w', 200); // w5: within its share
     // z's share: 1200 / 4 clients = 300; it asks 500 with a floor of 150
     const { g, victims } = r.begin('z', 500, 150);
-    expect(victims).toEqual(['x1']);
-    // a second victim would leave x or y with 200, less than z's 300: z gets what was freed
-    expect(g.windowBytes).toBe(200);
+    // x1 first (x is most over), then y3 (x and y are then both 400; y3 progressed least recently)
+    expect(victims).toEqual(['x1', 'y3']);
+    expect(g.windowBytes).toBe(300);
     expect(g.preempt[0]!.reason).toMatch(
       /^preempted: this receiver shares its 1\.2 KiB window budget \(windowBudget\) fairly among the 4 clients running transfers \(300 B each\) and this client held 600 B; .*resumes it$/,
     );
@@ -93,15 +93,49 @@ describe('a Begin that does not fit the window budget', () => {
     expect(r.b.windowOf('a')).toBe(200);
   });
 
-  it('never leaves a preempted client with less than the requester: refused, naming windowBudget', () => {
+  it('preempts clients over their share for one within it, even when that leaves them with less than the requester', () => {
     const r = receiver({ windowBudget: 900, windowBudgetPerIdentity: 900, maxTransfersTotal: 10 });
     r.begin('a', 150);
     r.begin('a', 150);
     r.begin('b', 300);
     r.begin('x', 300);
-    // share 900 / 4 = 225: a, b and x hold 300 each, over it, but a preempted transfer would
-    // leave them (150, 0, 0) below what c would hold (225): nothing is preempted
-    const e = refusal(() => r.begin('c', 300, 225));
+    // share 900 / 4 = 225: a, b and x hold 300 each, over it; c gets its share, no more
+    const { g, victims } = r.begin('c', 300, 100);
+    expect(g.windowBytes).toBe(225);
+    expect(victims).toEqual(['a0', 'b2']);
+    // c now holds its share; b's new Begin gets what is left (225) and preempts nobody
+    const again = r.begin('b', 300, 100);
+    expect(again.victims).toEqual([]);
+    expect(again.g.windowBytes).toBe(225);
+    expect(r.b.windowOf('c')).toBe(225);
+  });
+
+  it('a coalition of clients each holding one whole window (the 200-tenant benchmark) yields to an honest client', () => {
+    const MiB = 1 << 20;
+    const r = receiver({ windowBudget: 4096 * MiB, windowBudgetPerIdentity: 1024 * MiB, maxTransfersTotal: 64 });
+    // identities end in a letter: a transfer's id is its identity and a number
+    for (let i = 0; i < 16; i++) r.begin(`hostile${i}x`, 256 * MiB);
+    expect(r.b.windowBytes).toBe(4096 * MiB);
+    const honest = r.begin('honest', 256 * MiB, 16 * MiB);
+    expect(honest.victims).toHaveLength(1);
+    expect(honest.g.windowBytes).toBe(Math.floor((4096 * MiB) / 17));
+    // the victim comes back: it takes from another hostile client, never from the honest one
+    const victim = honest.victims[0]!.replace(/\d+$/, '');
+    const back = r.begin(victim, 256 * MiB, 16 * MiB);
+    expect(back.victims.length).toBeGreaterThan(0);
+    expect(back.victims.every((v) => v.startsWith('hostile') && !v.startsWith(victim))).toBe(true);
+    expect(r.b.windowOf('honest')).toBe(Math.floor((4096 * MiB) / 17));
+  });
+
+  it('never leaves a preempted client with less than a requester that ends over its share (its floor): refused, naming windowBudget', () => {
+    const r = receiver({ windowBudget: 900, windowBudgetPerIdentity: 900, maxTransfersTotal: 10 });
+    r.begin('a', 150);
+    r.begin('a', 150);
+    r.begin('b', 300);
+    r.begin('x', 300);
+    // share 900 / 4 = 225, but c's floor is 250: c would end over its share, and a preempted
+    // transfer would leave a, b or x (150, 0, 0) below it: nothing is preempted
+    const e = refusal(() => r.begin('c', 300, 250));
     expect(e.code).toBe('over-budget');
     expect(e.message).toMatch(/^this receiver has granted 900 B of its 900 B window budget to running transfers and cannot grant 300 B more \(windowBudget\)/);
     expect(r.running.size).toBe(4);
