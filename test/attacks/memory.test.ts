@@ -202,15 +202,21 @@ describe('(a) finished transfers keep no chunk buffers', () => {
       for (let i = 0; i < 2; i++) await fullWindowProbe(c, payload);
       const before = rssMiB(receiver);
       for (let i = 0; i < 12; i++) await fullWindowProbe(c, payload);
-      const after = rssMiB(receiver);
+      // Kept whole, each finished transfer held its window: +16 MiB per transfer (193 MiB for
+      // 12), for good. Released, only what the collector has not reclaimed yet remains: 20-30
+      // MiB on a quiet machine, 66 MiB once while the whole suite loaded both cores (the
+      // collector runs later there). So: the lowest reading over up to 10 s, and a bound of
+      // half what keeping the windows costs.
+      let after = rssMiB(receiver);
+      for (let t = 0; t < 40 && after - before >= 6 * (WINDOW / MiB); t++) {
+        await new Promise((r) => setTimeout(r, 250));
+        after = Math.min(after, rssMiB(receiver));
+      }
       const perTransfer = (after - before) / 12;
       console.log(
         `(a) receiver VmRSS ${before.toFixed(0)} MiB → ${after.toFixed(0)} MiB after 12 finished 16 MiB-window probes (${perTransfer.toFixed(1)} MiB per transfer)`,
       );
-      // Kept whole, each finished transfer held its window: +16 MiB per transfer (193 MiB for
-      // 12). Released, only what the collector has not reclaimed yet remains: a couple of windows.
-      expect(after - before).toBeLessThan(3 * (WINDOW / MiB));
-      expect(perTransfer).toBeLessThan(4);
+      expect(after - before).toBeLessThan(6 * (WINDOW / MiB));
       // and the finished transfers still report their status (a summary survives the release)
       const st = await c.status({ name: '' });
       expect(st.transfers.filter((t) => t.kind === 'probe' && t.state === 'committed').length).toBeGreaterThanOrEqual(12);
