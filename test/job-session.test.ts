@@ -24,6 +24,7 @@ import { readableSource } from '../sender-agent/sources.js';
 import { Lane } from '../sender-agent/lane.js';
 import { issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
 import { FAKE_ZFS, makePki, runSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { refusal } from './helpers/refusal.js';
 import { probeRequest, beginRequest } from './helpers/begin-request.js';
 import { startAlpnCounter } from './helpers/alpn-counter.js';
 import { LaneTickets, laneTls } from '../sender-agent/session.js';
@@ -99,16 +100,6 @@ function options(o: Partial<ReplicateOptions> & Pick<ReplicateOptions, 'source' 
 function client(cfgPath = siteA): ControlClient {
   const c = loadSenderConfig(cfgPath);
   return new ControlClient(receiver.address, loadTlsMaterial(c.tls, c.baseDir));
-}
-
-async function refusal(p: Promise<unknown>): Promise<ZferryError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ZferryError);
-    return e as ZferryError;
-  }
-  throw new Error('not refused');
 }
 
 beforeAll(async () => {

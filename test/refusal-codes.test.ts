@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
 import { run } from '../shared/run.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { refusal } from './helpers/refusal.js';
 import { ControlClient } from '../sender-agent/control-client.js';
 import { Lane } from '../sender-agent/lane.js';
 import { loadSenderConfig } from '../shared/config.js';
@@ -34,17 +35,6 @@ function client(cfgPath: string, r: ReceiverProcess = receiver): ControlClient {
 const probeReq = (): BeginRequest => probeRequest({ estimatedBytes: 1 << 20, lanes: 2 });
 
 const fullReq = (name: string): BeginRequest => beginRequest(name);
-
-/** The ZferryError `p` rejects with. */
-async function refusal(p: Promise<unknown>): Promise<ZferryError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(ZferryError);
-    return e as ZferryError;
-  }
-  throw new Error('not refused');
-}
 
 /** A lane as the sender opens one (sender-agent/lane.ts). */
 function openLane(cfgPath: string, begun: Pick<BeginReply, 'transferId' | 'laneSecret'>, index = 0, r: ReceiverProcess = receiver): Promise<Lane> {
