@@ -114,7 +114,7 @@ export function markdown(r: DatasetsReport): string {
   );
   const inc = r.setup.incremental;
   L.push(
-    `Setup (not measured, ${r.setup.seconds.toFixed(0)} s): ${r.setup.datasets} datasets on zfs-fuse, each with @base received in full, then a change and @new; incremental streams ${inc ? `${bytes(inc.min)}–${bytes(inc.max)} (median ${bytes(inc.median)}, ${bytes(inc.totalBytes)} in all)` : '–'}. Before each tool every target is rolled back to @base.`,
+    `Setup (not measured, ${r.setup.seconds.toFixed(0)} s): ${r.setup.datasets} datasets on zfs-fuse, each with @base received in full (its target also given the receiver's inert properties, as zferry's first receive leaves them: the job runs in its steady state), then a change and @new; incremental streams ${inc ? `${bytes(inc.min)}–${bytes(inc.max)} (median ${bytes(inc.median)}, ${bytes(inc.totalBytes)} in all)` : '–'}. Before each tool every target is rolled back to @base.`,
     '',
   );
   const ran = r.tools.filter((t) => t.notRun === null);

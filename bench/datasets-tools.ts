@@ -44,6 +44,8 @@ export interface Ctx {
   senderConfig: string;
   concurrency: number;
   lanes: string | null;
+  /** node flags for both agents (--cpu-prof) */
+  nodeArgs: string[];
   timeoutSeconds: number;
   incrementalBytes: Map<string, number>;
   zfsFusePid: number | null;
@@ -274,7 +276,7 @@ async function startReceiver(ctx: Ctx, label: string): Promise<{ r: Receiver; ar
   ctx.written.receiver = { ...cfg, tls: '(throwaway CA and certificates in $TMP/pki)' };
   const log = join(ctx.tmp, `receiver-${label}.log`);
   const fd = openSync(log, 'w');
-  const argv = [NODE, ...AGENT_NODE_FLAGS, ctx.receiver, 'serve', '--config', cfgPath];
+  const argv = [NODE, ...AGENT_NODE_FLAGS, ...ctx.nodeArgs, ctx.receiver, 'serve', '--config', cfgPath];
   const proc = startProc('receiver-agent', ctx.link.receiverNs, argv, { env: { ...process.env, ZFERRY_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', fd] });
   closeSync(fd);
   const out = collect(proc.child.stdout);
@@ -310,6 +312,7 @@ export async function runReplicateLoop(ctx: Ctx): Promise<ToolResult> {
   const argvOf = (ds: string) => [
     NODE,
     ...AGENT_NODE_FLAGS,
+    ...ctx.nodeArgs,
     ctx.sender,
     'replicate',
     `${ds}@${NEW}`,
@@ -393,7 +396,7 @@ export async function runJob(ctx: Ctx): Promise<ToolResult> {
     ...(cfg.stateDir !== undefined ? { stateDir: ctx.showCmd([String(cfg.stateDir)]) } : {}),
     jobs: [{ ...jobs[0], to: '$ADDR:$PORT', datasets: `[${ctx.pools.datasets.length} datasets: ${ctx.pools.datasets[0]} …]` }],
   };
-  const argv = [NODE, ...AGENT_NODE_FLAGS, ctx.sender, ...jobRunArgs(cfgPath)];
+  const argv = [NODE, ...AGENT_NODE_FLAGS, ...ctx.nodeArgs, ctx.sender, ...jobRunArgs(cfgPath)];
   let res: ToolResult;
   try {
     const m = new Meter(ctx, r.proc.pid);

@@ -54,6 +54,7 @@ const DATASETS = defineCommandLine({
     cc: { type: 'string', arg: 'NAME', help: 'wan100: default congestion control in both namespaces, cubic or bbr; host = leave it', default: 'host' },
     tools: { type: 'string', arg: 'LIST', help: 'ssh,replicate,job, measured in this order', default: 'ssh,replicate,job' },
     concurrency: { type: 'string', arg: 'N', help: "the job's datasets at once (and the receiver's maxTransfers for it), 1 to 64", default: '8' },
+    'cpu-prof': { type: 'string', arg: 'DIR', help: 'write V8 CPU profiles of both agents into DIR (node --cpu-prof), to see where time goes' },
     lanes: { type: 'string', arg: 'auto|N', help: "replicate's --lanes and the job's lanes (default: the agents' default)" },
     'base-bytes': { type: 'string', arg: 'SIZE', help: "each dataset's data in @base, sent in full during setup", default: '64KiB' },
     'change-bytes': { type: 'string', arg: 'SIZE', help: 'new data in @new: the measured incremental', default: '4KiB' },
@@ -74,6 +75,7 @@ interface Options {
   tools: ToolName[];
   concurrency: number;
   lanes: string | null;
+  cpuProf: string | null;
   baseBytes: number;
   changeBytes: number;
   setupConcurrency: number;
@@ -97,6 +99,7 @@ function parseOptions(v: OptionValues<typeof DATASETS.options>): Options {
     tools: TOOLS.filter((t) => tools.includes(t)),
     concurrency: int('--concurrency', v.concurrency, 1, 64),
     lanes: v.lanes === undefined ? null : String(autoOrInt('--lanes', v.lanes, 1, 64)),
+    cpuProf: v['cpu-prof'] === undefined ? null : resolve(v['cpu-prof']),
     baseBytes: size('--base-bytes', v['base-bytes'], 1, 2 ** 30),
     changeBytes: size('--change-bytes', v['change-bytes'], 1, 2 ** 30),
     setupConcurrency: int('--setup-concurrency', v['setup-concurrency'], 1, 16),
@@ -447,6 +450,7 @@ async function main(): Promise<number> {
       senderTls: pki.senderTls,
       senderConfig: pki.senderConfig,
       concurrency: o.concurrency,
+      nodeArgs: o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : [],
       lanes: o.lanes,
       timeoutSeconds: o.timeout,
       incrementalBytes: setup.incrementalBytes,

@@ -289,8 +289,11 @@ export class ReceiverCore {
     const parent = dirname(target);
     if (parent !== '.' && parent.includes('/')) await this.zfs.createParents(parent);
     const { chunkBytes, windowBytes } = this.sizes(req, grantedWindow);
-    // what the stream may refer to by guid: snapshots under this client's root, nothing else
-    const known = await this.zfs.snapshotGuidsUnder(policy.root);
+    // What the stream may refer to by guid: snapshots at and below the target, nothing else.
+    // Every stream our sender makes refers only to those (clones are refused), and reading the
+    // whole root at each Begin cost a job O(datasets) per dataset: 3,000 lines of `zfs get`
+    // per Begin for a client with 1,000 replicas.
+    const known = await this.zfs.snapshotGuidsUnder(target);
     const onCommandLine = await this.zfs.receivePropsSupported();
     const t = new Transfer(
       {

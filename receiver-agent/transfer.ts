@@ -154,7 +154,7 @@ export class Transfer {
     // what the sender expects to send, not a whole window (256 MiB by default): a job's tiny
     // incrementals come one after another; a low estimate only makes the pool grow on demand
     const expected = info.estimatedBytes ? Math.ceil(info.estimatedBytes / info.chunkBytes) : UNKNOWN_SIZE_CHUNKS;
-    this.pool.reserve(Math.min(windowChunks, expected) + 8);
+    this.pool.reserve(Math.min(windowChunks, expected) + 2);
     // lanes count a DEFLATE'd chunk against this window before inflating it (lane-listener.ts)
     this.reasm.servePool(this.pool);
     this.done = new Promise<FinishResult>((resolve, reject) => (this.settle = { resolve, reject }));

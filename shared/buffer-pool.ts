@@ -16,12 +16,13 @@
 // each kept its whole window (12 finished probes with a 16 MiB window held 193 MiB).
 
 /**
- * Chunks a transfer reserves when its size is unknown (zfs-fuse has no `zfs send -nP`): a
- * job's tiny incrementals then reserve 16 MiB at 1 MiB chunks, not a 256 MiB window each
- * (8 at once held 1 GiB on the sender and 2.2 GiB on the receiver in bench/datasets.ts); a
- * large one doubles to a window in four steps.
+ * Chunks a transfer reserves when its size is unknown (zfs-fuse has no `zfs send -nP`): two,
+ * and the pool doubles from there when the stream is bigger (a 256 MiB window in seven steps).
+ * A job's tiny incrementals need one. 16 here cost a 30-dataset job on zfs-fuse 1.6 s of
+ * allocating on each side (bench/datasets.ts --cpu-prof) and 65 MiB more RSS, which every
+ * fork of a zfs command pays again.
  */
-export const UNKNOWN_SIZE_CHUNKS = 16;
+export const UNKNOWN_SIZE_CHUNKS = 2;
 
 /** take() on a pool whose owner has finished (see release()). */
 export class PoolReleasedError extends Error {

@@ -56,7 +56,7 @@ const BSWAP_MAGIC = (() => {
 export interface WalkPolicy {
   /** a vault client: every substream must be a raw send of an encrypted dataset */
   requireRaw: boolean;
-  /** guids (decimal) of the snapshots under the client's root: what the stream may refer to */
+  /** guids (decimal) of the snapshots at and below the target: what the stream may refer to */
   knownGuids: ReadonlySet<string>;
   /** what the sender said at Begin; the stream must be that transfer */
   plan: { kind: 'full' | 'incremental' | 'resume'; toGuid: string; fromGuid: string };
@@ -305,7 +305,7 @@ export class StreamWalker {
       }
     }
     if (s.fromguid !== '0' && !p.knownGuids.has(s.fromguid) && !this.seenToGuids.has(s.fromguid)) {
-      this.refuse(`substream ${name} is incremental from guid ${s.fromguid}, which is no snapshot under this client's root`);
+      this.refuse(`substream ${name} is incremental from guid ${s.fromguid}, which is no snapshot at or below the target`);
     }
     if (s.toguid === p.plan.toGuid) this.deliveredPlanned = true;
     this.seenToGuids.add(s.toguid);
@@ -356,7 +356,7 @@ export class StreamWalker {
         const guid = g.toString();
         if (!this.policy.knownGuids.has(guid) && !this.headerGuids.has(guid)) {
           const name = typeof fs.name === 'string' ? ` of ${shown(fs.name)}` : '';
-          this.refuse(`the compound header's ${key}${name} is guid ${guid}, which is no snapshot under this client's root`);
+          this.refuse(`the compound header's ${key}${name} is guid ${guid}, which is no snapshot at or below the target`);
         }
       }
     }

@@ -85,9 +85,11 @@ function validateProp(p: string): string {
 
 export class Zfs {
   private readonly propSupport = new Map<string, boolean>();
+  private readonly propProbes = new Map<string, Promise<boolean>>();
   private estimateSupported: boolean | undefined;
-  private recvPropsSupported: boolean | undefined;
-  private bookmarkSupport: boolean | undefined;
+  // promises, not answers: a job's datasets ask at once, and each would run its own probe
+  private recvPropsSupported: Promise<boolean> | undefined;
+  private bookmarkSupport: Promise<boolean> | undefined;
 
   constructor(
     readonly bin = 'zfs',
@@ -197,10 +199,18 @@ export class Zfs {
   async supportsProperty(prop: string, dataset: string): Promise<boolean> {
     const known = this.propSupport.get(prop);
     if (known !== undefined) return known;
-    const r = await this.invoke(['get', '-H', '-o', 'value', prop, dataset]);
-    const supported = !(r.code !== 0 && UNSUPPORTED.test(r.stderr));
-    if (r.code === 0 || !supported) this.propSupport.set(prop, supported);
-    return supported;
+    let asking = this.propProbes.get(prop);
+    if (!asking) {
+      asking = this.invoke(['get', '-H', '-o', 'value', prop, dataset])
+        .then((r) => {
+          const supported = !(r.code !== 0 && UNSUPPORTED.test(r.stderr));
+          if (r.code === 0 || !supported) this.propSupport.set(prop, supported);
+          return supported;
+        })
+        .finally(() => this.propProbes.delete(prop));
+      this.propProbes.set(prop, asking);
+    }
+    return asking;
   }
 
   /** Reads properties; ones this zfs does not know come back as undefined. */
@@ -318,13 +328,21 @@ export class Zfs {
     return spawn(this.bin, args, { stdio: [stdinFd ?? 'pipe', 'pipe', 'pipe'], env: this.env });
   }
 
+  /** Runs a probe: supported unless stderr says `missing`; a zfs that could not run is asked again next time. */
+  private probeFor(args: string[], missing: RegExp, forget: () => void): Promise<boolean> {
+    return this.invoke(args, 30_000).then(
+      (r) => !missing.test(r.stderr),
+      (e: unknown) => {
+        forget();
+        throw e;
+      },
+    );
+  }
+
   /** Whether `zfs receive` takes -o/-x (OpenZFS ≥ 0.8; zfs-fuse says "invalid option"). */
   async receivePropsSupported(): Promise<boolean> {
-    if (this.recvPropsSupported === undefined) {
-      // no target: OpenZFS stops at the missing argument, an older zfs at the option
-      const r = await this.invoke(['receive', '-o', 'canmount=noauto']);
-      this.recvPropsSupported = !/invalid option/.test(r.stderr);
-    }
+    // no target: OpenZFS stops at the missing argument, an older zfs at the option
+    this.recvPropsSupported ??= this.probeFor(['receive', '-o', 'canmount=noauto'], /invalid option/, () => (this.recvPropsSupported = undefined));
     return this.recvPropsSupported;
   }
 
@@ -344,6 +362,21 @@ export class Zfs {
       .map((l) => l.split('\t'))
       .filter((f): f is [string, string, string] => f.length === 3 && !f[0]!.includes('@'))
       .map(([name, property, value]) => ({ name, property, value }));
+  }
+
+  /**
+   * Value and source of each of `props` on every filesystem and volume at and below `dataset`,
+   * in one `zfs get` (snapshots left out: zfs-fuse's get has no -t). Every prop must be one
+   * this zfs knows (supportsProperty), or a user property.
+   */
+  async propsUnder(dataset: string, props: string[]): Promise<Array<{ name: string; property: string; value: string; source: string }>> {
+    validateDataset(dataset);
+    const out = await this.ok(['get', '-H', '-r', '-o', 'name,property,value,source', props.map(validateProp).join(','), dataset]);
+    return out
+      .split('\n')
+      .map((l) => l.split('\t'))
+      .filter((f): f is [string, string, string, string] => f.length === 4 && !f[0]!.includes('@'))
+      .map(([name, property, value, source]) => ({ name, property, value, source }));
   }
 
   async setProp(dataset: string, prop: string, value: string): Promise<void> {
@@ -459,10 +492,7 @@ export class Zfs {
    * A pool without feature@bookmarks still fails at `bookmark()`, which callers degrade from.
    */
   async bookmarksSupported(): Promise<boolean> {
-    if (this.bookmarkSupport === undefined) {
-      const r = await this.invoke(['bookmark'], 30_000);
-      this.bookmarkSupport = !/unrecognized command/.test(r.stderr);
-    }
+    this.bookmarkSupport ??= this.probeFor(['bookmark'], /unrecognized command/, () => (this.bookmarkSupport = undefined));
     return this.bookmarkSupport;
   }
 

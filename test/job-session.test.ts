@@ -295,6 +295,8 @@ describe('a job session', () => {
     for (const ds of sources) await dataset(ds);
     const counter = await startAlpnCounter(receiver.port);
     const logsBefore = receiver.logs().length;
+    newZfsCalls();
+    const callsBefore = readFileSync(logFile, 'utf8').split('\n').filter(Boolean).length;
     const cfg = join(dirname(siteA), 'sender-run.json');
     const base = JSON.parse(readFileSync(siteA, 'utf8')) as Record<string, unknown>;
     const job = { name: 'many', to: counter.address, datasets: ['tank/run/*'], snapshots: { every: '1h' }, concurrency: 3, lanes: 1 };
@@ -315,6 +317,21 @@ describe('a job session', () => {
       const logs = receiver.logs().slice(logsBefore);
       expect(logs.match(/"msg":"GetTargets"/g)).toHaveLength(1);
       expect(logs.match(/"msg":"GetTarget"/g)).toBeNull();
+      // zfs commands: the job asks what its zfs can do once, not once per dataset, and no Begin
+      // reads the client's whole root (each read grew with the client's replicas)
+      const all = readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .slice(callsBefore)
+        .map((l) => (JSON.parse(l) as { argv: string[] }).argv);
+      expect(all.filter((a) => a.length === 1 && a[0] === 'bookmark')).toHaveLength(1);
+      expect(all.filter((a) => a.join(' ').startsWith('get -H -o value encryption tank/run/'))).toHaveLength(1);
+      expect(all.filter((a) => a.at(-1) === 'backup/site-a').map((a) => a.join(' '))).toEqual([]);
+      const perTarget = all.filter((a) => a.some((x) => x.startsWith('backup/site-a/tank/run/d0')));
+      // the plan, the guids at Begin, the receive, one read for the inert checks (three before),
+      // the snapshot and encryption read back, the retention bookkeeping (4), and this test's
+      // own list above: 10 (12 before)
+      expect(perTarget.length, perTarget.map((a) => a.join(' ')).join('\n')).toBeLessThanOrEqual(10);
     } finally {
       await counter.close();
     }

@@ -113,6 +113,26 @@ describe('send path', () => {
     expect(notices).toEqual(['the same warning from every lane']);
   });
 
+  it('opens only the lanes a stream fills: one for a single chunk, all of them once the stream outgrows its estimate', async () => {
+    const lanesFor = async (ds: string, bytes: number, expectedBytes: number | null) => {
+      const guid = await dataset(ds, bytes);
+      const b = await begin({ name: ds.split('/')[1]!, kind: 'full', snapshot: 's1', toGuid: guid });
+      const { path } = sendPath(b, { lanes: 3, lanesOnDemand: true, expectedBytes });
+      await path.open();
+      const reply = await path.finish(await path.stream(zfsSendSource(zfs, { snapshot: `${ds}@s1` })));
+      path.close();
+      expect(reply.committed).toBe(true);
+      expect(await fakeZfs(['fake-hash', `backup/site-a/${ds.split('/')[1]!}@s1`])).toBe(await fakeZfs(['fake-hash', `${ds}@s1`]));
+      return path.stats().lanes;
+    };
+    // a few KiB of unknown size (zfs-fuse has no -nP): one lane, not three handshakes
+    expect(await lanesFor('tank/tiny', 2000, null)).toBe(1);
+    // unknown size, then several chunks: the other lanes open as soon as a second chunk comes
+    expect(await lanesFor('tank/grows', 1024 * 1024, null)).toBe(3);
+    // an estimate of two chunks opens two; a stream bigger than that still gets all three
+    expect(await lanesFor('tank/under', 1024 * 1024, 200 * 1024)).toBe(3);
+  });
+
   it('never sends the FIN of a stream whose source did not end cleanly, even with every byte there: nothing is committed', async () => {
     const guid = await dataset('tank/cut', 1024 * 1024);
     const b = await begin({ name: 'cut', kind: 'full', snapshot: 's1', toGuid: guid });

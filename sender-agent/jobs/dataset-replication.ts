@@ -166,7 +166,11 @@ export async function replicateDataset(r: DatasetReplication): Promise<DatasetOu
       // a bound on steps, so a receiver that acknowledges without committing cannot keep us here
       if (++steps > source.length + 3) throw new ZferryError('internal', `${r.dataset}: ${r.target} does not advance; giving up this tick`);
       r.log.debug('replicating', { step: step.why, snapshot: step.snapshot ?? '(resume)' });
-      const res = await replicate({ ...stepOptions(r, step.snapshot, step.intermediates), session, target }, r.log, discard);
+      const res = await replicate(
+        { ...stepOptions(r, step.snapshot, step.intermediates), session, target, zfs: r.zfs, sourceSnapshots: source },
+        r.log,
+        discard,
+      );
       out.transfers++;
       out.bytes += res.bytes;
       for (const n of res.notices) r.log.debug('notice', { notice: n });

@@ -117,7 +117,7 @@ describe('a hostile tenant on real OpenZFS', () => {
         begin: { name: 'redirect', kind: 'incremental', fromGuid: guid['p/orig@s1']!, toGuid: guid['p/orig@s2']! },
         stream,
       }),
-    ).rejects.toThrow(/from guid \d+, which is no snapshot under this client's root/);
+    ).rejects.toThrow(/from guid \d+, which is no snapshot at or below the target/);
     expect(await exists('p/backup/a/redirect')).toBe(false);
     expect((await vm.sh('zfs list -H -t snapshot -o name -r p/backup/b')).trim().split('\n')).toEqual(['p/backup/b/victim@s1']);
   }, 300_000);

@@ -68,5 +68,43 @@ describe('a hostile tenant on zfs-fuse', () => {
     // nothing received remains a "received" dangerous value
     const received = (await zfsOk(['get', '-H', '-r', '-s', 'received', '-o', 'name,property,value', 'mountpoint,sharenfs,canmount', t])).stdout;
     expect(received.trim()).toBe('');
+
+    // an incremental -R that moves the mountpoint again: the replica, inert already, stays so
+    await zfs(['set', `mountpoint=${hostile}-again`, ds]); // stored; resharing it fails here (no NFS server)
+    expect((await zfsOk(['get', '-H', '-o', 'value', 'mountpoint', ds])).stdout.trim()).toBe(`${hostile}-again`);
+    await zfsOk(['snapshot', '-r', `${ds}@s2`]);
+    const guid2 = (await zfsOk(['get', '-H', '-p', '-o', 'value', 'guid', `${ds}@s2`])).stdout.trim();
+    const incr = await sendBytes(['-R', '-i', `${ds}@s1`, `${ds}@s2`]);
+    const r2 = await craftedSend(receiver.address, siteA, {
+      begin: { name: 'inj', kind: 'incremental', snapshot: 's2', fromGuid: guid, toGuid: guid2, recursive: true },
+      stream: incr,
+    });
+    expect(r2.committed).toBe(true);
+    const again = (await zfsOk(['get', '-H', '-r', '-o', 'name,property,value', 'mountpoint,canmount', t])).stdout;
+    expect(again).not.toContain(hostile);
+    expect(again).toMatch(new RegExp(`^${t}/kid\\tcanmount\\tnoauto$`, 'm'));
+    expect(again).toMatch(new RegExp(`^${t}\\tcanmount\\tnoauto$`, 'm'));
+  });
+
+  it('cannot receive an incremental onto a base that only a sibling replica holds', async () => {
+    // the stream's base exists under the client's root, but not at or below the target
+    const ds = `${src.name}/sib`;
+    await zfsOk(['create', ds]);
+    await zfsOk(['snapshot', `${ds}@s1`]);
+    await zfsOk(['snapshot', `${ds}@s2`]);
+    const g = async (snap: string) => (await zfsOk(['get', '-H', '-p', '-o', 'value', 'guid', snap])).stdout.trim();
+    const [g1, g2] = [await g(`${ds}@s1`), await g(`${ds}@s2`)];
+    const full = await craftedSend(receiver.address, siteA, {
+      begin: { name: 'sib-a', kind: 'full', snapshot: 's1', toGuid: g1 },
+      stream: await sendBytes([`${ds}@s1`]),
+    });
+    expect(full.committed).toBe(true);
+    await expect(
+      craftedSend(receiver.address, siteA, {
+        begin: { name: 'sib-b', kind: 'incremental', snapshot: 's2', fromGuid: g1, toGuid: g2 },
+        stream: await sendBytes(['-i', `${ds}@s1`, `${ds}@s2`]),
+      }),
+    ).rejects.toThrow(/from guid \d+, which is no snapshot at or below the target/);
+    expect((await zfs(['list', '-H', '-o', 'name', `${dst.name}/site-a/sib-b`])).code).not.toBe(0);
   });
 });

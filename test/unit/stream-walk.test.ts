@@ -44,10 +44,10 @@ describe('stream walk', () => {
     expect(walk(s, policy({ plan: { kind: 'incremental', fromGuid: OTHER_TENANT_SNAP.toString() } }))).toMatch(/is a clone/);
   });
 
-  it('refuses an incremental from a guid that is no snapshot under the root', () => {
+  it('refuses an incremental from a guid that is no snapshot at or below the target', () => {
     const s = plainStream({ toname: 'pool/x@b', fromguid: OTHER_TENANT_SNAP, toguid: 6n });
     expect(walk(s, policy({ plan: { kind: 'incremental', fromGuid: OTHER_TENANT_SNAP.toString() } }))).toMatch(
-      /guid 999, which is no snapshot under this client's root/,
+      /guid 999, which is no snapshot at or below the target/,
     );
     const ok = plainStream({ toname: 'pool/x@b', fromguid: ROOT_SNAP, toguid: 6n });
     expect(walk(ok, policy({ plan: { kind: 'incremental', fromGuid: ROOT_SNAP.toString(), toGuid: '6' } }))).toBeNull();

@@ -113,8 +113,8 @@ describe('receiver transfer', () => {
   it("reserves chunk buffers for the sender's estimate, not a whole window, and a few without one", async () => {
     const small = new Transfer(info({ windowBytes: 1024 * 1024, chunkBytes: 1024, estimatedBytes: 3000 }), zfsStandIn, quiet, 60_000);
     const unknown = new Transfer(info({ windowBytes: 1024 * 1024, chunkBytes: 1024, estimatedBytes: 0 }), zfsStandIn, quiet, 60_000);
-    expect(small.pool.allocated).toBe(3 + 8);
-    expect(unknown.pool.allocated).toBe(UNKNOWN_SIZE_CHUNKS + 8);
+    expect(small.pool.allocated).toBe(3 + 2);
+    expect(unknown.pool.allocated).toBe(UNKNOWN_SIZE_CHUNKS + 2);
     for (const t of [small, unknown]) await t.abandon('test over', 'aborted');
   });
 
