@@ -44,6 +44,26 @@ function cure(prop: string, overrides: ReceiveOverrides): { set: string } | 'inh
   return 'inherit';
 }
 
+type PropRow = Awaited<ReturnType<Zfs['propsUnder']>>[number];
+
+/** The properties of `names` this zfs knows (user properties always). */
+async function knownProps(zfs: Zfs, names: Iterable<string>, dataset: string): Promise<string[]> {
+  const known: string[] = [];
+  for (const p of names) if (p.includes(':') || (await zfs.supportsProperty(p, dataset))) known.push(p);
+  return known;
+}
+
+/**
+ * What the scan looks for in rows of propsUnder (read with SCANNED_PROPS and `origin`): each
+ * dangerous value still in force as received, and each clone of a snapshot outside `root`.
+ */
+function judge(rows: PropRow[], root: string): { dangerous: PropRow[]; escapes: PropRow[] } {
+  return {
+    dangerous: rows.filter((r) => r.source === 'received' && SCANNED_PROPS.includes(r.property) && dangerousReceived(r.property, r.value)),
+    escapes: rows.filter((r) => r.property === 'origin' && r.value !== '-' && r.value !== '' && !under(root, r.value)),
+  };
+}
+
 /**
  * Makes the datasets at and below `target` inert, then checks that none of them is a clone of
  * a snapshot outside the root. Throws ZferryError('escaped-root') when one is: the caller
@@ -56,51 +76,35 @@ function cure(prop: string, overrides: ReceiveOverrides): { set: string } | 'inh
  */
 export async function makeInert(zfs: Zfs, target: string, plan: InertPlan): Promise<{ fixed: string[] }> {
   const fixed: string[] = [];
-  const has = async (p: string) => p.includes(':') || (await zfs.supportsProperty(p, target));
   // zfs-fuse: no receive -o/-x; the same result, property by property, before the reply
-  const set: Array<[string, string]> = [];
-  const excluded: string[] = [];
-  if (!plan.onCommandLine) {
-    for (const [p, v] of Object.entries(plan.overrides.set)) if (await has(p)) set.push([p, v]);
-    for (const p of plan.overrides.exclude) if (await has(p)) excluded.push(p);
+  const set = new Map(plan.onCommandLine ? [] : (await knownProps(zfs, Object.keys(plan.overrides.set), target)).map((p) => [p, plan.overrides.set[p]!]));
+  const excluded = plan.onCommandLine ? [] : await knownProps(zfs, plan.overrides.exclude, target);
+  const scanned = await knownProps(zfs, SCANNED_PROPS, target);
+  const rows = await zfs.propsUnder(target, [...new Set([...set.keys(), ...excluded, ...scanned, 'origin'])]);
+  for (const r of rows) {
+    const v = set.get(r.property);
+    if (v !== undefined) {
+      if (r.source === 'local' && r.value === v) continue;
+      if (r.source === '-' && !r.property.includes(':')) continue; // does not apply (a volume's canmount)
+      await zfs.setProp(r.name, r.property, v);
+      Object.assign(r, { value: v, source: 'local' });
+    } else if (r.source === 'received' && excluded.includes(r.property)) {
+      await hideReceived(zfs, r.name, r.property);
+      r.source = 'local';
+    }
   }
   // -o/-x reach an -R stream's children by inheritance, but canmount is not inherited: a
   // child keeps a received canmount=on (its mountpoint stays inside the root, still). Cure
   // whatever the scan still finds, on either kind of zfs.
-  const scanned: string[] = [];
-  for (const p of SCANNED_PROPS) if (await has(p)) scanned.push(p);
-  const wanted = [...new Set([...set.map(([p]) => p), ...excluded, ...scanned, 'origin'])];
-  const rows = await zfs.propsUnder(target, wanted);
-  const row = new Map(rows.map((r) => [`${r.name}\t${r.property}`, r]));
-  const datasets = [...new Set(rows.map((r) => r.name))];
-  for (const ds of datasets) {
-    for (const [p, v] of set) {
-      const now = row.get(`${ds}\t${p}`);
-      if (now && now.source === 'local' && now.value === v) continue;
-      if (now && now.source === '-' && !p.includes(':')) continue; // does not apply (a volume's canmount)
-      await zfs.setProp(ds, p, v);
-      if (now) Object.assign(now, { value: v, source: 'local' });
-    }
-    for (const p of excluded) {
-      const now = row.get(`${ds}\t${p}`);
-      if (now?.source !== 'received') continue;
-      await hideReceived(zfs, ds, p);
-      now.source = 'local';
-    }
-  }
-  for (const r of rows) {
-    if (r.source !== 'received' || !scanned.includes(r.property) || !dangerousReceived(r.property, r.value)) continue;
+  const { dangerous, escapes } = judge(rows, plan.root);
+  for (const r of dangerous) {
     const c = cure(r.property, plan.overrides);
     if (c === 'inherit') await hideReceived(zfs, r.name, r.property);
     else await zfs.setProp(r.name, r.property, c.set);
     fixed.push(`${r.name} ${r.property}=${r.value}`);
   }
-  for (const r of rows) {
-    if (r.property !== 'origin' || r.value === '-' || r.value === '') continue;
-    if (!under(plan.root, r.value)) {
-      throw new ZferryError('escaped-root', `${r.name} was received as a clone of ${r.value}, outside the client's root ${plan.root}`);
-    }
-  }
+  const escaped = escapes[0];
+  if (escaped) throw new ZferryError('escaped-root', `${escaped.name} was received as a clone of ${escaped.value}, outside the client's root ${plan.root}`);
   return { fixed };
 }
 
@@ -126,14 +130,10 @@ export async function scanRoots(
   for (const [identity, { root }] of Object.entries(clients)) {
     try {
       if (!(await zfs.exists(root))) continue;
-      const known: string[] = [];
-      for (const p of SCANNED_PROPS) if (p.includes(':') || (await zfs.supportsProperty(p, root))) known.push(p);
-      for (const r of await zfs.receivedProps(root, known)) {
-        if (dangerousReceived(r.property, r.value)) findings.push({ identity, dataset: r.name, property: r.property, value: r.value });
-      }
-      for (const c of await zfs.clonesUnder(root)) {
-        if (!under(root, c.origin)) escapes.set(identity, `${c.name} is a clone of ${c.origin}, outside its root ${root}`);
-      }
+      const rows = await zfs.propsUnder(root, [...(await knownProps(zfs, SCANNED_PROPS, root)), 'origin']);
+      const judged = judge(rows, root);
+      for (const r of judged.dangerous) findings.push({ identity, dataset: r.name, property: r.property, value: r.value });
+      for (const c of judged.escapes) escapes.set(identity, `${c.name} is a clone of ${c.value}, outside its root ${root}`);
     } catch (e) {
       log.warn('cannot scan a client root for received properties', { identity, root, error: errorMessage(e) });
     }

@@ -84,12 +84,9 @@ function validateProp(p: string): string {
 }
 
 export class Zfs {
-  private readonly propSupport = new Map<string, boolean>();
-  private readonly propProbes = new Map<string, Promise<boolean>>();
+  /** what this zfs can do, by question: promises, so a job's datasets asking at once share one probe */
+  private readonly answers = new Map<string, Promise<boolean>>();
   private estimateSupported: boolean | undefined;
-  // promises, not answers: a job's datasets ask at once, and each would run its own probe
-  private recvPropsSupported: Promise<boolean> | undefined;
-  private bookmarkSupport: Promise<boolean> | undefined;
 
   constructor(
     readonly bin = 'zfs',
@@ -197,20 +194,12 @@ export class Zfs {
 
   /** Whether this zfs knows a property (zfs-fuse lacks encryption, receive_resume_token...). */
   async supportsProperty(prop: string, dataset: string): Promise<boolean> {
-    const known = this.propSupport.get(prop);
-    if (known !== undefined) return known;
-    let asking = this.propProbes.get(prop);
-    if (!asking) {
-      asking = this.invoke(['get', '-H', '-o', 'value', prop, dataset])
-        .then((r) => {
-          const supported = !(r.code !== 0 && UNSUPPORTED.test(r.stderr));
-          if (r.code === 0 || !supported) this.propSupport.set(prop, supported);
-          return supported;
-        })
-        .finally(() => this.propProbes.delete(prop));
-      this.propProbes.set(prop, asking);
-    }
-    return asking;
+    return this.ask(`property ${prop}`, async () => {
+      const r = await this.invoke(['get', '-H', '-o', 'value', prop, dataset]);
+      const supported = !(r.code !== 0 && UNSUPPORTED.test(r.stderr));
+      // another failure (no such dataset) says nothing about the property: ask again next time
+      return { answer: supported, keep: r.code === 0 || !supported };
+    });
   }
 
   /** Reads properties; ones this zfs does not know come back as undefined. */
@@ -328,22 +317,37 @@ export class Zfs {
     return spawn(this.bin, args, { stdio: [stdinFd ?? 'pipe', 'pipe', 'pipe'], env: this.env });
   }
 
-  /** Runs a probe: supported unless stderr says `missing`; a zfs that could not run is asked again next time. */
-  private probeFor(args: string[], missing: RegExp, forget: () => void): Promise<boolean> {
-    return this.invoke(args, 30_000).then(
-      (r) => !missing.test(r.stderr),
-      (e: unknown) => {
-        forget();
-        throw e;
-      },
-    );
+  /**
+   * One question about this zfs, asked once: callers at the same time and later share the
+   * answer, unless `probe` says not to keep it or fails (then the next caller asks again).
+   */
+  private ask(question: string, probe: () => Promise<{ answer: boolean; keep: boolean }>): Promise<boolean> {
+    let answer = this.answers.get(question);
+    if (!answer) {
+      answer = probe().then(
+        (r) => {
+          if (!r.keep) this.answers.delete(question);
+          return r.answer;
+        },
+        (e: unknown) => {
+          this.answers.delete(question);
+          throw e;
+        },
+      );
+      this.answers.set(question, answer);
+    }
+    return answer;
+  }
+
+  /** Supported unless the command's stderr says `missing`. */
+  private probeCommand(question: string, args: string[], missing: RegExp): Promise<boolean> {
+    return this.ask(question, async () => ({ answer: !missing.test((await this.invoke(args, 30_000)).stderr), keep: true }));
   }
 
   /** Whether `zfs receive` takes -o/-x (OpenZFS ≥ 0.8; zfs-fuse says "invalid option"). */
   async receivePropsSupported(): Promise<boolean> {
     // no target: OpenZFS stops at the missing argument, an older zfs at the option
-    this.recvPropsSupported ??= this.probeFor(['receive', '-o', 'canmount=noauto'], /invalid option/, () => (this.recvPropsSupported = undefined));
-    return this.recvPropsSupported;
+    return this.probeCommand('receive -o', ['receive', '-o', 'canmount=noauto'], /invalid option/);
   }
 
   /** Filesystems and volumes at and below `dataset`. */
@@ -351,17 +355,6 @@ export class Zfs {
     validateDataset(dataset);
     const out = await this.ok(['list', '-H', '-r', '-o', 'name', '-t', 'filesystem,volume', dataset]);
     return out.split('\n').filter((n) => n === dataset || n.startsWith(dataset + '/'));
-  }
-
-  /** Properties whose value came from a received stream, at and below `dataset`. */
-  async receivedProps(dataset: string, props: string[]): Promise<Array<{ name: string; property: string; value: string }>> {
-    validateDataset(dataset);
-    const out = await this.ok(['get', '-H', '-r', '-s', 'received', '-o', 'name,property,value', props.map(validateProp).join(','), dataset]);
-    return out
-      .split('\n')
-      .map((l) => l.split('\t'))
-      .filter((f): f is [string, string, string] => f.length === 3 && !f[0]!.includes('@'))
-      .map(([name, property, value]) => ({ name, property, value }));
   }
 
   /**
@@ -447,17 +440,6 @@ export class Zfs {
     return [...spans.values()];
   }
 
-  /** Each dataset at and below `dataset` that is a clone, with its origin snapshot. */
-  async clonesUnder(dataset: string): Promise<Array<{ name: string; origin: string }>> {
-    validateDataset(dataset);
-    const out = await this.ok(['get', '-H', '-r', '-o', 'name,value', 'origin', dataset]);
-    return out
-      .split('\n')
-      .map((l) => l.split('\t'))
-      .filter((f): f is [string, string] => f.length === 2 && !f[0]!.includes('@') && f[1] !== '-' && f[1] !== '')
-      .map(([name, origin]) => ({ name, origin }));
-  }
-
   async abortResume(target: string): Promise<void> {
     validateDataset(target);
     await this.ok(['receive', '-A', target]);
@@ -492,8 +474,7 @@ export class Zfs {
    * A pool without feature@bookmarks still fails at `bookmark()`, which callers degrade from.
    */
   async bookmarksSupported(): Promise<boolean> {
-    this.bookmarkSupport ??= this.probeFor(['bookmark'], /unrecognized command/, () => (this.bookmarkSupport = undefined));
-    return this.bookmarkSupport;
+    return this.probeCommand('bookmark', ['bookmark'], /unrecognized command/);
   }
 
   /** Bookmarks of one dataset (not its children), oldest first; none where this zfs has no bookmarks. */
