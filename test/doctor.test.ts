@@ -233,7 +233,7 @@ describe('doctor on loopback', () => {
     expect(['cpu-receiver', 'cpu-sender', 'link', 'path', 'buffers', 'loss', 'receiver-disk']).toContain(r.verdict.stage);
     expect(r.verdict.line).toMatch(/^limited by /);
     expect(r.verdict.stages[0]!.stage).toBe('network');
-    expect(rcv.logs()).toMatch(/"kind":"probe"/);
+    await expect.poll(() => rcv.logs(), { timeout: 10_000 }).toMatch(/"kind":"probe"/);
   });
 
   it("a client's bytesPerSecond on the receiver is named as the limit", async () => {
@@ -260,7 +260,7 @@ describe('doctor on loopback', () => {
       expect(a.measurements.disk!.state).toBe('unavailable');
       const b = report(await doctor(['--to', `127.0.0.1:${small.port}`, '--seconds', '2', '--json']));
       expect(b.measurements.oneLane!.error).toMatch(/more than 4194304 bytes, this receiver's limit \(probeMaxBytes\)/);
-      expect(small.logs()).toMatch(/probeMaxBytes/);
+      await expect.poll(() => small.logs(), { timeout: 10_000 }).toMatch(/probeMaxBytes/);
     } finally {
       await off.stop();
       await small.stop();

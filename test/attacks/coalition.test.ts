@@ -130,7 +130,7 @@ describe('a coalition holding the whole window budget', () => {
       expect(told[0]!.payload.toString()).toMatch(
         /^preempted: this receiver shares its 256 MiB window budget \(windowBudget\) fairly among the 5 clients running transfers \(51\.2 MiB each\) and this client held 64\.0 MiB;/,
       );
-      expect(receiver.logs()).toMatch(/transfer preempted/);
+      await expect.poll(() => receiver.logs(), { timeout: 10_000 }).toMatch(/transfer preempted/);
       const metrics = await (await fetch(`http://${receiver.http}/metrics`)).text();
       const counted = [...metrics.matchAll(/^zferry_preempted_transfers_total\{identity="([^"]+)"\} (\d+)$/gm)].filter((m) => m[2] !== '0');
       expect(counted.map((m) => m[2])).toEqual(['1']);

@@ -454,7 +454,7 @@ describe('revoking an identity', () => {
     await waitFor('the enrolled certificate to be refused', () => refusedHello(firstCfg));
     // the live connection of the unrecorded certificate was closed by the identity revocation
     await held.closed;
-    expect(receiver.logs().slice(mark)).toMatch(/"msg":"identities revoked[^\n]*site-d \(/);
+    await expect.poll(() => receiver.logs().slice(mark), { timeout: 10_000 }).toMatch(/"msg":"identities revoked[^\n]*site-d \(/);
 
     // a certificate for that CN made afterwards with the CA key by another path (not in issued.json): refused after the handshake
     const direct = issueCertificate({ ca: pki.ca, kind: 'client', commonName: 'site-d' });
