@@ -1,4 +1,5 @@
 // Results of the many-dataset benchmark (bench/datasets.ts): the records and the markdown.
+import { TIMELINE_EVENTS, type RoundTrip, type TimelineEvent, type TimelineReport } from '../sender-agent/timeline.js';
 
 export type ToolName = 'ssh' | 'replicate' | 'job';
 
@@ -70,6 +71,61 @@ export interface ToolResult {
   startedAt: string;
   commands: string[];
   records: DatasetRecord[];
+  /** replicate: the median of its runs' --json timelines (sender-agent/timeline.ts); null for the others */
+  timeline: MedianTimeline | null;
+}
+
+/** Each step's median over the runs that reached it, in seconds since the sender process started. */
+export interface MedianTimeline {
+  runs: number;
+  at: Partial<Record<TimelineEvent, number>>;
+  /** from spawning the process to its exit, by the benchmark's clock */
+  exit: number | null;
+  roundTrips: { beforeFirstByte: number; afterLastByte: number; steps: RoundTrip[] };
+  rttMs: number | null;
+}
+
+const median = (xs: number[]): number | null => {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+/** The median timeline of many runs of one command; the round trips are the first run's (they are the same by construction). */
+export function medianTimeline(runs: TimelineReport[], exitSeconds: number[]): MedianTimeline | null {
+  if (!runs.length) return null;
+  const at: MedianTimeline['at'] = {};
+  for (const e of TIMELINE_EVENTS) {
+    const m = median(runs.map((r) => r.at[e]).filter((x): x is number => x !== undefined));
+    if (m !== null) at[e] = m / 1000;
+  }
+  return {
+    runs: runs.length,
+    at,
+    exit: median(exitSeconds),
+    roundTrips: runs[0]!.roundTrips,
+    rttMs: median(runs.map((r) => r.rttMs).filter((x): x is number => x !== null)),
+  };
+}
+
+function timelineLines(t: ToolResult): string[] {
+  const tl = t.timeline;
+  if (!tl) return [];
+  const steps = TIMELINE_EVENTS.filter((e) => tl.at[e] !== undefined).map((e) => `| ${e} | ${tl.at[e]!.toFixed(2)} |`);
+  return [
+    `### ${t.tool}: where one run's time goes (median of ${tl.runs} runs)`,
+    '',
+    '| step | s since the process started |',
+    '| --- | ---: |',
+    ...steps,
+    ...(tl.exit !== null ? [`| exit (the benchmark's clock, from spawn) | ${tl.exit.toFixed(2)} |`] : []),
+    '',
+    `Round trips the sender waited for in turn: ${tl.roundTrips.beforeFirstByte} before the first byte (${tl.roundTrips.steps
+      .slice(0, -tl.roundTrips.afterLastByte || undefined)
+      .map((s) => `${s.step} ${s.roundTrips}`)
+      .join(', ')}), ${tl.roundTrips.afterLastByte} after the last; control RTT ${tl.rttMs === null ? '–' : `${tl.rttMs.toFixed(1)} ms`} (median).`,
+    '',
+  ];
 }
 
 export interface DatasetsReport {
@@ -132,6 +188,7 @@ export function markdown(r: DatasetsReport): string {
   }
   for (const t of r.tools) L.push(`- **${t.tool}**: ${TOOL_LABEL[t.tool]}${t.notRun ? `. **Not run**: ${t.notRun}` : ''}${t.exit ? ` (${t.exit})` : ''}`);
   L.push('');
+  for (const t of ran) L.push(...timelineLines(t));
   L.push(
     'Batch: from starting the first process of the tool to the exit of its last, all datasets one after another (a, b) or the job with its own concurrency (c). ' +
       "Peak RSS: the largest sum of VmHWM over one side's processes alive at one time, sampled every 50 ms (the `zfs` commands left out: zfs-fuse does their work in its daemon); the sender side is `ssh` or sender-agent, the receiver side the sshd session processes or receiver-agent. " +

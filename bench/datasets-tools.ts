@@ -10,7 +10,8 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { AGENT_NODE_FLAGS } from '../shared/node-flags.js';
 import { jobRunArgs, jobSenderConfig, jobSnapshot, receiverConfig, type TlsPaths } from './datasets-configs.js';
-import { summarize, type DatasetRecord, type SideUsage, type ToolName, type ToolResult } from './datasets-report.js';
+import { medianTimeline, summarize, type DatasetRecord, type MedianTimeline, type SideUsage, type ToolName, type ToolResult } from './datasets-report.js';
+import type { TimelineReport } from '../sender-agent/timeline.js';
 import { BASE, NEW, verifyTargets, type Pools } from './datasets-zfs.js';
 import { CLK_TCK, collect, killTrees, nsArgv, startProc, type Proc } from './procs.js';
 import { sshArgv, type SshServer } from './sshd.js';
@@ -152,7 +153,7 @@ async function result(
   records: DatasetRecord[],
   peaks: { sender: TreePeak; receiver: TreePeak },
   expected: (ds: string, names: string[]) => string | null,
-  extra: { exit: string | null; commands: string[]; perDataset: boolean },
+  extra: { exit: string | null; commands: string[]; perDataset: boolean; timeline?: MedianTimeline | null },
 ): Promise<ToolResult> {
   const seconds = (endedAt - m.t0) / 1000;
   const usage = await m.finish();
@@ -199,6 +200,7 @@ async function result(
     startedAt: m.startedAt,
     commands: extra.commands,
     records,
+    timeline: extra.timeline ?? null,
   };
 }
 
@@ -329,15 +331,19 @@ export async function runReplicateLoop(ctx: Ctx): Promise<ToolResult> {
     ...(ctx.link.linkMbit ? ['--link-mbit', String(ctx.link.linkMbit)] : []),
   ];
   let res: ToolResult;
+  const timelines: TimelineReport[] = [];
+  const exits: number[] = [];
   try {
     const m = new Meter(ctx, r.proc.pid);
     const { records, endedAt } = await loop(ctx, m, async (ds) => {
+      const spawned = performance.now();
       const p = startProc('sender-agent', ctx.link.senderNs, argvOf(ds), { stdio: ['ignore', 'pipe', 'pipe'] });
       senderWatch.addRoot(p.pid);
       const out = collect(p.child.stdout, 1 << 20);
       const err = collect(p.child.stderr, 64 * 1024);
       const closed = new Promise((done) => p.child.once('close', done));
       const e = await p.exited;
+      const exitedAt = performance.now();
       senderWatch.removeRoot(p.pid);
       await Promise.race([closed, new Promise((done) => setTimeout(done, 5000))]);
       const done = out()
@@ -345,7 +351,12 @@ export async function runReplicateLoop(ctx: Ctx): Promise<ToolResult> {
         .find((l) => l.includes('"event":"done"'));
       let outcome = '';
       try {
-        outcome = done ? ((JSON.parse(done) as { outcome?: string }).outcome ?? '') : '';
+        const d = done ? (JSON.parse(done) as { outcome?: string; timeline?: TimelineReport }) : {};
+        outcome = d.outcome ?? '';
+        if (e.code === 0 && outcome === 'replicated' && d.timeline) {
+          timelines.push(d.timeline);
+          exits.push((exitedAt - spawned) / 1000);
+        }
       } catch {
         // not JSON
       }
@@ -361,7 +372,12 @@ export async function runReplicateLoop(ctx: Ctx): Promise<ToolResult> {
       ctx.showCmd(nsArgv(ctx.link.receiverNs, rArgv)),
       `${ctx.showCmd(nsArgv(ctx.link.senderNs, argvOf(first))).replace(`:${r.port} `, ':$PORT ')}   (one per dataset, one at a time)`,
     ];
-    res = await result(ctx, 'replicate', m, endedAt, records, peaks, () => NEW, { exit: null, commands, perDataset: true });
+    res = await result(ctx, 'replicate', m, endedAt, records, peaks, () => NEW, {
+      exit: null,
+      commands,
+      perDataset: true,
+      timeline: medianTimeline(timelines, exits),
+    });
   } finally {
     senderWatch.stop();
     receiverWatch.stop();
@@ -458,5 +474,6 @@ export function notRun(tool: ToolName, datasets: number, why: string): ToolResul
     startedAt: new Date().toISOString(),
     commands: [],
     records: [],
+    timeline: null,
   };
 }

@@ -35,6 +35,9 @@ export interface LaneOptions {
   onTicket?: (ticket: Buffer) => void;
 }
 
+/** dialed sockets whose TLS handshake is done */
+const secured = new WeakSet<tls.TLSSocket>();
+
 export declare interface Lane {
   on(e: 'ack', l: (next: bigint) => void): this;
   on(e: 'drain', l: () => void): this;
@@ -62,10 +65,33 @@ export class Lane extends EventEmitter {
   }
 
   static connect(o: LaneOptions): Promise<Lane> {
+    return Lane.attach(Lane.dial(o), o);
+  }
+
+  /**
+   * Starts TCP and the TLS handshake to the lane port; the socket is ready for attach() once
+   * 'secureConnect' fires. replicate dials its first lanes while Begin is in flight (the
+   * transfer id and secret come with Begin's reply): at 100 ms RTT that overlaps 2 of a lane's
+   * 3 round trips with Begin's (test/timeline.test.ts counts them).
+   */
+  static dial(o: Pick<LaneOptions, 'tls' | 'tune' | 'onTicket'>): tls.TLSSocket {
+    const socket = tls.connect(o.tls);
+    if (o.tune) socket.once('connect', () => o.tune!(socket));
+    if (o.onTicket) socket.on('session', o.onTicket);
+    socket.once('secureConnect', () => secured.add(socket));
+    // until attach() listens, an error must not go unheard (it would end the process); attach() finds the socket destroyed
+    socket.on('error', () => {});
+    return socket;
+  }
+
+  /** Whether a dialed socket's TLS handshake is done. */
+  static secured(socket: tls.TLSSocket): boolean {
+    return secured.has(socket);
+  }
+
+  /** Says HELLO on a dialed socket (at once if its handshake is done, else once it is) and waits for WELCOME. */
+  static attach(socket: tls.TLSSocket, o: LaneOptions): Promise<Lane> {
     return new Promise((resolve, reject) => {
-      const socket = tls.connect(o.tls);
-      if (o.tune) socket.once('connect', () => o.tune!(socket));
-      if (o.onTicket) socket.on('session', o.onTicket);
       const parser = new FrameParser(1024);
       let lane: Lane | null = null;
       const timer = setTimeout(() => fail(`no answer within ${o.timeoutMs} ms`), o.timeoutMs);
@@ -75,11 +101,14 @@ export class Lane extends EventEmitter {
         socket.destroy();
         reject(new ZferryError(code, `lane ${o.index}: ${msg}`));
       }
-      socket.once('secureConnect', () => {
+      const hello = (): void => {
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 15_000);
         socket.write(encodeHello(o.transferId, o.secret, o.index));
-      });
+      };
+      if (socket.destroyed) return fail(`connection closed before HELLO${socket.errored ? `: ${socket.errored.message}` : ''}`);
+      if (secured.has(socket)) hello();
+      else socket.once('secureConnect', hello);
       const onData = (buf: Buffer): void => {
         let frames: Frame[];
         try {

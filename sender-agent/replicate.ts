@@ -8,7 +8,9 @@ import { Zfs, type BookmarkInfo, type ResumeTokenInfo, type SendSpec, type Snaps
 import type { BeginReply, FinishReply, HelloReply, TargetState } from '../shared/control.js';
 import type { SenderConfig } from '../shared/config.js';
 import { connectReceiver, hello, helloRtt, type OpenSession, type Receiver } from './session.js';
-import { SendPath, type SendStats } from './send-path.js';
+import { SendPath, type DialedLanes, type SendStats } from './send-path.js';
+import { Lane } from './lane.js';
+import { Timeline, type TimelineReport } from './timeline.js';
 import { zfsSendSource } from './sources.js';
 import { planTransfer, describePlan, type Plan } from './plan.js';
 import { keepAnchor, type Anchor } from './anchor.js';
@@ -86,6 +88,8 @@ export interface ReplicateResult {
   /** bytes put on the lanes (compressed where that paid; re-sends included) */
   wireBytes: number;
   compressed: { bytesIn: number; bytesOut: number } | null;
+  /** when each step was reached, and the round trips waited for before the first byte and after the last */
+  timeline: TimelineReport;
 }
 
 /** A receiver said hello and both sides were read: the plan, and what it rests on. */
@@ -103,33 +107,43 @@ interface Session extends Receiver {
   notices: string[];
   /** control-plane round trip, the best of a few */
   rttMs: number;
+  timeline: Timeline;
 }
 
 /** Connects, says hello, reads both sides and plans. Shared by replicate and estimate. */
-export async function openSession(o: ReplicateOptions, log: Logger, contact?: { made: boolean }): Promise<Session> {
+export async function openSession(o: ReplicateOptions, log: Logger, contact?: { made: boolean }, timeline = new Timeline()): Promise<Session> {
   const { dataset, snapshot } = parseSource(o.source);
   targetUnderRoot('root', o.name); // same rules the receiver applies; fail early and locally
   const receiver = o.session?.receiver ?? connectReceiver(o.to, o.config);
   const zfs = o.zfs ?? new Zfs(o.zfsBin ?? o.config.zfs);
   const { client } = receiver;
   const notices: string[] = [];
+  // The source is read while TLS and Hello are on the wire (4 zfs commands, 55 ms on zfs-fuse);
+  // its errors still come after the receiver's, as before.
+  const local = readSource(zfs, dataset, o);
+  local.catch(() => {});
   try {
     const hi = o.session?.hello ?? (await hello(client, ['resume', 'raw']));
     if (contact) contact.made = true;
-    const rttMs = o.session?.rttMs ?? (await helloRtt(client));
+    if (!o.session) timeline.waited('TCP, TLS 1.3 and Hello', 3);
+    timeline.mark('connected');
     log.debug('receiver says hello', { identity: hi.identity, root: hi.root, capabilities: hi.capabilities });
-    if (!o.sourceSnapshots && !(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
-    const source = o.sourceSnapshots ?? (await zfs.snapshots(dataset));
-    const bookmarks = await zfs.bookmarks(dataset);
-    const enc = await zfs.encryption(dataset);
+    const { source, bookmarks, enc } = await local;
     const encryptedSource = !!enc && enc.encryption !== 'off';
     if (o.raw && !enc) throw new ZferryError('unsupported', 'this zfs has no native encryption, so it cannot make raw sends (zfs send -w); drop --raw');
     let raw = o.raw ?? encryptedSource;
     if (o.restart) {
       const r = await client.abort({ name: o.name, transferId: '', discardResumeState: true });
       notices.push(`--restart: ${r.message}`);
+      timeline.waited('Abort (--restart)', 1);
     }
-    const target = (!o.restart && prefetched(o, hi)) || (await client.getTarget({ name: o.name }));
+    // Two RTT probes ride beside GetTarget on the same connection: one round trip for all,
+    // where three Hellos in turn and then GetTarget took four (400 ms at 100 ms RTT). Two, not
+    // more: 3 calls at once stay far below maxCallsPerIdentity (32) for a few replicates side by side.
+    const known = !o.restart ? prefetched(o, hi) : undefined;
+    const [rttMs, target] = await Promise.all([o.session?.rttMs ?? helloRtt(client, 2, true), known ?? client.getTarget({ name: o.name })]);
+    if (!o.session || !known) timeline.waited(!known ? (o.session ? 'GetTarget' : 'GetTarget (RTT probes beside it)') : 'RTT probes', 1);
+    timeline.rttMs = rttMs;
     if (!target.resumeSupported) {
       notices.push(`the receiver's zfs cannot resume (no zfs recv -s, e.g. zfs-fuse): an interrupted transfer starts again from the last common snapshot`);
     }
@@ -141,11 +155,19 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
     }
     // A resumed stream is raw exactly when the interrupted one was: the token decides.
     if (plan.kind === 'resume') raw = (await checkResumable(zfs, plan.token, dataset, o, target.target, notices)).raw;
-    return { ...receiver, zfs, hello: hi, dataset, snapshot, source, bookmarks, encryptedSource, raw, target, plan, notices, rttMs };
+    timeline.mark('planned');
+    return { ...receiver, zfs, hello: hi, dataset, snapshot, source, bookmarks, encryptedSource, raw, target, plan, notices, rttMs, timeline };
   } catch (e) {
     if (!o.session) client.close();
     throw e;
   }
+}
+
+/** The source's snapshots, bookmarks and encryption (a job passes the snapshots it read). */
+async function readSource(zfs: Zfs, dataset: string, o: Pick<ReplicateOptions, 'sourceSnapshots'>) {
+  if (!o.sourceSnapshots && !(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
+  const [source, bookmarks, enc] = await Promise.all([o.sourceSnapshots ?? zfs.snapshots(dataset), zfs.bookmarks(dataset), zfs.encryption(dataset)]);
+  return { source, bookmarks, enc };
 }
 
 /** The target state the caller planned, checked to be this target's (a mix-up is a bug, not a plan). */
@@ -204,15 +226,18 @@ export async function estimateBytes(s: Session, spec: SendSpec): Promise<{ bytes
 
 export async function replicate(o: ReplicateOptions, log: Logger, progressOut: NodeJS.WritableStream, contact?: { made: boolean }): Promise<ReplicateResult> {
   const started = Date.now();
-  const s = await openSession(o, log, contact);
+  const timeline = new Timeline();
+  timeline.mark('started');
+  const s = await openSession(o, log, contact, timeline);
   try {
     if (s.plan.kind === 'up-to-date') {
       const anchor = await anchorIfMissing(s, o, s.plan.to, log);
-      return { ...resultBase(s), outcome: 'up-to-date', snapshot: s.plan.to.name, ...NOTHING_SENT, anchor };
+      return { ...resultBase(s), outcome: 'up-to-date', snapshot: s.plan.to.name, ...NOTHING_SENT, anchor, timeline: timeline.report() };
     }
     const t = await beginTransfer(s, o, log);
     const sent = await sendAndFinish(s, o, t, progressOut);
     const { vault, anchor } = await afterCommit(s, o, sent.reply, t.log);
+    timeline.mark('anchored');
     return {
       ...resultBase(s),
       outcome: 'replicated',
@@ -228,6 +253,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       laneBytes: sent.stats.laneBytes,
       wireBytes: sent.stats.wireBytes,
       compressed: sent.stats.compressed,
+      timeline: timeline.report(),
     };
   } finally {
     if (!o.session) s.client.close();
@@ -268,6 +294,8 @@ interface Begun {
   lanes: number;
   tuning: LaneTuning;
   log: Logger;
+  /** the first lanes, dialed while Begin was in flight */
+  dialed: DialedLanes;
 }
 
 /** Estimates the stream, picks the lane count and asks the receiver to Begin (it starts zfs recv). */
@@ -279,19 +307,34 @@ async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Prom
   const wantLanes = o.lanes === 'auto' ? autoLanes(congestion, s.rttMs) : o.lanes;
   if (est.bytes === null || est.how.startsWith('rough')) s.notices.push(`size estimate: ${est.how}`);
   const to = s.plan.kind === 'resume' ? null : s.plan.to;
-  const begin = await s.client.begin({
-    name: o.name,
-    kind: s.plan.kind,
-    snapshot: to?.name ?? '',
-    toGuid: to?.guid ?? '',
-    fromGuid: s.plan.kind === 'incremental' ? s.plan.from.guid : '',
-    raw: s.raw,
-    encryptedSource: s.encryptedSource,
-    recursive: o.recursive,
-    estimatedBytes: est.bytes ?? 0,
-    lanes: wantLanes,
-    chunkBytes: o.bwlimit ? Pacer.chunkFor(o.bwlimit, o.chunkBytes) : o.chunkBytes,
-  });
+  const chunkBytes = o.bwlimit ? Pacer.chunkFor(o.bwlimit, o.chunkBytes) : o.chunkBytes;
+  // The lanes the stream will open first (send-path.ts lanesOnDemand) start their TCP and TLS
+  // handshakes now, beside Begin: only HELLO/WELCOME is left once it answers. Tuned for the
+  // lanes asked for; a receiver that allows fewer leaves them a little more buffer each.
+  const early = Math.max(1, Math.min(wantLanes, est.bytes ? Math.ceil(est.bytes / chunkBytes) : 1));
+  const earlyTuning = planTuning({ linkMbit: o.linkMbit, rttMs: s.rttMs, lanes: wantLanes, congestion });
+  const dialed = SendPath.dial(s, early, (sock) => applyTuning(sock, earlyTuning));
+  let begin: BeginReply;
+  try {
+    begin = await s.client.begin({
+      name: o.name,
+      kind: s.plan.kind,
+      snapshot: to?.name ?? '',
+      toGuid: to?.guid ?? '',
+      fromGuid: s.plan.kind === 'incremental' ? s.plan.from.guid : '',
+      raw: s.raw,
+      encryptedSource: s.encryptedSource,
+      recursive: o.recursive,
+      estimatedBytes: est.bytes ?? 0,
+      lanes: wantLanes,
+      chunkBytes,
+    });
+  } catch (e) {
+    SendPath.dropDialed(dialed);
+    throw e;
+  }
+  s.timeline.waited('Begin', 1);
+  s.timeline.mark('begun');
   const tlog = log.child({ transfer: begin.transferId });
   const lanes = Math.max(1, Math.min(wantLanes, begin.maxLanes));
   const tuning = planTuning({ linkMbit: o.linkMbit, rttMs: s.rttMs, lanes, congestion });
@@ -302,7 +345,7 @@ async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Prom
     window: begin.windowBytes,
     chunk: begin.chunkBytes,
   });
-  return { begin, spec, estimate: est.bytes, lanes, tuning, log: tlog };
+  return { begin, spec, estimate: est.bytes, lanes, tuning, log: tlog, dialed };
 }
 
 /**
@@ -317,6 +360,8 @@ async function sendAndFinish(
 ): Promise<{ reply: FinishReply; bytes: number; stats: SendStats }> {
   // Raw streams are compressed and encrypted already: compressing them only burns CPU.
   if (s.raw && o.compress === 'on') s.notices.push('--compress ignored: a raw stream is already compressed and encrypted');
+  // HELLO/WELCOME, plus the rest of TLS for a lane Begin's round trip did not cover
+  const handshaking = t.dialed.sockets.some((sock) => !Lane.secured(sock));
   const path = new SendPath({
     receiver: s,
     begin: t.begin,
@@ -333,14 +378,21 @@ async function sendAndFinish(
     expectedBytes: t.estimate,
     lanesOnDemand: true,
     signal: o.signal,
+    dialed: t.dialed,
+    onDelivered: (bytes) => s.timeline.delivered(bytes),
   });
   const progress = new Progress(() => ({ ...path.progress(), estimate: t.estimate }), o.progress, progressOut);
   try {
     await path.open();
+    s.timeline.waited(handshaking ? 'lanes: the rest of TLS, then HELLO/WELCOME' : 'lanes: HELLO/WELCOME', handshaking ? 2 : 1);
+    s.timeline.mark('lanesUp');
     const source = zfsSendSource(s.zfs, t.spec);
     progress.begin();
     const totals = await path.stream(source);
+    s.timeline.waited('first chunk: DATA, then its ACK', 1);
     const reply = await path.finish(totals);
+    s.timeline.waitedAfter('Finish', 1);
+    s.timeline.mark('committed');
     progress.end();
     path.close();
     t.log.info('receiver committed', { snapshot: reply.snapshot, bytes: reply.bytesWritten });

@@ -49,6 +49,18 @@ export interface SendPathOptions {
   lanesOnDemand?: boolean;
   /** aborting fails the transfer at once and stops the source */
   signal?: AbortSignal;
+  /** lanes dialed while Begin was in flight (SendPath.dial): the first lanes say HELLO on them */
+  dialed?: DialedLanes;
+  /** the receiver acknowledged more: the bytes acknowledged in all */
+  onDelivered?: (bytes: number) => void;
+}
+
+/** Lane sockets whose TCP and TLS handshakes started before the transfer existed, and what tuning them said. */
+export interface DialedLanes {
+  sockets: tls.TLSSocket[];
+  /** what tuning said before a SendPath took them; then each goes to `report` */
+  notices: string[];
+  report?: (messages: string[]) => void;
 }
 
 /** What the receiver checks the whole stream against in Finish. */
@@ -80,6 +92,8 @@ export class SendPath {
   private readonly onAbort = (): void => this.cancel();
   /** lanes not opened yet (lanesOnDemand), and after how many chunks they are */
   private deferred: { lanes: number; afterChunks: number } | null = null;
+  /** early sockets (SendPathOptions.dialed) by lane index, until their lane takes them */
+  private readonly dialed: Array<tls.TLSSocket | undefined> = [];
 
   constructor(private readonly o: SendPathOptions) {
     const { begin } = o;
@@ -90,6 +104,13 @@ export class SendPath {
       if (lanes < o.lanes) this.deferred = { lanes: o.lanes - lanes, afterChunks: lanes };
     }
     const transferId = Buffer.from(begin.transferId, 'hex');
+    const dialed = this.dialed;
+    dialed.push(...(o.dialed?.sockets.splice(0) ?? []));
+    for (const sock of dialed.splice(lanes)) sock?.destroy(); // more than the stream needs, or than the receiver allows
+    if (o.dialed) {
+      this.notice(o.dialed.notices);
+      o.dialed.report = (m) => this.notice(m);
+    }
     this.compressor = new Compressor(o.compress ?? 'off');
     this.striper = new Striper({
       windowBytes: begin.windowBytes,
@@ -97,8 +118,9 @@ export class SendPath {
       log: o.log,
       reconnectBudgetMs: o.reconnectBudgetMs,
       pacer: o.pacer ?? (o.bwlimit ? new Pacer(o.bwlimit) : undefined),
-      connect: (index) =>
-        Lane.connect({
+      onAck: o.onDelivered,
+      connect: (index) => {
+        const lane = {
           tls: laneTls(o.receiver),
           transferId,
           secret: begin.laneSecret,
@@ -108,12 +130,44 @@ export class SendPath {
           // others could carry (the kernel buffer, capped by NOTSENT_LOWAT, holds the rest).
           highWater: begin.chunkBytes,
           heartbeatMs: o.heartbeatMs,
-          tune: o.tune && ((sock) => this.notice(o.tune!(sock))),
-          onTicket: (ticket) => o.receiver.tickets.keep(ticket),
-        }),
+          tune: o.tune && ((sock: tls.TLSSocket) => this.notice(o.tune!(sock))),
+          onTicket: (ticket: Buffer) => o.receiver.tickets.keep(ticket),
+        };
+        const early = dialed[index];
+        if (!early) return Lane.connect(lane);
+        dialed[index] = undefined;
+        // an early socket the network or the receiver dropped meanwhile (its HELLO came too late,
+        // say) costs one fresh dial, not the lane
+        return Lane.attach(early, lane).catch((e: Error) => {
+          o.log.debug('an early lane did not open; dialing it again', { lane: index, error: e.message });
+          return Lane.connect(lane);
+        });
+      },
     });
     if (o.signal?.aborted) this.cancel();
     else o.signal?.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  /**
+   * Starts the TCP and TLS handshakes of a transfer's first `n` lanes before its Begin is
+   * answered; SendPath says HELLO on them once it is. Whoever dials must pass them to a
+   * SendPath or destroy them (dropDialed).
+   */
+  static dial(receiver: Receiver, n: number, tune?: (socket: tls.TLSSocket) => string[]): DialedLanes {
+    const d: DialedLanes = { sockets: [], notices: [] };
+    const tuned = (sock: tls.TLSSocket): void => {
+      const m = tune!(sock);
+      if (d.report) d.report(m);
+      else d.notices.push(...m);
+    };
+    for (let i = 0; i < n; i++) {
+      d.sockets.push(Lane.dial({ tls: laneTls(receiver), tune: tune && tuned, onTicket: (ticket) => receiver.tickets.keep(ticket) }));
+    }
+    return d;
+  }
+
+  static dropDialed(d: DialedLanes | undefined): void {
+    for (const s of d?.sockets.splice(0) ?? []) s.destroy();
   }
 
   /** Opens the lanes; at least one must come up. */
@@ -253,6 +307,7 @@ export class SendPath {
   }
 
   private stop(): void {
+    for (const sock of this.dialed.splice(0)) sock?.destroy();
     if (this.laneTimer) clearInterval(this.laneTimer);
     this.laneTimer = null;
     this.o.signal?.removeEventListener('abort', this.onAbort);

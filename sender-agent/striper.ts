@@ -16,6 +16,8 @@ export interface StriperOptions {
   /** how long to keep trying to re-open lanes when all are down */
   reconnectBudgetMs: number;
   pacer?: Pacer;
+  /** the receiver acknowledged more: the bytes acknowledged in all */
+  onAck?: (ackedBytes: number) => void;
 }
 
 export class Striper {
@@ -103,6 +105,7 @@ export class Striper {
     }
     this.acked = next;
     for (const l of this.lanes) l?.acked(next);
+    this.o.onAck?.(this.ackedBytes);
     this.wake();
   }
 

@@ -84,6 +84,16 @@ describe.skipIf(skip !== null)(`many-dataset benchmark smoke run${skip ? ` (skip
         expect(t.commands.length, what).toBeGreaterThan(0);
         if (t.tool !== 'job') expect(t.records.filter((x) => x.ok)).toHaveLength(3);
       }
+      // replicate's runs each reported their timeline; the report gives its median, every step in order
+      const tl = rep.tools.find((t) => t.tool === 'replicate')!.timeline!;
+      expect(tl.runs).toBe(3);
+      const steps = ['started', 'connected', 'planned', 'begun', 'lanesUp', 'firstByte', 'lastByte', 'committed', 'anchored'] as const;
+      const times = steps.map((e) => tl.at[e]);
+      expect(times.every((x) => typeof x === 'number')).toBe(true);
+      expect(times).toEqual([...times].sort((a, b) => a! - b!));
+      expect(tl.exit!).toBeGreaterThan(tl.at.anchored!);
+      expect(tl.roundTrips.beforeFirstByte).toBeGreaterThanOrEqual(7);
+      expect(rep.tools.find((t) => t.tool === 'ssh')!.timeline).toBeNull();
       // the receiver lets the job's datasets run as many at once as the job asks
       expect(rep.receiverConfig).toMatchObject({ clients: { bench: { maxTransfers: 5 } } });
 
@@ -92,6 +102,8 @@ describe.skipIf(skip !== null)(`many-dataset benchmark smoke run${skip ? ` (skip
       expect(md).toMatch(/^\| ssh \| \*\*[\d.]+\*\* \|/m);
       expect(md).toMatch(/^\| replicate \| \*\*[\d.]+\*\* \|/m);
       expect(md).toContain('## Command lines');
+      expect(md).toMatch(/^### replicate: where one run's time goes \(median of 3 runs\)$/m);
+      expect(md).toMatch(/^\| firstByte \| [\d.]+ \|$/m);
 
       // nothing left behind: the private zfs-fuse and its namespace (which held the pools), the
       // temporary directory (which held the pools' files), processes

@@ -23,6 +23,7 @@ import { SendPath } from '../sender-agent/send-path.js';
 import { readableSource } from '../sender-agent/sources.js';
 import { Lane } from '../sender-agent/lane.js';
 import { issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
+import { replicateOptions } from './helpers/replicate-options.js';
 import { FAKE_ZFS, makePki, runSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { refusal } from './helpers/refusal.js';
 import { probeRequest, beginRequest } from './helpers/begin-request.js';
@@ -79,22 +80,7 @@ async function partialReceive(snap: string, target: string, bytes: number): Prom
 }
 
 function options(o: Partial<ReplicateOptions> & Pick<ReplicateOptions, 'source' | 'name' | 'to'>): ReplicateOptions {
-  return {
-    config,
-    zfsBin: FAKE_ZFS,
-    lanes: 1,
-    chunkBytes: 256 * 1024,
-    intermediates: false,
-    recursive: false,
-    restart: false,
-    progress: 'off',
-    reconnectBudgetMs: 10_000,
-    bwlimit: 0,
-    compress: 'off',
-    retryBudgetMs: 0,
-    heartbeatMs: 5000,
-    ...o,
-  };
+  return replicateOptions(config, { zfsBin: FAKE_ZFS, ...o });
 }
 
 function client(cfgPath = siteA): ControlClient {

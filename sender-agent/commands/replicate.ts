@@ -1,5 +1,6 @@
 // `sender-agent replicate`: send a snapshot to a receiver-agent. Exit 0 only when the receiver
 // committed it; otherwise one line says what failed and what to do.
+import { describeTimeline } from '../timeline.js';
 import { loadSenderConfig } from '../../shared/config.js';
 import { defineCommand, type OptionValues } from '../../shared/command.js';
 import { autoOrInt, hostPort, int, num, oneOf, rate, seconds, size } from '../../shared/cli-values.js';
@@ -69,6 +70,7 @@ function summary(r: ReplicateResult): string {
     );
   }
   if (r.tuning) lines.push(`lanes: ${describeTuning(r.tuning)}`);
+  if (r.outcome === 'replicated') lines.push(describeTimeline(r.timeline));
   if (r.compressed) lines.push(`compression: ${formatBytes(r.compressed.bytesIn)} sent as ${formatBytes(r.compressed.bytesOut)} (deflate, where it paid)`);
   if (r.vault) {
     lines.push(
