@@ -4,7 +4,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'native/**', 'test/fake-zfs/state/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'native/**', 'test/fake-zfs/state/**', 'shared/generated/**'] },
   {
     files: ['**/*.ts'],
     languageOptions: {

@@ -147,12 +147,12 @@ interface Code {
 }
 
 /**
- * Copies what the agents need (dist/ of both agents and shared, proto/, the native addon,
+ * Copies what the agents need (dist/ of both agents and shared, proto/, shared/generated/, the native addon,
  * package.json; node_modules is linked) into dir, so a rebuild of the working tree during a
  * long run cannot change the code between two tools, and describes it.
  */
 function snapshotCode(dir: string): Code {
-  for (const sub of ['dist/shared', 'dist/sender-agent', 'dist/receiver-agent', 'proto']) {
+  for (const sub of ['dist/shared', 'dist/sender-agent', 'dist/receiver-agent', 'proto', 'shared/generated']) {
     if (!existsSync(join(ROOT, sub))) throw new Error(`${join(ROOT, sub)} is missing: build first (npx tsc -p tsconfig.json)`);
     cpSync(join(ROOT, sub), join(dir, sub), { recursive: true });
   }

@@ -34,7 +34,8 @@ let SENDER_CLI = join(ROOT, 'dist/sender-agent/cli.js');
 let RECEIVER_CLI = join(ROOT, 'dist/receiver-agent/cli.js');
 
 /**
- * Copies what the agents and the stand-in need to run (dist/, proto/, the native addon,
+ * Copies what the agents and the stand-in need to run (dist/, proto/, the compiled config
+ * validators in shared/generated/, the native addon,
  * package.json; node_modules is linked) into dir, points the benchmark at the copy, and
  * returns a description of the code: git commit, uncommitted changes, hash of the build.
  */
@@ -42,6 +43,7 @@ function snapshotCode(dir: string): { commit: string; dirty: string[]; buildHash
   mkdirSync(dir, { recursive: true });
   cpSync(join(ROOT, 'dist'), join(dir, 'dist'), { recursive: true });
   cpSync(join(ROOT, 'proto'), join(dir, 'proto'), { recursive: true });
+  cpSync(join(ROOT, 'shared/generated'), join(dir, 'shared/generated'), { recursive: true });
   cpSync(join(ROOT, 'package.json'), join(dir, 'package.json'));
   const addon = join(ROOT, 'native/build/Release/sockopt.node');
   if (existsSync(addon)) {

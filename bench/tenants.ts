@@ -204,7 +204,7 @@ interface Code {
  * run cannot change the code between two transfers, and describes it (commit, dirty files, hash).
  */
 function snapshotCode(dir: string): { code: Code; commit: string; dirty: string[]; buildHash: string } {
-  for (const sub of ['dist/shared', 'dist/sender-agent', 'dist/receiver-agent', 'dist/bench', 'dist/test/fake-zfs', 'proto']) {
+  for (const sub of ['dist/shared', 'dist/sender-agent', 'dist/receiver-agent', 'dist/bench', 'dist/test/fake-zfs', 'proto', 'shared/generated']) {
     if (!existsSync(join(ROOT, sub))) throw new Error(`${join(ROOT, sub)} is missing: build first (npx tsc -p tsconfig.json)`);
     cpSync(join(ROOT, sub), join(dir, sub), { recursive: true });
   }

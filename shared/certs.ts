@@ -34,6 +34,9 @@ import { basename, dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { ZferryError } from './errors.js';
+import { fingerprintDer, parseSubjectAltName } from './cert-names.js';
+
+export { fingerprintDer, parseSubjectAltName };
 
 const { pki, asn1 } = forge;
 
@@ -623,45 +626,6 @@ function x509Of(certPem: string): X509Certificate {
 /** SHA-256 of the DER, uppercase hex with colons, like `openssl x509 -noout -fingerprint -sha256`. */
 export function fingerprint(certPem: string): string {
   return fingerprintDer(x509Of(certPem).raw);
-}
-
-/** Same format as fingerprint(), from DER bytes (e.g. getPeerCertificate().raw). */
-export function fingerprintDer(der: Buffer): string {
-  return createHash('sha256').update(der).digest('hex').toUpperCase().match(/../g)!.join(':');
-}
-
-/** Split Node's subjectAltName string ("DNS:a, IP Address:1.2.3.4", quoted entries possible). */
-export function parseSubjectAltName(s: string | undefined): string[] {
-  if (!s) return [];
-  const out: string[] = [];
-  let i = 0;
-  while (i < s.length) {
-    while (s[i] === ' ' || s[i] === ',') i++;
-    if (i >= s.length) break;
-    const colon = s.indexOf(':', i);
-    if (colon < 0) break;
-    let type = s.slice(i, colon);
-    i = colon + 1;
-    let value: string;
-    if (s[i] === '"') {
-      // JSON-style quoted value (Node quotes values with special characters)
-      let j = i + 1;
-      while (j < s.length && s[j] !== '"') j += s[j] === '\\' ? 2 : 1;
-      try {
-        value = JSON.parse(s.slice(i, j + 1)) as string;
-      } catch {
-        value = s.slice(i + 1, j);
-      }
-      i = j + 1;
-    } else {
-      const end = s.indexOf(', ', i);
-      value = end < 0 ? s.slice(i) : s.slice(i, end);
-      i = end < 0 ? s.length : end;
-    }
-    if (type === 'IP Address') type = 'IP';
-    out.push(`${type}:${value}`);
-  }
-  return out;
 }
 
 /** The CN (first if several) of a Name in DER; '' when none. */

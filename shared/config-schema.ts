@@ -14,6 +14,13 @@ export const DURATION_PATTERN = '^\\s*(0|\\d{1,9}\\s*[smhdwy])\\s*$';
 /** "host:port", "[::1]:port" (address.ts parseHostPort reads it; the port range is checked there). */
 export const HOST_PORT_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):\\d{1,5}$';
 
+/**
+ * How ajv compiles these schemas (scripts/gen-config-validators.mjs, at build time).
+ * allErrors off: the first fault is the one reported, and validation stops there.
+ * verbose: each error carries its schema, which names the known keys and the pattern.
+ */
+export const AJV_OPTIONS = { useDefaults: true, allErrors: false, verbose: true, strict: true, allowUnionTypes: true } as const;
+
 const size = { type: ['integer', 'string'], minimum: 0, pattern: SIZE_PATTERN } as const;
 const hostPort = { type: 'string', pattern: HOST_PORT_PATTERN } as const;
 const text = { type: 'string', minLength: 1 } as const;

@@ -1,7 +1,12 @@
-// Validates a parsed config file against its schema (config-schema.ts) with ajv, fills in
-// the schema's defaults, and turns the first fault into one line that names the file and
-// the key: "receiver.json: clients.acme.requireRaw must be boolean, got "true"".
-import { Ajv, type ErrorObject, type SchemaObject, type ValidateFunction } from 'ajv';
+// Validates a parsed config file against its schema (config-schema.ts), compiled by ajv at
+// build time (shared/generated/config-validators.cjs), fills in the schema's defaults, and turns
+// the first fault into one line that names the file and the key:
+// "receiver.json: clients.acme.requireRaw must be boolean, got "true"".
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ErrorObject, SchemaObject } from 'ajv';
 import { ZferryError } from './errors.js';
 import {
   AUTO_PATTERN,
@@ -14,10 +19,6 @@ import {
   USER_PROPERTY_PATTERN,
 } from './config-schema.js';
 import { PROP_NAME_PATTERN, PROP_VALUE_PATTERN } from './receive-props.js';
-
-// allErrors off: the first fault is the one reported, and validation stops there.
-// verbose: each error carries its schema, which names the known keys and the pattern.
-const ajv = new Ajv({ useDefaults: true, allErrors: false, verbose: true, strict: true, allowUnionTypes: true });
 
 /** What a value matching each pattern looks like, for the error line. */
 const PATTERN_MEANING: Record<string, string> = {
@@ -33,16 +34,34 @@ const PATTERN_MEANING: Record<string, string> = {
   [AUTO_PATTERN]: '"auto" or a whole number',
 };
 
+/** A schema's compiled validation function, as ajv's standalone code exports it. */
+interface CompiledValidator {
+  (data: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
+
+const GENERATED = join('shared', 'generated', 'config-validators.cjs');
+
+/** The compiled validators (scripts/gen-config-validators.mjs), found from the sources (shared/) and from the build (dist/shared/). */
+function compiled(): Record<string, CompiledValidator> {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++, dir = dirname(dir)) {
+    const p = join(dir, GENERATED);
+    if (existsSync(p)) return createRequire(import.meta.url)(p) as Record<string, CompiledValidator>;
+  }
+  throw new ZferryError('internal', `${GENERATED} not found next to the zferry installation (run npm run gen:config)`);
+}
+
 /**
- * A validator for one config schema: validates parsed JSON (defaults are written into it) and
- * returns it typed, or throws bad-config naming `file` and the key. The schema is compiled at
- * the first call, so an agent compiles only the schema of the file it reads.
+ * A validator for one config schema (its export in the generated file): validates parsed JSON
+ * (defaults are written into it) and returns it typed, or throws bad-config naming `file` and the key.
  */
-export function configValidator<T>(schema: SchemaObject): (data: unknown, file: string) => T {
-  let validate: ValidateFunction<T> | undefined;
+export function configValidator<T>(name: 'validateReceiverFile' | 'validateSenderFile'): (data: unknown, file: string) => T {
+  let validate: CompiledValidator | undefined;
   return (data, file) => {
-    validate ??= ajv.compile<T>(schema);
-    if (validate(data)) return data;
+    validate ??= compiled()[name];
+    if (!validate) throw new ZferryError('internal', `${GENERATED} has no ${name} (run npm run gen:config)`);
+    if (validate(data)) return data as T;
     const e = validate.errors?.[0];
     throw new ZferryError('bad-config', `${file}: ${e ? describeFault(e) : 'does not match its schema'}`);
   };

@@ -13,7 +13,7 @@ import { parseHostPort } from './address.js';
 import { parseSize } from './units.js';
 import { checkAdminReceiveProps } from './receive-props.js';
 import { parseDuration, parseGrid, type Grid } from './retention.js';
-import { receiverFileSchema, senderFileSchema, type ClientFile, type ReceiverFile, type SenderFile, type TlsPaths } from './config-schema.js';
+import { type ClientFile, type ReceiverFile, type SenderFile, type TlsPaths } from './config-schema.js';
 import { configValidator } from './config-validate.js';
 import { jobsConfig, stateDirOf } from './job-config.js';
 
@@ -25,8 +25,8 @@ export type ClientPolicy = ReturnType<typeof clientPolicy>;
 export type ReceiverConfig = ReturnType<typeof receiverConfig>;
 export type SenderConfig = ReturnType<typeof senderConfig>;
 
-const validateReceiver = configValidator<ReceiverFile>(receiverFileSchema);
-const validateSender = configValidator<SenderFile>(senderFileSchema);
+const validateReceiver = configValidator<ReceiverFile>('validateReceiverFile');
+const validateSender = configValidator<SenderFile>('validateSenderFile');
 
 function readJson(file: string): unknown {
   let text: string;

@@ -44,7 +44,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
 import * as tls from 'node:tls';
-import { fingerprintDer, parseSubjectAltName } from './certs.js';
+import { fingerprintDer, parseSubjectAltName } from './cert-names.js';
 import type { TlsPaths } from './config-schema.js';
 
 /**
