@@ -49,19 +49,14 @@ export interface SendPathOptions {
   lanesOnDemand?: boolean;
   /** aborting fails the transfer at once and stops the source */
   signal?: AbortSignal;
-  /** lanes dialed while Begin was in flight (SendPath.dial): the first lanes say HELLO on them */
+  /** lanes dialed before Begin was answered (SendPath.dial): the first lanes say HELLO on them */
   dialed?: DialedLanes;
   /** the receiver acknowledged more: the bytes acknowledged in all */
   onDelivered?: (bytes: number) => void;
 }
 
-/** Lane sockets whose TCP and TLS handshakes started before the transfer existed, and what tuning them said. */
-export interface DialedLanes {
-  sockets: tls.TLSSocket[];
-  /** what tuning said before a SendPath took them; then each goes to `report` */
-  notices: string[];
-  report?: (messages: string[]) => void;
-}
+/** Lane sockets whose TCP and TLS handshakes started before the transfer existed (SendPath.dial). */
+export type DialedLanes = tls.TLSSocket[];
 
 /** What the receiver checks the whole stream against in Finish. */
 export interface StreamTotals {
@@ -105,11 +100,14 @@ export class SendPath {
     }
     const transferId = Buffer.from(begin.transferId, 'hex');
     const dialed = this.dialed;
-    dialed.push(...(o.dialed?.sockets.splice(0) ?? []));
+    dialed.push(...(o.dialed?.splice(0) ?? []));
     for (const sock of dialed.splice(lanes)) sock?.destroy(); // more than the stream needs, or than the receiver allows
-    if (o.dialed) {
-      this.notice(o.dialed.notices);
-      o.dialed.report = (m) => this.notice(m);
+    // Dialed before the lane count and the RTT were known: tuned now (send buffer, congestion
+    // control and NOTSENT_LOWAT all take effect on a connected socket).
+    for (const sock of dialed) {
+      if (!o.tune || !sock || sock.destroyed) continue;
+      if (sock.connecting) sock.once('connect', () => this.notice(o.tune!(sock)));
+      else this.notice(o.tune(sock));
     }
     this.compressor = new Compressor(o.compress ?? 'off');
     this.striper = new Striper({
@@ -149,25 +147,16 @@ export class SendPath {
   }
 
   /**
-   * Starts the TCP and TLS handshakes of a transfer's first `n` lanes before its Begin is
-   * answered; SendPath says HELLO on them once it is. Whoever dials must pass them to a
-   * SendPath or destroy them (dropDialed).
+   * Starts the TCP and TLS handshakes of `n` lanes before the transfer exists; the SendPath
+   * given them tunes them and says HELLO once Begin is answered. Whoever dials must pass them
+   * to a SendPath or destroy them (dropDialed).
    */
-  static dial(receiver: Receiver, n: number, tune?: (socket: tls.TLSSocket) => string[]): DialedLanes {
-    const d: DialedLanes = { sockets: [], notices: [] };
-    const tuned = (sock: tls.TLSSocket): void => {
-      const m = tune!(sock);
-      if (d.report) d.report(m);
-      else d.notices.push(...m);
-    };
-    for (let i = 0; i < n; i++) {
-      d.sockets.push(Lane.dial({ tls: laneTls(receiver), tune: tune && tuned, onTicket: (ticket) => receiver.tickets.keep(ticket) }));
-    }
-    return d;
+  static dial(receiver: Receiver, n: number): DialedLanes {
+    return Array.from({ length: n }, () => Lane.dial({ tls: laneTls(receiver), onTicket: (ticket) => receiver.tickets.keep(ticket) }));
   }
 
   static dropDialed(d: DialedLanes | undefined): void {
-    for (const s of d?.sockets.splice(0) ?? []) s.destroy();
+    for (const s of d?.splice(0) ?? []) s.destroy();
   }
 
   /** Opens the lanes; at least one must come up. */

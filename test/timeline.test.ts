@@ -25,6 +25,9 @@ let env: NodeJS.ProcessEnv;
 let zfs: Zfs;
 let receiver: ReceiverProcess;
 let relay: AlpnCounter;
+/** a receiver that drops a lane saying no HELLO within 1 s: what an early lane meets when Begin is slow */
+let impatient: ReceiverProcess;
+let impatientRelay: AlpnCounter;
 let config: SenderConfig;
 
 const quiet = createLogger('test', { level: 'error', out: new Writable({ write: (_c, _e, cb) => cb() }) });
@@ -57,8 +60,8 @@ async function waitFor(cond: () => boolean, ms: number): Promise<boolean> {
 }
 
 /** A connected session whose Begin, once answered, is handed to `after` before replicate sees it. */
-async function sessionWithBegin(after: () => Promise<void>): Promise<OpenSession> {
-  const r = connectReceiver(relay.address, config);
+async function sessionWithBegin(after: () => Promise<void>, via = relay): Promise<OpenSession> {
+  const r = connectReceiver(via.address, config);
   const hi = await hello(r.client, ['resume', 'raw']);
   const begin = r.client.begin.bind(r.client);
   r.client.begin = async (req) => {
@@ -77,15 +80,19 @@ beforeAll(async () => {
   await fakeZfs(['create', 'tank']);
   await fakeZfs(['create', 'backup']);
   const pki = makePki(dir);
-  // a lane that says no HELLO within 1 s is dropped: what an early lane meets when Begin is slow
-  receiver = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/site-a' } }, extra: { handshakeTimeoutSeconds: 1 } });
+  receiver = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/site-a' } } });
   relay = await startAlpnCounter(Number(receiver.address.split(':').pop()));
+  await fakeZfs(['create', 'backup/impatient']);
+  impatient = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/impatient' } }, extra: { handshakeTimeoutSeconds: 1 } });
+  impatientRelay = await startAlpnCounter(Number(impatient.address.split(':').pop()));
   config = loadSenderConfig(pki.client('site-a'));
 });
 
 afterAll(async () => {
   await relay?.close();
   await receiver?.stop();
+  await impatientRelay?.close();
+  await impatient?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -116,19 +123,19 @@ describe('the first seconds of a transfer', () => {
 
   it('dials an early lane again when the receiver dropped it for a HELLO that came too late (slow Begin), and the transfer commits', async () => {
     await dataset('tank/late', 100 * 1024); // one chunk: one lane
-    const before = relay.counts().lane;
+    const before = impatientRelay.counts().lane;
     const session = await sessionWithBegin(async () => {
-      await waitFor(() => relay.counts().lane > before, 5000);
+      await waitFor(() => impatientRelay.counts().lane > before, 5000);
       // past the receiver's 1 s handshakeTimeoutSeconds: it closes the early lane
       await new Promise((r) => setTimeout(r, 2500));
-    });
+    }, impatientRelay);
     try {
-      const r = await replicate(options('tank/late', { session }), quiet, nowhere);
+      const r = await replicate(options('tank/late', { session, to: impatientRelay.address }), quiet, nowhere);
       expect(r.outcome).toBe('replicated');
       expect(r.lanes).toBe(1);
       // the dropped early lane, then the one that carried the stream
-      expect(relay.counts().lane - before).toBe(2);
-      expect(await fakeZfs(['fake-hash', 'backup/site-a/late@s1'])).toBe(await fakeZfs(['fake-hash', 'tank/late@s1']));
+      expect(impatientRelay.counts().lane - before).toBe(2);
+      expect(await fakeZfs(['fake-hash', 'backup/impatient/late@s1'])).toBe(await fakeZfs(['fake-hash', 'tank/late@s1']));
     } finally {
       session.receiver.client.close();
     }
@@ -136,8 +143,12 @@ describe('the first seconds of a transfer', () => {
 
   it('reports every step of a one-shot replicate in order, and the round trips it waited for before the first byte and after the last', async () => {
     await dataset('tank/oneshot', 1024 * 1024);
+    const before = relay.counts().lane;
     const r = await replicate(options('tank/oneshot'), quiet, nowhere);
     expect(r.outcome).toBe('replicated');
+    // the lane dialed beside GetTarget and the one dialed beside Begin carried the stream: none dialed again
+    expect(r.lanes).toBe(2);
+    expect(relay.counts().lane - before).toBe(2);
     const at = r.timeline.at;
     const reached = TIMELINE_EVENTS.filter((e) => at[e] !== undefined);
     // a 1 MiB transfer on loopback is too short to say when it reached its final rate
@@ -152,6 +163,17 @@ describe('the first seconds of a transfer', () => {
     expect(r.timeline.roundTrips.beforeFirstByte).toBe(steps[3]!.endsWith(': 1') ? 7 : 8);
     expect(r.timeline.roundTrips.afterLastByte).toBe(1);
     expect(r.timeline.rttMs).toBeGreaterThan(0);
+  });
+
+  it('closes the lane a one-shot replicate dialed beside GetTarget when the target is up to date, before any HELLO and without a word from the receiver', async () => {
+    const before = relay.counts().lane;
+    const mark = receiver.logs().length;
+    const r = await replicate(options('tank/oneshot'), quiet, nowhere); // committed by the test above
+    expect(r.outcome).toBe('up-to-date');
+    expect(relay.counts().lane - before).toBe(1);
+    // the receiver saw a connection end before HELLO: nothing to refuse, nothing to log above debug
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(receiver.logs().slice(mark)).not.toMatch(/lane refused|"level":"?(warn|error)/);
   });
 
   it('finds when the delivery rate first reached 90 % of the final rate, and says nothing for a transfer too short to tell', () => {
