@@ -155,6 +155,10 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     if (own && t.lanes.size >= own)
       return refuse(`transfer ${id} already has ${own} lanes, the most this client may use (maxLanes of "${identity}")`, 'too-many-lanes');
     clearTimeout(helloTimer);
+    // Senders send PINGs even when the window is full, so silence means a dead path. Counted
+    // from HELLO: before it, the handshake timeout bounds the wait (a sender dials its first
+    // lanes while Begin is in flight and says HELLO once Begin answers).
+    socket.setTimeout(reg.idleTimeoutMs, () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`, 'lane-idle'));
     transfer = t;
     (lane as { index: number }).index = h.laneIndex;
     parser.maxPayload = CHECKSUM_BYTES + t.info.chunkBytes;
@@ -294,9 +298,6 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
         return refuse(`unexpected ${FrameType[f.type]} frame on a lane`, 'bad-frame');
     }
   }
-
-  // Senders send PINGs even when the window is full, so silence means a dead path.
-  socket.setTimeout(reg.idleTimeoutMs, () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`, 'lane-idle'));
 
   let throttled: NodeJS.Timeout | null = null;
   socket.on('data', (buf: Buffer) => {

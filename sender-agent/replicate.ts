@@ -108,18 +108,10 @@ interface Session extends Receiver {
   /** control-plane round trip, the best of a few */
   rttMs: number;
   timeline: Timeline;
-  /** lanes dialed before the plan was known (replicate's first lane: SendPath takes it, else it is dropped) */
-  dialed: DialedLanes;
 }
 
 /** Connects, says hello, reads both sides and plans. Shared by replicate and estimate. */
-export async function openSession(
-  o: ReplicateOptions,
-  log: Logger,
-  contact?: { made: boolean },
-  timeline = new Timeline(),
-  dialLane = false,
-): Promise<Session> {
+export async function openSession(o: ReplicateOptions, log: Logger, contact?: { made: boolean }, timeline = new Timeline()): Promise<Session> {
   const { dataset, snapshot } = parseSource(o.source);
   targetUnderRoot('root', o.name); // same rules the receiver applies; fail early and locally
   const receiver = o.session?.receiver ?? connectReceiver(o.to, o.config);
@@ -130,15 +122,9 @@ export async function openSession(
   // its errors still come after the receiver's, as before.
   const local = readSource(zfs, dataset, o);
   local.catch(() => {});
-  let dialed: DialedLanes = [];
   try {
     const hi = o.session?.hello ?? (await hello(client, ['resume', 'raw']));
     if (contact) contact.made = true;
-    // A one-shot replicate's first lane starts TCP and TLS now, beside GetTarget and Begin, so
-    // that it is up when Begin answers (at 100 ms RTT, its 2 round trips hid behind Begin's one
-    // only partly). A lane dialed for nothing (up to date) closes before HELLO: the receiver
-    // says nothing of it. A job's session has its target already: it dials beside Begin.
-    if (dialLane && !o.session) dialed = SendPath.dial(receiver, 1);
     if (!o.session) timeline.waited('TCP, TLS 1.3 and Hello', 3);
     timeline.mark('connected');
     log.debug('receiver says hello', { identity: hi.identity, root: hi.root, capabilities: hi.capabilities });
@@ -170,9 +156,8 @@ export async function openSession(
     // A resumed stream is raw exactly when the interrupted one was: the token decides.
     if (plan.kind === 'resume') raw = (await checkResumable(zfs, plan.token, dataset, o, target.target, notices)).raw;
     timeline.mark('planned');
-    return { ...receiver, zfs, hello: hi, dataset, snapshot, source, bookmarks, encryptedSource, raw, target, plan, notices, rttMs, timeline, dialed };
+    return { ...receiver, zfs, hello: hi, dataset, snapshot, source, bookmarks, encryptedSource, raw, target, plan, notices, rttMs, timeline };
   } catch (e) {
-    SendPath.dropDialed(dialed);
     if (!o.session) client.close();
     throw e;
   }
@@ -243,7 +228,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   const started = Date.now();
   const timeline = new Timeline();
   timeline.mark('started');
-  const s = await openSession(o, log, contact, timeline, true);
+  const s = await openSession(o, log, contact, timeline);
   try {
     if (s.plan.kind === 'up-to-date') {
       const anchor = await anchorIfMissing(s, o, s.plan.to, log);
@@ -271,7 +256,6 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       timeline: timeline.report(),
     };
   } finally {
-    SendPath.dropDialed(s.dialed);
     if (!o.session) s.client.close();
   }
 }
@@ -325,11 +309,11 @@ async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Prom
   const to = s.plan.kind === 'resume' ? null : s.plan.to;
   const chunkBytes = o.bwlimit ? Pacer.chunkFor(o.bwlimit, o.chunkBytes) : o.chunkBytes;
   // The lanes the stream will open first (send-path.ts lanesOnDemand) start their TCP and TLS
-  // handshakes now, beside Begin, if openSession has not dialed them: only HELLO/WELCOME is
-  // left once it answers.
+  // handshakes now, beside Begin: only HELLO/WELCOME is left once it answers. (Dialed earlier,
+  // beside GetTarget, the first lane saved ~30 ms more at 100 ms RTT but waited longer for its
+  // HELLO than a receiver with a short laneIdleSeconds allowed.)
   const early = Math.max(1, Math.min(wantLanes, est.bytes ? Math.ceil(est.bytes / chunkBytes) : 1));
-  const dialed = s.dialed.splice(0);
-  dialed.push(...SendPath.dial(s, Math.max(0, early - dialed.length)));
+  const dialed = SendPath.dial(s, early);
   let begin: BeginReply;
   try {
     begin = await s.client.begin({

@@ -552,6 +552,9 @@ describe('enrollment by invitation (receiver-agent invite → sender-agent enrol
           {
             host: '127.0.0.1',
             port: enrollPort,
+            // an address of its own: the 10 requests of this test are the per-address burst
+            // (10, then 1 a second), which earlier tests from 127.0.0.1 may have spent
+            localAddress: '127.0.0.77',
             path,
             method: 'POST',
             ca: pki.ca.certPem,
