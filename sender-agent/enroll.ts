@@ -20,7 +20,8 @@ import { join, resolve } from 'node:path';
 import * as tls from 'node:tls';
 import { parseHostPort } from '../shared/address.js';
 import { writeFileAtomic } from '../shared/atomic-file.js';
-import { certInfo, createCsr, fingerprintDer, writeCertFile, writeKeyFile } from '../shared/certs.js';
+import { certInfo, createCsr, writeCertFile, writeKeyFile } from '../shared/certs.js';
+import { fingerprintDer } from '../shared/cert-names.js';
 import { ZferryError, oneLine } from '../shared/errors.js';
 import { InvitationError, decodeInvitation, type Invitation } from '../shared/invitation.js';
 

@@ -141,7 +141,7 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
     // where three Hellos in turn and then GetTarget took four (400 ms at 100 ms RTT). Two, not
     // more: 3 calls at once stay far below maxCallsPerIdentity (32) for a few replicates side by side.
     const known = !o.restart ? prefetched(o, hi) : undefined;
-    const [rttMs, target] = await Promise.all([o.session?.rttMs ?? helloRtt(client, 2, true), known ?? client.getTarget({ name: o.name })]);
+    const [rttMs, target] = await Promise.all([o.session?.rttMs ?? helloRtt(client, 2), known ?? client.getTarget({ name: o.name })]);
     if (!o.session || !known) timeline.waited(!known ? (o.session ? 'GetTarget' : 'GetTarget (RTT probes beside it)') : 'RTT probes', 1);
     timeline.rttMs = rttMs;
     if (!target.resumeSupported) {

@@ -81,20 +81,17 @@ export function hello(client: ControlClient, capabilities: string[] = []): Promi
 }
 
 /**
- * The control-plane round trip in ms: the best of `n` Hellos on a connection already up, one
- * after another, or all at once (`together`: one round trip of waiting, which can ride beside
- * another request; HTTP/2 carries them side by side, so each still measures the path).
+ * The control-plane round trip in ms: the best of `n` Hellos sent at once on a connection
+ * already up (one round trip of waiting, which can ride beside another request; HTTP/2 carries
+ * them side by side, so each still measures the path).
  */
-export async function helloRtt(client: ControlClient, n = 3, together = false): Promise<number> {
+export async function helloRtt(client: ControlClient, n = 1): Promise<number> {
   const one = async (): Promise<number> => {
     const t0 = performance.now();
     await hello(client);
     return performance.now() - t0;
   };
-  if (together) return Math.min(...(await Promise.all(Array.from({ length: n }, one))));
-  let best = Infinity;
-  for (let i = 0; i < n; i++) best = Math.min(best, await one());
-  return best;
+  return Math.min(...(await Promise.all(Array.from({ length: n }, one))));
 }
 
 /**

@@ -53,6 +53,8 @@ export class Timeline {
   private readonly before: RoundTrip[] = [];
   private readonly after: RoundTrip[] = [];
   private readonly samples: Array<[ms: number, bytes: number]> = [];
+  /** when the receiver last acknowledged (a sample keeps the time of its first delivery) */
+  private lastDelivery: number | null = null;
   rttMs: number | null = null;
 
   constructor(private readonly now: () => number = () => performance.now()) {}
@@ -80,8 +82,6 @@ export class Timeline {
     else this.samples.push([t, bytes]);
     this.lastDelivery = t;
   }
-
-  private lastDelivery: number | null = null;
 
   report(): TimelineReport {
     const at = { ...this.at };

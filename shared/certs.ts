@@ -36,8 +36,6 @@ import forge from 'node-forge';
 import { ZferryError } from './errors.js';
 import { fingerprintDer, parseSubjectAltName } from './cert-names.js';
 
-export { fingerprintDer, parseSubjectAltName };
-
 const { pki, asn1 } = forge;
 
 export interface CertAndKey {

@@ -19,7 +19,8 @@ import { FAKE_ZFS, RECEIVER_CLI, ROOT, SENDER_CLI, makePki, runSender, senderArg
 import { ControlClient } from '../sender-agent/control-client.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
-import { createCA, createCsr, fingerprint, fingerprintDer, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
+import { createCA, createCsr, fingerprint, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
+import { fingerprintDer } from '../shared/cert-names.js';
 import { INVITATION_PREFIX, decodeInvitation, signInvitation, type Invitation } from '../shared/invitation.js';
 import {
   FrameParser,
