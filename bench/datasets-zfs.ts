@@ -96,12 +96,12 @@ export async function createPools(n: number): Promise<Pools> {
  * daemon's namespace: a tracked `cp` there, never a write from this process, so a FUSE call
  * that does not return cannot hang the harness. Unmounting afterwards syncs it.
  */
-async function writeInto(zp: PrivateZfs, pools: Pools, tmp: string, ds: string, file: string, bytes: number): Promise<void> {
+export async function writeInto(zp: PrivateZfs, src: Pick<TestPool, 'mountpoint'>, tmp: string, ds: string, file: string, bytes: number): Promise<void> {
   const local = join(tmp, `${file}.src`);
   writeFileSync(local, pseudoRandomBytes(bytes, `${ds}/${file}`));
   await mountDataset(ds);
   try {
-    const r = await zp.run(['cp', local, join(pools.src.mountpoint(ds), file)]);
+    const r = await zp.run(['cp', local, join(src.mountpoint(ds), file)]);
     if (r.code !== 0) throw new Error(`cannot write ${file} into ${ds}: ${r.out}`);
   } finally {
     await unmountDataset(ds);
@@ -153,9 +153,9 @@ export async function prepare(
   const tmpl = `${src.name}/template`;
   say(`setup: template ${tmpl}, ${o.baseBytes} bytes in @${BASE} and ${o.changeBytes} more in @${NEW}`);
   await zfs(['create', '-o', 'canmount=noauto', tmpl]);
-  await writeInto(zp, pools, o.tmp, tmpl, 'base.bin', o.baseBytes);
+  await writeInto(zp, pools.src, o.tmp, tmpl, 'base.bin', o.baseBytes);
   await zfs(['snapshot', `${tmpl}@${BASE}`]);
-  await writeInto(zp, pools, o.tmp, tmpl, 'change.bin', o.changeBytes);
+  await writeInto(zp, pools.src, o.tmp, tmpl, 'change.bin', o.changeBytes);
   await zfs(['snapshot', `${tmpl}@${NEW}`]);
   await zfs(['create', '-p', `${pools.root}/${src.name}`]);
   say(`setup: ${datasets.length} sources received from the template, their @${BASE} received in full under ${pools.root}, ${o.concurrency} at a time`);

@@ -161,10 +161,10 @@ export function vmHwmKb(pid: number): number {
   }
 }
 
-/** bytes read (rchar) of a process, or null when it is gone */
-export function readChars(pid: number): number | null {
+/** bytes read (rchar) or written (wchar) by a process through any file, pipe or socket, or null when it is gone */
+export function readChars(pid: number, field: 'rchar' | 'wchar' = 'rchar'): number | null {
   try {
-    const m = /^rchar:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
+    const m = new RegExp(`^${field}:\\s+(\\d+)`, 'm').exec(readFileSync(`/proc/${pid}/io`, 'utf8'));
     return m ? Number(m[1]) : null;
   } catch {
     return null;

@@ -1,6 +1,7 @@
 // Results of the WAN benchmark: the record of one tool run, and the markdown / JSON output.
 import type { GroupUsage } from './procs.js';
 import type { ConnSummary, SsSnapshot } from './ss.js';
+import { TIMELINE_EVENTS, type TimelineReport } from '../sender-agent/timeline.js';
 
 export type Tool = 'ssh' | 'ssh+mbuffer' | 'zferry';
 
@@ -37,6 +38,8 @@ export interface ZferrySeries {
 export interface RunRecord {
   profile: string;
   systemCc: string;
+  /** where the stream came from and went to: the stand-in, or zfs-fuse pools on both ends */
+  source?: 'stand-in' | 'zfs-fuse';
   tool: Tool;
   /** lanes asked for (zferry) or 1 */
   lanes: string;
@@ -61,6 +64,8 @@ export interface RunRecord {
   /** delivered bytes / seconds (setup included) */
   wholeRunMbit: number;
   linkPct: number | null;
+  /** seconds from the first byte until the rate over a second first reached 90 % of the link (null: never, or loopback) */
+  link90Seconds?: number | null;
   cpu: { sender: GroupUsage; receiver: GroupUsage; source: GroupUsage | null };
   cpuPerGiB: { sender: number | null; receiver: number | null; senderAll: number | null; receiverAll: number | null };
   receiverRssMiB: number;
@@ -74,8 +79,18 @@ export interface RunRecord {
   /** the receiving side's sockets (last snapshot): unread bytes, receive buffers */
   ssReceiverSummary: ConnSummary | null;
   series: ZferrySeries | null;
+  /** zferry: the sender's own timeline of the transfer (replicate --json; sender-agent/timeline.ts) */
+  timeline: TimelineReport | null;
   wanem: Record<string, Record<string, number>> | null;
-  machine: { load1Before: number; load5Before: number; topBefore: string; busyPct: number | null; forwarderCores: number | null; harnessCpuSeconds: number };
+  machine: {
+    load1Before: number;
+    load5Before: number;
+    topBefore: string;
+    busyPct: number | null;
+    forwarderCores: number | null;
+    harnessCpuSeconds: number;
+    zfsDaemonSeconds?: number | null;
+  };
   startedAt: string;
 }
 
@@ -89,6 +104,21 @@ export interface BenchReport {
   links: LinkInfo[];
   runs: RunRecord[];
   notes: string[];
+}
+
+/**
+ * Seconds from the first byte until the delivery rate over the second before first reached
+ * `bps` (bytes/s), from the samples measure() took (every SAMPLE_MS); null if it never did.
+ */
+export function rateReachedAfter(samples: ReadonlyArray<readonly [number, number]>, firstByteAt: number, bps: number): number | null {
+  let j = 0;
+  for (const [t, bytes] of samples) {
+    // the newest sample at least a second older than this one
+    while (j + 1 < samples.length && samples[j + 1]![0] <= t - 1000) j++;
+    const [t0, b0] = samples[j]!;
+    if (t - t0 >= 1000 && ((bytes - b0) * 1000) / (t - t0) >= bps) return Math.max(0, t - firstByteAt) / 1000;
+  }
+  return null;
 }
 
 const f1 = (n: number | null | undefined, d = 1) => (n === null || n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
@@ -109,15 +139,37 @@ function deliveredLabel(r: RunRecord): string {
 
 export function markdownTable(runs: RunRecord[]): string {
   const head =
-    '| profile | system CC | tool | lanes | goodput Mbit/s | % of link | CPU s/GiB sender | CPU s/GiB receiver | peak receiver RSS MiB | setup s | incl. setup Mbit/s | delivered | load 1m |\n' +
-    '| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n';
+    '| source | profile | system CC | tool | lanes | goodput Mbit/s | % of link | CPU s/GiB sender | CPU s/GiB receiver | peak receiver RSS MiB | first byte s | 90 % of link s | whole s | whole-command Mbit/s | delivered | load 1m |\n' +
+    '| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |\n';
   const rows = runs.map(
     (r) =>
-      `| ${r.profile} | ${r.systemCc} | ${r.tool} | ${lanesLabel(r)} | ${f1(r.goodputMbit)} | ${r.linkPct === null ? '–' : f1(r.linkPct, 0) + ' %'} | ` +
+      `| ${r.source ?? 'stand-in'} | ${r.profile} | ${r.systemCc} | ${r.tool} | ${lanesLabel(r)} | ${f1(r.goodputMbit)} | ${r.linkPct === null ? '–' : f1(r.linkPct, 0) + ' %'} | ` +
       `${f1(r.cpuPerGiB.sender, 2)} (${f1(r.cpuPerGiB.senderAll, 2)}) | ${f1(r.cpuPerGiB.receiver, 2)} (${f1(r.cpuPerGiB.receiverAll, 2)}) | ${f1(r.receiverRssMiB, 0)} | ` +
-      `${f1(r.setupSeconds)} | ${f1(r.wholeRunMbit)} | ${deliveredLabel(r)} | ${f1(r.machine.load1Before, 2)} |`,
+      `${f1(r.setupSeconds, 2)} | ${f1(r.link90Seconds, 1)} | ${f1(r.seconds, 2)} | ${f1(r.wholeRunMbit)} | ${deliveredLabel(r)} | ${f1(r.machine.load1Before, 2)} |`,
   );
   return head + rows.join('\n') + '\n';
+}
+
+/** zferry's own timeline of each run (sender-agent/timeline.ts), one line per run. */
+export function timelineLines(runs: RunRecord[]): string[] {
+  return runs
+    .filter((r) => r.timeline)
+    .map((r) => {
+      const t = r.timeline!;
+      const steps = TIMELINE_EVENTS.filter((e) => t.at[e] !== undefined).map((e) => `${e} ${(t.at[e]! / 1000).toFixed(2)}`);
+      const rt = t.roundTrips;
+      const ramp =
+        t.at.fullRate !== undefined && t.at.firstByte !== undefined
+          ? `; 90 % of its final rate ${((t.at.fullRate - t.at.firstByte) / 1000).toFixed(2)} s after the first byte`
+          : '';
+      return (
+        `- **${r.source ?? 'stand-in'} / ${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}**: ${steps.join(', ')}; ` +
+        `${rt.beforeFirstByte} round trips before the first byte (${rt.steps
+          .slice(0, rt.steps.length - rt.afterLastByte)
+          .map((x) => `${x.step} ${x.roundTrips}`)
+          .join(', ')}), ${rt.afterLastByte} after the last; RTT ${t.rttMs ?? '–'} ms${ramp}`
+      );
+    });
 }
 
 function diag(r: RunRecord): string {
@@ -160,7 +212,8 @@ function diag(r: RunRecord): string {
   parts.push(
     `machine: ${f1(m.busyPct, 0)} % busy (all cores)` +
       (m.forwarderCores !== null ? `, forwarder ${f1(m.forwarderCores, 2)} cores` : '') +
-      `, load before ${f1(m.load1Before, 2)}/${f1(m.load5Before, 2)}, harness ${f1(m.harnessCpuSeconds, 2)} CPU s`,
+      `, load before ${f1(m.load1Before, 2)}/${f1(m.load5Before, 2)}, harness ${f1(m.harnessCpuSeconds, 2)} CPU s` +
+      (m.zfsDaemonSeconds != null ? `, zfs-fuse daemon ${f1(m.zfsDaemonSeconds, 2)} CPU s` : ''),
   );
   const by = (u: GroupUsage) =>
     Object.entries(u.byComm)
@@ -173,7 +226,7 @@ function diag(r: RunRecord): string {
   parts.push(
     `waiting for a CPU while runnable (main threads): sender ${f1(r.cpu.sender.runQueueWait, 2)} s, receiver ${f1(r.cpu.receiver.runQueueWait, 2)} s of ${f1(r.seconds)} s`,
   );
-  return `- **${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}**: ` + parts.join('; ');
+  return `- **${r.source ?? 'stand-in'} / ${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}**: ` + parts.join('; ');
 }
 
 export function markdown(rep: BenchReport): string {
@@ -190,10 +243,14 @@ export function markdown(rep: BenchReport): string {
     '',
   );
   out.push(
-    "Goodput = stream bytes that reached the receiving side's `zfs recv` stand-in, divided by the time from the first delivered byte to the end " +
+    "Goodput = stream bytes that reached the receiving side's `zfs recv` (the stand-in, or zfs-fuse's), divided by the time from the first delivered byte to the end " +
       '(the transfer phase: a run ends when the whole stream has arrived and the tool exited, or --seconds after the first byte). ' +
-      '"setup s" is the time from starting the tool to the first delivered byte (connection setup, planning, and the stand-in `zfs`\'s own start-up: ' +
-      'each call of the stand-in starts node, ~0.1–0.3 s on a loaded machine, where real `zfs list/get` take milliseconds); "incl. setup" divides by the whole time. ' +
+      '"first byte s" is the time from starting the tool to the first delivered byte (connection setup, planning, and the stand-in `zfs`\'s own start-up: ' +
+      'each call of the stand-in starts node, ~0.1–0.3 s on a loaded machine, where real `zfs list/get` take milliseconds); ' +
+      '"90 % of link s" is the time from the first byte until the rate over one second first reached 90 % of the link\'s payload capacity (sampled every 0.2 s; – never); ' +
+      '"whole s" is the command from start to exit (or to --seconds after the first byte), and "whole-command Mbit/s" divides the delivered bytes by it. ' +
+      "With the zfs-fuse source, the bytes delivered while it runs are what the far side wrote into `zfs receive` (wchar of sshd, mbuffer or receiver-agent), and the stream is complete when the target's snapshot has the source's guid; " +
+      "the zfs-fuse daemon serves both pools, so its CPU is in neither side's column (Diagnostics). " +
       "% of link = goodput / the link's TCP payload capacity (rate × 1448/1500). " +
       'CPU s/GiB = utime+stime (whole run, setup included) of the transport processes on that side (ssh, sshd, mbuffer, sender-agent, receiver-agent) per GiB delivered; ' +
       "in parentheses the whole process tree including the stand-in `zfs send`/`zfs recv` and the far side's byte counter. " +
@@ -202,6 +259,16 @@ export function markdown(rep: BenchReport): string {
     '',
   );
   out.push(markdownTable(rep.runs));
+  const tl = timelineLines(rep.runs);
+  if (tl.length) {
+    out.push(
+      '## zferry timelines',
+      '',
+      "From each run's `replicate --json` summary: s since the sender process started; round trips the sender waited for in turn.",
+      '',
+    );
+    out.push(...tl, '');
+  }
   if (rep.notes.length) {
     out.push('## Notes', '');
     for (const n of rep.notes) out.push(`- ${n}`);
@@ -218,7 +285,7 @@ export function markdown(rep: BenchReport): string {
   out.push('', '## Command lines', '');
   out.push("Run from the repository root; `$TMP` is the benchmark's temporary directory (keys, certificates, configs, stand-in state).", '');
   for (const r of rep.runs) {
-    out.push(`- ${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}:`);
+    out.push(`- ${r.source ?? 'stand-in'} / ${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}:`);
     for (const c of r.commands) out.push(`  - \`${c}\``);
   }
   out.push('', '## Diagnostics', '');

@@ -4,7 +4,8 @@
 //   (a) ssh                  bench-zfs send | ssh host 'wc -c'
 //   (b) ssh + mbuffer        bench-zfs send | mbuffer | ssh host 'mbuffer | wc -c'   (syncoid)
 //   (c) zferry               sender-agent replicate ... → receiver-agent → bench-zfs receive
-// one after another on the same link, and reports goodput, CPU per GiB on each side and the
+// one after another on the same link (with --source zfs-fuse, real ZFS on both ends instead:
+// zfs send of a dataset of pseudo-random data, and zfs receive on the far side; run-zfs.ts), and reports goodput, CPU per GiB on each side and the
 // receiver's peak RSS. Runs as root: it brings the wanem link up and down, runs a private
 // sshd in the receiving namespace, and raises host sysctls for the run (all undone at exit,
 // also on SIGINT/SIGTERM and errors). See the README section "Benchmark".
@@ -20,11 +21,14 @@ import { defineCommandLine, processIo, readArgs, usageError, type OptionValues }
 import { autoOrInt, int, list, num, oneOf, seconds, size } from '../shared/cli-values.js';
 import { SOURCE_SNAPSHOT, progressFile, type RecvProgress } from './bench-zfs.js';
 import { CLK_TCK, Group, collect, killTrees, nsArgv, procTable, runOptions, readChars, readProc, startProc, type Proc, type ProcInfo } from './procs.js';
-import { markdown, lanesLabel, type BenchReport, type LinkInfo, type RunRecord, type Tool, type ZferrySeries } from './report.js';
+import { markdown, lanesLabel, rateReachedAfter, type BenchReport, type LinkInfo, type RunRecord, type Tool, type ZferrySeries } from './report.js';
 import { ssSnapshot, summarize, type SsSnapshot } from './ss.js';
 import { sshArgv, startSshd, type SshServer } from './sshd.js';
 import { installExitHandlers, readSysctl, run, system, tryRun } from './system.js';
 import { exitWhenFlushed } from '../shared/exit.js';
+import type { TimelineReport } from '../sender-agent/timeline.js';
+import { prepareZfsSource, type ZfsSource } from './run-zfs.js';
+import { ZFS_FUSE_BIN } from './zfs-private.js';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 // The code under test runs from a copy of the build taken at the start (see snapshotCode):
@@ -122,7 +126,17 @@ const RUN = defineCommandLine({
     tools: { type: 'string', arg: 'LIST', help: 'ssh,ssh+mbuffer,zferry', default: 'ssh,ssh+mbuffer,zferry' },
     lanes: { type: 'string', arg: 'LIST', help: 'zferry lane counts: auto and numbers', default: 'auto,1,4,8,16' },
     'zferry-cc': { type: 'string', arg: 'LIST', help: "zferry --cc per run: default (the agent's choice), bbr, cubic", default: 'default' },
-    bytes: { type: 'string', arg: 'SIZE', help: 'stream size; a run ends when it is delivered or at --seconds', default: '2GiB' },
+    source: {
+      type: 'string',
+      arg: 'KIND',
+      help: 'stand-in (bench-zfs: a valid stream from memory, counted and dropped) or zfs-fuse (real ZFS both ends: a dataset sent in full, received into a pool)',
+      default: 'stand-in',
+    },
+    bytes: {
+      type: 'string',
+      arg: 'SIZE',
+      help: 'stand-in: the stream size (default 2GiB); zfs-fuse: the data written into the dataset (default 600MiB). A run ends when it is delivered or at --seconds',
+    },
     seconds: { type: 'string', arg: 'N', help: 'time limit per tool run', default: '30' },
     'rate-mbit': { type: 'string', arg: 'N', help: 'emulated link rate', default: '400' },
     window: { type: 'string', arg: 'SIZE', help: 'receiver window (receiver config "window"; default: the agent\'s default)' },
@@ -148,7 +162,11 @@ interface Options {
   tools: Tool[];
   lanes: string[];
   zferryCcs: (string | null)[];
+  source: 'stand-in' | 'zfs-fuse';
+  /** the stream's size (for zfs-fuse: set once the dataset is made and its stream counted) */
   bytes: number;
+  /** zfs-fuse: bytes of data written into the source dataset */
+  dataBytes: number;
   seconds: number;
   rateMbit: number;
   window: string | null;
@@ -167,7 +185,11 @@ function parseOptions(v: OptionValues<typeof RUN.options>): Options {
     if (!/^[a-z0-9]+$/.test(c)) throw usageError(`${flag}: bad name ${c}`);
     return c;
   };
+  const source = oneOf('--source', v.source, ['stand-in', 'zfs-fuse']);
+  const bytes = size('--bytes', v.bytes ?? (source === 'zfs-fuse' ? '600MiB' : '2GiB'), 1, 2 ** 50);
   return {
+    source,
+    dataBytes: bytes,
     profiles:
       v.profiles === undefined
         ? PROFILES
@@ -180,7 +202,7 @@ function parseOptions(v: OptionValues<typeof RUN.options>): Options {
     tools: list(v.tools).map((t) => oneOf('--tools', t, ['ssh', 'ssh+mbuffer', 'zferry'])),
     lanes: list(v.lanes).map((l) => String(autoOrInt('--lanes', l, 1, 64))),
     zferryCcs: list(v['zferry-cc']).map((c) => (c === 'default' ? null : ccName('--zferry-cc', c))),
-    bytes: size('--bytes', v.bytes, 1, 2 ** 50),
+    bytes,
     seconds: seconds('--seconds', v.seconds, 1, 86_400),
     rateMbit: num('--rate-mbit', v['rate-mbit'], 0.1, 100_000),
     window: v.window === undefined ? null : (size('--window', v.window, 64 * 1024, 2 ** 40), v.window),
@@ -283,11 +305,17 @@ function topHead(): string {
  * counter. Judged by the program being run, not by arguments (the agents get --zfs bench-zfs).
  */
 function isStandIn(comm: string, argv: string[]): boolean {
-  if (comm === 'wc') return true;
+  // wc: the far side's byte counter; zfs: zfs-fuse's command (the daemon does the work)
+  if (comm === 'wc' || comm === 'zfs') return true;
   const prog = argv[0] === 'ip' && argv[1] === 'netns' ? argv.slice(4) : argv;
-  const isZfs = (a: string | undefined) => !!a && /(^|\/)bench-zfs(\.js)?$/.test(a);
-  // bench-zfs itself, or an interpreter (bash, node) running it
-  return isZfs(prog[0]) || (/(^|\/)(bash|sh|node|env)$/.test(prog[0] ?? '') && isZfs(prog[1]));
+  const isZfs = (a: string | undefined) => !!a && /(^|\/)(bench-zfs(\.js)?|zfs)$/.test(a);
+  // bench-zfs itself, an interpreter (bash, node) running it, or the private daemon's wrapper
+  // (sh, then nsenter, then /usr/sbin/zfs: zfs-private.ts)
+  return (
+    isZfs(prog[0]) ||
+    (/(^|\/)(bash|sh|node|env)$/.test(prog[0] ?? '') && isZfs(prog[1])) ||
+    (/(^|\/)nsenter$/.test(prog[0] ?? '') && isZfs(prog[prog.indexOf('--') + 1]))
+  );
 }
 
 // ------------------------------------------------------------------ links
@@ -417,6 +445,8 @@ interface Tracked {
   delivered(table: Map<number, ProcInfo>): { bytes: number; firstByteAt: number | null };
   /** resolves when the tool finished on its own */
   finished: Promise<unknown>;
+  /** bytes that count as the first delivered (FIRST_BYTES unless said) */
+  firstBytes?: number;
   ssPort: number;
 }
 
@@ -426,15 +456,28 @@ interface Measured {
   timeBounded: boolean;
   delivered: number;
   firstByteAt: number | null;
+  /** [ms since epoch, bytes delivered] every sample from the first byte on */
+  samples: Array<[number, number]>;
   ss: SsSnapshot[];
   busyPct: number | null;
   forwarderCores: number | null;
   harnessCpu: number;
+  /** CPU seconds of the zfs-fuse daemon (--source zfs-fuse): both pools' work, neither side's */
+  zfsDaemonSeconds: number | null;
   wanem: Record<string, Record<string, number>> | null;
 }
 
+/** the private zfs-fuse daemon, whose CPU each run reports (--source zfs-fuse) */
+const ZFS_DAEMON: { pid: number | null } = { pid: null };
+
 /** what counts as "data has started to arrive" when only a byte counter is available */
 const FIRST_BYTES = 64 * 1024;
+/**
+ * The same, counted as what the far side wrote (feederWritten): receiver-agent writes some
+ * 100 KiB of its own (logs, status, TLS) as a transfer starts, 0.1 s before its first byte
+ * on loopback; at 400 Mbit/s a MiB more is 20 ms.
+ */
+const FIRST_BYTES_WRITTEN = 1024 * 1024;
 /** polling interval until then, so that the start of the transfer phase is precise */
 const FIRST_POLL_MS = 20;
 
@@ -448,10 +491,13 @@ async function measure(link: Link, o: Options, start: number, t: Tracked, wanemB
   const fwd = wanemPid();
   const fwd0 = fwd ? (readProc(fwd)?.ticks ?? 0) : 0;
   const self0 = process.cpuUsage();
+  const zd = ZFS_DAEMON.pid;
+  const zd0 = zd ? (readProc(zd)?.ticks ?? 0) : 0;
   let done = false;
   void t.finished.then(() => (done = true));
   let firstByteAt: number | null = null;
   let delivered = 0;
+  const samples: Array<[number, number]> = [];
   const ss: SsSnapshot[] = [];
   let nextSs = 0;
   let lateSsTaken = false;
@@ -475,8 +521,10 @@ async function measure(link: Link, o: Options, start: number, t: Tracked, wanemB
     if (done) break;
     const d = t.delivered(table);
     delivered = Math.max(delivered, d.bytes);
-    if (firstByteAt === null && (d.firstByteAt !== null || delivered >= FIRST_BYTES)) {
+    if (firstByteAt !== null) samples.push([now, delivered]);
+    if (firstByteAt === null && (d.firstByteAt !== null || delivered >= (t.firstBytes ?? FIRST_BYTES))) {
       firstByteAt = d.firstByteAt ?? now;
+      samples.push([now, delivered]);
       deadline = firstByteAt + o.seconds * 1000;
       nextSs = now + Math.min(SS_EVERY_MS, (o.seconds * 1000) / 2);
     }
@@ -499,10 +547,12 @@ async function measure(link: Link, o: Options, start: number, t: Tracked, wanemB
     timeBounded: !done,
     delivered,
     firstByteAt,
+    samples,
     ss,
     busyPct: cpu1.total > cpu0.total ? (100 * (cpu1.busy - cpu0.busy)) / (cpu1.total - cpu0.total) : null,
     forwarderCores: fwd ? ((readProc(fwd)?.ticks ?? fwd0) - fwd0) / CLK_TCK / ((end - start) / 1000) : null,
     harnessCpu: (self.user + self.system) / 1e6,
+    zfsDaemonSeconds: zd ? ((readProc(zd)?.ticks ?? zd0) - zd0) / CLK_TCK : null,
     wanem: counterDelta(wanemBefore, wanemCounters()),
   };
 }
@@ -529,6 +579,7 @@ function record(
     load: number[];
     top: string;
     series?: ZferrySeries;
+    timeline?: TimelineReport | null;
   },
 ): RunRecord {
   const seconds = (extra.end - m.start) / 1000;
@@ -545,6 +596,7 @@ function record(
   return {
     profile: link.info.profile,
     systemCc: link.info.systemCc,
+    source: o.source,
     tool,
     lanes,
     lanesUsed: extra.lanesUsed,
@@ -559,6 +611,8 @@ function record(
     goodputMbit: goodput,
     wholeRunMbit: seconds > 0 ? (extra.delivered * 8) / seconds / 1e6 : 0,
     linkPct: link.info.payloadMbit ? (100 * goodput) / link.info.payloadMbit : null,
+    link90Seconds:
+      link.info.payloadMbit && extra.firstByteAt !== null ? rateReachedAfter(m.samples, extra.firstByteAt, (0.9 * link.info.payloadMbit * 1e6) / 8) : null,
     cpu: { sender, receiver, source },
     cpuPerGiB: { sender: perGiB(sender.transport), receiver: perGiB(receiver.transport), senderAll: perGiB(senderAll), receiverAll: perGiB(receiver.all) },
     receiverRssMiB: extra.rssMiB,
@@ -570,6 +624,7 @@ function record(
     ssSummary: lastSs ? summarize(lastSs.conns) : null,
     ssReceiverSummary: lastRx ? summarize(lastRx.conns) : null,
     series: extra.series ?? null,
+    timeline: extra.timeline ?? null,
     wanem: m.wanem,
     machine: {
       load1Before: extra.load[0] ?? 0,
@@ -578,6 +633,7 @@ function record(
       busyPct: m.busyPct,
       forwarderCores: m.forwarderCores,
       harnessCpuSeconds: m.harnessCpu,
+      zfsDaemonSeconds: m.zfsDaemonSeconds,
     },
     startedAt: new Date(m.start).toISOString(),
   };
@@ -590,7 +646,11 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
   const load = loadavg();
   const top = topHead();
   const env = { ...process.env, BENCH_ZFS_STATE: ctx.stateA, BENCH_BYTES: String(o.bytes) };
-  const remote = mbuffer ? REMOTE_MBUFFER : REMOTE_PLAIN;
+  const z = ctx.zsrc;
+  const target = z ? z.target(`ssh${++ctx.runNo}`) : null;
+  // the far side: count the bytes (stand-in), or receive them into the pool (zfs-fuse)
+  const remote = z ? `${mbuffer ? `${REMOTE_MBUFFER.split(' | ')[0]} | ` : ''}${z.zfs} receive -u ${target}` : mbuffer ? REMOTE_MBUFFER : REMOTE_PLAIN;
+  const sendArgv = z ? [z.zfs, 'send', z.snapshot] : [BENCH_ZFS, 'send', SOURCE_SNAPSHOT];
   const sender = new Group('sender', isStandIn);
   const receiver = new Group('receiver', isStandIn, true);
   const source = new Group('source', isStandIn);
@@ -598,7 +658,7 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
   receiver.baseline();
   const wanemBefore = wanemCounters();
   const start = Date.now();
-  const src = startProc('bench-zfs send', link.senderNs, [BENCH_ZFS, 'send', SOURCE_SNAPSHOT], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const src = startProc('zfs send', link.senderNs, sendArgv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   source.addRoot(src.pid);
   const procs: Proc[] = [src];
   let upstream = src.child.stdout!;
@@ -628,9 +688,14 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
       source,
       finished,
       ssPort: ssh.port,
+      firstBytes: z ? FIRST_BYTES_WRITTEN : FIRST_BYTES,
       // the far side's `wc -c`: bytes it has read (rchar; includes a few KiB the loader reads
-      // at its start, negligible next to the stream; the exact count is its output at EOF)
+      // at its start, negligible next to the stream; the exact count is its output at EOF).
+      // zfs-fuse's zfs receive hands its stdin to the daemon, which reads it: what the far
+      // side wrote into that pipe counts instead (feederWritten)
       delivered: (table) => {
+        if (z)
+          return { bytes: feederWritten(receiver, table, (p) => p.pid !== ssh.proc.pid && (p.comm === 'sshd' || p.comm === 'mbuffer')), firstByteAt: null };
         const wc = receiver.find(table, (p) => p.comm === 'wc');
         return { bytes: wc ? (readChars(wc.pid) ?? 0) : 0, firstByteAt: null };
       },
@@ -659,7 +724,11 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
       error = bad
         .map((p) => `${p.name} exit ${p.exit!.code ?? p.exit!.signal}: ${errs[procs.indexOf(p)]!().trim().slice(0, 200) || '(no message)'}`)
         .join('; ');
-    if (count !== undefined) delivered = Number(count);
+    if (z) {
+      const why = error ? null : await z.check(target!);
+      if (!error && why) error = why;
+      if (!error) delivered = o.bytes;
+    } else if (count !== undefined) delivered = Number(count);
     complete = !error && delivered === o.bytes;
     if (!error && !complete) error = `far side counted ${count ?? 'nothing'} of ${o.bytes} bytes`;
   }
@@ -668,12 +737,13 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
   while (Date.now() < until && receiver.pids().some((p) => p !== ssh.proc.pid)) await sleep(100);
   const leftovers = receiver.pids().filter((p) => p !== ssh.proc.pid);
   if (leftovers.length) await killTrees(leftovers, 1000);
+  if (z) await z.drop(target!);
   const commands = [
     [
-      showCmd(nsPrefix(link.senderNs, [BENCH_ZFS, 'send', SOURCE_SNAPSHOT])),
+      showCmd(nsPrefix(link.senderNs, sendArgv)),
       ...(mbuffer ? [showCmd(nsPrefix(link.senderNs, MBUFFER))] : []),
       showCmd(nsPrefix(link.senderNs, sshArgs)),
-    ].join(' | ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
+    ].join(' | ') + (z ? '' : `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`),
   ];
   return record(
     link,
@@ -700,6 +770,26 @@ async function runSsh(link: Link, o: Options, ctx: Ctx, mbuffer: boolean): Promi
   );
 }
 
+/**
+ * Bytes the far side has written so far, summed over the processes `feeds` picks (those that
+ * write into zfs receive's stdin: sshd's session, mbuffer, receiver-agent) less what each had
+ * written at `base` (wchar counts every write; the few KiB to sockets and logs are noise next
+ * to the 64 KiB that count as the first bytes, and to the stream).
+ */
+function feederWritten(g: Group, table: Map<number, ProcInfo>, feeds: (p: ProcInfo) => boolean, base: Map<number, number> = new Map()): number {
+  let n = 0;
+  let mbuffer: number | null = null;
+  for (const pid of g.pids(table)) {
+    const p = table.get(pid)!;
+    if (!feeds(p)) continue;
+    const w = (readChars(pid, 'wchar') ?? 0) - (base.get(pid) ?? 0);
+    // with mbuffer on the far side, sshd writes into mbuffer and mbuffer into zfs receive
+    if (p.comm === 'mbuffer') mbuffer = (mbuffer ?? 0) + w;
+    else n += w;
+  }
+  return mbuffer ?? n;
+}
+
 function nsPrefix(ns: string | null, argv: string[]): string[] {
   return ns ? ['ip', 'netns', 'exec', ns, ...argv] : argv;
 }
@@ -712,6 +802,8 @@ interface Ctx {
   receiverTls: { ca: string; cert: string; key: string };
   senderConfig: string;
   runNo: number;
+  /** --source zfs-fuse: the pools, the snapshot and the check (null: the stand-in) */
+  zsrc: ZfsSource | null;
 }
 
 function makePki(dir: string): { receiverTls: Ctx['receiverTls']; senderConfig: string } {
@@ -785,8 +877,9 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   const dir = join(ctx.tmp, `zferry-${n}`);
   const stateB = join(dir, 'state-b');
   mkdirSync(stateB, { recursive: true });
+  const z = ctx.zsrc;
   const name = `run${n}`;
-  const target = `bench/dst/${name}`;
+  const target = z ? z.target(name) : `bench/dst/${name}`;
   const cfgPath = join(dir, 'receiver.json');
   const statusPort = link.receiverNs ? 7480 : await freePort();
   writeFileSync(
@@ -795,8 +888,8 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
       {
         listen: `${link.addr}:0`,
         tls: ctx.receiverTls,
-        clients: { bench: { root: 'bench/dst' } },
-        zfs: BENCH_ZFS,
+        clients: { bench: { root: z ? z.root : 'bench/dst' } },
+        zfs: z ? z.zfs : BENCH_ZFS,
         // the status API, on the receiving namespace's own loopback: window fill and rates
         http: `127.0.0.1:${statusPort}`,
         ...(o.window ? { window: o.window } : {}),
@@ -840,7 +933,7 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     ...prof,
     SENDER_CLI,
     'replicate',
-    SOURCE_SNAPSHOT,
+    z ? z.snapshot : SOURCE_SNAPSHOT,
     '--to',
     `${link.addr}:${port}`,
     '--name',
@@ -848,13 +941,15 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     '--config',
     ctx.senderConfig,
     '--zfs',
-    BENCH_ZFS,
+    z ? z.zfs : BENCH_ZFS,
     '--lanes',
     lanes,
     '--json',
     ...(link.linkMbit ? ['--link-mbit', String(link.linkMbit)] : []),
     ...(zcc ? ['--cc', zcc] : []),
   ];
+  // zfs-fuse: what the receiver had written before the transfer (feederWritten)
+  const written0 = new Map([[recv.pid, readChars(recv.pid, 'wchar') ?? 0]]);
   const wanemBefore = wanemCounters();
   const start = Date.now();
   const snd = startProc('sender-agent', link.senderNs, sArgs, { env: { ...env, BENCH_ZFS_STATE: ctx.stateA }, stdio: ['ignore', 'pipe', slog] });
@@ -891,7 +986,9 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
       source: null,
       finished: snd.exited,
       ssPort: port,
-      delivered: () => {
+      firstBytes: z ? FIRST_BYTES_WRITTEN : FIRST_BYTES,
+      delivered: (table) => {
+        if (z) return { bytes: feederWritten(receiver, table, (p) => p.pid === recv.pid, written0), firstByteAt: null };
         const p = readProgress(stateB, target);
         return { bytes: p?.bytes ?? 0, firstByteAt: p?.firstByteAt ?? null };
       },
@@ -909,26 +1006,33 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   const prog = () => readProgress(stateB, target);
   if (m.timeBounded) {
     await killTrees([snd.pid], 3000);
+  } else if (z) {
+    end = snd.exit!.at;
+    if (snd.exit!.code !== 0) error = senderError(dir, snd);
+    else error = await z.check(target);
+    if (!error) delivered = o.bytes;
+    complete = !error;
   } else {
     end = snd.exit!.at;
     // zfs recv (the stand-in) has exited once the receiver committed; give it a moment otherwise
     for (let i = 0; i < 20 && !prog()?.done; i++) await sleep(50);
     const p = prog();
     delivered = p?.bytes ?? delivered;
-    if (snd.exit!.code !== 0)
-      error = `sender-agent exit ${snd.exit!.code ?? snd.exit!.signal}: ${readFileSync(join(dir, 'sender.log'), 'utf8').trim().split('\n').pop()?.slice(0, 300) ?? ''}`;
+    if (snd.exit!.code !== 0) error = senderError(dir, snd);
     else if (!p?.done || !p.ok) error = `receiving stand-in: ${p?.error ?? 'did not finish'}`;
     complete = !error && delivered === o.bytes;
     if (!error && !complete) error = `delivered ${delivered} of ${o.bytes} bytes`;
   }
-  const firstByteAt = prog()?.firstByteAt ?? m.firstByteAt;
+  let firstByteAt = (z ? null : prog()?.firstByteAt) ?? m.firstByteAt;
   await killTrees([recv.pid], 5000);
+  if (z) await z.drop(target);
   // kept with --keep-temp: what the agents printed (and what --node-arg options made node print)
   writeFileSync(join(dir, 'receiver.stdout'), rout());
   writeFileSync(join(dir, 'sender.stdout'), sout());
   // what the sender said: progress events (lanes open) and the final summary (tuning)
   let lanesUsed: number | null = null;
   let tuning: string | null = null;
+  let timeline: TimelineReport | null = null;
   for (const line of sout().split('\n')) {
     if (!line.startsWith('{')) continue;
     try {
@@ -937,9 +1041,11 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
         lanes?: number;
         tuning?: { lanes: number; congestion: string | null; sndbuf: number; rttMs: number; linkMbit: number } | null;
         notices?: string[];
+        timeline?: TimelineReport;
       };
       if (ev.event === 'progress' && typeof ev.lanes === 'number') lanesUsed = Math.max(lanesUsed ?? 0, ev.lanes);
       if (ev.event === 'done') {
+        timeline = ev.timeline ?? null;
         if (typeof ev.lanes === 'number') lanesUsed = ev.lanes;
         if (ev.tuning)
           tuning = `${ev.tuning.lanes} lanes, cc ${ev.tuning.congestion ?? 'default'}, sndbuf ${Math.round(ev.tuning.sndbuf / 1024)} KiB/lane for ${ev.tuning.linkMbit} Mbit/s × ${ev.tuning.rttMs.toFixed(1)} ms`;
@@ -949,6 +1055,9 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
       // not JSON
     }
   }
+  // real ZFS: the sender's own clock says when the receiver had written the first chunk into zfs
+  // receive (its performance.now() starts with the process, a few ms after `start`)
+  if (z && timeline?.at.firstByte !== undefined) firstByteAt = start + timeline.at.firstByte;
   if (!tuning) {
     // killed at the deadline: the sender's own log line says how it tuned the lanes
     const mm = /"msg":"transfer begins".*?"tuning":"([^"]*)"/.exec(readFileSync(join(dir, 'sender.log'), 'utf8'));
@@ -958,11 +1067,13 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     const mm = /^(\d+) lanes/.exec(tuning);
     if (mm) lanesUsed = Number(mm[1]);
   }
-  const commands = [
-    showCmd(nsPrefix(link.receiverNs, rArgs)) +
-      `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b${o.verify ? ' BENCH_ZFS_VERIFY=1' : ''})`,
-    showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
-  ];
+  const commands = z
+    ? [showCmd(nsPrefix(link.receiverNs, rArgs)), showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ')]
+    : [
+        showCmd(nsPrefix(link.receiverNs, rArgs)) +
+          `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b${o.verify ? ' BENCH_ZFS_VERIFY=1' : ''})`,
+        showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
+      ];
   return record(
     link,
     o,
@@ -985,8 +1096,14 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
       load,
       top,
       series,
+      timeline,
     },
   );
+}
+
+function senderError(dir: string, snd: Proc): string {
+  const last = readFileSync(join(dir, 'sender.log'), 'utf8').trim().split('\n').pop()?.slice(0, 300) ?? '';
+  return `sender-agent exit ${snd.exit!.code ?? snd.exit!.signal}: ${last}`;
 }
 
 // ------------------------------------------------------------------ main
@@ -1021,6 +1138,7 @@ function preflight(o: Options): void {
       if (!tryRun(['which', b]).ok) throw new Error(`${b} not found: install openssh-client (scripts/install-bench-tools.sh)`);
     if (!existsSync('/usr/sbin/sshd')) throw new Error('/usr/sbin/sshd not found: install openssh-server (scripts/install-bench-tools.sh)');
   }
+  if (o.source === 'zfs-fuse' && !existsSync(ZFS_FUSE_BIN)) throw new Error(`${ZFS_FUSE_BIN} not found: install zfs-fuse (scripts/install-zfs-fuse.sh)`);
   if (o.tools.includes('ssh+mbuffer') && !tryRun(['which', 'mbuffer']).ok) throw new Error('mbuffer not found: install it (scripts/install-bench-tools.sh)');
   if (o.profiles.some((p) => p.rttMs !== null) && !existsSync(o.wanem)) throw new Error(`wanem not found at ${o.wanem} (--wanem PATH)`);
   const available = readSysctl('net.ipv4.tcp_available_congestion_control').split(' ');
@@ -1064,7 +1182,16 @@ async function main(): Promise<number> {
   );
   prepareHost(o);
   const pki = makePki(join(tmp, 'pki'));
-  const ctx: Ctx = { tmp, stateA: join(tmp, 'state-a'), receiverTls: pki.receiverTls, senderConfig: pki.senderConfig, runNo: 0 };
+  let zsrc: ZfsSource | null = null;
+  if (o.source === 'zfs-fuse') {
+    // the journal (system.ts) records every process from here on: the daemon is stopped at exit
+    system.acquire();
+    zsrc = await prepareZfsSource(tmp, o.dataBytes, say);
+    system.onCleanup('pools', zsrc.removeFiles);
+    ZFS_DAEMON.pid = zsrc.zp.daemon.pid;
+    o.bytes = zsrc.streamBytes;
+  }
+  const ctx: Ctx = { tmp, stateA: join(tmp, 'state-a'), receiverTls: pki.receiverTls, senderConfig: pki.senderConfig, runNo: 0, zsrc };
   mkdirSync(ctx.stateA, { recursive: true });
   const report: BenchReport = {
     generatedAt: new Date().toISOString(),

@@ -3,7 +3,8 @@
 // zferry. Needs root (the private sshd logs in as root), openssh-server and mbuffer
 // (scripts/install-bench-tools.sh, which .ci/run calls). Numbers are not checked here — they
 // are benchmark figures, not test assertions — only that every tool delivered the whole
-// stream and that the table and the raw JSON were written.
+// stream and that the table and the raw JSON were written. The zfs-fuse source runs the same
+// harness with real ZFS on both ends (bench/run-zfs.ts; zfs-fuse as the rest of the suite).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,6 +83,51 @@ describe('benchmark smoke run (loopback)', () => {
     // the harness removed its temporary directory
     expect(r.stderr).not.toMatch(/kept \//);
   }, 60_000);
+
+  it("with --source zfs-fuse sends a real dataset through ssh and zferry into a pool, checked by guid, with zferry's timeline", async () => {
+    const out = join(dir, 'zfs', 'results.md');
+    const args = [
+      '--source',
+      'zfs-fuse',
+      '--profiles',
+      'loopback',
+      '--cc',
+      'host',
+      '--bytes',
+      '32MiB',
+      '--seconds',
+      '30',
+      '--tools',
+      'ssh,zferry',
+      '--lanes',
+      'auto',
+      '--pause',
+      '0',
+      '--out',
+      out,
+    ];
+    const r = await runBench(args, 110_000);
+    expect(r.code, `bench exited ${r.code ?? r.signal}:\n${r.stderr}`).toBe(0);
+    const rep = JSON.parse(readFileSync(join(dir, 'zfs', 'results.json'), 'utf8')) as BenchReport;
+    expect(rep.runs.map((x) => `${x.source} ${x.tool}`)).toEqual(['zfs-fuse ssh', 'zfs-fuse zferry']);
+    for (const x of rep.runs) {
+      const what = `${x.tool}: ${x.error ?? ''}`;
+      expect(x.error, what).toBeNull();
+      expect(x.complete, what).toBe(true);
+      // the stream of 32 MiB of pseudo-random data, headers and all, counted from zfs send
+      expect(x.streamBytes, what).toBeGreaterThan(32 * 2 ** 20);
+      expect(x.delivered, what).toBe(x.streamBytes);
+      expect(x.setupSeconds, what).toBeGreaterThan(0);
+      expect(x.machine.zfsDaemonSeconds, what).toBeGreaterThan(0);
+    }
+    const tl = rep.runs[1]!.timeline!;
+    expect(tl.at.firstByte).toBeLessThan(tl.at.lastByte!);
+    expect(tl.at.lastByte).toBeLessThan(tl.at.committed!);
+    const md = readFileSync(out, 'utf8');
+    expect(md).toMatch(/\| zfs-fuse \| loopback \| [^|]+ \| ssh \|/);
+    expect(md).toMatch(/## zferry timelines\n\n.*\n\n- \*\*zfs-fuse \/ loopback \/ .* firstByte \d+\.\d\d, /);
+    expect(r.stderr).not.toMatch(/kept \//);
+  }, 120_000);
 
   it('bench/floor measures TLS and the zfs pipes on their own', async () => {
     const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
