@@ -125,7 +125,8 @@ const f1 = (n: number | null | undefined, d = 1) => (n === null || n === undefin
 
 export function lanesLabel(r: RunRecord): string {
   if (r.tool !== 'zferry') return '1';
-  const base = r.lanes === 'auto' ? `auto→${r.lanesUsed ?? '?'}` : r.lanes;
+  // auto that started from the lanes an earlier run on the same path settled on (path-memory.ts)
+  const base = r.lanes === 'auto' ? `auto${r.tuning && /\(learnt\)|settled on/.test(r.tuning) ? ' (learnt)' : ''}→${r.lanesUsed ?? '?'}` : r.lanes;
   return r.zferryCc ? `${base} (${r.zferryCc})` : base;
 }
 

@@ -98,6 +98,7 @@ const WAN_B_ADDR = '10.203.0.2';
 const LO_NS = 'zferry-bench-lo';
 const TCP_BUF_MB = 64;
 const SSH_PORT_NS = 2222;
+const RECEIVER_PORT_NS = 7443;
 
 interface Profile {
   name: string;
@@ -804,6 +805,8 @@ interface Ctx {
   runNo: number;
   /** --source zfs-fuse: the pools, the snapshot and the check (null: the stand-in) */
   zsrc: ZfsSource | null;
+  /** the receiver's port on loopback without a namespace, the same for every run */
+  receiverPort: number;
 }
 
 function makePki(dir: string): { receiverTls: Ctx['receiverTls']; senderConfig: string } {
@@ -817,7 +820,9 @@ function makePki(dir: string): { receiverTls: Ctx['receiverTls']; senderConfig: 
   writeCertFile(join(dir, 'bench.pem'), c.certPem);
   writeKeyFile(join(dir, 'bench.key'), c.keyPem!);
   const senderConfig = join(dir, 'sender.json');
-  writeFileSync(senderConfig, JSON.stringify({ tls: { ca: 'ca.pem', cert: 'bench.pem', key: 'bench.key' } }, null, 1));
+  // the sender's state (the path memory of --lanes auto: sender-agent/path-memory.ts) lives and
+  // dies with the run: its first zferry run on a path starts cold, a repeated one (--lanes auto,auto) warm
+  writeFileSync(senderConfig, JSON.stringify({ tls: { ca: 'ca.pem', cert: 'bench.pem', key: 'bench.key' }, stateDir: 'sender-state' }, null, 1));
   return { receiverTls: { ca: join(dir, 'ca.pem'), cert: join(dir, 'receiver.pem'), key: join(dir, 'receiver.key') }, senderConfig };
 }
 
@@ -886,7 +891,8 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     cfgPath,
     JSON.stringify(
       {
-        listen: `${link.addr}:0`,
+        // one port for the whole run: the sender remembers a path by the receiver's address
+        listen: `${link.addr}:${link.receiverNs ? RECEIVER_PORT_NS : ctx.receiverPort}`,
         tls: ctx.receiverTls,
         clients: { bench: { root: z ? z.root : 'bench/dst' } },
         zfs: z ? z.zfs : BENCH_ZFS,
@@ -1039,7 +1045,7 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
       const ev = JSON.parse(line) as {
         event?: string;
         lanes?: number;
-        tuning?: { lanes: number; congestion: string | null; sndbuf: number; rttMs: number; linkMbit: number } | null;
+        tuning?: { lanes: number; congestion: string | null; sndbuf: number; rttMs: number; linkMbit: number; learnt?: { lanes: number } } | null;
         notices?: string[];
         timeline?: TimelineReport;
       };
@@ -1048,7 +1054,7 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
         timeline = ev.timeline ?? null;
         if (typeof ev.lanes === 'number') lanesUsed = ev.lanes;
         if (ev.tuning)
-          tuning = `${ev.tuning.lanes} lanes, cc ${ev.tuning.congestion ?? 'default'}, sndbuf ${Math.round(ev.tuning.sndbuf / 1024)} KiB/lane for ${ev.tuning.linkMbit} Mbit/s × ${ev.tuning.rttMs.toFixed(1)} ms`;
+          tuning = `${ev.tuning.lanes} lanes${ev.tuning.learnt ? ' (learnt)' : ''}, cc ${ev.tuning.congestion ?? 'default'}, sndbuf ${Math.round(ev.tuning.sndbuf / 1024)} KiB/lane for ${ev.tuning.linkMbit} Mbit/s × ${ev.tuning.rttMs.toFixed(1)} ms`;
         if (ev.notices?.length) tuning = `${tuning ?? ''}; notices: ${ev.notices.join(' | ')}`;
       }
     } catch {
@@ -1191,7 +1197,15 @@ async function main(): Promise<number> {
     ZFS_DAEMON.pid = zsrc.zp.daemon.pid;
     o.bytes = zsrc.streamBytes;
   }
-  const ctx: Ctx = { tmp, stateA: join(tmp, 'state-a'), receiverTls: pki.receiverTls, senderConfig: pki.senderConfig, runNo: 0, zsrc };
+  const ctx: Ctx = {
+    tmp,
+    stateA: join(tmp, 'state-a'),
+    receiverTls: pki.receiverTls,
+    senderConfig: pki.senderConfig,
+    runNo: 0,
+    zsrc,
+    receiverPort: await freePort(),
+  };
   mkdirSync(ctx.stateA, { recursive: true });
   const report: BenchReport = {
     generatedAt: new Date().toISOString(),

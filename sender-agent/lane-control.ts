@@ -11,6 +11,11 @@ export interface LaneControlState {
   /** goodput (bytes/s) measured before the last change, null before the first measurement */
   before: number | null;
   done: boolean;
+  /**
+   * the lanes of the best measurement kept so far: where the next transfer on this path may
+   * start (path-memory.ts); absent until one period was measured
+   */
+  settled?: number;
 }
 
 export interface LaneControlOptions {
@@ -28,7 +33,7 @@ export function nextLanes(s: LaneControlState, goodput: number, o: LaneControlOp
   const step = o.step ?? 2;
   const gain = o.gain ?? 1.1;
   const full = o.linkBps !== null && goodput >= 0.9 * o.linkBps;
-  if (s.before !== null && goodput < s.before * gain) return { ...s, done: true }; // the last step did not pay
-  if (full || s.lanes >= o.maxLanes) return { ...s, before: goodput, done: true };
-  return { lanes: Math.min(o.maxLanes, s.lanes + step), before: goodput, done: false, warmedUp: true };
+  if (s.before !== null && goodput < s.before * gain) return { ...s, done: true }; // the last step did not pay: settled stays before it
+  if (full || s.lanes >= o.maxLanes) return { ...s, before: goodput, done: true, settled: s.lanes };
+  return { lanes: Math.min(o.maxLanes, s.lanes + step), before: goodput, done: false, warmedUp: true, settled: s.lanes };
 }

@@ -18,6 +18,7 @@ import { Progress } from './progress.js';
 import { Pacer } from './pacer.js';
 import type { CompressMode } from './compress.js';
 import { applyTuning, autoLanes, chooseCongestion, describeTuning, planTuning, type LaneTuning } from './tuning.js';
+import { PathMemory, pathKey, startLanes } from './path-memory.js';
 
 export interface ReplicateOptions {
   source: string;
@@ -62,6 +63,8 @@ export interface ReplicateOptions {
    */
   zfs?: Zfs;
   sourceSnapshots?: SnapshotInfo[];
+  /** where --lanes auto remembers the lanes a path settled on, for the next transfer (path-memory.ts); absent: nowhere */
+  pathsFile?: string;
 }
 
 export interface ReplicateResult {
@@ -238,6 +241,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
     const sent = await sendAndFinish(s, o, t, progressOut);
     const { vault, anchor } = await afterCommit(s, o, sent.reply, t.log);
     timeline.mark('anchored');
+    rememberPath(s, o, sent, t.log);
     return {
       ...resultBase(s),
       outcome: 'replicated',
@@ -258,6 +262,20 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   } finally {
     if (!o.session) s.client.close();
   }
+}
+
+/** --lanes auto: keeps the lanes the controller settled on for the next transfer on this path. */
+function rememberPath(s: Session, o: ReplicateOptions, sent: { bytes: number; stats: SendStats }, log: Logger): void {
+  const settled = sent.stats.settledLanes;
+  if (o.lanes !== 'auto' || !o.pathsFile || settled === null) return;
+  const { firstByte, lastByte } = s.timeline.report().at;
+  const ms = firstByte !== undefined && lastByte !== undefined ? lastByte - firstByte : 0;
+  new PathMemory(o.pathsFile, log).remember(pathKey(o.to, s.hello.root), {
+    lanes: settled,
+    rttMs: Math.round(s.rttMs * 10) / 10,
+    rateMbit: ms > 0 ? Math.round((sent.bytes * 8) / ms / 100) / 10 : null,
+    at: new Date().toISOString(),
+  });
 }
 
 const NOTHING_SENT = {
@@ -304,7 +322,11 @@ async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Prom
   const spec = sendSpec(s, o);
   const est = await estimateBytes(s, spec);
   const congestion = chooseCongestion(o.cc);
-  const wantLanes = o.lanes === 'auto' ? autoLanes(congestion, s.rttMs) : o.lanes;
+  const start =
+    o.lanes === 'auto'
+      ? startLanes(autoLanes(congestion, s.rttMs), o.pathsFile ? new PathMemory(o.pathsFile, log).recall(pathKey(o.to, s.hello.root)) : null, s.rttMs)
+      : { lanes: o.lanes, learnt: null };
+  const wantLanes = start.lanes;
   if (est.bytes === null || est.how.startsWith('rough')) s.notices.push(`size estimate: ${est.how}`);
   const to = s.plan.kind === 'resume' ? null : s.plan.to;
   const chunkBytes = o.bwlimit ? Pacer.chunkFor(o.bwlimit, o.chunkBytes) : o.chunkBytes;
@@ -338,6 +360,7 @@ async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Prom
   const tlog = log.child({ transfer: begin.transferId });
   const lanes = Math.max(1, Math.min(wantLanes, begin.maxLanes));
   const tuning = planTuning({ linkMbit: o.linkMbit, rttMs: s.rttMs, lanes, congestion });
+  if (start.learnt) tuning.learnt = { lanes: start.learnt.lanes, at: start.learnt.at };
   tlog.info('transfer begins', {
     plan: describePlan(s.plan, s.dataset),
     target: begin.target,

@@ -74,6 +74,11 @@ export interface SendStats {
   /** bytes put on the lanes (compressed where that paid; re-sends included) */
   wireBytes: number;
   compressed: { bytesIn: number; bytesOut: number } | null;
+  /**
+   * --lanes auto: the lanes the controller settled on (its last step that paid), once it has
+   * compared at least one step; null when it had not (a transfer too short to tell)
+   */
+  settledLanes: number | null;
 }
 
 export class SendPath {
@@ -249,6 +254,7 @@ export class SendPath {
       laneBytes: [...this.striper.laneBytes].map((b) => b ?? 0),
       wireBytes: this.striper.wireBytes,
       compressed: c.bytesIn ? { bytesIn: c.bytesIn, bytesOut: c.bytesOut } : null,
+      settledLanes: this.settled,
     };
   }
 
@@ -316,6 +322,8 @@ export class SendPath {
     return this.pool;
   }
 
+  private settled: number | null = null;
+
   /** --lanes auto: every 3 s, more lanes while the last ones raised goodput. */
   private growLanes(): void {
     const grow = this.o.grow;
@@ -330,6 +338,7 @@ export class SendPath {
       lastAcked = striper.ackedBytes;
       lastAt = now;
       const next = nextLanes(state, goodput, { maxLanes: grow.maxLanes, linkBps: grow.linkBps });
+      this.settled = next.settled ?? null;
       if (next.lanes > striper.lanes.length) {
         this.o.log.info('adding lanes', { from: striper.lanes.length, to: next.lanes, goodput: Math.round(goodput) });
         striper.addLanes(next.lanes - striper.lanes.length);

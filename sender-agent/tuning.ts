@@ -12,6 +12,8 @@ export const DEFAULT_LINK_MBIT = 1000;
 const NOTSENT_LOWAT = 256 * 1024;
 
 export interface LaneTuning {
+  /** --lanes auto started from what the last transfer on this path settled on (path-memory.ts) */
+  learnt?: { lanes: number; at: string };
   linkMbit: number;
   linkGiven: boolean;
   rttMs: number;
@@ -62,5 +64,8 @@ export function applyTuning(socket: tls.TLSSocket, t: LaneTuning): string[] {
 }
 
 export function describeTuning(t: LaneTuning): string {
-  return `${t.lanes} lanes, ${t.congestion ?? 'default'} congestion control, send buffer ${Math.round(t.sndbuf / 1024)} KiB per lane for ${t.linkMbit} Mbit/s${t.linkGiven ? '' : ' (assumed; set --link-mbit)'} × ${t.rttMs.toFixed(1)} ms RTT`;
+  return (
+    `${t.lanes} lanes${t.learnt ? ` (the ${t.learnt.lanes} the last transfer on this path settled on, ${t.learnt.at})` : ''}, ${t.congestion ?? 'default'} congestion control, ` +
+    `send buffer ${Math.round(t.sndbuf / 1024)} KiB per lane for ${t.linkMbit} Mbit/s${t.linkGiven ? '' : ' (assumed; set --link-mbit)'} × ${t.rttMs.toFixed(1)} ms RTT`
+  );
 }

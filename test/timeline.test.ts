@@ -3,7 +3,7 @@
 // receiver (test/helpers/alpn-counter.ts). The lanes are dialed while Begin is in flight;
 // an early lane the receiver dropped is dialed again; every step of the timeline is there,
 // in order, with the round trips the sender waited for.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished as after } from 'vitest';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ import { connectReceiver, hello, type OpenSession } from '../sender-agent/sessio
 import { replicate, type ReplicateOptions } from '../sender-agent/replicate.js';
 import { TIMELINE_EVENTS, fullRateAt } from '../sender-agent/timeline.js';
 import { replicateOptions } from './helpers/replicate-options.js';
+import { pathKey } from '../sender-agent/path-memory.js';
+import { autoLanes, chooseCongestion, describeTuning } from '../sender-agent/tuning.js';
 import { startAlpnCounter, type AlpnCounter } from './helpers/alpn-counter.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 
@@ -163,6 +165,30 @@ describe('the first seconds of a transfer', () => {
     expect(r.timeline.roundTrips.beforeFirstByte).toBe(steps[3]!.endsWith(': 1') ? 7 : 8);
     expect(r.timeline.roundTrips.afterLastByte).toBe(1);
     expect(r.timeline.rttMs).toBeGreaterThan(0);
+  });
+
+  it('starts --lanes auto from the lanes the last transfer to this receiver settled on, unless the path looks different', async () => {
+    const paths = join(dir, 'paths.json');
+    const key = pathKey(relay.address, 'backup/site-a');
+    const guess = autoLanes(chooseCongestion(undefined), 1); // at the session's 1 ms
+    const learnt = guess + 3;
+    // through a session whose RTT is 1 ms by fiat (a loaded machine's loopback RTT wanders)
+    const session = await sessionWithBegin(async () => {});
+    after(() => session.receiver.client.close());
+    // what an earlier transfer on this path left
+    writeFileSync(paths, JSON.stringify({ [key]: { lanes: learnt, rttMs: 1, rateMbit: 900, at: new Date().toISOString() } }));
+    await dataset('tank/learnt', 4 * 1024 * 1024); // 32 chunks of 128 KiB: work for every lane
+    const r = await replicate(options('tank/learnt', { lanes: 'auto', pathsFile: paths, session }), quiet, nowhere);
+    expect(r.outcome).toBe('replicated');
+    expect(r.tuning?.lanes).toBe(learnt);
+    expect(r.tuning?.learnt?.lanes).toBe(learnt);
+    expect(describeTuning(r.tuning!)).toMatch(new RegExp(`^${learnt} lanes \\(the ${learnt} the last transfer on this path settled on, `));
+    // learnt on a 100 ms path: not this one
+    writeFileSync(paths, JSON.stringify({ [key]: { lanes: learnt, rttMs: 100, rateMbit: 300, at: new Date().toISOString() } }));
+    await dataset('tank/other-path', 4 * 1024 * 1024);
+    const o = await replicate(options('tank/other-path', { lanes: 'auto', pathsFile: paths, session }), quiet, nowhere);
+    expect(o.tuning?.lanes).toBe(guess);
+    expect(o.tuning?.learnt).toBeUndefined();
   });
 
   it('finds when the delivery rate first reached 90 % of the final rate, and says nothing for a transfer too short to tell', () => {

@@ -1,6 +1,7 @@
 // `sender-agent replicate`: send a snapshot to a receiver-agent. Exit 0 only when the receiver
 // committed it; otherwise one line says what failed and what to do.
 import { describeTimeline } from '../timeline.js';
+import { pathsFile } from '../path-memory.js';
 import { loadSenderConfig } from '../../shared/config.js';
 import { defineCommand, type OptionValues } from '../../shared/command.js';
 import { autoOrInt, hostPort, int, num, oneOf, rate, seconds, size } from '../../shared/cli-values.js';
@@ -55,7 +56,8 @@ export function replicateOptions(v: ReplicateValues, source: string, stderrIsTTY
     heartbeatMs: int('--heartbeat-ms', v['heartbeat-ms'], 100, 60_000),
   };
   // the command line first: a usage error is reported before a missing config
-  return { ...o, config: loadSenderConfig(v.config) };
+  const config = loadSenderConfig(v.config);
+  return { ...o, config, pathsFile: pathsFile(config.stateDir) };
 }
 
 function summary(r: ReplicateResult): string {

@@ -18,6 +18,7 @@
 // backoff (1 s doubling to 30 s) within the job's retry budget; since each attempt re-reads
 // the target, it resumes from the receiver's token or finds the snapshot already committed.
 // Anything else (diverged, refused, no such dataset) ends this dataset's run with its error.
+import { pathsFile } from '../path-memory.js';
 import { ZferryError, isRetryable } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { SenderConfig } from '../../shared/config.js';
@@ -138,6 +139,7 @@ export function stepOptions(r: DatasetReplication, snapshot: string | undefined,
     retryBudgetMs: 0,
     heartbeatMs: 5000,
     signal: r.signal,
+    pathsFile: pathsFile(r.config.stateDir),
   };
 }
 
