@@ -408,9 +408,8 @@ export class Transfer {
         const { fixed } = await makeInert(this.zfs, this.info.target, this.info.inert);
         if (fixed.length) this.log.warn('received properties made inert', { fixed });
       }
-      const snaps = await this.zfs.snapshots(this.info.target);
+      const [snaps, enc] = await Promise.all([this.zfs.snapshots(this.info.target), this.zfs.encryption(this.info.target)]);
       const got = snaps.find((s) => s.guid === this.info.toGuid) ?? snaps[snaps.length - 1];
-      const enc = await this.zfs.encryption(this.info.target);
       const result: FinishResult = {
         target: this.info.target,
         snapshot: got?.name ?? this.info.snapshot,

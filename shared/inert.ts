@@ -48,9 +48,10 @@ type PropRow = Awaited<ReturnType<Zfs['propsUnder']>>[number];
 
 /** The properties of `names` this zfs knows (user properties always). */
 async function knownProps(zfs: Zfs, names: Iterable<string>, dataset: string): Promise<string[]> {
-  const known: string[] = [];
-  for (const p of names) if (p.includes(':') || (await zfs.supportsProperty(p, dataset))) known.push(p);
-  return known;
+  // asked side by side: each is a zfs command the first time a receiver asks (then cached)
+  const list = [...names];
+  const ok = await Promise.all(list.map((p) => p.includes(':') || zfs.supportsProperty(p, dataset)));
+  return list.filter((_, i) => ok[i]);
 }
 
 /**
@@ -77,9 +78,12 @@ function judge(rows: PropRow[], root: string): { dangerous: PropRow[]; escapes: 
 export async function makeInert(zfs: Zfs, target: string, plan: InertPlan): Promise<{ fixed: string[] }> {
   const fixed: string[] = [];
   // zfs-fuse: no receive -o/-x; the same result, property by property, before the reply
-  const set = new Map(plan.onCommandLine ? [] : (await knownProps(zfs, Object.keys(plan.overrides.set), target)).map((p) => [p, plan.overrides.set[p]!]));
-  const excluded = plan.onCommandLine ? [] : await knownProps(zfs, plan.overrides.exclude, target);
-  const scanned = await knownProps(zfs, SCANNED_PROPS, target);
+  const [setKnown, excluded, scanned] = await Promise.all([
+    plan.onCommandLine ? ([] as string[]) : knownProps(zfs, Object.keys(plan.overrides.set), target),
+    plan.onCommandLine ? ([] as string[]) : knownProps(zfs, plan.overrides.exclude, target),
+    knownProps(zfs, SCANNED_PROPS, target),
+  ]);
+  const set = new Map(setKnown.map((p) => [p, plan.overrides.set[p]!]));
   const rows = await zfs.propsUnder(target, [...new Set([...set.keys(), ...excluded, ...scanned, 'origin'])]);
   for (const r of rows) {
     const v = set.get(r.property);
