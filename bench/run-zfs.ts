@@ -84,7 +84,18 @@ export async function prepareZfsSource(tmp: string, dataBytes: number, say: (lin
       return got === guid ? null : `${target}@${SNAP} has guid ${got}, the source ${guid}`;
     },
     async drop(target) {
-      if (await exists(target)) await zfs(['destroy', '-r', target]);
+      // a receive stopped at --seconds is torn down by the daemon after its zfs receive is
+      // killed: until then the target is "busy" (seen on zfs-fuse, ~1 s)
+      for (let i = 0; ; i++) {
+        if (!(await exists(target))) return;
+        try {
+          await zfs(['destroy', '-r', target]);
+          return;
+        } catch (e) {
+          if (i >= 40 || !/busy/.test((e as Error).message)) throw e;
+          await new Promise((r) => setTimeout(r, 500));
+        }
+      }
     },
     removeFiles,
   };
