@@ -2,7 +2,7 @@
 // instead of from scratch. --lanes auto starts from a guess (tuning.ts autoLanes) and adds
 // lanes every 3 s while that pays (lane-control.ts); on the benchmark's 100 ms, 0.1 % loss
 // link a 601 MiB transfer went 4 → 6 lanes and reached 90 % of the link 5.0 s after its
-// first byte, most of its 15 s. The next transfer to the same receiver opens the 6 at once.
+// first byte, a third of its 15 s. The next transfer to the same receiver opens the 6 at once.
 //
 // One small JSON file beside the jobs' state (<stateDir>/paths.json), keyed by the receiver's
 // address and the client root it gave us (Hello), so two receivers, or two identities on one,
