@@ -1,5 +1,5 @@
 // Results of the many-dataset benchmark (bench/datasets.ts): the records and the markdown.
-import { TIMELINE_EVENTS, type RoundTrip, type TimelineEvent, type TimelineReport } from '../sender-agent/timeline.js';
+import { TIMELINE_EVENTS, stepsBeforeFirstByte, type RoundTrip, type TimelineEvent, type TimelineReport } from '../sender-agent/timeline.js';
 
 export type ToolName = 'ssh' | 'replicate' | 'job';
 
@@ -120,10 +120,7 @@ function timelineLines(t: ToolResult): string[] {
     ...steps,
     ...(tl.exit !== null ? [`| exit (the benchmark's clock, from spawn) | ${tl.exit.toFixed(2)} |`] : []),
     '',
-    `Round trips the sender waited for in turn: ${tl.roundTrips.beforeFirstByte} before the first byte (${tl.roundTrips.steps
-      .slice(0, -tl.roundTrips.afterLastByte || undefined)
-      .map((s) => `${s.step} ${s.roundTrips}`)
-      .join(', ')}), ${tl.roundTrips.afterLastByte} after the last; control RTT ${tl.rttMs === null ? '–' : `${tl.rttMs.toFixed(1)} ms`} (median).`,
+    `Round trips the sender waited for in turn: ${tl.roundTrips.beforeFirstByte} before the first byte (${stepsBeforeFirstByte(tl.roundTrips)}), ${tl.roundTrips.afterLastByte} after the last; control RTT ${tl.rttMs === null ? '–' : `${tl.rttMs.toFixed(1)} ms`} (median).`,
     '',
   ];
 }

@@ -1,7 +1,7 @@
 // Results of the WAN benchmark: the record of one tool run, and the markdown / JSON output.
 import type { GroupUsage } from './procs.js';
 import type { ConnSummary, SsSnapshot } from './ss.js';
-import { TIMELINE_EVENTS, type TimelineReport } from '../sender-agent/timeline.js';
+import { TIMELINE_EVENTS, stepsBeforeFirstByte, type TimelineReport } from '../sender-agent/timeline.js';
 
 export type Tool = 'ssh' | 'ssh+mbuffer' | 'zferry';
 
@@ -165,10 +165,7 @@ export function timelineLines(runs: RunRecord[]): string[] {
           : '';
       return (
         `- **${r.source ?? 'stand-in'} / ${r.profile} / ${r.systemCc} / ${r.tool} ${lanesLabel(r)}**: ${steps.join(', ')}; ` +
-        `${rt.beforeFirstByte} round trips before the first byte (${rt.steps
-          .slice(0, rt.steps.length - rt.afterLastByte)
-          .map((x) => `${x.step} ${x.roundTrips}`)
-          .join(', ')}), ${rt.afterLastByte} after the last; RTT ${t.rttMs ?? '–'} ms${ramp}`
+        `${rt.beforeFirstByte} round trips before the first byte (${stepsBeforeFirstByte(rt)}), ${rt.afterLastByte} after the last; RTT ${t.rttMs ?? '–'} ms${ramp}`
       );
     });
 }

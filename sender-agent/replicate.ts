@@ -241,7 +241,8 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
     const sent = await sendAndFinish(s, o, t, progressOut);
     const { vault, anchor } = await afterCommit(s, o, sent.reply, t.log);
     timeline.mark('anchored');
-    rememberPath(s, o, sent, t.log);
+    const report = timeline.report();
+    rememberPath(s, o, sent, report, t.log);
     return {
       ...resultBase(s),
       outcome: 'replicated',
@@ -257,7 +258,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
       laneBytes: sent.stats.laneBytes,
       wireBytes: sent.stats.wireBytes,
       compressed: sent.stats.compressed,
-      timeline: timeline.report(),
+      timeline: report,
     };
   } finally {
     if (!o.session) s.client.close();
@@ -265,10 +266,10 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
 }
 
 /** --lanes auto: keeps the lanes the controller settled on for the next transfer on this path. */
-function rememberPath(s: Session, o: ReplicateOptions, sent: { bytes: number; stats: SendStats }, log: Logger): void {
+function rememberPath(s: Session, o: ReplicateOptions, sent: { bytes: number; stats: SendStats }, timeline: TimelineReport, log: Logger): void {
   const settled = sent.stats.settledLanes;
   if (o.lanes !== 'auto' || !o.pathsFile || settled === null) return;
-  const { firstByte, lastByte } = s.timeline.report().at;
+  const { firstByte, lastByte } = timeline.at;
   const ms = firstByte !== undefined && lastByte !== undefined ? lastByte - firstByte : 0;
   new PathMemory(o.pathsFile, log).remember(pathKey(o.to, s.hello.root), {
     lanes: settled,

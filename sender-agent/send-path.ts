@@ -254,7 +254,7 @@ export class SendPath {
       laneBytes: [...this.striper.laneBytes].map((b) => b ?? 0),
       wireBytes: this.striper.wireBytes,
       compressed: c.bytesIn ? { bytesIn: c.bytesIn, bytesOut: c.bytesOut } : null,
-      settledLanes: this.settled,
+      settledLanes: this.laneState?.settled ?? null,
     };
   }
 
@@ -322,14 +322,15 @@ export class SendPath {
     return this.pool;
   }
 
-  private settled: number | null = null;
+  /** --lanes auto: the controller's state (its settled count goes into stats()) */
+  private laneState: LaneControlState | null = null;
 
   /** --lanes auto: every 3 s, more lanes while the last ones raised goodput. */
   private growLanes(): void {
     const grow = this.o.grow;
     if (!grow || this.laneTimer) return;
     const striper = this.striper;
-    let state: LaneControlState = { lanes: striper.lanes.length, before: null, done: false };
+    let state: LaneControlState = (this.laneState = { lanes: striper.lanes.length, before: null, done: false });
     let lastAcked = 0;
     let lastAt = performance.now();
     this.laneTimer = setInterval(() => {
@@ -338,12 +339,11 @@ export class SendPath {
       lastAcked = striper.ackedBytes;
       lastAt = now;
       const next = nextLanes(state, goodput, { maxLanes: grow.maxLanes, linkBps: grow.linkBps });
-      this.settled = next.settled ?? null;
       if (next.lanes > striper.lanes.length) {
         this.o.log.info('adding lanes', { from: striper.lanes.length, to: next.lanes, goodput: Math.round(goodput) });
         striper.addLanes(next.lanes - striper.lanes.length);
       }
-      state = next;
+      state = this.laneState = next;
       if (state.done && this.laneTimer) clearInterval(this.laneTimer);
     }, 3000);
     this.laneTimer.unref();

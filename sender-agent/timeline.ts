@@ -120,6 +120,14 @@ export function describeTimeline(t: TimelineReport): string {
   );
 }
 
+/** The steps before the first byte and their round trips: `TCP, TLS 1.3 and Hello 3, GetTarget 1, …`. */
+export function stepsBeforeFirstByte(rt: TimelineReport['roundTrips']): string {
+  return rt.steps
+    .slice(0, rt.steps.length - rt.afterLastByte)
+    .map((s) => `${s.step} ${s.roundTrips}`)
+    .join(', ');
+}
+
 /**
  * When the delivery rate (over the second before) first reached 90 % of the final rate, the
  * rate over the last third of the transfer. null when the transfer delivered for less than

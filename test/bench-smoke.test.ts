@@ -33,6 +33,13 @@ function runBench(args: string[], timeoutMs: number): Promise<{ code: number | n
   });
 }
 
+/** Runs the benchmark, expects exit 0, and reads the report it wrote next to --out. */
+async function benchReport(args: string[], jsonOut: string, timeoutMs: number): Promise<{ r: Awaited<ReturnType<typeof runBench>>; rep: BenchReport }> {
+  const r = await runBench(args, timeoutMs);
+  expect(r.code, `bench exited ${r.code ?? r.signal}:\n${r.stderr}`).toBe(0);
+  return { r, rep: JSON.parse(readFileSync(jsonOut, 'utf8')) as BenchReport };
+}
+
 describe('benchmark smoke run (loopback)', () => {
   it('delivers the whole stream with ssh, ssh + mbuffer and zferry, and writes the results', async () => {
     expect(process.getuid?.(), 'the benchmark runs as root (its private sshd logs in as root)').toBe(0);
@@ -54,10 +61,7 @@ describe('benchmark smoke run (loopback)', () => {
       '--out',
       out,
     ];
-    const r = await runBench(args, 55_000);
-    expect(r.code, `bench exited ${r.code ?? r.signal}:\n${r.stderr}`).toBe(0);
-
-    const rep = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8')) as BenchReport;
+    const { r, rep } = await benchReport(args, join(dir, 'results.json'), 55_000);
     expect(rep.runs.map((x) => `${x.tool} ${x.lanes}`)).toEqual(['ssh 1', 'ssh+mbuffer 1', 'zferry auto', 'zferry 4']);
     for (const x of rep.runs) {
       const what = `${x.tool} ${x.lanes}: ${x.error ?? ''}`;
@@ -106,9 +110,7 @@ describe('benchmark smoke run (loopback)', () => {
       '--out',
       out,
     ];
-    const r = await runBench(args, 110_000);
-    expect(r.code, `bench exited ${r.code ?? r.signal}:\n${r.stderr}`).toBe(0);
-    const rep = JSON.parse(readFileSync(join(dir, 'zfs', 'results.json'), 'utf8')) as BenchReport;
+    const { r, rep } = await benchReport(args, join(dir, 'zfs', 'results.json'), 110_000);
     expect(rep.runs.map((x) => `${x.source} ${x.tool}`)).toEqual(['zfs-fuse ssh', 'zfs-fuse zferry']);
     for (const x of rep.runs) {
       const what = `${x.tool}: ${x.error ?? ''}`;
