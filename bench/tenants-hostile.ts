@@ -29,7 +29,12 @@ import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '
 export interface HostileSpec {
   host: string;
   port: number;
-  identities: { name: string; config: string }[];
+  /**
+   * `source`: the address its lanes dial from (127.0.k.1 on loopback: a /24 of its own, the
+   * prefix the receiver counts handshakes by, as real tenants have their own addresses). Its
+   * control connection stays on the default address: grpc-js cannot bind one.
+   */
+  identities: { name: string; config: string; source?: string }[];
   /** transfers each identity begins and holds */
   transfersEach: number;
   /** out-of-order chunks sent on each held transfer (fewer if the granted window is smaller) */
@@ -103,9 +108,9 @@ class RawLane {
   private constructor(private readonly socket: tls.TLSSocket) {}
 
   /** Resolves once the receiver said WELCOME; rejects with its ERROR text or why the socket ended. */
-  static open(m: TlsMaterial, host: string, port: number, b: BeginReply, index: number): Promise<RawLane> {
+  static open(m: TlsMaterial, host: string, port: number, b: BeginReply, index: number, source?: string): Promise<RawLane> {
     return new Promise((resolve, reject) => {
-      const socket = tls.connect(clientTlsOptions(m, { host, port, alpn: [LANE_ALPN] }));
+      const socket = tls.connect({ ...clientTlsOptions(m, { host, port, alpn: [LANE_ALPN] }), ...(source ? { localAddress: source } : {}) });
       const lane = new RawLane(socket);
       let welcomed = false;
       const timer = setTimeout(() => lane.finish(`no WELCOME within ${LANE_OPEN_TIMEOUT_MS} ms`), LANE_OPEN_TIMEOUT_MS);
@@ -306,7 +311,7 @@ async function main(specFile: string): Promise<void> {
         grant(stats.chunkBytesGranted, b.chunkBytes);
         let lane: RawLane;
         try {
-          lane = await RawLane.open(m, spec.host, spec.port, b, 0);
+          lane = await RawLane.open(m, spec.host, spec.port, b, 0, id.source);
         } catch (e) {
           tally(stats.laneEnds, `stall lane refused: ${(e as Error).message}`);
           attempted();
@@ -365,7 +370,7 @@ async function main(specFile: string): Promise<void> {
         if (!b || stopping) break;
         let lane: RawLane;
         try {
-          lane = await RawLane.open(m, spec.host, spec.port, b, 1);
+          lane = await RawLane.open(m, spec.host, spec.port, b, 1, id.source);
         } catch (e) {
           tally(stats.laneEnds, `flood lane refused: ${(e as Error).message}`);
           if (!counted) {

@@ -737,7 +737,10 @@ async function phase(ctx: Ctx, label: 'calm' | 'hostile', snap: string, hostileI
       const spec: HostileSpec = {
         host: '127.0.0.1',
         port: r.port,
-        identities: hostileIds.map((name) => ({ name, config: ctx.senderConfigs.get(name)! })),
+        // each hostile identity's lanes from a /24 of its own (127.0.1.1, 127.0.2.1, …: all
+        // loopback on Linux), as real tenants dial from their own addresses: the receiver's
+        // per-prefix handshake limit then meets each of them apart, not all with the honest ones
+        identities: hostileIds.map((name, i) => ({ name, config: ctx.senderConfigs.get(name)!, source: `127.0.${i + 1}.1` })),
         transfersEach: o.hostileTransfers,
         chunks: o.hostileChunks,
         chunkBytes: o.hostileChunkBytes,
@@ -968,7 +971,7 @@ async function main(): Promise<number> {
       `${showCmd(ctx, [NODE, ctx.code.zfsHelper, 'write', 'tank', String(o.changeBytes), '<snap>', 't000', '…'])}   (setup: new data and a snapshot on every source, env FAKE_ZFS_ROOT=$TMP/zfs-sources)`,
     );
     report.notes.push(
-      `The receiver runs with "maxHandshakesPerAddress": 512 (default 32): every tenant connects from 127.0.0.1 here, where real tenants come from their own addresses.`,
+      `The receiver runs with "maxHandshakesPerAddress": 512 (default 32): every honest tenant connects from 127.0.0.1 here, where real tenants come from their own addresses. Hostile identities open their lanes from a /24 of their own (127.0.1.1, 127.0.2.1, …), the prefix the receiver counts handshakes by; their control connections come from 127.0.0.1 (grpc-js cannot bind a source address).`,
       'The receiver runs without its status server: it is watched from /proc (VmHWM, VmRSS, CPU every 250 ms) and its log (transfers started and ended, warnings).',
     );
     save();
