@@ -43,6 +43,7 @@ import { receiveOverrides } from '../shared/receive-props.js';
 import { cureFindings, scanRoots, type ScanFinding } from '../shared/inert.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { Pruner } from './pruner.js';
+import { BEGIN_KEYS, RateBuckets, beginLimit } from './throttle.js';
 
 const MIN_CHUNK = 64 * 1024;
 /** The smallest window a Begin is granted when the window budget is short: 4 chunks, and at least this. */
@@ -132,6 +133,8 @@ export class ReceiverCore {
   readonly quarantined = new Map<string, string>();
   /** each client's retention, applied by the receiver after every commit (pruner.ts) */
   readonly pruner: Pruner;
+  /** Begins per identity (throttle.ts beginLimit) */
+  private readonly begins = new RateBuckets(BEGIN_KEYS);
 
   constructor(
     readonly cfg: ReceiverConfig,
@@ -409,6 +412,7 @@ export class ReceiverCore {
   beginLimited = async (identity: string | null, req: BeginRequest): Promise<BeginReply> => {
     const { target, policy } = req.kind === 'probe' ? { target: null, policy: this.policy.client(identity) } : this.policy.target(identity, req.name);
     this.checkRequest(policy, req);
+    this.chargeBegin(policy);
     const { chunkBytes, windowBytes } = this.sizes(req);
     const admission = this.transfers.admit({
       identity: policy.identity,
@@ -428,6 +432,19 @@ export class ReceiverCore {
       admission.close();
     }
   };
+
+  /** Charges one Begin to the client's bucket (throttle.ts beginLimit); refuses it, retryable, when the bucket is empty. */
+  private chargeBegin(policy: ClientPolicy & { identity: string }): void {
+    const own = policy.beginsPerSecond !== null;
+    const limit = beginLimit(policy.beginsPerSecond ?? this.cfg.beginsPerSecondPerIdentity);
+    const wait = this.begins.take(policy.identity, limit);
+    if (wait === 0) return;
+    const key = own ? `clients.${policy.identity}.beginsPerSecond` : 'beginsPerSecondPerIdentity';
+    throw new ZferryError(
+      'too-many-begins',
+      `too many Begins: at most ${limit.burst} at once, then ${limit.perSecond} a second (${key}); try again in ${wait} s`,
+    );
+  }
 
   /** The chunk size asked for, within limits, and a window of at least two chunks (`granted`: admission's, when given). */
   private sizes(req: BeginRequest, granted?: number): { chunkBytes: number; windowBytes: number } {

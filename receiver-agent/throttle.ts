@@ -76,8 +76,59 @@ function refill(b: Bucket, l: RateLimit, now: number): void {
   b.at = now;
 }
 
-export class AddressRateLimiter {
+/** Whole seconds until a bucket holds a token again (at least 1). */
+function secondsUntilToken(b: Bucket, l: RateLimit): number {
+  return Math.max(1, Math.ceil((1 - b.tokens) / l.perSecond));
+}
+
+/**
+ * One token bucket per key, the least recently seen forgotten first past `maxKeys` (a
+ * forgotten key starts again with a full bucket: that costs at most one burst). `limit` is
+ * per key and may differ between calls (a client's own rate, changed by a reload).
+ */
+export class RateBuckets {
   private readonly buckets = new Map<string, Bucket>();
+
+  constructor(private readonly maxKeys: number) {}
+
+  get tracked(): number {
+    return this.buckets.size;
+  }
+
+  /** The key's bucket, refilled to `now` and made the most recently seen. */
+  private bucket(key: string, limit: RateLimit, now: number): Bucket {
+    let b = this.buckets.get(key);
+    if (b) {
+      this.buckets.delete(key); // re-inserted below: the Map's order is least recently seen first
+      refill(b, limit, now);
+    } else b = { tokens: limit.burst, at: now };
+    this.buckets.set(key, b);
+    if (this.buckets.size > this.maxKeys) this.buckets.delete(this.buckets.keys().next().value!);
+    return b;
+  }
+
+  /** Seconds until `key` may go on (its bucket is empty), or 0 when it has a token; takes nothing. */
+  check(key: string, limit: RateLimit, now = performance.now()): number {
+    const b = this.bucket(key, limit, now);
+    return b.tokens < 1 ? secondsUntilToken(b, limit) : 0;
+  }
+
+  /** Takes a token checked for just before. */
+  spend(key: string): void {
+    const b = this.buckets.get(key);
+    if (b) b.tokens -= 1;
+  }
+
+  /** Takes one token for `key`: 0 when allowed, else whole seconds until one is. */
+  take(key: string, limit: RateLimit, now = performance.now()): number {
+    const wait = this.check(key, limit, now);
+    if (wait === 0) this.spend(key);
+    return wait;
+  }
+}
+
+export class AddressRateLimiter {
+  private readonly buckets = new RateBuckets(MAX_ADDRESSES);
   private readonly all: Bucket;
 
   constructor(
@@ -111,23 +162,17 @@ export class AddressRateLimiter {
 
   /** Addresses (buckets) remembered now. */
   get tracked(): number {
-    return this.buckets.size;
+    return this.buckets.tracked;
   }
 
   /** Charges one request from `address`: null when allowed, else why not and for how long. */
   take(address: string | undefined | null, now = performance.now()): RateRefusal | null {
     const key = AddressRateLimiter.key(address);
-    let b = this.buckets.get(key);
-    if (b) {
-      this.buckets.delete(key); // re-inserted below: the Map's order is least recently seen first
-      refill(b, this.perAddress, now);
-    } else b = { tokens: this.perAddress.burst, at: now };
-    this.buckets.set(key, b);
-    if (this.buckets.size > MAX_ADDRESSES) this.buckets.delete(this.buckets.keys().next().value!);
-    if (b.tokens < 1) return { scope: 'address', key, retryAfterSeconds: Math.max(1, Math.ceil((1 - b.tokens) / this.perAddress.perSecond)) };
+    const wait = this.buckets.check(key, this.perAddress, now);
+    if (wait > 0) return { scope: 'address', key, retryAfterSeconds: wait };
     refill(this.all, this.allAddresses, now);
-    if (this.all.tokens < 1) return { scope: 'all', key, retryAfterSeconds: Math.max(1, Math.ceil((1 - this.all.tokens) / this.allAddresses.perSecond)) };
-    b.tokens -= 1;
+    if (this.all.tokens < 1) return { scope: 'all', key, retryAfterSeconds: secondsUntilToken(this.all, this.allAddresses) };
+    this.buckets.spend(key);
     this.all.tokens -= 1;
     return null;
   }
@@ -138,4 +183,18 @@ export class AddressRateLimiter {
       ? `too many enrollment requests from ${r.key} (at most ${this.perAddress.burst} at once, then ${this.perAddress.perSecond} a second); try again in ${r.retryAfterSeconds} s`
       : `the enrollment endpoint is busy (more than ${this.allAddresses.perSecond} requests a second from all addresses); try again in ${r.retryAfterSeconds} s`;
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Begins per identity (receiver.json beginsPerSecondPerIdentity, clients.<id>.beginsPerSecond).
+// An admitted Begin runs zfs (the target's snapshots, a missing parent) and spawns zfs receive;
+// Abort kills it again. maxCallsPerIdentity bounds how many run at once, not how often: a client
+// that begins and aborts in a loop keeps zfs and the receiver's thread busy for everyone. The
+// bucket lets a job start its concurrency at once and a few retries (4 s at the rate, at least
+// 16), then the rate; a refusal costs a map lookup. Begins refused for what they say (names,
+// kind, requireRaw) are refused before they are charged.
+export const BEGIN_KEYS = 100_000;
+
+export function beginLimit(perSecond: number): RateLimit {
+  return { perSecond, burst: Math.max(16, Math.ceil(4 * perSecond)) };
 }

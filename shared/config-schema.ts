@@ -47,6 +47,8 @@ const clientSchema = {
     maxTransfers: { type: ['integer', 'null'], minimum: 1, maximum: 10_000 },
     /** lanes per transfer (absent or null: the receiver's maxLanes) */
     maxLanes: { type: ['integer', 'null'], minimum: 1, maximum: 256 },
+    /** Begins a second this client may make (absent or null: the receiver's beginsPerSecondPerIdentity) */
+    beginsPerSecond: { type: ['number', 'null'], minimum: 0.001, maximum: 100_000 },
     /** received bytes per second over all of this client's lanes (absent or null: unlimited; at least 64KiB) */
     bytesPerSecond: { type: ['integer', 'string', 'null'], minimum: 0, pattern: SIZE_PATTERN },
     /** the admin's additions to the inert receive overrides (receive-props.ts) */
@@ -129,6 +131,12 @@ export const receiverFileSchema = {
     // replicate runs of one customer at once, while the costly calls (GetTarget and Begin run
     // zfs, Diagnose may write diskProbeBytes) cannot be multiplied past it.
     maxCallsPerIdentity: count(100_000, 32),
+    /** Begins a second one identity may make, after a burst of 4 s of them (at least 16): throttle.ts beginLimit */
+    // 10: a job's datasets are one Begin each; on zfs-fuse a job of tiny incrementals ran 2.3 a
+    // second (bench/datasets-1000.md), so 10 leaves room for faster pools while a client that
+    // begins and aborts in a loop makes at most 10 zfs receives a second. A client with
+    // thousands of datasets on a fast pool gets its own clients.<id>.beginsPerSecond.
+    beginsPerSecondPerIdentity: { type: 'number', minimum: 0.001, maximum: 100_000, default: 10 },
     /** receiver-wide budgets (budget.ts): windows granted to all transfers, and to one identity's (default: a quarter) */
     // Sized for 2 cores and 24 GiB: 4 GiB is 16 default (256 MiB) windows, a sixth of the RAM
     // next to the ARC's half (zfs_arc_max defaults to 1/2 of RAM on Linux), the kernel and zfs

@@ -86,6 +86,8 @@ function clientPolicy(c: ClientFile, where: string) {
     requireRaw: c.requireRaw,
     /** at most this many transfers at once (null: the receiver's defaultMaxTransfers) */
     maxTransfers: c.maxTransfers ?? null,
+    /** Begins a second (null: the receiver's beginsPerSecondPerIdentity) */
+    beginsPerSecond: c.beginsPerSecond ?? null,
     /** at most this many lanes per transfer (null: the receiver's maxLanes) */
     maxLanes: c.maxLanes ?? null,
     /** received bytes per second over all of this client's lanes (null: unlimited) */

@@ -47,6 +47,7 @@ export const ERROR_CODES = {
   'over-budget': "a receiver budget or the client's maxTransfers is spent; a later Begin gets in",
   'too-many-names': 'a GetTargets call names more targets than a call may (GET_TARGETS_MAX_NAMES)',
   'too-many-calls': 'the client already runs maxCallsPerIdentity control calls',
+  'too-many-begins': 'the client began transfers faster than the receiver allows (beginsPerSecondPerIdentity); a later Begin gets in',
   'too-many-connections': 'the client already holds as many connections as the receiver allows',
   // how a transfer ended on the receiver
   'transfer-failed': 'the transfer failed on the receiver (zfs receive, stream checks, spool, probe limits)',
@@ -96,6 +97,7 @@ export const RETRYABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'unknown-transfer',
   'over-budget',
   'too-many-calls',
+  'too-many-begins',
   'too-many-connections',
   'shutting-down',
   'superseded',

@@ -24,8 +24,8 @@ let dir: string;
 let env: NodeJS.ProcessEnv;
 let pki: ReturnType<typeof makePki>;
 let receiver: ReceiverProcess;
-/** sender.json of: a client (maxTransfers 3), one limited to 1 lane, one for the call limit, one for the connection limit, a stranger */
-const cfg: Record<'a' | 'b' | 'calls' | 'conns' | 'stranger', string> = { a: '', b: '', calls: '', conns: '', stranger: '' };
+/** sender.json of: a client (maxTransfers 3), one limited to 1 lane, one for the call limit, one for the connection limit, one for the Begin rate, a stranger */
+const cfg: Record<'a' | 'b' | 'calls' | 'conns' | 'spin' | 'stranger', string> = { a: '', b: '', calls: '', conns: '', spin: '', stranger: '' };
 
 function client(cfgPath: string, r: ReceiverProcess = receiver): ControlClient {
   const c = loadSenderConfig(cfgPath);
@@ -90,7 +90,7 @@ beforeAll(async () => {
     if (r.code !== 0) throw new Error(r.stderr);
   }
   pki = makePki(dir);
-  for (const k of ['a', 'b', 'calls', 'conns'] as const) cfg[k] = pki.client(`site-${k}`);
+  for (const k of ['a', 'b', 'calls', 'conns', 'spin'] as const) cfg[k] = pki.client(`site-${k}`);
   cfg.stranger = pki.client('stranger');
   receiver = await startReceiver({
     pki,
@@ -101,6 +101,8 @@ beforeAll(async () => {
       'site-b': { root: 'backup/site-b', maxLanes: 1 },
       'site-calls': { root: 'backup/site-calls' },
       'site-conns': { root: 'backup/site-conns' },
+      // a burst of 16 Begins (the least), then one every 100 s: no test run refills a token
+      'site-spin': { root: 'backup/site-spin', beginsPerSecond: 0.01 },
     } as Record<string, { root: string }>,
     // a 16-chunk window: 64 duplicates are the most a lane may carry (budget.ts duplicateLimit)
     extra: { window: '1MiB', laneGraceSeconds: 3, handshakeTimeoutSeconds: 2, maxCallsPerIdentity: 3, maxConnectionsPerIdentity: 6 },
@@ -196,6 +198,25 @@ describe('control-plane refusals arrive with their code', () => {
     expect(e.code).toBe('aborted');
     expect(isRetryable(e)).toBe(false);
     c.close();
+  });
+
+  it('too-many-begins: a client that begins and aborts in a loop is refused past its burst, naming its key; other clients are not', async () => {
+    const spin = client(cfg.spin);
+    for (let i = 0; i < 16; i++) {
+      const b = await spin.begin(probeReq());
+      await spin.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+    }
+    const e = await refusal(spin.begin(probeReq()));
+    expect(e.code).toBe('too-many-begins');
+    expect(e.message).toMatch(/too many Begins: at most 16 at once, then 0\.01 a second \(clients\.site-spin\.beginsPerSecond\); try again in \d+ s/);
+    expect(isRetryable(e)).toBe(true);
+    // a Begin refused for what it says is refused before it is charged, and still for that
+    expect((await refusal(spin.begin(fullReq('../escape')))).code).toBe('bad-name');
+    spin.close();
+    const other = client(cfg.a);
+    const b = await other.begin(probeReq());
+    await other.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+    other.close();
   });
 
   it('too-many-calls past maxCallsPerIdentity; no-lane for the Finishes waiting on a transfer no lane reached', async () => {

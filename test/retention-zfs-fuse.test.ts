@@ -45,6 +45,7 @@ describe('retention on zfs-fuse', () => {
         requireRaw: false,
         maxTransfers: null,
         maxLanes: null,
+        beginsPerSecond: null,
         bytesPerSecond: null,
         retention: { grid: parseGrid('1x1d'), floorMs: D },
       },

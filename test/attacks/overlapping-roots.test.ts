@@ -59,7 +59,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
 }
 
 function pol(root: string): ClientPolicy {
-  return { root, allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, bytesPerSecond: null };
+  return { root, allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, beginsPerSecond: null, bytesPerSecond: null };
 }
 
 describe('overlapping roots at config load', () => {

@@ -48,6 +48,7 @@ describe('config files', () => {
       requireRaw: false,
       maxTransfers: null,
       maxLanes: null,
+      beginsPerSecond: null,
       bytesPerSecond: null,
     });
     expect(c.windowBytes).toBe(256 * 1024 * 1024);
@@ -159,6 +160,7 @@ describe('config examples', () => {
       requireRaw: true,
       maxTransfers: 2,
       maxLanes: 8,
+      beginsPerSecond: null,
       bytesPerSecond: 50 * 1024 ** 2,
     });
     expect(r.clients['site-a']!.retention?.grid.text).toBe('1x1h(keep=all) | 24x1h | 30x1d | 12x30d');
@@ -242,7 +244,7 @@ describe('config schema', () => {
   it('converts sizes, seconds and paths, and takes null as "not set" where it always did', () => {
     const f = write({
       tls: { ...tls, caKey: 'ca/ca.key', revoked: 'ca/revoked.json' },
-      clients: { a: { root: 'backup/a', maxTransfers: null, maxLanes: null, bytesPerSecond: 1048576, receive: null } },
+      clients: { a: { root: 'backup/a', maxTransfers: null, maxLanes: null, beginsPerSecond: 0.5, bytesPerSecond: 1048576, receive: null } },
       http: null,
       enroll: '[::1]:7444',
       laneGraceSeconds: 0.5,
@@ -258,6 +260,7 @@ describe('config schema', () => {
       requireRaw: false,
       maxTransfers: null,
       maxLanes: null,
+      beginsPerSecond: 0.5,
       bytesPerSecond: 1048576,
     });
     expect(c.enroll).toEqual({ host: '::1', port: 7444 });
@@ -282,6 +285,7 @@ describe('config schema', () => {
     'receiver-size-negative.json': 'receiver-size-negative.json: spool.maxBytes must be at least 0, got -1',
     'receiver-window-too-small.json': 'receiver-window-too-small.json: window must be at least 64KiB, got "4KiB"',
     'receiver-rate-too-small.json': 'receiver-rate-too-small.json: clients.acme.bytesPerSecond must be at least 64KiB, got "1KiB"',
+    'receiver-begin-rate-zero.json': 'receiver-begin-rate-zero.json: beginsPerSecondPerIdentity must be at least 0.001, got 0',
     'receiver-count-negative.json': 'receiver-count-negative.json: maxLanes must be at least 1, got -4',
     'receiver-count-too-large.json': 'receiver-count-too-large.json: clients.acme.maxLanes must be at most 256, got 1000',
     'receiver-count-fraction.json': 'receiver-count-fraction.json: maxTransfersTotal must be integer, got 2.5',

@@ -111,7 +111,15 @@ describe('Pruner over the fake zfs', () => {
   const guids = async (ds: string) => new Set((await zfs.snapshotGuidsUnder(ds)).keys());
 
   function policy(keep: string | null, floorMs = 0): Policy {
-    const c: ClientPolicy = { root: 'backup/c', allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, bytesPerSecond: null };
+    const c: ClientPolicy = {
+      root: 'backup/c',
+      allowForce: false,
+      requireRaw: false,
+      maxTransfers: null,
+      maxLanes: null,
+      beginsPerSecond: null,
+      bytesPerSecond: null,
+    };
     if (keep) c.retention = { grid: parseGrid(keep), floorMs };
     return new Policy({ c });
   }

@@ -7,6 +7,7 @@ describe('a sender retries', () => {
   it.each<ErrorCode>([
     'over-budget',
     'too-many-calls',
+    'too-many-begins',
     'too-many-connections',
     'shutting-down',
     'superseded',
