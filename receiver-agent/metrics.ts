@@ -140,6 +140,11 @@ export function createMetrics(
   tg('zferry_transfer_start_timestamp_seconds', 'When this transfer began, unix seconds.', (v) => Date.parse(v.startedAt) / 1000);
   tg('zferry_window_bytes', 'The reassembly window granted to this transfer.', (v) => v.windowBytes);
   tg('zferry_window_held_bytes', 'Bytes held in the reassembly window, waiting for zfs recv or for an earlier chunk.', (v) => v.heldBytes);
+  tg(
+    'zferry_transfer_buffer_bytes',
+    'Chunk buffers this transfer holds in memory: reserved at Begin (at most 32 MiB, whatever the sender announced) and grown as chunks arrive, up to its window.',
+    (v) => v.bufferBytes,
+  );
   tg('zferry_window_fill_ratio', 'Held bytes over the window (0..1); near 1 means the receiving disk or a slow lane limits the transfer.', (v) => v.windowFill);
   tg('zferry_spool_bytes', 'Stream bytes of this transfer waiting in the disk spool for zfs recv (0 without a spool).', (v) => v.spoolBytes);
   tg('zferry_spool_fill_ratio', 'Spooled bytes over the spool size (0..1; 0 without a spool).', (v) => v.spoolFill);

@@ -56,6 +56,8 @@ export interface TransferView {
   etaSeconds: number | null;
   windowBytes: number;
   heldBytes: number;
+  /** chunk buffers its pool holds (reserved at Begin, grown as chunks arrive; 0 once settled) */
+  bufferBytes: number;
   windowFill: number;
   /** stream bytes waiting in the disk spool for zfs recv; the spool's size (0: no spool) */
   spoolBytes: number;
@@ -269,6 +271,7 @@ export class Observer extends EventEmitter {
       etaSeconds: t.active && t.info.estimatedBytes > 0 && writeRateBps > 0 ? Math.max(0, Math.round(remaining / writeRateBps)) : null,
       windowBytes: t.info.windowBytes,
       heldBytes: t.heldBytes,
+      bufferBytes: t.bufferBytes,
       windowFill: t.info.windowBytes > 0 ? t.heldBytes / t.info.windowBytes : 0,
       spoolBytes: t.spoolBytes,
       spoolCapacityBytes: spoolMax,

@@ -22,15 +22,14 @@ import type { Clock } from '../shared/clock.js';
 import type { Logger } from '../shared/log.js';
 import { validateSnapshotName } from '../shared/names.js';
 import { clockWentBack, planPrune, type Dated } from '../shared/retention.js';
-import { datedSnapshotsUnder, destroySnapshots, setOnSnapshots, type DatedSnapshot } from '../shared/zfs-snapshots.js';
+import { RECEIVED_PROP, datedSnapshotsUnder, destroySnapshots, setOnSnapshots, type DatedSnapshot, type TreeRead } from '../shared/zfs-snapshots.js';
 import type { Zfs } from '../shared/zfs.js';
 import { rootsOverlap, type ClientPolicy } from '../shared/config.js';
 import type { Policy } from './policy.js';
 import type { Transfer, TransferEvent } from './transfer.js';
 import type { TransferRegistry } from './transfer-registry.js';
 
-/** The local user property holding when the receiver received a snapshot (unix seconds). */
-export const RECEIVED_PROP = 'zferry:received';
+export { RECEIVED_PROP };
 
 /** A snapshot with the time retention counts for it (ms). */
 export interface ReceivedSnapshot extends Dated {
@@ -84,8 +83,12 @@ export interface PruneTotals {
 export class Pruner {
   /** per identity: the pass running or queued last, so one client's passes run one at a time */
   private readonly chains = new Map<string, Promise<void>>();
-  /** passes queued and not started: a commit to the same target joins the queued pass */
-  private readonly queued = new Set<string>();
+  /**
+   * passes queued and not started, with the tree the commit read (Transfer.commit), or null:
+   * read it at the pass. A second commit to the same target joins the queued pass, which then
+   * reads afresh (the first read misses the second commit's snapshots).
+   */
+  private readonly queued = new Map<string, TreeRead['snapshots'] | null>();
   private readonly totalsByIdentity = new Map<string, PruneTotals>();
   private closed = false;
 
@@ -102,20 +105,29 @@ export class Pruner {
 
   private readonly onTransfer = (event: TransferEvent, t: Transfer): void => {
     if (event !== 'committed' || t.info.kind === 'probe' || this.closed) return;
-    this.afterCommit(t.info.identity, t.info.target, t.info.walk?.knownGuids ?? new Set());
+    this.afterCommit(t.info.identity, t.info.target, t.info.walk?.knownGuids ?? new Set(), t.treeAtCommit);
   };
 
-  /** Queues the stamp-and-prune pass after a commit into `target`. */
-  afterCommit(identity: string, target: string, knownAtBegin: ReadonlySet<string>): void {
+  /**
+   * Queues the stamp-and-prune pass after a commit into `target`; `read`: the target's snapshots
+   * as the commit read them (readTree with RECEIVED_PROP), so the pass need not read them again.
+   */
+  afterCommit(identity: string, target: string, knownAtBegin: ReadonlySet<string>, read: TreeRead['snapshots'] | null = null): void {
     const key = `${identity}\0${target}`;
-    if (this.queued.has(key)) return; // the queued pass will see this commit's snapshots too
-    this.queued.add(key);
-    const prev = this.chains.get(identity) ?? Promise.resolve();
-    const next = prev.then(async () => {
+    if (this.queued.has(key)) {
+      this.queued.set(key, null); // the queued pass reads afresh and sees this commit's snapshots too
+      return;
+    }
+    // the read stands only if no pass of this client runs before ours: one may stamp or destroy
+    // snapshots of this target or of a dataset above it
+    const prev = this.chains.get(identity);
+    this.queued.set(key, prev ? null : read);
+    const next = (prev ?? Promise.resolve()).then(async () => {
+      const snapshots = this.queued.get(key) ?? null;
       this.queued.delete(key);
       if (this.closed) return;
       try {
-        await this.pass(identity, target, knownAtBegin);
+        await this.pass(identity, target, knownAtBegin, snapshots);
       } catch (e) {
         this.count(identity).failures++;
         this.log.error('retention pass failed; the commit stands, the next commit tries again', { identity, target, error: errorMessage(e) });
@@ -157,7 +169,7 @@ export class Pruner {
     return this.transfers.active().some((t) => t.info.kind !== 'probe' && rootsOverlap(t.info.target, ds));
   }
 
-  private async pass(identity: string, target: string, knownAtBegin: ReadonlySet<string>): Promise<void> {
+  private async pass(identity: string, target: string, knownAtBegin: ReadonlySet<string>, read: TreeRead['snapshots'] | null): Promise<void> {
     // the policy as it is now: a reload since the Begin counts
     const policy = this.policy.lookup(identity);
     if (!policy) return;
@@ -166,7 +178,8 @@ export class Pruner {
       return;
     }
     const now = this.clock.now();
-    const byDataset = await datedSnapshotsUnder(this.zfs, target, RECEIVED_PROP);
+    // what the commit read (one zfs get per commit instead of two), or a read of its own
+    const byDataset = read ?? (await datedSnapshotsUnder(this.zfs, target, RECEIVED_PROP));
 
     const stamp = [...byDataset.values()].flatMap((snaps) => toStamp(snaps, knownAtBegin));
     if (stamp.length > 0) {

@@ -44,6 +44,7 @@ export class TransferSummary {
   readonly finishStatement: FinishStatement | null;
   readonly done: Promise<FinishResult>;
   readonly heldBytes = 0;
+  readonly bufferBytes = 0;
   readonly spoolBytes = 0;
   readonly lanes = NO_LANES;
 

@@ -10,12 +10,13 @@ import type { Logger } from '../shared/log.js';
 import type { Zfs } from '../shared/zfs.js';
 import type { FinishReply, TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
-import { BufferPool, UNKNOWN_SIZE_CHUNKS } from '../shared/buffer-pool.js';
+import { BufferPool, RESERVE_MAX_BYTES, UNKNOWN_SIZE_CHUNKS } from '../shared/buffer-pool.js';
 import { CHECKSUM_BYTES, StreamDigest } from '../shared/frames.js';
 import { DiscardSink, RecvSink, type StreamSink } from './recv-sink.js';
 import type { Spool } from './spool.js';
 import { StreamWalker, type WalkPolicy } from '../shared/stream-walk.js';
-import { makeInert, type InertPlan } from '../shared/inert.js';
+import { RECEIVED_PROP, readTree, type TreeRead } from '../shared/zfs-snapshots.js';
+import { knownProps, makeInert, type InertPlan } from '../shared/inert.js';
 
 export interface LaneStats {
   index: number;
@@ -115,6 +116,12 @@ export class Transfer {
   readonly lanes = new Set<LaneHandle>();
   finishedAt: number | null = null;
   result: FinishResult | null = null;
+  /** Bytes of chunk buffers this transfer's pool holds (0 once it settled and gave them up). */
+  get bufferBytes(): number {
+    return this.pool.isReleased ? 0 : this.pool.allocated * this.pool.size;
+  }
+  /** the target's tree of snapshots as the commit read it (readTree), for the retention pass */
+  treeAtCommit: TreeRead['snapshots'] | null = null;
 
   private readonly reasm: Reassembler;
   /** stream bytes taken in order from the reassembler (to zfs recv or to the spool) */
@@ -152,9 +159,11 @@ export class Transfer {
     const windowChunks = Math.ceil(info.windowBytes / info.chunkBytes);
     this.pool = new BufferPool(CHECKSUM_BYTES + info.chunkBytes, windowChunks + 16);
     // what the sender expects to send, not a whole window (256 MiB by default): a job's tiny
-    // incrementals come one after another; a low estimate only makes the pool grow on demand
+    // incrementals come one after another; a low estimate only makes the pool grow on demand,
+    // and a high one reserves at most RESERVE_MAX_BYTES (the estimate is the client's word)
     const expected = info.estimatedBytes ? Math.ceil(info.estimatedBytes / info.chunkBytes) : UNKNOWN_SIZE_CHUNKS;
-    this.pool.reserve(Math.min(windowChunks, expected) + 2);
+    const most = Math.max(UNKNOWN_SIZE_CHUNKS, Math.floor(RESERVE_MAX_BYTES / info.chunkBytes));
+    this.pool.reserve(Math.min(windowChunks, expected, most) + 2);
     // lanes count a DEFLATE'd chunk against this window before inflating it (lane-listener.ts)
     this.reasm.servePool(this.pool);
     this.done = new Promise<FinishResult>((resolve, reject) => (this.settle = { resolve, reject }));
@@ -408,8 +417,14 @@ export class Transfer {
         const { fixed } = await makeInert(this.zfs, this.info.target, this.info.inert);
         if (fixed.length) this.log.warn('received properties made inert', { fixed });
       }
-      const [snaps, enc] = await Promise.all([this.zfs.snapshots(this.info.target), this.zfs.encryption(this.info.target)]);
+      // one zfs get for the result (snapshots, encryption) and for the retention pass after it
+      // (pruner.ts): the tree's snapshots with their receive stamps
+      const tree = await readTree(this.zfs, this.info.target, RECEIVED_PROP, await knownProps(this.zfs, ['encryption', 'keystatus'], this.info.target));
+      this.treeAtCommit = tree.snapshots;
+      const snaps = tree.snapshots.get(this.info.target) ?? [];
       const got = snaps.find((s) => s.guid === this.info.toGuid) ?? snaps[snaps.length - 1];
+      const props = tree.props.get(this.info.target) ?? {};
+      const enc = props.encryption === undefined ? null : { encryption: props.encryption, keystatus: props.keystatus ?? '-' };
       const result: FinishResult = {
         target: this.info.target,
         snapshot: got?.name ?? this.info.snapshot,

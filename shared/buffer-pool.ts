@@ -24,6 +24,15 @@
  */
 export const UNKNOWN_SIZE_CHUNKS = 2;
 
+/**
+ * The most a transfer reserves up front, whatever size it was announced with: the estimate is
+ * the sender's word. In the 200-tenant benchmark, hostile Begins announcing 1 GiB each made the
+ * receiver reserve a whole 256 MiB window per Begin; with preemption re-admitting them it held
+ * 3 GiB and its event loop stalled long enough that honest clients' Hellos and TLS handshakes
+ * timed out. Past this the pool doubles as chunks actually arrive (32 MiB → 256 MiB: 3 steps).
+ */
+export const RESERVE_MAX_BYTES = 32 * 1024 * 1024;
+
 /** take() on a pool whose owner has finished (see release()). */
 export class PoolReleasedError extends Error {
   constructor(message: string) {

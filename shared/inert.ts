@@ -47,7 +47,7 @@ function cure(prop: string, overrides: ReceiveOverrides): { set: string } | 'inh
 type PropRow = Awaited<ReturnType<Zfs['propsUnder']>>[number];
 
 /** The properties of `names` this zfs knows (user properties always). */
-async function knownProps(zfs: Zfs, names: Iterable<string>, dataset: string): Promise<string[]> {
+export async function knownProps(zfs: Zfs, names: Iterable<string>, dataset: string): Promise<string[]> {
   // asked side by side: each is a zfs command the first time a receiver asks (then cached)
   const list = [...names];
   const ok = await Promise.all(list.map((p) => p.includes(':') || zfs.supportsProperty(p, dataset)));

@@ -24,26 +24,46 @@ export interface DatedSnapshot {
 /** Snapshot names that go to `zfs destroy` in one call (well under any argv limit). */
 const BATCH = 100;
 
+/** The local user property holding when the receiver received a snapshot (unix seconds). */
+export const RECEIVED_PROP = 'zferry:received';
+
+/** One read of a tree: its snapshots as retention sees them, and some properties of its datasets. */
+export interface TreeRead {
+  /** per dataset, oldest (createtxg) first */
+  snapshots: Map<string, DatedSnapshot[]>;
+  /** per filesystem or volume, the values of the `datasetProps` asked for */
+  props: Map<string, Record<string, string>>;
+}
+
 /**
  * Every snapshot at and below `dataset`, per dataset, oldest (createtxg) first, with the local
- * value of `prop`. A dataset that does not exist has none.
+ * value of `prop`, and `datasetProps` of the datasets themselves (each one this zfs knows): one
+ * `zfs get -r`. A dataset that does not exist has none.
  */
-export async function datedSnapshotsUnder(zfs: Zfs, dataset: string, prop: string): Promise<Map<string, DatedSnapshot[]>> {
+export async function readTree(zfs: Zfs, dataset: string, prop: string, datasetProps: readonly string[] = []): Promise<TreeRead> {
   validateDataset(dataset);
   if (!/^[a-z0-9_.-]+:[a-z0-9_.:-]+$/.test(prop)) throw new ZferryError('bad-name', `"${prop}" is not a user property name`);
-  const r = await zfs.invoke(['get', '-H', '-p', '-r', '-o', 'name,property,value,source', `guid,createtxg,creation,userrefs,${prop}`, dataset], 300_000);
-  const out = new Map<string, DatedSnapshot[]>();
+  for (const p of datasetProps) if (!/^[a-z0-9_.:-]+$/.test(p)) throw new ZferryError('bad-name', `"${p}" is not a property name`);
+  const asked = [...new Set(['guid', 'createtxg', 'creation', 'userrefs', prop, ...datasetProps])].join(',');
+  const r = await zfs.invoke(['get', '-H', '-p', '-r', '-o', 'name,property,value,source', asked, dataset], 300_000);
+  const out: TreeRead = { snapshots: new Map(), props: new Map() };
   if (r.code !== 0) {
     if (/does not exist/.test(r.stderr)) return out;
     throw new ZferryError('zfs', `zfs get ${prop} ${dataset}: ${oneLine(r.stderr)}`);
   }
+  const wanted = new Set(datasetProps);
   const byName = new Map<string, Partial<DatedSnapshot> & { full: string }>();
   for (const line of r.stdout.split('\n')) {
     const [full, property, value, source] = line.split('\t');
-    const at = full?.indexOf('@') ?? -1;
-    if (!full || at <= 0 || value === undefined) continue;
-    const ds = full.slice(0, at);
+    if (!full || !property || value === undefined) continue;
+    const at = full.indexOf('@');
+    const ds = at < 0 ? full : full.slice(0, at);
     if (ds !== dataset && !ds.startsWith(dataset + '/')) continue;
+    if (at < 0) {
+      if (wanted.has(property)) out.props.set(ds, { ...out.props.get(ds), [property]: value });
+      continue;
+    }
+    if (at === 0) continue;
     const e = byName.get(full) ?? { full, name: full.slice(at + 1) };
     if (property === 'guid') e.guid = value;
     else if (property === 'createtxg') e.createtxg = Number(value);
@@ -55,12 +75,17 @@ export async function datedSnapshotsUnder(zfs: Zfs, dataset: string, prop: strin
   for (const e of byName.values()) {
     if (e.guid === undefined || !Number.isSafeInteger(e.createtxg) || !Number.isFinite(e.creation)) continue;
     const ds = e.full.slice(0, e.full.indexOf('@'));
-    const list = out.get(ds) ?? [];
+    const list = out.snapshots.get(ds) ?? [];
     list.push({ name: e.name!, full: e.full, guid: e.guid, createtxg: e.createtxg!, creation: e.creation!, userrefs: e.userrefs ?? 0, local: e.local ?? null });
-    out.set(ds, list);
+    out.snapshots.set(ds, list);
   }
-  for (const list of out.values()) list.sort((a, b) => a.createtxg - b.createtxg);
+  for (const list of out.snapshots.values()) list.sort((a, b) => a.createtxg - b.createtxg);
   return out;
+}
+
+/** Every snapshot at and below `dataset`, per dataset, oldest first, with the local value of `prop` (readTree). */
+export async function datedSnapshotsUnder(zfs: Zfs, dataset: string, prop: string): Promise<Map<string, DatedSnapshot[]>> {
+  return (await readTree(zfs, dataset, prop)).snapshots;
 }
 
 /** What a batch of zfs calls did: names done, and the ones that failed with zfs's line. */

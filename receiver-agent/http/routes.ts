@@ -47,6 +47,7 @@ export const transferSchema = {
     etaSeconds: nullableNumber,
     windowBytes: { type: 'integer' },
     heldBytes: { type: 'integer' },
+    bufferBytes: { type: 'integer', description: 'chunk buffers the transfer holds in memory (0 once settled)' },
     windowFill: { type: 'number' },
     spoolBytes: { type: 'integer' },
     spoolCapacityBytes: { type: 'integer', description: '0: this receiver has no spool' },

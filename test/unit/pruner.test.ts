@@ -15,6 +15,7 @@ import type { ClientPolicy } from '../../shared/config.js';
 import type { DatedSnapshot } from '../../shared/zfs-snapshots.js';
 import { Policy } from '../../receiver-agent/policy.js';
 import { Pruner, RECEIVED_PROP, receiveTimes, toStamp } from '../../receiver-agent/pruner.js';
+import { readTree } from '../../shared/zfs-snapshots.js';
 import type { Transfer } from '../../receiver-agent/transfer.js';
 import { FAKE_ZFS } from '../helpers/agents.js';
 
@@ -161,6 +162,31 @@ describe('Pruner over the fake zfs', () => {
       ['backup/c/data', 4, 2, 1],
       ['backup/c/data/kid', 1, 1, 0],
     ]);
+  });
+
+  it('uses the tree its commit read instead of reading it again, unless another pass of the client ran first', async () => {
+    let reads = 0;
+    const counting = Object.create(zfs) as Zfs;
+    counting.invoke = (args: string[], timeoutMs?: number) => {
+      if (args[0] === 'get' && args.includes(`guid,createtxg,creation,userrefs,${RECEIVED_PROP}`)) reads++;
+      return zfs.invoke(args, timeoutMs);
+    };
+    const known = await guids('backup/c');
+    await z('snapshot', 'backup/c/data/kid@k3');
+    now = T0;
+    const p = new Pruner(counting, policy(null), transfers, clock, log);
+    const read = (await readTree(zfs, 'backup/c/data/kid', RECEIVED_PROP)).snapshots;
+    p.afterCommit('c', 'backup/c/data/kid', known, read);
+    await p.idle();
+    expect(reads).toBe(0);
+    expect(await local('backup/c/data/kid@k3')).toBe(String(T0 / 1000)); // stamped from the commit's read
+    // a pass of the same client queued before ours may change what ours read: ours reads again
+    await z('snapshot', 'backup/c/data/kid@k4');
+    const read2 = (await readTree(zfs, 'backup/c/data/kid', RECEIVED_PROP)).snapshots;
+    p.afterCommit('c', 'backup/c/data', known);
+    p.afterCommit('c', 'backup/c/data/kid', known, read2);
+    await p.idle();
+    expect(reads).toBe(2);
   });
 
   it('prunes nothing when a snapshot is newer than the clock (it went back), and says so once', async () => {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
-import { UNKNOWN_SIZE_CHUNKS } from '../../shared/buffer-pool.js';
+import { RESERVE_MAX_BYTES, UNKNOWN_SIZE_CHUNKS } from '../../shared/buffer-pool.js';
 import { Transfer, type LaneHandle, type TransferInfo } from '../../receiver-agent/transfer.js';
 import type { SinkExit, StreamSink } from '../../receiver-agent/recv-sink.js';
 import { Spool } from '../../receiver-agent/spool.js';
@@ -52,9 +52,20 @@ class TestSink implements StreamSink {
   }
 }
 
+/** A zfs whose target has one snapshot, s1 (guid 42), and no encryption: what the commit reads. */
 const zfsStandIn = {
-  snapshots: async () => [{ name: 's1', guid: '42', createtxg: 7 }],
-  encryption: async () => null,
+  supportsProperty: async () => false,
+  invoke: async (args: string[]) => {
+    const target = args[args.length - 1]!;
+    const rows = [
+      ['guid', '42'],
+      ['createtxg', '7'],
+      ['creation', '1765000000'],
+      ['userrefs', '0'],
+      ['zferry:received', '-'],
+    ];
+    return { code: 0, stdout: rows.map(([p, v]) => `${target}@s1\t${p}\t${v}\t-`).join('\n') + '\n', stderr: '' };
+  },
 } as unknown as Zfs;
 
 function info(o: Partial<TransferInfo> = {}): TransferInfo {
@@ -116,6 +127,19 @@ describe('receiver transfer', () => {
     expect(small.pool.allocated).toBe(3 + 2);
     expect(unknown.pool.allocated).toBe(UNKNOWN_SIZE_CHUNKS + 2);
     for (const t of [small, unknown]) await t.abandon('test over', 'aborted');
+  });
+
+  it('reserves at most RESERVE_MAX_BYTES up front however large the sender says the stream is, and grows as chunks arrive', async () => {
+    // a hostile Begin: 1 TiB announced, a 256 MiB window of 1 MiB chunks
+    const { t } = start({ windowBytes: 256 * 1024 * 1024, chunkBytes: 1024 * 1024, estimatedBytes: 2 ** 40 });
+    expect(t.pool.allocated).toBe(RESERVE_MAX_BYTES / (1024 * 1024) + 2);
+    expect(t.bufferBytes).toBe(t.pool.allocated * t.pool.size);
+    // a pool that ran dry doubles: chunks that arrive are what grows it
+    const taken = Array.from({ length: t.pool.allocated + 1 }, () => t.pool.take());
+    expect(t.pool.allocated).toBeGreaterThan(taken.length);
+    for (const b of taken) t.pool.give(b);
+    await t.abandon('test over', 'aborted');
+    expect(t.bufferBytes).toBe(0);
   });
 
   it('holds the end marker back until Finish, then writes it and commits', async () => {
