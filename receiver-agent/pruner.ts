@@ -106,6 +106,7 @@ export class Pruner {
   private readonly onTransfer = (event: TransferEvent, t: Transfer): void => {
     if (event !== 'committed' || t.info.kind === 'probe' || this.closed) return;
     this.afterCommit(t.info.identity, t.info.target, t.info.walk?.knownGuids ?? new Set(), t.treeAtCommit);
+    t.treeAtCommit = null; // the pass has it; the finished transfer need not keep a big tree
   };
 
   /**
