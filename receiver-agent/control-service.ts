@@ -449,7 +449,14 @@ export class ReceiverCore {
   /** The chunk size asked for, within limits, and a window of at least two chunks (`granted`: admission's, when given). */
   private sizes(req: BeginRequest, granted?: number): { chunkBytes: number; windowBytes: number } {
     const chunkBytes = Math.max(MIN_CHUNK, Math.min(req.chunkBytes || 1024 * 1024, this.cfg.maxChunkBytes));
-    return { chunkBytes, windowBytes: granted ?? Math.max(chunkBytes * 2, this.cfg.windowBytes) };
+    // A stream announced as small is offered a window to match: twice its size, at least the
+    // floor. It could not fill more, and a small window keeps its client within its fair share,
+    // where preemption never reaches: in the 200-tenant benchmark honest 5 KB incrementals held
+    // 249 MB windows each, were over their share as hostile clients joined, and were preempted
+    // for them. The size is the sender's word; one that announces too little only slows itself.
+    const floor = Math.max(4 * chunkBytes, MIN_WINDOW);
+    const fits = req.estimatedBytes > 0 ? Math.max(floor, Math.ceil((2 * req.estimatedBytes) / chunkBytes) * chunkBytes) : Infinity;
+    return { chunkBytes, windowBytes: granted ?? Math.max(chunkBytes * 2, Math.min(this.cfg.windowBytes, fits)) };
   }
 
   /** What a sender needs to open lanes for a transfer that has begun. */

@@ -35,7 +35,7 @@ import {
   openData,
   type Frame,
 } from '../shared/frames.js';
-import { Transfer, type LaneHandle, type LaneStats } from './transfer.js';
+import { Transfer, settledError, type LaneHandle, type LaneStats } from './transfer.js';
 import type { TransferRegistry } from './transfer-registry.js';
 import { laneInfo } from '../shared/sockopt.js';
 import { WindowError, windowOfPool } from './reassembler.js';
@@ -66,11 +66,6 @@ function refusalOf(e: unknown): [string, ErrorCode] {
   // the transfer settled while this lane was mid-frame: its pool is released
   if (e instanceof PoolReleasedError) return [e.message, 'transfer-over'];
   return [`internal error: ${(e as Error).message}`, 'internal'];
-}
-
-/** A lane for a transfer no longer receiving: over (Finish tells how it ended) or failed. */
-function endedCode(state: string): ErrorCode {
-  return state === 'committing' || state === 'committed' ? 'transfer-over' : 'transfer-failed';
 }
 
 export function handleLane(socket: TLSSocket, identity: string, reg: LaneSettings, log: Logger): void {
@@ -147,9 +142,9 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     if (!t) return refuse(`unknown transfer ${id}`, 'unknown-transfer');
     if (t.info.identity !== identity) return refuse(`transfer ${id} belongs to another client`, 'denied');
     // retired: only its summary is kept (the secret went with the transfer), and it is over
-    if (!(t instanceof Transfer)) return refuse(`transfer ${id} is ${t.state}`, endedCode(t.state));
+    if (!(t instanceof Transfer)) return refuse(...refusalOf(settledError(t)));
     if (!t.secretMatches(h.secret)) return refuse(`wrong lane secret for transfer ${id}`, 'wrong-secret');
-    if (t.state !== 'receiving') return refuse(`transfer ${id} is ${t.state}`, endedCode(t.state));
+    if (t.state !== 'receiving') return refuse(...refusalOf(settledError(t)));
     if (t.lanes.size >= reg.maxLanes) return refuse(`transfer ${id} already has ${reg.maxLanes} lanes`, 'too-many-lanes');
     const own = reg.clientLimits?.(identity)?.maxLanes;
     if (own && t.lanes.size >= own)

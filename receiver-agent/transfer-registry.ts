@@ -35,6 +35,7 @@ export class TransferSummary {
   readonly state: 'committed' | 'failed' | 'abandoned';
   readonly active = false;
   readonly failure: string | null;
+  readonly failureCode: ErrorCode | null;
   readonly bytesReceived: number;
   readonly bytesWritten: number;
   readonly duplicates: number;
@@ -55,6 +56,7 @@ export class TransferSummary {
     this.info = { identity, target, snapshot, kind, raw, estimatedBytes, windowBytes };
     this.state = t.state as TransferSummary['state'];
     this.failure = t.failure;
+    this.failureCode = t.failureCode;
     this.bytesReceived = t.bytesReceived;
     this.bytesWritten = t.bytesWritten;
     this.duplicates = t.duplicates;

@@ -11,7 +11,7 @@ import type { Zfs } from '../shared/zfs.js';
 import type { FinishReply, TransferKind } from '../shared/control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
 import { BufferPool, RESERVE_MAX_BYTES, UNKNOWN_SIZE_CHUNKS } from '../shared/buffer-pool.js';
-import { CHECKSUM_BYTES, StreamDigest } from '../shared/frames.js';
+import { CHECKSUM_BYTES, StreamDigest, laneErrorNumber } from '../shared/frames.js';
 import { DiscardSink, RecvSink, type StreamSink } from './recv-sink.js';
 import type { Spool } from './spool.js';
 import { StreamWalker, type WalkPolicy } from '../shared/stream-walk.js';
@@ -65,6 +65,24 @@ export interface TransferInfo {
   maxBytes?: number;
 }
 
+/**
+ * What a lane or chunk for a transfer no longer receiving is refused with: over (Finish tells
+ * how it ended), or how it failed, with that failure's own code and reason, so a sender whose
+ * transfer was preempted before its lanes came (or while they re-opened) retries, as it would
+ * on Finish, instead of giving up on 'transfer-failed'.
+ */
+export function settledError(t: {
+  readonly id: string;
+  readonly state: TransferState;
+  readonly failure: string | null;
+  readonly failureCode: ErrorCode | null;
+}): ZferryError {
+  if (t.state === 'committing' || t.state === 'committed' || t.state === 'receiving') return new ZferryError('transfer-over', `transfer ${t.id} is ${t.state}`);
+  // a code lanes cannot carry (shared/frames.ts LANE_ERROR_CODES) goes as 'transfer-failed'
+  const code = t.failureCode && laneErrorNumber(t.failureCode) ? t.failureCode : 'transfer-failed';
+  return new ZferryError(code, `transfer ${t.id} is ${t.state}${t.failure ? `: ${t.failure}` : ''}`);
+}
+
 /** What a committed transfer reports: the Finish reply without its envelope. */
 export type FinishResult = Omit<FinishReply, 'committed' | 'message'>;
 
@@ -108,6 +126,8 @@ export class Transfer {
   readonly startedAt = Date.now();
   state: TransferState = 'receiving';
   failure: string | null = null;
+  /** the code it failed or was abandoned with ('preempted', 'no-lane', …): what a late lane is refused with */
+  failureCode: ErrorCode | null = null;
   bytesWritten = 0;
   /** when bytes last reached zfs recv (the start until then): preemption takes the most stalled first (budget.ts) */
   lastProgressAt = this.startedAt;
@@ -245,11 +265,7 @@ export class Transfer {
 
   /** A verified chunk from a lane. Throws WindowError when the sender broke the window. */
   accept(c: HeldChunk): void {
-    if (this.state !== 'receiving')
-      throw new ZferryError(
-        this.state === 'failed' || this.state === 'abandoned' ? 'transfer-failed' : 'transfer-over',
-        `transfer ${this.id} is ${this.state}`,
-      );
+    if (this.state !== 'receiving') throw settledError(this);
     this.bytesReceived += c.data.length;
     if (this.info.maxBytes !== undefined && this.bytesReceived > this.info.maxBytes) {
       this.fail(`probe sent more than ${this.info.maxBytes} bytes, this receiver's limit (probeMaxBytes)`);
@@ -473,6 +489,7 @@ export class Transfer {
     if (this.state === 'failed' || this.state === 'abandoned' || this.state === 'committed') return;
     this.state = state;
     this.failure = message;
+    this.failureCode = code;
     if (this.graceTimer) clearTimeout(this.graceTimer);
     this.reasm.clear();
     this.sink?.end();

@@ -146,6 +146,12 @@ export class Striper {
           this.fail(new ZferryError('transfer-lost', `the receiver dropped the transfer: ${msg}`));
           return;
         }
+        // It ended the transfer and says why: that code decides the retry (preempted, no-lane
+        // and superseded are retryable; aborted is not), not a reconnect budget spent in vain.
+        if (code === 'preempted' || code === 'no-lane' || code === 'superseded' || code === 'aborted') {
+          this.fail(new ZferryError(code, msg));
+          return;
+        }
         if (this.openLanes === 0 && Date.now() - this.lastLaneSeen > this.o.reconnectBudgetMs) {
           this.fail(new ZferryError('lanes-down', `no lane could be re-opened for ${Math.round(this.o.reconnectBudgetMs / 1000)} s: ${(e as Error).message}`));
           return;

@@ -320,14 +320,16 @@ describe('lane refusals arrive with their code', () => {
     cd.close();
   });
 
-  it('aborted on an open lane, then transfer-failed for a lane re-opened into it', async () => {
+  it('aborted on an open lane, and again, with the reason, for a lane re-opened into it', async () => {
     const ca = client(cfg.a);
     const b = await ca.begin(probeReq());
     const lane = await openLane(cfg.a, b);
     const heard = new Promise<[string, ErrorCode]>((resolve) => lane.on('remote-error', (m, code) => resolve([m, code])));
     await ca.abort({ name: '', transferId: b.transferId, discardResumeState: false });
     expect(await heard).toEqual(['aborted by the sender', 'aborted']);
-    expect((await refusal(openLane(cfg.a, b))).code).toBe('transfer-failed');
+    const again = await refusal(openLane(cfg.a, b));
+    expect(again.code).toBe('aborted');
+    expect(again.message).toMatch(/is abandoned: aborted by the sender$/);
     ca.close();
   });
 

@@ -87,6 +87,7 @@ describe('a coalition holding the whole window budget', () => {
   it("cannot keep an honest client out: its replicate preempts a held transfer, which is told 'preempted'", async () => {
     const controls: ControlClient[] = [];
     const lanes: HeldLane[] = [];
+    const held: { cfg: string; b: BeginReply }[] = [];
     try {
       for (const h of HOSTILE) {
         const cfg = pki.client(h);
@@ -97,6 +98,7 @@ describe('a coalition holding the whole window budget', () => {
           const b = await control.begin(beginRequest(`held-${k}`, { chunkBytes: MiB }));
           expect(b.windowBytes).toBe(32 * MiB);
           lanes.push(await holdLane(cfg, b));
+          held.push({ cfg, b });
         }
       }
       // the budget is spent: a hostile identity at its fair share (256 / 4 = 64 MiB) gets no more
@@ -135,6 +137,15 @@ describe('a coalition holding the whole window budget', () => {
       const counted = [...metrics.matchAll(/^zferry_preempted_transfers_total\{identity="([^"]+)"\} (\d+)$/gm)].filter((m) => m[2] !== '0');
       expect(counted.map((m) => m[2])).toEqual(['1']);
       expect(HOSTILE).toContain(counted[0]![1]);
+      // a lane (re-)opened for the preempted transfer is told the same, with the same code, so
+      // our sender retries it (a late lane of a preempted transfer used to get 'transfer-failed',
+      // final: two honest tenants gave up that way in the 200-tenant benchmark)
+      const victim = held[lanes.findIndex((l) => l.frames.some((f) => f.type === FrameType.Error))]!;
+      const again = await holdLane(victim.cfg, victim.b);
+      await again.closed;
+      const refusal = again.frames.find((f) => f.type === FrameType.Error)!;
+      expect(laneErrorCode(refusal.value, 'receiver')).toBe('preempted');
+      expect(refusal.payload.toString()).toMatch(/^transfer [0-9a-f]{32} is abandoned: preempted: this receiver shares its 256 MiB window budget/);
       // the other seven are still held (their lanes open): only what was needed was taken
       const open = await Promise.all(lanes.map((l) => Promise.race([l.closed.then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), 200))])));
       expect(open.filter(Boolean)).toHaveLength(7);
@@ -143,4 +154,23 @@ describe('a coalition holding the whole window budget', () => {
       for (const c of controls) c.close();
     }
   }, 120_000);
+
+  it('offers a stream announced as small a window to match (twice its size, at least 16 MiB), so an honest tiny transfer stays within its share', async () => {
+    const cfg = loadSenderConfig(pki.client('site-a'));
+    const c = new ControlClient(receiver.address, loadTlsMaterial(cfg.tls, cfg.baseDir));
+    try {
+      for (const [estimatedBytes, window] of [
+        [5352, 16 * MiB], // a job's tiny incremental: the floor
+        [12 * MiB, 24 * MiB], // twice the stream, in whole chunks
+        [100 * MiB, 32 * MiB], // more than the receiver's window: its window
+        [0, 32 * MiB], // no estimate (zfs-fuse): the receiver's window
+      ] as const) {
+        const b = await c.begin(beginRequest(`sized-${estimatedBytes}`, { chunkBytes: MiB, estimatedBytes }));
+        expect(b.windowBytes, `estimate ${estimatedBytes}`).toBe(window);
+        await c.abort({ name: `sized-${estimatedBytes}`, transferId: b.transferId, discardResumeState: true });
+      }
+    } finally {
+      c.close();
+    }
+  });
 });
