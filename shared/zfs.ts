@@ -5,6 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { ZferryError, oneLine } from './errors.js';
 import { validateBookmark, validateDataset, validateSnapshot } from './names.js';
 import { run, type RunResult } from './run.js';
+import { cpuCount } from './host.js';
 
 /** A dataset's snapshots at a glance: the newest, the oldest (creation, unix seconds), how many. */
 export interface SnapshotSpan {
@@ -77,6 +78,41 @@ export interface PropOverrides {
   exclude: string[];
 }
 
+/**
+ * zfs commands one process runs at once (streams, zfs send/recv, are spawned apart and never
+ * wait here). A receiver's Begin, commit and start-up scan each ask several things side by
+ * side; with many tenants that multiplied into dozens of zfs processes on 2 cores, no faster
+ * than a few, and through the test suite's OpenZFS VM (zfs over ssh to dropbear, which drops
+ * a 6th unauthenticated connection from one address) it failed a Begin with
+ * "kex_exchange_identification: Connection closed by remote host". A command holds its slot
+ * only while it runs, so none waits on another's.
+ */
+class CommandSlots {
+  private running = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(readonly max: number) {}
+
+  async take(): Promise<void> {
+    if (this.running < this.max) {
+      this.running++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next)
+      next(); // the slot passes to the next in line
+    else this.running--;
+  }
+}
+
+/** 4 at once (the VM's sshd allows 5 handshakes per address), or one per core on bigger hosts. */
+export const ZFS_COMMANDS_AT_ONCE = Math.max(4, cpuCount());
+const zfsSlots = new CommandSlots(ZFS_COMMANDS_AT_ONCE);
+
 /** A property name as zfs takes it; never something that reads as an option. */
 function validateProp(p: string): string {
   if (!/^[a-z][a-z0-9_.:-]{0,255}$/.test(p)) throw new ZferryError('bad-name', `"${p}" is not a property name`);
@@ -94,7 +130,12 @@ export class Zfs {
   ) {}
 
   async invoke(args: string[], timeoutMs = 120_000): Promise<RunResult> {
-    return run(this.bin, args, { timeoutMs, env: this.env });
+    await zfsSlots.take();
+    try {
+      return await run(this.bin, args, { timeoutMs, env: this.env });
+    } finally {
+      zfsSlots.release();
+    }
   }
 
   private async ok(args: string[]): Promise<string> {
