@@ -68,6 +68,9 @@
 import { availableParallelism } from 'node:os';
 import { ZferryError } from '../shared/errors.js';
 import { formatBytes } from '../shared/units.js';
+import { Slots } from '../shared/slots.js';
+
+export { Slots };
 
 export interface BudgetLimits {
   windowBudget: number;
@@ -364,40 +367,6 @@ export class SpoolBudget {
 export function inflateSlotsDefault(): number {
   const pool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
   return Math.max(1, Math.min(2 * availableParallelism(), pool - 1));
-}
-
-/** A counting semaphore with a FIFO of waiters; a waiter that no longer wants a slot just does not take one. */
-export class Slots {
-  private used = 0;
-  private waiters: Array<() => void> = [];
-
-  constructor(readonly max: number) {}
-
-  get inUse(): number {
-    return this.used;
-  }
-
-  tryTake(): boolean {
-    if (this.used >= this.max) return false;
-    this.used++;
-    return true;
-  }
-
-  /** `wake` is called once when a slot may be free (it must tryTake() again). */
-  wait(wake: () => void): void {
-    this.waiters.push(wake);
-  }
-
-  release(): void {
-    if (this.used > 0) this.used--;
-    // wake waiters in order until the free slots are taken again (a closed lane's waiter takes
-    // none); only those waiting now, so one that waits again at once is not woken twice
-    const now = this.waiters;
-    this.waiters = [];
-    let i = 0;
-    while (i < now.length && this.used < this.max) now[i++]!();
-    this.waiters = [...now.slice(i), ...this.waiters];
-  }
 }
 
 /** The process's inflation slots (see inflateSlotsDefault). */

@@ -6,6 +6,7 @@ import { ZferryError, oneLine } from './errors.js';
 import { validateBookmark, validateDataset, validateSnapshot } from './names.js';
 import { run, type RunResult } from './run.js';
 import { cpuCount } from './host.js';
+import { Slots } from './slots.js';
 
 /** A dataset's snapshots at a glance: the newest, the oldest (creation, unix seconds), how many. */
 export interface SnapshotSpan {
@@ -85,33 +86,11 @@ export interface PropOverrides {
  * than a few, and through the test suite's OpenZFS VM (zfs over ssh to dropbear, which drops
  * a 6th unauthenticated connection from one address) it failed a Begin with
  * "kex_exchange_identification: Connection closed by remote host". A command holds its slot
- * only while it runs, so none waits on another's.
+ * only while it runs, so none waits on another's. 4 at once (the VM's sshd allows 5 handshakes
+ * per address), or one per core on bigger hosts.
  */
-class CommandSlots {
-  private running = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(readonly max: number) {}
-
-  async take(): Promise<void> {
-    if (this.running < this.max) {
-      this.running++;
-      return;
-    }
-    await new Promise<void>((resolve) => this.waiting.push(resolve));
-  }
-
-  release(): void {
-    const next = this.waiting.shift();
-    if (next)
-      next(); // the slot passes to the next in line
-    else this.running--;
-  }
-}
-
-/** 4 at once (the VM's sshd allows 5 handshakes per address), or one per core on bigger hosts. */
 export const ZFS_COMMANDS_AT_ONCE = Math.max(4, cpuCount());
-const zfsSlots = new CommandSlots(ZFS_COMMANDS_AT_ONCE);
+const zfsSlots = new Slots(ZFS_COMMANDS_AT_ONCE);
 
 /** A property name as zfs takes it; never something that reads as an option. */
 function validateProp(p: string): string {

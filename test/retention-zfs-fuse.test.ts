@@ -10,6 +10,7 @@ import { parseGrid } from '../shared/retention.js';
 import { Policy } from '../receiver-agent/policy.js';
 import { Pruner, RECEIVED_PROP } from '../receiver-agent/pruner.js';
 import { createTestPool, sendRecv, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
+import { clientPolicy } from './helpers/client-policy.js';
 
 const D = 86_400_000;
 const T0 = Date.parse('2027-03-01T00:00:00Z');
@@ -39,16 +40,7 @@ describe('retention on zfs-fuse', () => {
     const zfs = new Zfs(zfsBinary());
     let now = T0;
     const policy = new Policy({
-      c: {
-        root: `${p}/site`,
-        allowForce: false,
-        requireRaw: false,
-        maxTransfers: null,
-        maxLanes: null,
-        beginsPerSecond: null,
-        bytesPerSecond: null,
-        retention: { grid: parseGrid('1x1d'), floorMs: D },
-      },
+      c: clientPolicy(`${p}/site`, { retention: { grid: parseGrid('1x1d'), floorMs: D } }),
     });
     const pruner = new Pruner(zfs, policy, { on: () => {}, off: () => {}, active: () => [] }, { now: () => now }, quiet);
     await zfsOk(['create', `${p}/src`]);

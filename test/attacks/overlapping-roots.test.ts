@@ -20,6 +20,7 @@ import { runInviteCommand } from '../../receiver-agent/commands/invite.js';
 import { addClientToConfig } from '../../receiver-agent/enroll-server.js';
 import { Policy } from '../../receiver-agent/policy.js';
 import { FAKE_ZFS, RECEIVER_CLI, makePki, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
+import { clientPolicy } from '../helpers/client-policy.js';
 
 let dir: string;
 let n = 0;
@@ -58,9 +59,7 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-function pol(root: string): ClientPolicy {
-  return { root, allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, beginsPerSecond: null, bytesPerSecond: null };
-}
+const pol = (root: string): ClientPolicy => clientPolicy(root);
 
 describe('overlapping roots at config load', () => {
   it("refuses a root inside another client's root with one line naming both clients and both roots", () => {

@@ -9,6 +9,7 @@ import { Observer } from '../../receiver-agent/observer.js';
 import { parseGrid } from '../../shared/retention.js';
 import { Transfer } from '../../receiver-agent/transfer.js';
 import { TransferRegistry } from '../../receiver-agent/transfer-registry.js';
+import { clientPolicy } from '../helpers/client-policy.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 
@@ -26,7 +27,7 @@ function setup(): { obs: Observer; zfs: HeldZfs; transfers: TransferRegistry } {
   const transfers = new TransferRegistry(() => ({ windowBudget: 1 << 30, windowBudgetPerIdentity: 1 << 30, maxTransfersTotal: 8 }), quiet);
   const zfs = new HeldZfs('/nonexistent/zfs');
   const policy = new Policy({
-    a: { root: 'pool/a', allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, beginsPerSecond: null, bytesPerSecond: null },
+    a: clientPolicy('pool/a'),
   });
   const cfg = { spool: null, tls: { cert: 'none', key: 'none', ca: 'none' }, baseDir: '/' } as unknown as ReceiverConfig;
   const obs = new Observer({ transfers, zfs, policy, cfg }, quiet);
@@ -96,10 +97,9 @@ describe('Observer replica spans', () => {
   it("give each target how far back it reaches and its client's retention (null where the receiver never prunes)", async () => {
     const transfers = new TransferRegistry(() => ({ windowBudget: 1 << 30, windowBudgetPerIdentity: 1 << 30, maxTransfersTotal: 8 }), quiet);
     const zfs = new HeldZfs('/nonexistent/zfs');
-    const base = { allowForce: false, requireRaw: false, maxTransfers: null, maxLanes: null, beginsPerSecond: null, bytesPerSecond: null };
     const policy = new Policy({
-      a: { ...base, root: 'pool/a', retention: { grid: parseGrid('24x1h | 14x1d'), floorMs: 2 * 86_400_000 } },
-      b: { ...base, root: 'pool/b' },
+      a: clientPolicy('pool/a', { retention: { grid: parseGrid('24x1h | 14x1d'), floorMs: 2 * 86_400_000 } }),
+      b: clientPolicy('pool/b'),
     });
     const cfg = { spool: null, tls: { cert: 'none', key: 'none', ca: 'none' }, baseDir: '/' } as unknown as ReceiverConfig;
     const obs = new Observer({ transfers, zfs, policy, cfg }, quiet);

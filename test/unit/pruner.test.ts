@@ -18,6 +18,7 @@ import { Pruner, RECEIVED_PROP, receiveTimes, toStamp } from '../../receiver-age
 import { readTree } from '../../shared/zfs-snapshots.js';
 import type { Transfer } from '../../receiver-agent/transfer.js';
 import { FAKE_ZFS } from '../helpers/agents.js';
+import { clientPolicy } from '../helpers/client-policy.js';
 
 const H = 3_600_000;
 const D = 24 * H;
@@ -112,17 +113,7 @@ describe('Pruner over the fake zfs', () => {
   const guids = async (ds: string) => new Set((await zfs.snapshotGuidsUnder(ds)).keys());
 
   function policy(keep: string | null, floorMs = 0): Policy {
-    const c: ClientPolicy = {
-      root: 'backup/c',
-      allowForce: false,
-      requireRaw: false,
-      maxTransfers: null,
-      maxLanes: null,
-      beginsPerSecond: null,
-      bytesPerSecond: null,
-    };
-    if (keep) c.retention = { grid: parseGrid(keep), floorMs };
-    return new Policy({ c });
+    return new Policy({ c: clientPolicy('backup/c', keep ? { retention: { grid: parseGrid(keep), floorMs } } : {}) });
   }
 
   beforeAll(async () => {
