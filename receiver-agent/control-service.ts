@@ -184,7 +184,8 @@ export class ReceiverCore {
       throw new ZferryError('unsupported', `protocol version ${req.protocolVersion} is not supported (receiver speaks ${PROTOCOL_VERSION})`);
     }
     const pool = p.root.split('/')[0]!;
-    const caps: string[] = [];
+    // lane-reuse: a lane's HELLO may ask to be kept for the next transfer (shared/frames.ts)
+    const caps: string[] = ['lane-reuse'];
     if (await this.zfs.supportsProperty('receive_resume_token', pool)) caps.push('resume');
     if (await this.zfs.supportsProperty('encryption', pool)) caps.push('encryption');
     return {

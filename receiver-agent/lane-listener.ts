@@ -14,6 +14,11 @@
 // - a chunk that expands more than MAX_INFLATE_RATIO:1 closes the lane with one ERROR line.
 // A lane that carries more duplicates (chunks already received) than duplicateLimit() allows
 // is closed with "too many duplicate chunks".
+//
+// A lane whose HELLO asked to be kept (FLAG_KEEP, shared/frames.ts) is not closed when its
+// transfer commits: it gets RELEASE and waits, as a new connection would, up to the handshake
+// timeout for a HELLO of another transfer of the same identity. Only a lane with nothing in
+// progress (no partial frame, nothing queued or inflating) is kept; any other is closed as before.
 import type { TLSSocket } from 'node:tls';
 import { ZferryError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -53,6 +58,13 @@ export interface LaneSettings {
   clientLimits?: (identity: string) => { maxLanes: number | null; bytesPerSecond: number | null } | undefined;
   /** shared token buckets for clients' bytesPerSecond */
   throttle?: IdentityThrottle;
+  /** a lane was kept for another transfer (RELEASE sent) */
+  onRelease?: () => void;
+  /**
+   * Lanes waiting for a HELLO (new, or kept after a commit), each by the function that closes
+   * it with an ERROR: a receiver shutting down closes them rather than wait out their timers.
+   */
+  waiting?: Set<(message: string, code: ErrorCode) => void>;
 }
 
 const EMPTY = Buffer.alloc(0);
@@ -72,6 +84,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
   const parser = new FrameParser(HELLO_BYTES);
   let transfer: Transfer | null = null;
   let closed = false;
+  /** the HELLO asked for RELEASE instead of a close once its transfer is committed */
+  let keep = false;
   const peer = `${socket.remoteAddress}:${socket.remotePort}`;
   const counters = { bytes: 0, chunks: 0, duplicates: 0, openedAt: Date.now() };
   /** DEFLATE'd frames of this lane being inflated now */
@@ -92,6 +106,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     },
     close() {
       if (closed) return;
+      if (keep && release()) return;
       closed = true;
       socket.end();
       // a lane paused behind an inflation slot still reads its peer's end (data is ignored now)
@@ -104,9 +119,13 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     },
   };
 
+  /** how a receiver shutting down closes this lane while it waits for a HELLO (LaneSettings.waiting) */
+  const closeWaiting = (message: string, code: ErrorCode): void => refuse(message, code, false);
+
   function refuse(message: string, code: ErrorCode, logIt = true): void {
     if (closed) return;
     closed = true;
+    reg.waiting?.delete(closeWaiting);
     if (logIt) log.warn('lane refused', { peer, identity, reason: message, code, transfer: transfer?.id });
     socket.end(encodeError(message, code));
     setTimeout(() => socket.destroy(), 2000).unref();
@@ -130,9 +149,39 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     }
   }
 
-  const helloTimer = setTimeout(() => refuse(`no HELLO within ${reg.handshakeTimeoutMs} ms`, 'lane-idle'), reg.handshakeTimeoutMs);
-  helloTimer.unref();
+  const awaitHello = (): NodeJS.Timeout => {
+    const timer = setTimeout(() => refuse(`no HELLO within ${reg.handshakeTimeoutMs} ms`, 'lane-idle'), reg.handshakeTimeoutMs);
+    timer.unref();
+    reg.waiting?.add(closeWaiting);
+    return timer;
+  };
+  let helloTimer = awaitHello();
   socket.setNoDelay(true);
+
+  /**
+   * After a commit, for a lane that asked to be kept: back to waiting for a HELLO, with the
+   * handshake timeout, and RELEASE says so. false (the caller closes the lane): something of
+   * the old transfer is still in progress on it, or reading is paused (its client's
+   * bytesPerSecond, an inflation slot).
+   */
+  function release(): boolean {
+    if (!transfer || queue.length || inflating || waitingForSlot || pausedFor.size || parser.bufferedBytes) return false;
+    // every chunk is written: said on this lane before RELEASE, so that its sender, which may not
+    // have heard the last ACK yet (it goes out on the next turn of the loop), re-sends nothing
+    socket.write(encodeFrame(FrameType.Ack, transfer.nextSeq));
+    transfer = null;
+    keep = false;
+    (lane as { index: number }).index = -1;
+    parser.maxPayload = HELLO_BYTES;
+    parser.allocate = null;
+    socket.setTimeout(0);
+    Object.assign(counters, { bytes: 0, chunks: 0, duplicates: 0, openedAt: Date.now() });
+    helloTimer = awaitHello();
+    socket.write(encodeFrame(FrameType.Release, BigInt(reg.handshakeTimeoutMs)));
+    reg.onRelease?.();
+    log.debug('lane kept for another transfer', { peer });
+    return true;
+  }
   socket.setKeepAlive(true, 15_000);
 
   function onHello(f: Frame): void {
@@ -150,11 +199,13 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     if (own && t.lanes.size >= own)
       return refuse(`transfer ${id} already has ${own} lanes, the most this client may use (maxLanes of "${identity}")`, 'too-many-lanes');
     clearTimeout(helloTimer);
+    reg.waiting?.delete(closeWaiting);
     // Senders send PINGs even when the window is full, so silence means a dead path. Counted
     // from HELLO: before it, the handshake timeout bounds the wait (a sender dials its first
     // lanes while Begin is in flight and says HELLO once Begin answers).
     socket.setTimeout(reg.idleTimeoutMs, () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`, 'lane-idle'));
     transfer = t;
+    keep = h.keep;
     (lane as { index: number }).index = h.laneIndex;
     parser.maxPayload = CHECKSUM_BYTES + t.info.chunkBytes;
     parser.allocate = (n) => t.pool.take(n);
@@ -271,6 +322,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
 
   function onFrame(f: Frame): void {
     if (!transfer) {
+      // a kept lane's sender may still ping before it has read RELEASE; the HELLO timer runs on
+      if (f.type === FrameType.Ping) return void socket.write(encodeFrame(FrameType.Pong, f.value));
       if (f.type !== FrameType.Hello) return refuse(`expected HELLO, got ${FrameType[f.type]}`, 'bad-frame');
       return onHello(f);
     }
@@ -320,6 +373,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
   socket.on('close', () => {
     closed = true;
     clearTimeout(helloTimer);
+    reg.waiting?.delete(closeWaiting);
     if (throttled) clearTimeout(throttled);
     // frames that never ran: their pooled payloads go back (safe after the pool's release)
     for (const f of queue.splice(0)) if (transfer && f.type === FrameType.Data) transfer.pool.give(f.payload);

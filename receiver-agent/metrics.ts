@@ -100,6 +100,17 @@ export function createMetrics(
     },
   });
 
+  // Lane connections a job's next transfer could say HELLO on instead of dialing (FLAG_KEEP).
+  new Counter({
+    name: 'zferry_lanes_kept_total',
+    help: "Lane connections kept open after their transfer committed, for the same client's next transfer (lane reuse).",
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(transfers.lanesKept);
+    },
+  });
+
   // Which transfers have series: running ones, and the most recently finished few.
   const shown = (): TransferView[] => {
     const all = obs.views();

@@ -8,6 +8,7 @@ import { codeTrailer, controlService } from '../shared/control.js';
 import { H2_ALPN, LANE_ALPN, describeTlsClientError, identityOf, loadTlsMaterial, selectedAlpn, serverTlsOptions } from '../shared/tls.js';
 import type { ReceiverConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
+import type { ErrorCode } from '../shared/errors.js';
 import { Zfs } from '../shared/zfs.js';
 import { ReceiverCore, type ReceiverFaults } from './control-service.js';
 import { handleLane } from './lane-listener.js';
@@ -65,6 +66,7 @@ export async function startReceiver(
     handshakeTimeout: cfg.handshakeTimeoutMs,
   });
   const trust = setupTrust({ cfg, policy: core.policy, server, material, log });
+  const lanesWaiting = new Set<(message: string, code: ErrorCode) => void>();
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     const who = identityOf(socket);
     const alpn = selectedAlpn(socket);
@@ -86,6 +88,8 @@ export async function startReceiver(
           idleTimeoutMs: cfg.laneIdleMs,
           clientLimits: (identity) => trust.clientLimits(identity),
           throttle: trust.throttle,
+          onRelease: () => core.transfers.lanesKept++,
+          waiting: lanesWaiting,
         },
         log,
       );
@@ -134,6 +138,7 @@ export async function startReceiver(
       await http?.close();
       observer.stop();
       await core.transfers.abandonAll('receiver shutting down', 'shutting-down');
+      for (const close of [...lanesWaiting]) close('receiver shutting down', 'shutting-down');
       await core.pruner.close();
       injector.destroy();
       grpcServer.forceShutdown();

@@ -145,6 +145,8 @@ export class TransferRegistry {
   private readonly freedBy = new Set<string>();
   /** transfers preempted for a fair share, per identity preempted (the metrics' counter) */
   readonly preemptions = new Map<string, number>();
+  /** lane connections kept for another transfer after a commit (RELEASE, lane-listener.ts): the metrics' counter */
+  lanesKept = 0;
 
   constructor(
     limits: () => BudgetLimits,

@@ -1,13 +1,22 @@
 // One session with a receiver for many datasets (a job): one control connection, one Hello
 // and one more for the round trip, one GetTargets round trip to plan every dataset, then
 // replicate() for each dataset through it (ReplicateOptions.session and .target), which
-// skips the dial, the Hellos and GetTarget. Lanes stay per transfer, but resume the TLS
-// session of the lanes before them (session.ts LaneTickets).
+// skips the dial, the Hellos and GetTarget. A transfer's lanes are the connections the
+// transfers before it left (lane-pool.ts), where the receiver offers lane reuse; lanes it
+// must dial still resume the TLS session of the lanes before them (session.ts LaneTickets).
 import type { SenderConfig } from '../shared/config.js';
 import { GET_TARGETS_MAX_NAMES, type HelloReply, type TargetEntry, type TargetState } from '../shared/control.js';
 import { ZferryError, codeFromWire } from '../shared/errors.js';
 import { targetUnderRoot } from '../shared/names.js';
 import { connectReceiver, hello, helloRtt, type OpenSession, type Receiver } from './session.js';
+import { LanePool } from './lane-pool.js';
+
+/**
+ * The most lane connections a session keeps between transfers. A kept lane is taken before
+ * any is dialed, so a job holds about as many connections as its busiest moment had lanes;
+ * this only caps a burst of commits.
+ */
+export const KEPT_LANES_MAX = 64;
 
 /** Each target's state, or why the receiver refused that one alone (e.g. busy: a transfer into it runs). */
 export type TargetPlan = Map<string, TargetState | ZferryError>;
@@ -29,6 +38,7 @@ export class JobSession implements OpenSession {
       const t0 = performance.now();
       const hi = await hello(receiver.client, ['resume', 'raw']);
       const first = performance.now() - t0;
+      if (hi.capabilities.includes('lane-reuse')) receiver.lanePool = new LanePool(KEPT_LANES_MAX);
       return new JobSession(receiver, hi, Math.min(first, await helloRtt(receiver.client, 1)));
     } catch (e) {
       receiver.client.close();
@@ -74,6 +84,7 @@ export class JobSession implements OpenSession {
   }
 
   close(): void {
+    this.receiver.lanePool?.close();
     this.receiver.client.close();
   }
 }

@@ -1,6 +1,9 @@
 // The sending end of one lane: a TLS connection to the receiver's port with ALPN
 // "zferry-lane/2". It is usable only after the receiver's WELCOME: under TLS 1.3 a
 // refused client certificate shows up after our side thinks the handshake is done.
+// With LaneOptions.keep (a job session whose receiver offers lane reuse), the connection
+// outlives the transfer: the receiver's RELEASE after the commit hands the socket to `keep`
+// (lane-pool.ts), and the next transfer's lane says HELLO on it.
 import { EventEmitter } from 'node:events';
 import * as tls from 'node:tls';
 import { ZferryError, type ErrorCode } from '../shared/errors.js';
@@ -33,7 +36,15 @@ export interface LaneOptions {
   tune?: (socket: tls.TLSSocket) => void;
   /** each TLS session ticket the receiver sends, for later lanes to resume with (session.ts LaneTickets) */
   onTicket?: (ticket: Buffer) => void;
+  /**
+   * Ask the receiver to keep the connection once the transfer is committed (FLAG_KEEP); its
+   * RELEASE hands the socket here, with how long the receiver waits for the next HELLO.
+   */
+  keep?: (socket: tls.TLSSocket, waitMs: number) => void;
 }
+
+/** How long a lane closed after the commit waits for the receiver's RELEASE before it ends the connection. */
+export const RELEASE_WAIT_MS = 2000;
 
 /** dialed sockets whose TLS handshake is done */
 const secured = new WeakSet<tls.TLSSocket>();
@@ -54,12 +65,17 @@ export class Lane extends EventEmitter {
   private closeReason: string | null = null;
   private lastHeard = Date.now();
   private heartbeat: NodeJS.Timeout | null = null;
+  /** closed after the commit, waiting for RELEASE (keep) */
+  private releaseWait: NodeJS.Timeout | null = null;
+  /** the socket listeners attach() added, taken off when the socket is handed on */
+  private unlisten: () => void = () => {};
 
   private constructor(
     readonly index: number,
     private readonly socket: tls.TLSSocket,
     private readonly parser: FrameParser,
     private readonly highWater: number,
+    private readonly keep: LaneOptions['keep'],
   ) {
     super();
   }
@@ -104,7 +120,7 @@ export class Lane extends EventEmitter {
       const hello = (): void => {
         socket.setNoDelay(true);
         socket.setKeepAlive(true, 15_000);
-        socket.write(encodeHello(o.transferId, o.secret, o.index));
+        socket.write(encodeHello(o.transferId, o.secret, o.index, !!o.keep));
       };
       if (socket.destroyed) return fail(`connection closed before HELLO${socket.errored ? `: ${socket.errored.message}` : ''}`);
       if (secured.has(socket)) hello();
@@ -120,8 +136,17 @@ export class Lane extends EventEmitter {
           if (!lane) {
             if (f.type === FrameType.Welcome) {
               clearTimeout(timer);
-              lane = new Lane(o.index, socket, parser, o.highWater);
-              socket.on('drain', () => lane!.emit('drain'));
+              lane = new Lane(o.index, socket, parser, o.highWater, o.keep);
+              socket.on('drain', onDrain);
+              lane.unlisten = () => {
+                for (const [e, l] of [
+                  ['data', onData],
+                  ['error', onError],
+                  ['close', onClose],
+                  ['drain', onDrain],
+                ] as const)
+                  socket.off(e, l);
+              };
               lane.startHeartbeat(o.heartbeatMs);
               resolve(lane);
             } else if (f.type === FrameType.Error) {
@@ -131,15 +156,20 @@ export class Lane extends EventEmitter {
           } else lane.onFrame(f);
         }
       };
-      socket.on('data', onData);
-      socket.on('error', (e: Error & { code?: string }) => {
+      const onDrain = (): void => void lane?.emit('drain');
+      const onError = (e: Error & { code?: string }): void => {
         if (!lane) fail(`${e.message}${e.code ? ` (${e.code})` : ''}`);
         else lane.shut(e.message);
-      });
-      socket.on('close', () => {
+      };
+      const onClose = (): void => {
         if (!lane) fail('connection closed by the receiver before WELCOME (certificate refused?)');
         else lane.shut(null);
-      });
+      };
+      socket.on('data', onData);
+      socket.on('error', onError);
+      socket.on('close', onClose);
+      // a kept socket (lane-pool.ts) was paused while it waited: reading starts again here
+      socket.resume();
     });
   }
 
@@ -155,7 +185,11 @@ export class Lane extends EventEmitter {
 
   private onFrame(f: Frame): void {
     this.lastHeard = Date.now();
+    if (this.closed && !this.releaseWait) return;
     switch (f.type) {
+      case FrameType.Release:
+        if (!this.keep) return this.shut('unexpected RELEASE from the receiver (this lane did not ask to be kept)');
+        return this.handOn(Number(f.value));
       case FrameType.Ack:
         this.emit('ack', f.value);
         return;
@@ -212,6 +246,13 @@ export class Lane extends EventEmitter {
   }
 
   private shut(reason: string | null): void {
+    if (this.releaseWait) {
+      // the receiver closed instead of releasing (or the path broke): nothing to keep
+      clearTimeout(this.releaseWait);
+      this.releaseWait = null;
+      this.socket.destroy();
+      return;
+    }
     if (this.closed) return;
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -220,12 +261,43 @@ export class Lane extends EventEmitter {
     this.emit('close', reason);
   }
 
-  close(): void {
+  /**
+   * Ends the lane. `committed`: the receiver committed the transfer, so a lane that asked to be
+   * kept waits up to RELEASE_WAIT_MS for RELEASE (sent before the Finish reply, but on another
+   * connection) and then hands its socket on; otherwise, and after that wait, the connection ends.
+   */
+  close(committed = false): void {
     if (this.closed) return;
     this.closed = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (committed && this.keep) {
+      this.releaseWait = setTimeout(() => {
+        this.releaseWait = null;
+        this.end();
+      }, RELEASE_WAIT_MS);
+      this.releaseWait.unref();
+      return;
+    }
+    this.end();
+  }
+
+  private end(): void {
     this.socket.end();
     setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  /** RELEASE: the socket goes to `keep`, without this lane's listeners; this lane is closed. */
+  private handOn(waitMs: number): void {
+    const wasOpen = !this.closed;
+    this.closed = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.releaseWait) clearTimeout(this.releaseWait);
+    this.releaseWait = null;
+    this.unlisten();
+    this.socket.pause();
+    this.keep!(this.socket, waitMs);
+    // before our close(): the striper sees a lane that ended after the last ACK (as when the receiver closes it)
+    if (wasOpen) this.emit('close', null);
   }
 
   get reason(): string | null {

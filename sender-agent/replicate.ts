@@ -418,7 +418,7 @@ async function sendAndFinish(
     s.timeline.waitedAfter('Finish', 1);
     s.timeline.mark('committed');
     progress.end();
-    path.close();
+    path.close(true);
     t.log.info('receiver committed', { snapshot: reply.snapshot, bytes: reply.bytesWritten });
     return { reply, bytes: totals.bytes, stats: path.stats() };
   } catch (e) {

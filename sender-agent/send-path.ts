@@ -135,10 +135,13 @@ export class SendPath {
           heartbeatMs: o.heartbeatMs,
           tune: o.tune && ((sock: tls.TLSSocket) => this.notice(o.tune!(sock))),
           onTicket: (ticket: Buffer) => o.receiver.tickets.keep(ticket),
+          keep: o.receiver.lanePool && ((sock: tls.TLSSocket, waitMs: number) => o.receiver.lanePool!.put(sock, waitMs)),
         };
-        const early = dialed[index];
-        if (!early) return Lane.connect(lane);
+        let early = dialed[index];
         dialed[index] = undefined;
+        // a lane added or re-opened later takes a kept connection too, tuned for this transfer
+        if (!early && (early = o.receiver.lanePool?.take(1)[0]) && o.tune) this.notice(o.tune(early));
+        if (!early) return Lane.connect(lane);
         // an early socket the network or the receiver dropped meanwhile (its HELLO came too late,
         // say) costs one fresh dial, not the lane
         return Lane.attach(early, lane).catch((e: Error) => {
@@ -157,7 +160,12 @@ export class SendPath {
    * to a SendPath or destroy them (dropDialed).
    */
   static dial(receiver: Receiver, n: number): DialedLanes {
-    return Array.from({ length: n }, () => Lane.dial({ tls: laneTls(receiver), onTicket: (ticket) => receiver.tickets.keep(ticket) }));
+    // connections a job's earlier transfers left open first (lane-pool.ts): only HELLO/WELCOME is left on them
+    const kept = receiver.lanePool?.take(n) ?? [];
+    return [
+      ...kept,
+      ...Array.from({ length: n - kept.length }, () => Lane.dial({ tls: laneTls(receiver), onTicket: (ticket) => receiver.tickets.keep(ticket) })),
+    ];
   }
 
   static dropDialed(d: DialedLanes | undefined): void {
@@ -228,10 +236,14 @@ export class SendPath {
     }
   }
 
-  /** Ends the path after the receiver committed, or to drop it (a probe): lanes closed, timers stopped. */
-  close(): void {
+  /**
+   * Ends the path after the receiver committed (`committed`: lanes that asked to be kept go
+   * back to the receiver's lane pool on its RELEASE), or to drop it (a probe): lanes closed,
+   * timers stopped.
+   */
+  close(committed = false): void {
     this.stop();
-    this.striper.close();
+    this.striper.close(committed);
   }
 
   /** Fails the transfer: lanes closed, every waiting push rejected with `e`. */

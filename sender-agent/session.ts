@@ -7,6 +7,7 @@ import type { SenderConfig } from '../shared/config.js';
 import { AGENT_VERSION, PROTOCOL_VERSION, type HelloReply } from '../shared/control.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
 import { ControlClient } from './control-client.js';
+import type { LanePool } from './lane-pool.js';
 
 export interface Receiver {
   host: string;
@@ -18,6 +19,8 @@ export interface Receiver {
   client: ControlClient;
   /** the TLS session tickets its lanes got, for the next lanes to resume */
   tickets: LaneTickets;
+  /** lane connections kept after earlier transfers, for the next (a job session to a receiver with lane reuse) */
+  lanePool?: LanePool;
 }
 
 /**

@@ -232,10 +232,11 @@ export class Striper {
     return this.failed;
   }
 
-  close(): void {
+  /** `committed`: the receiver committed the transfer (a kept lane waits for its RELEASE, lane.ts). */
+  close(committed = false): void {
     this.finished = true;
     if (this.paceTimer) clearTimeout(this.paceTimer);
     this.wake();
-    for (const l of this.lanes) l?.close();
+    for (const l of this.lanes) l?.close(committed);
   }
 }

@@ -4,7 +4,15 @@
 //   | type | flags| 0 (u16)| length u32 | value u64       | payload...
 //
 // value is the sequence number for DATA, the next unwritten sequence for ACK/WELCOME,
-// a nonce for PING/PONG, and the refusal's code for ERROR (LANE_ERROR_CODES). Integers are big-endian. DATA payload = crc32(data) ‖ data.
+// a nonce for PING/PONG, the refusal's code for ERROR (LANE_ERROR_CODES), and for RELEASE
+// how many ms the receiver waits for the next HELLO. Integers are big-endian. DATA payload =
+// crc32(data) ‖ data.
+//
+// Lane reuse: a HELLO with FLAG_KEEP (sent only to a receiver whose Hello lists the
+// "lane-reuse" capability) asks that the connection outlive its transfer. Once that transfer
+// is committed the receiver sends RELEASE instead of closing, and the connection waits, as a
+// fresh one would, for a HELLO of a transfer of the same identity (a job's next dataset):
+// one round trip instead of TCP, TLS and HELLO, and a congestion window already open.
 // The parser checks type and length in the header, before buffering any payload, so a
 // peer cannot make us hold more than `maxPayload` bytes per frame.
 //
@@ -34,11 +42,13 @@ export enum FrameType {
   Error = 5, // either way: a one-line reason (value: its code), then the connection closes
   Ping = 6,
   Pong = 7,
+  Release = 8, // receiver → client: the transfer is committed; send the next HELLO within value ms
 }
 
 export const FLAG_FIN = 0x01; // DATA: the last chunk of the stream
 export const FLAG_DEFLATE = 0x02; // DATA: the data is raw-deflated; the checksum is of the inflated bytes
 const DATA_FLAGS = FLAG_FIN | FLAG_DEFLATE;
+export const FLAG_KEEP = 0x01; // HELLO: keep the connection for another transfer once this one is committed
 
 export interface Frame {
   type: FrameType;
@@ -93,20 +103,22 @@ export function encodeData(seq: bigint, data: Buffer, checksum: number, fin: boo
   return [writeDataHead(Buffer.allocUnsafe(DATA_HEAD_BYTES), seq, data.length, checksum, fin, deflated), data];
 }
 
-export function encodeHello(transferId: Buffer, secret: Buffer, laneIndex: number): Buffer {
+/** `keep`: ask for RELEASE instead of a close after the commit (see the top of this file). */
+export function encodeHello(transferId: Buffer, secret: Buffer, laneIndex: number, keep = false): Buffer {
   const p = Buffer.alloc(HELLO_BYTES);
   transferId.copy(p, 0);
   secret.copy(p, TRANSFER_ID_BYTES);
   p.writeUInt16BE(laneIndex, TRANSFER_ID_BYTES + SECRET_BYTES);
-  return encodeFrame(FrameType.Hello, 0n, p);
+  return encodeFrame(FrameType.Hello, 0n, p, keep ? FLAG_KEEP : 0);
 }
 
-export function decodeHello(f: Frame): { transferId: Buffer; secret: Buffer; laneIndex: number } {
+export function decodeHello(f: Frame): { transferId: Buffer; secret: Buffer; laneIndex: number; keep: boolean } {
   if (f.payload.length !== HELLO_BYTES) throw new FrameError(`HELLO payload must be ${HELLO_BYTES} bytes, got ${f.payload.length}`);
   return {
     transferId: f.payload.subarray(0, TRANSFER_ID_BYTES),
     secret: f.payload.subarray(TRANSFER_ID_BYTES, TRANSFER_ID_BYTES + SECRET_BYTES),
     laneIndex: f.payload.readUInt16BE(TRANSFER_ID_BYTES + SECRET_BYTES),
+    keep: (f.flags & FLAG_KEEP) !== 0,
   };
 }
 
@@ -223,6 +235,13 @@ const MAX_FIXED: Record<FrameType, number> = {
   [FrameType.Error]: MAX_ERROR_BYTES,
   [FrameType.Ping]: 0,
   [FrameType.Pong]: 0,
+  [FrameType.Release]: 0,
+};
+
+/** The flags each frame type may carry; any other bit set is a protocol error. */
+const ALLOWED_FLAGS: Partial<Record<FrameType, number>> = {
+  [FrameType.Data]: DATA_FLAGS,
+  [FrameType.Hello]: FLAG_KEEP,
 };
 
 /**
@@ -307,7 +326,7 @@ export class FrameParser {
     const length = h.readUInt32BE(4);
     const limit = Math.min(MAX_FIXED[type as FrameType], this.maxPayload);
     if (length > limit) throw new FrameError(`${FrameType[type]} frame of ${length} bytes exceeds the limit of ${limit}`);
-    if (flags & ~DATA_FLAGS || (flags && type !== FrameType.Data)) throw new FrameError(`unknown flags 0x${flags.toString(16)}`);
+    if (flags & ~(ALLOWED_FLAGS[type as FrameType] ?? 0)) throw new FrameError(`unknown flags 0x${flags.toString(16)}`);
     return { type, flags, length, value: h.readBigUInt64BE(8) };
   }
 }

@@ -1,8 +1,9 @@
 // Many datasets over one session (sender-agent/job-session.ts) against a real receiver-agent
 // with the fake zfs: GetTargets answers as GetTarget does and refuses as it does, a job
-// replicates 20 datasets over one control connection planned in one round trip, lanes resume
-// the TLS session of the lanes before them (but not across a receiver's TLS reload), and an
-// older receiver without GetTargets is planned with GetTarget.
+// replicates 20 datasets over one control connection planned in one round trip, a transfer's
+// lanes are the connections the one before left (lane reuse), lanes that must be dialed
+// resume the TLS session of the lanes before them (but not across a receiver's TLS reload),
+// and an older receiver without GetTargets is planned with GetTarget.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -106,6 +107,7 @@ beforeAll(async () => {
     pki,
     zfs: FAKE_ZFS,
     clients: { 'site-a': { root: 'backup/site-a' }, 'site-b': { root: 'backup/site-b' } },
+    http: true,
   });
 });
 
@@ -262,7 +264,13 @@ describe('a job session', () => {
       );
       expect(results.sort()).toEqual(names.map((n) => `replicated full backup/site-a/${n}`));
       for (const n of names) expect(await zfs(['fake-hash', `backup/site-a/${n}@s1`])).toBe(await zfs(['fake-hash', `tank/${n}@s1`]));
-      expect(counter.counts()).toEqual({ control: 1, lane: 20, other: 0 });
+      // one lane each (a tiny stream), four at a time: the four first dialed, the rest rode the
+      // connections the transfers before them left (20 lane connections without lane reuse)
+      const { lane, ...others } = counter.counts();
+      expect(others).toEqual({ control: 1, other: 0 });
+      expect(lane).toBeGreaterThanOrEqual(4);
+      expect(lane).toBeLessThanOrEqual(8);
+      expect(session.receiver.lanePool!.reused).toBe(20 - lane);
       expect(calls).toEqual({ getTarget: 0, hello: 0 });
       const logs = receiver.logs().slice(logsBefore);
       expect(logs.match(/"msg":"GetTargets"/g)).toHaveLength(1);
@@ -298,8 +306,12 @@ describe('a job session', () => {
           ds,
         ).toHaveLength(1);
       }
-      // one dial and one plan for the job; the lanes are per transfer
-      expect(counter.counts()).toEqual({ control: 1, lane: 6, other: 0 });
+      // one dial and one plan for the job; three lanes (one per dataset at a time), kept from
+      // one transfer to the next (six without lane reuse)
+      const { lane, ...others } = counter.counts();
+      expect(others).toEqual({ control: 1, other: 0 });
+      expect(lane).toBeGreaterThanOrEqual(3);
+      expect(lane).toBeLessThanOrEqual(4);
       const logs = receiver.logs().slice(logsBefore);
       expect(logs.match(/"msg":"GetTargets"/g)).toHaveLength(1);
       expect(logs.match(/"msg":"GetTarget"/g)).toBeNull();
@@ -325,6 +337,8 @@ describe('a job session', () => {
 
   it('resumes the TLS session of the lanes before: every lane of the next transfer skips the full handshake', async () => {
     const session = await JobSession.open(receiver.address, config);
+    // no kept connections (lane reuse, the next test): every lane here is dialed
+    session.receiver.lanePool = undefined;
     const c = session.receiver.client;
     const reused: boolean[][] = [];
     try {
@@ -345,6 +359,91 @@ describe('a job session', () => {
     expect(reused[0]).toEqual([false, false, false]);
     expect(reused[1]).toEqual([true, true, true]);
   });
+
+  it("says the next transfer's HELLO on the lane connections the last one left, and dials none while they last", async () => {
+    const counter = await startAlpnCounter(receiver.port);
+    const session = await JobSession.open(counter.address, config);
+    const metric = async (): Promise<number> => {
+      const text = await (await fetch(`http://${receiver.http}/metrics`)).text();
+      return Number(/^zferry_lanes_kept_total (\d+)$/m.exec(text)?.[1] ?? NaN);
+    };
+    const keptBefore = await metric();
+    const c = session.receiver.client;
+    const ports: number[][] = [];
+    const steps: string[] = [];
+    try {
+      expect(session.hello.capabilities).toContain('lane-reuse');
+      for (let transfer = 0; transfer < 3; transfer++) {
+        const b = await c.begin(probeRequest({ lanes: 3, estimatedBytes: 1 << 20 }));
+        // as replicate does: the lanes come from SendPath.dial before Begin, kept ones first
+        const dialed = SendPath.dial(session.receiver, 3);
+        steps.push(dialed.map((s) => (Lane.secured(s) ? 'kept' : 'dialed')).join(' '));
+        const path = new SendPath({ receiver: session.receiver, begin: b, lanes: 3, log: quiet, heartbeatMs: 5000, reconnectBudgetMs: 10_000, dialed });
+        await path.open();
+        ports.push(path.striper.lanes.map((l) => l!.tlsSocket.localPort!).sort());
+        const bytes = new PassThrough();
+        bytes.end(randomBytes(1 << 20));
+        expect((await path.finish(await path.stream(readableSource(bytes)))).committed).toBe(true);
+        path.close(true);
+        // RELEASE is written before the Finish reply, on the lanes' own connections
+        for (let i = 0; i < 100 && session.receiver.lanePool!.size < 3; i++) await new Promise((r) => setTimeout(r, 20));
+        expect(session.receiver.lanePool!.size).toBe(3);
+      }
+      expect(steps).toEqual(['dialed dialed dialed', 'kept kept kept', 'kept kept kept']);
+      // the same three TCP connections carried all three transfers
+      expect(ports[1]).toEqual(ports[0]);
+      expect(ports[2]).toEqual(ports[0]);
+      expect(counter.counts()).toEqual({ control: 1, lane: 3, other: 0 });
+      expect((await metric()) - keptBefore).toBe(9);
+    } finally {
+      session.close();
+      await counter.close();
+    }
+  });
+
+  it(
+    'keeps a released lane only for half the wait its receiver announced, and dials afresh once the receiver closed the kept ones',
+    { timeout: 60_000 },
+    async () => {
+      await zfs(['create', 'backup/brief']);
+      const brief = await startReceiver({ pki, zfs: FAKE_ZFS, clients: { 'site-a': { root: 'backup/brief' } }, extra: { handshakeTimeoutSeconds: 1 } });
+      const session = await JobSession.open(brief.address, config);
+      const c = session.receiver.client;
+      const pool = session.receiver.lanePool!;
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      try {
+        const once = async (): Promise<string> => {
+          const b = await c.begin(probeRequest({ lanes: 2, estimatedBytes: 1 << 20 }));
+          const dialed = SendPath.dial(session.receiver, 2);
+          const how = dialed.map((s) => (Lane.secured(s) ? 'kept' : 'dialed')).join(' ');
+          const path = new SendPath({ receiver: session.receiver, begin: b, lanes: 2, log: quiet, heartbeatMs: 5000, reconnectBudgetMs: 10_000, dialed });
+          await path.open();
+          const bytes = new PassThrough();
+          bytes.end(randomBytes(1 << 20));
+          expect((await path.finish(await path.stream(readableSource(bytes)))).committed).toBe(true);
+          path.close(true);
+          for (let i = 0; i < 100 && pool.size < 2; i++) await sleep(10);
+          return how;
+        };
+        expect(await once()).toBe('dialed dialed');
+        expect(pool.size).toBe(2);
+        // RELEASE said 1000 ms: the pool lets them go after 500, well before the receiver's timer
+        await sleep(800);
+        expect(pool.size).toBe(0);
+        expect(await once()).toBe('dialed dialed');
+        // kept past the receiver's wait (as if our timer were late): the receiver closes them, the pool drops them
+        for (const sock of pool.take(2)) pool.put(sock, 60_000);
+        expect(pool.size).toBe(2);
+        await sleep(1600);
+        expect(pool.size).toBe(0);
+        expect(brief.logs()).toMatch(/no HELLO within 1000 ms/);
+        expect(await once()).toBe('dialed dialed');
+      } finally {
+        session.close();
+        await brief.stop();
+      }
+    },
+  );
 });
 
 describe('TLS session tickets', () => {

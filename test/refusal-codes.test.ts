@@ -17,7 +17,18 @@ import { Lane } from '../sender-agent/lane.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { ZferryError, isRetryable, type ErrorCode } from '../shared/errors.js';
-import { FrameParser, FrameType, StreamDigest, chunkChecksum, decodeError, encodeData, encodeHello, type Frame } from '../shared/frames.js';
+import {
+  FLAG_KEEP,
+  FrameParser,
+  FrameType,
+  StreamDigest,
+  chunkChecksum,
+  decodeError,
+  encodeData,
+  encodeFrame,
+  encodeHello,
+  type Frame,
+} from '../shared/frames.js';
 import { GET_TARGETS_MAX_NAMES, PROTOCOL_VERSION, type BeginReply, type BeginRequest } from '../shared/control.js';
 
 let dir: string;
@@ -351,6 +362,153 @@ describe('lane refusals arrive with their code', () => {
   });
 });
 
+/** A hand-made lane driven step by step: what the receiver sent so far, and a wait for more. */
+class StepLane {
+  readonly frames: Frame[] = [];
+  closed = false;
+  private wake: (() => void) | null = null;
+
+  private constructor(readonly socket: tls.TLSSocket) {
+    const parser = new FrameParser(1 << 20);
+    socket.on('data', (b: Buffer) => {
+      this.frames.push(...parser.push(b));
+      this.wake?.();
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake?.();
+    });
+  }
+
+  static open(cfgPath: string, r: ReceiverProcess = receiver): Promise<StepLane> {
+    const c = loadSenderConfig(cfgPath);
+    const socket = tls.connect(clientTlsOptions(loadTlsMaterial(c.tls, c.baseDir), { host: '127.0.0.1', port: r.port, alpn: [LANE_ALPN] }));
+    return new Promise((resolve, reject) => {
+      socket.once('secureConnect', () => resolve(new StepLane(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  send(...frames: Buffer[]): void {
+    for (const f of frames) this.socket.write(f);
+  }
+
+  /** The first frame of `type` from index `from` on, once it came (null: closed, or `ms` passed). */
+  async next(type: FrameType, from = 0, ms = 6000): Promise<Frame | null> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const f = this.frames.slice(from).find((x) => x.type === type);
+      if (f) return f;
+      if (this.closed || Date.now() >= end) return null;
+      await new Promise<void>((r) => {
+        this.wake = r;
+        setTimeout(r, 50);
+      });
+    }
+  }
+}
+
+/** Begins a probe for `cfgPath`'s client, carries it whole on `lane` (HELLO with `flags`), and has it committed. */
+async function carryProbe(lane: StepLane, c: ControlClient, flags: number = FLAG_KEEP): Promise<void> {
+  const b = await c.begin(probeReq());
+  const hello = encodeHello(Buffer.from(b.transferId, 'hex'), b.laneSecret, 0);
+  hello.writeUInt8(flags, 1);
+  const data = randomBytes(1000);
+  const checksum = chunkChecksum(data);
+  const from = lane.frames.length;
+  lane.send(hello, ...encodeData(0n, data, checksum, true));
+  expect((await lane.next(FrameType.Welcome, from))?.value).toBe(0n);
+  const digest = new StreamDigest();
+  digest.add(checksum, data.length);
+  expect((await c.finish({ transferId: b.transferId, totalBytes: data.length, totalChunks: 1, digest: digest.digest() })).committed).toBe(true);
+}
+
+describe('a lane kept after its commit (HELLO with FLAG_KEEP) is a new lane again, with every check of one', () => {
+  let c: ControlClient;
+  beforeAll(() => {
+    c = client(cfg.a);
+  });
+  afterAll(() => c.close());
+
+  it('gets the last ACK, then RELEASE with the handshake timeout; carries the next transfer of its client on the same connection', async () => {
+    const lane = await StepLane.open(cfg.a);
+    await carryProbe(lane, c);
+    const release = await lane.next(FrameType.Release);
+    expect(release?.value).toBe(2000n);
+    // everything was acknowledged before RELEASE, on this lane
+    const i = lane.frames.indexOf(release!);
+    expect(
+      lane.frames
+        .slice(0, i)
+        .filter((f) => f.type === FrameType.Ack)
+        .at(-1)?.value,
+    ).toBe(1n);
+    await carryProbe(lane, c);
+    expect(await lane.next(FrameType.Release, i + 1)).not.toBeNull();
+    expect(lane.closed).toBe(false);
+    lane.socket.destroy();
+  });
+
+  it('a lane that did not ask is closed after the commit, as before (no RELEASE)', async () => {
+    const lane = await StepLane.open(cfg.a);
+    await carryProbe(lane, c, 0);
+    expect(await lane.next(FrameType.Release)).toBeNull();
+    expect(lane.closed).toBe(true);
+  });
+
+  it("denied: another client's transfer on a kept connection, even with its secret", async () => {
+    const lane = await StepLane.open(cfg.a);
+    await carryProbe(lane, c);
+    await lane.next(FrameType.Release);
+    const cb = client(cfg.b);
+    const b = await cb.begin(probeReq());
+    const from = lane.frames.length;
+    lane.send(encodeHello(Buffer.from(b.transferId, 'hex'), b.laneSecret, 0, true));
+    expect(await lane.next(FrameType.Welcome, from, 3000)).toBeNull();
+    expect(errorCode(lane.frames.slice(from))).toBe('denied');
+    await cb.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+    cb.close();
+  });
+
+  it('bad-frame: DATA on a kept connection before its next HELLO, and a HELLO with a flag that does not exist', async () => {
+    const lane = await StepLane.open(cfg.a);
+    await carryProbe(lane, c);
+    await lane.next(FrameType.Release);
+    const d = Buffer.from('late');
+    const from = lane.frames.length;
+    lane.send(...encodeData(1n, d, chunkChecksum(d), false));
+    await lane.next(FrameType.Error, from);
+    expect(errorCode(lane.frames.slice(from))).toBe('bad-frame');
+    const fresh = await StepLane.open(cfg.a);
+    const b = await c.begin(probeReq());
+    const odd = encodeHello(Buffer.from(b.transferId, 'hex'), b.laneSecret, 0);
+    odd.writeUInt8(0x02, 1);
+    fresh.send(odd);
+    await fresh.next(FrameType.Error);
+    expect(errorCode(fresh.frames)).toBe('bad-frame');
+    await c.abort({ name: '', transferId: b.transferId, discardResumeState: false });
+  });
+
+  it('lane-idle: a kept connection with no HELLO is closed after the handshake timeout, PINGs or not', async () => {
+    const lane = await StepLane.open(cfg.a);
+    await carryProbe(lane, c);
+    await lane.next(FrameType.Release);
+    const released = Date.now();
+    const from = lane.frames.length;
+    const pinging = setInterval(() => lane.send(encodeFrame(FrameType.Ping, 7n)), 300);
+    try {
+      await lane.next(FrameType.Error, from, 6000);
+    } finally {
+      clearInterval(pinging);
+    }
+    expect(errorCode(lane.frames.slice(from))).toBe('lane-idle');
+    expect(lane.frames.slice(from).some((f) => f.type === FrameType.Pong)).toBe(true);
+    // handshakeTimeoutSeconds 2, not stretched by the PINGs
+    expect(Date.now() - released).toBeLessThan(4000);
+  });
+});
+
 describe('a receiver shutting down', () => {
   it('closes open lanes with shutting-down (retryable)', async () => {
     const own = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/site-a' } } });
@@ -364,5 +522,20 @@ describe('a receiver shutting down', () => {
     expect(code).toBe('shutting-down');
     expect(message).toBe('receiver shutting down');
     expect(isRetryable(new ZferryError(code, message))).toBe(true);
+  });
+
+  it('closes a lane kept after its commit with shutting-down, without waiting out its HELLO timer', async () => {
+    const own = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/site-a' } }, extra: { handshakeTimeoutSeconds: 60 } });
+    const c = client(cfg.a, own);
+    const lane = await StepLane.open(cfg.a, own);
+    await carryProbe(lane, c);
+    expect((await lane.next(FrameType.Release))?.value).toBe(60_000n);
+    c.close();
+    const from = lane.frames.length;
+    const t0 = Date.now();
+    await own.stop();
+    await lane.next(FrameType.Error, from);
+    expect(errorCode(lane.frames.slice(from))).toBe('shutting-down');
+    expect(Date.now() - t0).toBeLessThan(20_000);
   });
 });

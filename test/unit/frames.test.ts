@@ -6,6 +6,7 @@ import {
   FrameType,
   FLAG_DEFLATE,
   FLAG_FIN,
+  FLAG_KEEP,
   HEADER_BYTES,
   HELLO_BYTES,
   StreamDigest,
@@ -102,6 +103,21 @@ describe('lane frames', () => {
     const rsv = encodeHeader(FrameType.Ping, 0, 0, 0n);
     rsv[3] = 1;
     expect(() => new FrameParser(100).push(rsv)).toThrow('reserved');
+  });
+
+  it('takes FLAG_KEEP on HELLO only, and RELEASE only empty', () => {
+    const id = randomBytes(16);
+    const secret = randomBytes(32);
+    const [kept] = new FrameParser(100).push(encodeHello(id, secret, 2, true));
+    expect(kept!.flags).toBe(FLAG_KEEP);
+    expect(decodeHello(kept!)).toMatchObject({ laneIndex: 2, keep: true });
+    expect(decodeHello(new FrameParser(100).push(encodeHello(id, secret, 2))[0]!).keep).toBe(false);
+    // the bit DATA uses for FIN means nothing else on HELLO, and FLAG_KEEP nothing on PING
+    expect(() => new FrameParser(100).push(encodeHeader(FrameType.Hello, FLAG_DEFLATE, 0, 0n))).toThrow('unknown flags');
+    expect(() => new FrameParser(100).push(encodeHeader(FrameType.Ping, FLAG_KEEP, 0, 0n))).toThrow('unknown flags');
+    const [rel] = new FrameParser(100).push(encodeFrame(FrameType.Release, 10_000n));
+    expect(rel).toMatchObject({ type: FrameType.Release, value: 10_000n });
+    expect(() => new FrameParser(100).push(encodeHeader(FrameType.Release, 0, 8, 0n))).toThrow('exceeds the limit of 0');
   });
 
   it('carries HELLO and ERROR payloads', () => {

@@ -14,7 +14,7 @@ export interface HelloReply {
    */
   'root'?: (string);
   /**
-   * e.g. "resume", "encryption"
+   * e.g. "resume", "encryption", "lane-reuse" (lanes may ask to be kept: HELLO flag KEEP)
    */
   'capabilities'?: (string)[];
   'maxWindowBytes'?: (number | string | Long);
@@ -34,7 +34,7 @@ export interface HelloReply__Output {
    */
   'root': (string);
   /**
-   * e.g. "resume", "encryption"
+   * e.g. "resume", "encryption", "lane-reuse" (lanes may ask to be kept: HELLO flag KEEP)
    */
   'capabilities': (string)[];
   'maxWindowBytes': (number);
