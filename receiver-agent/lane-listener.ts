@@ -16,9 +16,12 @@
 // is closed with "too many duplicate chunks".
 //
 // A lane whose HELLO asked to be kept (FLAG_KEEP, shared/frames.ts) is not closed when its
-// transfer commits: it gets RELEASE and waits, as a new connection would, up to the handshake
-// timeout for a HELLO of another transfer of the same identity. Only a lane with nothing in
-// progress (no partial frame, nothing queued or inflating) is kept; any other is closed as before.
+// transfer commits: it gets RELEASE and waits, as a new connection would for its first HELLO,
+// for a HELLO of another transfer of the same identity, for up to the lane idle timeout (an
+// authenticated connection of that identity, counted in its maxConnectionsPerIdentity, as an
+// open lane is; the handshake timeout, 10 s by default, was shorter than a job's gap between
+// two datasets on a loaded machine). Only a lane with nothing in progress (no partial frame,
+// nothing queued or inflating) is kept; any other is closed as before.
 import type { TLSSocket } from 'node:tls';
 import { ZferryError, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
@@ -149,8 +152,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     }
   }
 
-  const awaitHello = (): NodeJS.Timeout => {
-    const timer = setTimeout(() => refuse(`no HELLO within ${reg.handshakeTimeoutMs} ms`, 'lane-idle'), reg.handshakeTimeoutMs);
+  const awaitHello = (ms = reg.handshakeTimeoutMs, what = 'no HELLO'): NodeJS.Timeout => {
+    const timer = setTimeout(() => refuse(`${what} within ${ms} ms`, 'lane-idle'), ms);
     timer.unref();
     reg.waiting?.add(closeWaiting);
     return timer;
@@ -159,8 +162,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
   socket.setNoDelay(true);
 
   /**
-   * After a commit, for a lane that asked to be kept: back to waiting for a HELLO, with the
-   * handshake timeout, and RELEASE says so. false (the caller closes the lane): something of
+   * After a commit, for a lane that asked to be kept: back to waiting for a HELLO, for up to the
+   * lane idle timeout, and RELEASE says how long. false (the caller closes the lane): something of
    * the old transfer is still in progress on it, or reading is paused (its client's
    * bytesPerSecond, an inflation slot).
    */
@@ -176,8 +179,8 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     parser.allocate = null;
     socket.setTimeout(0);
     Object.assign(counters, { bytes: 0, chunks: 0, duplicates: 0, openedAt: Date.now() });
-    helloTimer = awaitHello();
-    socket.write(encodeFrame(FrameType.Release, BigInt(reg.handshakeTimeoutMs)));
+    helloTimer = awaitHello(reg.idleTimeoutMs, 'kept lane: no HELLO');
+    socket.write(encodeFrame(FrameType.Release, BigInt(reg.idleTimeoutMs)));
     reg.onRelease?.();
     log.debug('lane kept for another transfer', { peer });
     return true;

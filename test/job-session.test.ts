@@ -406,7 +406,7 @@ describe('a job session', () => {
     { timeout: 60_000 },
     async () => {
       await zfs(['create', 'backup/brief']);
-      const brief = await startReceiver({ pki, zfs: FAKE_ZFS, clients: { 'site-a': { root: 'backup/brief' } }, extra: { handshakeTimeoutSeconds: 1 } });
+      const brief = await startReceiver({ pki, zfs: FAKE_ZFS, clients: { 'site-a': { root: 'backup/brief' } }, extra: { laneIdleSeconds: 1 } });
       const session = await JobSession.open(brief.address, config);
       const c = session.receiver.client;
       const pool = session.receiver.lanePool!;
@@ -436,7 +436,7 @@ describe('a job session', () => {
         expect(pool.size).toBe(2);
         await sleep(1600);
         expect(pool.size).toBe(0);
-        expect(brief.logs()).toMatch(/no HELLO within 1000 ms/);
+        expect(brief.logs()).toMatch(/kept lane: no HELLO within 1000 ms/);
         expect(await once()).toBe('dialed dialed');
       } finally {
         session.close();

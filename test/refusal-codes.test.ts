@@ -426,13 +426,25 @@ async function carryProbe(lane: StepLane, c: ControlClient, flags: number = FLAG
 
 describe('a lane kept after its commit (HELLO with FLAG_KEEP) is a new lane again, with every check of one', () => {
   let c: ControlClient;
-  beforeAll(() => {
-    c = client(cfg.a);
+  // its own receiver: a kept lane waits laneIdleSeconds for its next HELLO (2 s here)
+  let kept: ReceiverProcess;
+  beforeAll(async () => {
+    kept = await startReceiver({
+      pki,
+      zfs: FAKE_ZFS,
+      env,
+      clients: { 'site-a': { root: 'backup/kept-a' }, 'site-b': { root: 'backup/kept-b' } },
+      extra: { laneIdleSeconds: 2 },
+    });
+    c = client(cfg.a, kept);
   });
-  afterAll(() => c.close());
+  afterAll(async () => {
+    c.close();
+    await kept?.stop();
+  });
 
-  it('gets the last ACK, then RELEASE with the handshake timeout; carries the next transfer of its client on the same connection', async () => {
-    const lane = await StepLane.open(cfg.a);
+  it('gets the last ACK, then RELEASE with the lane idle timeout; carries the next transfer of its client on the same connection', async () => {
+    const lane = await StepLane.open(cfg.a, kept);
     await carryProbe(lane, c);
     const release = await lane.next(FrameType.Release);
     expect(release?.value).toBe(2000n);
@@ -451,17 +463,17 @@ describe('a lane kept after its commit (HELLO with FLAG_KEEP) is a new lane agai
   });
 
   it('a lane that did not ask is closed after the commit, as before (no RELEASE)', async () => {
-    const lane = await StepLane.open(cfg.a);
+    const lane = await StepLane.open(cfg.a, kept);
     await carryProbe(lane, c, 0);
     expect(await lane.next(FrameType.Release)).toBeNull();
     expect(lane.closed).toBe(true);
   });
 
   it("denied: another client's transfer on a kept connection, even with its secret", async () => {
-    const lane = await StepLane.open(cfg.a);
+    const lane = await StepLane.open(cfg.a, kept);
     await carryProbe(lane, c);
     await lane.next(FrameType.Release);
-    const cb = client(cfg.b);
+    const cb = client(cfg.b, kept);
     const b = await cb.begin(probeReq());
     const from = lane.frames.length;
     lane.send(encodeHello(Buffer.from(b.transferId, 'hex'), b.laneSecret, 0, true));
@@ -472,7 +484,7 @@ describe('a lane kept after its commit (HELLO with FLAG_KEEP) is a new lane agai
   });
 
   it('bad-frame: DATA on a kept connection before its next HELLO, and a HELLO with a flag that does not exist', async () => {
-    const lane = await StepLane.open(cfg.a);
+    const lane = await StepLane.open(cfg.a, kept);
     await carryProbe(lane, c);
     await lane.next(FrameType.Release);
     const d = Buffer.from('late');
@@ -480,7 +492,7 @@ describe('a lane kept after its commit (HELLO with FLAG_KEEP) is a new lane agai
     lane.send(...encodeData(1n, d, chunkChecksum(d), false));
     await lane.next(FrameType.Error, from);
     expect(errorCode(lane.frames.slice(from))).toBe('bad-frame');
-    const fresh = await StepLane.open(cfg.a);
+    const fresh = await StepLane.open(cfg.a, kept);
     const b = await c.begin(probeReq());
     const odd = encodeHello(Buffer.from(b.transferId, 'hex'), b.laneSecret, 0);
     odd.writeUInt8(0x02, 1);
@@ -490,8 +502,8 @@ describe('a lane kept after its commit (HELLO with FLAG_KEEP) is a new lane agai
     await c.abort({ name: '', transferId: b.transferId, discardResumeState: false });
   });
 
-  it('lane-idle: a kept connection with no HELLO is closed after the handshake timeout, PINGs or not', async () => {
-    const lane = await StepLane.open(cfg.a);
+  it('lane-idle: a kept connection with no HELLO is closed after the lane idle timeout, PINGs or not', async () => {
+    const lane = await StepLane.open(cfg.a, kept);
     await carryProbe(lane, c);
     await lane.next(FrameType.Release);
     const released = Date.now();
@@ -504,7 +516,7 @@ describe('a lane kept after its commit (HELLO with FLAG_KEEP) is a new lane agai
     }
     expect(errorCode(lane.frames.slice(from))).toBe('lane-idle');
     expect(lane.frames.slice(from).some((f) => f.type === FrameType.Pong)).toBe(true);
-    // handshakeTimeoutSeconds 2, not stretched by the PINGs
+    // laneIdleSeconds 2, not stretched by the PINGs
     expect(Date.now() - released).toBeLessThan(4000);
   });
 });
@@ -525,7 +537,7 @@ describe('a receiver shutting down', () => {
   });
 
   it('closes a lane kept after its commit with shutting-down, without waiting out its HELLO timer', async () => {
-    const own = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/site-a' } }, extra: { handshakeTimeoutSeconds: 60 } });
+    const own = await startReceiver({ pki, zfs: FAKE_ZFS, env, clients: { 'site-a': { root: 'backup/site-a' } }, extra: { laneIdleSeconds: 60 } });
     const c = client(cfg.a, own);
     const lane = await StepLane.open(cfg.a, own);
     await carryProbe(lane, c);
