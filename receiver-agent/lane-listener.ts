@@ -159,6 +159,9 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     return timer;
   };
   let helloTimer = awaitHello();
+  // armed at each HELLO (socket.setTimeout), off while a kept lane waits: one listener for all
+  // of a connection's transfers, not one more per transfer
+  socket.on('timeout', () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`, 'lane-idle'));
   socket.setNoDelay(true);
 
   /**
@@ -206,7 +209,7 @@ export function handleLane(socket: TLSSocket, identity: string, reg: LaneSetting
     // Senders send PINGs even when the window is full, so silence means a dead path. Counted
     // from HELLO: before it, the handshake timeout bounds the wait (a sender dials its first
     // lanes while Begin is in flight and says HELLO once Begin answers).
-    socket.setTimeout(reg.idleTimeoutMs, () => refuse(`lane idle for ${Math.round(reg.idleTimeoutMs / 1000)} s`, 'lane-idle'));
+    socket.setTimeout(reg.idleTimeoutMs);
     transfer = t;
     keep = h.keep;
     (lane as { index: number }).index = h.laneIndex;

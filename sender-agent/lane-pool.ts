@@ -9,6 +9,9 @@
 // shuts down) or a close drops it. At most `max` are kept; the rest are closed.
 import type * as tls from 'node:tls';
 
+/** until Lane.attach listens for errors, one must not end the process; the same function each time, so a socket reused many times gains no listeners */
+const ignore = (): void => {};
+
 interface Kept {
   socket: tls.TLSSocket;
   timer: NodeJS.Timeout;
@@ -58,8 +61,7 @@ export class LanePool {
       this.unlisten(k);
       if (k.socket.destroyed) continue;
       k.socket.pause(); // until Lane.attach listens
-      // Lane.attach's listener waits for errors; until then one must not end the process
-      k.socket.on('error', () => {});
+      if (!k.socket.listeners('error').includes(ignore)) k.socket.on('error', ignore);
       out.push(k.socket);
       this.reused++;
     }

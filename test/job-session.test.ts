@@ -370,6 +370,7 @@ describe('a job session', () => {
     const keptBefore = await metric();
     const c = session.receiver.client;
     const ports: number[][] = [];
+    const listeners: string[][] = [];
     const steps: string[] = [];
     try {
       expect(session.hello.capabilities).toContain('lane-reuse');
@@ -381,6 +382,7 @@ describe('a job session', () => {
         const path = new SendPath({ receiver: session.receiver, begin: b, lanes: 3, log: quiet, heartbeatMs: 5000, reconnectBudgetMs: 10_000, dialed });
         await path.open();
         ports.push(path.striper.lanes.map((l) => l!.tlsSocket.localPort!).sort());
+        listeners.push(path.striper.lanes.map((l) => ['data', 'error', 'close', 'drain'].map((e) => l!.tlsSocket.listenerCount(e)).join('/')));
         const bytes = new PassThrough();
         bytes.end(randomBytes(1 << 20));
         expect((await path.finish(await path.stream(readableSource(bytes)))).committed).toBe(true);
@@ -393,6 +395,8 @@ describe('a job session', () => {
       // the same three TCP connections carried all three transfers
       expect(ports[1]).toEqual(ports[0]);
       expect(ports[2]).toEqual(ports[0]);
+      // a connection handed from lane to lane gains no listeners
+      expect(listeners[2]).toEqual(listeners[1]);
       expect(counter.counts()).toEqual({ control: 1, lane: 3, other: 0 });
       expect((await metric()) - keptBefore).toBe(9);
     } finally {

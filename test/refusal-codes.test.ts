@@ -462,6 +462,19 @@ describe('a lane kept after its commit (HELLO with FLAG_KEEP) is a new lane agai
     lane.socket.destroy();
   });
 
+  it('carries 12 transfers in a row on one connection, each released after its commit, with no listener piling up in the receiver', async () => {
+    const lane = await StepLane.open(cfg.a, kept);
+    for (let n = 0; n < 12; n++) {
+      const from = lane.frames.length;
+      await carryProbe(lane, c);
+      expect(await lane.next(FrameType.Release, from)).not.toBeNull();
+    }
+    expect(lane.closed).toBe(false);
+    lane.socket.destroy();
+    // Node warns at the 11th listener of one event on one socket (a 'timeout' handler added per HELLO did)
+    expect(kept.logs()).not.toMatch(/MaxListenersExceededWarning/);
+  });
+
   it('a lane that did not ask is closed after the commit, as before (no RELEASE)', async () => {
     const lane = await StepLane.open(cfg.a, kept);
     await carryProbe(lane, c, 0);
