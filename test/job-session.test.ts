@@ -410,7 +410,7 @@ describe('a job session', () => {
     { timeout: 60_000 },
     async () => {
       await zfs(['create', 'backup/brief']);
-      const brief = await startReceiver({ pki, zfs: FAKE_ZFS, clients: { 'site-a': { root: 'backup/brief' } }, extra: { laneIdleSeconds: 1 } });
+      const brief = await startReceiver({ pki, zfs: FAKE_ZFS, clients: { 'site-a': { root: 'backup/brief' } }, extra: { laneIdleSeconds: 2 } });
       const session = await JobSession.open(brief.address, config);
       const c = session.receiver.client;
       const pool = session.receiver.lanePool!;
@@ -420,7 +420,8 @@ describe('a job session', () => {
           const b = await c.begin(probeRequest({ lanes: 2, estimatedBytes: 1 << 20 }));
           const dialed = SendPath.dial(session.receiver, 2);
           const how = dialed.map((s) => (Lane.secured(s) ? 'kept' : 'dialed')).join(' ');
-          const path = new SendPath({ receiver: session.receiver, begin: b, lanes: 2, log: quiet, heartbeatMs: 5000, reconnectBudgetMs: 10_000, dialed });
+          // PINGs every 0.5 s: a loaded machine must not make a lane look idle for 2 s mid-transfer
+          const path = new SendPath({ receiver: session.receiver, begin: b, lanes: 2, log: quiet, heartbeatMs: 500, reconnectBudgetMs: 10_000, dialed });
           await path.open();
           const bytes = new PassThrough();
           bytes.end(randomBytes(1 << 20));
@@ -431,16 +432,16 @@ describe('a job session', () => {
         };
         expect(await once()).toBe('dialed dialed');
         expect(pool.size).toBe(2);
-        // RELEASE said 1000 ms: the pool lets them go after 500, well before the receiver's timer
-        await sleep(800);
+        // RELEASE said 2000 ms: the pool lets them go after 1000, well before the receiver's timer
+        await sleep(1500);
         expect(pool.size).toBe(0);
         expect(await once()).toBe('dialed dialed');
         // kept past the receiver's wait (as if our timer were late): the receiver closes them, the pool drops them
         for (const sock of pool.take(2)) pool.put(sock, 60_000);
         expect(pool.size).toBe(2);
-        await sleep(1600);
+        await sleep(3500);
         expect(pool.size).toBe(0);
-        expect(brief.logs()).toMatch(/kept lane: no HELLO within 1000 ms/);
+        expect(brief.logs()).toMatch(/kept lane: no HELLO within 2000 ms/);
         expect(await once()).toBe('dialed dialed');
       } finally {
         session.close();
