@@ -1,6 +1,6 @@
 // Lane connections a job session keeps between transfers (lane reuse, shared/frames.ts).
 // After a commit the receiver sends RELEASE on each lane that asked to be kept and waits
-// for a new HELLO on it for a while (its handshake timeout, carried in RELEASE); the lane
+// for a new HELLO on it for a while (its laneIdleSeconds, carried in RELEASE); the lane
 // hands its socket here (lane.ts) and the next transfer's lanes say HELLO on it
 // (send-path.ts): no TCP or TLS handshake, and TCP's congestion window already open.
 //
@@ -20,7 +20,7 @@ interface Kept {
 
 export class LanePool {
   private readonly kept: Kept[] = [];
-  /** sockets handed in and taken out again, for the session's summary */
+  /** how many kept sockets a later transfer took */
   reused = 0;
 
   constructor(private readonly max: number) {}
