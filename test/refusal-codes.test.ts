@@ -64,23 +64,10 @@ function openLane(cfgPath: string, begun: Pick<BeginReply, 'transferId' | 'laneS
 
 /** A hand-made lane: sends `frames`, returns what the receiver answered once it closed (or after 6 s). */
 async function rawLane(cfgPath: string, frames: Buffer[]): Promise<{ frames: Frame[]; socket: tls.TLSSocket }> {
-  const c = loadSenderConfig(cfgPath);
-  const socket = tls.connect(clientTlsOptions(loadTlsMaterial(c.tls, c.baseDir), { host: '127.0.0.1', port: receiver.port, alpn: [LANE_ALPN] }));
-  const parser = new FrameParser(1 << 20);
-  const got: Frame[] = [];
-  socket.on('data', (b: Buffer) => got.push(...parser.push(b)));
-  socket.on('error', () => {});
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, 6000);
-    socket.on('secureConnect', () => {
-      for (const f of frames) socket.write(f);
-    });
-    socket.on('close', () => {
-      clearTimeout(t);
-      resolve();
-    });
-  });
-  return { frames: got, socket };
+  const lane = await StepLane.open(cfgPath);
+  lane.send(...frames);
+  await lane.ended(6000);
+  return { frames: lane.frames, socket: lane.socket };
 }
 
 /** The code of the ERROR frame among `frames` ('none' without one). */
@@ -401,11 +388,21 @@ class StepLane {
       const f = this.frames.slice(from).find((x) => x.type === type);
       if (f) return f;
       if (this.closed || Date.now() >= end) return null;
-      await new Promise<void>((r) => {
-        this.wake = r;
-        setTimeout(r, 50);
-      });
+      await this.more();
     }
+  }
+
+  /** Once the receiver closed the connection, or `ms` passed. */
+  async ended(ms: number): Promise<void> {
+    for (const end = Date.now() + ms; !this.closed && Date.now() < end;) await this.more();
+  }
+
+  /** Until something arrives or the connection closes (50 ms at most). */
+  private more(): Promise<void> {
+    return new Promise<void>((r) => {
+      this.wake = r;
+      setTimeout(r, 50);
+    });
   }
 }
 
