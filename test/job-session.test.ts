@@ -233,6 +233,28 @@ function receiverAt() {
   return { host: '127.0.0.1', port: receiver.port, serverName: undefined, material: loadTlsMaterial(config.tls, config.baseDir) };
 }
 
+/**
+ * One 1 MiB probe through `session` with `lanes` lanes taken as replicate takes them (SendPath.dial
+ * before Begin: kept connections first), committed; then waits (up to 2 s) for the lanes to come
+ * back to the session's pool on RELEASE, which the receiver writes before the Finish reply on the
+ * lanes' own connections. How each lane came: "kept" or "dialed".
+ */
+async function probeThrough(session: JobSession, lanes: number, o: { heartbeatMs?: number; onOpen?: (path: SendPath) => void } = {}): Promise<string> {
+  const b = await session.receiver.client.begin(probeRequest({ lanes, estimatedBytes: 1 << 20 }));
+  const dialed = SendPath.dial(session.receiver, lanes);
+  const how = dialed.map((s) => (Lane.secured(s) ? 'kept' : 'dialed')).join(' ');
+  const path = new SendPath({ receiver: session.receiver, begin: b, lanes, log: quiet, heartbeatMs: o.heartbeatMs ?? 5000, reconnectBudgetMs: 10_000, dialed });
+  await path.open();
+  o.onOpen?.(path);
+  const bytes = new PassThrough();
+  bytes.end(randomBytes(1 << 20));
+  expect((await path.finish(await path.stream(readableSource(bytes)))).committed).toBe(true);
+  path.close(true);
+  const pool = session.receiver.lanePool!;
+  for (let i = 0; i < 100 && pool.size < lanes; i++) await new Promise((r) => setTimeout(r, 20));
+  return how;
+}
+
 describe('a job session', () => {
   it('replicates 20 datasets over one control connection, planned by one GetTargets', { timeout: 900_000 }, async () => {
     const names = Array.from({ length: 20 }, (_, i) => `job/d${String(i).padStart(2, '0')}`);
@@ -368,27 +390,19 @@ describe('a job session', () => {
       return Number(/^zferry_lanes_kept_total (\d+)$/m.exec(text)?.[1] ?? NaN);
     };
     const keptBefore = await metric();
-    const c = session.receiver.client;
     const ports: number[][] = [];
     const listeners: string[][] = [];
     const steps: string[] = [];
     try {
       expect(session.hello.capabilities).toContain('lane-reuse');
       for (let transfer = 0; transfer < 3; transfer++) {
-        const b = await c.begin(probeRequest({ lanes: 3, estimatedBytes: 1 << 20 }));
-        // as replicate does: the lanes come from SendPath.dial before Begin, kept ones first
-        const dialed = SendPath.dial(session.receiver, 3);
-        steps.push(dialed.map((s) => (Lane.secured(s) ? 'kept' : 'dialed')).join(' '));
-        const path = new SendPath({ receiver: session.receiver, begin: b, lanes: 3, log: quiet, heartbeatMs: 5000, reconnectBudgetMs: 10_000, dialed });
-        await path.open();
-        ports.push(path.striper.lanes.map((l) => l!.tlsSocket.localPort!).sort());
-        listeners.push(path.striper.lanes.map((l) => ['data', 'error', 'close', 'drain'].map((e) => l!.tlsSocket.listenerCount(e)).join('/')));
-        const bytes = new PassThrough();
-        bytes.end(randomBytes(1 << 20));
-        expect((await path.finish(await path.stream(readableSource(bytes)))).committed).toBe(true);
-        path.close(true);
-        // RELEASE is written before the Finish reply, on the lanes' own connections
-        for (let i = 0; i < 100 && session.receiver.lanePool!.size < 3; i++) await new Promise((r) => setTimeout(r, 20));
+        const how = await probeThrough(session, 3, {
+          onOpen: (path) => {
+            ports.push(path.striper.lanes.map((l) => l!.tlsSocket.localPort!).sort());
+            listeners.push(path.striper.lanes.map((l) => ['data', 'error', 'close', 'drain'].map((e) => l!.tlsSocket.listenerCount(e)).join('/')));
+          },
+        });
+        steps.push(how);
         expect(session.receiver.lanePool!.size).toBe(3);
       }
       expect(steps).toEqual(['dialed dialed dialed', 'kept kept kept', 'kept kept kept']);
@@ -412,24 +426,11 @@ describe('a job session', () => {
       await zfs(['create', 'backup/brief']);
       const brief = await startReceiver({ pki, zfs: FAKE_ZFS, clients: { 'site-a': { root: 'backup/brief' } }, extra: { laneIdleSeconds: 2 } });
       const session = await JobSession.open(brief.address, config);
-      const c = session.receiver.client;
       const pool = session.receiver.lanePool!;
       const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
       try {
-        const once = async (): Promise<string> => {
-          const b = await c.begin(probeRequest({ lanes: 2, estimatedBytes: 1 << 20 }));
-          const dialed = SendPath.dial(session.receiver, 2);
-          const how = dialed.map((s) => (Lane.secured(s) ? 'kept' : 'dialed')).join(' ');
-          // PINGs every 0.5 s: a loaded machine must not make a lane look idle for 2 s mid-transfer
-          const path = new SendPath({ receiver: session.receiver, begin: b, lanes: 2, log: quiet, heartbeatMs: 500, reconnectBudgetMs: 10_000, dialed });
-          await path.open();
-          const bytes = new PassThrough();
-          bytes.end(randomBytes(1 << 20));
-          expect((await path.finish(await path.stream(readableSource(bytes)))).committed).toBe(true);
-          path.close(true);
-          for (let i = 0; i < 100 && pool.size < 2; i++) await sleep(10);
-          return how;
-        };
+        // PINGs every 0.5 s: a loaded machine must not make a lane look idle for 2 s mid-transfer
+        const once = (): Promise<string> => probeThrough(session, 2, { heartbeatMs: 500 });
         expect(await once()).toBe('dialed dialed');
         expect(pool.size).toBe(2);
         // RELEASE said 2000 ms: the pool lets them go after 1000, well before the receiver's timer
