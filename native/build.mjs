@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Builds native/build/Release/sockopt.node (node-gyp rebuild in native/).
+// Builds native/build/Release/sockopt.node (node-gyp rebuild in native/): socket tuning and the zfs command runner.
 // Never fails the install: on any problem it prints ONE line and exits 0, because zferry
-// works without the addon (lanes then use the kernel's buffer autotuning).
+// works without the addon (lanes then use the kernel's buffer autotuning, zfs commands Node's fork-based spawn).
 //   node native/build.mjs          (package.json "prepare" runs it before tsc)
 import { spawnSync } from 'node:child_process';
 import { existsSync, realpathSync } from 'node:fs';
@@ -14,7 +14,7 @@ const addon = join(here, 'build', 'Release', 'sockopt.node');
 
 function fail(reason) {
   const line = String(reason).replace(/\s+/g, ' ').trim().slice(0, 300);
-  console.log(`zferry: native socket tuning addon not built (${line}); lanes will use kernel autotuning`);
+  console.log(`zferry: native addon not built (${line}); lanes will use kernel autotuning and zfs commands Node's spawn`);
   process.exit(0);
 }
 

@@ -20,6 +20,8 @@
 //       pipe2(O_CLOEXEC), then F_SETPIPE_SZ; capacity is what the kernel granted (the
 //       default when the request is refused, e.g. above fs.pipe-max-size for non-root).
 //
+// spawn.cc adds spawnCaptured(), which runs a short command (zfs get, list...) without fork().
+//
 // Failures throw Error("setsockopt(SO_SNDBUF): Operation not permitted") with .errno and .code.
 
 #include <napi.h>
@@ -38,6 +40,8 @@
 #include <cstring>
 #include <string>
 #include <type_traits>
+
+void RegisterSpawn(Napi::Env env, Napi::Object exports);  // spawn.cc
 
 namespace {
 
@@ -208,6 +212,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNotSentLowat", Napi::Function::New(env, SetNotSentLowat, "setNotSentLowat"));
   exports.Set("tcpInfo", Napi::Function::New(env, TcpInfo, "tcpInfo"));
   exports.Set("makePipe", Napi::Function::New(env, MakePipe, "makePipe"));
+  RegisterSpawn(env, exports);
   return exports;
 }
 

@@ -34,6 +34,21 @@ export interface SockoptAddon {
   tcpInfo(fd: number): TcpInfo;
   /** pipe2(O_CLOEXEC) sized with F_SETPIPE_SZ; capacity is what the kernel granted. */
   makePipe(capacity: number): { readFd: number; writeFd: number; capacity: number };
+  /**
+   * posix_spawn a short command, write input to its stdin, capture stdout and stderr up to
+   * maxCapture each, SIGKILL it after timeoutMs (0: never); done() gets the outcome (signal 0
+   * when it exited). Throws at once, with .code, when it cannot be started. (native/spawn.cc;
+   * absent from an addon built before it.)
+   */
+  spawnCaptured?: (
+    file: string,
+    argv: string[],
+    envp: string[],
+    input: Buffer,
+    timeoutMs: number,
+    maxCapture: number,
+    done: (r: { code: number; signal: number; stdout: Buffer; stderr: Buffer }) => void,
+  ) => number;
 }
 
 export interface BufferReadBack {

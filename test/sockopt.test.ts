@@ -152,7 +152,7 @@ describe('build.mjs', () => {
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'zferry-native-'));
     mkdirSync(join(dir, 'native'));
-    for (const f of ['binding.gyp', 'sockopt.cc', 'build.mjs']) copyFileSync(join(NATIVE, f), join(dir, 'native', f));
+    for (const f of ['binding.gyp', 'sockopt.cc', 'spawn.cc', 'build.mjs']) copyFileSync(join(NATIVE, f), join(dir, 'native', f));
     symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules')); // node-addon-api
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -165,7 +165,7 @@ describe('build.mjs', () => {
     expect(r.status).toBe(0);
     expect(r.stdout + r.stderr).toBe('');
     const a = createRequire(import.meta.url)(join(dir, 'native', 'build', 'Release', 'sockopt.node'));
-    expect(Object.keys(a).sort()).toEqual(['getCongestion', 'makePipe', 'setBuffers', 'setCongestion', 'setNotSentLowat', 'tcpInfo']);
+    expect(Object.keys(a).sort()).toEqual(['getCongestion', 'makePipe', 'setBuffers', 'setCongestion', 'setNotSentLowat', 'spawnCaptured', 'tcpInfo']);
     console.log(`[sockopt] node native/build.mjs: ${Date.now() - t0} ms`);
   });
 
@@ -177,7 +177,7 @@ describe('build.mjs', () => {
     const lines = r.stdout.split('\n').filter(Boolean);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^zferry: native socket tuning addon not built \(node-gyp rebuild exited with status 1: .*error: .*\); lanes will use kernel autotuning$/,
+      /^zferry: native addon not built \(node-gyp rebuild exited with status 1: .*error: .*\); lanes will use kernel autotuning and zfs commands Node's spawn$/,
     );
   });
 });
