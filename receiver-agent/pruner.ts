@@ -89,6 +89,8 @@ export class Pruner {
    * reads afresh (the first read misses the second commit's snapshots).
    */
   private readonly queued = new Map<string, TreeRead['snapshots'] | null>();
+  /** per identity: the targets of its passes queued or running, in order */
+  private readonly passTargets = new Map<string, string[]>();
   private readonly totalsByIdentity = new Map<string, PruneTotals>();
   private closed = false;
 
@@ -119,19 +121,26 @@ export class Pruner {
       this.queued.set(key, null); // the queued pass reads afresh and sees this commit's snapshots too
       return;
     }
-    // the read stands only if no pass of this client runs before ours: one may stamp or destroy
-    // snapshots of this target or of a dataset above it
+    // the read stands unless a pass of this client before ours covers this target (its own, one
+    // above it or below it): that one may stamp or destroy snapshots the read lists. A job's
+    // siblings committing side by side keep theirs (20 commits of 8 at once read 39 trees, 20 now)
     const prev = this.chains.get(identity);
-    this.queued.set(key, prev ? null : read);
+    const ahead = this.passTargets.get(identity) ?? [];
+    this.queued.set(key, ahead.some((t) => rootsOverlap(t, target)) ? null : read);
+    this.passTargets.set(identity, [...ahead, target]);
     const next = (prev ?? Promise.resolve()).then(async () => {
       const snapshots = this.queued.get(key) ?? null;
       this.queued.delete(key);
-      if (this.closed) return;
       try {
+        if (this.closed) return;
         await this.pass(identity, target, knownAtBegin, snapshots);
       } catch (e) {
         this.count(identity).failures++;
         this.log.error('retention pass failed; the commit stands, the next commit tries again', { identity, target, error: errorMessage(e) });
+      } finally {
+        const left = this.passTargets.get(identity) ?? [];
+        left.splice(left.indexOf(target), 1);
+        if (left.length === 0) this.passTargets.delete(identity);
       }
     });
     this.chains.set(identity, next);

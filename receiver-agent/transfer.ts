@@ -16,7 +16,7 @@ import { DiscardSink, RecvSink, type StreamSink } from './recv-sink.js';
 import type { Spool } from './spool.js';
 import { StreamWalker, type WalkPolicy } from '../shared/stream-walk.js';
 import { RECEIVED_PROP, readTree, type TreeRead } from '../shared/zfs-snapshots.js';
-import { knownProps, makeInert, type InertPlan } from '../shared/inert.js';
+import { inertProps, knownProps, makeInertFrom, type InertPlan } from '../shared/inert.js';
 
 export interface LaneStats {
   index: number;
@@ -428,14 +428,23 @@ export class Transfer {
       return;
     }
     try {
-      // inert and inside the root before the sender hears "committed"
-      if (this.info.inert) {
-        const { fixed } = await makeInert(this.zfs, this.info.target, this.info.inert);
+      // one zfs get for the inert check, the result (snapshots, encryption) and the retention
+      // pass after it (pruner.ts): the tree's properties and snapshots with their receive stamps
+      const inert = this.info.inert;
+      const toCure = inert ? await inertProps(this.zfs, this.info.target, inert) : null;
+      const tree = await readTree(
+        this.zfs,
+        this.info.target,
+        RECEIVED_PROP,
+        await knownProps(this.zfs, ['encryption', 'keystatus'], this.info.target),
+        toCure?.all ?? [],
+      );
+      // inert and inside the root before the sender hears "committed" (what it fixes is no
+      // property the rest of the read holds)
+      if (inert && toCure) {
+        const { fixed } = await makeInertFrom(this.zfs, inert, toCure, tree.rows);
         if (fixed.length) this.log.warn('received properties made inert', { fixed });
       }
-      // one zfs get for the result (snapshots, encryption) and for the retention pass after it
-      // (pruner.ts): the tree's snapshots with their receive stamps
-      const tree = await readTree(this.zfs, this.info.target, RECEIVED_PROP, await knownProps(this.zfs, ['encryption', 'keystatus'], this.info.target));
       this.treeAtCommit = tree.snapshots;
       const snaps = tree.snapshots.get(this.info.target) ?? [];
       const got = snaps.find((s) => s.guid === this.info.toGuid) ?? snaps[snaps.length - 1];

@@ -58,7 +58,7 @@ export async function keepAnchor(zfs: Zfs, a: AnchorInput, log: Logger, notices:
       log.info('anchor bookmarked', { bookmark });
       try {
         await destroyOurBookmarks(zfs, a, bookmark);
-        for (const held of await heldSnapshots(zfs, a.dataset)) await zfs.release(tag, held);
+        for (const held of await heldWhenPlanned(zfs, a)) await zfs.release(tag, held);
       } catch (e) {
         notices.push(`bookmarked ${bookmark}, but dropping the older anchors failed: ${(e as Error).message}`);
       }
@@ -71,7 +71,7 @@ export async function keepAnchor(zfs: Zfs, a: AnchorInput, log: Logger, notices:
   }
   try {
     await zfs.hold(tag, full);
-    for (const held of await heldSnapshots(zfs, a.dataset)) {
+    for (const held of await heldWhenPlanned(zfs, a)) {
       if (held !== full) await zfs.release(tag, held);
     }
     // older bookmarks of ours describe what the target had before: this hold replaces them
@@ -82,6 +82,16 @@ export async function keepAnchor(zfs: Zfs, a: AnchorInput, log: Logger, notices:
     notices.push(`replicated, but the anchor hold failed: ${(e as Error).message}`);
     return null;
   }
+}
+
+/**
+ * The dataset's snapshots with a user hold, as the plan's read saw them: only zferry places
+ * its tag, and only here, so none got it since. A `zfs get userrefs` per anchor less; read
+ * now when the plan's read did not say.
+ */
+async function heldWhenPlanned(zfs: Zfs, a: AnchorInput): Promise<string[]> {
+  if (!a.source.every((s) => s.userrefs !== undefined)) return heldSnapshots(zfs, a.dataset);
+  return a.source.filter((s) => s.userrefs! > 0).map((s) => s.full);
 }
 
 /** Bookmarks the committed snapshot; a same-named bookmark of an older snapshot (destroyed, then made again) is replaced. */

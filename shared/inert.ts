@@ -76,7 +76,21 @@ function judge(rows: PropRow[], root: string): { dangerous: PropRow[]; escapes: 
  * was most of a tiny incremental's cost at the receiver in the many-dataset benchmark.
  */
 export async function makeInert(zfs: Zfs, target: string, plan: InertPlan): Promise<{ fixed: string[] }> {
-  const fixed: string[] = [];
+  const props = await inertProps(zfs, target, plan);
+  return makeInertFrom(zfs, plan, props, await zfs.propsUnder(target, props.all));
+}
+
+/** What makeInert reads, and what it makes of it: the properties this zfs knows. */
+export interface InertProps {
+  /** to set to the override's value (zfs-fuse: no receive -o) */
+  set: Map<string, string>;
+  /** to stop counting as received (zfs-fuse: no receive -x) */
+  excluded: string[];
+  /** all of them, the scanned ones and `origin`: one `zfs get -r` */
+  all: string[];
+}
+
+export async function inertProps(zfs: Zfs, target: string, plan: InertPlan): Promise<InertProps> {
   // zfs-fuse: no receive -o/-x; the same result, property by property, before the reply
   const [setKnown, excluded, scanned] = await Promise.all([
     plan.onCommandLine ? ([] as string[]) : knownProps(zfs, Object.keys(plan.overrides.set), target),
@@ -84,7 +98,16 @@ export async function makeInert(zfs: Zfs, target: string, plan: InertPlan): Prom
     knownProps(zfs, SCANNED_PROPS, target),
   ]);
   const set = new Map(setKnown.map((p) => [p, plan.overrides.set[p]!]));
-  const rows = await zfs.propsUnder(target, [...new Set([...set.keys(), ...excluded, ...scanned, 'origin'])]);
+  return { set, excluded, all: [...new Set([...set.keys(), ...excluded, ...scanned, 'origin'])] };
+}
+
+/**
+ * makeInert from rows already read (every property of `props.all`, of each dataset at and
+ * below the target: a commit reads them in its one tree read, zfs-snapshots.ts readTree).
+ */
+export async function makeInertFrom(zfs: Zfs, plan: InertPlan, props: InertProps, rows: PropRow[]): Promise<{ fixed: string[] }> {
+  const fixed: string[] = [];
+  const { set, excluded } = props;
   for (const r of rows) {
     const v = set.get(r.property);
     if (v !== undefined) {

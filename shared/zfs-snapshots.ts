@@ -33,6 +33,8 @@ export interface TreeRead {
   snapshots: Map<string, DatedSnapshot[]>;
   /** per filesystem or volume, the values of the `datasetProps` asked for */
   props: Map<string, Record<string, string>>;
+  /** the `rowProps` asked for, of each filesystem or volume, with their source (as Zfs.propsUnder) */
+  rows: Array<{ name: string; property: string; value: string; source: string }>;
 }
 
 /**
@@ -40,18 +42,25 @@ export interface TreeRead {
  * value of `prop`, and `datasetProps` of the datasets themselves (each one this zfs knows): one
  * `zfs get -r`. A dataset that does not exist has none.
  */
-export async function readTree(zfs: Zfs, dataset: string, prop: string, datasetProps: readonly string[] = []): Promise<TreeRead> {
+export async function readTree(
+  zfs: Zfs,
+  dataset: string,
+  prop: string,
+  datasetProps: readonly string[] = [],
+  rowProps: readonly string[] = [],
+): Promise<TreeRead> {
   validateDataset(dataset);
   if (!/^[a-z0-9_.-]+:[a-z0-9_.:-]+$/.test(prop)) throw new ZferryError('bad-name', `"${prop}" is not a user property name`);
-  for (const p of datasetProps) if (!/^[a-z0-9_.:-]+$/.test(p)) throw new ZferryError('bad-name', `"${p}" is not a property name`);
-  const asked = [...new Set(['guid', 'createtxg', 'creation', 'userrefs', prop, ...datasetProps])].join(',');
+  for (const p of [...datasetProps, ...rowProps]) if (!/^[a-z][a-z0-9_.:-]*$/.test(p)) throw new ZferryError('bad-name', `"${p}" is not a property name`);
+  const asked = [...new Set(['guid', 'createtxg', 'creation', 'userrefs', prop, ...datasetProps, ...rowProps])].join(',');
   const r = await zfs.invoke(['get', '-H', '-p', '-r', '-o', 'name,property,value,source', asked, dataset], 300_000);
-  const out: TreeRead = { snapshots: new Map(), props: new Map() };
+  const out: TreeRead = { snapshots: new Map(), props: new Map(), rows: [] };
   if (r.code !== 0) {
     if (/does not exist/.test(r.stderr)) return out;
     throw new ZferryError('zfs', `zfs get ${prop} ${dataset}: ${oneLine(r.stderr)}`);
   }
   const wanted = new Set(datasetProps);
+  const rowWanted = new Set(rowProps);
   const byName = new Map<string, Partial<DatedSnapshot> & { full: string }>();
   for (const line of r.stdout.split('\n')) {
     const [full, property, value, source] = line.split('\t');
@@ -61,6 +70,7 @@ export async function readTree(zfs: Zfs, dataset: string, prop: string, datasetP
     if (ds !== dataset && !ds.startsWith(dataset + '/')) continue;
     if (at < 0) {
       if (wanted.has(property)) out.props.set(ds, { ...out.props.get(ds), [property]: value });
+      if (rowWanted.has(property) && source !== undefined) out.rows.push({ name: ds, property, value, source });
       continue;
     }
     if (at === 0) continue;

@@ -26,6 +26,8 @@ export interface SnapshotInfo {
   /** u64 as decimal text */
   guid: string;
   createtxg: number;
+  /** user holds on it when it was read (the anchor releases its older holds without a read of its own) */
+  userrefs?: number;
 }
 
 /** A bookmark: a snapshot's guid and createtxg without its data, enough to send `-i` from. */
@@ -98,6 +100,33 @@ function validateProp(p: string): string {
   return p;
 }
 
+/** What a snapshot read asks for: `get -p` prints guids exactly (`list -o guid` humanises them on zfs-fuse). */
+const SNAPSHOT_PROPS = 'guid,createtxg,userrefs';
+type SnapshotRead = { guid?: string; createtxg?: number; userrefs?: number };
+
+function readSnapshotProp(e: SnapshotRead, prop: string, value: string): SnapshotRead {
+  if (prop === 'guid') e.guid = value;
+  else if (prop === 'createtxg') e.createtxg = Number(value);
+  else if (prop === 'userrefs' && /^\d+$/.test(value)) e.userrefs = Number(value);
+  return e;
+}
+
+/** The snapshots of `dataset` read whole, oldest first. */
+function snapshotInfos(dataset: string, read: Map<string, SnapshotRead>): SnapshotInfo[] {
+  const snaps: SnapshotInfo[] = [];
+  for (const [full, e] of read) {
+    if (e.guid === undefined || e.createtxg === undefined || !/^\d+$/.test(e.guid)) continue;
+    snaps.push({
+      full,
+      name: full.slice(dataset.length + 1),
+      guid: e.guid,
+      createtxg: e.createtxg,
+      ...(e.userrefs === undefined ? {} : { userrefs: e.userrefs }),
+    });
+  }
+  return snaps.sort((a, b) => a.createtxg - b.createtxg);
+}
+
 export class Zfs {
   /** what this zfs can do, by question: promises, so a job's datasets asking at once share one probe */
   private readonly answers = new Map<string, Promise<boolean>>();
@@ -142,26 +171,32 @@ export class Zfs {
     throw new ZferryError('zfs', `zfs list ${dataset}: ${oneLine(r.stderr)}`);
   }
 
+  /** Which of `datasets` exist: one `zfs list` per STATES_BATCH names instead of one per name. */
+  async existing(datasets: string[]): Promise<Set<string>> {
+    const wanted = new Set(datasets.map(validateDataset));
+    const out = new Set<string>();
+    const names = [...wanted];
+    for (let i = 0; i < names.length; i += STATES_BATCH) {
+      const r = await this.invoke(['list', '-H', '-o', 'name', ...names.slice(i, i + STATES_BATCH)]);
+      // zfs reports each missing name on stderr, lists the others and exits 1
+      const other = r.stderr.split('\n').filter((l) => l.trim() && !/does not exist/.test(l));
+      if (r.code !== 0 && (other.length > 0 || !r.stderr.trim())) throw new ZferryError('zfs', `zfs list: ${oneLine(other.join('\n')) || `exit ${r.code}`}`);
+      for (const line of r.stdout.split('\n')) if (wanted.has(line.trim())) out.add(line.trim());
+    }
+    return out;
+  }
+
   /** Snapshots of one dataset (not its children), oldest first. */
   async snapshots(dataset: string): Promise<SnapshotInfo[]> {
     validateDataset(dataset);
-    // `get -p` prints guids exactly; `list -o guid` humanises them on zfs-fuse.
-    const out = await this.ok(['get', '-H', '-p', '-o', 'name,property,value', 'guid,createtxg', '-d', '1', dataset]);
-    const byName = new Map<string, { guid?: string; createtxg?: number }>();
+    const out = await this.ok(['get', '-H', '-p', '-o', 'name,property,value', SNAPSHOT_PROPS, '-d', '1', dataset]);
+    const byName = new Map<string, SnapshotRead>();
     for (const line of out.split('\n')) {
       const [name, prop, value] = line.split('\t');
-      if (!name || !name.startsWith(dataset + '@') || value === undefined) continue;
-      const e = byName.get(name) ?? {};
-      if (prop === 'guid') e.guid = value;
-      if (prop === 'createtxg') e.createtxg = Number(value);
-      byName.set(name, e);
+      if (!name || !name.startsWith(dataset + '@') || !prop || value === undefined) continue;
+      byName.set(name, readSnapshotProp(byName.get(name) ?? {}, prop, value));
     }
-    const snaps: SnapshotInfo[] = [];
-    for (const [full, e] of byName) {
-      if (e.guid === undefined || e.createtxg === undefined || !/^\d+$/.test(e.guid)) continue;
-      snaps.push({ full, name: full.slice(dataset.length + 1), guid: e.guid, createtxg: e.createtxg });
-    }
-    return snaps.sort((a, b) => a.createtxg - b.createtxg);
+    return snapshotInfos(dataset, byName);
   }
 
   /**
@@ -172,8 +207,8 @@ export class Zfs {
    */
   async datasetStates(datasets: string[], props: string[]): Promise<Map<string, DatasetState>> {
     const wanted = new Set(datasets.map(validateDataset));
-    const list = [...new Set(['guid', 'createtxg', ...props.map(validateProp)])].join(',');
-    const found = new Map<string, { props: Record<string, string>; snaps: Map<string, { guid?: string; createtxg?: number }> }>();
+    const list = [...new Set([SNAPSHOT_PROPS, ...props.map(validateProp)])].join(',');
+    const found = new Map<string, { props: Record<string, string>; snaps: Map<string, SnapshotRead> }>();
     for (let i = 0; i < datasets.length; i += STATES_BATCH) {
       const batch = datasets.slice(i, i + STATES_BATCH);
       const r = await this.invoke(['get', '-H', '-p', '-o', 'name,property,value', '-d', '1', list, ...batch]);
@@ -191,24 +226,14 @@ export class Zfs {
         let e = found.get(ds);
         if (!e) found.set(ds, (e = { props: {}, snaps: new Map() }));
         if (at < 0) {
-          if (prop !== 'guid' && prop !== 'createtxg') e.props[prop] = value;
+          if (props.includes(prop)) e.props[prop] = value;
           continue;
         }
-        const s = e.snaps.get(name) ?? {};
-        if (prop === 'guid') s.guid = value;
-        if (prop === 'createtxg') s.createtxg = Number(value);
-        e.snaps.set(name, s);
+        e.snaps.set(name, readSnapshotProp(e.snaps.get(name) ?? {}, prop, value));
       }
     }
     const out = new Map<string, DatasetState>();
-    for (const [ds, e] of found) {
-      const snapshots: SnapshotInfo[] = [];
-      for (const [full, s] of e.snaps) {
-        if (s.guid === undefined || s.createtxg === undefined || !/^\d+$/.test(s.guid)) continue;
-        snapshots.push({ full, name: full.slice(ds.length + 1), guid: s.guid, createtxg: s.createtxg });
-      }
-      out.set(ds, { props: e.props, snapshots: snapshots.sort((a, b) => a.createtxg - b.createtxg) });
-    }
+    for (const [ds, e] of found) out.set(ds, { props: e.props, snapshots: snapshotInfos(ds, e.snaps) });
     return out;
   }
 
@@ -538,11 +563,11 @@ export class Zfs {
     }
   }
 
-  /** Releases a hold; a hold that is not there is fine. */
+  /** Releases a hold; a hold that is not there is fine, and so is a snapshot destroyed since. */
   async release(tag: string, snapshot: string): Promise<void> {
     validateSnapshot(snapshot);
     const r = await this.invoke(['release', tag, snapshot]);
-    if (r.code !== 0 && !/no such tag/.test(r.stderr)) {
+    if (r.code !== 0 && !/no such tag|does not exist/.test(r.stderr)) {
       throw new ZferryError('zfs', `zfs release ${tag} ${snapshot}: ${oneLine(r.stderr)}`);
     }
   }

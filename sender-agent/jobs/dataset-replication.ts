@@ -28,6 +28,7 @@ import type { SnapshotInfo, Zfs } from '../../shared/zfs.js';
 import type { Pacer } from '../pacer.js';
 import { replicate, type ReplicateOptions } from '../replicate.js';
 import type { JobLink } from './job-link.js';
+import type { SourceReads } from './source-reads.js';
 import { snapshotTime } from './naming.js';
 
 export type Step =
@@ -80,6 +81,8 @@ export interface DatasetReplication {
   log: Logger;
   signal?: AbortSignal;
   pacer?: Pacer;
+  /** the run's reads of the source's snapshots (source-reads.ts); zfs alone without it */
+  sources?: SourceReads;
 }
 
 export interface DatasetOutcome {
@@ -158,7 +161,7 @@ export async function replicateDataset(r: DatasetReplication): Promise<DatasetOu
       const planned = r.link.planned(r.target);
       if (planned instanceof ZferryError) throw planned;
       const target = planned ?? (await session.receiver.client.getTarget({ name: r.target }));
-      const source = await r.zfs.snapshots(r.dataset);
+      const source = await (r.sources ?? r.zfs).snapshots(r.dataset);
       out.source = source;
       out.targetExisted ??= target.exists;
       out.committed = target.exists ? commonSnapshot(source, target) : null;

@@ -26,6 +26,7 @@ import { acquireJobLock, type JobLock } from './lock.js';
 import { emptyDataset, iso, readJobState, recordFailure, recordSuccess, writeJobState, type DatasetState, type JobState } from './state.js';
 import { byPath, selectDatasets, type Selected } from './select.js';
 import { takeSnapshots } from './snapshot.js';
+import { SourceReads } from './source-reads.js';
 import { runHooks } from './hooks.js';
 import { replicateDataset, type DatasetOutcome } from './dataset-replication.js';
 import { executePrune, planSourcePrune } from './source-prune.js';
@@ -258,6 +259,7 @@ export class JobRunner {
     const slots = new Slots(this.job.concurrency);
     const outcomes = new Map<string, Promise<DatasetOutcome | null>>();
     const reports: DatasetReport[] = [];
+    let sources: SourceReads | undefined;
     try {
       const one = async (d: Selected): Promise<DatasetOutcome | null> => {
         const parent = parentOf(d, all);
@@ -291,6 +293,7 @@ export class JobRunner {
             log,
             signal: this.ctx.signal,
             pacer,
+            sources,
           });
           reports.push(await this.finishDataset(d, out));
           return out;
@@ -301,7 +304,12 @@ export class JobRunner {
         this.log,
       );
       // by target path, so a parent's run is registered before its children look for it
-      for (const d of [...datasets].sort((a, b) => byPath(a.target, b.target))) outcomes.set(d.dataset, one(d));
+      const order = [...datasets].sort((a, b) => byPath(a.target, b.target));
+      sources = new SourceReads(
+        this.zfs,
+        order.map((d) => d.dataset),
+      );
+      for (const d of order) outcomes.set(d.dataset, one(d));
       await Promise.all(outcomes.values());
     } finally {
       link.close();

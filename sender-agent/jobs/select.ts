@@ -70,8 +70,9 @@ export function goneError(what: string): ZferryError {
 export async function selectDatasets(zfs: Zfs, job: Pick<JobConfig, 'datasets' | 'exclude' | 'property' | 'names'>): Promise<Selection> {
   const found = new Set<string>();
   const problems: Selection['problems'] = [];
+  const there = await zfs.existing(job.datasets.map((p) => p.root));
   for (const p of job.datasets) {
-    if (!(await zfs.exists(p.root))) {
+    if (!there.has(p.root)) {
       problems.push({ dataset: p.root, error: goneError(p.literal ? p.root : `${p.root} (the root of "${p.text}")`) });
       continue;
     }

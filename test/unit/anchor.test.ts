@@ -140,6 +140,29 @@ describe('keepAnchor', () => {
     expect(await holdsOf(ds)).toEqual([`${ds}@s1\t0`, `${ds}@s2\t1`]);
   });
 
+  it("moves the hold by the plan's read of the holds, with no zfs get of its own, past a held snapshot destroyed since", async () => {
+    const ds = await dataset(3);
+    const old = new Zfs(FAKE_ZFS, { ...env, FAKE_ZFS_NO_BOOKMARKS: '1' });
+    await sh(['hold', 'zferry:m', `${ds}@s1`]);
+    await sh(['hold', 'zferry:m', `${ds}@s2`]);
+    const source = await old.snapshots(ds);
+    expect(source.map((x) => x.userrefs)).toEqual([1, 1, 0]);
+    await sh(['release', 'zferry:m', `${ds}@s1`]);
+    await sh(['destroy', `${ds}@s1`]); // by the admin, after the plan
+    const asked: string[][] = [];
+    const counting = Object.create(old) as Zfs;
+    counting.invoke = (args: string[], timeoutMs?: number) => {
+      asked.push(args);
+      return old.invoke(args, timeoutMs);
+    };
+    const notices: string[] = [];
+    const a = await keepAnchor(counting, { dataset: ds, snapshot: 's3', source, bookmarks: [], name: 'm', recursive: false }, quiet, notices);
+    expect(a).toEqual({ kind: 'hold', snapshot: `${ds}@s3`, tag: 'zferry:m' });
+    expect(notices).toHaveLength(1); // the no-bookmarks line only
+    expect(asked.filter((x) => x[0] === 'get')).toEqual([]);
+    expect(await holdsOf(ds)).toEqual([`${ds}@s2\t0`, `${ds}@s3\t1`]);
+  });
+
   it('falls back to a hold when bookmarking fails, with the reason', async () => {
     const ds = await dataset(1);
     const long = 'x'.repeat(240); // the bookmark's full name would pass 255 characters

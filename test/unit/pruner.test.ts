@@ -155,7 +155,7 @@ describe('Pruner over the fake zfs', () => {
     ]);
   });
 
-  it('uses the tree its commit read instead of reading it again, unless another pass of the client ran first', async () => {
+  it('uses the tree its commit read instead of reading it again, unless a pass of the client over the same datasets ran first', async () => {
     let reads = 0;
     const counting = Object.create(zfs) as Zfs;
     counting.invoke = (args: string[], timeoutMs?: number) => {
@@ -178,6 +178,20 @@ describe('Pruner over the fake zfs', () => {
     p.afterCommit('c', 'backup/c/data/kid', known, read2);
     await p.idle();
     expect(reads).toBe(2);
+    // a sibling's pass ahead of ours touches nothing ours read (a job's datasets committing side by side): ours keeps its read
+    await z('snapshot', 'backup/c/data/kid@k5');
+    const read3 = (await readTree(zfs, 'backup/c/data/kid', RECEIVED_PROP)).snapshots;
+    p.afterCommit('c', 'backup/c/sibling', known, new Map());
+    p.afterCommit('c', 'backup/c/data/kid', known, read3);
+    await p.idle();
+    expect(reads).toBe(2);
+    expect(await local('backup/c/data/kid@k5')).toBe(String(T0 / 1000));
+    // one below ours ahead of it may destroy what ours read: ours reads again
+    const read4 = (await readTree(zfs, 'backup/c/data', RECEIVED_PROP)).snapshots;
+    p.afterCommit('c', 'backup/c/data/kid', known, read3);
+    p.afterCommit('c', 'backup/c/data', known, read4);
+    await p.idle();
+    expect(reads).toBe(3);
   });
 
   it('prunes nothing when a snapshot is newer than the clock (it went back), and says so once', async () => {
