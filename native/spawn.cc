@@ -7,18 +7,18 @@
 // (2.8 s of 5.7 s in the receiver's V8 profile). glibc's posix_spawn uses
 // clone(CLONE_VM | CLONE_VFORK): no copy, whatever the parent's size.
 //
-//   spawnCaptured(file, argv, envp, input, timeoutMs, maxCapture, done) -> pid
+//   spawnCaptured(file, argv, envp, input, timeoutMs, maxCapture, done)
 //       file: an absolute or relative path (no PATH search: the caller resolves it);
 //       argv: argv[0] first; envp: "NAME=value" strings; input: a Buffer written to the
 //       child's stdin, which is then closed. Every signal the child gets is at its default
-//       and none is blocked, as with Node's spawn. A thread of its own writes stdin, reads
-//       stdout and stderr (each kept up to maxCapture bytes, the rest read and dropped so
-//       the child never blocks), kills the child with SIGKILL once timeoutMs (> 0) has
-//       passed, and reaps it; then done(result) runs on the JS thread with
-//       { code, signal, stdout: Buffer, stderr: Buffer } (code -1 when killed by a signal).
-//       A command that cannot be started throws Error("posix_spawn(file): ...") with .code
-//       (ENOENT, EACCES...), before anything runs. (glibc starts the child with its two
-//       internal signals, 32 and 33, ignored; nothing sends them to another process.)
+//       and none is blocked, as with Node's spawn (glibc starts the child with its two
+//       internal signals, 32 and 33, ignored; nothing sends them to another process).
+//       A thread of its own starts the child, writes stdin, reads stdout and stderr (each
+//       kept up to maxCapture bytes, the rest read and dropped so the child never blocks),
+//       kills the child with SIGKILL once timeoutMs (> 0) has passed, and reaps it; then
+//       done(result) runs on the JS thread with { code, signal, stdout: Buffer, stderr: Buffer }
+//       (code -1 when killed by a signal), or { error: "ENOENT" | "EACCES" | ..., message }
+//       when the command could not be started.
 //
 // The thread, not libuv's pool, waits: a zfs command may take seconds, and the pool's
 // 4 threads also do the lanes' zlib and the spool's file I/O.
@@ -49,14 +49,20 @@ struct Outcome {
 };
 
 struct Job {
-  pid_t pid;
-  int in, out, err;  // our ends: stdin's write end, stdout's and stderr's read ends
+  std::string file;
+  std::vector<std::string> argv, envp;
   std::string input;
-  long timeoutMs;
-  size_t maxCapture;
+  long timeoutMs = 0;
+  size_t maxCapture = 0;
   Napi::ThreadSafeFunction done;
+  pid_t pid = 0;
+  int in = -1, out = -1, err = -1;  // our ends: stdin's write end, stdout's and stderr's read ends
+  int spawnErrno = 0;              // posix_spawn (or pipe2) failed: nothing ran
   Outcome result;
 };
+
+std::vector<char*> Pointers(std::vector<std::string>& v);
+int Start(Job* job);
 
 long long NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -73,7 +79,30 @@ void Drain(int fd, std::string& into, size_t max, bool& open) {
   }
 }
 
+void Reply(Job* job) {
+  // BlockingCall only queues the call: the job is freed by the call itself, on the JS thread
+  Napi::ThreadSafeFunction done = job->done;
+  done.BlockingCall(job, [](Napi::Env env, Napi::Function cb, Job* j) {
+    Napi::Object o = Napi::Object::New(env);
+    if (j->spawnErrno) {
+      int e = j->spawnErrno;
+      o.Set("error", Napi::String::New(env, e == ENOENT ? "ENOENT" : e == EACCES ? "EACCES" : e == ENOEXEC ? "ENOEXEC" : "ESPAWN"));
+      o.Set("message", Napi::String::New(env, "posix_spawn(" + j->file + "): " + strerror(e)));
+    } else {
+      o.Set("code", j->result.code);
+      o.Set("signal", j->result.signal);
+      o.Set("stdout", Napi::Buffer<char>::Copy(env, j->result.out.data(), j->result.out.size()));
+      o.Set("stderr", Napi::Buffer<char>::Copy(env, j->result.err.data(), j->result.err.size()));
+    }
+    delete j;
+    cb.Call({o});
+  });
+  done.Release();
+}
+
 void Wait(Job* job) {
+  job->spawnErrno = Start(job);
+  if (job->spawnErrno) return Reply(job);
   // stdin first: what zfs reads is small (never more than a pipe holds in practice), and a
   // child that exits without reading gives EPIPE (Node ignores SIGPIPE), which ends it here
   const char* p = job->input.data();
@@ -128,18 +157,7 @@ void Wait(Job* job) {
     job->result.signal = WTERMSIG(status);
   }
 
-  // BlockingCall only queues the call: the job is freed by the call itself, on the JS thread
-  Napi::ThreadSafeFunction done = job->done;
-  done.BlockingCall(job, [](Napi::Env env, Napi::Function cb, Job* j) {
-    Napi::Object o = Napi::Object::New(env);
-    o.Set("code", j->result.code);
-    o.Set("signal", j->result.signal);
-    o.Set("stdout", Napi::Buffer<char>::Copy(env, j->result.out.data(), j->result.out.size()));
-    o.Set("stderr", Napi::Buffer<char>::Copy(env, j->result.err.data(), j->result.err.size()));
-    delete j;
-    cb.Call({o});
-  });
-  done.Release();
+  Reply(job);
 }
 
 std::vector<std::string> Strings(const Napi::Value& v, const char* what) {
@@ -163,30 +181,22 @@ std::vector<char*> Pointers(std::vector<std::string>& v) {
   return p;
 }
 
-Napi::Value SpawnCaptured(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 7 || !info[0].IsString() || !info[3].IsBuffer() || !info[4].IsNumber() || !info[5].IsNumber() || !info[6].IsFunction()) {
-    throw Napi::TypeError::New(env, "spawnCaptured(file, argv, envp, input: Buffer, timeoutMs, maxCapture, done)");
-  }
-  std::string file = info[0].As<Napi::String>().Utf8Value();
-  std::vector<std::string> argv = Strings(info[1], "argv");
-  std::vector<std::string> envp = Strings(info[2], "envp");
-  if (argv.empty()) throw Napi::TypeError::New(env, "argv must name the command");
-  Napi::Buffer<char> input = info[3].As<Napi::Buffer<char>>();
-
+// On the waiting thread: the pipes and posix_spawn. The parent is suspended until the child
+// has exec'd (CLONE_VFORK); on 2 busy cores that took ~4 ms of the event loop per command
+// (bench/datasets.ts --cpu-prof), so not on the JS thread. 0, or the errno that failed.
+int Start(Job* job) {
   int in[2], out[2], err[2];
-  if (pipe2(in, O_CLOEXEC) != 0) throw Napi::Error::New(env, std::string("pipe2: ") + strerror(errno));
+  if (pipe2(in, O_CLOEXEC) != 0) return errno;
   if (pipe2(out, O_CLOEXEC) != 0) {
     int e = errno;
     close(in[0]), close(in[1]);
-    throw Napi::Error::New(env, std::string("pipe2: ") + strerror(e));
+    return e;
   }
   if (pipe2(err, O_CLOEXEC) != 0) {
     int e = errno;
     close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-    throw Napi::Error::New(env, std::string("pipe2: ") + strerror(e));
+    return e;
   }
-
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_adddup2(&fa, in[0], 0);  // dup2 clears O_CLOEXEC on 0, 1, 2
@@ -200,26 +210,42 @@ Napi::Value SpawnCaptured(const Napi::CallbackInfo& info) {
   posix_spawnattr_setsigmask(&attr, &none);
   posix_spawnattr_setsigdefault(&attr, &all);  // Node ignores SIGPIPE: the child must not inherit that
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-  std::vector<char*> av = Pointers(argv);
-  std::vector<char*> ev = Pointers(envp);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, file.c_str(), &fa, &attr, av.data(), ev.data());
+  std::vector<char*> av = Pointers(job->argv);
+  std::vector<char*> ev = Pointers(job->envp);
+  int rc = posix_spawn(&job->pid, job->file.c_str(), &fa, &attr, av.data(), ev.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   close(in[0]), close(out[1]), close(err[1]);
   if (rc != 0) {
     close(in[1]), close(out[0]), close(err[0]);
-    Napi::Error e = Napi::Error::New(env, "posix_spawn(" + file + "): " + strerror(rc));
-    e.Set("errno", Napi::Number::New(env, rc));
-    e.Set("code", Napi::String::New(env, rc == ENOENT ? "ENOENT" : rc == EACCES ? "EACCES" : rc == ENOEXEC ? "ENOEXEC" : "ESPAWN"));
-    throw e;
+    return rc;
   }
+  job->in = in[1], job->out = out[0], job->err = err[0];
+  return 0;
+}
 
-  Job* job = new Job{pid, in[1], out[0], err[0], std::string(input.Data(), input.Length()), static_cast<long>(info[4].As<Napi::Number>().Int64Value()),
-                     static_cast<size_t>(info[5].As<Napi::Number>().Int64Value()), Napi::ThreadSafeFunction::New(env, info[6].As<Napi::Function>(), "spawnCaptured", 0, 1), {}};
+Napi::Value SpawnCaptured(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 7 || !info[0].IsString() || !info[3].IsBuffer() || !info[4].IsNumber() || !info[5].IsNumber() || !info[6].IsFunction()) {
+    throw Napi::TypeError::New(env, "spawnCaptured(file, argv, envp, input: Buffer, timeoutMs, maxCapture, done)");
+  }
+  Job* job = new Job();
+  job->file = info[0].As<Napi::String>().Utf8Value();
+  try {
+    job->argv = Strings(info[1], "argv");
+    job->envp = Strings(info[2], "envp");
+    if (job->argv.empty()) throw Napi::TypeError::New(env, "argv must name the command");
+  } catch (...) {
+    delete job;
+    throw;
+  }
+  Napi::Buffer<char> input = info[3].As<Napi::Buffer<char>>();
+  job->input.assign(input.Data(), input.Length());
+  job->timeoutMs = static_cast<long>(info[4].As<Napi::Number>().Int64Value());
+  job->maxCapture = static_cast<size_t>(info[5].As<Napi::Number>().Int64Value());
+  job->done = Napi::ThreadSafeFunction::New(env, info[6].As<Napi::Function>(), "spawnCaptured", 0, 1);
   std::thread(Wait, job).detach();
-  return Napi::Number::New(env, pid);
+  return env.Undefined();
 }
 
 }  // namespace

@@ -244,6 +244,9 @@ export class SendPath {
   close(committed = false): void {
     this.stop();
     this.striper.close(committed);
+    // committed: the stream was read to its end, nothing takes a chunk again; the free
+    // buffers go to the next transfer's pool (shared/buffer-pool.ts SPARE_MAX_BYTES)
+    if (committed) this.pool?.release('the transfer committed');
   }
 
   /** Fails the transfer: lanes closed, every waiting push rejected with `e`. */

@@ -40,18 +40,18 @@ function runNative(spawnCaptured: NonNullable<SockoptAddon['spawnCaptured']>, cm
     const file = resolveCommand(cmd, env.PATH);
     if (file === null) return reject(new Error(`cannot run ${cmd}: not found`));
     const envp = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
-    try {
-      spawnCaptured(file, [cmd, ...args], envp, Buffer.from(opts.input ?? ''), opts.timeoutMs ?? 0, MAX_CAPTURE, (r) => {
-        resolve({
-          code: r.signal ? 128 : r.code,
-          signal: r.signal ? (signalNames.get(r.signal) ?? null) : null,
-          stdout: r.stdout.toString('utf8'),
-          stderr: r.stderr.toString('utf8'),
-        });
+    spawnCaptured(file, [cmd, ...args], envp, Buffer.from(opts.input ?? ''), opts.timeoutMs ?? 0, MAX_CAPTURE, (r) => {
+      if (r.error !== undefined) {
+        reject(r.error === 'ENOENT' ? new Error(`cannot run ${cmd}: not found`) : Object.assign(new Error(r.message), { code: r.error }));
+        return;
+      }
+      resolve({
+        code: r.signal ? 128 : r.code,
+        signal: r.signal ? (signalNames.get(r.signal) ?? null) : null,
+        stdout: r.stdout.toString('utf8'),
+        stderr: r.stderr.toString('utf8'),
       });
-    } catch (e) {
-      reject((e as NodeJS.ErrnoException).code === 'ENOENT' ? new Error(`cannot run ${cmd}: not found`) : e);
-    }
+    });
   });
 }
 

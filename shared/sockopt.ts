@@ -35,10 +35,10 @@ export interface SockoptAddon {
   /** pipe2(O_CLOEXEC) sized with F_SETPIPE_SZ; capacity is what the kernel granted. */
   makePipe(capacity: number): { readFd: number; writeFd: number; capacity: number };
   /**
-   * posix_spawn a short command, write input to its stdin, capture stdout and stderr up to
-   * maxCapture each, SIGKILL it after timeoutMs (0: never); done() gets the outcome (signal 0
-   * when it exited). Throws at once, with .code, when it cannot be started. (native/spawn.cc;
-   * absent from an addon built before it.)
+   * posix_spawn a short command on a thread of its own, write input to its stdin, capture
+   * stdout and stderr up to maxCapture each, SIGKILL it after timeoutMs (0: never); done() gets
+   * the outcome (signal 0 when it exited), or `error` (ENOENT, EACCES...) when it could not be
+   * started. (native/spawn.cc; absent from an addon built before it.)
    */
   spawnCaptured?: (
     file: string,
@@ -47,8 +47,8 @@ export interface SockoptAddon {
     input: Buffer,
     timeoutMs: number,
     maxCapture: number,
-    done: (r: { code: number; signal: number; stdout: Buffer; stderr: Buffer }) => void,
-  ) => number;
+    done: (r: { code: number; signal: number; stdout: Buffer; stderr: Buffer; error?: undefined } | { error: string; message: string }) => void,
+  ) => void;
 }
 
 export interface BufferReadBack {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BufferPool, Lease } from '../../shared/buffer-pool.js';
+import { BufferPool, Lease, SPARE_MAX_BYTES, spareBufferBytes } from '../../shared/buffer-pool.js';
 
 describe('BufferPool', () => {
   it('hands a given-back buffer out again instead of allocating', () => {
@@ -60,6 +60,46 @@ describe('BufferPool', () => {
     expect(pool.freeCount).toBe(6);
     for (let i = 0; i < 6; i++) pool.take();
     expect(pool.allocated).toBe(6);
+  });
+});
+
+describe('buffers of released pools', () => {
+  it('serve the next pool of that buffer size, from the free ones and those given back after the release', () => {
+    const before = spareBufferBytes();
+    const first = new BufferPool(4099, 8);
+    first.reserve(3);
+    const out = first.take();
+    const freeOnes = [first.take(), first.take()];
+    for (const b of freeOnes) first.give(b);
+    first.release('done');
+    expect(spareBufferBytes()).toBe(before + 2 * 4099);
+    expect(() => first.take()).toThrow('done');
+    first.give(out); // a chunk still being written when the transfer settled
+    expect(spareBufferBytes()).toBe(before + 3 * 4099);
+    const next = new BufferPool(4099, 8);
+    next.reserve(2);
+    const other = new BufferPool(4100, 8); // another size: allocates
+    other.reserve(1);
+    expect(spareBufferBytes()).toBe(before + 4099);
+    const reused = new Set([out.buffer, ...freeOnes.map((b) => b.buffer)]);
+    expect(reused.has(next.take().buffer)).toBe(true);
+    expect(reused.has(next.take().buffer)).toBe(true);
+    expect(reused.has(other.take().buffer)).toBe(false);
+    next.take(); // the pool doubles: the last spare one is among the two it adds
+    expect(spareBufferBytes()).toBe(before);
+    expect(next.allocated).toBe(4);
+  });
+
+  it(`are kept up to ${SPARE_MAX_BYTES / 1024 / 1024} MiB in the process; the rest go to the collector`, () => {
+    const size = 1024 * 1024 + 7;
+    const big = new BufferPool(size, 64);
+    big.reserve(40);
+    big.release('done');
+    expect(spareBufferBytes()).toBeLessThanOrEqual(SPARE_MAX_BYTES);
+    expect(spareBufferBytes()).toBeGreaterThan(SPARE_MAX_BYTES - size);
+    const again = new BufferPool(size, 64);
+    again.reserve(40);
+    expect(spareBufferBytes()).toBeLessThan(size);
   });
 });
 
