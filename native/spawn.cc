@@ -16,7 +16,8 @@
 //       A thread of its own starts the child, writes stdin, reads stdout and stderr (each
 //       kept up to maxCapture bytes, the rest read and dropped so the child never blocks),
 //       kills the child with SIGKILL once timeoutMs (> 0) has passed, and reaps it; then
-//       done(result) runs on the JS thread with { code, signal, stdout: Buffer, stderr: Buffer }
+//       done(result) runs on the JS thread with { code, signal, stdout: Buffer, stderr: Buffer,
+//       stdoutBytes: what the child wrote, kept or not }
 //       (code -1 when killed by a signal), or { error: "ENOENT" | "EACCES" | ..., message }
 //       when the command could not be started.
 //
@@ -46,6 +47,8 @@ struct Outcome {
   int signal = 0;
   std::string out;
   std::string err;
+  size_t outTotal = 0;  // bytes the child wrote to stdout, kept or not
+  size_t errTotal = 0;
 };
 
 struct Job {
@@ -68,10 +71,11 @@ long long NowMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-void Drain(int fd, std::string& into, size_t max, bool& open) {
+void Drain(int fd, std::string& into, size_t max, bool& open, size_t& total) {
   char buf[65536];
   ssize_t n = read(fd, buf, sizeof buf);
   if (n > 0) {
+    total += static_cast<size_t>(n);
     size_t room = into.size() < max ? max - into.size() : 0;
     into.append(buf, static_cast<size_t>(n) < room ? static_cast<size_t>(n) : room);
   } else if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
@@ -93,6 +97,7 @@ void Reply(Job* job) {
       o.Set("signal", j->result.signal);
       o.Set("stdout", Napi::Buffer<char>::Copy(env, j->result.out.data(), j->result.out.size()));
       o.Set("stderr", Napi::Buffer<char>::Copy(env, j->result.err.data(), j->result.err.size()));
+      o.Set("stdoutBytes", Napi::Number::New(env, static_cast<double>(j->result.outTotal)));
     }
     delete j;
     cb.Call({o});
@@ -142,8 +147,8 @@ void Wait(Job* job) {
     int r = poll(fds, n, wait);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) break;
-    if (outAt >= 0 && fds[outAt].revents) Drain(job->out, job->result.out, job->maxCapture, outOpen);
-    if (errAt >= 0 && fds[errAt].revents) Drain(job->err, job->result.err, job->maxCapture, errOpen);
+    if (outAt >= 0 && fds[outAt].revents) Drain(job->out, job->result.out, job->maxCapture, outOpen, job->result.outTotal);
+    if (errAt >= 0 && fds[errAt].revents) Drain(job->err, job->result.err, job->maxCapture, errOpen, job->result.errTotal);
   }
   close(job->out);
   close(job->err);

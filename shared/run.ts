@@ -16,12 +16,16 @@ export interface RunResult {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
+  /** set when stdout was longer than maxOutput: `stdout` is then only its start */
+  stdoutTruncated?: true;
 }
 
 export interface RunOptions {
   timeoutMs?: number;
   env?: NodeJS.ProcessEnv;
   input?: string;
+  /** bytes of stdout and of stderr kept at most (4 MiB); the rest is read and dropped */
+  maxOutput?: number;
 }
 
 const MAX_CAPTURE = 4 * 1024 * 1024;
@@ -40,7 +44,7 @@ function runNative(spawnCaptured: NonNullable<SockoptAddon['spawnCaptured']>, cm
     const file = resolveCommand(cmd, env.PATH);
     if (file === null) return reject(new Error(`cannot run ${cmd}: not found`));
     const envp = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
-    spawnCaptured(file, [cmd, ...args], envp, Buffer.from(opts.input ?? ''), opts.timeoutMs ?? 0, MAX_CAPTURE, (r) => {
+    spawnCaptured(file, [cmd, ...args], envp, Buffer.from(opts.input ?? ''), opts.timeoutMs ?? 0, opts.maxOutput ?? MAX_CAPTURE, (r) => {
       if (r.error !== undefined) {
         reject(r.error === 'ENOENT' ? new Error(`cannot run ${cmd}: not found`) : Object.assign(new Error(r.message), { code: r.error }));
         return;
@@ -50,6 +54,7 @@ function runNative(spawnCaptured: NonNullable<SockoptAddon['spawnCaptured']>, cm
         signal: r.signal ? (signalNames.get(r.signal) ?? null) : null,
         stdout: r.stdout.toString('utf8'),
         stderr: r.stderr.toString('utf8'),
+        ...(r.stdoutBytes > r.stdout.length ? { stdoutTruncated: true as const } : {}),
       });
     });
   });
@@ -83,16 +88,17 @@ function runNode(cmd: string, args: readonly string[], opts: RunOptions = {}): P
   return new Promise((resolve, reject) => {
     const spawnOpts: SpawnOptions = { stdio: ['pipe', 'pipe', 'pipe'], env: opts.env ?? process.env };
     const child = spawn(cmd, [...args], spawnOpts);
+    const max = opts.maxOutput ?? MAX_CAPTURE;
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let outLen = 0;
     let errLen = 0;
     child.stdout!.on('data', (b: Buffer) => {
-      if (outLen < MAX_CAPTURE) out.push(b);
+      if (outLen < max) out.push(outLen + b.length > max ? b.subarray(0, max - outLen) : b);
       outLen += b.length;
     });
     child.stderr!.on('data', (b: Buffer) => {
-      if (errLen < MAX_CAPTURE) err.push(b);
+      if (errLen < max) err.push(errLen + b.length > max ? b.subarray(0, max - errLen) : b);
       errLen += b.length;
     });
     let timer: NodeJS.Timeout | undefined;
@@ -108,6 +114,7 @@ function runNode(cmd: string, args: readonly string[], opts: RunOptions = {}): P
         signal,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
+        ...(outLen > max ? { stdoutTruncated: true as const } : {}),
       });
     });
     child.stdin!.on('error', () => {});

@@ -47,7 +47,9 @@ export interface SockoptAddon {
     input: Buffer,
     timeoutMs: number,
     maxCapture: number,
-    done: (r: { code: number; signal: number; stdout: Buffer; stderr: Buffer; error?: undefined } | { error: string; message: string }) => void,
+    done: (
+      r: { code: number; signal: number; stdout: Buffer; stderr: Buffer; stdoutBytes: number; error?: undefined } | { error: string; message: string },
+    ) => void,
   ) => void;
 }
 

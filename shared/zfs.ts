@@ -94,6 +94,21 @@ export interface PropOverrides {
 export const ZFS_COMMANDS_AT_ONCE = Math.max(4, cpuCount());
 const zfsSlots = new Slots(ZFS_COMMANDS_AT_ONCE);
 
+/**
+ * The most of a zfs command's output read (the rest is read and dropped). Listings are parsed
+ * whole or not at all: a cut one would show a dataset with only some of its snapshots (a plan
+ * that finds no common snapshot, a retention pass that misses some). 100 datasets with 1,500
+ * snapshots each fit in one `zfs get` of a plan; a tree of ~60,000 snapshots fits a commit's read.
+ */
+export const ZFS_OUTPUT_MAX = 32 * 1024 * 1024;
+
+/** A zfs command printed more than ZFS_OUTPUT_MAX. */
+export class ZfsOutputTooBig extends ZferryError {
+  constructor(args: readonly string[]) {
+    super('zfs', `zfs ${args[0] ?? ''} printed more than ${ZFS_OUTPUT_MAX / 1024 / 1024} MiB (${args.at(-1) ?? ''}); nothing of it was used`);
+  }
+}
+
 /** A property name as zfs takes it; never something that reads as an option. */
 function validateProp(p: string): string {
   if (!/^[a-z][a-z0-9_.:-]{0,255}$/.test(p)) throw new ZferryError('bad-name', `"${p}" is not a property name`);
@@ -138,13 +153,17 @@ export class Zfs {
     private readonly env: NodeJS.ProcessEnv = process.env,
   ) {}
 
+  /** Throws ZfsOutputTooBig rather than hand on a cut listing (ZFS_OUTPUT_MAX). */
   async invoke(args: string[], timeoutMs = 120_000): Promise<RunResult> {
     await zfsSlots.take();
+    let r: RunResult;
     try {
-      return await run(this.bin, args, { timeoutMs, env: this.env });
+      r = await run(this.bin, args, { timeoutMs, env: this.env, maxOutput: ZFS_OUTPUT_MAX });
     } finally {
       zfsSlots.release();
     }
+    if (r.stdoutTruncated) throw new ZfsOutputTooBig(args);
+    return r;
   }
 
   private async ok(args: string[]): Promise<string> {
@@ -178,13 +197,19 @@ export class Zfs {
     const out = new Set<string>();
     const names = [...wanted];
     for (let i = 0; i < names.length; i += STATES_BATCH) {
-      const r = await this.invoke(['list', '-H', '-o', 'name', ...names.slice(i, i + STATES_BATCH)]);
-      // zfs reports each missing name on stderr, lists the others and exits 1
-      const other = r.stderr.split('\n').filter((l) => l.trim() && !/does not exist/.test(l));
-      if (r.code !== 0 && (other.length > 0 || !r.stderr.trim())) throw new ZferryError('zfs', `zfs list: ${oneLine(other.join('\n')) || `exit ${r.code}`}`);
-      for (const line of r.stdout.split('\n')) if (wanted.has(line.trim())) out.add(line.trim());
+      const stdout = await this.invokeListing(['list', '-H', '-o', 'name', ...names.slice(i, i + STATES_BATCH)]);
+      for (const line of stdout.split('\n')) if (wanted.has(line.trim())) out.add(line.trim());
     }
     return out;
+  }
+
+  /** A listing of several datasets: zfs reports each missing one on stderr, lists the others and exits 1. */
+  private async invokeListing(args: string[]): Promise<string> {
+    const r = await this.invoke(args);
+    const other = r.stderr.split('\n').filter((l) => l.trim() && !/does not exist/.test(l));
+    if (r.code !== 0 && (other.length > 0 || !r.stderr.trim()))
+      throw new ZferryError('zfs', `zfs ${args[0]}: ${oneLine(other.join('\n')) || `exit ${r.code}`}`);
+    return r.stdout;
   }
 
   /** Snapshots of one dataset (not its children), oldest first. */
@@ -210,15 +235,19 @@ export class Zfs {
     const wanted = new Set(datasets.map(validateDataset));
     const list = [...new Set([SNAPSHOT_PROPS, ...props.map(validateProp)])].join(',');
     const found = new Map<string, { props: Record<string, string>; snaps: Map<string, SnapshotRead> }>();
-    for (let i = 0; i < datasets.length; i += STATES_BATCH) {
-      const batch = datasets.slice(i, i + STATES_BATCH);
-      const r = await this.invoke(['get', '-H', '-p', '-o', 'name,property,value', '-d', '1', list, ...batch]);
-      // zfs reports each missing name on stderr, prints the others and exits 1
-      const other = r.stderr.split('\n').filter((l) => l.trim() && !/does not exist/.test(l));
-      if (r.code !== 0 && (other.length > 0 || !r.stderr.trim())) {
-        throw new ZferryError('zfs', `zfs get: ${oneLine(other.join('\n')) || `exit ${r.code}`}`);
+    // a batch whose listing is too big is read in halves (a client with thousands of snapshots per dataset)
+    const read = async (batch: string[]): Promise<string> => {
+      try {
+        return await this.invokeListing(['get', '-H', '-p', '-o', 'name,property,value', '-d', '1', list, ...batch]);
+      } catch (e) {
+        if (!(e instanceof ZfsOutputTooBig) || batch.length === 1) throw e;
+        const half = Math.ceil(batch.length / 2);
+        return (await read(batch.slice(0, half))) + (await read(batch.slice(half)));
       }
-      for (const line of r.stdout.split('\n')) {
+    };
+    for (let i = 0; i < datasets.length; i += STATES_BATCH) {
+      const stdout = await read(datasets.slice(i, i + STATES_BATCH));
+      for (const line of stdout.split('\n')) {
         const [name, prop, value] = line.split('\t');
         if (!name || !prop || value === undefined) continue;
         const at = name.indexOf('@');

@@ -77,12 +77,21 @@ describe.each([
     expect(r).toMatchObject({ code: 0, stdout: 'y\ndone\n', stderr: '' });
   });
 
-  it('keeps at most 4 MiB of a chatty command and still lets it finish', async () => {
+  it('keeps 4 MiB of a chatty command, says it cut the rest, and still lets it finish', async () => {
     const r = await runner('sh', ['-c', 'head -c 20000000 /dev/zero; echo tail >&2'], { timeoutMs: 60_000 });
     expect(r.code).toBe(0);
-    expect(r.stdout.length).toBeGreaterThanOrEqual(4 * 1024 * 1024);
-    expect(r.stdout.length).toBeLessThan(4 * 1024 * 1024 + 1024 * 1024);
+    expect(r.stdout.length).toBe(4 * 1024 * 1024);
+    expect(r.stdoutTruncated).toBe(true);
     expect(r.stderr).toBe('tail\n');
+  });
+
+  it('keeps what maxOutput allows, and says nothing was cut when nothing was', async () => {
+    const r = await runner('sh', ['-c', 'head -c 3000 /dev/zero'], { maxOutput: 1000 });
+    expect(r).toMatchObject({ code: 0, stdoutTruncated: true });
+    expect(r.stdout.length).toBe(1000);
+    const whole = await runner('sh', ['-c', 'head -c 1000 /dev/zero'], { maxOutput: 1000 });
+    expect(whole.stdout.length).toBe(1000);
+    expect(whole).not.toHaveProperty('stdoutTruncated');
   });
 
   it('returns each of many commands run at once its own output', async () => {
