@@ -139,7 +139,8 @@ export class Pruner {
         this.log.error('retention pass failed; the commit stands, the next commit tries again', { identity, target, error: errorMessage(e) });
       } finally {
         const left = this.passTargets.get(identity) ?? [];
-        left.splice(left.indexOf(target), 1);
+        const at = left.indexOf(target);
+        if (at >= 0) left.splice(at, 1);
         if (left.length === 0) this.passTargets.delete(identity);
       }
     });
