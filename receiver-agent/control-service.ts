@@ -44,6 +44,7 @@ import { cureFindings, scanRoots, type ScanFinding } from '../shared/inert.js';
 import { systemClock, type Clock } from '../shared/clock.js';
 import { Pruner } from './pruner.js';
 import { BEGIN_KEYS, RateBuckets, beginLimit } from './throttle.js';
+import { PlannedGuids } from './planned-guids.js';
 
 const MIN_CHUNK = 64 * 1024;
 /** The smallest window a Begin is granted when the window budget is short: 4 chunks, and at least this. */
@@ -135,6 +136,8 @@ export class ReceiverCore {
   readonly pruner: Pruner;
   /** Begins per identity (throttle.ts beginLimit) */
   private readonly begins = new RateBuckets(BEGIN_KEYS);
+  /** what GetTargets read of each target, for its next Begin (planned-guids.ts) */
+  readonly planned = new PlannedGuids();
 
   constructor(
     readonly cfg: ReceiverConfig,
@@ -267,6 +270,11 @@ export class ReceiverCore {
     );
     const entries: TargetEntry[] = [];
     let bytes = 0;
+    for (const t of targets) {
+      const st = states.get(t);
+      // a target that does not exist has nothing under it either
+      if (!refused.has(t) && !st?.children) this.planned.put(policy.identity, t, new Map(st?.snapshots.map((x) => [x.guid, x.full])));
+    }
     for (const [i, name] of names.entries()) {
       const target = targets[i]!;
       const no = refused.get(target);
@@ -297,7 +305,9 @@ export class ReceiverCore {
     // whole root at each Begin cost a job O(datasets) per dataset: 3,000 lines of `zfs get`
     // per Begin for a client with 1,000 replicas. A target with snapshots has its parents: only
     // a first receive looks for them (a `zfs list` per Begin less for every incremental).
-    const [known, onCommandLine] = await Promise.all([this.zfs.snapshotGuidsUnder(target), this.zfs.receivePropsSupported()]);
+    // A job's plan read them moments ago: taken from there (planned-guids.ts).
+    const plannedGuids = this.planned.take(policy.identity, target, req.recursive);
+    const [known, onCommandLine] = await Promise.all([plannedGuids ?? this.zfs.snapshotGuidsUnder(target), this.zfs.receivePropsSupported()]);
     if (known.size === 0 && parent !== '.' && parent.includes('/')) await this.zfs.createParents(parent);
     const t = new Transfer(
       {

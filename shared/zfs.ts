@@ -68,6 +68,8 @@ export interface DatasetState {
   snapshots: SnapshotInfo[];
   /** the properties asked for, as zfs printed them (`-` where one does not apply) */
   props: Record<string, string>;
+  /** it has a filesystem or volume below it (`-d 1` lists them): its snapshots are not all there is under it */
+  children: boolean;
 }
 
 /** Names per `zfs get` run in datasetStates: its argv stays ≤ 100 × 255 characters. */
@@ -245,6 +247,7 @@ export class Zfs {
         return (await read(batch.slice(0, half))) + (await read(batch.slice(half)));
       }
     };
+    const parents = new Set<string>();
     for (let i = 0; i < datasets.length; i += STATES_BATCH) {
       const stdout = await read(datasets.slice(i, i + STATES_BATCH));
       for (const line of stdout.split('\n')) {
@@ -252,6 +255,7 @@ export class Zfs {
         if (!name || !prop || value === undefined) continue;
         const at = name.indexOf('@');
         const ds = at < 0 ? name : name.slice(0, at);
+        if (at < 0 && wanted.has(ds.slice(0, ds.lastIndexOf('/')))) parents.add(ds.slice(0, ds.lastIndexOf('/')));
         if (!wanted.has(ds)) continue; // a child that `-d 1` lists too
         let e = found.get(ds);
         if (!e) found.set(ds, (e = { props: {}, snaps: new Map() }));
@@ -263,7 +267,7 @@ export class Zfs {
       }
     }
     const out = new Map<string, DatasetState>();
-    for (const [ds, e] of found) out.set(ds, { props: e.props, snapshots: snapshotInfos(ds, e.snaps) });
+    for (const [ds, e] of found) out.set(ds, { props: e.props, snapshots: snapshotInfos(ds, e.snaps), children: parents.has(ds) });
     return out;
   }
 

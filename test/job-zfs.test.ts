@@ -49,6 +49,16 @@ describe('on the fake zfs', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it('reads many datasets in one zfs get, and says which have a dataset below them', async () => {
+    const states = await zfs.datasetStates(['tank/data', 'tank/database', 'tank/vm/db/tmp', 'tank/nothing'], []);
+    expect([...states.keys()].sort()).toEqual(['tank/data', 'tank/database', 'tank/vm/db/tmp']);
+    expect([...states].map(([d, s]) => [d, s.children]).sort()).toEqual([
+      ['tank/data', true],
+      ['tank/database', false],
+      ['tank/vm/db/tmp', false],
+    ]);
+  });
+
   it('selects names, subtrees and patterns minus exclusions, sorted parent first, each with its target', async () => {
     const s = await selectDatasets(zfs, job(['tank/data/**', 'tank/vm/*', 'tank/database'], { excluding: ['tank/**/tmp', 'tank/data/a/deep'] }));
     expect(s.problems).toEqual([]);
