@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../bench/report.js';
+import { run } from '../shared/run.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const RUN = join(ROOT, 'dist/bench/run.js');
@@ -146,3 +147,9 @@ describe('benchmark smoke run (loopback)', () => {
     }
   }, 60_000);
 });
+
+it("bench/spawn measures a command's start both ways, at each size asked", async () => {
+  const r = await run(process.execPath, [join(ROOT, 'dist/bench/spawn.js'), '--runs', '5', '--rss', '0,20'], { timeoutMs: 60_000 });
+  expect(r.code, r.stderr).toBe(0);
+  expect(r.stdout.match(/^RSS +\d+ MiB: Node spawn \d+\.\d\d ms \(wall \d+\.\d\d\), posix_spawn \d+\.\d\d ms \(wall \d+\.\d\d\)$/gm)).toHaveLength(2);
+}, 60_000);
