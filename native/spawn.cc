@@ -108,7 +108,7 @@ void Reply(Job* job) {
 void Wait(Job* job) {
   job->spawnErrno = Start(job);
   if (job->spawnErrno) return Reply(job);
-  // stdin first: what zfs reads is small (never more than a pipe holds in practice), and a
+  // stdin first: at most what a pipe holds (shared/run.ts sends more through Node), and a
   // child that exits without reading gives EPIPE (Node ignores SIGPIPE), which ends it here
   const char* p = job->input.data();
   size_t left = job->input.size();

@@ -32,8 +32,12 @@ const MAX_CAPTURE = 4 * 1024 * 1024;
 
 type Runner = (cmd: string, args: readonly string[], opts?: RunOptions) => Promise<RunResult>;
 
+/** Input the native runner writes before it reads any output: what a pipe holds, so a child that prints before it reads cannot block both. */
+const NATIVE_INPUT_MAX = 64 * 1024;
+
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
-  return (runners.native ?? runners.node)(cmd, args, opts);
+  const big = opts.input !== undefined && Buffer.byteLength(opts.input) > NATIVE_INPUT_MAX;
+  return (big ? runners.node : (runners.native ?? runners.node))(cmd, args, opts);
 }
 
 const signalNames = new Map<number, NodeJS.Signals>(Object.entries(osConstants.signals).map(([name, n]) => [n, name as NodeJS.Signals]));

@@ -109,3 +109,11 @@ it('run() is the native runner when there is one', async () => {
   expect(native).not.toBe(await ignored(runners.node));
   expect(await ignored(run)).toBe(native);
 });
+
+it('runs a command with more input than a pipe holds through Node, which reads its output as it writes', async () => {
+  // `cat` prints what it reads: written whole before reading, 1 MiB would fill both pipes
+  const input = 'x'.repeat(1024 * 1024);
+  const r = await run('cat', [], { input, timeoutMs: 20_000 });
+  expect(r).toMatchObject({ code: 0, signal: null });
+  expect(r.stdout.length).toBe(input.length);
+});
