@@ -299,8 +299,9 @@ export class Observer extends EventEmitter {
     return (this.lagCache?.targets ?? []).map((g) => ({ ...g, lagSeconds: lagNow(g) }));
   }
 
+  /** Also while a reading runs: it started because the cache was stale (a commit), and an answer from the cache then misses that commit. */
   get lagNeedsRefresh(): boolean {
-    return this.lagStale || !this.lagCache || Date.now() - this.lagCache.at > LAG_MAX_AGE_MS;
+    return this.lagRefresh !== null || this.lagStale || !this.lagCache || Date.now() - this.lagCache.at > LAG_MAX_AGE_MS;
   }
 
   /**
