@@ -10,7 +10,8 @@ import { ROOT } from './agents.js';
 import { childEnd } from '../../shared/child.js';
 
 export const ZFSVM_DIR = join(ROOT, '../shared/tools/zfsvm');
-export const ZFS_IN_VM = join(ZFSVM_DIR, 'zfs-in-vm');
+/** the team's zfs-in-vm, tried again when the VM's sshd refuses a connection (see the script) */
+export const ZFS_IN_VM = join(ROOT, 'test/helpers/zfs-in-vm');
 
 export interface Vm {
   name: string;
@@ -76,7 +77,14 @@ export async function startVm(label: string): Promise<Vm> {
   const env = { ...process.env, ZFSVM_NAME: name };
   const started = await exec(join(ZFSVM_DIR, 'zfsvm'), ['start', '--name', name, '--port', String(port)], env);
   if (started.code !== 0) throw new Error(`zfsvm start failed (run scripts/install-test-deps.sh to build it): ${started.err.trim()}`);
-  const run = (script: string, input?: Buffer) => exec(join(ZFSVM_DIR, 'zfsvm'), ['ssh', '--name', name, script], env, input);
+  const run = async (script: string, input?: Buffer) => {
+    // dropbear in the VM refuses a connection while 5 others are mid-handshake (test/helpers/zfs-in-vm)
+    for (let attempt = 1; ; attempt++) {
+      const r = await exec(join(ZFSVM_DIR, 'zfsvm'), ['ssh', '--name', name, script], env, input);
+      if (r.code !== 255 || !/^kex_exchange_identification: /m.test(r.err) || attempt === 40) return r;
+      await new Promise((res) => setTimeout(res, 100 + Math.random() * 300));
+    }
+  };
   const vm: Vm = {
     name,
     env,
