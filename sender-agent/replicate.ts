@@ -12,6 +12,7 @@ import { SendPath, type DialedLanes, type SendStats } from './send-path.js';
 import { Lane } from './lane.js';
 import { Timeline, type TimelineReport } from './timeline.js';
 import { zfsSendSource } from './sources.js';
+import { readSourceState, type SourceState } from './source-state.js';
 import { planTransfer, describePlan, type Plan } from './plan.js';
 import { keepAnchor, type Anchor } from './anchor.js';
 import { Progress } from './progress.js';
@@ -57,12 +58,12 @@ export interface ReplicateOptions {
   target?: TargetState;
   /**
    * A job's: its Zfs, whose answers about this zfs (bookmarks, encryption) are asked once per
-   * job instead of once per dataset, and the source's snapshots it has just read (then the
-   * dataset exists). A 10-dataset job on zfs-fuse ran 5 of its 10 sender-side zfs commands
-   * per dataset for these.
+   * job instead of once per dataset, and the source's state it has just read (then the dataset
+   * exists; jobs/source-reads.ts reads a hundred datasets' at a time). A 10-dataset job on
+   * zfs-fuse ran 5 of its 10 sender-side zfs commands per dataset for these.
    */
   zfs?: Zfs;
-  sourceSnapshots?: SnapshotInfo[];
+  sourceState?: SourceState;
   /** where --lanes auto remembers the lanes a path settled on, for the next transfer (path-memory.ts); absent: nowhere */
   pathsFile?: string;
 }
@@ -131,7 +132,7 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
     if (!o.session) timeline.waited('TCP, TLS 1.3 and Hello', 3);
     timeline.mark('connected');
     log.debug('receiver says hello', { identity: hi.identity, root: hi.root, capabilities: hi.capabilities });
-    const { source, bookmarks, enc } = await local;
+    const { snapshots: source, bookmarks, encryption: enc } = await local;
     const encryptedSource = !!enc && enc.encryption !== 'off';
     if (o.raw && !enc) throw new ZferryError('unsupported', 'this zfs has no native encryption, so it cannot make raw sends (zfs send -w); drop --raw');
     let raw = o.raw ?? encryptedSource;
@@ -166,11 +167,11 @@ export async function openSession(o: ReplicateOptions, log: Logger, contact?: { 
   }
 }
 
-/** The source's snapshots, bookmarks and encryption (a job passes the snapshots it read). */
-async function readSource(zfs: Zfs, dataset: string, o: Pick<ReplicateOptions, 'sourceSnapshots'>) {
-  if (!o.sourceSnapshots && !(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
-  const [source, bookmarks, enc] = await Promise.all([o.sourceSnapshots ?? zfs.snapshots(dataset), zfs.bookmarks(dataset), zfs.encryption(dataset)]);
-  return { source, bookmarks, enc };
+/** The source's snapshots, bookmarks and encryption (a job passes what it read). */
+async function readSource(zfs: Zfs, dataset: string, o: Pick<ReplicateOptions, 'sourceState'>): Promise<SourceState> {
+  if (o.sourceState) return o.sourceState;
+  if (!(await zfs.exists(dataset))) throw new ZferryError('no-dataset', `source dataset ${dataset} does not exist`);
+  return readSourceState(zfs, dataset);
 }
 
 /** The target state the caller planned, checked to be this target's (a mix-up is a bug, not a plan). */

@@ -75,6 +75,22 @@ export interface DatasetState {
 /** Names per `zfs get` run in datasetStates: its argv stays ≤ 100 × 255 characters. */
 const STATES_BATCH = 100;
 
+const BOOKMARK_LIST = ['list', '-H', '-p', '-t', 'bookmark', '-o', 'name,guid,createtxg', '-d', '1'];
+
+/** `zfs list -t bookmark -o name,guid,createtxg` lines of `datasets` (each in the map, oldest first). */
+function parseBookmarks(out: string, datasets: string[]): Map<string, BookmarkInfo[]> {
+  const byDataset = new Map(datasets.map((d) => [d, [] as BookmarkInfo[]]));
+  for (const line of out.split('\n')) {
+    const [full, guid, txg] = line.split('\t');
+    const hash = full?.indexOf('#') ?? -1;
+    const marks = hash > 0 ? byDataset.get(full!.slice(0, hash)) : undefined;
+    if (!marks || !guid || !/^\d+$/.test(guid) || !/^\d+$/.test(txg ?? '')) continue;
+    marks.push({ full: full!, name: full!.slice(hash + 1), guid, createtxg: Number(txg) });
+  }
+  for (const marks of byDataset.values()) marks.sort((a, b) => a.createtxg - b.createtxg || (a.name < b.name ? -1 : 1));
+  return byDataset;
+}
+
 const UNSUPPORTED = /invalid option|bad property list|invalid property|unrecognized command/;
 
 /** `-o`/`-x` overrides for `zfs receive` (receiver-agent/receive-props.ts decides them) */
@@ -205,6 +221,17 @@ export class Zfs {
     return out;
   }
 
+  /** A listing of `args` for `batch`; one too big is read in halves (a client with thousands of snapshots per dataset). */
+  private async listingInHalves(args: string[], batch: string[]): Promise<string> {
+    try {
+      return await this.invokeListing([...args, ...batch]);
+    } catch (e) {
+      if (!(e instanceof ZfsOutputTooBig) || batch.length === 1) throw e;
+      const half = Math.ceil(batch.length / 2);
+      return (await this.listingInHalves(args, batch.slice(0, half))) + (await this.listingInHalves(args, batch.slice(half)));
+    }
+  }
+
   /** A listing of several datasets: zfs reports each missing one on stderr, lists the others and exits 1. */
   private async invokeListing(args: string[]): Promise<string> {
     const r = await this.invoke(args);
@@ -237,16 +264,7 @@ export class Zfs {
     const wanted = new Set(datasets.map(validateDataset));
     const list = [...new Set([SNAPSHOT_PROPS, ...props.map(validateProp)])].join(',');
     const found = new Map<string, { props: Record<string, string>; snaps: Map<string, SnapshotRead> }>();
-    // a batch whose listing is too big is read in halves (a client with thousands of snapshots per dataset)
-    const read = async (batch: string[]): Promise<string> => {
-      try {
-        return await this.invokeListing(['get', '-H', '-p', '-o', 'name,property,value', '-d', '1', list, ...batch]);
-      } catch (e) {
-        if (!(e instanceof ZfsOutputTooBig) || batch.length === 1) throw e;
-        const half = Math.ceil(batch.length / 2);
-        return (await read(batch.slice(0, half))) + (await read(batch.slice(half)));
-      }
-    };
+    const read = (batch: string[]) => this.listingInHalves(['get', '-H', '-p', '-o', 'name,property,value', '-d', '1', list], batch);
     const parents = new Set<string>();
     for (let i = 0; i < datasets.length; i += STATES_BATCH) {
       const stdout = await read(datasets.slice(i, i + STATES_BATCH));
@@ -565,14 +583,20 @@ export class Zfs {
   async bookmarks(dataset: string): Promise<BookmarkInfo[]> {
     validateDataset(dataset);
     if (!(await this.bookmarksSupported())) return [];
-    const out = await this.ok(['list', '-H', '-p', '-t', 'bookmark', '-o', 'name,guid,createtxg', '-d', '1', dataset]);
-    const marks: BookmarkInfo[] = [];
-    for (const line of out.split('\n')) {
-      const [full, guid, txg] = line.split('\t');
-      if (!full?.startsWith(dataset + '#') || !guid || !/^\d+$/.test(guid) || !/^\d+$/.test(txg ?? '')) continue;
-      marks.push({ full, name: full.slice(dataset.length + 1), guid, createtxg: Number(txg) });
-    }
-    return marks.sort((a, b) => a.createtxg - b.createtxg || (a.name < b.name ? -1 : 1));
+    return parseBookmarks(await this.ok([...BOOKMARK_LIST, dataset]), [dataset]).get(dataset) ?? [];
+  }
+
+  /**
+   * Bookmarks of many datasets, each oldest first: one `zfs list` per STATES_BATCH names. Every
+   * dataset named is in the map ([] for none, or when it does not exist); the map is empty where
+   * this zfs has no bookmarks.
+   */
+  async bookmarksOf(datasets: string[]): Promise<Map<string, BookmarkInfo[]>> {
+    datasets.forEach(validateDataset);
+    if (!(await this.bookmarksSupported())) return new Map();
+    let out = '';
+    for (let i = 0; i < datasets.length; i += STATES_BATCH) out += await this.listingInHalves(BOOKMARK_LIST, datasets.slice(i, i + STATES_BATCH));
+    return parseBookmarks(out, datasets);
   }
 
   /** `zfs bookmark snapshot dataset#name`. */

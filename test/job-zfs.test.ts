@@ -11,6 +11,8 @@ import type { JobConfig } from '../shared/job-config.js';
 import { selectDatasets } from '../sender-agent/jobs/select.js';
 import { takeSnapshots } from '../sender-agent/jobs/snapshot.js';
 import { runHook, runHooks } from '../sender-agent/jobs/hooks.js';
+import { SourceReads } from '../sender-agent/jobs/source-reads.js';
+import { readSourceState } from '../sender-agent/source-state.js';
 import { FAKE_ZFS, tempDir } from './helpers/agents.js';
 import { createTestPool, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
 
@@ -57,6 +59,49 @@ describe('on the fake zfs', () => {
       ['tank/database', false],
       ['tank/vm/db/tmp', false],
     ]);
+  });
+
+  it("reads many datasets' bookmarks in one zfs list, each dataset's own, oldest first, as the one-dataset read has them", async () => {
+    await zfs.invoke(['snapshot', 'tank/database@b1']);
+    await zfs.invoke(['snapshot', 'tank/database@b2']);
+    await zfs.invoke(['snapshot', 'tank/data@c1']);
+    for (const [snap, mark] of [
+      ['tank/database@b2', 'tank/database#two'],
+      ['tank/database@b1', 'tank/database#one'],
+      ['tank/data@c1', 'tank/data#c'],
+    ])
+      await zfs.invoke(['bookmark', snap!, mark!]);
+    const before = calls().length;
+    const marks = await zfs.bookmarksOf(['tank/database', 'tank/data', 'tank/vm/web', 'tank/nothing']);
+    expect(
+      calls()
+        .slice(before)
+        .filter((a) => a[0] === 'list'),
+    ).toHaveLength(1);
+    expect([...marks].map(([d, m]) => [d, m.map((b) => b.full)])).toEqual([
+      ['tank/database', ['tank/database#one', 'tank/database#two']],
+      ['tank/data', ['tank/data#c']],
+      ['tank/vm/web', []],
+      ['tank/nothing', []],
+    ]);
+    expect(marks.get('tank/database')).toEqual(await zfs.bookmarks('tank/database'));
+  });
+
+  it("a job run's source reads: a hundred datasets' snapshots, bookmarks and encryption in two zfs commands, the same as each read alone; a second read goes to zfs", async () => {
+    const datasets = ['tank/database', 'tank/data', 'tank/vm/web'];
+    const reads = new SourceReads(zfs, datasets);
+    const before = calls().length;
+    const states = await Promise.all(datasets.map((d) => reads.state(d)));
+    const own = calls()
+      .slice(before)
+      .filter((a) => !a.join(' ').startsWith('get -H -o value ')); // what this zfs knows, asked once per Zfs
+    expect(own.map((a) => a.slice(0, 2).join(' ')).sort()).toEqual(['get -H', 'list -H']);
+    for (const [i, d] of datasets.entries()) expect(states[i]).toEqual(await readSourceState(zfs, d));
+    expect(states[0]!.bookmarks.map((b) => b.name)).toEqual(['one', 'two']);
+    expect(states[0]!.encryption).toEqual({ encryption: 'off', keystatus: '-' });
+    const again = calls().length;
+    await reads.state('tank/database');
+    expect(calls().length - again).toBe(3);
   });
 
   it('selects names, subtrees and patterns minus exclusions, sorted parent first, each with its target', async () => {

@@ -3,6 +3,8 @@
 // the source destroys the snapshot, and the next incremental goes `zfs send -i ds#bookmark`,
 // plain and raw (vault). OpenZFS, not the fake, decides what a bookmark base allows.
 import { execFile } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
@@ -94,6 +96,35 @@ describe('bookmarks as the incremental base (real OpenZFS)', () => {
     expect(r.anchor).toEqual({ kind: 'hold', snapshot: 'p/tree@t1', tag: 'zferry:tree' });
     expect(await value('userrefs', 'p/tree@t1')).toBe('1');
     expect(await bookmarks('p/tree')).toEqual([]);
+  }, 600_000);
+
+  // A job reads its datasets' bookmarks and encryption a hundred at a time (jobs/source-reads.ts):
+  // here OpenZFS parses those batched reads. The second run's plan can only come from the
+  // batch's bookmark (the snapshot is gone), and the sealed dataset goes raw only if the batch's
+  // encryption read says it is encrypted.
+  it('a job (run --once) plans from its batched read: the next incremental from a bookmark, the encrypted dataset raw', async () => {
+    await vm.sh(`set -e
+      zfs create p/jobs; zfs create p/jobs/plain; echo a > /p/jobs/plain/a
+      zfs create -o encryption=on -o keyformat=passphrase -o keylocation=file:///tmp/k p/jobs/sealed; echo b > /p/jobs/sealed/b`);
+    const cfg = join(dirname(siteA), 'sender-job.json');
+    const base = JSON.parse(readFileSync(siteA, 'utf8')) as Record<string, unknown>;
+    const job = { name: 'vm', to: receiver.address, datasets: ['p/jobs/*'], snapshots: { every: '1h' }, concurrency: 2, lanes: 1 };
+    writeFileSync(cfg, JSON.stringify({ ...base, stateDir: join(dirname(siteA), 'job-state'), jobs: [job] }));
+    const once = async () => {
+      const r = await runSender(['run', '--once', '--config', cfg, '--zfs', ZFS_IN_VM], vm.env, 300_000);
+      expect(r.code, r.stderr + r.stdout).toBe(0);
+      expect(r.stdout).toMatch(/job vm: 2 dataset\(s\) up to date, 0 failed/);
+    };
+    await once();
+    const [first] = await snapshots('p/jobs/plain');
+    expect(await bookmarks('p/jobs/plain')).toEqual([expect.stringMatching(/^p\/jobs\/plain#zferry:/)]);
+    await vm.sh(`zfs destroy '${first}'`);
+    await once();
+    const replica = 'p/backup/a/p/jobs/plain';
+    expect(await snapshots(replica)).toHaveLength(2);
+    expect(await value('guid', (await snapshots(replica))[1]!)).toBe(await value('guid', (await snapshots('p/jobs/plain'))[0]!));
+    expect(await value('keystatus', 'p/backup/a/p/jobs/sealed')).toBe('unavailable');
+    expect(await snapshots('p/backup/a/p/jobs/sealed')).toHaveLength(2);
   }, 600_000);
 
   // An agent runs several zfs commands at once; the VM's sshd refuses a connection while 5 others

@@ -29,6 +29,7 @@ import type { Pacer } from '../pacer.js';
 import { replicate, type ReplicateOptions } from '../replicate.js';
 import type { JobLink } from './job-link.js';
 import type { SourceReads } from './source-reads.js';
+import { readSourceState } from '../source-state.js';
 import { snapshotTime } from './naming.js';
 
 export type Step =
@@ -161,7 +162,8 @@ export async function replicateDataset(r: DatasetReplication): Promise<DatasetOu
       const planned = r.link.planned(r.target);
       if (planned instanceof ZferryError) throw planned;
       const target = planned ?? (await session.receiver.client.getTarget({ name: r.target }));
-      const source = await (r.sources ?? r.zfs).snapshots(r.dataset);
+      const state = await (r.sources ? r.sources.state(r.dataset) : readSourceState(r.zfs, r.dataset));
+      const source = state.snapshots;
       out.source = source;
       out.targetExisted ??= target.exists;
       out.committed = target.exists ? commonSnapshot(source, target) : null;
@@ -171,11 +173,7 @@ export async function replicateDataset(r: DatasetReplication): Promise<DatasetOu
       // a bound on steps, so a receiver that acknowledges without committing cannot keep us here
       if (++steps > source.length + 3) throw new ZferryError('internal', `${r.dataset}: ${r.target} does not advance; giving up this tick`);
       r.log.debug('replicating', { step: step.why, snapshot: step.snapshot ?? '(resume)' });
-      const res = await replicate(
-        { ...stepOptions(r, step.snapshot, step.intermediates), session, target, zfs: r.zfs, sourceSnapshots: source },
-        r.log,
-        discard,
-      );
+      const res = await replicate({ ...stepOptions(r, step.snapshot, step.intermediates), session, target, zfs: r.zfs, sourceState: state }, r.log, discard);
       out.transfers++;
       out.bytes += res.bytes;
       for (const n of res.notices) r.log.debug('notice', { notice: n });
