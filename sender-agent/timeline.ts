@@ -76,7 +76,9 @@ export class Timeline {
   /** The receiver has acknowledged `bytes` in all. */
   delivered(bytes: number): void {
     const t = this.now();
-    if (this.at.firstByte === undefined) this.mark('firstByte');
+    // the same reading as lastByte's: a second reading could round 0.1 ms later and put a
+    // one-chunk transfer's first byte after its last (the benchmark smoke test saw it once)
+    this.at.firstByte ??= Math.round(t * 10) / 10;
     const last = this.samples[this.samples.length - 1];
     if (last && t - last[0] < SAMPLE_MS) last[1] = bytes;
     else this.samples.push([t, bytes]);
