@@ -2,13 +2,12 @@
 // with --zfs zfs-in-vm): after a commit the sender bookmarks the anchor and releases its hold,
 // the source destroys the snapshot, and the next incremental goes `zfs send -i ds#bookmark`,
 // plain and raw (vault). OpenZFS, not the fake, decides what a bookmark base allows.
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { ZFS_IN_VM, startVm, type Vm } from './helpers/zfsvm.js';
+import { run } from '../shared/run.js';
 
 let vm: Vm;
 let receiver: ReceiverProcess;
@@ -130,7 +129,7 @@ describe('bookmarks as the incremental base (real OpenZFS)', () => {
   // An agent runs several zfs commands at once; the VM's sshd refuses a connection while 5 others
   // are mid-handshake, which the harness's zfs-in-vm retries (without it 7 of 12 failed here).
   it('the harness zfs runs 16 commands at once in the VM, none lost to a refused ssh connection', async () => {
-    const list = () => promisify(execFile)(ZFS_IN_VM, ['list', '-H', '-o', 'name', 'p/tree/kid'], { env: vm.env });
+    const list = () => run(ZFS_IN_VM, ['list', '-H', '-o', 'name', 'p/tree/kid'], { env: vm.env });
     const results = await Promise.all(Array.from({ length: 16 }, list));
     expect(results.map((r) => r.stdout)).toEqual(Array(16).fill('p/tree/kid\n'));
   }, 120_000);

@@ -10,8 +10,9 @@ import { ROOT } from './agents.js';
 import { childEnd } from '../../shared/child.js';
 
 export const ZFSVM_DIR = join(ROOT, '../shared/tools/zfsvm');
-/** the team's zfs-in-vm, tried again when the VM's sshd refuses a connection (see the script) */
+/** the team's zfs-in-vm, tried again when the VM's sshd refuses a connection (test/helpers/ssh-retry) */
 export const ZFS_IN_VM = join(ROOT, 'test/helpers/zfs-in-vm');
+const SSH_RETRY = join(ROOT, 'test/helpers/ssh-retry');
 
 export interface Vm {
   name: string;
@@ -24,7 +25,7 @@ export interface Vm {
   stop(): Promise<void>;
 }
 
-async function exec(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: Buffer): Promise<{ code: number | null; out: Buffer; err: string }> {
+async function spawnArgv(cmd: string, args: string[], env: NodeJS.ProcessEnv, input?: Buffer): Promise<{ code: number | null; out: Buffer; err: string }> {
   const p = spawn(cmd, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
   const end = childEnd(p);
   const out: Buffer[] = [];
@@ -53,7 +54,7 @@ async function sweepStaleVms(): Promise<void> {
   if (!existsSync(STATE_ROOT)) return;
   for (const d of readdirSync(STATE_ROOT)) {
     const m = /^zferry-t(\d+)-/.exec(d);
-    if (m && !alive(Number(m[1]))) await exec(join(ZFSVM_DIR, 'zfsvm'), ['stop', '--name', d], process.env);
+    if (m && !alive(Number(m[1]))) await spawnArgv(join(ZFSVM_DIR, 'zfsvm'), ['stop', '--name', d], process.env);
   }
 }
 
@@ -75,16 +76,10 @@ export async function startVm(label: string): Promise<Vm> {
   const name = `zferry-t${process.pid}-${label}`;
   const port = await freePort();
   const env = { ...process.env, ZFSVM_NAME: name };
-  const started = await exec(join(ZFSVM_DIR, 'zfsvm'), ['start', '--name', name, '--port', String(port)], env);
+  const started = await spawnArgv(join(ZFSVM_DIR, 'zfsvm'), ['start', '--name', name, '--port', String(port)], env);
   if (started.code !== 0) throw new Error(`zfsvm start failed (run scripts/install-test-deps.sh to build it): ${started.err.trim()}`);
-  const run = async (script: string, input?: Buffer) => {
-    // dropbear in the VM refuses a connection while 5 others are mid-handshake (test/helpers/zfs-in-vm)
-    for (let attempt = 1; ; attempt++) {
-      const r = await exec(join(ZFSVM_DIR, 'zfsvm'), ['ssh', '--name', name, script], env, input);
-      if (r.code !== 255 || !/^kex_exchange_identification: /m.test(r.err) || attempt === 40) return r;
-      await new Promise((res) => setTimeout(res, 100 + Math.random() * 300));
-    }
-  };
+  // through ssh-retry, as the agents' zfs is: the VM's sshd refuses connections while 5 others are mid-handshake
+  const run = (script: string, input?: Buffer) => spawnArgv(SSH_RETRY, [join(ZFSVM_DIR, 'zfsvm'), 'ssh', '--name', name, script], env, input);
   const vm: Vm = {
     name,
     env,
@@ -99,7 +94,7 @@ export async function startVm(label: string): Promise<Vm> {
       return r.out;
     },
     async stop() {
-      await exec(join(ZFSVM_DIR, 'zfsvm'), ['stop', '--name', name], env);
+      await spawnArgv(join(ZFSVM_DIR, 'zfsvm'), ['stop', '--name', name], env);
     },
   };
   await vm.sh('truncate -s 1G /tmp/p.img && zpool create -O mountpoint=/p p /tmp/p.img');
