@@ -22,9 +22,20 @@ export interface Proc {
   argv: string[];
   child: ChildProcess;
   pid: number;
+  /**
+   * Resolves once the process has exited AND its output pipes are read to their end (the
+   * child's 'close'), so what it printed last is in its collect()ed output: 'exit' alone can
+   * come first, and the ssh runs' byte count (wc -c through ssh) was then missing now and
+   * then ("far side counted nothing", 1 of 3 smoke runs with two suites side by side). At most
+   * CLOSE_WAIT_MS after the exit: a grandchild holding a pipe open must not hang the run.
+   */
   exited: Promise<Exit>;
+  /** when and how it exited: set at 'exit' (the measured end), before `exited` resolves */
   exit: Exit | null;
 }
+
+/** How long after a process exits its output may still be drained before `exited` resolves anyway. */
+const CLOSE_WAIT_MS = 5000;
 
 /** Every process the benchmark started and has not seen exit: the cleanup kills these (and their trees). */
 export const livePids = new Set<number>();
@@ -64,8 +75,12 @@ export function startProc(name: string, ns: string | null, argv: string[], opts:
       child.once('exit', (code, signal) => {
         livePids.delete(pid);
         procHooks.exited(pid);
-        p.exit = { code, signal, at: Date.now() };
-        resolve(p.exit);
+        const exit: Exit = (p.exit = { code, signal, at: Date.now() });
+        const drained = setTimeout(() => resolve(exit), CLOSE_WAIT_MS);
+        child.once('close', () => {
+          clearTimeout(drained);
+          resolve(exit);
+        });
       });
     }),
   };
