@@ -48,14 +48,26 @@ type ReplyOf<M extends Method> = ControlRpc[M][1];
 export class ControlClient {
   private readonly client: grpc.Client;
 
+  /**
+   * `material`: dial `address` with mutual TLS (push). `{ bridge }`: call over a connection the
+   * peer dialed to us (pull, restore): the target of shared/socket-bridge.ts, whose socket is
+   * already TLS; `address` then only names the peer in messages.
+   */
   constructor(
     readonly address: string,
-    material: Pick<TlsMaterial, 'ca' | 'cert' | 'key'>,
+    material: Pick<TlsMaterial, 'ca' | 'cert' | 'key'> | { bridge: string },
     serverName?: string,
   ) {
     const Ctor = controlService();
-    const creds = grpc.credentials.createSsl(material.ca, material.key, material.cert);
     const options: grpc.ChannelOptions = { 'grpc.max_receive_message_length': 16 * 1024 * 1024 };
+    if ('bridge' in material) {
+      // the bridge takes one connection: the channel must not drop it when idle (the default
+      // is after 30 min; grpc-js clamps anything below 1 s, so "never" is setTimeout's longest)
+      options['grpc.client_idle_timeout_ms'] = 0x7fffffff;
+      this.client = new Ctor(material.bridge, grpc.credentials.createInsecure(), options);
+      return;
+    }
+    const creds = grpc.credentials.createSsl(material.ca, material.key, material.cert);
     if (serverName) {
       options['grpc.ssl_target_name_override'] = serverName;
       options['grpc.default_authority'] = serverName;
