@@ -65,6 +65,23 @@ const clientSchema = {
   },
 } as const;
 
+/**
+ * One entry of receiver.json "sources" (pull mode): a source this receiver dials, keyed by the
+ * CN its certificate must carry; its replicas land under `root` with every rule a pushing
+ * client's get (the same keys as a client's, plus where to dial).
+ */
+const sourceSchema = {
+  ...clientSchema,
+  required: ['from', 'root'],
+  properties: {
+    ...clientSchema.properties,
+    /** where the source's `sender-agent serve` listens */
+    from: hostPort,
+    /** expected name in the source's certificate when it differs from the host of "from" */
+    serverName: text,
+  },
+} as const;
+
 export const receiverFileSchema = {
   type: 'object',
   additionalProperties: false,
@@ -85,6 +102,8 @@ export const receiverFileSchema = {
     },
     /** certificate identity (subject CN) → its policy */
     clients: { type: 'object', additionalProperties: clientSchema },
+    /** pull mode: source identity (its certificate's CN) → where to dial it and its policy */
+    sources: { type: 'object', additionalProperties: sourceSchema, default: {} },
     /** the status server (absent or null: none); beyond loopback it needs httpTokenFile */
     http: { type: ['string', 'null'], pattern: HOST_PORT_PATTERN },
     /** file holding the status server's bearer token (readHttpToken) */
@@ -241,6 +260,17 @@ export const jobSchema = {
   },
 } as const;
 
+/** One entry of sender.json "pullers": what that identity may pull. */
+const pullerSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['datasets'],
+  properties: {
+    /** datasets (and what is below each) this puller may list and receive */
+    datasets: { type: 'array', minItems: 1, items: text },
+  },
+} as const;
+
 export const senderFileSchema = {
   type: 'object',
   additionalProperties: false,
@@ -258,6 +288,15 @@ export const senderFileSchema = {
     http: { type: ['string', 'null'], pattern: HOST_PORT_PATTERN },
     /** file holding that server's bearer token (readHttpToken) */
     httpTokenFile: { type: ['string', 'null'], minLength: 1 },
+    /** pull mode: where `sender-agent serve` listens for pullers */
+    listen: hostPort,
+    /** pull mode: puller identity (its certificate's CN) → the datasets it may pull (each with what is below it) */
+    pullers: { type: 'object', additionalProperties: pullerSchema, default: {} },
+    /** pull mode: unfinished TLS handshakes before serve refuses more, and how long one may take */
+    maxHandshakes: count(1_000_000, 512),
+    handshakeTimeoutSeconds: { type: 'number', minimum: 0.1, maximum: 600, default: 10 },
+    /** pull mode: connections (control + lanes) one puller may hold at once */
+    maxConnectionsPerIdentity: count(100_000, 64),
   },
 } as const;
 
@@ -265,6 +304,8 @@ export const senderFileSchema = {
 export type ReceiverFile = FromSchema<typeof receiverFileSchema>;
 /** One entry of receiver.json "clients". */
 export type ClientFile = FromSchema<typeof clientSchema>;
+/** One entry of receiver.json "sources". */
+export type SourceFile = FromSchema<typeof sourceSchema>;
 /** sender.json as validated, defaults filled in. */
 export type SenderFile = FromSchema<typeof senderFileSchema>;
 /** One entry of sender.json "jobs", as validated. */

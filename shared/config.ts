@@ -22,6 +22,8 @@ export type { TlsPaths };
 export type ReceiverTlsPaths = ReceiverFile['tls'];
 /** One client's policy, as the receiver uses it. */
 export type ClientPolicy = ReturnType<typeof clientPolicy>;
+/** A source this receiver pulls from: a client's policy, and where to dial it. */
+export type SourcePolicy = ClientPolicy & { from: { host: string; port: number }; serverName: string | null };
 export type ReceiverConfig = ReturnType<typeof receiverConfig>;
 export type SenderConfig = ReturnType<typeof senderConfig>;
 
@@ -116,6 +118,7 @@ function receiverConfig(file: string, f: ReceiverFile) {
   const {
     listen,
     clients: clientFiles,
+    sources: sourceFiles,
     http: httpAddr,
     enroll,
     httpTokenFile: tokenFile,
@@ -136,7 +139,16 @@ function receiverConfig(file: string, f: ReceiverFile) {
 
   const clients: Record<string, ClientPolicy> = {};
   for (const [id, c] of Object.entries(clientFiles)) clients[id] = clientPolicy(c, at(`clients.${id}`));
-  checkDisjointRoots(clients, file);
+  // pull mode: a source's replicas follow the same policy as a client's, under its own root; an
+  // identity is one or the other, so a source can never dial in (docs/pull-plan.md)
+  const sources: Record<string, SourcePolicy> = {};
+  for (const [id, s] of Object.entries(sourceFiles)) {
+    if (clients[id])
+      throw new ZferryError('bad-config', `${at(`sources.${id}`)}: ${id} is also in "clients"; an identity either pushes to this receiver or is pulled by it`);
+    const { from, serverName, ...policy } = s;
+    sources[id] = { ...clientPolicy(policy, at(`sources.${id}`)), from: address(from, at(`sources.${id}.from`)), serverName: serverName ?? null };
+  }
+  checkDisjointRoots({ ...clients, ...sources }, file);
 
   const { http, httpTokenFile, httpToken } = statusServer(file, httpAddr, tokenFile);
   // windowBudgetPerIdentity and spool.maxBytesPerIdentity default to a quarter of the whole
@@ -148,6 +160,7 @@ function receiverConfig(file: string, f: ReceiverFile) {
     ...same,
     listen: address(listen, at('listen')),
     clients,
+    sources,
     /** enrollment endpoint (HTTPS, server-auth only); null: no enrollment */
     enroll: ifSet(enroll, (v) => address(v, at('enroll'))),
     http,
@@ -195,11 +208,27 @@ function spoolConfig(s: NonNullable<ReceiverFile['spool']>, where: string, inFol
 
 function senderConfig(file: string, f: SenderFile) {
   const baseDir = dirname(file);
-  const { http: httpAddr, httpTokenFile: tokenFile, ...rest } = f;
+  const { http: httpAddr, httpTokenFile: tokenFile, listen, pullers: pullerFiles, handshakeTimeoutSeconds, ...rest } = f;
+  const pullers: Record<string, { datasets: string[] }> = {};
+  for (const [id, p] of Object.entries(pullerFiles)) {
+    pullers[id] = {
+      datasets: p.datasets.map((d, i) => {
+        try {
+          return validateDataset(d);
+        } catch (e) {
+          throw new ZferryError('bad-config', `${file}: pullers.${id}.datasets[${i}]: ${(e as Error).message}`);
+        }
+      }),
+    };
+  }
   return {
     file,
     baseDir,
     ...rest,
+    /** pull mode: where `serve` listens (null: not set; serve refuses to start) */
+    listen: ifSet(listen, (v) => address(v, `${file}: listen`)),
+    pullers,
+    handshakeTimeoutMs: handshakeTimeoutSeconds * 1000,
     ...statusServer(file, httpAddr, tokenFile),
     jobs: jobsConfig(f.jobs, file, baseDir),
     stateDir: stateDirOf(f.stateDir, baseDir),

@@ -55,6 +55,31 @@ describe('config files', () => {
     expect(c.http).toEqual({ host: '127.0.0.1', port: 7480 });
   });
 
+  it("reads the pull-mode keys: a receiver's sources (a client's policy and where to dial) and a source's pullers", () => {
+    const r = loadReceiverConfig(
+      write({
+        tls,
+        clients: { 'site-b': { root: 'backup/b' } },
+        sources: { 'site-a': { from: 'site-a.example.net:7443', root: 'backup/a', requireRaw: true } },
+      }),
+    );
+    expect(r.sources['site-a']).toMatchObject({ root: 'backup/a', requireRaw: true, from: { host: 'site-a.example.net', port: 7443 }, serverName: null });
+    expect(r.clients['site-a']).toBeUndefined(); // a source identity cannot dial in
+    expect(() => loadReceiverConfig(write({ tls, clients: { a: { root: 'backup/a' } }, sources: { a: { from: 'h:1', root: 'backup/x' } } }))).toThrow(
+      'sources.a: a is also in "clients"',
+    );
+    expect(() => loadReceiverConfig(write({ tls, clients: { a: { root: 'backup/a' } }, sources: { b: { from: 'h:1', root: 'backup/a/b' } } }))).toThrow(
+      /overlap/,
+    );
+    expect(() => loadReceiverConfig(write({ tls, clients: {}, sources: { b: { root: 'backup/b' } } }))).toThrow('from');
+    const s = loadSenderConfig(write({ tls, listen: '0.0.0.0:7443', pullers: { receiver: { datasets: ['tank/data'] } } }));
+    expect(s.listen).toEqual({ host: '0.0.0.0', port: 7443 });
+    expect(s.pullers).toEqual({ receiver: { datasets: ['tank/data'] } });
+    expect(loadSenderConfig(write({ tls })).pullers).toEqual({});
+    expect(() => loadSenderConfig(write({ tls, pullers: { receiver: { datasets: ['-R'] } } }))).toThrow('pullers.receiver.datasets[0]');
+    expect(() => loadSenderConfig(write({ tls, pullers: { receiver: { datasets: [] } } }))).toThrow('datasets');
+  });
+
   it('parses sizes and refuses unknown keys, bad roots and bad JSON with one line', () => {
     expect(loadReceiverConfig(write({ tls, clients: {}, window: '256MiB' })).windowBytes).toBe(256 * 1024 * 1024);
     expect(() => loadReceiverConfig(write({ tls, clients: {}, windw: 1 }))).toThrow('unknown key "windw"');
@@ -313,7 +338,8 @@ describe('config schema', () => {
     'receiver-not-object.json': 'config receiver-not-object.json must be a JSON object',
     'receiver-not-json.json': 'config receiver-not-json.json is not valid JSON',
     'sender-unknown-key.json': 'sender-unknown-key.json: unknown key "serverNmae" (did you mean "serverName"?)',
-    'sender-receiver-key.json': 'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName, jobs, stateDir, http, httpTokenFile)',
+    'sender-receiver-key.json':
+      'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName, jobs, stateDir, http, httpTokenFile, listen, pullers, maxHandshakes, handshakeTimeoutSeconds, maxConnectionsPerIdentity)',
     'sender-http-beyond-loopback.json': 'sender-http-beyond-loopback.json: "http" listens on 0.0.0.0, beyond loopback, without a token',
     'sender-missing-cert.json': 'sender-missing-cert.json: tls.cert is required',
     'sender-tls-wrong-type.json': 'sender-tls-wrong-type.json: tls must be object, got "site-a"',

@@ -15,8 +15,8 @@ import { ControlClient } from '../../sender-agent/control-client.js';
 const ca = createCA({ commonName: 'bridge test CA' });
 const src = issueCertificate({ ca, kind: 'server', commonName: 'site-a', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });
 const rcv = issueCertificate({ ca, kind: 'client', commonName: 'receiver' });
-const srcTls = { ca: ca.certPem, cert: src.certPem, key: src.keyPem! };
-const rcvTls = { ca: ca.certPem, cert: rcv.certPem, key: rcv.keyPem! };
+const srcTls = { ca: Buffer.from(ca.certPem), cert: Buffer.from(src.certPem), key: Buffer.from(src.keyPem!) };
+const rcvTls = { ca: Buffer.from(ca.certPem), cert: Buffer.from(rcv.certPem), key: Buffer.from(rcv.keyPem!) };
 const cleanups: (() => void)[] = [];
 afterEach(() => cleanups.splice(0).forEach((f) => f()));
 
@@ -51,7 +51,10 @@ it('the side that was dialed makes gRPC calls; the side that dialed serves them 
   const { accepted, seen } = await pair();
   const bridge = await bridgeSocket(accepted);
   const client = new ControlClient('receiver (dialed in)', { bridge: bridge.target });
-  cleanups.push(() => client.close(), () => bridge.close());
+  cleanups.push(
+    () => client.close(),
+    () => bridge.close(),
+  );
   await expect(client.hello({} as never)).resolves.toMatchObject({ identity: 'receiver' });
   await expect(client.hello({} as never)).resolves.toMatchObject({ identity: 'receiver' });
   expect(seen).toEqual(['site-a', 'site-a']);
