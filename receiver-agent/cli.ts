@@ -12,6 +12,7 @@ const RECEIVER: CommandSet = {
     serve: async () => (await import('./commands/serve.js')).serve,
     status: async () => (await import('./commands/status.js')).status,
     invite: async () => (await import('./commands/invite.js')).invite,
+    pull: async () => (await import('./commands/pull.js')).pull,
     'make-inert': async () => (await import('./commands/make-inert.js')).makeInert,
   },
   groups: {

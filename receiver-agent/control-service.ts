@@ -6,7 +6,7 @@ import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { DatasetState, Zfs } from '../shared/zfs.js';
 import { validateSnapshotName } from '../shared/names.js';
-import type { ClientPolicy, ReceiverConfig } from '../shared/config.js';
+import { keptIdentities, type ClientPolicy, type ReceiverConfig } from '../shared/config.js';
 import {
   AGENT_VERSION,
   GET_TARGETS_MAX_NAMES,
@@ -146,7 +146,7 @@ export class ReceiverCore {
     private readonly faults: ReceiverFaults = {},
     clock: Clock = systemClock,
   ) {
-    this.policy = new Policy(cfg.clients);
+    this.policy = new Policy(keptIdentities(cfg));
     // windows and transfers of all clients together (budget.ts): limits read from cfg at each Begin
     this.transfers = new TransferRegistry(
       () => ({

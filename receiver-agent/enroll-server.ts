@@ -44,7 +44,7 @@ import type { Logger } from '../shared/log.js';
 import { addReenrolled, identityRevocation, readRevoked, removeReenrolled, type RevocationList, type RevokedIdentity } from '../shared/revocation.js';
 import type { TlsMaterial } from '../shared/tls.js';
 import { CachedFile, EnrollRefusal, InvitationBook } from './invite.js';
-import type { ConnectionGuard } from './conn-guard.js';
+import type { ConnectionGuard } from '../shared/conn-guard.js';
 import { AddressRateLimiter, type RateRefusal } from './throttle.js';
 
 export interface EnrollRequestBody {

@@ -14,12 +14,12 @@
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { certInfo } from '../shared/certs.js';
-import { configPath, loadReceiverConfig, type ReceiverConfig } from '../shared/config.js';
+import { configPath, keptIdentities, loadReceiverConfig, type ReceiverConfig } from '../shared/config.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { RevocationList } from '../shared/revocation.js';
 import { loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
-import type { ConnectionGuard } from './conn-guard.js';
+import type { ConnectionGuard } from '../shared/conn-guard.js';
 import type { Policy } from './policy.js';
 
 const DEBOUNCE_MS = 200;
@@ -172,8 +172,9 @@ export class Reloader {
    * nothing, when two clients' roots overlap.
    */
   applyConfig(next: ReceiverConfig, reason: string): boolean {
-    const diff = this.policy.replace(next.clients);
+    const diff = this.policy.replace(keptIdentities(next));
     this.cfg.clients = next.clients;
+    this.cfg.sources = next.sources;
     const tlsChanged = JSON.stringify(this.cfg.tls) !== JSON.stringify(next.tls);
     this.cfg.tls = next.tls;
     if (this.cfg.maxHandshakes !== next.maxHandshakes || this.cfg.maxHandshakesPerAddress !== next.maxHandshakesPerAddress) {

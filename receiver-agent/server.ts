@@ -42,18 +42,13 @@ export async function startReceiver(
   faults: ReceiverFaults = {},
   clock: Clock = systemClock,
 ): Promise<RunningReceiver> {
-  const zfs = new Zfs(zfsBin ?? cfg.zfs);
-  const core = new ReceiverCore(cfg, zfs, log, faults, clock);
+  const material = loadTlsMaterial(cfg.tls, cfg.baseDir);
+  const core = await openCore(cfg, log, zfsBin, faults, clock);
+  const { zfs } = core;
   // rates, lag and certificate facts for the gRPC Status call and the http status server
   const observer = new Observer({ transfers: core.transfers, zfs, policy: core.policy, cfg }, log);
   observer.start();
   core.statusOf = (identity, root, req) => clientStatus(observer, identity, root, req);
-  const material = loadTlsMaterial(cfg.tls, cfg.baseDir);
-  if (cfg.spool) {
-    mkdirSync(cfg.spool.dir, { recursive: true, mode: 0o700 });
-    const stale = await removeStaleSpools(cfg.spool.dir);
-    if (stale.length) log.warn('removed spool files of interrupted transfers; they resume from zfs resume tokens', { files: stale.length });
-  }
 
   const grpcServer = new grpc.Server(GRPC_SERVER_OPTIONS);
   grpcServer.addService(controlService().service, limitCallsPerIdentity(controlService().service, core.grpcHandlers(), cfg.maxCallsPerIdentity, log));
@@ -72,6 +67,12 @@ export async function startReceiver(
     const alpn = selectedAlpn(socket);
     if (!who || !alpn) {
       log.warn('connection refused', { peer: socket.remoteAddress, reason: !who ? 'no identity in certificate' : 'no ALPN protocol offered' });
+      socket.destroy();
+      return;
+    }
+    // pull mode: a source never dials in (a compromised source must not reach the backup host)
+    if (Object.prototype.hasOwnProperty.call(core.cfg.sources, who.identity)) {
+      log.warn('connection refused', { peer: socket.remoteAddress, identity: who.identity, reason: 'a source this receiver pulls from; it never dials in' });
       socket.destroy();
       return;
     }
@@ -145,6 +146,27 @@ export async function startReceiver(
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/**
+ * What takes transfers in, without a port: the control service's core, its zfs, and the spool
+ * folder (stale spool files of interrupted transfers removed). `serve` puts a port in front of
+ * it; `pull` dials sources with it (pull.ts).
+ */
+export async function openCore(
+  cfg: ReceiverConfig,
+  log: Logger,
+  zfsBin?: string,
+  faults: ReceiverFaults = {},
+  clock: Clock = systemClock,
+): Promise<ReceiverCore> {
+  const core = new ReceiverCore(cfg, new Zfs(zfsBin ?? cfg.zfs), log, faults, clock);
+  if (cfg.spool) {
+    mkdirSync(cfg.spool.dir, { recursive: true, mode: 0o700 });
+    const stale = await removeStaleSpools(cfg.spool.dir);
+    if (stale.length) log.warn('removed spool files of interrupted transfers; they resume from zfs resume tokens', { files: stale.length });
+  }
+  return core;
 }
 
 /**

@@ -11,7 +11,7 @@ import type { Logger } from '../shared/log.js';
 import { RevocationList } from '../shared/revocation.js';
 import { serverTlsOptions, H2_ALPN, LANE_ALPN, type PeerIdentity, type TlsMaterial } from '../shared/tls.js';
 import { encodeError } from '../shared/frames.js';
-import { ConnectionGuard } from './conn-guard.js';
+import { ConnectionGuard } from '../shared/conn-guard.js';
 import { startEnrollServer, type RunningEnroll } from './enroll-server.js';
 import type { Policy } from './policy.js';
 import { Reloader } from './reload.js';

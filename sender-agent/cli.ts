@@ -16,6 +16,7 @@ const SENDER: CommandSet = {
     doctor: async () => (await import('./commands/doctor.js')).doctor,
     enroll: async () => (await import('./commands/enroll.js')).enroll,
     run: async () => (await import('./commands/run.js')).run,
+    serve: async () => (await import('./commands/serve.js')).serve,
   },
   groups: {
     certs: {

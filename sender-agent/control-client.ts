@@ -130,6 +130,11 @@ export class ControlClient {
     return this.call('Diagnose', req, req.diskProbe ? 60_000 : 30_000);
   }
 
+  /** The channel under this client, for a second service's client on the same connection (pull-client.ts). */
+  get channel(): grpc.Channel {
+    return this.client.getChannel() as grpc.Channel;
+  }
+
   close(): void {
     this.client.close();
   }

@@ -100,6 +100,15 @@ export class Lane extends EventEmitter {
     return socket;
   }
 
+  /**
+   * A lane socket this side accepted (pull mode: the puller dials every lane to the source's
+   * port, source-server.ts): its handshake is done, so attach() says HELLO on it at once.
+   */
+  static adopt(socket: tls.TLSSocket): tls.TLSSocket {
+    secured.add(socket);
+    return socket;
+  }
+
   /** Whether a dialed socket's TLS handshake is done. */
   static secured(socket: tls.TLSSocket): boolean {
     return secured.has(socket);

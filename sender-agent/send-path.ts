@@ -137,6 +137,13 @@ export class SendPath {
           onTicket: (ticket: Buffer) => o.receiver.tickets.keep(ticket),
           keep: o.receiver.lanePool && ((sock: tls.TLSSocket, waitMs: number) => o.receiver.lanePool!.put(sock, waitMs)),
         };
+        // pull mode: the receiver dials every lane; this side says HELLO on what arrives
+        if (o.receiver.laneSource) {
+          return o.receiver.laneSource.open().then((sock) => {
+            if (o.tune) this.notice(o.tune(sock));
+            return Lane.attach(Lane.adopt(sock), lane);
+          });
+        }
         let early = dialed[index];
         dialed[index] = undefined;
         // a lane added or re-opened later takes a kept connection too, tuned for this transfer
@@ -160,6 +167,7 @@ export class SendPath {
    * to a SendPath or destroy them (dropDialed).
    */
   static dial(receiver: Receiver, n: number): DialedLanes {
+    if (receiver.laneSource) return []; // pull mode: the receiver dials them when asked
     // connections a job's earlier transfers left open first (lane-pool.ts): only HELLO/WELCOME is left on them
     const kept = receiver.lanePool?.take(n) ?? [];
     return [

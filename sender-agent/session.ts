@@ -21,6 +21,16 @@ export interface Receiver {
   tickets: LaneTickets;
   /** lane connections kept after earlier transfers, for the next (a job session to a receiver with lane reuse) */
   lanePool?: LanePool;
+  /**
+   * Pull mode: the receiver dials the lanes (pull-session.ts). Each lane, the first ones
+   * included, then comes from here instead of a dial of our own; nothing is dialed early.
+   */
+  laneSource?: LaneSource;
+}
+
+/** Where a lane's socket comes from when this side does not dial: a connected, secured socket, or a rejection. */
+export interface LaneSource {
+  open(): Promise<tls.TLSSocket>;
 }
 
 /**

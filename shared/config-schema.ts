@@ -98,6 +98,13 @@ export const receiverFileSchema = {
         caKey: text,
         /** revocation deny-list (revocation.ts) */
         revoked: text,
+        /**
+         * pull mode: the client certificate and key this receiver presents when it dials a
+         * source (its CN is the puller identity in the source's "pullers"); "cert" is a server
+         * certificate, and TLS takes a certificate only for what its extKeyUsage says
+         */
+        pullCert: text,
+        pullKey: text,
       },
     },
     /** certificate identity (subject CN) → its policy */

@@ -25,6 +25,13 @@ export type ClientPolicy = ReturnType<typeof clientPolicy>;
 /** A source this receiver pulls from: a client's policy, and where to dial it. */
 export type SourcePolicy = ClientPolicy & { from: { host: string; port: number }; serverName: string | null };
 export type ReceiverConfig = ReturnType<typeof receiverConfig>;
+/**
+ * Everyone whose replicas this receiver keeps: the clients that push and the sources it pulls
+ * from (disjoint: an identity is one or the other), each with its root and limits.
+ */
+export function keptIdentities(cfg: Pick<ReceiverConfig, 'clients' | 'sources'>): Record<string, ClientPolicy> {
+  return { ...cfg.clients, ...cfg.sources };
+}
 export type SenderConfig = ReturnType<typeof senderConfig>;
 
 const validateReceiver = configValidator<ReceiverFile>('validateReceiverFile');

@@ -30,6 +30,11 @@ import type { StatusReply__Output } from '../proto/generated/zferry/v1/StatusRep
 import type { DiagnoseRequest__Output } from '../proto/generated/zferry/v1/DiagnoseRequest.js';
 import type { DiskProbeResult__Output } from '../proto/generated/zferry/v1/DiskProbeResult.js';
 import type { DiagnoseReply__Output } from '../proto/generated/zferry/v1/DiagnoseReply.js';
+import type { PullOrder__Output } from '../proto/generated/zferry/v1/PullOrder.js';
+import type { PullDone__Output } from '../proto/generated/zferry/v1/PullDone.js';
+import type { OpenLanesRequest__Output } from '../proto/generated/zferry/v1/OpenLanesRequest.js';
+import type { OpenLanesReply__Output } from '../proto/generated/zferry/v1/OpenLanesReply.js';
+import type { PullHandlers as PullHandlersGen } from '../proto/generated/zferry/v1/Pull.js';
 import { codeFromWire, type ErrorCode } from './errors.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -80,14 +85,23 @@ export function codeFromTrailer(md: grpc.Metadata | undefined): ErrorCode | null
 }
 
 type ControlCtor = ProtoGrpcType['zferry']['v1']['Control'];
-let cached: ControlCtor | null = null;
+type PullCtor = ProtoGrpcType['zferry']['v1']['Pull'];
+let cached: ProtoGrpcType['zferry']['v1'] | null = null;
 
-export function controlService(): ControlCtor {
+function services(): ProtoGrpcType['zferry']['v1'] {
   if (cached) return cached;
   const def = protoLoader.loadSync(findProto(), LOADER_OPTIONS);
-  const pkg = grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType;
-  cached = pkg.zferry.v1.Control;
+  cached = (grpc.loadPackageDefinition(def) as unknown as ProtoGrpcType).zferry.v1;
   return cached;
+}
+
+export function controlService(): ControlCtor {
+  return services().Control;
+}
+
+/** Pull mode's orders and lane requests (proto: service Pull), served by the receiver on connections it dialed. */
+export function pullService(): PullCtor {
+  return services().Pull;
 }
 
 // The message shapes, generated from the proto (proto/generated/, `npm run gen:proto`): the
@@ -122,6 +136,12 @@ export type TransferKind = 'full' | 'incremental' | 'resume' | 'probe';
 export function isStreamKind(k: string): k is Exclude<TransferKind, 'probe'> {
   return k === 'full' || k === 'incremental' || k === 'resume';
 }
+export type PullOrder = PullOrder__Output;
+export type PullDone = PullDone__Output;
+export type OpenLanesRequest = OpenLanesRequest__Output;
+export type OpenLanesReply = OpenLanesReply__Output;
+/** the handlers the receiver's Pull service implements, typed from the proto */
+export type PullHandlers = PullHandlersGen;
 /** the handlers a Control server implements, typed from the proto */
 export type ControlHandlers = ControlHandlersGen;
 

@@ -76,6 +76,9 @@ export const ERROR_CODES = {
   unreachable: 'the receiver cannot be reached, or refused our certificate',
   timeout: 'the receiver did not answer a call in time',
   receiver: 'the receiver refused without a code this sender knows (an older or newer receiver)',
+  // pull mode
+  'wrong-identity': 'the peer dialed presents a certificate of another identity than the config names for its address',
+  'no-order': 'a pull connection asked for an order, and the puller had none for it',
   // jobs (sender-agent run)
   locked: 'another run of the job holds its lock',
   hook: "a job's hook failed, timed out or could not be started",

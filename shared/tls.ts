@@ -61,6 +61,12 @@ const TLS13 = { minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3', ciphers: CIPHERSUI
 
 export const LANE_ALPN = 'zferry-lane/2';
 export const H2_ALPN = 'h2';
+/**
+ * Pull mode's control connection (the receiver dials the source): HTTP/2 inside with the roles
+ * reversed, under its own name so that a pusher dialing a source, or a puller dialing a
+ * receiver, fails the handshake (no_application_protocol) instead of talking to the wrong role.
+ */
+export const PULL_ALPN = 'zferry-pull/1';
 
 /** The "tls" block of a config file (declared in config-schema.ts). */
 export type { TlsPaths };

@@ -17,6 +17,13 @@ import type { GetTargetsRequest as _zferry_v1_GetTargetsRequest, GetTargetsReque
 import type { HelloReply as _zferry_v1_HelloReply, HelloReply__Output as _zferry_v1_HelloReply__Output } from './zferry/v1/HelloReply.js';
 import type { HelloRequest as _zferry_v1_HelloRequest, HelloRequest__Output as _zferry_v1_HelloRequest__Output } from './zferry/v1/HelloRequest.js';
 import type { LaneStatus as _zferry_v1_LaneStatus, LaneStatus__Output as _zferry_v1_LaneStatus__Output } from './zferry/v1/LaneStatus.js';
+import type { OpenLanesReply as _zferry_v1_OpenLanesReply, OpenLanesReply__Output as _zferry_v1_OpenLanesReply__Output } from './zferry/v1/OpenLanesReply.js';
+import type { OpenLanesRequest as _zferry_v1_OpenLanesRequest, OpenLanesRequest__Output as _zferry_v1_OpenLanesRequest__Output } from './zferry/v1/OpenLanesRequest.js';
+import type { OrderRequest as _zferry_v1_OrderRequest, OrderRequest__Output as _zferry_v1_OrderRequest__Output } from './zferry/v1/OrderRequest.js';
+import type { PullClient as _zferry_v1_PullClient, PullDefinition as _zferry_v1_PullDefinition } from './zferry/v1/Pull.js';
+import type { PullDone as _zferry_v1_PullDone, PullDone__Output as _zferry_v1_PullDone__Output } from './zferry/v1/PullDone.js';
+import type { PullDoneReply as _zferry_v1_PullDoneReply, PullDoneReply__Output as _zferry_v1_PullDoneReply__Output } from './zferry/v1/PullDoneReply.js';
+import type { PullOrder as _zferry_v1_PullOrder, PullOrder__Output as _zferry_v1_PullOrder__Output } from './zferry/v1/PullOrder.js';
 import type { Snapshot as _zferry_v1_Snapshot, Snapshot__Output as _zferry_v1_Snapshot__Output } from './zferry/v1/Snapshot.js';
 import type { StatusReply as _zferry_v1_StatusReply, StatusReply__Output as _zferry_v1_StatusReply__Output } from './zferry/v1/StatusReply.js';
 import type { StatusRequest as _zferry_v1_StatusRequest, StatusRequest__Output as _zferry_v1_StatusRequest__Output } from './zferry/v1/StatusRequest.js';
@@ -48,6 +55,21 @@ export interface ProtoGrpcType {
       HelloReply: MessageTypeDefinition<_zferry_v1_HelloReply, _zferry_v1_HelloReply__Output>
       HelloRequest: MessageTypeDefinition<_zferry_v1_HelloRequest, _zferry_v1_HelloRequest__Output>
       LaneStatus: MessageTypeDefinition<_zferry_v1_LaneStatus, _zferry_v1_LaneStatus__Output>
+      OpenLanesReply: MessageTypeDefinition<_zferry_v1_OpenLanesReply, _zferry_v1_OpenLanesReply__Output>
+      OpenLanesRequest: MessageTypeDefinition<_zferry_v1_OpenLanesRequest, _zferry_v1_OpenLanesRequest__Output>
+      OrderRequest: MessageTypeDefinition<_zferry_v1_OrderRequest, _zferry_v1_OrderRequest__Output>
+      /**
+       * Pull mode (`sender-agent serve`, `receiver-agent pull`). The receiver dials the source's
+       * port with ALPN "zferry-pull/1" and serves this service, beside Control, on that connection
+       * only: the roles of the control plane stay as in push (the source, which has the data,
+       * calls; the receiver answers), only the dialer changed. The receiver also dials every lane
+       * (ALPN "zferry-lane/2" to the source's port) when the source asks for them. The caller's
+       * identity is the certificate of the source the receiver dialed.
+       */
+      Pull: SubtypeConstructor<typeof grpc.Client, _zferry_v1_PullClient> & { service: _zferry_v1_PullDefinition }
+      PullDone: MessageTypeDefinition<_zferry_v1_PullDone, _zferry_v1_PullDone__Output>
+      PullDoneReply: MessageTypeDefinition<_zferry_v1_PullDoneReply, _zferry_v1_PullDoneReply__Output>
+      PullOrder: MessageTypeDefinition<_zferry_v1_PullOrder, _zferry_v1_PullOrder__Output>
       Snapshot: MessageTypeDefinition<_zferry_v1_Snapshot, _zferry_v1_Snapshot__Output>
       StatusReply: MessageTypeDefinition<_zferry_v1_StatusReply, _zferry_v1_StatusReply__Output>
       StatusRequest: MessageTypeDefinition<_zferry_v1_StatusRequest, _zferry_v1_StatusRequest__Output>

@@ -1,4 +1,4 @@
-// The receiver's connection bookkeeping (receiver-agent/conn-guard.ts): which prefix a source
+// The receiver's connection bookkeeping (shared/conn-guard.ts): which prefix a source
 // address is counted under, "drop the oldest pending connection" per prefix and in all, and
 // the per-identity cap on authenticated connections. Sockets are stand-ins: the guard only
 // reads their address and port, listens for 'close' and calls destroy().
@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { describe, expect, it } from 'vitest';
-import { ConnectionGuard, addressPrefix } from '../../receiver-agent/conn-guard.js';
+import { ConnectionGuard, addressPrefix } from '../../shared/conn-guard.js';
 import type { Logger } from '../../shared/log.js';
 
 describe('addressPrefix', () => {

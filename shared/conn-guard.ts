@@ -1,5 +1,6 @@
-// Connection bookkeeping for the receiver's one port, so that no peer can hold memory or
-// descriptors without authenticating, and no customer can take every connection:
+// Connection bookkeeping for a serving port (the receiver's; a source's in pull mode), so that
+// no peer can hold memory or descriptors without authenticating, and no customer can take
+// every connection:
 //
 // - A TCP connection that has not finished the TLS handshake is "pending". Pending
 //   connections are counted per source address PREFIX (/24 for IPv4 and IPv4-mapped IPv6,
@@ -23,7 +24,7 @@
 //   every other customer needs (trust.ts refuses the one over the limit).
 import { isIPv4, isIPv6, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import type { Logger } from '../shared/log.js';
+import type { Logger } from './log.js';
 
 export interface GuardLimits {
   /** pending (pre-handshake) connections per source address prefix (/24, /64): receiver.json maxHandshakesPerAddress */

@@ -1,0 +1,54 @@
+// Original file: proto/zferry.proto
+
+
+export interface PullOrder {
+  'orderId'?: (string);
+  /**
+   * <pool/dataset>[@snapshot] on the source, checked there against the puller's "datasets"
+   */
+  'source'?: (string);
+  /**
+   * the target, relative to the source's root on the receiver
+   */
+  'name'?: (string);
+  /**
+   * "" (raw when the source is encrypted), "on" or "off"
+   */
+  'raw'?: (string);
+  'intermediates'?: (boolean);
+  'recursive'?: (boolean);
+  /**
+   * "auto" or a count, as replicate --lanes
+   */
+  'lanes'?: (string);
+  /**
+   * discard the target's resume state first
+   */
+  'restart'?: (boolean);
+}
+
+export interface PullOrder__Output {
+  'orderId': (string);
+  /**
+   * <pool/dataset>[@snapshot] on the source, checked there against the puller's "datasets"
+   */
+  'source': (string);
+  /**
+   * the target, relative to the source's root on the receiver
+   */
+  'name': (string);
+  /**
+   * "" (raw when the source is encrypted), "on" or "off"
+   */
+  'raw': (string);
+  'intermediates': (boolean);
+  'recursive': (boolean);
+  /**
+   * "auto" or a count, as replicate --lanes
+   */
+  'lanes': (string);
+  /**
+   * discard the target's resume state first
+   */
+  'restart': (boolean);
+}

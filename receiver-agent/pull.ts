@@ -1,0 +1,243 @@
+// Pull mode, the receiver's side: it dials the source (`sender-agent serve`) and serves the
+// unchanged control service on the connection it dialed, so the transfer meets the same
+// ReceiverCore as a pushed one (root confinement, inert receives, the stream walk,
+// requireRaw, vault check, budgets), with the source's identity and the root its "sources"
+// entry names. The order (what to send, under which name) and the source's lane requests
+// travel on the Pull service beside it; every lane is dialed from here too.
+import * as tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { ZferryError, codeFromWire, errorMessage, isRetryable } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { ReceiverConfig, SourcePolicy } from '../shared/config.js';
+import { codeTrailer, controlService, pullService, type OpenLanesReply, type PullDone, type PullHandlers, type PullOrder } from '../shared/control.js';
+import { LANE_ALPN, PULL_ALPN, clientTlsOptions, identityOf, peerCertAllowsServerAuth, type TlsMaterial } from '../shared/tls.js';
+import { formatHostPort } from '../shared/address.js';
+import { sleep } from '../shared/child.js';
+import { certIdentity } from './policy.js';
+import type { ReceiverCore } from './control-service.js';
+import { handleLane, type LaneSettings } from './lane-listener.js';
+import { GRPC_SERVER_OPTIONS, limitCallsPerIdentity } from './server.js';
+
+/** How long dialing the source may take (TCP and TLS), for the control connection and each lane. */
+const DIAL_TIMEOUT_MS = 15_000;
+
+/** One order: what the receiver asks the source to send (PullOrder without its id). */
+export type PullRequest = Omit<PullOrder, 'orderId'>;
+
+export interface SourceEndpoint {
+  identity: string;
+  policy: SourcePolicy;
+  /** this receiver's client certificate for dialing sources (receiver.json tls.pullCert/pullKey) */
+  material: Pick<TlsMaterial, 'ca' | 'cert' | 'key'>;
+}
+
+/**
+ * Dials the source with mutual TLS and `alpn`. The source must present a server certificate
+ * valid for the address dialed (or "serverName") whose CN is the identity the config names:
+ * anything else is closed before a byte is sent or read (wrong-identity).
+ */
+export function dialSource(s: SourceEndpoint, alpn: string): Promise<tls.TLSSocket> {
+  const { from, serverName } = s.policy;
+  const address = formatHostPort(from.host, from.port);
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect(clientTlsOptions(s.material, { host: from.host, port: from.port, servername: serverName ?? undefined, alpn: [alpn] }));
+    const timer = setTimeout(
+      () => fail(new ZferryError('unreachable', `source "${s.identity}" at ${address}: no TLS connection within ${DIAL_TIMEOUT_MS / 1000} s`)),
+      DIAL_TIMEOUT_MS,
+    );
+    function fail(e: ZferryError): void {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(e);
+    }
+    socket.once('error', (e: Error & { code?: string }) =>
+      fail(
+        new ZferryError(
+          'unreachable',
+          `source "${s.identity}" at ${address} unreachable or refused our certificate (${e.message}); check its "from", the CA and tls.pullCert`,
+        ),
+      ),
+    );
+    socket.once('secureConnect', () => {
+      const who = identityOf(socket);
+      if (!who || who.identity !== s.identity) {
+        return fail(
+          new ZferryError(
+            'wrong-identity',
+            `${address} presented the certificate of "${who?.identity ?? '(no identity)'}", not of the source "${s.identity}" this receiver pulls from there`,
+          ),
+        );
+      }
+      if (!peerCertAllowsServerAuth(socket))
+        return fail(new ZferryError('wrong-identity', `source "${s.identity}" at ${address}: its certificate is not a server certificate`));
+      if (socket.alpnProtocol !== alpn)
+        return fail(new ZferryError('unsupported', `source "${s.identity}" at ${address} does not speak ${alpn} (is it a sender-agent serve?)`));
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      socket.on('error', () => {}); // from here the gRPC server or the lane listener reads it
+      resolve(socket);
+    });
+  });
+}
+
+export interface PullConnectionContext {
+  core: ReceiverCore;
+  source: SourceEndpoint;
+  /** lane settings as the receiver's port uses them (limits per identity, throttle, shutdown) */
+  lanes: LaneSettings;
+  log: Logger;
+}
+
+/**
+ * Serves one order on one connection dialed to the source: Control and Pull, for as long as
+ * the source needs. Resolves with the source's Done, rejects when the connection ends first.
+ */
+export function serveOrder(socket: tls.TLSSocket, orderId: string, request: PullRequest, ctx: PullConnectionContext): Promise<PullDone> {
+  const { core, source, log } = ctx;
+  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
+  server.addService(controlService().service, limitCallsPerIdentity(controlService().service, core.grpcHandlers(), core.cfg.maxCallsPerIdentity, log));
+  let taken = false;
+  let lanesOpen = 0;
+  let settle: { done: (d: PullDone) => void; fail: (e: Error) => void } | null = null;
+  const caller = (call: grpc.ServerUnaryCall<unknown, unknown>): string | null => certIdentity(call.getAuthContext().sslPeerCertificate);
+  const handlers: PullHandlers = {
+    Order: (call, callback) => {
+      if (caller(call) !== source.identity || taken) {
+        return callback({
+          code: grpc.status.FAILED_PRECONDITION,
+          details: 'this connection carries one order, and it was taken',
+          metadata: codeTrailer('no-order'),
+        });
+      }
+      taken = true;
+      callback(null, { orderId, ...request });
+    },
+    OpenLanes: (call, callback) => {
+      // a source asks for the lanes its transfer opens (at most maxLanes per transfer, the
+      // lane listener enforces that); more lanes alive than that, plus a few being replaced,
+      // is a source trying to make this receiver dial for it
+      const cap = core.cfg.maxLanes + 4;
+      const count = Math.min(call.request.count, cap - lanesOpen);
+      if (caller(call) !== source.identity || count <= 0) {
+        return callback({
+          code: grpc.status.RESOURCE_EXHAUSTED,
+          details: `${lanesOpen} lanes open to this source already`,
+          metadata: codeTrailer('too-many-lanes'),
+        });
+      }
+      for (let i = 0; i < count; i++) {
+        lanesOpen++;
+        dialSource(source, LANE_ALPN).then(
+          (lane) => {
+            lane.once('close', () => lanesOpen--);
+            handleLane(lane, source.identity, ctx.lanes, log);
+          },
+          (e: unknown) => {
+            lanesOpen--;
+            log.warn('lane to the source not opened', { source: source.identity, error: errorMessage(e) });
+          },
+        );
+      }
+      const reply: OpenLanesReply = { dialing: count };
+      callback(null, reply);
+    },
+    Done: (call, callback) => {
+      callback(null, {});
+      if (call.request.orderId === orderId) settle?.done(call.request);
+    },
+  };
+  server.addService(pullService().service, handlers);
+  const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+  const ended = new Promise<PullDone>((resolve, reject) => {
+    settle = { done: resolve, fail: reject };
+    socket.once('close', () => reject(new ZferryError('unreachable', `source "${source.identity}" closed the connection before it said how the pull ended`)));
+    injector.injectConnection(socket);
+  });
+  // Done's reply still has to reach the source: a graceful shutdown (GOAWAY, running calls
+  // finish) ends once the source closes its channel, as ours does after Done; 2 s at most
+  const shutdown = (): Promise<void> =>
+    new Promise((resolve) => {
+      const force = setTimeout(() => {
+        server.forceShutdown();
+        socket.destroy();
+        resolve();
+      }, 2000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        injector.destroy();
+        socket.destroy();
+        resolve();
+      });
+    });
+  return ended.then(
+    async (done) => {
+      await shutdown();
+      return done;
+    },
+    async (e: unknown) => {
+      await shutdown();
+      throw e;
+    },
+  );
+}
+
+export interface PullOutcome {
+  /** the source's summary (replicate's result), as it sent it */
+  summary: Record<string, unknown>;
+  /** the snapshot the target holds now, checked here */
+  target: string;
+  snapshot: string;
+  attempts: number;
+}
+
+/**
+ * One pull to its end: dial, serve the order, and dial again while what failed is one a later
+ * attempt can get past (the connection cut, the source restarted, a budget) and the retry
+ * budget lasts. Each attempt plans afresh on the source, so a cut transfer resumes. Success is
+ * checked here, not taken from the source: the target must hold the snapshot it reports.
+ */
+export async function pullOnce(
+  ctx: PullConnectionContext & { request: PullRequest; retryBudgetMs: number; say: (line: string) => void },
+): Promise<PullOutcome> {
+  const { core, source, request } = ctx;
+  const target = core.policy.target(source.identity, request.name).target; // a bad name fails here, before any dial
+  const deadline = Date.now() + ctx.retryBudgetMs;
+  let delay = 1000;
+  let contact = false;
+  for (let attempt = 1; ; attempt++) {
+    const orderId = `${Date.now().toString(36)}-${attempt}`;
+    try {
+      const socket = await dialSource(source, PULL_ALPN);
+      contact = true;
+      const done = await serveOrder(socket, orderId, request, ctx);
+      if (done.errorCode) throw new ZferryError(codeFromWire(done.errorCode), `source "${source.identity}": ${done.error || done.errorCode}`);
+      return { ...(await checkedOutcome(core, target, done)), attempts: attempt };
+    } catch (e) {
+      if (!contact || !isRetryable(e) || Date.now() + delay > deadline) throw e;
+      ctx.say(`interrupted: ${errorMessage(e)}; dialing again in ${Math.round(delay / 1000)} s (attempt ${attempt + 1})`);
+      await sleep(delay);
+      delay = Math.min(delay * 2, 30_000);
+    }
+  }
+}
+
+/** The source's word that it succeeded, held against the target: a source that lies about its snapshot is caught here. */
+async function checkedOutcome(core: ReceiverCore, target: string, done: PullDone): Promise<Omit<PullOutcome, 'attempts'>> {
+  let summary: Record<string, unknown>;
+  try {
+    const v: unknown = JSON.parse(done.summaryJson);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    summary = v as Record<string, unknown>;
+  } catch (e) {
+    throw new ZferryError('bad-request', `the source said the pull succeeded, with an unreadable summary (${errorMessage(e)})`);
+  }
+  const snapshot = typeof summary.snapshot === 'string' ? summary.snapshot : '';
+  const held = (await core.zfs.exists(target)) ? await core.zfs.snapshots(target) : [];
+  if (!snapshot || !held.some((s) => s.name === snapshot)) {
+    throw new ZferryError(
+      'transfer-failed',
+      `the source said the pull succeeded with @${snapshot || '?'}, but ${target} holds ${held.length ? held.map((s) => `@${s.name}`).join(', ') : 'no snapshot'}`,
+    );
+  }
+  return { summary, target, snapshot };
+}

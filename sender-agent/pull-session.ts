@@ -1,0 +1,171 @@
+// One pull, on the source: a puller dialed our port with ALPN zferry-pull/1 (source-server.ts)
+// and serves gRPC on that connection. This side makes the calls, as in push: it asks the
+// puller's Pull service for the order, checks it against what the puller may read, and runs
+// the unchanged replicate path over the connection (plan, Begin, lanes, Finish, anchor). Only
+// the lanes come the other way: the puller dials each one when asked (LaneBox below).
+import type * as tls from 'node:tls';
+import { Writable } from 'node:stream';
+import { ZferryError, errorMessage, isErrorCode } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { SenderConfig } from '../shared/config.js';
+import type { TlsMaterial } from '../shared/tls.js';
+import type { PullOrder } from '../shared/control.js';
+import { parseSource } from '../shared/names.js';
+import { bridgeSocket } from '../shared/socket-bridge.js';
+import { ControlClient } from './control-client.js';
+import { PullClient } from './pull-client.js';
+import { LaneTickets, hello, helloRtt, type Receiver } from './session.js';
+import { replicateWithRetry, type ReplicateOptions, type ReplicateResult } from './replicate.js';
+
+/** How long a lane the puller was asked for may take to arrive (its TCP and TLS handshakes). */
+const LANE_WAIT_MS = 15_000;
+
+/**
+ * Lane sockets the pullers dialed, handed to the lanes that asked for them. Any socket of a
+ * puller serves any of its lanes (HELLO names the transfer and carries its secret), so they
+ * go to that puller's oldest waiting lane. A lane socket nobody asked for is closed at once:
+ * a puller cannot park connections here.
+ */
+export class LaneBox {
+  private readonly waiting = new Map<string, Array<(socket: tls.TLSSocket) => void>>();
+
+  constructor(private readonly log: Logger) {}
+
+  /** A lane for `puller`: asks it to dial one (`ask`), and resolves with the socket when it arrives. */
+  open(puller: string, ask: () => Promise<unknown>): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const queue = this.waiting.get(puller) ?? [];
+      this.waiting.set(puller, queue);
+      const give = (socket: tls.TLSSocket): void => {
+        clearTimeout(timer);
+        resolve(socket);
+      };
+      const drop = (e: Error): void => {
+        clearTimeout(timer);
+        const i = queue.indexOf(give);
+        if (i >= 0) queue.splice(i, 1);
+        if (queue.length === 0 && this.waiting.get(puller) === queue) this.waiting.delete(puller);
+        reject(e);
+      };
+      const timer = setTimeout(() => drop(new ZferryError('lane', `the puller dialed no lane within ${LANE_WAIT_MS / 1000} s of being asked`)), LANE_WAIT_MS);
+      queue.push(give);
+      ask().catch((e: unknown) => drop(e instanceof ZferryError ? e : new ZferryError('lane', errorMessage(e))));
+    });
+  }
+
+  /** A lane connection from `puller` (authenticated, ALPN zferry-lane/2). */
+  offer(puller: string, socket: tls.TLSSocket): void {
+    const queue = this.waiting.get(puller);
+    const give = queue?.shift();
+    if (queue && queue.length === 0) this.waiting.delete(puller);
+    if (!give) {
+      this.log.warn('lane connection refused: no lane of this puller is waiting for one', { puller, peer: socket.remoteAddress });
+      socket.destroy();
+      return;
+    }
+    give(socket);
+  }
+}
+
+export interface PullSessionContext {
+  cfg: SenderConfig;
+  material: TlsMaterial;
+  lanes: LaneBox;
+  log: Logger;
+  zfsBin?: string;
+}
+
+/** Whether `dataset` is one of `allowed` or lies below one of them. */
+export function pullAllowed(dataset: string, allowed: readonly string[]): boolean {
+  return allowed.some((a) => dataset === a || dataset.startsWith(`${a}/`));
+}
+
+/** The order's fields as replicate options; anything malformed is refused (bad-request) before zfs is asked. */
+function orderOptions(
+  order: PullOrder,
+  puller: string,
+  allowed: readonly string[],
+): Pick<ReplicateOptions, 'source' | 'name' | 'raw' | 'lanes' | 'intermediates' | 'recursive' | 'restart'> {
+  const { dataset } = parseSource(order.source);
+  if (!pullAllowed(dataset, allowed)) {
+    throw new ZferryError('denied', `puller "${puller}" may not pull ${dataset} (its "datasets" here: ${allowed.join(', ')})`);
+  }
+  const lanes = order.lanes === 'auto' || order.lanes === '' ? 'auto' : /^\d{1,2}$/.test(order.lanes) ? Number(order.lanes) : NaN;
+  if (lanes !== 'auto' && !(lanes >= 1 && lanes <= 64))
+    throw new ZferryError('bad-request', `lanes must be "auto" or 1 to 64, not ${JSON.stringify(order.lanes.slice(0, 20))}`);
+  if (!['', 'on', 'off'].includes(order.raw))
+    throw new ZferryError('bad-request', `raw must be "", "on" or "off", not ${JSON.stringify(order.raw.slice(0, 20))}`);
+  return {
+    source: order.source,
+    name: order.name,
+    raw: order.raw === '' ? undefined : order.raw === 'on',
+    lanes,
+    intermediates: order.intermediates,
+    recursive: order.recursive,
+    restart: order.restart,
+  };
+}
+
+/** Serves one pull connection to its end: the order, the transfer, and Done. */
+export async function servePull(socket: tls.TLSSocket, puller: string, ctx: PullSessionContext): Promise<void> {
+  const { cfg, log } = ctx;
+  const bridge = await bridgeSocket(socket);
+  const control = new ControlClient(`puller "${puller}" (${socket.remoteAddress ?? '?'})`, { bridge: bridge.target });
+  const pull = new PullClient(control);
+  // the connection gone: the transfer stops at once (the puller dials again and resumes)
+  const gone = new AbortController();
+  void bridge.closed.then(() => gone.abort(new ZferryError('unreachable', 'the puller closed the connection')));
+  try {
+    const order = await pull.order();
+    const olog = log.child({ puller, order: order.orderId });
+    let result: ReplicateResult | null = null;
+    let failure: unknown = null;
+    try {
+      const asked = orderOptions(order, puller, cfg.pullers[puller]?.datasets ?? []);
+      olog.info('pull order', { source: order.source, name: order.name });
+      const receiver: Receiver = {
+        host: socket.remoteAddress ?? '',
+        port: socket.remotePort ?? 0,
+        address: control.address,
+        material: ctx.material,
+        client: control,
+        tickets: new LaneTickets(),
+        laneSource: { open: () => ctx.lanes.open(puller, () => pull.openLanes(1)) },
+      };
+      const hi = await hello(control, ['resume', 'raw']);
+      const rttMs = await helloRtt(control, 2);
+      result = await replicateWithRetry(
+        {
+          ...asked,
+          to: control.address,
+          config: cfg,
+          zfsBin: ctx.zfsBin,
+          chunkBytes: 1024 * 1024,
+          progress: 'off',
+          reconnectBudgetMs: 60_000,
+          bwlimit: 0,
+          compress: 'auto',
+          // within this connection; a cut connection ends the pull, and the puller dials again
+          retryBudgetMs: 600_000,
+          heartbeatMs: 5000,
+          signal: gone.signal,
+          session: { receiver, hello: hi, rttMs },
+        },
+        olog,
+        new Writable({ write: (_c, _e, cb) => cb() }),
+        (line) => olog.warn(line),
+      );
+      olog.info('pull done', { outcome: result.outcome, snapshot: result.snapshot, bytes: result.bytes });
+    } catch (e) {
+      failure = e;
+      olog.warn('pull failed', { error: errorMessage(e), code: e instanceof ZferryError ? e.code : 'internal' });
+    }
+    const code = failure instanceof ZferryError && isErrorCode(failure.code) ? failure.code : failure ? 'internal' : '';
+    await pull
+      .done({ orderId: order.orderId, errorCode: code, error: failure ? errorMessage(failure) : '', summaryJson: result ? JSON.stringify(result) : '' })
+      .catch((e: unknown) => olog.debug('Done not delivered', { error: errorMessage(e) }));
+  } finally {
+    control.close();
+    bridge.close();
+  }
+}

@@ -1,0 +1,151 @@
+// Pull mode's processes for end-to-end tests: a source (`sender-agent serve`) with a server
+// certificate, and `receiver-agent pull` runs with a receiver.json whose "sources" name it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { issueCertificate, writeCertFile, writeKeyFile, type CertAndKey } from '../../shared/certs.js';
+import { RECEIVER_CLI, SENDER_CLI, type makePki } from './agents.js';
+
+type Pki = ReturnType<typeof makePki>;
+
+/** A certificate and key for `name` in a folder of its own, with the CA beside them. */
+export function issueFiles(
+  pki: Pki,
+  name: string,
+  kind: 'server' | 'client',
+  o: { ca?: CertAndKey } = {},
+): { dir: string; ca: string; cert: string; key: string } {
+  const dir = join(pki.dir, `${kind}-${name}-${Math.random().toString(36).slice(2, 8)}`);
+  mkdirSync(dir, { recursive: true });
+  const c = issueCertificate({
+    ca: o.ca ?? pki.ca,
+    kind,
+    commonName: name,
+    ...(kind === 'server' ? { dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] } : {}),
+  });
+  writeCertFile(join(dir, 'ca.pem'), pki.ca.certPem);
+  writeCertFile(join(dir, `${name}.pem`), c.certPem);
+  writeKeyFile(join(dir, `${name}.key`), c.keyPem!);
+  return { dir, ca: join(dir, 'ca.pem'), cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+}
+
+export interface SourceProcess {
+  port: number;
+  address: string;
+  config: string;
+  proc: ChildProcess;
+  logs(): string;
+  stop(): Promise<void>;
+  kill9(): Promise<void>;
+}
+
+/** `sender-agent serve` as `identity` (a server certificate for 127.0.0.1), with its pullers. */
+export async function startSource(o: {
+  pki: Pki;
+  identity: string;
+  pullers: Record<string, { datasets: string[] }>;
+  zfs: string;
+  port?: number;
+  env?: NodeJS.ProcessEnv;
+  extra?: Record<string, unknown>;
+}): Promise<SourceProcess> {
+  const tls = issueFiles(o.pki, o.identity, 'server');
+  const config = join(tls.dir, 'source.json');
+  writeFileSync(
+    config,
+    JSON.stringify({ listen: `127.0.0.1:${o.port ?? 0}`, tls: { ca: tls.ca, cert: tls.cert, key: tls.key }, pullers: o.pullers, zfs: o.zfs, ...o.extra }),
+  );
+  const proc = spawn(process.execPath, [SENDER_CLI, 'serve', '--config', config], {
+    env: { ...process.env, ...o.env, ZFERRY_LOG_LEVEL: 'debug' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let logs = '';
+  proc.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`source did not start: ${logs}`)), 60_000);
+    proc.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /listening on [^\s]+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        resolve(Number(m[1]));
+      }
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(t);
+      reject(new Error(`source exited ${code}: ${logs}`));
+    });
+  });
+  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
+  return {
+    port,
+    address: `127.0.0.1:${port}`,
+    config,
+    proc,
+    logs: () => logs,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+    },
+    async kill9() {
+      proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}
+
+/**
+ * A receiver.json that pulls: its own server certificate (from makePki), a client certificate
+ * as `puller` (tls.pullCert/pullKey), and `sources`.
+ */
+export function pullerConfig(
+  pki: Pki,
+  puller: string,
+  o: { sources: Record<string, Record<string, unknown>>; clients?: Record<string, Record<string, unknown>>; zfs: string; extra?: Record<string, unknown> },
+): string {
+  const c = issueFiles(pki, puller, 'client');
+  const config = join(c.dir, 'receiver.json');
+  writeFileSync(
+    config,
+    JSON.stringify({
+      listen: '127.0.0.1:0',
+      tls: { ...pki.receiverTls, pullCert: c.cert, pullKey: c.key },
+      clients: o.clients ?? {},
+      sources: o.sources,
+      zfs: o.zfs,
+      ...o.extra,
+    }),
+  );
+  return config;
+}
+
+export interface PullRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** `receiver-agent pull <source> <dataset> --name <name> --config <cfg> [extra]` to its end. */
+export function runPull(
+  source: string,
+  dataset: string,
+  o: { name: string; config: string; extra?: string[]; env?: NodeJS.ProcessEnv },
+  timeoutMs = 120_000,
+): Promise<PullRun> {
+  const p = spawn(process.execPath, [RECEIVER_CLI, 'pull', source, dataset, '--name', o.name, '--config', o.config, ...(o.extra ?? [])], {
+    env: { ...process.env, ...o.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  p.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+  p.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+  return new Promise((resolve) =>
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+}
