@@ -85,7 +85,7 @@ function orderOptions(
   order: PullOrder,
   puller: string,
   allowed: readonly string[],
-): Pick<ReplicateOptions, 'source' | 'name' | 'raw' | 'lanes' | 'intermediates' | 'recursive' | 'restart'> {
+): Pick<ReplicateOptions, 'source' | 'name' | 'raw' | 'lanes' | 'intermediates' | 'recursive' | 'restart' | 'bwlimit' | 'compress'> {
   const { dataset } = parseSource(order.source);
   if (!pullAllowed(dataset, allowed)) {
     throw new ZferryError('denied', `puller "${puller}" may not pull ${dataset} (its "datasets" here: ${allowed.join(', ')})`);
@@ -95,6 +95,12 @@ function orderOptions(
     throw new ZferryError('bad-request', `lanes must be "auto" or 1 to 64, not ${JSON.stringify(order.lanes.slice(0, 20))}`);
   if (!['', 'on', 'off'].includes(order.raw))
     throw new ZferryError('bad-request', `raw must be "", "on" or "off", not ${JSON.stringify(order.raw.slice(0, 20))}`);
+  const compress = order.compress === '' ? 'auto' : order.compress;
+  if (compress !== 'off' && compress !== 'on' && compress !== 'auto') {
+    throw new ZferryError('bad-request', `compress must be "off", "on" or "auto", not ${JSON.stringify(order.compress.slice(0, 20))}`);
+  }
+  // the same floor as replicate --bwlimit: slower than 64 KiB/s a chunk outlasts a lane's heartbeat
+  if (order.bwlimit !== 0 && order.bwlimit < 64 * 1024) throw new ZferryError('bad-request', `bwlimit ${order.bwlimit} is below 64 KiB/s`);
   return {
     source: order.source,
     name: order.name,
@@ -103,6 +109,8 @@ function orderOptions(
     intermediates: order.intermediates,
     recursive: order.recursive,
     restart: order.restart,
+    bwlimit: order.bwlimit,
+    compress,
   };
 }
 
@@ -143,8 +151,6 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
           chunkBytes: 1024 * 1024,
           progress: 'off',
           reconnectBudgetMs: 60_000,
-          bwlimit: 0,
-          compress: 'auto',
           // within this connection; a cut connection ends the pull, and the puller dials again
           retryBudgetMs: 600_000,
           heartbeatMs: 5000,

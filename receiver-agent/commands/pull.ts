@@ -2,7 +2,10 @@
 // asks it for one dataset, and takes the stream exactly as a pushed one (pull.ts). Exit 0 only
 // when the target holds the snapshot; otherwise one line says what failed and what to do.
 import { defineCommand, usageError } from '../../shared/command.js';
-import { autoOrInt, seconds } from '../../shared/cli-values.js';
+import { autoOrInt, oneOf, rate, seconds } from '../../shared/cli-values.js';
+import { formatBytes } from '../../shared/units.js';
+import type { ReceiverCore } from '../control-service.js';
+import type { Io } from '../../shared/command.js';
 import { loadReceiverConfig } from '../../shared/config.js';
 import { ZferryError, type ErrorCode } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
@@ -30,14 +33,19 @@ export const pull = defineCommand({
     intermediates: { type: 'boolean', help: 'include the snapshots in between (zfs send -I)' },
     recursive: { type: 'boolean', help: 'the dataset and its descendants (zfs send -R)' },
     restart: { type: 'boolean', help: "discard the target's resume state first and start over" },
+    bwlimit: { type: 'string', arg: '50MiB|400mbit', help: 'the source paces all lanes together: bytes per second, or bits with kbit/mbit/gbit' },
+    compress: { type: 'string', arg: 'off|on|auto', help: 'the source deflates chunks; auto: where it pays', default: 'auto' },
     'retry-seconds': { type: 'string', arg: 'S', help: 'keep dialing again after an interruption this long', default: '600' },
-    json: { type: 'boolean', help: 'the summary as one JSON line on stdout' },
+    json: { type: 'boolean', help: 'progress events and the summary as JSON lines on stdout' },
+    progress: { type: 'boolean', help: 'a progress line on stderr, also when it is not a terminal' },
   },
   async run({ values: v, positionals: [identity, dataset] }, io) {
     if (v.raw && v['no-raw']) throw usageError('--raw and --no-raw contradict each other');
     parseSource(dataset!); // a malformed name is refused here, before anything is dialed
     const lanes = autoOrInt('--lanes', v.lanes, 1, 64);
     const retryBudgetMs = 1000 * seconds('--retry-seconds', v['retry-seconds'], 0, 30 * 86_400);
+    const bwlimit = v.bwlimit === undefined ? 0 : rate('--bwlimit', v.bwlimit, 64 * 1024, 100e9 / 8);
+    const compress = oneOf('--compress', v.compress, ['off', 'on', 'auto']);
     const cfg = loadReceiverConfig(v.config);
     const policy = Object.prototype.hasOwnProperty.call(cfg.sources, identity!) ? cfg.sources[identity!] : undefined;
     if (!policy) {
@@ -65,7 +73,12 @@ export const pull = defineCommand({
       recursive: v.recursive,
       lanes: String(lanes),
       restart: v.restart,
+      bwlimit,
+      compress,
     };
+    // what this side received so far, from its own transfer into the target (the source's word is not needed)
+    const target = core.policy.target(identity!, v.name).target;
+    const progress = v.json || v.progress || io.err.isTTY ? watchProgress(core, target, v.json ? 'json' : 'line', io) : null;
     const waiting = new Set<(message: string, code: ErrorCode) => void>();
     try {
       const r = await pullOnce({
@@ -103,9 +116,24 @@ export const pull = defineCommand({
       }
       return 0;
     } finally {
+      progress?.stop();
       for (const close of [...waiting]) close('receiver shutting down', 'shutting-down');
       await core.transfers.abandonAll('pull ended', 'shutting-down');
       await core.pruner.close();
     }
   },
 });
+
+/** Every second: the bytes the running transfer into `target` has received, as a JSON event or a line on stderr. */
+function watchProgress(core: ReceiverCore, target: string, mode: 'json' | 'line', io: Io): { stop(): void } {
+  let last = -1;
+  const timer = setInterval(() => {
+    const t = core.transfers.onTarget(target);
+    if (!t || t.bytesReceived === last) return;
+    last = t.bytesReceived;
+    if (mode === 'json') io.out.write(JSON.stringify({ event: 'progress', bytes: last, lanes: t.lanes.size }) + '\n');
+    else io.err.write(`receiver-agent: ${target}: ${formatBytes(last)} received over ${t.lanes.size} lanes\n`);
+  }, 1000);
+  timer.unref();
+  return { stop: () => clearInterval(timer) };
+}

@@ -3,6 +3,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { childEnd } from '../../shared/child.js';
 import { issueCertificate, writeCertFile, writeKeyFile, type CertAndKey } from '../../shared/certs.js';
 import { RECEIVER_CLI, SENDER_CLI, type makePki } from './agents.js';
 
@@ -126,17 +127,21 @@ export interface PullRun {
   stderr: string;
 }
 
-/** `receiver-agent pull <source> <dataset> --name <name> --config <cfg> [extra]` to its end. */
-export function runPull(
-  source: string,
-  dataset: string,
-  o: { name: string; config: string; extra?: string[]; env?: NodeJS.ProcessEnv },
-  timeoutMs = 120_000,
-): Promise<PullRun> {
+type PullArgs = { name: string; config: string; extra?: string[]; env?: NodeJS.ProcessEnv };
+
+/** Starts `receiver-agent pull <source> <dataset> --name <name> --config <cfg> [extra]`; its end is listened for at once. */
+export function spawnPull(source: string, dataset: string, o: PullArgs): ChildProcess {
   const p = spawn(process.execPath, [RECEIVER_CLI, 'pull', source, dataset, '--name', o.name, '--config', o.config, ...(o.extra ?? [])], {
     env: { ...process.env, ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  void childEnd(p);
+  return p;
+}
+
+/** `receiver-agent pull` to its end. */
+export function runPull(source: string, dataset: string, o: PullArgs, timeoutMs = 120_000): Promise<PullRun> {
+  const p = spawnPull(source, dataset, o);
   let stdout = '';
   let stderr = '';
   p.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));

@@ -1,5 +1,6 @@
 // Original file: proto/zferry.proto
 
+import type { Long } from '@grpc/proto-loader';
 
 export interface PullOrder {
   'orderId'?: (string);
@@ -25,6 +26,14 @@ export interface PullOrder {
    * discard the target's resume state first
    */
   'restart'?: (boolean);
+  /**
+   * bytes per second over all lanes together; 0: unlimited
+   */
+  'bwlimit'?: (number | string | Long);
+  /**
+   * "off", "on" or "auto" (default), as replicate --compress
+   */
+  'compress'?: (string);
 }
 
 export interface PullOrder__Output {
@@ -51,4 +60,12 @@ export interface PullOrder__Output {
    * discard the target's resume state first
    */
   'restart': (boolean);
+  /**
+   * bytes per second over all lanes together; 0: unlimited
+   */
+  'bwlimit': (number);
+  /**
+   * "off", "on" or "auto" (default), as replicate --compress
+   */
+  'compress': (string);
 }
