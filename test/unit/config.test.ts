@@ -176,8 +176,15 @@ describe('sender.json jobs', () => {
 describe('config examples', () => {
   it('loads every config file in certs.example/', () => {
     const files = readdirSync(join(REPO, 'certs.example')).filter((f) => f.endsWith('.json'));
-    expect(files.sort()).toEqual(['receiver.json', 'sender-jobs.json', 'sender.json']);
+    expect(files.sort()).toEqual(['receiver-pull.json', 'receiver.json', 'sender-jobs.json', 'sender-source.json', 'sender.json']);
     for (const f of files) expect(() => loaderFor(f)(join(REPO, 'certs.example', f)), f).not.toThrow();
+    // pull mode: the source serves its pullers; the receiver dials its sources with a client certificate
+    const src = loadSenderConfig(join(REPO, 'certs.example', 'sender-source.json'));
+    expect(src.listen).toEqual({ host: '0.0.0.0', port: 7443 });
+    expect(src.pullers).toEqual({ backup: { datasets: ['tank/data', 'tank/home'] } });
+    const pull = loadReceiverConfig(join(REPO, 'certs.example', 'receiver-pull.json'));
+    expect(pull.sources['site-a']).toMatchObject({ from: { host: 'site-a.example.net', port: 7443 }, root: 'backup/site-a', requireRaw: true });
+    expect(pull.tls.pullCert).toBe('backup-pull/backup.pem');
     const r = loadReceiverConfig(join(REPO, 'certs.example', 'receiver.json'));
     expect(r.clients['site-b']).toEqual({
       root: 'backup/site-b',
