@@ -3,7 +3,8 @@ import type { GroupUsage } from './procs.js';
 import type { ConnSummary, SsSnapshot } from './ss.js';
 import { TIMELINE_EVENTS, stepsBeforeFirstByte, type TimelineReport } from '../sender-agent/timeline.js';
 
-export type Tool = 'ssh' | 'ssh+mbuffer' | 'zferry';
+/** zferry-pull: the same transfer with the receiver dialing (sender-agent serve, receiver-agent pull) */
+export type Tool = 'ssh' | 'ssh+mbuffer' | 'zferry' | 'zferry-pull';
 
 export interface LinkInfo {
   profile: string;
@@ -124,7 +125,7 @@ export function rateReachedAfter(samples: ReadonlyArray<readonly [number, number
 const f1 = (n: number | null | undefined, d = 1) => (n === null || n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
 
 export function lanesLabel(r: RunRecord): string {
-  if (r.tool !== 'zferry') return '1';
+  if (r.tool !== 'zferry' && r.tool !== 'zferry-pull') return '1';
   // auto that started from the lanes an earlier run on the same path settled on (path-memory.ts)
   const base = r.lanes === 'auto' ? `auto${r.tuning && /\(learnt\)|settled on/.test(r.tuning) ? ' (learnt)' : ''}→${r.lanesUsed ?? '?'}` : r.lanes;
   return r.zferryCc ? `${base} (${r.zferryCc})` : base;

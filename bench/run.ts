@@ -94,6 +94,7 @@ const SETUP_LIMIT_MS = 60_000;
 const SS_EVERY_MS = 5000;
 const WAN_A = 'wan-a';
 const WAN_B = 'wan-b';
+const WAN_A_ADDR = '10.203.0.1';
 const WAN_B_ADDR = '10.203.0.2';
 const LO_NS = 'zferry-bench-lo';
 const TCP_BUF_MB = 64;
@@ -124,7 +125,12 @@ const RUN = defineCommandLine({
   options: {
     profiles: { type: 'string', arg: 'LIST', help: `link profiles: ${PROFILES.map((p) => p.name).join(',')} (default: all)` },
     cc: { type: 'string', arg: 'LIST', help: 'system-default congestion control per run: cubic, bbr, host (= leave as is)', default: 'cubic,bbr' },
-    tools: { type: 'string', arg: 'LIST', help: 'ssh,ssh+mbuffer,zferry', default: 'ssh,ssh+mbuffer,zferry' },
+    tools: {
+      type: 'string',
+      arg: 'LIST',
+      help: 'ssh,ssh+mbuffer,zferry,zferry-pull (zferry-pull: the same transfer, the receiver dialing the source)',
+      default: 'ssh,ssh+mbuffer,zferry',
+    },
     lanes: { type: 'string', arg: 'LIST', help: 'zferry lane counts: auto and numbers', default: 'auto,1,4,8,16' },
     'zferry-cc': { type: 'string', arg: 'LIST', help: "zferry --cc per run: default (the agent's choice), bbr, cubic", default: 'default' },
     source: {
@@ -200,7 +206,7 @@ function parseOptions(v: OptionValues<typeof RUN.options>): Options {
             return p;
           }),
     ccs: list(v.cc).map((c) => ccName('--cc', c)),
-    tools: list(v.tools).map((t) => oneOf('--tools', t, ['ssh', 'ssh+mbuffer', 'zferry'])),
+    tools: list(v.tools).map((t) => oneOf('--tools', t, ['ssh', 'ssh+mbuffer', 'zferry', 'zferry-pull'])),
     lanes: list(v.lanes).map((l) => String(autoOrInt('--lanes', l, 1, 64))),
     zferryCcs: list(v['zferry-cc']).map((c) => (c === 'default' ? null : ccName('--zferry-cc', c))),
     bytes,
@@ -802,6 +808,9 @@ interface Ctx {
   stateA: string;
   receiverTls: { ca: string; cert: string; key: string };
   senderConfig: string;
+  /** zferry-pull: the source's server certificate, and the receiver's client certificate for dialing it */
+  sourceTls: { ca: string; cert: string; key: string };
+  pullTls: { pullCert: string; pullKey: string };
   runNo: number;
   /** --source zfs-fuse: the pools, the snapshot and the check (null: the stand-in) */
   zsrc: ZfsSource | null;
@@ -809,7 +818,7 @@ interface Ctx {
   receiverPort: number;
 }
 
-function makePki(dir: string): { receiverTls: Ctx['receiverTls']; senderConfig: string } {
+function makePki(dir: string): Pick<Ctx, 'receiverTls' | 'senderConfig' | 'sourceTls' | 'pullTls'> {
   mkdirSync(dir, { recursive: true });
   const ca = createCA({ commonName: 'zferry bench CA' });
   const r = issueCertificate({ ca, kind: 'server', commonName: 'receiver', dnsNames: ['localhost'], ipAddresses: [WAN_B_ADDR, '127.0.0.1'] });
@@ -819,11 +828,23 @@ function makePki(dir: string): { receiverTls: Ctx['receiverTls']; senderConfig: 
   writeKeyFile(join(dir, 'receiver.key'), r.keyPem!);
   writeCertFile(join(dir, 'bench.pem'), c.certPem);
   writeKeyFile(join(dir, 'bench.key'), c.keyPem!);
+  // zferry-pull: the source serves (a server certificate for its address), the receiver dials (a client one)
+  const src = issueCertificate({ ca, kind: 'server', commonName: 'bench-source', dnsNames: ['localhost'], ipAddresses: [WAN_A_ADDR, '127.0.0.1'] });
+  const puller = issueCertificate({ ca, kind: 'client', commonName: 'bench-puller' });
+  writeCertFile(join(dir, 'source.pem'), src.certPem);
+  writeKeyFile(join(dir, 'source.key'), src.keyPem!);
+  writeCertFile(join(dir, 'puller.pem'), puller.certPem);
+  writeKeyFile(join(dir, 'puller.key'), puller.keyPem!);
   const senderConfig = join(dir, 'sender.json');
   // the sender's state (the path memory of --lanes auto: sender-agent/path-memory.ts) lives and
   // dies with the run: its first zferry run on a path starts cold, a repeated one (--lanes auto,auto) warm
   writeFileSync(senderConfig, JSON.stringify({ tls: { ca: 'ca.pem', cert: 'bench.pem', key: 'bench.key' }, stateDir: 'sender-state' }, null, 1));
-  return { receiverTls: { ca: join(dir, 'ca.pem'), cert: join(dir, 'receiver.pem'), key: join(dir, 'receiver.key') }, senderConfig };
+  return {
+    receiverTls: { ca: join(dir, 'ca.pem'), cert: join(dir, 'receiver.pem'), key: join(dir, 'receiver.key') },
+    senderConfig,
+    sourceTls: { ca: join(dir, 'ca.pem'), cert: join(dir, 'source.pem'), key: join(dir, 'source.key') },
+    pullTls: { pullCert: join(dir, 'puller.pem'), pullKey: join(dir, 'puller.key') },
+  };
 }
 
 function readProgress(stateB: string, target: string): RecvProgress | null {
@@ -877,7 +898,13 @@ function pollStatus(ns: string | null, port: number, start: number, series: Zfer
   };
 }
 
-async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: string | null): Promise<RunRecord> {
+/**
+ * One zferry run. `push`: receiver-agent serve on the receiving side, sender-agent replicate
+ * dialing it (measured). `pull`: sender-agent serve on the sending side, receiver-agent pull
+ * dialing it (measured); the bytes flow the same way, only the dialer changes.
+ */
+async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: string | null, direction: 'push' | 'pull' = 'push'): Promise<RunRecord> {
+  const pull = direction === 'pull';
   const n = ++ctx.runNo;
   const dir = join(ctx.tmp, `zferry-${n}`);
   const stateB = join(dir, 'state-b');
@@ -887,14 +914,39 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   const target = z ? z.target(name) : `bench/dst/${name}`;
   const cfgPath = join(dir, 'receiver.json');
   const statusPort = link.receiverNs ? 7480 : await freePort();
+  const env = { ...process.env, BENCH_BYTES: String(o.bytes), ZFERRY_LOG_LEVEL: 'info' };
+  const rlog = openSync(join(dir, 'receiver.log'), 'w');
+  const slog = openSync(join(dir, 'sender.log'), 'w');
+  const prof = [...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : []), ...o.nodeArgs];
+  const snapshot = z ? z.snapshot : SOURCE_SNAPSHOT;
+  const zfsCmd = z ? z.zfs : BENCH_ZFS;
+  // pull: the source serves first, on the sending side's address (one port for the whole run, as the receiver's)
+  const srcAddr = link.senderNs === link.receiverNs ? link.addr : WAN_A_ADDR;
+  let source: { proc: Proc; port: number; args: string[] } | null = null;
+  if (pull) {
+    const srcCfg = join(dir, 'source.json');
+    const pullers = { 'bench-puller': { datasets: [snapshot.split('@')[0]!] } };
+    writeFileSync(
+      srcCfg,
+      JSON.stringify(
+        { listen: `${srcAddr}:${link.senderNs ? RECEIVER_PORT_NS : ctx.receiverPort}`, tls: ctx.sourceTls, pullers, stateDir: join(dir, 'source-state') },
+        null,
+        1,
+      ),
+    );
+    const args = [process.execPath, ...AGENT_NODE_FLAGS, ...prof, SENDER_CLI, 'serve', '--config', srcCfg, '--zfs', zfsCmd];
+    const proc = startProc('sender-agent serve', link.senderNs, args, { env: { ...env, BENCH_ZFS_STATE: ctx.stateA }, stdio: ['ignore', 'pipe', slog] });
+    source = { proc, port: await listeningPort(proc, 'sender-agent serve', join(dir, 'sender.log')), args };
+  }
   writeFileSync(
     cfgPath,
     JSON.stringify(
       {
         // one port for the whole run: the sender remembers a path by the receiver's address
         listen: `${link.addr}:${link.receiverNs ? RECEIVER_PORT_NS : ctx.receiverPort}`,
-        tls: ctx.receiverTls,
-        clients: { bench: { root: z ? z.root : 'bench/dst' } },
+        tls: pull ? { ...ctx.receiverTls, ...ctx.pullTls } : ctx.receiverTls,
+        clients: pull ? {} : { bench: { root: z ? z.root : 'bench/dst' } },
+        ...(pull ? { sources: { 'bench-source': { from: `${srcAddr}:${source!.port}`, root: z ? z.root : 'bench/dst' } } } : {}),
         zfs: z ? z.zfs : BENCH_ZFS,
         // the status API, on the receiving namespace's own loopback: window fill and rates
         http: `127.0.0.1:${statusPort}`,
@@ -905,33 +957,48 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     ),
   );
   const windowBytes = loadReceiverConfig(cfgPath).windowBytes;
-  const env = { ...process.env, BENCH_BYTES: String(o.bytes), ZFERRY_LOG_LEVEL: 'info' };
-  const rlog = openSync(join(dir, 'receiver.log'), 'w');
-  const slog = openSync(join(dir, 'sender.log'), 'w');
-  const prof = [...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : []), ...o.nodeArgs];
-  const rArgs = [process.execPath, ...AGENT_NODE_FLAGS, ...prof, RECEIVER_CLI, 'serve', '--config', cfgPath];
-  const recv = startProc('receiver-agent', link.receiverNs, rArgs, {
-    env: { ...env, BENCH_ZFS_STATE: stateB, ...(o.verify ? { BENCH_ZFS_VERIFY: '1' } : {}) },
-    stdio: ['ignore', 'pipe', rlog],
-  });
-  closeSync(rlog);
-  const rout = collect(recv.child.stdout);
-  let port = 0;
-  const until = Date.now() + 20_000;
-  while (!port) {
-    const mm = /listening on \S+:(\d+)/.exec(rout());
-    if (mm) port = Number(mm[1]);
-    else if (recv.exit || Date.now() > until) {
-      await killTrees([recv.pid]);
+  const recvEnv = { ...env, BENCH_ZFS_STATE: stateB, ...(o.verify ? { BENCH_ZFS_VERIFY: '1' } : {}) };
+  // push: the receiver serves until killed; pull: it is the measured command (started below)
+  const rArgs = pull
+    ? [
+        process.execPath,
+        ...AGENT_NODE_FLAGS,
+        ...prof,
+        RECEIVER_CLI,
+        'pull',
+        'bench-source',
+        snapshot,
+        '--name',
+        name,
+        '--config',
+        cfgPath,
+        '--zfs',
+        zfsCmd,
+        '--lanes',
+        lanes,
+        '--json',
+        ...(link.linkMbit ? ['--link-mbit', String(link.linkMbit)] : []),
+      ]
+    : [process.execPath, ...AGENT_NODE_FLAGS, ...prof, RECEIVER_CLI, 'serve', '--config', cfgPath];
+  let recv: Proc | null = null;
+  let port = source?.port ?? 0;
+  if (!pull) {
+    recv = startProc('receiver-agent', link.receiverNs, rArgs, { env: recvEnv, stdio: ['ignore', 'pipe', rlog] });
+    closeSync(rlog);
+    try {
+      port = await listeningPort(recv, 'receiver-agent', join(dir, 'receiver.log'));
+    } catch (e) {
       closeSync(slog);
-      throw new Error(`receiver-agent did not start: ${readFileSync(join(dir, 'receiver.log'), 'utf8').slice(-500)}`);
-    } else await sleep(50);
+      throw e;
+    }
   }
+  const rout = recv ? collect(recv.child.stdout) : () => '';
   const load = loadavg();
   const top = topHead();
   const sender = new Group('sender', isStandIn);
   const receiver = new Group('receiver', isStandIn);
-  receiver.addRoot(recv.pid);
+  if (recv) receiver.addRoot(recv.pid);
+  if (source) sender.addRoot(source.proc.pid);
   receiver.baseline();
   const sArgs = [
     process.execPath,
@@ -955,12 +1022,17 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     ...(zcc ? ['--cc', zcc] : []),
   ];
   // zfs-fuse: what the receiver had written before the transfer (feederWritten)
-  const written0 = new Map([[recv.pid, readChars(recv.pid, 'wchar') ?? 0]]);
+  const written0 = new Map(recv ? [[recv.pid, readChars(recv.pid, 'wchar') ?? 0]] : []);
   const wanemBefore = wanemCounters();
   const start = Date.now();
-  const snd = startProc('sender-agent', link.senderNs, sArgs, { env: { ...env, BENCH_ZFS_STATE: ctx.stateA }, stdio: ['ignore', 'pipe', slog] });
-  closeSync(slog);
-  sender.addRoot(snd.pid);
+  // the measured command: the sender's replicate (push) or the receiver's pull
+  const snd = pull
+    ? startProc('receiver-agent pull', link.receiverNs, rArgs, { env: recvEnv, stdio: ['ignore', 'pipe', rlog] })
+    : startProc('sender-agent', link.senderNs, sArgs, { env: { ...env, BENCH_ZFS_STATE: ctx.stateA }, stdio: ['ignore', 'pipe', slog] });
+  closeSync(pull ? rlog : slog);
+  if (pull) closeSync(slog);
+  (pull ? receiver : sender).addRoot(snd.pid);
+  const receivingPid = recv?.pid ?? snd.pid;
   const sout = collect(snd.child.stdout);
   // time series: the sender's progress events (acknowledged vs put on the wire) and the
   // receiver's status (window fill, receive and write rates)
@@ -972,16 +1044,24 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     while ((nl = pending.indexOf('\n')) >= 0) {
       const line = pending.slice(0, nl);
       pending = pending.slice(nl + 1);
-      if (!line.includes('"progress"')) continue;
+      // pull's progress events are the receiver's bytes, not the sender's acknowledged/on-the-wire pair
+      if (pull || !line.includes('"progress"')) continue;
       try {
-        const ev = JSON.parse(line) as { bytes: number; wire: number; lanes: number; rate: number };
+        const parsed = JSON.parse(line) as { event?: string; source?: object };
+        // pull's summary carries the source's (replicate's) summary in `source`
+        const ev = (pull && parsed.event === 'done' && parsed.source ? { ...parsed.source, event: 'done' } : parsed) as {
+          bytes: number;
+          wire: number;
+          lanes: number;
+          rate: number;
+        };
         series.sender.push({ t: (Date.now() - start) / 1000, acked: ev.bytes, wire: ev.wire, lanes: ev.lanes });
       } catch {
         // not JSON
       }
     }
   });
-  const poller = pollStatus(link.receiverNs, statusPort, start, series);
+  const poller = pull ? { stop() {} } : pollStatus(link.receiverNs, statusPort, start, series);
   const m = await measure(
     link,
     o,
@@ -994,7 +1074,7 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
       ssPort: port,
       firstBytes: z ? FIRST_BYTES_WRITTEN : FIRST_BYTES,
       delivered: (table) => {
-        if (z) return { bytes: feederWritten(receiver, table, (p) => p.pid === recv.pid, written0), firstByteAt: null };
+        if (z) return { bytes: feederWritten(receiver, table, (p) => p.pid === receivingPid, written0), firstByteAt: null };
         const p = readProgress(stateB, target);
         return { bytes: p?.bytes ?? 0, firstByteAt: p?.firstByteAt ?? null };
       },
@@ -1014,7 +1094,7 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     await killTrees([snd.pid], 3000);
   } else if (z) {
     end = snd.exit!.at;
-    if (snd.exit!.code !== 0) error = senderError(dir, snd);
+    if (snd.exit!.code !== 0) error = senderError(dir, snd, pull ? 'receiver.log' : 'sender.log');
     else error = await z.check(target);
     if (!error) delivered = o.bytes;
     complete = !error;
@@ -1024,13 +1104,13 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
     for (let i = 0; i < 20 && !prog()?.done; i++) await sleep(50);
     const p = prog();
     delivered = p?.bytes ?? delivered;
-    if (snd.exit!.code !== 0) error = senderError(dir, snd);
+    if (snd.exit!.code !== 0) error = senderError(dir, snd, pull ? 'receiver.log' : 'sender.log');
     else if (!p?.done || !p.ok) error = `receiving stand-in: ${p?.error ?? 'did not finish'}`;
     complete = !error && delivered === o.bytes;
     if (!error && !complete) error = `delivered ${delivered} of ${o.bytes} bytes`;
   }
   let firstByteAt = (z ? null : prog()?.firstByteAt) ?? m.firstByteAt;
-  await killTrees([recv.pid], 5000);
+  await killTrees([recv?.pid ?? source!.proc.pid], 5000);
   if (z) await z.drop(target);
   // kept with --keep-temp: what the agents printed (and what --node-arg options made node print)
   writeFileSync(join(dir, 'receiver.stdout'), rout());
@@ -1066,24 +1146,29 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   if (z && timeline?.at.firstByte !== undefined) firstByteAt = start + timeline.at.firstByte;
   if (!tuning) {
     // killed at the deadline: the sender's own log line says how it tuned the lanes
-    const mm = /"msg":"transfer begins".*?"tuning":"([^"]*)"/.exec(readFileSync(join(dir, 'sender.log'), 'utf8'));
+    const mm = /"msg":"transfer begins".*?"tuning":"([^"]*)"/.exec(readFileSync(join(dir, 'sender.log'), 'utf8')); // the source's log in pull
     if (mm) tuning = mm[1]!;
   }
   if (lanesUsed === null && tuning) {
     const mm = /^(\d+) lanes/.exec(tuning);
     if (mm) lanesUsed = Number(mm[1]);
   }
-  const commands = z
-    ? [showCmd(nsPrefix(link.receiverNs, rArgs)), showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ')]
-    : [
-        showCmd(nsPrefix(link.receiverNs, rArgs)) +
-          `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b${o.verify ? ' BENCH_ZFS_VERIFY=1' : ''})`,
-        showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
-      ];
+  const commands = pull
+    ? [
+        showCmd(nsPrefix(link.senderNs, source!.args)) + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
+        showCmd(nsPrefix(link.receiverNs, rArgs)) + (z ? '' : `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b)`),
+      ]
+    : z
+      ? [showCmd(nsPrefix(link.receiverNs, rArgs)), showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ')]
+      : [
+          showCmd(nsPrefix(link.receiverNs, rArgs)) +
+            `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/zferry-${n}/state-b${o.verify ? ' BENCH_ZFS_VERIFY=1' : ''})`,
+          showCmd(nsPrefix(link.senderNs, sArgs)).replace(`:${port} `, ':$PORT ') + `   (env BENCH_BYTES=${o.bytes} BENCH_ZFS_STATE=$TMP/state-a)`,
+        ];
   return record(
     link,
     o,
-    'zferry',
+    pull ? 'zferry-pull' : 'zferry',
     lanes,
     m,
     { sender, receiver, source: null },
@@ -1107,9 +1192,25 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
   );
 }
 
-function senderError(dir: string, snd: Proc): string {
-  const last = readFileSync(join(dir, 'sender.log'), 'utf8').trim().split('\n').pop()?.slice(0, 300) ?? '';
-  return `sender-agent exit ${snd.exit!.code ?? snd.exit!.signal}: ${last}`;
+/** Waits for a serving agent's "listening on <host>:<port>"; stops it and says why when it does not come. */
+async function listeningPort(p: Proc, what: string, logFile: string): Promise<number> {
+  const out = collect(p.child.stdout);
+  const until = Date.now() + 20_000;
+  for (;;) {
+    const mm = /listening on \S+:(\d+)/.exec(out());
+    if (mm) return Number(mm[1]);
+    if (p.exit || Date.now() > until) {
+      await killTrees([p.pid]);
+      throw new Error(`${what} did not start: ${readFileSync(logFile, 'utf8').slice(-500)}`);
+    }
+    await sleep(50);
+  }
+}
+
+/** The measured command's failure: its exit and the last line of its log (sender.log, or receiver.log for a pull). */
+function senderError(dir: string, snd: Proc, log = 'sender.log'): string {
+  const last = readFileSync(join(dir, log), 'utf8').trim().split('\n').pop()?.slice(0, 300) ?? '';
+  return `${snd.name} exit ${snd.exit!.code ?? snd.exit!.signal}: ${last}`;
 }
 
 // ------------------------------------------------------------------ main
@@ -1202,6 +1303,8 @@ async function main(): Promise<number> {
     stateA: join(tmp, 'state-a'),
     receiverTls: pki.receiverTls,
     senderConfig: pki.senderConfig,
+    sourceTls: pki.sourceTls,
+    pullTls: pki.pullTls,
     runNo: 0,
     zsrc,
     receiverPort: await freePort(),
@@ -1239,6 +1342,9 @@ async function main(): Promise<number> {
             for (const zcc of o.zferryCcs)
               for (const l of o.lanes) jobs.push({ label: `zferry --lanes ${l}${zcc ? ` --cc ${zcc}` : ''}`, go: () => runZferry(link, o, ctx, l, zcc) });
           }
+          // pull takes no --cc (the source's lanes use the system's default): only the default-cc runs
+          if (t === 'zferry-pull')
+            for (const l of o.lanes) jobs.push({ label: `zferry-pull --lanes ${l}`, go: () => runZferry(link, o, ctx, l, null, 'pull') });
         }
         for (const [i, j] of jobs.entries()) {
           if (i > 0 && o.pause > 0) await sleep(o.pause * 1000);

@@ -85,7 +85,7 @@ function orderOptions(
   order: PullOrder,
   puller: string,
   allowed: readonly string[],
-): Pick<ReplicateOptions, 'source' | 'name' | 'raw' | 'lanes' | 'intermediates' | 'recursive' | 'restart' | 'bwlimit' | 'compress'> {
+): Pick<ReplicateOptions, 'source' | 'name' | 'raw' | 'lanes' | 'intermediates' | 'recursive' | 'restart' | 'bwlimit' | 'compress' | 'linkMbit'> {
   const { dataset } = parseSource(order.source);
   if (!pullAllowed(dataset, allowed)) {
     throw new ZferryError('denied', `puller "${puller}" may not pull ${dataset} (its "datasets" here: ${allowed.join(', ')})`);
@@ -101,6 +101,8 @@ function orderOptions(
   }
   // the same floor as replicate --bwlimit: slower than 64 KiB/s a chunk outlasts a lane's heartbeat
   if (order.bwlimit !== 0 && order.bwlimit < 64 * 1024) throw new ZferryError('bad-request', `bwlimit ${order.bwlimit} is below 64 KiB/s`);
+  if (order.linkMbit !== 0 && !(order.linkMbit >= 0.1 && order.linkMbit <= 1_000_000))
+    throw new ZferryError('bad-request', `link speed ${order.linkMbit} Mbit/s is out of range`);
   return {
     source: order.source,
     name: order.name,
@@ -111,6 +113,7 @@ function orderOptions(
     restart: order.restart,
     bwlimit: order.bwlimit,
     compress,
+    linkMbit: order.linkMbit || undefined,
   };
 }
 

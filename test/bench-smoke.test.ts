@@ -132,6 +132,28 @@ describe('benchmark smoke run (loopback)', () => {
     expect(r.stderr).not.toMatch(/kept \//);
   }, 120_000);
 
+  it('zferry-pull delivers the same stream with the receiver dialing the source, beside zferry (push), byte for byte', async () => {
+    const out = join(dir, 'pull', 'results.md');
+    const args = ['--profiles', 'loopback', '--cc', 'host', '--bytes', '64MiB', '--seconds', '30', '--tools', 'zferry,zferry-pull', '--lanes', 'auto'];
+    // 44 s beside two other suites on 2 cores (each agent's start-up takes seconds then): room for twice that
+    const { r, rep } = await benchReport([...args, '--verify', '--pause', '0', '--out', out], join(dir, 'pull', 'results.json'), 100_000);
+    expect(rep.runs.map((x) => `${x.tool} ${x.lanes}`)).toEqual(['zferry auto', 'zferry-pull auto']);
+    for (const x of rep.runs) {
+      const what = `${x.tool}: ${x.error ?? ''}`;
+      expect(x.error, what).toBeNull();
+      expect(x.complete, what).toBe(true);
+      expect(x.delivered, what).toBe(BYTES);
+      expect(x.cpu.sender.transport, what).toBeGreaterThan(0);
+      expect(x.cpu.receiver.transport, what).toBeGreaterThan(0);
+    }
+    const pulled = rep.runs[1]!;
+    expect(pulled.lanesUsed).toBeGreaterThanOrEqual(1);
+    // both commands are on record: the source's serve and the receiver's pull
+    expect(pulled.commands.join('\n')).toMatch(/sender-agent\/cli\.js serve --config .*\n.*receiver-agent\/cli\.js pull bench-source /);
+    expect(readFileSync(out, 'utf8')).toMatch(/\| loopback \| [^|]+ \| zferry-pull \|/);
+    expect(r.stderr).not.toMatch(/kept \//);
+  }, 110_000);
+
   it('bench/floor measures TLS and the zfs pipes on their own', async () => {
     const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((done) => {
       const p = spawn(process.execPath, [join(ROOT, 'dist/bench/floor.js'), '--gib', '0.05'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run } from '../shared/run.js';
 import { FAKE_ZFS, makePki, runSender, senderArgs, spawnSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { doneEvent } from './helpers/child-output.js';
 import { childEnd } from '../shared/child.js';
 
 let dir: string;
@@ -49,14 +50,7 @@ function newZfsCalls(): string[][] {
 const send = (source: string, name: string, extra: string[] = []) =>
   runSender(senderArgs('replicate', source, { to: receiver.address, name, config: siteA, zfs: FAKE_ZFS, extra }), env);
 
-function summary(stdout: string): Record<string, unknown> {
-  const done = stdout
-    .split('\n')
-    .filter((l) => l.includes('"event":"done"'))
-    .pop();
-  if (!done) throw new Error(`no summary in: ${stdout}`);
-  return JSON.parse(done) as Record<string, unknown>;
-}
+const summary = doneEvent;
 
 beforeAll(async () => {
   dir = tempDir('fake');

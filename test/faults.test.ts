@@ -3,103 +3,35 @@
 // killed with SIGKILL. A seeded fault proxy sits between the agents (it prints its seed
 // and what it did on failure); the fake zfs checks every stream byte for byte.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createServer, type AddressInfo } from 'node:net';
-import type { ChildProcess } from 'node:child_process';
-import { run } from '../shared/run.js';
-import { FAKE_ZFS, ROOT, makePki, runSender, senderArgs, spawnSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { FAKE_ZFS, ROOT, makePki, runSender, senderArgs, spawnSender, startReceiver, type ReceiverProcess } from './helpers/agents.js';
 import { childEnd } from '../shared/child.js';
 import { prng, startFaultProxy, type FaultProxy } from './helpers/fault-proxy.js';
+import { fakeZfsWorld, type FakeZfsWorld } from './helpers/fake-zfs-world.js';
+import { collect, doneEvent, freePort, waitProgress } from './helpers/child-output.js';
 
 const SLOW_ZFS = join(ROOT, 'test/helpers/slow-zfs');
+let world: FakeZfsWorld;
 let dir: string;
 let env: NodeJS.ProcessEnv;
 let pki: ReturnType<typeof makePki>;
 let siteA: string;
 let logFile: string;
 
-async function zfs(args: string[]): Promise<string> {
-  const r = await run(FAKE_ZFS, args, { env: { ...process.env, ...env } });
-  if (r.code !== 0) throw new Error(`fake zfs ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** A dataset with one snapshot of `mib` MiB of seeded pseudo-random data; returns the stream size. */
-async function dataset(name: string, mib: number, seed: number): Promise<number> {
-  await zfs(['create', `tank/${name}`]);
-  const rnd = prng(seed);
-  const buf = Buffer.allocUnsafe(mib * 1024 * 1024);
-  for (let i = 0; i < buf.length; i += 4) buf.writeUInt32LE(Math.floor(rnd() * 0x100000000), i);
-  const f = join(dir, `payload-${name}`);
-  writeFileSync(f, buf);
-  await zfs(['fake-write', `tank/${name}`, 'data.bin', f]);
-  await zfs(['snapshot', `tank/${name}@s1`]);
-  return Number(/^size\t(\d+)/m.exec(await zfs(['send', '-n', '-P', `tank/${name}@s1`]))![1]);
-}
+const zfs = (args: string[]) => world.zfs(args);
+const dataset = (name: string, mib: number, seed: number) => world.dataset(name, mib, seed);
+const zfsSends = () => world.sends();
+const summary = doneEvent;
 
 async function sameData(name: string, root = 'backup/a'): Promise<void> {
   expect(await zfs(['fake-hash', `${root}/${name}@s1`])).toBe(await zfs(['fake-hash', `tank/${name}@s1`]));
 }
 
-function zfsSends(): string[][] {
-  return readFileSync(logFile, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => (JSON.parse(l) as { argv: string[] }).argv)
-    .filter((a) => a[0] === 'send' && !a.includes('-n'));
-}
-
-function summary(stdout: string): Record<string, unknown> {
-  const done = stdout
-    .split('\n')
-    .filter((l) => l.includes('"event":"done"'))
-    .pop();
-  if (!done) throw new Error(`no summary in: ${stdout}`);
-  return JSON.parse(done) as Record<string, unknown>;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-function waitProgress(p: ChildProcess, bytes: number): Promise<void> {
-  return new Promise((resolve) => {
-    let out = '';
-    const on = (b: Buffer) => {
-      out += b.toString();
-      const m = [...out.matchAll(/"event":"progress","bytes":(\d+)/g)].pop();
-      if (m && Number(m[1]) >= bytes) {
-        p.stdout!.off('data', on);
-        resolve();
-      }
-    };
-    p.stdout!.on('data', on);
-    void childEnd(p).then(() => resolve());
-  });
-}
-
-function collect(p: ChildProcess): { out: () => string; err: () => string; code: Promise<number | null> } {
-  let out = '';
-  let err = '';
-  p.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  p.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  return { out: () => out, err: () => err, code: childEnd(p).then((e) => e.code) };
-}
-
 beforeAll(async () => {
-  dir = tempDir('faults');
-  logFile = join(dir, 'zfs.log');
-  env = { FAKE_ZFS_ROOT: join(dir, 'zfs'), FAKE_ZFS_LOG: logFile, SLOW_ZFS_REAL: FAKE_ZFS };
-  mkdirSync(env.FAKE_ZFS_ROOT!, { recursive: true });
-  writeFileSync(logFile, '');
-  await zfs(['create', 'tank']);
-  await zfs(['create', 'backup']);
+  world = await fakeZfsWorld('faults', { SLOW_ZFS_REAL: FAKE_ZFS });
+  ({ dir, env, logFile } = world);
   pki = makePki(dir);
   siteA = pki.client('site-a');
 });

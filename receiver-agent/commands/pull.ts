@@ -2,7 +2,7 @@
 // asks it for one dataset, and takes the stream exactly as a pushed one (pull.ts). Exit 0 only
 // when the target holds the snapshot; otherwise one line says what failed and what to do.
 import { defineCommand, usageError } from '../../shared/command.js';
-import { autoOrInt, oneOf, rate, seconds } from '../../shared/cli-values.js';
+import { autoOrInt, num, oneOf, rate, seconds } from '../../shared/cli-values.js';
 import { formatBytes } from '../../shared/units.js';
 import type { ReceiverCore } from '../control-service.js';
 import type { Io } from '../../shared/command.js';
@@ -35,6 +35,7 @@ export const pull = defineCommand({
     restart: { type: 'boolean', help: "discard the target's resume state first and start over" },
     bwlimit: { type: 'string', arg: '50MiB|400mbit', help: 'the source paces all lanes together: bytes per second, or bits with kbit/mbit/gbit' },
     compress: { type: 'string', arg: 'off|on|auto', help: 'the source deflates chunks; auto: where it pays', default: 'auto' },
+    'link-mbit': { type: 'string', arg: 'M', help: 'the link speed in Mbit/s: the source sizes lane buffers to the bandwidth-delay product (1000 assumed)' },
     'retry-seconds': { type: 'string', arg: 'S', help: 'keep dialing again after an interruption this long', default: '600' },
     json: { type: 'boolean', help: 'progress events and the summary as JSON lines on stdout' },
     progress: { type: 'boolean', help: 'a progress line on stderr, also when it is not a terminal' },
@@ -46,6 +47,7 @@ export const pull = defineCommand({
     const retryBudgetMs = 1000 * seconds('--retry-seconds', v['retry-seconds'], 0, 30 * 86_400);
     const bwlimit = v.bwlimit === undefined ? 0 : rate('--bwlimit', v.bwlimit, 64 * 1024, 100e9 / 8);
     const compress = oneOf('--compress', v.compress, ['off', 'on', 'auto']);
+    const linkMbit = v['link-mbit'] === undefined ? 0 : num('--link-mbit', v['link-mbit'], 0.1, 1_000_000);
     const cfg = loadReceiverConfig(v.config);
     const policy = Object.prototype.hasOwnProperty.call(cfg.sources, identity!) ? cfg.sources[identity!] : undefined;
     if (!policy) {
@@ -75,6 +77,7 @@ export const pull = defineCommand({
       restart: v.restart,
       bwlimit,
       compress,
+      linkMbit,
     };
     // what this side received so far, from its own transfer into the target (the source's word is not needed)
     const target = core.policy.target(identity!, v.name).target;

@@ -91,39 +91,63 @@ export async function startReceiver(opts: {
     }),
   );
   const test = [...(opts.testFault ? ['--test-fault', opts.testFault] : []), ...(opts.testClock ? ['--test-clock', opts.testClock] : [])];
-  const proc = spawn(process.execPath, [RECEIVER_CLI, 'serve', '--config', cfg, ...test], {
-    env: { ...process.env, ...opts.env, ZFERRY_LOG_LEVEL: 'debug' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const p = await spawnServing(
+    'receiver',
+    [RECEIVER_CLI, 'serve', '--config', cfg, ...test],
+    { ...opts.env, ZFERRY_LOG_LEVEL: 'debug' },
+    (out) => !opts.http || /http on \S+/.test(out),
+  );
+  const http = opts.http ? /http on (\S+)/.exec(p.out())![1]! : null;
+  return { port: p.port, config: cfg, address: `127.0.0.1:${p.port}`, http, proc: p.proc, logs: p.logs, stop: p.stop, kill9: p.kill9 };
+}
+
+export interface ServingProcess {
+  port: number;
+  proc: ChildProcess;
+  /** what it printed on stdout */
+  out(): string;
+  /** its stderr (the agents' log lines) */
+  logs(): string;
+  /** SIGTERM, and its exit */
+  stop(): Promise<void>;
+  kill9(): Promise<void>;
+}
+
+/**
+ * Starts an agent command that serves (receiver-agent serve, sender-agent serve) and resolves
+ * once it printed "listening on <host>:<port>" (and `ready` holds for its stdout).
+ */
+export async function spawnServing(
+  what: string,
+  argv: string[],
+  env: NodeJS.ProcessEnv | undefined,
+  ready: (out: string) => boolean = () => true,
+): Promise<ServingProcess> {
+  const proc = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let logs = '';
   proc.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
-  let http: string | null = null;
   const port = await new Promise<number>((resolvePort, reject) => {
-    // a minute: a receiver started at nice 19 beside a benchmark takes tens of seconds to load
-    const t = setTimeout(() => reject(new Error(`receiver did not start: ${logs}`)), 60_000);
+    // a minute: an agent started at nice 19 beside a benchmark takes tens of seconds to load
+    const t = setTimeout(() => reject(new Error(`${what} did not start: ${logs}`)), 60_000);
     proc.stdout!.on('data', (b: Buffer) => {
       out += b.toString();
       const m = /listening on [^\s]+:(\d+)/.exec(out);
-      const h = /http on (\S+)/.exec(out);
-      if (m && (!opts.http || h)) {
+      if (m && ready(out)) {
         clearTimeout(t);
-        http = h ? h[1]! : null;
         resolvePort(Number(m[1]));
       }
     });
     proc.once('exit', (code) => {
       clearTimeout(t);
-      reject(new Error(`receiver exited ${code}: ${logs}`));
+      reject(new Error(`${what} exited ${code}: ${logs}`));
     });
   });
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return {
     port,
-    config: cfg,
-    address: `127.0.0.1:${port}`,
-    http,
     proc,
+    out: () => out,
     logs: () => logs,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { childEnd } from '../../shared/child.js';
 import { issueCertificate, writeCertFile, writeKeyFile, type CertAndKey } from '../../shared/certs.js';
-import { RECEIVER_CLI, SENDER_CLI, type makePki } from './agents.js';
+import { RECEIVER_CLI, SENDER_CLI, spawnServing, type makePki } from './agents.js';
 
 type Pki = ReturnType<typeof makePki>;
 
@@ -56,44 +56,8 @@ export async function startSource(o: {
     config,
     JSON.stringify({ listen: `127.0.0.1:${o.port ?? 0}`, tls: { ca: tls.ca, cert: tls.cert, key: tls.key }, pullers: o.pullers, zfs: o.zfs, ...o.extra }),
   );
-  const proc = spawn(process.execPath, [SENDER_CLI, 'serve', '--config', config], {
-    env: { ...process.env, ...o.env, ZFERRY_LOG_LEVEL: 'debug' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let logs = '';
-  proc.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`source did not start: ${logs}`)), 60_000);
-    proc.stdout!.on('data', (b: Buffer) => {
-      out += b.toString();
-      const m = /listening on [^\s]+:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    proc.once('exit', (code) => {
-      clearTimeout(t);
-      reject(new Error(`source exited ${code}: ${logs}`));
-    });
-  });
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()));
-  return {
-    port,
-    address: `127.0.0.1:${port}`,
-    config,
-    proc,
-    logs: () => logs,
-    async stop() {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      await exited;
-    },
-    async kill9() {
-      proc.kill('SIGKILL');
-      await exited;
-    },
-  };
+  const p = await spawnServing('source', [SENDER_CLI, 'serve', '--config', config], { ...o.env, ZFERRY_LOG_LEVEL: 'debug' });
+  return { port: p.port, address: `127.0.0.1:${p.port}`, config, proc: p.proc, logs: p.logs, stop: p.stop, kill9: p.kill9 };
 }
 
 /**

@@ -34,6 +34,10 @@ export interface PullOrder {
    * "off", "on" or "auto" (default), as replicate --compress
    */
   'compress'?: (string);
+  /**
+   * the link's speed, for the lanes' BDP buffers; 0: 1000 assumed, as replicate
+   */
+  'linkMbit'?: (number | string);
 }
 
 export interface PullOrder__Output {
@@ -68,4 +72,8 @@ export interface PullOrder__Output {
    * "off", "on" or "auto" (default), as replicate --compress
    */
   'compress': (string);
+  /**
+   * the link's speed, for the lanes' BDP buffers; 0: 1000 assumed, as replicate
+   */
+  'linkMbit': (number);
 }
