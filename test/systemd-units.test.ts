@@ -9,7 +9,7 @@ import { run } from '../shared/run.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const ANALYZE = '/usr/bin/systemd-analyze';
-const UNITS = ['zferry-receiver.service', 'zferry-sender.service'];
+const UNITS = ['zferry-receiver.service', 'zferry-sender.service', 'zferry-source.service'];
 const MAX_EXPOSURE = 3.0;
 
 function execStart(unit: string): string[] {
