@@ -455,6 +455,8 @@ interface Tracked {
   /** bytes that count as the first delivered (FIRST_BYTES unless said) */
   firstBytes?: number;
   ssPort: number;
+  /** which side listens on ssPort: the receiver (push, ssh), or the sender (pull: the source serves) */
+  ssListener?: 'receiver' | 'sender';
 }
 
 interface Measured {
@@ -511,8 +513,10 @@ async function measure(link: Link, o: Options, start: number, t: Tracked, wanemB
   let lastCpu = 0;
   const snap = () => {
     const at = (Date.now() - start) / 1000;
-    ss.push({ t: at, side: 'sender', conns: ssSnapshot(link.senderNs, t.ssPort, 'sender') });
-    ss.push({ t: at, side: 'receiver', conns: ssSnapshot(link.receiverNs, t.ssPort, 'receiver') });
+    // ssSnapshot's side picks the port filter: dport on the dialing end, sport on the listening one
+    const senderListens = t.ssListener === 'sender';
+    ss.push({ t: at, side: 'sender', conns: ssSnapshot(link.senderNs, t.ssPort, senderListens ? 'receiver' : 'sender') });
+    ss.push({ t: at, side: 'receiver', conns: ssSnapshot(link.receiverNs, t.ssPort, senderListens ? 'sender' : 'receiver') });
   };
   let deadline = start + SETUP_LIMIT_MS;
   for (;;) {
@@ -1072,6 +1076,7 @@ async function runZferry(link: Link, o: Options, ctx: Ctx, lanes: string, zcc: s
       source: null,
       finished: snd.exited,
       ssPort: port,
+      ssListener: pull ? 'sender' : 'receiver',
       firstBytes: z ? FIRST_BYTES_WRITTEN : FIRST_BYTES,
       delivered: (table) => {
         if (z) return { bytes: feederWritten(receiver, table, (p) => p.pid === receivingPid, written0), firstByteAt: null };
