@@ -8,15 +8,15 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { ZferryError, codeFromWire, errorMessage, isRetryable } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { ReceiverConfig, SourcePolicy } from '../shared/config.js';
-import { codeTrailer, controlService, pullService, type OpenLanesReply, type PullDone, type PullHandlers, type PullOrder } from '../shared/control.js';
+import type { SourcePolicy } from '../shared/config.js';
+import { codeTrailer, pullService, type OpenLanesReply, type PullDone, type PullHandlers, type PullOrder } from '../shared/control.js';
 import { LANE_ALPN, PULL_ALPN, clientTlsOptions, identityOf, peerCertAllowsServerAuth, type TlsMaterial } from '../shared/tls.js';
 import { formatHostPort } from '../shared/address.js';
 import { sleep } from '../shared/child.js';
 import { certIdentity } from './policy.js';
 import type { ReceiverCore } from './control-service.js';
 import { handleLane, type LaneSettings } from './lane-listener.js';
-import { GRPC_SERVER_OPTIONS, limitCallsPerIdentity } from './server.js';
+import { controlServer } from './control-server.js';
 
 /** How long dialing the source may take (TCP and TLS), for the control connection and each lane. */
 const DIAL_TIMEOUT_MS = 15_000;
@@ -94,8 +94,7 @@ export interface PullConnectionContext {
  */
 export function serveOrder(socket: tls.TLSSocket, orderId: string, request: PullRequest, ctx: PullConnectionContext): Promise<PullDone> {
   const { core, source, log } = ctx;
-  const server = new grpc.Server(GRPC_SERVER_OPTIONS);
-  server.addService(controlService().service, limitCallsPerIdentity(controlService().service, core.grpcHandlers(), core.cfg.maxCallsPerIdentity, log));
+  const server = controlServer(core);
   let taken = false;
   let lanesOpen = 0;
   let settle: { done: (d: PullDone) => void; fail: (e: Error) => void } | null = null;

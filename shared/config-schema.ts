@@ -26,6 +26,17 @@ const hostPort = { type: 'string', pattern: HOST_PORT_PATTERN } as const;
 const text = { type: 'string', minLength: 1 } as const;
 const count = (max: number, dflt: number) => ({ type: 'integer', minimum: 1, maximum: max, default: dflt }) as const;
 
+/** A job's name: also its state and lock file's name, so letters, digits and _.- only. */
+export const JOB_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
+/** A whole number and one unit: "15m", "1h", "1d" (job-config.ts checks the range). */
+export const INTERVAL_PATTERN = '^\\s*\\d{1,9}\\s*[smhdwy]\\s*$';
+/** The start of a job's snapshot names; the UTC time follows it ("zferry_" → zferry_20261206T041500Z). */
+export const SNAPSHOT_PREFIX_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$';
+/** "zferry:job=offsite": a user property (its name has a colon) and the value that selects. */
+export const USER_PROPERTY_PATTERN = '^[a-z0-9_.-]+:[a-z0-9_.:-]*=[\\x21-\\x7e]+$';
+/** "auto" (lanes). */
+export const AUTO_PATTERN = '^auto$';
+
 const tlsFiles = { ca: text, cert: text, key: text } as const;
 
 /** sender.json and receiver.json "tls": the CA, this agent's certificate and its key (PEM files). */
@@ -82,6 +93,29 @@ const sourceSchema = {
   },
 } as const;
 
+/** One entry of receiver.json "pulls": datasets of one source, pulled on a schedule by `serve`. */
+const pullJobSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'source', 'datasets'],
+  properties: {
+    name: { type: 'string', pattern: JOB_NAME_PATTERN },
+    /** a key of "sources" */
+    source: text,
+    /** each lands at <the source's root>/<dataset, pool included>, as a sender job's */
+    datasets: { type: 'array', minItems: 1, items: text },
+    every: { type: 'string', pattern: INTERVAL_PATTERN },
+    cron: text,
+    /** datasets pulled at once */
+    concurrency: count(64, 2),
+    /** as pull's --lanes, --bwlimit (per transfer), --compress, --retry-seconds */
+    lanes: { type: ['integer', 'string'], minimum: 1, maximum: 64, pattern: AUTO_PATTERN, default: 'auto' },
+    bwlimit: { type: ['integer', 'string'], minimum: 1, minLength: 1 },
+    compress: { type: 'string', enum: ['off', 'on', 'auto'], default: 'auto' },
+    retrySeconds: { type: 'number', minimum: 0, maximum: 30 * 86_400, default: 600 },
+  },
+} as const;
+
 export const receiverFileSchema = {
   type: 'object',
   additionalProperties: false,
@@ -111,6 +145,8 @@ export const receiverFileSchema = {
     clients: { type: 'object', additionalProperties: clientSchema },
     /** pull mode: source identity (its certificate's CN) → where to dial it and its policy */
     sources: { type: 'object', additionalProperties: sourceSchema, default: {} },
+    /** pull mode: what `serve` pulls on its own, and when (pull-jobs.ts) */
+    pulls: { type: 'array', items: pullJobSchema, default: [] },
     /** the status server (absent or null: none); beyond loopback it needs httpTokenFile */
     http: { type: ['string', 'null'], pattern: HOST_PORT_PATTERN },
     /** file holding the status server's bearer token (readHttpToken) */
@@ -189,17 +225,6 @@ export const receiverFileSchema = {
     diagnoseHostDetails: { type: 'boolean', default: false },
   },
 } as const;
-
-/** A job's name: also its state and lock file's name, so letters, digits and _.- only. */
-export const JOB_NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$';
-/** A whole number and one unit: "15m", "1h", "1d" (job-config.ts checks the range). */
-export const INTERVAL_PATTERN = '^\\s*\\d{1,9}\\s*[smhdwy]\\s*$';
-/** The start of a job's snapshot names; the UTC time follows it ("zferry_" → zferry_20261206T041500Z). */
-export const SNAPSHOT_PREFIX_PATTERN = '^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$';
-/** "zferry:job=offsite": a user property (its name has a colon) and the value that selects. */
-export const USER_PROPERTY_PATTERN = '^[a-z0-9_.-]+:[a-z0-9_.:-]*=[\\x21-\\x7e]+$';
-/** "auto" (lanes). */
-export const AUTO_PATTERN = '^auto$';
 
 /** A command a job runs (argv, never through a shell), and how long it may take. */
 const hookSchema = {
@@ -311,6 +336,8 @@ export const senderFileSchema = {
 export type ReceiverFile = FromSchema<typeof receiverFileSchema>;
 /** One entry of receiver.json "clients". */
 export type ClientFile = FromSchema<typeof clientSchema>;
+/** One entry of receiver.json "pulls". */
+export type PullJobFile = FromSchema<typeof pullJobSchema>;
 /** One entry of receiver.json "sources". */
 export type SourceFile = FromSchema<typeof sourceSchema>;
 /** sender.json as validated, defaults filled in. */

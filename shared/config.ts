@@ -15,7 +15,7 @@ import { checkAdminReceiveProps } from './receive-props.js';
 import { parseDuration, parseGrid, type Grid } from './retention.js';
 import { type ClientFile, type ReceiverFile, type SenderFile, type TlsPaths } from './config-schema.js';
 import { configValidator } from './config-validate.js';
-import { jobsConfig, stateDirOf } from './job-config.js';
+import { jobsConfig, pullJobsConfig, stateDirOf } from './job-config.js';
 
 export type { TlsPaths };
 /** The receiver's tls block: the three files, plus the CA key (enrollment signs with it) and the deny-list. */
@@ -126,6 +126,7 @@ function receiverConfig(file: string, f: ReceiverFile) {
     listen,
     clients: clientFiles,
     sources: sourceFiles,
+    pulls: pullFiles,
     http: httpAddr,
     enroll,
     httpTokenFile: tokenFile,
@@ -156,6 +157,13 @@ function receiverConfig(file: string, f: ReceiverFile) {
     sources[id] = { ...clientPolicy(policy, at(`sources.${id}`)), from: address(from, at(`sources.${id}.from`)), serverName: serverName ?? null };
   }
   checkDisjointRoots({ ...clients, ...sources }, file);
+  const pulls = pullJobsConfig(pullFiles, Object.keys(sources), file);
+  if (pulls.length && (!f.tls.pullCert || !f.tls.pullKey)) {
+    throw new ZferryError(
+      'bad-config',
+      `${at('pulls')}: pulling needs tls.pullCert and tls.pullKey (a client certificate whose CN the sources list in "pullers")`,
+    );
+  }
 
   const { http, httpTokenFile, httpToken } = statusServer(file, httpAddr, tokenFile);
   // windowBudgetPerIdentity and spool.maxBytesPerIdentity default to a quarter of the whole
@@ -168,6 +176,8 @@ function receiverConfig(file: string, f: ReceiverFile) {
     listen: address(listen, at('listen')),
     clients,
     sources,
+    /** what `serve` pulls on its own schedule (receiver-agent/pull-jobs.ts) */
+    pulls,
     /** enrollment endpoint (HTTPS, server-auth only); null: no enrollment */
     enroll: ifSet(enroll, (v) => address(v, at('enroll'))),
     http,

@@ -16,7 +16,7 @@ import { parseDuration, parseGrid, type Grid } from './retention.js';
 import { rate } from './cli-values.js';
 import { parseSize } from './units.js';
 import { targetUnderRoot, validateDataset } from './names.js';
-import type { JobFile } from './config-schema.js';
+import type { JobFile, PullJobFile } from './config-schema.js';
 
 export const DEFAULT_STATE_DIR = '/var/lib/zferry';
 
@@ -175,4 +175,44 @@ export function jobsConfig(jobs: JobFile[], where: string, baseDir: string): Job
 /** Where jobs keep state and locks: "stateDir" against the config file's folder, else the default. */
 export function stateDirOf(stateDir: string | undefined, baseDir: string): string {
   return resolve(baseDir, stateDir ?? DEFAULT_STATE_DIR);
+}
+
+/** One of receiver.json "pulls" (receiver-agent/pull-jobs.ts runs them inside `serve`). */
+export interface PullJobConfig {
+  name: string;
+  /** a key of "sources" */
+  source: string;
+  datasets: string[];
+  schedule: Schedule;
+  concurrency: number;
+  /** as pull --lanes: "auto" or a count */
+  lanes: string;
+  /** bytes per second per transfer (paced by the source); 0: unlimited */
+  bwlimit: number;
+  compress: 'off' | 'on' | 'auto';
+  retryMs: number;
+}
+
+/** receiver.json "pulls", checked against its "sources"; `where` names the file in messages. */
+export function pullJobsConfig(pulls: PullJobFile[], sources: readonly string[], where: string): PullJobConfig[] {
+  const seen = new Set<string>();
+  return pulls.map((j, i) => {
+    const key = `${where}: pulls[${i}]`;
+    if (seen.has(j.name)) bad(`${key}.name`, `"${j.name}" names two pull jobs`);
+    seen.add(j.name);
+    if (!sources.includes(j.source)) bad(`${key}.source`, `"${j.source}" is not in "sources"${sources.length ? ` (${sources.join(', ')})` : ''}`);
+    const datasets = j.datasets.map((d, k) => at(`${key}.datasets[${k}]`, () => validateDataset(d)));
+    if (new Set(datasets).size !== datasets.length) bad(`${key}.datasets`, 'names a dataset twice');
+    return {
+      name: j.name,
+      source: j.source,
+      datasets,
+      schedule: schedule(j, key),
+      concurrency: j.concurrency,
+      lanes: String(j.lanes),
+      bwlimit: j.bwlimit === undefined ? 0 : bwlimit(String(j.bwlimit), `${key}.bwlimit`),
+      compress: j.compress,
+      retryMs: j.retrySeconds * 1000,
+    };
+  });
 }

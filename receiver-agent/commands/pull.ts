@@ -11,7 +11,7 @@ import { ZferryError, type ErrorCode } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { parseSource } from '../../shared/names.js';
 import { loadTlsMaterial } from '../../shared/tls.js';
-import { openCore } from '../server.js';
+import { openCore } from '../control-server.js';
 import { IdentityThrottle } from '../throttle.js';
 import { pullOnce, type PullRequest } from '../pull.js';
 import { CONFIG, ZFS } from './common.js';

@@ -35,7 +35,7 @@ export const run = defineCommand({
       const stop = () => abort.abort(new ZferryError('cancelled', 'stopped by a signal'));
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
-      const { latestTick } = await import('../jobs/schedule.js');
+      const { latestTick } = await import('../../shared/job-schedule.js');
       let failed = 0;
       for (const job of jobs) {
         const runner = new JobRunner(job, { config, zfsBin: v.zfs, clock, log, signal: abort.signal });

@@ -20,7 +20,7 @@ import type { Logger } from '../../shared/log.js';
 import type { SenderConfig } from '../../shared/config.js';
 import type { JobConfig } from '../../shared/job-config.js';
 import { JobRunner, jobsToRun, type RunContext } from './runner.js';
-import { dueTick, latestTick, nameTime } from './schedule.js';
+import { dueTick, latestTick, nameTime } from '../../shared/job-schedule.js';
 import { iso, msOf } from './state.js';
 import { snapshotName } from './naming.js';
 import type { Selected } from './select.js';

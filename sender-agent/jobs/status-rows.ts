@@ -3,7 +3,7 @@
 // needs neither the daemon nor the receiver to answer.
 import type { JobConfig } from '../../shared/job-config.js';
 import { snapshotTime } from './naming.js';
-import { nextTick } from './schedule.js';
+import { nextTick } from '../../shared/job-schedule.js';
 import { iso, msOf, type JobState } from './state.js';
 
 export interface DatasetStatus {

@@ -185,6 +185,19 @@ describe('config examples', () => {
     const pull = loadReceiverConfig(join(REPO, 'certs.example', 'receiver-pull.json'));
     expect(pull.sources['site-a']).toMatchObject({ from: { host: 'site-a.example.net', port: 7443 }, root: 'backup/site-a', requireRaw: true });
     expect(pull.tls.pullCert).toBe('backup-pull/backup.pem');
+    expect(pull.pulls).toEqual([
+      {
+        name: 'hourly',
+        source: 'site-a',
+        datasets: ['tank/data', 'tank/home'],
+        schedule: { kind: 'every', ms: 3_600_000, text: '1h' },
+        concurrency: 2,
+        lanes: 'auto',
+        bwlimit: 0,
+        compress: 'auto',
+        retryMs: 600_000,
+      },
+    ]);
     const r = loadReceiverConfig(join(REPO, 'certs.example', 'receiver.json'));
     expect(r.clients['site-b']).toEqual({
       root: 'backup/site-b',

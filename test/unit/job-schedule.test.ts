@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCron } from '../../shared/cron.js';
 import type { Schedule } from '../../shared/job-config.js';
-import { dueTick, latestTick, nameTime, nextTick } from '../../sender-agent/jobs/schedule.js';
+import { dueTick, latestTick, nameTime, nextTick } from '../../shared/job-schedule.js';
 import { snapshotName, snapshotTime } from '../../sender-agent/jobs/naming.js';
 
 const at = (iso: string) => Date.parse(iso);

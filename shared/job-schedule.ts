@@ -6,8 +6,8 @@
 // Catch-up: the daemon runs a job's tick when the latest scheduled tick at or before now is
 // later than the last one it ran (state.ts). However many ticks were missed while it was down
 // (or busy), that is one tick, run at once; a schedule never fires once per missed tick.
-import { nextCronTime, previousCronTime } from '../../shared/cron.js';
-import type { Schedule } from '../../shared/job-config.js';
+import { nextCronTime, previousCronTime } from './cron.js';
+import type { Schedule } from './job-config.js';
 
 /** The latest tick at or before `at` (ms), or null when the schedule has none (a cron beyond its horizon). */
 export function latestTick(s: Schedule, at: number): number | null {
