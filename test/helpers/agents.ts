@@ -178,7 +178,11 @@ export function spawnSender(args: string[], env?: NodeJS.ProcessEnv): ChildProce
 }
 
 export function runSender(args: string[], env?: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<SenderRun> {
-  const p = spawnSender(args, env);
+  return runToEnd(spawnSender(args, env), timeoutMs);
+}
+
+/** Collects a started agent's output until it ends (SIGKILL after `timeoutMs`). */
+export function runToEnd(p: ChildProcess, timeoutMs: number): Promise<SenderRun> {
   let stdout = '';
   let stderr = '';
   p.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { childEnd } from '../../shared/child.js';
 import { issueCertificate, writeCertFile, writeKeyFile, type CertAndKey } from '../../shared/certs.js';
-import { RECEIVER_CLI, SENDER_CLI, spawnServing, type makePki } from './agents.js';
+import { RECEIVER_CLI, SENDER_CLI, runToEnd, spawnServing, type SenderRun, type makePki } from './agents.js';
 
 type Pki = ReturnType<typeof makePki>;
 
@@ -85,11 +85,8 @@ export function pullerConfig(
   return config;
 }
 
-export interface PullRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+/** what a pull printed, and how it exited */
+export type PullRun = SenderRun;
 
 type PullArgs = { name: string; config: string; extra?: string[]; env?: NodeJS.ProcessEnv };
 
@@ -105,16 +102,5 @@ export function spawnPull(source: string, dataset: string, o: PullArgs): ChildPr
 
 /** `receiver-agent pull` to its end. */
 export function runPull(source: string, dataset: string, o: PullArgs, timeoutMs = 120_000): Promise<PullRun> {
-  const p = spawnPull(source, dataset, o);
-  let stdout = '';
-  let stderr = '';
-  p.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
-  p.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-  return new Promise((resolve) =>
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    }),
-  );
+  return runToEnd(spawnPull(source, dataset, o), timeoutMs);
 }
