@@ -62,7 +62,9 @@ describe('benchmark smoke run (loopback)', () => {
       '--out',
       out,
     ];
-    const { r, rep } = await benchReport(args, join(dir, 'results.json'), 55_000);
+    // ~35 s in a suite on 2 cores; over 55 s (killed) in 2 of 8 runs beside two other suites
+    // (load 8.5, each agent's start-up 11-15 s): this checks what arrives, not how fast
+    const { r, rep } = await benchReport(args, join(dir, 'results.json'), 100_000);
     expect(rep.runs.map((x) => `${x.tool} ${x.lanes}`)).toEqual(['ssh 1', 'ssh+mbuffer 1', 'zferry auto', 'zferry 4']);
     for (const x of rep.runs) {
       const what = `${x.tool} ${x.lanes}: ${x.error ?? ''}`;
@@ -87,7 +89,7 @@ describe('benchmark smoke run (loopback)', () => {
     expect(md).toContain('## Command lines');
     // the harness removed its temporary directory
     expect(r.stderr).not.toMatch(/kept \//);
-  }, 60_000);
+  }, 110_000);
 
   it("with --source zfs-fuse sends a real dataset through ssh and zferry into a pool, checked by guid, with zferry's timeline", async () => {
     const out = join(dir, 'zfs', 'results.md');
