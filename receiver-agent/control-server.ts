@@ -12,6 +12,9 @@ import { systemClock, type Clock } from '../shared/clock.js';
 import { ReceiverCore, type ReceiverFaults } from './control-service.js';
 import { removeStaleSpools } from './spool.js';
 import { certIdentity } from './policy.js';
+import type { LaneSettings } from './lane-listener.js';
+import type { IdentityThrottle } from './throttle.js';
+import type { ErrorCode } from '../shared/errors.js';
 
 /** The control service's core, its zfs, and the spool folder (stale spool files of interrupted transfers removed). */
 export async function openCore(
@@ -28,6 +31,29 @@ export async function openCore(
     if (stale.length) log.warn('removed spool files of interrupted transfers; they resume from zfs resume tokens', { files: stale.length });
   }
   return core;
+}
+
+/**
+ * How lanes into `core`'s transfers are taken, whoever dialed them (clients' lanes on the port,
+ * the lanes `pull` dials to a source): the receiver's limits, each identity's from its policy
+ * (read at each use, so a reload applies), one throttle for everyone's bytesPerSecond.
+ */
+export function laneSettings(
+  core: ReceiverCore,
+  o: { throttle: IdentityThrottle; waiting: Set<(message: string, code: ErrorCode) => void>; onRelease?: () => void },
+): LaneSettings {
+  const { cfg } = core;
+  return {
+    transfers: core.transfers,
+    maxLanes: cfg.maxLanes,
+    handshakeTimeoutMs: cfg.handshakeTimeoutMs,
+    idleTimeoutMs: cfg.laneIdleMs,
+    clientLimits: (identity) => {
+      const p = core.policy.lookup(identity);
+      return p ? { maxLanes: p.maxLanes, bytesPerSecond: p.bytesPerSecond } : undefined;
+    },
+    ...o,
+  };
 }
 
 /** A gRPC server with the control service of `core`, each identity's calls limited (maxCallsPerIdentity). */

@@ -11,10 +11,9 @@ import type { Logger } from '../shared/log.js';
 import type { ReceiverConfig } from '../shared/config.js';
 import type { PullJobConfig } from '../shared/job-config.js';
 import { nextTick } from '../shared/job-schedule.js';
-import { loadTlsMaterial } from '../shared/tls.js';
 import type { ReceiverCore } from './control-service.js';
 import type { LaneSettings } from './lane-listener.js';
-import { pullOnce } from './pull.js';
+import { pullMaterial, pullOnce } from './pull.js';
 
 export interface PullJobRun {
   job: string;
@@ -80,8 +79,7 @@ export class PullJobs {
     const jlog = this.log.child({ job: job.name, source: job.source });
     let material;
     try {
-      // read at each tick: a certificate renewed on disk is used from the next one
-      material = loadTlsMaterial({ ca: this.cfg.tls.ca, cert: this.cfg.tls.pullCert!, key: this.cfg.tls.pullKey! }, this.cfg.baseDir);
+      material = pullMaterial(this.cfg);
     } catch (e) {
       result.failed = job.datasets.map((dataset) => ({ dataset, error: errorMessage(e) }));
       jlog.error('pull job failed: cannot read its certificate', { error: errorMessage(e) });

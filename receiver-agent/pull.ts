@@ -8,9 +8,9 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { ZferryError, codeFromWire, errorMessage, isRetryable } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
-import type { SourcePolicy } from '../shared/config.js';
+import type { ReceiverConfig, SourcePolicy } from '../shared/config.js';
 import { codeTrailer, pullService, type OpenLanesReply, type PullDone, type PullHandlers, type PullOrder } from '../shared/control.js';
-import { LANE_ALPN, PULL_ALPN, clientTlsOptions, identityOf, peerCertAllowsServerAuth, type TlsMaterial } from '../shared/tls.js';
+import { LANE_ALPN, PULL_ALPN, clientTlsOptions, identityOf, loadTlsMaterial, peerCertAllowsServerAuth, type TlsMaterial } from '../shared/tls.js';
 import { formatHostPort } from '../shared/address.js';
 import { sleep } from '../shared/child.js';
 import { certIdentity } from './policy.js';
@@ -29,6 +29,22 @@ export interface SourceEndpoint {
   policy: SourcePolicy;
   /** this receiver's client certificate for dialing sources (receiver.json tls.pullCert/pullKey) */
   material: Pick<TlsMaterial, 'ca' | 'cert' | 'key'>;
+}
+
+/**
+ * The client certificate this receiver dials sources with (receiver.json tls.pullCert/pullKey,
+ * beside the CA), read now: `pull` reads it once, pull jobs at each tick (a renewed one is used
+ * from the next).
+ */
+export function pullMaterial(cfg: Pick<ReceiverConfig, 'file' | 'baseDir' | 'tls'>): TlsMaterial {
+  const { ca, pullCert, pullKey } = cfg.tls;
+  if (!pullCert || !pullKey) {
+    throw new ZferryError(
+      'bad-config',
+      `${cfg.file}: tls.pullCert and tls.pullKey are not set; pulling needs a client certificate whose CN the source lists in "pullers"`,
+    );
+  }
+  return loadTlsMaterial({ ca, cert: pullCert, key: pullKey }, cfg.baseDir);
 }
 
 /**

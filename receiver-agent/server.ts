@@ -9,8 +9,8 @@ import type { ReceiverConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
 import type { ErrorCode } from '../shared/errors.js';
 import type { ReceiverCore, ReceiverFaults } from './control-service.js';
-import { controlServer, openCore } from './control-server.js';
-import { handleLane, type LaneSettings } from './lane-listener.js';
+import { controlServer, laneSettings, openCore } from './control-server.js';
+import { handleLane } from './lane-listener.js';
 import { PullJobs } from './pull-jobs.js';
 import { Observer } from './observer.js';
 import { clientStatus } from './status.js';
@@ -61,16 +61,7 @@ export async function startReceiver(
   const trust = setupTrust({ cfg, policy: core.policy, server, material, log });
   const lanesWaiting = new Set<(message: string, code: ErrorCode) => void>();
   // the lanes clients dial in, and the lanes pull jobs dial out to sources: the same rules
-  const laneSettings: LaneSettings = {
-    transfers: core.transfers,
-    maxLanes: cfg.maxLanes,
-    handshakeTimeoutMs: cfg.handshakeTimeoutMs,
-    idleTimeoutMs: cfg.laneIdleMs,
-    clientLimits: (identity) => trust.clientLimits(identity),
-    throttle: trust.throttle,
-    onRelease: () => core.transfers.lanesKept++,
-    waiting: lanesWaiting,
-  };
+  const lanes = laneSettings(core, { throttle: trust.throttle, waiting: lanesWaiting, onRelease: () => core.transfers.lanesKept++ });
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     const who = identityOf(socket);
     const alpn = selectedAlpn(socket);
@@ -87,7 +78,7 @@ export async function startReceiver(
     }
     if (!trust.admit(socket, who)) return; // revoked: refused before anything is routed
     if (alpn === H2_ALPN) injector.injectConnection(socket);
-    else handleLane(socket, who.identity, laneSettings, log);
+    else handleLane(socket, who.identity, lanes, log);
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
     const reason = describeTlsClientError(err, socket);
@@ -121,7 +112,7 @@ export async function startReceiver(
       throw e;
     }
   }
-  const pulls = new PullJobs(core, cfg, laneSettings, log);
+  const pulls = new PullJobs(core, cfg, lanes, log);
   pulls.start();
   log.info('receiver listening', { address: `${cfg.listen.host}:${port}`, clients: Object.keys(cfg.clients).length, ...(http ? { http: http.address } : {}) });
 

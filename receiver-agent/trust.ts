@@ -17,11 +17,6 @@ import type { Policy } from './policy.js';
 import { Reloader } from './reload.js';
 import { IdentityThrottle } from './throttle.js';
 
-export interface ClientLimits {
-  maxLanes: number | null;
-  bytesPerSecond: number | null;
-}
-
 export interface Trust {
   readonly revocation: RevocationList;
   readonly guard: ConnectionGuard;
@@ -37,8 +32,6 @@ export interface Trust {
   admit(socket: tls.TLSSocket, who: PeerIdentity): boolean;
   /** For 'tlsClientError': closes the socket (Node does not, on a handshake timeout); true when it should not be logged. */
   onTlsClientError(socket: tls.TLSSocket): boolean;
-  /** Per-identity limits for the lane listener. */
-  clientLimits(identity: string): ClientLimits | undefined;
   /** Starts watching files and the enrollment endpoint; call after the main port listens. */
   start(): Promise<void>;
   /** Re-reads config, certificates and deny-list now (SIGHUP). */
@@ -132,10 +125,6 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
       const quiet = guard.refusedByGuard(socket);
       socket.destroy();
       return quiet;
-    },
-    clientLimits(identity) {
-      const p = policy.lookup(identity);
-      return p ? { maxLanes: p.maxLanes, bytesPerSecond: p.bytesPerSecond } : undefined;
     },
     async start() {
       reloader.watch();

@@ -10,10 +10,9 @@ import { loadReceiverConfig } from '../../shared/config.js';
 import { ZferryError, type ErrorCode } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { parseSource } from '../../shared/names.js';
-import { loadTlsMaterial } from '../../shared/tls.js';
-import { openCore } from '../control-server.js';
+import { laneSettings, openCore } from '../control-server.js';
 import { IdentityThrottle } from '../throttle.js';
-import { pullOnce, type PullRequest } from '../pull.js';
+import { pullMaterial, pullOnce, type PullRequest } from '../pull.js';
 import { CONFIG, ZFS } from './common.js';
 
 export const pull = defineCommand({
@@ -57,14 +56,7 @@ export const pull = defineCommand({
         `${cfg.file}: "${identity}" is not in "sources" (${known.length ? `known: ${known.join(', ')}` : 'none configured'})`,
       );
     }
-    const { pullCert, pullKey } = cfg.tls;
-    if (!pullCert || !pullKey) {
-      throw new ZferryError(
-        'bad-config',
-        `${cfg.file}: tls.pullCert and tls.pullKey are not set; pulling needs a client certificate whose CN the source lists in "pullers"`,
-      );
-    }
-    const material = loadTlsMaterial({ ca: cfg.tls.ca, cert: pullCert, key: pullKey }, cfg.baseDir);
+    const material = pullMaterial(cfg);
     const log = createLogger('receiver', { level: (process.env.ZFERRY_LOG_LEVEL as 'info' | undefined) ?? 'warn' });
     const core = await openCore(cfg, log, v.zfs);
     const request: PullRequest = {
@@ -87,18 +79,7 @@ export const pull = defineCommand({
       const r = await pullOnce({
         core,
         source: { identity: identity!, policy, material },
-        lanes: {
-          transfers: core.transfers,
-          maxLanes: cfg.maxLanes,
-          handshakeTimeoutMs: cfg.handshakeTimeoutMs,
-          idleTimeoutMs: cfg.laneIdleMs,
-          clientLimits: (id) => {
-            const p = core.policy.lookup(id);
-            return p ? { maxLanes: p.maxLanes, bytesPerSecond: p.bytesPerSecond } : undefined;
-          },
-          throttle: new IdentityThrottle(),
-          waiting,
-        },
+        lanes: laneSettings(core, { throttle: new IdentityThrottle(), waiting }),
         log,
         request,
         retryBudgetMs,
