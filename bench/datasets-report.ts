@@ -1,5 +1,5 @@
 // Results of the many-dataset benchmark (bench/datasets.ts): the records and the markdown.
-import { TIMELINE_EVENTS, stepsBeforeFirstByte, type RoundTrip, type TimelineEvent, type TimelineReport } from '../sender-agent/timeline.js';
+import { TIMELINE_EVENTS, stepsBeforeFirstByte, type RoundTrip, type TimelineEvent, type TimelineReport } from '../shared/send/timeline.js';
 
 export type ToolName = 'ssh' | 'replicate' | 'job';
 
@@ -71,7 +71,7 @@ export interface ToolResult {
   startedAt: string;
   commands: string[];
   records: DatasetRecord[];
-  /** replicate: the median of its runs' --json timelines (sender-agent/timeline.ts); null for the others */
+  /** replicate: the median of its runs' --json timelines (shared/send/timeline.ts); null for the others */
   timeline: MedianTimeline | null;
 }
 

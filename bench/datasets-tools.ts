@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { AGENT_NODE_FLAGS } from '../shared/node-flags.js';
 import { jobRunArgs, jobSenderConfig, jobSnapshot, receiverConfig, type TlsPaths } from './datasets-configs.js';
 import { medianTimeline, summarize, type DatasetRecord, type MedianTimeline, type SideUsage, type ToolName, type ToolResult } from './datasets-report.js';
-import type { TimelineReport } from '../sender-agent/timeline.js';
+import type { TimelineReport } from '../shared/send/timeline.js';
 import { BASE, NEW, verifyTargets, type Pools } from './datasets-zfs.js';
 import { CLK_TCK, collect, killTrees, nsArgv, startProc, type Proc } from './procs.js';
 import { sshArgv, type SshServer } from './sshd.js';

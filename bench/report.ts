@@ -1,7 +1,7 @@
 // Results of the WAN benchmark: the record of one tool run, and the markdown / JSON output.
 import type { GroupUsage } from './procs.js';
 import type { ConnSummary, SsSnapshot } from './ss.js';
-import { TIMELINE_EVENTS, stepsBeforeFirstByte, type TimelineReport } from '../sender-agent/timeline.js';
+import { TIMELINE_EVENTS, stepsBeforeFirstByte, type TimelineReport } from '../shared/send/timeline.js';
 
 /** zferry-pull: the same transfer with the receiver dialing (sender-agent serve, receiver-agent pull) */
 export type Tool = 'ssh' | 'ssh+mbuffer' | 'zferry' | 'zferry-pull';
@@ -80,7 +80,7 @@ export interface RunRecord {
   /** the receiving side's sockets (last snapshot): unread bytes, receive buffers */
   ssReceiverSummary: ConnSummary | null;
   series: ZferrySeries | null;
-  /** zferry: the sender's own timeline of the transfer (replicate --json; sender-agent/timeline.ts) */
+  /** zferry: the sender's own timeline of the transfer (replicate --json; shared/send/timeline.ts) */
   timeline: TimelineReport | null;
   wanem: Record<string, Record<string, number>> | null;
   machine: {
@@ -152,7 +152,7 @@ export function markdownTable(runs: RunRecord[]): string {
   return head + rows.join('\n') + '\n';
 }
 
-/** zferry's own timeline of each run (sender-agent/timeline.ts), one line per run. */
+/** zferry's own timeline of each run (shared/send/timeline.ts), one line per run. */
 export function timelineLines(runs: RunRecord[]): string[] {
   return runs
     .filter((r) => r.timeline)

@@ -26,7 +26,7 @@ import { ssSnapshot, summarize, type SsSnapshot } from './ss.js';
 import { sshArgv, startSshd, type SshServer } from './sshd.js';
 import { installExitHandlers, readSysctl, run, system, tryRun } from './system.js';
 import { exitWhenFlushed } from '../shared/exit.js';
-import type { TimelineReport } from '../sender-agent/timeline.js';
+import type { TimelineReport } from '../shared/send/timeline.js';
 import { prepareZfsSource, type ZfsSource } from './run-zfs.js';
 import { ZFS_FUSE_BIN } from './zfs-private.js';
 
@@ -840,7 +840,7 @@ function makePki(dir: string): Pick<Ctx, 'receiverTls' | 'senderConfig' | 'sourc
   writeCertFile(join(dir, 'puller.pem'), puller.certPem);
   writeKeyFile(join(dir, 'puller.key'), puller.keyPem!);
   const senderConfig = join(dir, 'sender.json');
-  // the sender's state (the path memory of --lanes auto: sender-agent/path-memory.ts) lives and
+  // the sender's state (the path memory of --lanes auto: shared/send/path-memory.ts) lives and
   // dies with the run: its first zferry run on a path starts cold, a repeated one (--lanes auto,auto) warm
   writeFileSync(senderConfig, JSON.stringify({ tls: { ca: 'ca.pem', cert: 'bench.pem', key: 'bench.key' }, stateDir: 'sender-state' }, null, 1));
   return {

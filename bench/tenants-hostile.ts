@@ -2,7 +2,7 @@
 // Hostile tenants for the multi-tenant benchmark (bench/tenants.ts): crafted traffic, not our
 // sender. Every identity it is given, with its own client certificate:
 //
-//   - holds transfers open: Begin (gRPC, sender-agent/control-client.ts) as a full receive,
+//   - holds transfers open: Begin (gRPC, shared/send/control-client.ts) as a full receive,
 //     one lane that sends a few DATA chunks OUT OF ORDER (sequences 1..n, never 0, so nothing
 //     can be written to zfs recv and the receiver must keep them in its window), then stalls,
 //     pinging every 5 s as a real sender does while its window is full, so the receiver's idle
@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as tls from 'node:tls';
-import { ControlClient } from '../sender-agent/control-client.js';
+import { ControlClient } from '../shared/send/control-client.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { formatHostPort } from '../shared/address.js';
 import { errorMessage } from '../shared/errors.js';

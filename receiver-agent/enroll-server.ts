@@ -45,7 +45,7 @@ import { addReenrolled, identityRevocation, readRevoked, removeReenrolled, type 
 import type { TlsMaterial } from '../shared/tls.js';
 import { CachedFile, EnrollRefusal, InvitationBook } from './invite.js';
 import type { ConnectionGuard } from '../shared/conn-guard.js';
-import { AddressRateLimiter, type RateRefusal } from './throttle.js';
+import { AddressRateLimiter, type RateRefusal } from '../shared/recv/throttle.js';
 
 export interface EnrollRequestBody {
   invitation: string;

@@ -6,9 +6,9 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AGENT_VERSION } from '../shared/control.js';
 import type { Observer, TransferView } from './observer.js';
-import type { Pruner } from './pruner.js';
-import type { TransferEvent } from './transfer.js';
-import type { TransferRegistry } from './transfer-registry.js';
+import type { Pruner } from '../shared/recv/pruner.js';
+import type { TransferEvent } from '../shared/recv/transfer.js';
+import type { TransferRegistry } from '../shared/recv/transfer-registry.js';
 
 export const KEEP_FINISHED_SERIES = 10;
 const OUTCOMES: TransferEvent[] = ['started', 'committed', 'failed', 'abandoned'];

@@ -11,9 +11,9 @@ import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { ReceiverConfig } from '../shared/config.js';
 import type { Zfs } from '../shared/zfs.js';
-import type { Policy } from './policy.js';
-import type { LaneHandle, Transfer, TransferEvent } from './transfer.js';
-import type { TransferRecord, TransferRegistry } from './transfer-registry.js';
+import type { Policy } from '../shared/recv/policy.js';
+import type { LaneHandle, Transfer, TransferEvent } from '../shared/recv/transfer.js';
+import type { TransferRecord, TransferRegistry } from '../shared/recv/transfer-registry.js';
 
 /** seconds of per-lane rate history kept for each running transfer */
 export const HISTORY_SAMPLES = 120;

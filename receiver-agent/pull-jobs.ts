@@ -11,9 +11,9 @@ import type { Logger } from '../shared/log.js';
 import type { ReceiverConfig } from '../shared/config.js';
 import type { PullJobConfig } from '../shared/job-config.js';
 import { nextTick } from '../shared/job-schedule.js';
-import type { ReceiverCore } from './control-service.js';
-import type { LaneSettings } from './lane-listener.js';
-import { pullMaterial, pullOnce } from './pull.js';
+import type { ReceiverCore } from '../shared/recv/control-service.js';
+import type { LaneSettings } from '../shared/recv/lane-listener.js';
+import { pullMaterial, pullOnce } from '../shared/recv/pull.js';
 
 export interface PullJobRun {
   job: string;

@@ -20,7 +20,7 @@ import type { Logger } from '../shared/log.js';
 import type { RevocationList } from '../shared/revocation.js';
 import { loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
 import type { ConnectionGuard } from '../shared/conn-guard.js';
-import type { Policy } from './policy.js';
+import type { Policy } from '../shared/recv/policy.js';
 
 const DEBOUNCE_MS = 200;
 

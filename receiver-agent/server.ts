@@ -8,9 +8,9 @@ import { H2_ALPN, LANE_ALPN, describeTlsClientError, identityOf, loadTlsMaterial
 import type { ReceiverConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
 import type { ErrorCode } from '../shared/errors.js';
-import type { ReceiverCore, ReceiverFaults } from './control-service.js';
-import { controlServer, laneSettings, openCore } from './control-server.js';
-import { handleLane } from './lane-listener.js';
+import type { ReceiverCore, ReceiverFaults } from '../shared/recv/control-service.js';
+import { controlServer, laneSettings, openCore } from '../shared/recv/control-server.js';
+import { handleLane } from '../shared/recv/lane-listener.js';
 import { PullJobs } from './pull-jobs.js';
 import { Observer } from './observer.js';
 import { clientStatus } from './status.js';

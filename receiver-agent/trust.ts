@@ -13,9 +13,9 @@ import { serverTlsOptions, H2_ALPN, LANE_ALPN, type PeerIdentity, type TlsMateri
 import { encodeError } from '../shared/frames.js';
 import { ConnectionGuard } from '../shared/conn-guard.js';
 import { startEnrollServer, type RunningEnroll } from './enroll-server.js';
-import type { Policy } from './policy.js';
+import type { Policy } from '../shared/recv/policy.js';
 import { Reloader } from './reload.js';
-import { IdentityThrottle } from './throttle.js';
+import { IdentityThrottle } from '../shared/recv/throttle.js';
 
 export interface Trust {
   readonly revocation: RevocationList;

@@ -40,7 +40,7 @@ import {
 import { formatBytes } from '../shared/units.js';
 import { Zfs } from '../shared/zfs.js';
 import { validateDataset } from '../shared/names.js';
-import type { ControlClient } from './control-client.js';
+import type { ControlClient } from '../shared/send/control-client.js';
 import {
   fmtMbit,
   fmtMs,
@@ -55,11 +55,11 @@ import {
   type Verdict,
   type ZfsSendResult,
 } from './doctor-verdict.js';
-import type { Striper } from './striper.js';
-import { connectReceiver, hello, type Receiver } from './session.js';
-import { SendPath } from './send-path.js';
-import type { ByteSource, StreamChunk } from './sources.js';
-import { autoLanes, chooseCongestion, planTuning } from './tuning.js';
+import type { Striper } from '../shared/send/striper.js';
+import { connectReceiver, hello, type Receiver } from '../shared/send/session.js';
+import { SendPath } from '../shared/send/send-path.js';
+import type { ByteSource, StreamChunk } from '../shared/send/sources.js';
+import { autoLanes, chooseCongestion, planTuning } from '../shared/send/tuning.js';
 
 const PROBE_CHUNK = 128 * 1024;
 const PINGS = 20;

@@ -8,8 +8,8 @@ import type { SenderConfig } from '../shared/config.js';
 import { GET_TARGETS_MAX_NAMES, type HelloReply, type TargetEntry, type TargetState } from '../shared/control.js';
 import { ZferryError, codeFromWire } from '../shared/errors.js';
 import { targetUnderRoot } from '../shared/names.js';
-import { connectReceiver, hello, helloRtt, type OpenSession, type Receiver } from './session.js';
-import { LanePool } from './lane-pool.js';
+import { connectReceiver, hello, helloRtt, type OpenSession, type Receiver } from '../shared/send/session.js';
+import { LanePool } from '../shared/send/lane-pool.js';
 
 /**
  * The most lane connections a session keeps between transfers. A kept lane is taken before

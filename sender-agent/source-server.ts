@@ -19,7 +19,7 @@ import {
   selectedAlpn,
   serverTlsOptions,
 } from '../shared/tls.js';
-import { LaneBox, servePull } from './pull-session.js';
+import { LaneBox, servePull } from '../shared/send/pull-session.js';
 
 export interface RunningSource {
   port: number;

@@ -1,5 +1,5 @@
 // A counting semaphore, for what one process runs at once: the receiver's inflations
-// (receiver-agent/budget.ts inflateSlots) and zfs commands (shared/zfs.ts).
+// (shared/recv/budget.ts inflateSlots) and zfs commands (shared/zfs.ts).
 /** A counting semaphore with a FIFO of waiters; a waiter that no longer wants a slot just does not take one. */
 export class Slots {
   private used = 0;

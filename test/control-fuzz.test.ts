@@ -9,7 +9,7 @@ import * as tls from 'node:tls';
 import { run } from '../shared/run.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { prng } from './helpers/fault-proxy.js';
-import { ControlClient } from '../sender-agent/control-client.js';
+import { ControlClient } from '../shared/send/control-client.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { H2_ALPN, LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { PROTOCOL_VERSION } from '../shared/control.js';

@@ -17,19 +17,19 @@ import { loadSenderConfig, type SenderConfig } from '../shared/config.js';
 import { ZferryError } from '../shared/errors.js';
 import { loadTlsMaterial } from '../shared/tls.js';
 import { GET_TARGETS_MAX_NAMES, PROTOCOL_VERSION, codeTrailer, controlService, type HelloReply, type TargetState } from '../shared/control.js';
-import { ControlClient } from '../sender-agent/control-client.js';
+import { ControlClient } from '../shared/send/control-client.js';
 import { JobSession } from '../sender-agent/job-session.js';
-import { replicate, type ReplicateOptions } from '../sender-agent/replicate.js';
-import { SendPath } from '../sender-agent/send-path.js';
-import { readableSource } from '../sender-agent/sources.js';
-import { Lane } from '../sender-agent/lane.js';
+import { replicate, type ReplicateOptions } from '../shared/send/replicate.js';
+import { SendPath } from '../shared/send/send-path.js';
+import { readableSource } from '../shared/send/sources.js';
+import { Lane } from '../shared/send/lane.js';
 import { issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
 import { replicateOptions } from './helpers/replicate-options.js';
 import { FAKE_ZFS, makePki, runSender, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { refusal } from './helpers/refusal.js';
 import { probeRequest, beginRequest } from './helpers/begin-request.js';
 import { startAlpnCounter } from './helpers/alpn-counter.js';
-import { LaneTickets, laneTls } from '../sender-agent/session.js';
+import { LaneTickets, laneTls } from '../shared/send/session.js';
 import { PassThrough } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 
@@ -354,7 +354,7 @@ describe('a job session', () => {
       // the plan (all targets), the receive, one read for the inert checks, the result and the
       // retention pass, the receive stamp, and this test's own list above: 5 (12 before the
       // inert read was one, 10 before it joined the commit's read, 6 while each Begin read the
-      // guids under its target again: now the plan's read stands in, receiver-agent/planned-guids.ts)
+      // guids under its target again: now the plan's read stands in, shared/recv/planned-guids.ts)
       expect(perTarget.length, perTarget.map((a) => a.join(' ')).join('\n')).toBeLessThanOrEqual(5);
       expect(perTarget.filter((a) => a.join(' ').startsWith('get -H -p -r -o name,value guid'))).toEqual([]);
       // the source: the snapshot, the snapshot and encryption read and the bookmark read are one

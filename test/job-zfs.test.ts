@@ -12,7 +12,7 @@ import { selectDatasets } from '../sender-agent/jobs/select.js';
 import { takeSnapshots } from '../sender-agent/jobs/snapshot.js';
 import { runHook, runHooks } from '../sender-agent/jobs/hooks.js';
 import { SourceReads } from '../sender-agent/jobs/source-reads.js';
-import { readSourceState } from '../sender-agent/source-state.js';
+import { readSourceState } from '../shared/send/source-state.js';
 import { FAKE_ZFS, tempDir } from './helpers/agents.js';
 import { createTestPool, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
 

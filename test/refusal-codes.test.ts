@@ -1,7 +1,7 @@
 // Every refusal a sender meets, checked by the code it arrives with (shared/errors.ts), against a
 // real receiver (fake zfs): over gRPC, the code in the trailers as ControlClient reads it back
 // (several are ones the status alone would have called something else); on lanes, the code in
-// the ERROR frame, as sender-agent/lane.ts decodes it, or as raw frames carry it.
+// the ERROR frame, as shared/send/lane.ts decodes it, or as raw frames carry it.
 import { beginRequest, probeRequest } from './helpers/begin-request.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync } from 'node:fs';
@@ -12,8 +12,8 @@ import * as tls from 'node:tls';
 import { run } from '../shared/run.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { refusal } from './helpers/refusal.js';
-import { ControlClient } from '../sender-agent/control-client.js';
-import { Lane } from '../sender-agent/lane.js';
+import { ControlClient } from '../shared/send/control-client.js';
+import { Lane } from '../shared/send/lane.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { ZferryError, isRetryable, type ErrorCode } from '../shared/errors.js';
@@ -47,7 +47,7 @@ const probeReq = (): BeginRequest => probeRequest({ estimatedBytes: 1 << 20, lan
 
 const fullReq = (name: string): BeginRequest => beginRequest(name);
 
-/** A lane as the sender opens one (sender-agent/lane.ts). */
+/** A lane as the sender opens one (shared/send/lane.ts). */
 function openLane(cfgPath: string, begun: Pick<BeginReply, 'transferId' | 'laneSecret'>, index = 0, r: ReceiverProcess = receiver): Promise<Lane> {
   const c = loadSenderConfig(cfgPath);
   const m = loadTlsMaterial(c.tls, c.baseDir);

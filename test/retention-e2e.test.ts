@@ -1,4 +1,4 @@
-// The receiver's own retention end to end (receiver-agent/pruner.ts), on the fake zfs: real
+// The receiver's own retention end to end (shared/recv/pruner.ts), on the fake zfs: real
 // `sender-agent replicate --recursive` runs into a receiver whose clock the test moves
 // (`serve --test-clock`) over days, and the exact surviving snapshot names on the receiver,
 // in the target and its child. A stamp the stream carries does not count; a clock that went

@@ -16,7 +16,7 @@ import { run } from '../shared/run.js';
 import { FAKE_ZFS, ROOT, makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 import { beginRequest } from './helpers/begin-request.js';
 import { craftedSend } from './helpers/crafted-client.js';
-import { ControlClient } from '../sender-agent/control-client.js';
+import { ControlClient } from '../shared/send/control-client.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { loadTlsMaterial } from '../shared/tls.js';
 import { ZferryError } from '../shared/errors.js';

@@ -1,4 +1,4 @@
-// The receiver's retention (receiver-agent/pruner.ts) on the real zfs-fuse daemon: snapshots
+// The receiver's retention (shared/recv/pruner.ts) on the real zfs-fuse daemon: snapshots
 // take the local zferry:received stamp, a replication stream's own value arrives as a
 // "received" one and is ignored, `zfs destroy ds@a,b` (which zfs-fuse refuses) falls back to
 // one snapshot at a time, and a held snapshot stays.
@@ -7,8 +7,8 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../shared/log.js';
 import { Zfs } from '../shared/zfs.js';
 import { parseGrid } from '../shared/retention.js';
-import { Policy } from '../receiver-agent/policy.js';
-import { Pruner, RECEIVED_PROP } from '../receiver-agent/pruner.js';
+import { Policy } from '../shared/recv/policy.js';
+import { Pruner, RECEIVED_PROP } from '../shared/recv/pruner.js';
 import { createTestPool, sendRecv, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
 import { clientPolicy } from './helpers/client-policy.js';
 

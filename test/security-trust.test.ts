@@ -16,7 +16,7 @@ import * as tls from 'node:tls';
 import nacl from 'tweetnacl';
 import { createTestPool, randomFile, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
 import { FAKE_ZFS, RECEIVER_CLI, ROOT, SENDER_CLI, makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
-import { ControlClient } from '../sender-agent/control-client.js';
+import { ControlClient } from '../shared/send/control-client.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { createCA, createCsr, fingerprint, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
@@ -869,7 +869,7 @@ describe('resource limits no peer can exceed', () => {
   });
 });
 
-/** Is checkStreamBegin called in the receiver's write path yet (receiver-agent/transfer.ts, owned by the lead)? */
+/** Is checkStreamBegin called in the receiver's write path yet (shared/recv/transfer.ts, owned by the lead)? */
 
 describe('requireRaw end to end (fake zfs: raw sends of encrypted datasets)', () => {
   let fake: ReceiverProcess;
@@ -971,7 +971,7 @@ describe('requireRaw end to end (fake zfs: raw sends of encrypted datasets)', ()
 
   // A sender that claims raw + encrypted in Begin but streams a plain send: the stream's own DRR_BEGIN
   // record (feature flag RAW) must stop it before zfs recv reads a byte. Needs checkStreamBegin in the
-  // receiver's write path (receiver-agent/transfer.ts); runs as soon as it is called there.
+  // receiver's write path (shared/recv/transfer.ts); runs as soon as it is called there.
   it('refuses a non-raw stream whose Begin claimed raw, before zfs recv gets a byte', async () => {
     const stream = await new Promise<Buffer>((resolve, reject) =>
       execFile(

@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import * as tls from 'node:tls';
 import { createTestPool, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
 import { makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
-import { ControlClient } from '../sender-agent/control-client.js';
+import { ControlClient } from '../shared/send/control-client.js';
 import { loadSenderConfig } from '../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../shared/tls.js';
 import { createCA } from '../shared/certs.js';

@@ -1,4 +1,4 @@
-// The send path (sender-agent/send-path.ts) driven in-process against a real receiver-agent on
+// The send path (shared/send/send-path.ts) driven in-process against a real receiver-agent on
 // loopback with the fake zfs: lanes, the FIN held back until the source ended cleanly, Finish,
 // tuning notices, and cancellation through an AbortSignal.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,10 +13,10 @@ import { ZferryError } from '../shared/errors.js';
 import { createLogger } from '../shared/log.js';
 import { loadSenderConfig } from '../shared/config.js';
 import type { BeginReply, BeginRequest } from '../shared/control.js';
-import type { LaneChunk } from '../sender-agent/lane.js';
-import { connectReceiver, hello, type Receiver } from '../sender-agent/session.js';
-import { SendPath, type SendPathOptions } from '../sender-agent/send-path.js';
-import { readableSource, zfsSendSource, type ByteSource } from '../sender-agent/sources.js';
+import type { LaneChunk } from '../shared/send/lane.js';
+import { connectReceiver, hello, type Receiver } from '../shared/send/session.js';
+import { SendPath, type SendPathOptions } from '../shared/send/send-path.js';
+import { readableSource, zfsSendSource, type ByteSource } from '../shared/send/sources.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 
 let dir: string;

@@ -1,4 +1,4 @@
-// Where a transfer's first seconds go (sender-agent/timeline.ts): replicate() against a real
+// Where a transfer's first seconds go (shared/send/timeline.ts): replicate() against a real
 // receiver-agent with the fake zfs, through a relay that counts the lanes reaching the
 // receiver (test/helpers/alpn-counter.ts). The lanes are dialed while Begin is in flight;
 // an early lane the receiver dropped is dialed again; every step of the timeline is there,
@@ -13,12 +13,12 @@ import { run } from '../shared/run.js';
 import { Zfs } from '../shared/zfs.js';
 import { createLogger } from '../shared/log.js';
 import { loadSenderConfig, type SenderConfig } from '../shared/config.js';
-import { connectReceiver, hello, type OpenSession } from '../sender-agent/session.js';
-import { replicate, type ReplicateOptions } from '../sender-agent/replicate.js';
-import { TIMELINE_EVENTS, fullRateAt } from '../sender-agent/timeline.js';
+import { connectReceiver, hello, type OpenSession } from '../shared/send/session.js';
+import { replicate, type ReplicateOptions } from '../shared/send/replicate.js';
+import { TIMELINE_EVENTS, fullRateAt } from '../shared/send/timeline.js';
 import { replicateOptions } from './helpers/replicate-options.js';
-import { pathKey } from '../sender-agent/path-memory.js';
-import { autoLanes, chooseCongestion, describeTuning } from '../sender-agent/tuning.js';
+import { pathKey } from '../shared/send/path-memory.js';
+import { autoLanes, chooseCongestion, describeTuning } from '../shared/send/tuning.js';
 import { startAlpnCounter, type AlpnCounter } from './helpers/alpn-counter.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { PIPE_BYTES, PipeReader, closeFd, openPipe, pipeWriter } from '../shared/zfs-pipe.js';
-import { chunkPool, pipeChunks } from '../sender-agent/chunker.js';
+import { chunkPool, pipeChunks } from '../shared/send/chunker.js';
 import { DATA_HEAD_BYTES } from '../shared/frames.js';
 import { childEnd } from '../shared/child.js';
 

@@ -4,7 +4,7 @@ import { defineCommand } from '../../shared/command.js';
 import { loadReceiverConfig } from '../../shared/config.js';
 import { createLogger } from '../../shared/log.js';
 import { Zfs } from '../../shared/zfs.js';
-import { ReceiverCore } from '../control-service.js';
+import { ReceiverCore } from '../../shared/recv/control-service.js';
 import { CONFIG, ZFS } from './common.js';
 
 export const makeInert = defineCommand({

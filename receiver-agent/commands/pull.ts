@@ -4,15 +4,15 @@
 import { defineCommand, usageError } from '../../shared/command.js';
 import { autoOrInt, num, oneOf, rate, seconds } from '../../shared/cli-values.js';
 import { formatBytes } from '../../shared/units.js';
-import type { ReceiverCore } from '../control-service.js';
+import type { ReceiverCore } from '../../shared/recv/control-service.js';
 import type { Io } from '../../shared/command.js';
 import { loadReceiverConfig } from '../../shared/config.js';
 import { ZferryError, type ErrorCode } from '../../shared/errors.js';
 import { createLogger } from '../../shared/log.js';
 import { parseSource } from '../../shared/names.js';
-import { laneSettings, openCore } from '../control-server.js';
-import { IdentityThrottle } from '../throttle.js';
-import { pullMaterial, pullOnce, type PullRequest } from '../pull.js';
+import { laneSettings, openCore } from '../../shared/recv/control-server.js';
+import { IdentityThrottle } from '../../shared/recv/throttle.js';
+import { pullMaterial, pullOnce, type PullRequest } from '../../shared/recv/pull.js';
 import { CONFIG, ZFS } from './common.js';
 
 export const pull = defineCommand({

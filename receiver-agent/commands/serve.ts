@@ -5,7 +5,7 @@ import { loadReceiverConfig } from '../../shared/config.js';
 import { fileClock, systemClock } from '../../shared/clock.js';
 import { createLogger } from '../../shared/log.js';
 import { startReceiver } from '../server.js';
-import type { ReceiverFaults } from '../control-service.js';
+import type { ReceiverFaults } from '../../shared/recv/control-service.js';
 import { CONFIG, ZFS } from './common.js';
 
 /**

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Logger } from '../../shared/log.js';
 import type { Observer, TransferView } from '../observer.js';
-import type { TransferEvent } from '../transfer.js';
+import type { TransferEvent } from '../../shared/recv/transfer.js';
 
 export const EVENTS_PATH = '/api/events';
 export const MAX_CLIENTS = 32;

@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { AGENT_VERSION } from '../../shared/control.js';
 import type { Observer, TransferView } from '../observer.js';
 import type { ReceiverMetrics } from '../metrics.js';
-import type { TransferRegistry } from '../transfer-registry.js';
+import type { TransferRegistry } from '../../shared/recv/transfer-registry.js';
 
 const nullableNumber = { type: ['number', 'null'] } as const;
 

@@ -30,8 +30,8 @@ import { ZferryError } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import { createMetrics } from '../metrics.js';
 import type { Observer } from '../observer.js';
-import type { Pruner } from '../pruner.js';
-import type { TransferRegistry } from '../transfer-registry.js';
+import type { Pruner } from '../../shared/recv/pruner.js';
+import type { TransferRegistry } from '../../shared/recv/transfer-registry.js';
 import { EventFeed } from './events.js';
 import { registerRoutes } from './routes.js';
 

@@ -3,8 +3,8 @@
 import type { SenderConfig } from '../../shared/config.js';
 import { createLogger, type Logger } from '../../shared/log.js';
 import { usageError, type OptionDef } from '../../shared/command.js';
-import type { ControlClient } from '../control-client.js';
-import { connectReceiver } from '../session.js';
+import type { ControlClient } from '../../shared/send/control-client.js';
+import { connectReceiver } from '../../shared/send/session.js';
 
 export const TO = { type: 'string', arg: '<host:port>', help: "the receiver-agent's address", required: true } as const satisfies OptionDef;
 export const NAME = {

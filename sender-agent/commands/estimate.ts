@@ -2,8 +2,8 @@
 // would send, and about how many bytes, without sending anything.
 import { defaultValues, defineCommand } from '../../shared/command.js';
 import { formatBytes } from '../../shared/units.js';
-import { estimateBytes, openSession, sendSpec } from '../replicate.js';
-import { describePlan } from '../plan.js';
+import { estimateBytes, openSession, sendSpec } from '../../shared/send/replicate.js';
+import { describePlan } from '../../shared/send/plan.js';
 import { CONFIG, JSON_OUT, NAME, SOURCE, STREAM_OPTIONS, TO, VERBOSE, ZFS, senderLog } from './common.js';
 import { replicate, replicateOptions, type ReplicateValues } from './replicate.js';
 

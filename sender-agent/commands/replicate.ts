@@ -1,13 +1,13 @@
 // `sender-agent replicate`: send a snapshot to a receiver-agent. Exit 0 only when the receiver
 // committed it; otherwise one line says what failed and what to do.
-import { describeTimeline } from '../timeline.js';
-import { pathsFile } from '../path-memory.js';
+import { describeTimeline } from '../../shared/send/timeline.js';
+import { pathsFile } from '../../shared/send/path-memory.js';
 import { loadSenderConfig } from '../../shared/config.js';
 import { defineCommand, type OptionValues } from '../../shared/command.js';
 import { autoOrInt, hostPort, int, num, oneOf, rate, seconds, size } from '../../shared/cli-values.js';
 import { formatBytes, formatRate } from '../../shared/units.js';
-import { replicateWithRetry, type ReplicateOptions, type ReplicateResult } from '../replicate.js';
-import { describeTuning } from '../tuning.js';
+import { replicateWithRetry, type ReplicateOptions, type ReplicateResult } from '../../shared/send/replicate.js';
+import { describeTuning } from '../../shared/send/tuning.js';
 import { CC, CONFIG, JSON_OUT, LINK_MBIT, NAME, SOURCE, STREAM_OPTIONS, TO, VERBOSE, ZFS, rawChoice, senderLog } from './common.js';
 
 const options = {

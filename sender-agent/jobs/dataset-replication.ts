@@ -18,18 +18,18 @@
 // backoff (1 s doubling to 30 s) within the job's retry budget; since each attempt re-reads
 // the target, it resumes from the receiver's token or finds the snapshot already committed.
 // Anything else (diverged, refused, no such dataset) ends this dataset's run with its error.
-import { pathsFile } from '../path-memory.js';
+import { pathsFile } from '../../shared/send/path-memory.js';
 import { ZferryError, isRetryable } from '../../shared/errors.js';
 import type { Logger } from '../../shared/log.js';
 import type { SenderConfig } from '../../shared/config.js';
 import type { JobConfig } from '../../shared/job-config.js';
 import type { TargetState } from '../../shared/control.js';
 import type { SnapshotInfo, Zfs } from '../../shared/zfs.js';
-import type { Pacer } from '../pacer.js';
-import { replicate, type ReplicateOptions } from '../replicate.js';
+import type { Pacer } from '../../shared/send/pacer.js';
+import { replicate, type ReplicateOptions } from '../../shared/send/replicate.js';
 import type { JobLink } from './job-link.js';
 import type { SourceReads } from './source-reads.js';
-import { readSourceState } from '../source-state.js';
+import { readSourceState } from '../../shared/send/source-state.js';
 import { snapshotTime } from './naming.js';
 
 export type Step =

@@ -21,7 +21,7 @@ import type { SenderConfig } from '../../shared/config.js';
 import type { JobConfig } from '../../shared/job-config.js';
 import { Zfs, heldSnapshots } from '../../shared/zfs.js';
 import { JobLink } from './job-link.js';
-import { Pacer } from '../pacer.js';
+import { Pacer } from '../../shared/send/pacer.js';
 import { acquireJobLock, type JobLock } from './lock.js';
 import { emptyDataset, iso, readJobState, recordFailure, recordSuccess, writeJobState, type DatasetState, type JobState } from './state.js';
 import { byPath, selectDatasets, type Selected } from './select.js';

@@ -5,7 +5,7 @@
 //   - a snapshot that is not the job's (another prefix, a manual one);
 //   - a held snapshot (the replication anchor where zfs has no bookmarks; others' holds too);
 //   - the newest snapshot the receiver has committed (the next incremental's base), unless a
-//     bookmark of it anchors the next incremental (sender-agent/anchor.ts: that is what the
+//     bookmark of it anchors the next incremental (shared/send/anchor.ts: that is what the
 //     bookmark is for), and every snapshot newer than it (not yet on the receiver);
 // and nothing at all is pruned when the receiver's state was not read this tick (down,
 // refused: what it holds is unknown), when it holds none of the dataset's snapshots, or when a

@@ -6,7 +6,7 @@
 // when the first of them starts, so what a dataset plans from is at most a hundred datasets old
 // (only this job snapshots, bookmarks or prunes them, and never while its run goes on).
 import type { Zfs } from '../../shared/zfs.js';
-import { readSourceState, type SourceState } from '../source-state.js';
+import { readSourceState, type SourceState } from '../../shared/send/source-state.js';
 
 const BATCH = 100;
 

@@ -9,10 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
 import { BufferPool, Lease, PoolReleasedError } from '../../shared/buffer-pool.js';
-import { Reassembler, WindowError, windowOfPool } from '../../receiver-agent/reassembler.js';
+import { Reassembler, WindowError, windowOfPool } from '../../shared/recv/reassembler.js';
 import { FrameParser, chunkChecksum, encodeData, inflateBound, openDeflated, type Frame } from '../../shared/frames.js';
-import { ReceiverBudget, Slots, SpoolBudget, duplicateLimit, inflateSlotsDefault, MAX_INFLATE_RATIO } from '../../receiver-agent/budget.js';
-import { Spool, useSpoolBudget } from '../../receiver-agent/spool.js';
+import { ReceiverBudget, Slots, SpoolBudget, duplicateLimit, inflateSlotsDefault, MAX_INFLATE_RATIO } from '../../shared/recv/budget.js';
+import { Spool, useSpoolBudget } from '../../shared/recv/spool.js';
 import { loadReceiverConfig } from '../../shared/config.js';
 import { ZferryError } from '../../shared/errors.js';
 

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
 import { FAKE_ZFS, makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
 import { beginRequest } from '../helpers/begin-request.js';
-import { ControlClient } from '../../sender-agent/control-client.js';
+import { ControlClient } from '../../shared/send/control-client.js';
 import { loadSenderConfig } from '../../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../../shared/tls.js';
 import { FrameParser, FrameType, chunkChecksum, encodeData, encodeFrame, encodeHello, laneErrorCode, type Frame } from '../../shared/frames.js';

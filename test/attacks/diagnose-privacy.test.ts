@@ -12,9 +12,9 @@ import { execFile } from 'node:child_process';
 import { loadSenderConfig } from '../../shared/config.js';
 import { loadTlsMaterial } from '../../shared/tls.js';
 import { PROTOCOL_VERSION, type DiagnoseReply } from '../../shared/control.js';
-import { ControlClient } from '../../sender-agent/control-client.js';
+import { ControlClient } from '../../shared/send/control-client.js';
 import type { DoctorReport } from '../../sender-agent/doctor.js';
-import { HOST_DETAIL_FIELDS } from '../../receiver-agent/diagnose.js';
+import { HOST_DETAIL_FIELDS } from '../../shared/recv/diagnose.js';
 import { FAKE_ZFS, SENDER_CLI, makePki, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
 
 let dir: string;

@@ -29,7 +29,7 @@ import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { ControlClient } from '../../sender-agent/control-client.js';
+import { ControlClient } from '../../shared/send/control-client.js';
 import { certInfo, createCA, createCsr, fingerprint, issueCertificate, writeCertFile, writeKeyFile } from '../../shared/certs.js';
 import { loadReceiverConfig, loadSenderConfig } from '../../shared/config.js';
 import { PROTOCOL_VERSION } from '../../shared/control.js';
@@ -39,7 +39,7 @@ import { readRevoked } from '../../shared/revocation.js';
 import { run } from '../../shared/run.js';
 import { loadTlsMaterial } from '../../shared/tls.js';
 import { InvitationBook, createInvitation, revokeInvitations } from '../../receiver-agent/invite.js';
-import { AddressRateLimiter, ENROLL_LIMIT_PER_ADDRESS } from '../../receiver-agent/throttle.js';
+import { AddressRateLimiter, ENROLL_LIMIT_PER_ADDRESS } from '../../shared/recv/throttle.js';
 import { FAKE_ZFS, RECEIVER_CLI, makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
 
 let dir: string;

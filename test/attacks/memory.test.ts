@@ -17,13 +17,13 @@ import { randomBytes } from 'node:crypto';
 import * as tls from 'node:tls';
 import { deflateRawSync } from 'node:zlib';
 import { FAKE_ZFS, makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
-import { ControlClient } from '../../sender-agent/control-client.js';
+import { ControlClient } from '../../shared/send/control-client.js';
 import { loadSenderConfig } from '../../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../../shared/tls.js';
 import { FrameParser, FrameType, StreamDigest, chunkChecksum, encodeData, encodeFrame, encodeHello, type Frame } from '../../shared/frames.js';
 import { PROTOCOL_VERSION, type BeginReply, type BeginRequest } from '../../shared/control.js';
 import { run } from '../../shared/run.js';
-import { inflateSlotsDefault } from '../../receiver-agent/budget.js';
+import { inflateSlotsDefault } from '../../shared/recv/budget.js';
 
 const MiB = 1024 * 1024;
 let dir: string;

@@ -14,11 +14,11 @@ import { checkDisjointRoots, loadReceiverConfig, loadSenderConfig, rootsOverlap,
 import { ZferryError } from '../../shared/errors.js';
 import { loadTlsMaterial } from '../../shared/tls.js';
 import { PROTOCOL_VERSION } from '../../shared/control.js';
-import { ControlClient } from '../../sender-agent/control-client.js';
+import { ControlClient } from '../../shared/send/control-client.js';
 import { EnrollRefusal, InvitationBook, createInvitation } from '../../receiver-agent/invite.js';
 import { runInviteCommand } from '../../receiver-agent/commands/invite.js';
 import { addClientToConfig } from '../../receiver-agent/enroll-server.js';
-import { Policy } from '../../receiver-agent/policy.js';
+import { Policy } from '../../shared/recv/policy.js';
 import { FAKE_ZFS, RECEIVER_CLI, makePki, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
 import { clientPolicy } from '../helpers/client-policy.js';
 

@@ -21,8 +21,8 @@ import { run } from '../../shared/run.js';
 import { bridgeSocket } from '../../shared/socket-bridge.js';
 import { H2_ALPN, LANE_ALPN, PULL_ALPN, clientTlsOptions, loadTlsMaterial, serverTlsOptions } from '../../shared/tls.js';
 import { ZferryError } from '../../shared/errors.js';
-import { ControlClient } from '../../sender-agent/control-client.js';
-import { PullClient } from '../../sender-agent/pull-client.js';
+import { ControlClient } from '../../shared/send/control-client.js';
+import { PullClient } from '../../shared/send/pull-client.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir } from '../helpers/agents.js';
 import { issueFiles, pullerConfig, runPull, startSource, type SourceProcess } from '../helpers/pull-agents.js';
 

@@ -2,7 +2,7 @@
 // framing, but the bytes it streams are whatever the test hands it (a crafted stream, another
 // zfs's output), and its Begin says whatever the test wants, not what our sender would plan.
 import * as tls from 'node:tls';
-import { ControlClient } from '../../sender-agent/control-client.js';
+import { ControlClient } from '../../shared/send/control-client.js';
 import { loadSenderConfig } from '../../shared/config.js';
 import { LANE_ALPN, clientTlsOptions, loadTlsMaterial } from '../../shared/tls.js';
 import { FrameParser, FrameType, StreamDigest, chunkChecksum, encodeData, encodeHello } from '../../shared/frames.js';

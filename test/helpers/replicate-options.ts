@@ -1,7 +1,7 @@
 // The options of an in-process replicate() in tests: the command's defaults where a test does
 // not care (one lane, no retries, no progress), and whatever the test sets.
 import type { SenderConfig } from '../../shared/config.js';
-import type { ReplicateOptions } from '../../sender-agent/replicate.js';
+import type { ReplicateOptions } from '../../shared/send/replicate.js';
 
 export function replicateOptions(config: SenderConfig, o: Partial<ReplicateOptions> & Pick<ReplicateOptions, 'source' | 'name' | 'to'>): ReplicateOptions {
   return {

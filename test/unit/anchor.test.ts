@@ -1,11 +1,11 @@
-// keepAnchor (sender-agent/anchor.ts) and the Zfs bookmark calls it runs, against the fake zfs:
+// keepAnchor (shared/send/anchor.ts) and the Zfs bookmark calls it runs, against the fake zfs:
 // with bookmarks the anchor becomes a bookmark and zferry's hold goes; without them (the fake
 // with FAKE_ZFS_NO_BOOKMARKS=1 answers like zfs-fuse), and for -R, the anchor stays a hold.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, rmSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
-import { keepAnchor } from '../../sender-agent/anchor.js';
+import { keepAnchor } from '../../shared/send/anchor.js';
 import { createLogger } from '../../shared/log.js';
 import { run } from '../../shared/run.js';
 import { Zfs } from '../../shared/zfs.js';

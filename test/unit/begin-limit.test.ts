@@ -1,8 +1,8 @@
-// The per-identity Begin limit (receiver-agent/throttle.ts beginLimit over RateBuckets): the
+// The per-identity Begin limit (shared/recv/throttle.ts beginLimit over RateBuckets): the
 // arithmetic, with the clock passed in. The receiver's refusal, with its code and key, is in
 // test/refusal-codes.test.ts.
 import { describe, expect, it } from 'vitest';
-import { AddressRateLimiter, RateBuckets, beginLimit } from '../../receiver-agent/throttle.js';
+import { AddressRateLimiter, RateBuckets, beginLimit } from '../../shared/recv/throttle.js';
 
 describe('Begins per identity', () => {
   it('a client gets a burst of 4 s at its rate (at least 16) at once, then the rate', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
-import { Compressor, RESAMPLE_EVERY, RESAMPLE_MAX } from '../../sender-agent/compress.js';
+import { Compressor, RESAMPLE_EVERY, RESAMPLE_MAX } from '../../shared/send/compress.js';
 
 const noise = () => randomBytes(64 * 1024);
 const text = () => Buffer.from('zfs send | zferry | zfs recv\n'.repeat(2300));

@@ -1,9 +1,9 @@
-// Fair sharing of the receiver's budgets (receiver-agent/budget.ts ReceiverBudget.take): a
+// Fair sharing of the receiver's budgets (shared/recv/budget.ts ReceiverBudget.take): a
 // Begin that does not fit is granted a smaller window down to its floor, else a client under
 // its fair share preempts transfers of clients strictly over theirs, else it is refused.
 // Transfers are simulated by grants; `preemptable` lists the running ones as the registry would.
 import { describe, expect, it } from 'vitest';
-import { ReceiverBudget, type BudgetGrant, type BudgetLimits, type Preemptable } from '../../receiver-agent/budget.js';
+import { ReceiverBudget, type BudgetGrant, type BudgetLimits, type Preemptable } from '../../shared/recv/budget.js';
 import { ZferryError } from '../../shared/errors.js';
 
 /** A budget and its running transfers; `run` takes a grant and lists it as preemptable. */

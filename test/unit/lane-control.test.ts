@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nextLanes, type LaneControlState } from '../../sender-agent/lane-control.js';
+import { nextLanes, type LaneControlState } from '../../shared/send/lane-control.js';
 
 const start = (lanes: number): LaneControlState => ({ lanes, before: null, done: false, warmedUp: true });
 

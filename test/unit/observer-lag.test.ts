@@ -4,11 +4,11 @@ import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../shared/log.js';
 import type { ReceiverConfig } from '../../shared/config.js';
 import { Zfs } from '../../shared/zfs.js';
-import { Policy } from '../../receiver-agent/policy.js';
+import { Policy } from '../../shared/recv/policy.js';
 import { Observer } from '../../receiver-agent/observer.js';
 import { parseGrid } from '../../shared/retention.js';
-import { Transfer } from '../../receiver-agent/transfer.js';
-import { TransferRegistry } from '../../receiver-agent/transfer-registry.js';
+import { Transfer } from '../../shared/recv/transfer.js';
+import { TransferRegistry } from '../../shared/recv/transfer-registry.js';
 import { clientPolicy } from '../helpers/client-policy.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Pacer } from '../../sender-agent/pacer.js';
+import { Pacer } from '../../shared/send/pacer.js';
 
 describe('pacer (--bwlimit)', () => {
   it('never lets any 100 ms window carry more than the limit plus one chunk', () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { createLogger } from '../../shared/log.js';
-import { FACTS_MAX_AGE_MS, PathMemory, pathKey, startLanes, type PathFacts } from '../../sender-agent/path-memory.js';
+import { FACTS_MAX_AGE_MS, PathMemory, pathKey, startLanes, type PathFacts } from '../../shared/send/path-memory.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'zferry-paths-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { describePlan, planTransfer } from '../../sender-agent/plan.js';
+import { describePlan, planTransfer } from '../../shared/send/plan.js';
 import type { TargetState } from '../../shared/control.js';
 import type { BookmarkInfo, SnapshotInfo } from '../../shared/zfs.js';
 

@@ -1,8 +1,8 @@
-// receiver-agent/planned-guids.ts: a plan's read of a target stands in for its next Begin's
+// shared/recv/planned-guids.ts: a plan's read of a target stands in for its next Begin's
 // read only once, only for a non-recursive Begin, only within PLANNED_TTL_MS, and the cache
 // stays bounded whatever a client names.
 import { expect, it } from 'vitest';
-import { PLANNED_MAX, PLANNED_MAX_GUIDS, PLANNED_TTL_MS, PlannedGuids } from '../../receiver-agent/planned-guids.js';
+import { PLANNED_MAX, PLANNED_MAX_GUIDS, PLANNED_TTL_MS, PlannedGuids } from '../../shared/recv/planned-guids.js';
 
 const guids = new Map([['123', 'backup/c/ds@s1']]);
 

@@ -1,4 +1,4 @@
-// The receiver's own retention (receiver-agent/pruner.ts): receive times from local stamps,
+// The receiver's own retention (shared/recv/pruner.ts): receive times from local stamps,
 // never from the stream; the grid applied to the committed target and every dataset under it;
 // the newest and held snapshots kept; nothing pruned on a clock that went back or beside a
 // running transfer. Over the fake zfs, in-process, with a clock the test sets.
@@ -13,10 +13,10 @@ import { createLogger } from '../../shared/log.js';
 import { parseGrid } from '../../shared/retention.js';
 import type { ClientPolicy } from '../../shared/config.js';
 import type { DatedSnapshot } from '../../shared/zfs-snapshots.js';
-import { Policy } from '../../receiver-agent/policy.js';
-import { Pruner, RECEIVED_PROP, receiveTimes, toStamp } from '../../receiver-agent/pruner.js';
+import { Policy } from '../../shared/recv/policy.js';
+import { Pruner, RECEIVED_PROP, receiveTimes, toStamp } from '../../shared/recv/pruner.js';
 import { readTree } from '../../shared/zfs-snapshots.js';
-import type { Transfer } from '../../receiver-agent/transfer.js';
+import type { Transfer } from '../../shared/recv/transfer.js';
 import { FAKE_ZFS } from '../helpers/agents.js';
 import { clientPolicy } from '../helpers/client-policy.js';
 

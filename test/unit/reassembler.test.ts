@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Reassembler, WindowError } from '../../receiver-agent/reassembler.js';
+import { Reassembler, WindowError } from '../../shared/recv/reassembler.js';
 
 const chunk = (seq: number, size = 10, fin = false) => ({ seq: BigInt(seq), data: Buffer.alloc(size, seq), checksum: 0, fin });
 

@@ -1,4 +1,4 @@
-// The receiver's sink stage (receiver-agent/recv-sink.ts): zfs receive spawned through the Zfs
+// The receiver's sink stage (shared/recv/recv-sink.ts): zfs receive spawned through the Zfs
 // class with the right argv, fed in order, holding writes back while it does not read, and
 // its end reported as one line. The `zfs` here is a small shell script per test.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Zfs } from '../../shared/zfs.js';
-import { DiscardSink, MAX_STDERR, RecvSink } from '../../receiver-agent/recv-sink.js';
+import { DiscardSink, MAX_STDERR, RecvSink } from '../../shared/recv/recv-sink.js';
 
 let dir: string;
 

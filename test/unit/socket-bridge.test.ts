@@ -9,8 +9,8 @@ import { createCA, issueCertificate } from '../../shared/certs.js';
 import { controlService } from '../../shared/control.js';
 import { bridgeSocket } from '../../shared/socket-bridge.js';
 import { H2_ALPN, clientTlsOptions, serverTlsOptions } from '../../shared/tls.js';
-import { certIdentity } from '../../receiver-agent/policy.js';
-import { ControlClient } from '../../sender-agent/control-client.js';
+import { certIdentity } from '../../shared/recv/policy.js';
+import { ControlClient } from '../../shared/send/control-client.js';
 
 const ca = createCA({ commonName: 'bridge test CA' });
 const src = issueCertificate({ ca, kind: 'server', commonName: 'site-a', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] });

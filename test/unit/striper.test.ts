@@ -2,8 +2,8 @@
 // to, what is re-sent after a lane closes and in which order, and when push() blocks.
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { Striper } from '../../sender-agent/striper.js';
-import type { Lane, LaneChunk } from '../../sender-agent/lane.js';
+import { Striper } from '../../shared/send/striper.js';
+import type { Lane, LaneChunk } from '../../shared/send/lane.js';
 import { createLogger } from '../../shared/log.js';
 import { Writable } from 'node:stream';
 import { ZferryError, type ErrorCode } from '../../shared/errors.js';

@@ -1,6 +1,6 @@
 // The timeline replicate's --json summary and the benchmark report: its steps stay in causal order.
 import { expect, it } from 'vitest';
-import { Timeline } from '../../sender-agent/timeline.js';
+import { Timeline } from '../../shared/send/timeline.js';
 
 it('a transfer of one acknowledgement has its first byte at its last, not after it, whatever the clock reads next', () => {
   let now = 0.02;

@@ -1,4 +1,4 @@
-// The receiver's transfer registry (receiver-agent/transfer-registry.ts): lifecycle events in
+// The receiver's transfer registry (shared/recv/transfer-registry.ts): lifecycle events in
 // order, limits per identity and over all clients, the budget given back as transfers settle,
 // lookup by target, and retirement to a summary that is pruned to the newest few.
 // Probe transfers (their sink discards the bytes) stand in for real ones; the by-target cases
@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { Zfs } from '../../shared/zfs.js';
 import type { Logger } from '../../shared/log.js';
 import { StreamDigest, chunkChecksum } from '../../shared/frames.js';
-import { Transfer, type TransferEvent, type TransferInfo } from '../../receiver-agent/transfer.js';
-import { TransferRegistry, TransferSummary, type AdmissionRequest } from '../../receiver-agent/transfer-registry.js';
-import type { BudgetLimits } from '../../receiver-agent/budget.js';
+import { Transfer, type TransferEvent, type TransferInfo } from '../../shared/recv/transfer.js';
+import { TransferRegistry, TransferSummary, type AdmissionRequest } from '../../shared/recv/transfer-registry.js';
+import type { BudgetLimits } from '../../shared/recv/budget.js';
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet };
 const MiB = 1 << 20;

@@ -12,7 +12,7 @@ import { decodeInvitation, signInvitation, verifyInvitationSignature, type Invit
 import { RevocationList, addRevoked, normalizeFingerprint } from '../../shared/revocation.js';
 import { readIssued, recordIssued } from '../../shared/issued.js';
 import { withFileLock } from '../../shared/atomic-file.js';
-import { IdentityThrottle } from '../../receiver-agent/throttle.js';
+import { IdentityThrottle } from '../../shared/recv/throttle.js';
 import { InvitationBook, createInvitation, invitationsPath, listInvitations, revokeInvitations } from '../../receiver-agent/invite.js';
 import { runInviteCommand } from '../../receiver-agent/commands/invite.js';
 import { addClientToConfig } from '../../receiver-agent/enroll-server.js';

@@ -2,10 +2,10 @@
 // the TLS options a lane dials with. Every sender command that talks to a receiver starts here,
 // so they all present the same certificate, server name and protocol version.
 import type * as tls from 'node:tls';
-import { formatHostPort, parseHostPort } from '../shared/address.js';
-import type { SenderConfig } from '../shared/config.js';
-import { AGENT_VERSION, PROTOCOL_VERSION, type HelloReply } from '../shared/control.js';
-import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../shared/tls.js';
+import { formatHostPort, parseHostPort } from '../address.js';
+import type { SenderConfig } from '../config.js';
+import { AGENT_VERSION, PROTOCOL_VERSION, type HelloReply } from '../control.js';
+import { LANE_ALPN, clientTlsOptions, loadTlsMaterial, type TlsMaterial } from '../tls.js';
 import { ControlClient } from './control-client.js';
 import type { LanePool } from './lane-pool.js';
 

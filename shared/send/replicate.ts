@@ -1,12 +1,12 @@
 // One replication job: plan with the receiver, run `zfs send`, stripe its bytes over the
 // lanes, state the end, and keep the new anchor (anchor.ts) once the receiver committed.
-import { ZferryError, isRetryable } from '../shared/errors.js';
-import { sleep } from '../shared/child.js';
-import type { Logger } from '../shared/log.js';
-import { anchorBookmark, parseSource, targetUnderRoot } from '../shared/names.js';
-import { Zfs, type BookmarkInfo, type ResumeTokenInfo, type SendSpec, type SnapshotInfo } from '../shared/zfs.js';
-import type { BeginReply, FinishReply, HelloReply, TargetState } from '../shared/control.js';
-import type { SenderConfig } from '../shared/config.js';
+import { ZferryError, isRetryable } from '../errors.js';
+import { sleep } from '../child.js';
+import type { Logger } from '../log.js';
+import { anchorBookmark, parseSource, targetUnderRoot } from '../names.js';
+import { Zfs, type BookmarkInfo, type ResumeTokenInfo, type SendSpec, type SnapshotInfo } from '../zfs.js';
+import type { BeginReply, FinishReply, HelloReply, TargetState } from '../control.js';
+import type { SenderConfig } from '../config.js';
 import { connectReceiver, hello, helloRtt, type OpenSession, type Receiver } from './session.js';
 import { SendPath, type DialedLanes, type SendStats } from './send-path.js';
 import { Lane } from './lane.js';

@@ -2,9 +2,9 @@
 // maps it to one dataset root. Every target a client names is resolved under that root.
 // No two clients' roots overlap (one equal to, or inside, the other): such a map is refused.
 import type { PeerCertificate } from 'node:tls';
-import { ZferryError } from '../shared/errors.js';
-import { targetUnderRoot } from '../shared/names.js';
-import { checkDisjointRoots, type ClientPolicy } from '../shared/config.js';
+import { ZferryError } from '../errors.js';
+import { targetUnderRoot } from '../names.js';
+import { checkDisjointRoots, type ClientPolicy } from '../config.js';
 
 export function certIdentity(cert: PeerCertificate | undefined | null): string | null {
   if (!cert || !cert.subject) return null;

@@ -13,8 +13,8 @@
 // transfer: it is logged once, at debug level.
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { readJsonFile, writeFileAtomic } from '../shared/atomic-file.js';
-import type { Logger } from '../shared/log.js';
+import { readJsonFile, writeFileAtomic } from '../atomic-file.js';
+import type { Logger } from '../log.js';
 
 export interface PathFacts {
   /** the lanes the controller settled on (the last step that paid) */

@@ -1,6 +1,6 @@
 // The sender's side of the control plane: gRPC over mutual TLS to the receiver's port.
 import * as grpc from '@grpc/grpc-js';
-import { ZferryError, type ErrorCode } from '../shared/errors.js';
+import { ZferryError, type ErrorCode } from '../errors.js';
 import {
   codeFromTrailer,
   controlService,
@@ -21,8 +21,8 @@ import {
   type StatusReply,
   type StatusRequest,
   type TargetState,
-} from '../shared/control.js';
-import type { TlsMaterial } from '../shared/tls.js';
+} from '../control.js';
+import type { TlsMaterial } from '../tls.js';
 
 /**
  * The code of a refusal from a receiver that sends none in its trailers (an older one), by

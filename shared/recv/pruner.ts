@@ -17,14 +17,14 @@
 //    put on a command line. Nothing at all while a transfer into the dataset (or one above or
 //    below it) runs, and nothing anywhere when a snapshot is newer than the clock (it went back).
 // 4. Failures are logged and counted (metrics.ts); the commit already reported stays reported.
-import { errorMessage } from '../shared/errors.js';
-import type { Clock } from '../shared/clock.js';
-import type { Logger } from '../shared/log.js';
-import { validateSnapshotName } from '../shared/names.js';
-import { clockWentBack, planPrune, type Dated } from '../shared/retention.js';
-import { RECEIVED_PROP, datedSnapshotsUnder, destroySnapshots, setOnSnapshots, type DatedSnapshot, type TreeRead } from '../shared/zfs-snapshots.js';
-import type { Zfs } from '../shared/zfs.js';
-import { rootsOverlap, type ClientPolicy } from '../shared/config.js';
+import { errorMessage } from '../errors.js';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import { validateSnapshotName } from '../names.js';
+import { clockWentBack, planPrune, type Dated } from '../retention.js';
+import { RECEIVED_PROP, datedSnapshotsUnder, destroySnapshots, setOnSnapshots, type DatedSnapshot, type TreeRead } from '../zfs-snapshots.js';
+import type { Zfs } from '../zfs.js';
+import { rootsOverlap, type ClientPolicy } from '../config.js';
 import type { Policy } from './policy.js';
 import type { Transfer, TransferEvent } from './transfer.js';
 import type { TransferRegistry } from './transfer-registry.js';

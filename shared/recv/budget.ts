@@ -66,9 +66,9 @@
 //
 // The threadpool budget (InflateSlots) is per process, as libuv's threadpool is.
 import { availableParallelism } from 'node:os';
-import { ZferryError } from '../shared/errors.js';
-import { formatBytes } from '../shared/units.js';
-import { Slots } from '../shared/slots.js';
+import { ZferryError } from '../errors.js';
+import { formatBytes } from '../units.js';
+import { Slots } from '../slots.js';
 
 export { Slots };
 
@@ -304,7 +304,7 @@ export class BudgetGrant {
 /**
  * Spool disk over all transfers (spool.maxBytes) and per identity (spool.maxBytesPerIdentity).
  * A spool that has no room simply stops spooling: its transfer falls back to the memory
- * window, which back-pressures the sender (receiver-agent/spool.ts). Charges are kept per
+ * window, which back-pressures the sender (shared/recv/spool.ts). Charges are kept per
  * spool (transfer id), so a spool's removal gives back exactly what it held.
  */
 export class SpoolBudget {

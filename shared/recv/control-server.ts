@@ -4,17 +4,17 @@
 // connections they dial to sources (pull.ts).
 import { mkdirSync } from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { codeTrailer, controlService } from '../shared/control.js';
-import type { ReceiverConfig } from '../shared/config.js';
-import type { Logger } from '../shared/log.js';
-import { Zfs } from '../shared/zfs.js';
-import { systemClock, type Clock } from '../shared/clock.js';
+import { codeTrailer, controlService } from '../control.js';
+import type { ReceiverConfig } from '../config.js';
+import type { Logger } from '../log.js';
+import { Zfs } from '../zfs.js';
+import { systemClock, type Clock } from '../clock.js';
 import { ReceiverCore, type ReceiverFaults } from './control-service.js';
 import { removeStaleSpools } from './spool.js';
 import { certIdentity } from './policy.js';
 import type { LaneSettings } from './lane-listener.js';
 import type { IdentityThrottle } from './throttle.js';
-import type { ErrorCode } from '../shared/errors.js';
+import type { ErrorCode } from '../errors.js';
 
 /** The control service's core, its zfs, and the spool folder (stale spool files of interrupted transfers removed). */
 export async function openCore(

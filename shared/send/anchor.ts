@@ -11,9 +11,9 @@
 // v23), where bookmarking fails (a pool without feature@bookmarks), and for recursive sends,
 // which zfs cannot start from a bookmark. The held snapshot cannot be destroyed until the
 // next replication moves the hold to a newer one.
-import type { Logger } from '../shared/log.js';
-import { anchorBookmark, anchorBookmarkPrefix, holdTag } from '../shared/names.js';
-import { heldSnapshots, type BookmarkInfo, type SnapshotInfo, type Zfs } from '../shared/zfs.js';
+import type { Logger } from '../log.js';
+import { anchorBookmark, anchorBookmarkPrefix, holdTag } from '../names.js';
+import { heldSnapshots, type BookmarkInfo, type SnapshotInfo, type Zfs } from '../zfs.js';
 
 export type Anchor = { kind: 'bookmark'; bookmark: string } | { kind: 'hold'; snapshot: string; tag: string } | null;
 

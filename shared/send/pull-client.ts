@@ -1,8 +1,8 @@
 // The source's calls to the puller's Pull service (proto: service Pull), on the same bridged
 // connection as its Control calls (pull-session.ts): what to send, more lanes, how it ended.
 import * as grpc from '@grpc/grpc-js';
-import { ZferryError } from '../shared/errors.js';
-import { codeFromTrailer, pullService, type OpenLanesReply, type PullDone, type PullOrder } from '../shared/control.js';
+import { ZferryError } from '../errors.js';
+import { codeFromTrailer, pullService, type OpenLanesReply, type PullDone, type PullOrder } from '../control.js';
 import type { ControlClient } from './control-client.js';
 
 type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: unknown) => void) => void;

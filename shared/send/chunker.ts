@@ -6,9 +6,9 @@
 // the frame header into that headroom and sends header and data as one buffer, so neither
 // Node's TLS layer (which joins multi-buffer writes) nor we copy the chunk again.
 import type { Readable } from 'node:stream';
-import { DATA_HEAD_BYTES } from '../shared/frames.js';
-import { BufferPool, Lease } from '../shared/buffer-pool.js';
-import type { PipeReader } from '../shared/zfs-pipe.js';
+import { DATA_HEAD_BYTES } from '../frames.js';
+import { BufferPool, Lease } from '../buffer-pool.js';
+import type { PipeReader } from '../zfs-pipe.js';
 
 export interface SendChunk {
   /** the chunk's bytes: lease.buf from DATA_HEAD_BYTES on */

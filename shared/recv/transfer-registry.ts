@@ -9,8 +9,8 @@
 // - retirement: once a transfer is over and its zfs receive has exited, only a summary
 //   (counters, outcome, the end its sender stated) is kept, and only for the most recent
 //   KEEP_FINISHED, KEEP_FINISHED_PER_IDENTITY per client.
-import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
+import { ZferryError, errorMessage, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
 import { ReceiverBudget, type BudgetGrant, type BudgetLimits, type Preemptable, type Superseded } from './budget.js';
 import { Transfer, finishAgain, type FinishResult, type FinishStatement, type LaneHandle, type TransferEvent, type TransferInfo } from './transfer.js';
 

@@ -4,7 +4,7 @@
 // order. Bounded by maxBytes (a full spool back-pressures through the sender's window).
 // Removed after the transfer ends; an interrupted transfer resumes from zfs's own token.
 //
-// The spools of all transfers share the receiver's disk budget (receiver-agent/budget.ts
+// The spools of all transfers share the receiver's disk budget (shared/recv/budget.ts
 // SpoolBudget: spool.maxBytes over all of them, spool.maxBytesPerIdentity per client), which
 // the receiver registers for its spool directory (useSpoolBudget). A spool counts the bytes its
 // file holds: everything written since it was last drained and truncated.

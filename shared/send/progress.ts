@@ -1,5 +1,5 @@
 // Progress for people (a line on a terminal, redrawn) and for programs (--json events).
-import { formatBytes, formatDuration, formatRate } from '../shared/units.js';
+import { formatBytes, formatDuration, formatRate } from '../units.js';
 
 export interface ProgressSample {
   /** bytes the receiver acknowledged (written to zfs recv): what the rate and ETA use */

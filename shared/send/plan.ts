@@ -4,9 +4,9 @@
 // The base of an incremental is the newest target snapshot whose guid the source still has:
 // as a snapshot, or else as a bookmark (the source pruned the snapshot after bookmarking it;
 // `zfs send -i ds#bm`). zfs sends from a bookmark only with -i: never -I, never -R.
-import { ZferryError } from '../shared/errors.js';
-import type { BookmarkInfo, SnapshotInfo } from '../shared/zfs.js';
-import type { SnapshotMsg, TargetState } from '../shared/control.js';
+import { ZferryError } from '../errors.js';
+import type { BookmarkInfo, SnapshotInfo } from '../zfs.js';
+import type { SnapshotMsg, TargetState } from '../control.js';
 
 export type Plan =
   | { kind: 'resume'; token: string }

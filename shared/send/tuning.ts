@@ -4,8 +4,8 @@
 // TCP_NOTSENT_LOWAT so unsent data waits in Node, where the scheduler can see which lane
 // is slow, instead of in a deep kernel buffer. Every shortfall is said once, with the sysctl.
 import type * as tls from 'node:tls';
-import { ZferryError } from '../shared/errors.js';
-import { availableCongestionControls, defaultCongestionControl, laneBufferBytes, sockopt, tuneSocket } from '../shared/sockopt.js';
+import { ZferryError } from '../errors.js';
+import { availableCongestionControls, defaultCongestionControl, laneBufferBytes, sockopt, tuneSocket } from '../sockopt.js';
 
 /** Assumed when --link-mbit is not given: sizes buffers generously; bbr paces anyway. */
 export const DEFAULT_LINK_MBIT = 1000;

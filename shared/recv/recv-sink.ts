@@ -4,10 +4,10 @@
 // and when; the sink only writes, one write at a time and in the order given, and reports
 // how its consumer ended.
 import { Writable } from 'node:stream';
-import { oneLine } from '../shared/errors.js';
-import type { Zfs, PropOverrides } from '../shared/zfs.js';
-import { childEnd } from '../shared/child.js';
-import { closeFd, openPipe, pipeWriter } from '../shared/zfs-pipe.js';
+import { oneLine } from '../errors.js';
+import type { Zfs, PropOverrides } from '../zfs.js';
+import { childEnd } from '../child.js';
+import { closeFd, openPipe, pipeWriter } from '../zfs-pipe.js';
 
 export interface SinkExit {
   code: number | null;

@@ -5,13 +5,13 @@
 // the lanes come the other way: the puller dials each one when asked (LaneBox below).
 import type * as tls from 'node:tls';
 import { Writable } from 'node:stream';
-import { ZferryError, errorMessage, isErrorCode } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import type { SenderConfig } from '../shared/config.js';
-import type { TlsMaterial } from '../shared/tls.js';
-import type { PullOrder } from '../shared/control.js';
-import { parseSource } from '../shared/names.js';
-import { bridgeSocket } from '../shared/socket-bridge.js';
+import { ZferryError, errorMessage, isErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { SenderConfig } from '../config.js';
+import type { TlsMaterial } from '../tls.js';
+import type { PullOrder } from '../control.js';
+import { parseSource } from '../names.js';
+import { bridgeSocket } from '../socket-bridge.js';
 import { ControlClient } from './control-client.js';
 import { PullClient } from './pull-client.js';
 import { LaneTickets, hello, helloRtt, type Receiver } from './session.js';

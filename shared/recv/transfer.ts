@@ -5,18 +5,18 @@
 // the sender's Finish states the total length and digest and they match: a stream that does
 // not check out never reaches zfs recv whole, so it can never be committed.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { ZferryError, type ErrorCode } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import type { Zfs } from '../shared/zfs.js';
-import type { FinishReply, TransferKind } from '../shared/control.js';
+import { ZferryError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Zfs } from '../zfs.js';
+import type { FinishReply, TransferKind } from '../control.js';
 import { Reassembler, type HeldChunk } from './reassembler.js';
-import { BufferPool, RESERVE_MAX_BYTES, UNKNOWN_SIZE_CHUNKS } from '../shared/buffer-pool.js';
-import { CHECKSUM_BYTES, StreamDigest, laneErrorNumber } from '../shared/frames.js';
+import { BufferPool, RESERVE_MAX_BYTES, UNKNOWN_SIZE_CHUNKS } from '../buffer-pool.js';
+import { CHECKSUM_BYTES, StreamDigest, laneErrorNumber } from '../frames.js';
 import { DiscardSink, RecvSink, type StreamSink } from './recv-sink.js';
 import type { Spool } from './spool.js';
-import { StreamWalker, type WalkPolicy } from '../shared/stream-walk.js';
-import { RECEIVED_PROP, readTree, type TreeRead } from '../shared/zfs-snapshots.js';
-import { inertProps, knownProps, makeInertFrom, type InertPlan } from '../shared/inert.js';
+import { StreamWalker, type WalkPolicy } from '../stream-walk.js';
+import { RECEIVED_PROP, readTree, type TreeRead } from '../zfs-snapshots.js';
+import { inertProps, knownProps, makeInertFrom, type InertPlan } from '../inert.js';
 
 export interface LaneStats {
   index: number;

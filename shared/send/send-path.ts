@@ -4,12 +4,12 @@
 // the source ended cleanly, and asks the receiver to Finish. What to send, and what to do
 // once the receiver committed, stay with the caller (replicate, doctor).
 import type * as tls from 'node:tls';
-import { ZferryError } from '../shared/errors.js';
-import { sleep } from '../shared/child.js';
-import type { Logger } from '../shared/log.js';
-import { UNKNOWN_SIZE_CHUNKS, type BufferPool } from '../shared/buffer-pool.js';
-import type { BeginReply, FinishReply } from '../shared/control.js';
-import { StreamDigest, chunkChecksum } from '../shared/frames.js';
+import { ZferryError } from '../errors.js';
+import { sleep } from '../child.js';
+import type { Logger } from '../log.js';
+import { UNKNOWN_SIZE_CHUNKS, type BufferPool } from '../buffer-pool.js';
+import type { BeginReply, FinishReply } from '../control.js';
+import { StreamDigest, chunkChecksum } from '../frames.js';
 import { Lane } from './lane.js';
 import { Striper } from './striper.js';
 import { chunkPool } from './chunker.js';

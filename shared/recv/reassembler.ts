@@ -5,7 +5,7 @@
 // A DEFLATE'd chunk is counted before it is inflated: its lane reserves room for the most it
 // may inflate to (reserve()), so the bytes in zlib's hands count against the same window as
 // the bytes held here, and a sender cannot have more inflating than the window would hold.
-import type { Lease } from '../shared/buffer-pool.js';
+import type { Lease } from '../buffer-pool.js';
 
 export interface HeldChunk {
   seq: bigint;

@@ -2,11 +2,11 @@
 // verdict matters because the receiver commits on the chunk marked FIN: a `zfs send` that
 // dies after its last write must not look like a complete stream.
 import type { Readable } from 'node:stream';
-import { ZferryError, oneLine } from '../shared/errors.js';
-import { childEnd, stopSend } from '../shared/child.js';
-import type { BufferPool, Lease } from '../shared/buffer-pool.js';
-import { PipeReader, closeFd, openPipe } from '../shared/zfs-pipe.js';
-import type { SendSpec, Zfs } from '../shared/zfs.js';
+import { ZferryError, oneLine } from '../errors.js';
+import { childEnd, stopSend } from '../child.js';
+import type { BufferPool, Lease } from '../buffer-pool.js';
+import { PipeReader, closeFd, openPipe } from '../zfs-pipe.js';
+import type { SendSpec, Zfs } from '../zfs.js';
 import { fixedChunks, pipeChunks } from './chunker.js';
 
 export interface StreamChunk {

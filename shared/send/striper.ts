@@ -3,8 +3,8 @@
 // The sender keeps every chunk until the receiver acknowledges it as written to zfs recv:
 // that is the window (never more than the receiver granted), and what a dropped lane's
 // chunks are re-sent from. zfs send is paused, not buffered, when the window is full.
-import { ZferryError } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
+import { ZferryError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { Lane, LaneChunk } from './lane.js';
 import type { Pacer } from './pacer.js';
 

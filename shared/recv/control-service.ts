@@ -2,11 +2,11 @@
 // client certificate; names in requests are resolved under that identity's root.
 import * as grpc from '@grpc/grpc-js';
 import { dirname } from 'node:path/posix';
-import { ZferryError, errorMessage, type ErrorCode } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import type { DatasetState, Zfs } from '../shared/zfs.js';
-import { validateSnapshotName } from '../shared/names.js';
-import { keptIdentities, type ClientPolicy, type ReceiverConfig } from '../shared/config.js';
+import { ZferryError, errorMessage, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { DatasetState, Zfs } from '../zfs.js';
+import { validateSnapshotName } from '../names.js';
+import { keptIdentities, type ClientPolicy, type ReceiverConfig } from '../config.js';
 import {
   AGENT_VERSION,
   GET_TARGETS_MAX_NAMES,
@@ -32,16 +32,16 @@ import {
   type TargetState,
   type ControlHandlers,
   isStreamKind,
-} from '../shared/control.js';
+} from '../control.js';
 import { Policy, certIdentity } from './policy.js';
 import { Transfer } from './transfer.js';
 import { Spool, useSpoolBudget } from './spool.js';
 import { SpoolBudget } from './budget.js';
 import { TransferRegistry, type TransferRecord } from './transfer-registry.js';
 import { diskProbe, hostFacts, pingReply } from './diagnose.js';
-import { receiveOverrides } from '../shared/receive-props.js';
-import { cureFindings, scanRoots, type ScanFinding } from '../shared/inert.js';
-import { systemClock, type Clock } from '../shared/clock.js';
+import { receiveOverrides } from '../receive-props.js';
+import { cureFindings, scanRoots, type ScanFinding } from '../inert.js';
+import { systemClock, type Clock } from '../clock.js';
 import { Pruner } from './pruner.js';
 import { BEGIN_KEYS, RateBuckets, beginLimit } from './throttle.js';
 import { PlannedGuids } from './planned-guids.js';
@@ -572,7 +572,7 @@ export class ReceiverCore {
 
   /**
    * Facts for `sender-agent doctor`: buffer caps, congestion controls, CPU counters, and on
-   * request a timed write into this client's pool (receiver-agent/diagnose.ts). Neither asked: a ping.
+   * request a timed write into this client's pool (shared/recv/diagnose.ts). Neither asked: a ping.
    * With "probes": false the receiver tells nothing about itself (only pings are answered).
    */
   diagnose = async (identity: string | null, req: DiagnoseRequest): Promise<DiagnoseReply> => {

@@ -6,9 +6,9 @@
 // (lane-pool.ts), and the next transfer's lane says HELLO on it.
 import { EventEmitter } from 'node:events';
 import * as tls from 'node:tls';
-import { ZferryError, type ErrorCode } from '../shared/errors.js';
-import { DATA_HEAD_BYTES, FrameParser, FrameType, decodeError, encodeData, encodeFrame, encodeHello, writeDataHead, type Frame } from '../shared/frames.js';
-import type { Lease } from '../shared/buffer-pool.js';
+import { ZferryError, type ErrorCode } from '../errors.js';
+import { DATA_HEAD_BYTES, FrameParser, FrameType, decodeError, encodeData, encodeFrame, encodeHello, writeDataHead, type Frame } from '../frames.js';
+import type { Lease } from '../buffer-pool.js';
 
 export interface LaneChunk {
   seq: bigint;

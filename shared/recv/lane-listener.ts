@@ -5,7 +5,7 @@
 // LANE_ERROR_CODES), and closes this lane only.
 //
 // DEFLATE'd DATA frames are inflated in libuv's threadpool, under three bounds (see
-// receiver-agent/budget.ts for the numbers and why):
+// shared/recv/budget.ts for the numbers and why):
 // - before inflating, the most the chunk may inflate to (the transfer's chunk size, and at
 //   most MAX_INFLATE_RATIO times its deflated bytes) is reserved in the transfer's window, so
 //   the bytes in zlib's hands count like the bytes held for reassembly;
@@ -23,9 +23,9 @@
 // two datasets on a loaded machine). Only a lane with nothing in progress (no partial frame,
 // nothing queued or inflating) is kept; any other is closed as before.
 import type { TLSSocket } from 'node:tls';
-import { ZferryError, type ErrorCode } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import { Lease, PoolReleasedError } from '../shared/buffer-pool.js';
+import { ZferryError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../log.js';
+import { Lease, PoolReleasedError } from '../buffer-pool.js';
 import {
   CHECKSUM_BYTES,
   FrameError,
@@ -42,10 +42,10 @@ import {
   frameChecksum,
   openData,
   type Frame,
-} from '../shared/frames.js';
+} from '../frames.js';
 import { Transfer, settledError, type LaneHandle, type LaneStats } from './transfer.js';
 import type { TransferRegistry } from './transfer-registry.js';
-import { laneInfo } from '../shared/sockopt.js';
+import { laneInfo } from '../sockopt.js';
 import { WindowError, windowOfPool } from './reassembler.js';
 import type { IdentityThrottle } from './throttle.js';
 import { INFLATIONS_PER_LANE, MAX_INFLATE_RATIO, duplicateLimit, inflateSlots } from './budget.js';

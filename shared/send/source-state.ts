@@ -1,5 +1,5 @@
 // What replicate plans from on the source: a dataset's snapshots, bookmarks and encryption.
-import type { BookmarkInfo, SnapshotInfo, Zfs } from '../shared/zfs.js';
+import type { BookmarkInfo, SnapshotInfo, Zfs } from '../zfs.js';
 
 export interface SourceState {
   /** oldest first */

@@ -6,13 +6,13 @@
 // travel on the Pull service beside it; every lane is dialed from here too.
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { ZferryError, codeFromWire, errorMessage, isRetryable } from '../shared/errors.js';
-import type { Logger } from '../shared/log.js';
-import type { ReceiverConfig, SourcePolicy } from '../shared/config.js';
-import { codeTrailer, pullService, type OpenLanesReply, type PullDone, type PullHandlers, type PullOrder } from '../shared/control.js';
-import { LANE_ALPN, PULL_ALPN, clientTlsOptions, identityOf, loadTlsMaterial, peerCertAllowsServerAuth, type TlsMaterial } from '../shared/tls.js';
-import { formatHostPort } from '../shared/address.js';
-import { sleep } from '../shared/child.js';
+import { ZferryError, codeFromWire, errorMessage, isRetryable } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { ReceiverConfig, SourcePolicy } from '../config.js';
+import { codeTrailer, pullService, type OpenLanesReply, type PullDone, type PullHandlers, type PullOrder } from '../control.js';
+import { LANE_ALPN, PULL_ALPN, clientTlsOptions, identityOf, loadTlsMaterial, peerCertAllowsServerAuth, type TlsMaterial } from '../tls.js';
+import { formatHostPort } from '../address.js';
+import { sleep } from '../child.js';
 import { certIdentity } from './policy.js';
 import type { ReceiverCore } from './control-service.js';
 import { handleLane, type LaneSettings } from './lane-listener.js';
