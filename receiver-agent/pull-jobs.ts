@@ -95,6 +95,7 @@ export class PullJobs {
             source: { identity: job.source, policy, material },
             lanes: this.lanes,
             log: jlog,
+            target: this.core.policy.target(job.source, dataset).target,
             request: {
               source: dataset,
               // as a sender job's: the source's name, pool included, under the source's root

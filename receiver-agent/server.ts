@@ -1,10 +1,22 @@
 // The receiver's one TCP port: mutual TLS 1.3, then ALPN decides where the connection
 // goes — "h2" to the gRPC control service (injected into grpc-js), "zferry-lane/2" to
-// the lane listener. Certificates are verified by OpenSSL during the handshake.
+// the lane listener, "zferry-pull/1" and "zferry-pull-lane/1" to restores (restore-server.ts),
+// where a client gets its own replicas back. Certificates are verified by OpenSSL during the
+// handshake.
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { H2_ALPN, LANE_ALPN, describeTlsClientError, identityOf, loadTlsMaterial, selectedAlpn, serverTlsOptions } from '../shared/tls.js';
+import {
+  H2_ALPN,
+  LANE_ALPN,
+  PULL_ALPN,
+  RECEIVER_ALPNS,
+  describeTlsClientError,
+  identityOf,
+  loadTlsMaterial,
+  selectedAlpn,
+  serverTlsOptions,
+} from '../shared/tls.js';
 import type { ReceiverConfig } from '../shared/config.js';
 import type { Logger } from '../shared/log.js';
 import type { ErrorCode } from '../shared/errors.js';
@@ -12,6 +24,7 @@ import type { ReceiverCore, ReceiverFaults } from '../shared/recv/control-servic
 import { controlServer, laneSettings, openCore } from '../shared/recv/control-server.js';
 import { handleLane } from '../shared/recv/lane-listener.js';
 import { PullJobs } from './pull-jobs.js';
+import { restoreServer, type RestoreServer } from './restore-server.js';
 import { Observer } from './observer.js';
 import { clientStatus } from './status.js';
 import { startHttp, type RunningHttp } from './http/server.js';
@@ -27,6 +40,8 @@ export interface RunningReceiver {
   trust: Trust;
   /** receiver.json "pulls", run on their schedules (pull-jobs.ts) */
   pulls: PullJobs;
+  /** clients getting their replicas back (restore-server.ts) */
+  restores: RestoreServer;
   close(): Promise<void>;
 }
 
@@ -55,13 +70,14 @@ export async function startReceiver(
   const injector = grpcServer.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 
   const server = tls.createServer({
-    ...serverTlsOptions(material, [H2_ALPN, LANE_ALPN]),
+    ...serverTlsOptions(material, [...RECEIVER_ALPNS]),
     handshakeTimeout: cfg.handshakeTimeoutMs,
   });
   const trust = setupTrust({ cfg, policy: core.policy, server, material, log });
   const lanesWaiting = new Set<(message: string, code: ErrorCode) => void>();
   // the lanes clients dial in, and the lanes pull jobs dial out to sources: the same rules
   const lanes = laneSettings(core, { throttle: trust.throttle, waiting: lanesWaiting, onRelease: () => core.transfers.lanesKept++ });
+  const restores = restoreServer({ cfg, policy: core.policy, material, log, zfs: zfsBin ?? cfg.zfs });
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     const who = identityOf(socket);
     const alpn = selectedAlpn(socket);
@@ -78,7 +94,9 @@ export async function startReceiver(
     }
     if (!trust.admit(socket, who)) return; // revoked: refused before anything is routed
     if (alpn === H2_ALPN) injector.injectConnection(socket);
-    else handleLane(socket, who.identity, lanes, log);
+    else if (alpn === LANE_ALPN) handleLane(socket, who.identity, lanes, log);
+    else if (alpn === PULL_ALPN) restores.serve(socket, who.identity);
+    else restores.lane(socket, who.identity);
   });
   server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
     const reason = describeTlsClientError(err, socket);
@@ -122,8 +140,10 @@ export async function startReceiver(
     http,
     trust,
     pulls,
+    restores,
     async close() {
       pulls.stop();
+      restores.close();
       await trust.close();
       await http?.close();
       observer.stop();

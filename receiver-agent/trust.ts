@@ -9,7 +9,7 @@ import type { ReceiverConfig } from '../shared/config.js';
 import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import { RevocationList } from '../shared/revocation.js';
-import { serverTlsOptions, H2_ALPN, LANE_ALPN, type PeerIdentity, type TlsMaterial } from '../shared/tls.js';
+import { serverTlsOptions, LANE_ALPN, RECEIVER_ALPNS, type PeerIdentity, type TlsMaterial } from '../shared/tls.js';
 import { encodeError } from '../shared/frames.js';
 import { ConnectionGuard } from '../shared/conn-guard.js';
 import { startEnrollServer, type RunningEnroll } from './enroll-server.js';
@@ -83,7 +83,7 @@ export function setupTrust(o: { cfg: ReceiverConfig; policy: Policy; server: tls
   // A new secure context comes with new session-ticket keys (none are configured): a lane
   // resuming with a ticket skips the certificate checks, and no ticket issued under the old
   // CA or certificate resumes anything after a reload (test/job-session.test.ts).
-  reloader.onTls('control/lane port', (m) => server.setSecureContext(serverTlsOptions(m, [H2_ALPN, LANE_ALPN])));
+  reloader.onTls('control/lane port', (m) => server.setSecureContext(serverTlsOptions(m, [...RECEIVER_ALPNS])));
   const throttle = new IdentityThrottle();
   const enrollGuard = new ConnectionGuard(limits, log);
 

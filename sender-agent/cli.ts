@@ -17,6 +17,7 @@ const SENDER: CommandSet = {
     enroll: async () => (await import('./commands/enroll.js')).enroll,
     run: async () => (await import('./commands/run.js')).run,
     serve: async () => (await import('./commands/serve.js')).serve,
+    restore: async () => (await import('./commands/restore.js')).restore,
   },
   groups: {
     certs: {

@@ -1,7 +1,7 @@
 // `sender-agent serve`: a source that pullers dial (pull mode). One TLS port with the
 // receiver's design: mutual TLS 1.3 against the pinned CA, the same pending-handshake guard
 // (shared/conn-guard.ts), then ALPN routes "zferry-pull/1" to a pull session
-// (pull-session.ts) and "zferry-lane/2" to the lane that asked the puller for it. A peer
+// (pull-session.ts) and "zferry-pull-lane/1" to the lane that asked the puller for it. A peer
 // whose certificate CN is not in "pullers" is closed before anything is read from it.
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
@@ -10,8 +10,8 @@ import type { Logger } from '../shared/log.js';
 import type { SenderConfig } from '../shared/config.js';
 import { ConnectionGuard } from '../shared/conn-guard.js';
 import {
-  LANE_ALPN,
-  PULL_ALPN,
+  PULL_LANE_ALPN,
+  SOURCE_ALPNS,
   describeTlsClientError,
   identityOf,
   loadTlsMaterial,
@@ -19,7 +19,7 @@ import {
   selectedAlpn,
   serverTlsOptions,
 } from '../shared/tls.js';
-import { LaneBox, servePull } from '../shared/send/pull-session.js';
+import { LaneBox, pullerDatasets, servePull } from '../shared/send/pull-session.js';
 
 export interface RunningSource {
   port: number;
@@ -48,11 +48,11 @@ export async function startSource(cfg: SenderConfig, log: Logger, zfsBin?: strin
   );
   const lanes = new LaneBox(log);
   const sessions = new Set<tls.TLSSocket>();
-  const server = tls.createServer({ ...serverTlsOptions(material, [PULL_ALPN, LANE_ALPN]), handshakeTimeout: cfg.handshakeTimeoutMs });
+  const server = tls.createServer({ ...serverTlsOptions(material, [...SOURCE_ALPNS]), handshakeTimeout: cfg.handshakeTimeoutMs });
   server.on('connection', (raw) => guard.onConnection(raw));
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     const who = identityOf(socket);
-    const alpn = selectedAlpn(socket, [PULL_ALPN, LANE_ALPN]);
+    const alpn = selectedAlpn(socket, SOURCE_ALPNS);
     const puller = who && Object.prototype.hasOwnProperty.call(cfg.pullers, who.identity) ? who.identity : null;
     if (!who || !alpn || !puller || !peerCertAllowsClientAuth(socket)) {
       const reason = !who
@@ -73,9 +73,16 @@ export async function startSource(cfg: SenderConfig, log: Logger, zfsBin?: strin
       socket.destroy();
       return;
     }
-    if (alpn === LANE_ALPN) return lanes.offer(puller, socket);
+    if (alpn === PULL_LANE_ALPN) return lanes.offer(puller, socket);
     sessions.add(socket);
-    servePull(socket, puller, { cfg, material, lanes, log, zfsBin })
+    servePull(socket, puller, {
+      material,
+      lanes,
+      log,
+      zfs: zfsBin ?? cfg.zfs,
+      resolve: pullerDatasets(puller, cfg.pullers[puller]?.datasets ?? []),
+      anchor: true,
+    })
       .catch((e: unknown) => log.warn('pull connection failed', { puller, error: errorMessage(e) }))
       .finally(() => {
         sessions.delete(socket);

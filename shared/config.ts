@@ -330,3 +330,19 @@ export function loadSenderConfig(path: string): SenderConfig {
   const file = resolve(path);
   return senderConfig(file, validateSender(readJson(file), file));
 }
+
+/**
+ * The receive side `sender-agent restore` runs on the customer's host: a receiver's defaults
+ * (window, lanes, budgets), sender.json's certificate and zfs, no probes, no spool, no
+ * retention and no port. Its one peer, the receiver it dials, gets `peer` once its CN is known
+ * (whatever the CN: the receiver's certificate was verified for the address dialed): the parent
+ * of `into` as its root, no force. The control connection of a restore lets the peer name only
+ * the ordered target (shared/recv/control-service.ts grpcHandlers), so `into` is all it writes.
+ */
+export function restoreReceiverConfig(sender: SenderConfig, into: string): { cfg: ReceiverConfig; peer: ClientPolicy } {
+  const slash = into.lastIndexOf('/');
+  if (slash < 0) throw new ZferryError('bad-name', `--into ${into} is a pool; restore into a dataset under it (e.g. ${into}/restored)`);
+  const file = validateReceiver({ tls: { ...sender.tls }, clients: { restore: { root: into.slice(0, slash) } }, zfs: sender.zfs, probes: false }, sender.file);
+  const cfg = receiverConfig(sender.file, file);
+  return { cfg: { ...cfg, clients: {} }, peer: cfg.clients.restore! };
+}

@@ -67,6 +67,16 @@ export const H2_ALPN = 'h2';
  * receiver, fails the handshake (no_application_protocol) instead of talking to the wrong role.
  */
 export const PULL_ALPN = 'zferry-pull/1';
+/**
+ * A lane the keeping side dialed to the data side (pull, restore): the lane protocol of
+ * LANE_ALPN, but routed on the data side's port to the transfer that asked for it, never to
+ * that port's own receive path.
+ */
+export const PULL_LANE_ALPN = 'zferry-pull-lane/1';
+/** The receiver's port: pushes (h2 control, lanes), and restores, where the receiver is the data side. */
+export const RECEIVER_ALPNS = [H2_ALPN, LANE_ALPN, PULL_ALPN, PULL_LANE_ALPN] as const;
+/** A source's port (sender-agent serve): pulls only. */
+export const SOURCE_ALPNS = [PULL_ALPN, PULL_LANE_ALPN] as const;
 
 /** The "tls" block of a config file (declared in config-schema.ts). */
 export type { TlsPaths };
@@ -241,7 +251,7 @@ export function peerCertAllowsServerAuth(socket: tls.TLSSocket): boolean {
  * (null also when the client offered no ALPN: the handshake succeeds then,
  * so the caller must close the socket).
  */
-export function selectedAlpn(socket: tls.TLSSocket, allowed: readonly string[] = [H2_ALPN, LANE_ALPN]): string | null {
+export function selectedAlpn(socket: tls.TLSSocket, allowed: readonly string[] = RECEIVER_ALPNS): string | null {
   const p = socket.alpnProtocol;
   return typeof p === 'string' && allowed.includes(p) ? p : null;
 }

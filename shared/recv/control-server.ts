@@ -56,11 +56,14 @@ export function laneSettings(
   };
 }
 
-/** A gRPC server with the control service of `core`, each identity's calls limited (maxCallsPerIdentity). */
-export function controlServer(core: ReceiverCore): grpc.Server {
+/**
+ * A gRPC server with the control service of `core`, each identity's calls limited
+ * (maxCallsPerIdentity); `only`: the target a pull or restore connection ordered (grpcHandlers).
+ */
+export function controlServer(core: ReceiverCore, only?: string): grpc.Server {
   const server = new grpc.Server(GRPC_SERVER_OPTIONS);
   const service = controlService().service;
-  server.addService(service, limitCallsPerIdentity(service, core.grpcHandlers(), core.cfg.maxCallsPerIdentity, core.log));
+  server.addService(service, limitCallsPerIdentity(service, core.grpcHandlers(only), core.cfg.maxCallsPerIdentity, core.log));
   return server;
 }
 

@@ -585,15 +585,49 @@ export class ReceiverCore {
     return facts;
   };
 
-  grpcHandlers(): ControlHandlers {
+  /**
+   * The control service's handlers. `only`: the one target a pull or restore connection
+   * ordered. The data side names targets in its calls; on such a connection every name must be
+   * that one (denied otherwise), so a source or a vendor cannot write beside what was asked,
+   * even under a root it may write to.
+   */
+  grpcHandlers(only?: string): ControlHandlers {
+    const to = <Req, Rep>(names: (r: Req) => string[], fn: Handler<Req, Rep>): Handler<Req, Rep> =>
+      only === undefined
+        ? fn
+        : (identity, req) => {
+            const other = names(req).find((n) => n !== only);
+            if (other === undefined) return fn(identity, req);
+            return Promise.reject(new ZferryError('denied', `this connection's order is for the target "${only}", not "${other.slice(0, 200)}"`));
+          };
     return {
       Hello: unary(this.log, 'Hello', this.hello),
-      GetTarget: unary(this.log, 'GetTarget', this.getTarget),
-      GetTargets: unary(this.log, 'GetTargets', this.getTargets),
-      Begin: unary(this.log, 'Begin', this.beginLimited),
+      GetTarget: unary(
+        this.log,
+        'GetTarget',
+        to((r) => [r.name], this.getTarget),
+      ),
+      GetTargets: unary(
+        this.log,
+        'GetTargets',
+        to((r) => r.names, this.getTargets),
+      ),
+      Begin: unary(
+        this.log,
+        'Begin',
+        to((r) => [r.name], this.beginLimited),
+      ),
       Finish: unary(this.log, 'Finish', this.finish),
-      Abort: unary(this.log, 'Abort', this.abort),
-      Status: unary(this.log, 'Status', this.status),
+      Abort: unary(
+        this.log,
+        'Abort',
+        to((r) => [r.name], this.abort),
+      ),
+      Status: unary(
+        this.log,
+        'Status',
+        to((r) => (r.name ? [r.name] : []), this.status),
+      ),
       Diagnose: unary(this.log, 'Diagnose', this.diagnose),
     };
   }

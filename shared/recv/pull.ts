@@ -1,16 +1,16 @@
-// Pull mode, the receiver's side: it dials the source (`sender-agent serve`) and serves the
-// unchanged control service on the connection it dialed, so the transfer meets the same
-// ReceiverCore as a pushed one (root confinement, inert receives, the stream walk,
-// requireRaw, vault check, budgets), with the source's identity and the root its "sources"
-// entry names. The order (what to send, under which name) and the source's lane requests
-// travel on the Pull service beside it; every lane is dialed from here too.
+// The keeping side of a dialed order: pull (a receiver dials a source, `sender-agent serve`)
+// and restore (a customer's sender-agent dials the receiver that holds its replicas). It
+// serves the unchanged control service on the connection it dialed, so the transfer meets the
+// same ReceiverCore as a pushed one (root confinement, inert receives, the stream walk,
+// requireRaw, vault check, budgets). The order (what to send, under which name) and the data
+// side's lane requests travel on the Pull service beside it; every lane is dialed from here too.
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { ZferryError, codeFromWire, errorMessage, isRetryable } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { ReceiverConfig, SourcePolicy } from '../config.js';
 import { codeTrailer, pullService, type OpenLanesReply, type PullDone, type PullHandlers, type PullOrder } from '../control.js';
-import { LANE_ALPN, PULL_ALPN, clientTlsOptions, identityOf, loadTlsMaterial, peerCertAllowsServerAuth, type TlsMaterial } from '../tls.js';
+import { PULL_LANE_ALPN, PULL_ALPN, clientTlsOptions, identityOf, loadTlsMaterial, peerCertAllowsServerAuth, type TlsMaterial } from '../tls.js';
 import { formatHostPort } from '../address.js';
 import { sleep } from '../child.js';
 import { certIdentity } from './policy.js';
@@ -24,12 +24,21 @@ const DIAL_TIMEOUT_MS = 15_000;
 /** One order: what the receiver asks the source to send (PullOrder without its id). */
 export type PullRequest = Omit<PullOrder, 'orderId'>;
 
+/** The data side this side dials. */
 export interface SourceEndpoint {
-  identity: string;
-  policy: SourcePolicy;
-  /** this receiver's client certificate for dialing sources (receiver.json tls.pullCert/pullKey) */
+  /**
+   * The certificate CN it must present (a source: its "sources" key). null: any CN, the
+   * certificate being valid for the address dialed (a restore: the receiver the customer names).
+   */
+  identity: string | null;
+  policy: Pick<SourcePolicy, 'from' | 'serverName'>;
+  /** our client certificate (receiver.json tls.pullCert/pullKey; sender.json tls for a restore) */
   material: Pick<TlsMaterial, 'ca' | 'cert' | 'key'>;
+  /** how messages name it (default: source "<identity>") */
+  what?: string;
 }
+
+const named = (s: SourceEndpoint): string => s.what ?? `source "${s.identity ?? '?'}"`;
 
 /**
  * The client certificate this receiver dials sources with (receiver.json tls.pullCert/pullKey,
@@ -55,10 +64,11 @@ export function pullMaterial(cfg: Pick<ReceiverConfig, 'file' | 'baseDir' | 'tls
 export function dialSource(s: SourceEndpoint, alpn: string): Promise<tls.TLSSocket> {
   const { from, serverName } = s.policy;
   const address = formatHostPort(from.host, from.port);
+  const who = named(s);
   return new Promise((resolve, reject) => {
     const socket = tls.connect(clientTlsOptions(s.material, { host: from.host, port: from.port, servername: serverName ?? undefined, alpn: [alpn] }));
     const timer = setTimeout(
-      () => fail(new ZferryError('unreachable', `source "${s.identity}" at ${address}: no TLS connection within ${DIAL_TIMEOUT_MS / 1000} s`)),
+      () => fail(new ZferryError('unreachable', `${who} at ${address}: no TLS connection within ${DIAL_TIMEOUT_MS / 1000} s`)),
       DIAL_TIMEOUT_MS,
     );
     function fail(e: ZferryError): void {
@@ -70,24 +80,26 @@ export function dialSource(s: SourceEndpoint, alpn: string): Promise<tls.TLSSock
       fail(
         new ZferryError(
           'unreachable',
-          `source "${s.identity}" at ${address} unreachable or refused our certificate (${e.message}); check its "from", the CA and tls.pullCert`,
+          `${who} at ${address} unreachable or refused our certificate (${e.message}); ${s.identity === null ? 'check the address, the CA and tls.cert' : 'check its "from", the CA and tls.pullCert'}`,
         ),
       ),
     );
     socket.once('secureConnect', () => {
-      const who = identityOf(socket);
-      if (!who || who.identity !== s.identity) {
+      const peer = identityOf(socket);
+      if (!peer || (s.identity !== null && peer.identity !== s.identity)) {
         return fail(
           new ZferryError(
             'wrong-identity',
-            `${address} presented the certificate of "${who?.identity ?? '(no identity)'}", not of the source "${s.identity}" this receiver pulls from there`,
+            `${address} presented the certificate of "${peer?.identity ?? '(no identity)'}", not of the ${named(s)} this receiver pulls from there`,
           ),
         );
       }
       if (!peerCertAllowsServerAuth(socket))
-        return fail(new ZferryError('wrong-identity', `source "${s.identity}" at ${address}: its certificate is not a server certificate`));
-      if (socket.alpnProtocol !== alpn)
-        return fail(new ZferryError('unsupported', `source "${s.identity}" at ${address} does not speak ${alpn} (is it a sender-agent serve?)`));
+        return fail(new ZferryError('wrong-identity', `${who} at ${address}: its certificate is not a server certificate`));
+      if (socket.alpnProtocol !== alpn) {
+        const what = s.identity === null ? 'a receiver-agent that serves restores' : 'a sender-agent serve';
+        return fail(new ZferryError('unsupported', `${who} at ${address} does not speak ${alpn} (is it ${what}?)`));
+      }
       clearTimeout(timer);
       socket.removeAllListeners('error');
       socket.on('error', () => {}); // from here the gRPC server or the lane listener reads it
@@ -110,14 +122,15 @@ export interface PullConnectionContext {
  */
 export function serveOrder(socket: tls.TLSSocket, orderId: string, request: PullRequest, ctx: PullConnectionContext): Promise<PullDone> {
   const { core, source, log } = ctx;
-  const server = controlServer(core);
+  const peer = identityOf(socket)?.identity ?? null; // dialSource checked it
+  const server = controlServer(core, request.name);
   let taken = false;
   let lanesOpen = 0;
   let settle: { done: (d: PullDone) => void; fail: (e: Error) => void } | null = null;
   const caller = (call: grpc.ServerUnaryCall<unknown, unknown>): string | null => certIdentity(call.getAuthContext().sslPeerCertificate);
   const handlers: PullHandlers = {
     Order: (call, callback) => {
-      if (caller(call) !== source.identity || taken) {
+      if (caller(call) !== peer || taken) {
         return callback({
           code: grpc.status.FAILED_PRECONDITION,
           details: 'this connection carries one order, and it was taken',
@@ -133,23 +146,23 @@ export function serveOrder(socket: tls.TLSSocket, orderId: string, request: Pull
       // is a source trying to make this receiver dial for it
       const cap = core.cfg.maxLanes + 4;
       const count = Math.min(call.request.count, cap - lanesOpen);
-      if (caller(call) !== source.identity || count <= 0) {
+      if (caller(call) !== peer || count <= 0) {
         return callback({
           code: grpc.status.RESOURCE_EXHAUSTED,
-          details: `${lanesOpen} lanes open to this source already`,
+          details: `${lanesOpen} lanes open to this data side already`,
           metadata: codeTrailer('too-many-lanes'),
         });
       }
       for (let i = 0; i < count; i++) {
         lanesOpen++;
-        dialSource(source, LANE_ALPN).then(
+        dialSource(source, PULL_LANE_ALPN).then(
           (lane) => {
             lane.once('close', () => lanesOpen--);
-            handleLane(lane, source.identity, ctx.lanes, log);
+            handleLane(lane, peer ?? '', ctx.lanes, log);
           },
           (e: unknown) => {
             lanesOpen--;
-            log.warn('lane to the source not opened', { source: source.identity, error: errorMessage(e) });
+            log.warn('lane to the data side not opened', { peer, error: errorMessage(e) });
           },
         );
       }
@@ -165,7 +178,7 @@ export function serveOrder(socket: tls.TLSSocket, orderId: string, request: Pull
   const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
   const ended = new Promise<PullDone>((resolve, reject) => {
     settle = { done: resolve, fail: reject };
-    socket.once('close', () => reject(new ZferryError('unreachable', `source "${source.identity}" closed the connection before it said how the pull ended`)));
+    socket.once('close', () => reject(new ZferryError('unreachable', `${named(source)} closed the connection before it said how the transfer ended`)));
     injector.injectConnection(socket);
   });
   // Done's reply still has to reach the source: a graceful shutdown (GOAWAY, running calls
@@ -212,10 +225,17 @@ export interface PullOutcome {
  * checked here, not taken from the source: the target must hold the snapshot it reports.
  */
 export async function pullOnce(
-  ctx: PullConnectionContext & { request: PullRequest; retryBudgetMs: number; say: (line: string) => void },
+  ctx: PullConnectionContext & {
+    request: PullRequest;
+    retryBudgetMs: number;
+    say: (line: string) => void;
+    /** the dataset the order lands in here (checked by the caller before anything is dialed) */
+    target: string;
+    /** the data side's CN, each time it is dialed (a restore gives that CN the policy of its one target) */
+    onDialed?: (identity: string) => void;
+  },
 ): Promise<PullOutcome> {
-  const { core, source, request } = ctx;
-  const target = core.policy.target(source.identity, request.name).target; // a bad name fails here, before any dial
+  const { core, source, request, target } = ctx;
   const deadline = Date.now() + ctx.retryBudgetMs;
   let delay = 1000;
   let contact = false;
@@ -224,8 +244,9 @@ export async function pullOnce(
     try {
       const socket = await dialSource(source, PULL_ALPN);
       contact = true;
+      ctx.onDialed?.(identityOf(socket)?.identity ?? '');
       const done = await serveOrder(socket, orderId, request, ctx);
-      if (done.errorCode) throw new ZferryError(codeFromWire(done.errorCode), `source "${source.identity}": ${done.error || done.errorCode}`);
+      if (done.errorCode) throw new ZferryError(codeFromWire(done.errorCode), `${named(source)}: ${done.error || done.errorCode}`);
       return { ...(await checkedOutcome(core, target, done)), attempts: attempt };
     } catch (e) {
       if (!contact || !isRetryable(e) || Date.now() + delay > deadline) throw e;

@@ -1,13 +1,14 @@
-// One pull, on the source: a puller dialed our port with ALPN zferry-pull/1 (source-server.ts)
-// and serves gRPC on that connection. This side makes the calls, as in push: it asks the
-// puller's Pull service for the order, checks it against what the puller may read, and runs
-// the unchanged replicate path over the connection (plan, Begin, lanes, Finish, anchor). Only
-// the lanes come the other way: the puller dials each one when asked (LaneBox below).
+// One order on the data side of a connection the keeping side dialed (ALPN zferry-pull/1): a
+// pull on a source (sender-agent serve, the puller is a receiver), or a restore on a receiver
+// (the restorer is a customer's sender-agent). The keeping side serves gRPC on that
+// connection; this side makes the calls, as in push: it asks the Pull service for the order,
+// checks it against what that peer may read (`resolve`), and runs the unchanged replicate path
+// over the connection (plan, Begin, lanes, Finish, anchor). Only the lanes come the other way:
+// the keeping side dials each one when asked (LaneBox below).
 import type * as tls from 'node:tls';
 import { Writable } from 'node:stream';
 import { ZferryError, errorMessage, isErrorCode } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { SenderConfig } from '../config.js';
 import type { TlsMaterial } from '../tls.js';
 import type { PullOrder } from '../control.js';
 import { parseSource } from '../names.js';
@@ -68,11 +69,25 @@ export class LaneBox {
 }
 
 export interface PullSessionContext {
-  cfg: SenderConfig;
   material: TlsMaterial;
   lanes: LaneBox;
   log: Logger;
-  zfsBin?: string;
+  /** the zfs command */
+  zfs: string;
+  /**
+   * The order's `source` as the dataset[@snapshot] to send from here, or a ZferryError
+   * (denied, bad-name) when this peer may not read it.
+   */
+  resolve: (source: string) => string;
+  /** keep anchors (holds, bookmarks) for the next incremental: a source does, a restoring receiver never changes its replicas */
+  anchor: boolean;
+  /** the most window the keeping side may make this side hold (replicate maxWindowBytes) */
+  maxWindowBytes?: number;
+  /** the most lanes, and bytes per second, this peer gets whatever it orders (0: no limit of ours) */
+  maxLanes?: number;
+  bytesPerSecond?: number;
+  /** what the log lines say (default: pull order, pull done, pull failed) */
+  words?: { order: string; done: string; failed: string };
 }
 
 /** Whether `dataset` is one of `allowed` or lies below one of them. */
@@ -80,16 +95,24 @@ export function pullAllowed(dataset: string, allowed: readonly string[]): boolea
   return allowed.some((a) => dataset === a || dataset.startsWith(`${a}/`));
 }
 
+/** A source's `resolve`: the order names a dataset here, which must be one of the puller's `datasets` or below one. */
+export function pullerDatasets(puller: string, allowed: readonly string[]): (source: string) => string {
+  return (source) => {
+    const { dataset } = parseSource(source);
+    if (!pullAllowed(dataset, allowed)) {
+      throw new ZferryError('denied', `puller "${puller}" may not pull ${dataset} (its "datasets" here: ${allowed.join(', ')})`);
+    }
+    return source;
+  };
+}
+
 /** The order's fields as replicate options; anything malformed is refused (bad-request) before zfs is asked. */
 function orderOptions(
   order: PullOrder,
-  puller: string,
-  allowed: readonly string[],
+  ctx: Pick<PullSessionContext, 'resolve' | 'maxLanes' | 'bytesPerSecond'>,
 ): Pick<ReplicateOptions, 'source' | 'name' | 'raw' | 'lanes' | 'intermediates' | 'recursive' | 'restart' | 'bwlimit' | 'compress' | 'linkMbit'> {
-  const { dataset } = parseSource(order.source);
-  if (!pullAllowed(dataset, allowed)) {
-    throw new ZferryError('denied', `puller "${puller}" may not pull ${dataset} (its "datasets" here: ${allowed.join(', ')})`);
-  }
+  const source = ctx.resolve(order.source);
+  parseSource(source);
   const lanes = order.lanes === 'auto' || order.lanes === '' ? 'auto' : /^\d{1,2}$/.test(order.lanes) ? Number(order.lanes) : NaN;
   if (lanes !== 'auto' && !(lanes >= 1 && lanes <= 64))
     throw new ZferryError('bad-request', `lanes must be "auto" or 1 to 64, not ${JSON.stringify(order.lanes.slice(0, 20))}`);
@@ -103,23 +126,26 @@ function orderOptions(
   if (order.bwlimit !== 0 && order.bwlimit < 64 * 1024) throw new ZferryError('bad-request', `bwlimit ${order.bwlimit} is below 64 KiB/s`);
   if (order.linkMbit !== 0 && !(order.linkMbit >= 0.1 && order.linkMbit <= 1_000_000))
     throw new ZferryError('bad-request', `link speed ${order.linkMbit} Mbit/s is out of range`);
+  const cap = ctx.maxLanes || 64;
+  const limit = ctx.bytesPerSecond || 0;
   return {
-    source: order.source,
+    source,
     name: order.name,
     raw: order.raw === '' ? undefined : order.raw === 'on',
-    lanes,
+    lanes: lanes === 'auto' ? 'auto' : Math.min(lanes, cap),
     intermediates: order.intermediates,
     recursive: order.recursive,
     restart: order.restart,
-    bwlimit: order.bwlimit,
+    bwlimit: limit && (!order.bwlimit || order.bwlimit > limit) ? limit : order.bwlimit,
     compress,
     linkMbit: order.linkMbit || undefined,
   };
 }
 
-/** Serves one pull connection to its end: the order, the transfer, and Done. */
+/** Serves one pull (or restore) connection to its end: the order, the transfer, and Done. */
 export async function servePull(socket: tls.TLSSocket, puller: string, ctx: PullSessionContext): Promise<void> {
-  const { cfg, log } = ctx;
+  const { log } = ctx;
+  const words = ctx.words ?? { order: 'pull order', done: 'pull done', failed: 'pull failed' };
   const bridge = await bridgeSocket(socket);
   const control = new ControlClient(`puller "${puller}" (${socket.remoteAddress ?? '?'})`, { bridge: bridge.target });
   const pull = new PullClient(control);
@@ -132,8 +158,8 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
     let result: ReplicateResult | null = null;
     let failure: unknown = null;
     try {
-      const asked = orderOptions(order, puller, cfg.pullers[puller]?.datasets ?? []);
-      olog.info('pull order', { source: order.source, name: order.name });
+      const asked = orderOptions(order, ctx);
+      olog.info(words.order, { source: order.source, name: order.name });
       const receiver: Receiver = {
         host: socket.remoteAddress ?? '',
         port: socket.remotePort ?? 0,
@@ -149,8 +175,10 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
         {
           ...asked,
           to: control.address,
-          config: cfg,
-          zfsBin: ctx.zfsBin,
+          zfsBin: ctx.zfs,
+          anchor: ctx.anchor,
+          maxWindowBytes: ctx.maxWindowBytes,
+          maxLanes: ctx.maxLanes,
           chunkBytes: 1024 * 1024,
           progress: 'off',
           reconnectBudgetMs: 60_000,
@@ -164,10 +192,10 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
         new Writable({ write: (_c, _e, cb) => cb() }),
         (line) => olog.warn(line),
       );
-      olog.info('pull done', { outcome: result.outcome, snapshot: result.snapshot, bytes: result.bytes });
+      olog.info(words.done, { outcome: result.outcome, snapshot: result.snapshot, bytes: result.bytes });
     } catch (e) {
       failure = e;
-      olog.warn('pull failed', { error: errorMessage(e), code: e instanceof ZferryError ? e.code : 'internal' });
+      olog.warn(words.failed, { error: errorMessage(e), code: e instanceof ZferryError ? e.code : 'internal' });
     }
     const code = failure instanceof ZferryError && isErrorCode(failure.code) ? failure.code : failure ? 'internal' : '';
     await pull

@@ -25,8 +25,23 @@ export interface ReplicateOptions {
   source: string;
   to: string;
   name: string;
-  config: SenderConfig;
+  /** where to dial and with which certificate; not needed with `session` (pull and restore: the other side dialed) */
+  config?: Pick<SenderConfig, 'tls' | 'baseDir' | 'serverName' | 'zfs'>;
   zfsBin?: string;
+  /**
+   * Keep an anchor (hold or bookmark) of what was sent, for the next incremental. false: a
+   * restore, which reads a receiver's replicas and must never change them.
+   */
+  anchor?: boolean;
+  /**
+   * The most window (unacknowledged bytes, held here for resending) the other side may grant
+   * (default 1 GiB: 10 Gbit/s at 800 ms RTT). In push the receiver is trusted with it; where the
+   * keeping side is a peer that may be hostile (a puller, a restoring customer) it is that
+   * side's budget, not the peer's word, that bounds this side's memory.
+   */
+  maxWindowBytes?: number;
+  /** the most lanes, whatever the other side grants (default 64) */
+  maxLanes?: number;
   /** a count, or 'auto' (from the congestion control and the RTT) */
   lanes: number | 'auto';
   linkMbit?: number;
@@ -118,8 +133,9 @@ interface Session extends Receiver {
 export async function openSession(o: ReplicateOptions, log: Logger, contact?: { made: boolean }, timeline = new Timeline()): Promise<Session> {
   const { dataset, snapshot } = parseSource(o.source);
   targetUnderRoot('root', o.name); // same rules the receiver applies; fail early and locally
-  const receiver = o.session?.receiver ?? connectReceiver(o.to, o.config);
-  const zfs = o.zfs ?? new Zfs(o.zfsBin ?? o.config.zfs);
+  if (!o.session && !o.config) throw new ZferryError('internal', 'replicate: neither a session nor a config to dial with');
+  const receiver = o.session?.receiver ?? connectReceiver(o.to, o.config!);
+  const zfs = o.zfs ?? new Zfs(o.zfsBin ?? o.config?.zfs ?? 'zfs');
   const { client } = receiver;
   const notices: string[] = [];
   // The source is read while TLS and Hello are on the wire (4 zfs commands, 55 ms on zfs-fuse);
@@ -235,7 +251,7 @@ export async function replicate(o: ReplicateOptions, log: Logger, progressOut: N
   const s = await openSession(o, log, contact, timeline);
   try {
     if (s.plan.kind === 'up-to-date') {
-      const anchor = await anchorIfMissing(s, o, s.plan.to, log);
+      const anchor = o.anchor === false ? null : await anchorIfMissing(s, o, s.plan.to, log);
       return { ...resultBase(s), outcome: 'up-to-date', snapshot: s.plan.to.name, ...NOTHING_SENT, anchor, timeline: timeline.report() };
     }
     const t = await beginTransfer(s, o, log);
@@ -318,6 +334,22 @@ interface Begun {
   dialed: DialedLanes;
 }
 
+const DEFAULT_MAX_WINDOW = 1024 ** 3;
+const MIN_CHUNK = 64 * 1024;
+
+/**
+ * The keeping side's grant, held to what this side asked and can afford: a chunk no larger
+ * than asked (nor below 64 KiB: a receiver never grants less), a window of at most
+ * `maxWindow` (this side keeps a window's chunks in memory until they are acknowledged), and
+ * at most `lanes` (64 unless the caller's budget says fewer). Our receiver's grants are always within these; a peer's that are not are
+ * cut down, not trusted.
+ */
+function withinOurLimits(b: BeginReply, max: { chunk: number; window: number; lanes: number }): BeginReply {
+  const chunkBytes = Math.max(MIN_CHUNK, Math.min(b.chunkBytes || max.chunk, max.chunk));
+  const windowBytes = Math.max(chunkBytes, Math.min(b.windowBytes, max.window));
+  return { ...b, chunkBytes, windowBytes, maxLanes: Math.max(1, Math.min(b.maxLanes, max.lanes)) };
+}
+
 /** Estimates the stream, picks the lane count and asks the receiver to Begin (it starts zfs recv). */
 async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Promise<Begun> {
   if (s.plan.kind === 'up-to-date') throw new ZferryError('internal', 'nothing to send');
@@ -357,6 +389,7 @@ async function beginTransfer(s: Session, o: ReplicateOptions, log: Logger): Prom
     SendPath.dropDialed(dialed);
     throw e;
   }
+  begin = withinOurLimits(begin, { chunk: chunkBytes, window: o.maxWindowBytes ?? DEFAULT_MAX_WINDOW, lanes: o.maxLanes ?? 64 });
   s.timeline.waited('Begin', 1);
   s.timeline.mark('begun');
   const tlog = log.child({ transfer: begin.transferId });
@@ -433,17 +466,20 @@ async function sendAndFinish(
 /** After the commit: keeps the new anchor, then checks that a raw copy stayed a vault copy. */
 async function afterCommit(
   s: Session,
-  o: Pick<ReplicateOptions, 'name' | 'recursive'>,
+  o: Pick<ReplicateOptions, 'name' | 'recursive' | 'anchor'>,
   reply: FinishReply,
   log: Logger,
 ): Promise<{ vault: ReplicateResult['vault']; anchor: Anchor }> {
   const vault = s.encryptedSource ? { checked: true, ok: reply.vaultOk, encryption: reply.encryption, keystatus: reply.keystatus } : null;
-  const anchor = await keepAnchor(
-    s.zfs,
-    { dataset: s.dataset, snapshot: reply.snapshot, source: s.source, bookmarks: s.bookmarks, name: o.name, recursive: o.recursive },
-    log,
-    s.notices,
-  );
+  const anchor =
+    o.anchor === false
+      ? null
+      : await keepAnchor(
+          s.zfs,
+          { dataset: s.dataset, snapshot: reply.snapshot, source: s.source, bookmarks: s.bookmarks, name: o.name, recursive: o.recursive },
+          log,
+          s.notices,
+        );
   if (vault && s.raw && !vault.ok) {
     throw new ZferryError(
       'vault',

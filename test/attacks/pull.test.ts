@@ -19,12 +19,13 @@ import type { AddressInfo } from 'node:net';
 import { createCA } from '../../shared/certs.js';
 import { run } from '../../shared/run.js';
 import { bridgeSocket } from '../../shared/socket-bridge.js';
-import { H2_ALPN, LANE_ALPN, PULL_ALPN, clientTlsOptions, loadTlsMaterial, serverTlsOptions } from '../../shared/tls.js';
+import { H2_ALPN, PULL_LANE_ALPN, PULL_ALPN, clientTlsOptions, loadTlsMaterial, serverTlsOptions } from '../../shared/tls.js';
 import { ZferryError } from '../../shared/errors.js';
 import { ControlClient } from '../../shared/send/control-client.js';
 import { PullClient } from '../../shared/send/pull-client.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir } from '../helpers/agents.js';
 import { issueFiles, pullerConfig, runPull, startSource, type SourceProcess } from '../helpers/pull-agents.js';
+import { beginRequest } from '../helpers/begin-request.js';
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -115,7 +116,7 @@ describe("the source's port gives nothing to anyone but its pullers", () => {
 
   it('a valid certificate that is not a puller is closed with nothing read, on the pull and the lane protocol', async () => {
     const m = creds('stranger');
-    for (const alpn of [PULL_ALPN, LANE_ALPN]) {
+    for (const alpn of [PULL_ALPN, PULL_LANE_ALPN]) {
       const r = await probe(clientTlsOptions(m, { ...at(), alpn: [alpn] }));
       expect(r).toMatchObject({ secured: true, bytes: 0 });
     }
@@ -130,7 +131,7 @@ describe("the source's port gives nothing to anyone but its pullers", () => {
   });
 
   it("a puller's lane connection that no lane asked for is closed at once", async () => {
-    const r = await probe(clientTlsOptions(creds('backup'), { ...at(), alpn: [LANE_ALPN] }));
+    const r = await probe(clientTlsOptions(creds('backup'), { ...at(), alpn: [PULL_LANE_ALPN] }));
     expect(r).toMatchObject({ secured: true, bytes: 0 });
     expect(source.logs()).toMatch(/lane connection refused: no lane of this puller is waiting/);
   });
@@ -152,9 +153,9 @@ async function hostileSource(
   const m = creds('site-a', 'server');
   let lanes = 0;
   const sockets = new Set<tls.TLSSocket>();
-  const server = tls.createServer(serverTlsOptions(m, [PULL_ALPN, LANE_ALPN]), (socket) => {
+  const server = tls.createServer(serverTlsOptions(m, [PULL_ALPN, PULL_LANE_ALPN]), (socket) => {
     sockets.add(socket);
-    if (socket.alpnProtocol === LANE_ALPN) {
+    if (socket.alpnProtocol === PULL_LANE_ALPN) {
       lanes++;
       socket.on('error', () => {});
       return;
@@ -220,16 +221,19 @@ describe('receiver-agent pull against a hostile source', () => {
   });
 
   it('a source asking for a thousand lanes gets at most maxLanes + 4 dialed, and its order once', async () => {
-    const seen: { dialing: number; again: string; secondOrder: string; escape: string } = { dialing: -1, again: '', secondOrder: '', escape: '' };
+    const seen = { dialing: -1, again: '', secondOrder: '', escape: '', beside: '', ordered: '' };
     let h: Awaited<ReturnType<typeof hostileSource>> | null = null;
     h = await hostileSource(async ({ control, pull }) => {
       const order = await pull.order();
       seen.secondOrder = (await refusal(pull.order())).code;
       seen.dialing = (await pull.openLanes(1000)).dialing;
       seen.again = (await refusal(pull.openLanes(1))).code;
-      // the guards of push apply unchanged: a name outside the source's root is refused
+      // on this connection only the ordered target may be named: not one outside the root,
+      // and not another one beside it under the source's own root either
       await control.hello({ protocolVersion: 1, agentVersion: 'hostile', capabilities: [] });
       seen.escape = (await refusal(control.getTarget({ name: '../../etc' }))).code;
+      seen.beside = (await refusal(control.begin(beginRequest('other')))).code;
+      seen.ordered = (await control.getTarget({ name: order.name })).target;
       const until = Date.now() + 10_000;
       while (h!.lanes() < seen.dialing && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
       await pull.done({ orderId: order.orderId, errorCode: 'denied', error: 'the hostile source gives up', summaryJson: '' });
@@ -243,7 +247,7 @@ describe('receiver-agent pull against a hostile source', () => {
       });
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/source "site-a": the hostile source gives up/);
-      expect(seen).toEqual({ dialing: 8, again: 'too-many-lanes', secondOrder: 'no-order', escape: 'bad-name' });
+      expect(seen).toEqual({ dialing: 8, again: 'too-many-lanes', secondOrder: 'no-order', escape: 'denied', beside: 'denied', ordered: 'backup/lanes/data' });
       expect(h.lanes()).toBe(8);
     } finally {
       await h.close();

@@ -1,0 +1,88 @@
+// Restore, the receiver's side: a client dials the receiver's port with ALPN zferry-pull/1 and
+// asks for one of its own replicas back (`sender-agent restore`). The receiver is the data
+// side there, with the same code as a source's (shared/send/pull-session.ts servePull): the
+// order's name is resolved under that client's root only (policy.target: no "..", no other
+// tenant's root), nothing on the replicas is changed (no holds, no bookmarks: anchor false),
+// and the restorer's grants are held to this receiver's limits (its window, the client's
+// maxLanes and bytesPerSecond, its maxTransfers for restores running at once). The restorer
+// dials each lane with ALPN zferry-pull-lane/1 when asked; a lane nobody asked for is closed.
+import type * as tls from 'node:tls';
+import { ZferryError, errorMessage } from '../shared/errors.js';
+import type { Logger } from '../shared/log.js';
+import type { ReceiverConfig } from '../shared/config.js';
+import type { TlsMaterial } from '../shared/tls.js';
+import { parseSource } from '../shared/names.js';
+import type { Policy } from '../shared/recv/policy.js';
+import { LaneBox, servePull } from '../shared/send/pull-session.js';
+
+export interface RestoreServer {
+  /** a restore's control connection (ALPN zferry-pull/1) from an authenticated client */
+  serve(socket: tls.TLSSocket, identity: string): void;
+  /** a lane a restorer dialed when asked (ALPN zferry-pull-lane/1) */
+  lane(socket: tls.TLSSocket, identity: string): void;
+  /** restores running now, per identity */
+  running(): Record<string, number>;
+  close(): void;
+}
+
+/** `<name>[@snapshot]` under the client's root, as the dataset[@snapshot] to send; anything outside it is refused. */
+export function restoreSource(policy: Pick<Policy, 'target'>, identity: string, source: string): string {
+  const at = source.indexOf('@');
+  const name = at < 0 ? source : source.slice(0, at);
+  const { target } = policy.target(identity, name);
+  const full = at < 0 ? target : `${target}${source.slice(at)}`;
+  parseSource(full); // the snapshot part: the same rules as any source name
+  return full;
+}
+
+export function restoreServer(o: { cfg: ReceiverConfig; policy: Policy; material: TlsMaterial; log: Logger; zfs: string }): RestoreServer {
+  const { cfg, policy, log } = o;
+  const lanes = new LaneBox(log);
+  const running = new Map<string, number>();
+  const sockets = new Set<tls.TLSSocket>();
+  return {
+    serve(socket, identity) {
+      const p = policy.lookup(identity);
+      if (!p) {
+        log.warn('restore refused', { identity, reason: 'not a client of this receiver' });
+        socket.destroy();
+        return;
+      }
+      const cap = p.maxTransfers ?? cfg.defaultMaxTransfers;
+      const now = (running.get(identity) ?? 0) + 1;
+      running.set(identity, now);
+      sockets.add(socket);
+      const rlog = log.child({ restore: identity });
+      servePull(socket, identity, {
+        material: o.material,
+        lanes,
+        log: rlog,
+        zfs: o.zfs,
+        resolve: (source) => {
+          if (now > cap) throw new ZferryError('over-budget', `${now - 1} restores of "${identity}" are running already (maxTransfers ${cap})`);
+          return restoreSource(policy, identity, source);
+        },
+        anchor: false,
+        maxWindowBytes: cfg.windowBytes,
+        maxLanes: Math.min(cfg.maxLanes, p.maxLanes ?? Infinity),
+        bytesPerSecond: p.bytesPerSecond ?? 0,
+        words: { order: 'restore order', done: 'restore done', failed: 'restore failed' },
+      })
+        .catch((e: unknown) => rlog.warn('restore connection failed', { error: errorMessage(e) }))
+        .finally(() => {
+          const left = (running.get(identity) ?? 1) - 1;
+          if (left <= 0) running.delete(identity);
+          else running.set(identity, left);
+          sockets.delete(socket);
+          socket.destroy();
+        });
+    },
+    lane(socket, identity) {
+      lanes.offer(identity, socket);
+    },
+    running: () => Object.fromEntries(running),
+    close() {
+      for (const s of sockets) s.destroy();
+    },
+  };
+}
