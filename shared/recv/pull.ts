@@ -247,7 +247,7 @@ export async function pullOnce(
       ctx.onDialed?.(identityOf(socket)?.identity ?? '');
       const done = await serveOrder(socket, orderId, request, ctx);
       if (done.errorCode) throw new ZferryError(codeFromWire(done.errorCode), `${named(source)}: ${done.error || done.errorCode}`);
-      return { ...(await checkedOutcome(core, target, done)), attempts: attempt };
+      return { ...(await checkedOutcome(core, target, done, named(source))), attempts: attempt };
     } catch (e) {
       if (!contact || !isRetryable(e) || Date.now() + delay > deadline) throw e;
       ctx.say(`interrupted: ${errorMessage(e)}; dialing again in ${Math.round(delay / 1000)} s (attempt ${attempt + 1})`);
@@ -257,22 +257,22 @@ export async function pullOnce(
   }
 }
 
-/** The source's word that it succeeded, held against the target: a source that lies about its snapshot is caught here. */
-async function checkedOutcome(core: ReceiverCore, target: string, done: PullDone): Promise<Omit<PullOutcome, 'attempts'>> {
+/** The data side's word that it succeeded, held against the target: a source or a receiver that lies about its snapshot is caught here. */
+async function checkedOutcome(core: ReceiverCore, target: string, done: PullDone, who: string): Promise<Omit<PullOutcome, 'attempts'>> {
   let summary: Record<string, unknown>;
   try {
     const v: unknown = JSON.parse(done.summaryJson);
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
     summary = v as Record<string, unknown>;
   } catch (e) {
-    throw new ZferryError('bad-request', `the source said the pull succeeded, with an unreadable summary (${errorMessage(e)})`);
+    throw new ZferryError('bad-request', `${who} said the transfer succeeded, with an unreadable summary (${errorMessage(e)})`);
   }
   const snapshot = typeof summary.snapshot === 'string' ? summary.snapshot : '';
   const held = (await core.zfs.exists(target)) ? await core.zfs.snapshots(target) : [];
   if (!snapshot || !held.some((s) => s.name === snapshot)) {
     throw new ZferryError(
       'transfer-failed',
-      `the source said the pull succeeded with @${snapshot || '?'}, but ${target} holds ${held.length ? held.map((s) => `@${s.name}`).join(', ') : 'no snapshot'}`,
+      `${who} said the transfer succeeded with @${snapshot || '?'}, but ${target} holds ${held.length ? held.map((s) => `@${s.name}`).join(', ') : 'no snapshot'}`,
     );
   }
   return { summary, target, snapshot };

@@ -214,7 +214,7 @@ describe('receiver-agent pull against a hostile source', () => {
     try {
       const r = await runPull('site-a', 'tank/data', { name: 'data', config: receiverFor(h.port, 'backup/lies'), env, extra: ['--retry-seconds', '0'] });
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/the source said the pull succeeded with @s9, but backup\/lies\/data holds no snapshot/);
+      expect(r.stderr).toMatch(/source "site-a" said the transfer succeeded with @s9, but backup\/lies\/data holds no snapshot/);
     } finally {
       await h.close();
     }
