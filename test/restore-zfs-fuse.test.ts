@@ -4,10 +4,14 @@
 // they were (no hold, no bookmark, no new snapshot), and names outside the client's own root
 // refused.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { rm } from 'node:fs/promises';
+import { writeCertFile, writeKeyFile } from '../shared/certs.js';
+import { run } from '../shared/run.js';
+import { freePort } from './helpers/child-output.js';
 import { createTestPool, hashTree, randomFile, remount, unmountDataset, writeFiles, zfsBinary, zfsOk, type TestPool } from './helpers/zfs-fuse.js';
-import { makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
+import { RECEIVER_CLI, SENDER_CLI, makePki, runSender, senderArgs, startReceiver, tempDir, type ReceiverProcess } from './helpers/agents.js';
 
 let src: TestPool;
 let dst: TestPool;
@@ -48,10 +52,17 @@ beforeAll(async () => {
   await zfsOk(['create', `${dst.name}/site-a`]);
   await zfsOk(['create', `${dst.name}/site-b`]);
   await zfsOk(['create', `${src.name}/data`]);
+  // the receiver can enroll customers (README "Set up a receiver for a new customer")
+  const caDir = join(dir, 'ca');
+  mkdirSync(caDir);
+  writeCertFile(join(caDir, 'ca.pem'), pki.ca.certPem);
+  writeKeyFile(join(caDir, 'ca.key'), pki.ca.keyPem);
   receiver = await startReceiver({
     pki,
+    port: await freePort(), // invitations name fixed ports
     zfs: zfsBinary(),
     clients: { 'site-a': { root: `${dst.name}/site-a` }, 'site-b': { root: `${dst.name}/site-b` } },
+    extra: { enroll: `127.0.0.1:${await freePort()}`, tls: { ...pki.receiverTls, caKey: join(caDir, 'ca.key'), revoked: join(caDir, 'revoked.json') } },
   });
 });
 
@@ -101,6 +112,20 @@ describe('restore on real ZFS (zfs-fuse)', () => {
     const again = await restore(siteA, 'data@s2', into);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/is up to date with data@s2/);
+  });
+
+  it('a customer whose source host is lost enrolls a new host as the same identity and restores onto it (invite, enroll, restore)', async () => {
+    const ds = `${src.name}/data`;
+    const invite = await run(process.execPath, [RECEIVER_CLI, 'invite', '--config', receiver.config, '--identity', 'site-a', '--root', `${dst.name}/site-a`]);
+    expect(invite.code, invite.stderr).toBe(0);
+    const out = join(dir, 'new-host');
+    const enroll = await run(process.execPath, [SENDER_CLI, 'enroll', invite.stdout.trim(), '--out', out]);
+    expect(enroll.code, enroll.stderr).toBe(0);
+    const into = `${src.name}/after-disaster`;
+    const r = await restore(join(out, 'sender.json'), 'data', into);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^restored data@s2 from .* into .*after-disaster: full send/m);
+    expect(await hashes(src, into)).toEqual(await hashTree(src.mountpoint(ds)));
   });
 
   it("a client gets only what lies under its own root: another tenant's replica is not reachable by any name", async () => {
