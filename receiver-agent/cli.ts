@@ -13,6 +13,7 @@ const RECEIVER: CommandSet = {
     status: async () => (await import('./commands/status.js')).status,
     invite: async () => (await import('./commands/invite.js')).invite,
     pull: async () => (await import('./commands/pull.js')).pull,
+    doctor: async () => (await import('./commands/doctor.js')).doctor,
     'make-inert': async () => (await import('./commands/make-inert.js')).makeInert,
   },
   groups: {

@@ -13,7 +13,7 @@ import type { PullJobConfig } from '../shared/job-config.js';
 import { nextTick } from '../shared/job-schedule.js';
 import type { ReceiverCore } from '../shared/recv/control-service.js';
 import type { LaneSettings } from '../shared/recv/lane-listener.js';
-import { pullMaterial, pullOnce } from '../shared/recv/pull.js';
+import { NOT_DOCTOR, pullMaterial, pullOnce } from '../shared/recv/pull.js';
 
 export interface PullJobRun {
   job: string;
@@ -108,6 +108,7 @@ export class PullJobs {
               bwlimit: job.bwlimit,
               compress: job.compress,
               linkMbit: 0,
+              ...NOT_DOCTOR,
             },
             retryBudgetMs: job.retryMs,
             say: (line) => jlog.warn(line, { dataset }),

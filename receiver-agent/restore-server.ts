@@ -63,6 +63,7 @@ export function restoreServer(o: { cfg: ReceiverConfig; policy: Policy; material
           return restoreSource(policy, identity, source);
         },
         anchor: false,
+        doctor: false,
         maxWindowBytes: cfg.windowBytes,
         maxLanes: Math.min(cfg.maxLanes, p.maxLanes ?? Infinity),
         bytesPerSecond: p.bytesPerSecond ?? 0,

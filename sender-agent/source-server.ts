@@ -82,6 +82,7 @@ export async function startSource(cfg: SenderConfig, log: Logger, zfsBin?: strin
       zfs: zfsBin ?? cfg.zfs,
       resolve: pullerDatasets(puller, cfg.pullers[puller]?.datasets ?? []),
       anchor: true,
+      doctor: true,
     })
       .catch((e: unknown) => log.warn('pull connection failed', { puller, error: errorMessage(e) }))
       .finally(() => {

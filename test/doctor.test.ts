@@ -24,7 +24,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCA, issueCertificate, writeCertFile, writeKeyFile } from '../shared/certs.js';
 import { run } from '../shared/run.js';
-import { formatReport, type DoctorReport } from '../sender-agent/doctor.js';
+import { formatReport, type DoctorReport } from '../shared/send/doctor.js';
 import { FAKE_ZFS, RECEIVER_CLI, ROOT, SENDER_CLI, tempDir } from './helpers/agents.js';
 
 const WANEM = process.env.WANEM ?? resolve(ROOT, '../shared/tools/wanem/wanem.sh');

@@ -63,8 +63,9 @@ export interface ProtoGrpcType {
        * port with ALPN "zferry-pull/1" and serves this service, beside Control, on that connection
        * only: the roles of the control plane stay as in push (the source, which has the data,
        * calls; the receiver answers), only the dialer changed. The receiver also dials every lane
-       * (ALPN "zferry-lane/2" to the source's port) when the source asks for them. The caller's
-       * identity is the certificate of the source the receiver dialed.
+       * (ALPN "zferry-pull-lane/1" to the source's port) when the source asks for them. The caller's
+       * identity is the certificate of the source the receiver dialed. A restore is the same with the
+       * agents swapped: the client's sender-agent dials its receiver's port and serves this service.
        */
       Pull: SubtypeConstructor<typeof grpc.Client, _zferry_v1_PullClient> & { service: _zferry_v1_PullDefinition }
       PullDone: MessageTypeDefinition<_zferry_v1_PullDone, _zferry_v1_PullDone__Output>

@@ -13,7 +13,7 @@ import type { Logger } from '../log.js';
 import type { ReceiverCore } from './control-service.js';
 import { laneSettings } from './control-server.js';
 import { IdentityThrottle } from './throttle.js';
-import { pullOnce, type PullOutcome, type PullRequest, type SourceEndpoint } from './pull.js';
+import { NOT_DOCTOR, pullOnce, type PullOutcome, type PullRequest, type SourceEndpoint } from './pull.js';
 
 /** What the keeping side asks of the data side: the options `pull` and `restore` share. */
 export const ORDER_OPTIONS = {
@@ -62,6 +62,7 @@ export function orderFromOptions(v: OrderValues, source: string, name: string): 
       bwlimit: v.bwlimit === undefined ? 0 : rate('--bwlimit', v.bwlimit, 64 * 1024, 100e9 / 8),
       compress: oneOf('--compress', v.compress, ['off', 'on', 'auto']),
       linkMbit: v['link-mbit'] === undefined ? 0 : num('--link-mbit', v['link-mbit'], 0.1, 1_000_000),
+      ...NOT_DOCTOR,
     },
     retryBudgetMs: 1000 * seconds('--retry-seconds', v['retry-seconds'], 0, 30 * 86_400),
   };

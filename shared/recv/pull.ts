@@ -23,6 +23,8 @@ const DIAL_TIMEOUT_MS = 15_000;
 
 /** One order: what the receiver asks the source to send (PullOrder without its id). */
 export type PullRequest = Omit<PullOrder, 'orderId'>;
+/** The fields of an order that is a transfer, not a measurement (doctor --from). */
+export const NOT_DOCTOR = { doctor: false, doctorSeconds: 0, cc: '' } as const;
 
 /** The data side this side dials. */
 export interface SourceEndpoint {
@@ -276,4 +278,22 @@ async function checkedOutcome(core: ReceiverCore, target: string, done: PullDone
     );
   }
   return { summary, target, snapshot };
+}
+
+/**
+ * A doctor order (`receiver-agent doctor --from`): one dial, the data side measures over this
+ * connection and the lanes it asks for (probe transfers into this core, which discards their
+ * bytes), and its report comes back in Done. No retries: a measurement that was cut says so.
+ */
+export async function doctorOnce(ctx: PullConnectionContext & { request: PullRequest }): Promise<Record<string, unknown>> {
+  const socket = await dialSource(ctx.source, PULL_ALPN);
+  const done = await serveOrder(socket, `${Date.now().toString(36)}-doctor`, ctx.request, ctx);
+  if (done.errorCode) throw new ZferryError(codeFromWire(done.errorCode), `${named(ctx.source)}: ${done.error || done.errorCode}`);
+  try {
+    const v: unknown = JSON.parse(done.summaryJson);
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || (v as { event?: unknown }).event !== 'doctor') throw new Error('not a doctor report');
+    return v as Record<string, unknown>;
+  } catch (e) {
+    throw new ZferryError('bad-request', `${named(ctx.source)} sent an unreadable doctor report (${errorMessage(e)})`);
+  }
 }

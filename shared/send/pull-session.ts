@@ -17,6 +17,7 @@ import { ControlClient } from './control-client.js';
 import { PullClient } from './pull-client.js';
 import { LaneTickets, hello, helloRtt, type Receiver } from './session.js';
 import { replicateWithRetry, type ReplicateOptions, type ReplicateResult } from './replicate.js';
+import { doctor, type DoctorReport } from './doctor.js';
 
 /** How long a lane the puller was asked for may take to arrive (its TCP and TLS handshakes). */
 const LANE_WAIT_MS = 15_000;
@@ -86,6 +87,8 @@ export interface PullSessionContext {
   /** the most lanes, and bytes per second, this peer gets whatever it orders (0: no limit of ours) */
   maxLanes?: number;
   bytesPerSecond?: number;
+  /** whether a doctor order is served (a source: yes; a restoring receiver: no, it sends only replicas) */
+  doctor: boolean;
   /** what the log lines say (default: pull order, pull done, pull failed) */
   words?: { order: string; done: string; failed: string };
 }
@@ -142,6 +145,26 @@ function orderOptions(
   };
 }
 
+/**
+ * A doctor order (receiver-agent doctor --from): sender-agent doctor's measurement, over the
+ * connection and the lanes the keeping side dials. The dataset whose zfs send it times is
+ * checked as any order's source is; the probe time is held to doctor's own bounds.
+ */
+async function measure(order: PullOrder, receiver: Receiver, ctx: PullSessionContext, log: Logger): Promise<DoctorReport> {
+  if (!ctx.doctor) throw new ZferryError('unsupported', 'this side serves transfers only, no doctor orders');
+  const seconds = order.doctorSeconds;
+  if (!(seconds >= 2 && seconds <= 300)) throw new ZferryError('bad-request', `doctor seconds must be 2 to 300, not ${seconds}`);
+  if (order.cc !== '' && !/^[a-z0-9_]{1,16}$/.test(order.cc)) throw new ZferryError('bad-request', 'cc must be a congestion control name');
+  if (order.linkMbit !== 0 && !(order.linkMbit >= 0.1 && order.linkMbit <= 1_000_000))
+    throw new ZferryError('bad-request', `link speed ${order.linkMbit} Mbit/s is out of range`);
+  const dataset = order.source ? parseSource(ctx.resolve(order.source)).dataset : undefined;
+  log.info('doctor order', { dataset: dataset ?? null, seconds });
+  return doctor(
+    { to: receiver.address, session: receiver, dataset, seconds, linkMbit: order.linkMbit || undefined, cc: order.cc || undefined, zfsBin: ctx.zfs },
+    log,
+  );
+}
+
 /** Serves one pull (or restore) connection to its end: the order, the transfer, and Done. */
 export async function servePull(socket: tls.TLSSocket, puller: string, ctx: PullSessionContext): Promise<void> {
   const { log } = ctx;
@@ -155,20 +178,25 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
   try {
     const order = await pull.order();
     const olog = log.child({ puller, order: order.orderId });
-    let result: ReplicateResult | null = null;
+    let result: ReplicateResult | DoctorReport | null = null;
     let failure: unknown = null;
+    const receiver: Receiver = {
+      host: socket.remoteAddress ?? '',
+      port: socket.remotePort ?? 0,
+      address: control.address,
+      material: ctx.material,
+      client: control,
+      tickets: new LaneTickets(),
+      laneSource: { open: () => ctx.lanes.open(puller, () => pull.openLanes(1)) },
+    };
     try {
+      if (order.doctor) {
+        result = await measure(order, receiver, ctx, olog);
+        olog.info('doctor done', { stage: result.verdict.stage });
+        return;
+      }
       const asked = orderOptions(order, ctx);
       olog.info(words.order, { source: order.source, name: order.name });
-      const receiver: Receiver = {
-        host: socket.remoteAddress ?? '',
-        port: socket.remotePort ?? 0,
-        address: control.address,
-        material: ctx.material,
-        client: control,
-        tickets: new LaneTickets(),
-        laneSource: { open: () => ctx.lanes.open(puller, () => pull.openLanes(1)) },
-      };
       const hi = await hello(control, ['resume', 'raw']);
       const rttMs = await helloRtt(control, 2);
       result = await replicateWithRetry(
@@ -196,11 +224,12 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
     } catch (e) {
       failure = e;
       olog.warn(words.failed, { error: errorMessage(e), code: e instanceof ZferryError ? e.code : 'internal' });
+    } finally {
+      const code = failure instanceof ZferryError && isErrorCode(failure.code) ? failure.code : failure ? 'internal' : '';
+      await pull
+        .done({ orderId: order.orderId, errorCode: code, error: failure ? errorMessage(failure) : '', summaryJson: result ? JSON.stringify(result) : '' })
+        .catch((e: unknown) => olog.debug('Done not delivered', { error: errorMessage(e) }));
     }
-    const code = failure instanceof ZferryError && isErrorCode(failure.code) ? failure.code : failure ? 'internal' : '';
-    await pull
-      .done({ orderId: order.orderId, errorCode: code, error: failure ? errorMessage(failure) : '', summaryJson: result ? JSON.stringify(result) : '' })
-      .catch((e: unknown) => olog.debug('Done not delivered', { error: errorMessage(e) }));
   } finally {
     control.close();
     bridge.close();

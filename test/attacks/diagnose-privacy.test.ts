@@ -13,7 +13,7 @@ import { loadSenderConfig } from '../../shared/config.js';
 import { loadTlsMaterial } from '../../shared/tls.js';
 import { PROTOCOL_VERSION, type DiagnoseReply } from '../../shared/control.js';
 import { ControlClient } from '../../shared/send/control-client.js';
-import type { DoctorReport } from '../../sender-agent/doctor.js';
+import type { DoctorReport } from '../../shared/send/doctor.js';
 import { HOST_DETAIL_FIELDS } from '../../shared/recv/diagnose.js';
 import { FAKE_ZFS, SENDER_CLI, makePki, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
 

@@ -51,6 +51,9 @@ const ORDER: PullOrder = {
   bwlimit: 0,
   compress: 'off',
   linkMbit: 0,
+  doctor: false,
+  doctorSeconds: 0,
+  cc: '',
 };
 
 interface Crafted {

@@ -1,7 +1,7 @@
 // The doctor's verdict over hand-made measurements: each bottleneck is named, with the
 // numbers that show it and the change that lifts it.
 import { describe, expect, it } from 'vitest';
-import { analyzeBuffers, bufferCeilingMbit, verdict, type DoctorMeasurements, type ProbeResult, type SideFacts } from '../../sender-agent/doctor-verdict.js';
+import { analyzeBuffers, bufferCeilingMbit, verdict, type DoctorMeasurements, type ProbeResult, type SideFacts } from '../../shared/send/doctor-verdict.js';
 
 const MiB = 1024 * 1024;
 

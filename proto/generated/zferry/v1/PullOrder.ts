@@ -38,6 +38,21 @@ export interface PullOrder {
    * the link's speed, for the lanes' BDP buffers; 0: 1000 assumed, as replicate
    */
   'linkMbit'?: (number | string);
+  /**
+   * A measurement instead of a transfer (receiver-agent doctor --from): the data side probes
+   * the path as sender-agent doctor does and sends its report (DoctorReport) as Done's
+   * summary_json; `source`, when set, is a dataset whose zfs send it times too (checked as any
+   * order's); `name` is empty.
+   */
+  'doctor'?: (boolean);
+  /**
+   * probe time in all, 2 to 300
+   */
+  'doctorSeconds'?: (number);
+  /**
+   * the lanes' congestion control; "": the data side's default
+   */
+  'cc'?: (string);
 }
 
 export interface PullOrder__Output {
@@ -76,4 +91,19 @@ export interface PullOrder__Output {
    * the link's speed, for the lanes' BDP buffers; 0: 1000 assumed, as replicate
    */
   'linkMbit': (number);
+  /**
+   * A measurement instead of a transfer (receiver-agent doctor --from): the data side probes
+   * the path as sender-agent doctor does and sends its report (DoctorReport) as Done's
+   * summary_json; `source`, when set, is a dataset whose zfs send it times too (checked as any
+   * order's); `name` is empty.
+   */
+  'doctor': (boolean);
+  /**
+   * probe time in all, 2 to 300
+   */
+  'doctorSeconds': (number);
+  /**
+   * the lanes' congestion control; "": the data side's default
+   */
+  'cc': (string);
 }

@@ -12,10 +12,10 @@
 //   4. CPU: the host is busy and the agent needs a fair share of a core;
 //   5. packet loss: retransmissions on a path that should carry more (one lane crawls);
 //   6. otherwise the path (a shaper, or a link slower than assumed).
-import type { BufferCaps } from '../shared/sockopt.js';
-import type { CpuUse } from '../shared/host.js';
-import type { DiskProbeResultMsg } from '../shared/control.js';
-import { formatBytes } from '../shared/units.js';
+import type { BufferCaps } from '../sockopt.js';
+import type { CpuUse } from '../host.js';
+import type { DiskProbeResultMsg } from '../control.js';
+import { formatBytes } from '../units.js';
 
 export interface RttStats {
   samples: number;

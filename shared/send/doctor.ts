@@ -17,13 +17,13 @@
 // SO_RCVBUF: their windows autotune up to its net.ipv4.tcp_rmem max, root or not.
 import { randomBytes } from 'node:crypto';
 import * as os from 'node:os';
-import type { SenderConfig } from '../shared/config.js';
-import type { DiagnoseReply } from '../shared/control.js';
-import { ZferryError, errorMessage, oneLine } from '../shared/errors.js';
-import { childEnd, sleep, stopSend } from '../shared/child.js';
-import { chunkChecksum } from '../shared/frames.js';
-import { cpuBetween, cpuCount, cpuSample, type CpuUse } from '../shared/host.js';
-import type { Logger } from '../shared/log.js';
+import type { SenderConfig } from '../config.js';
+import type { DiagnoseReply } from '../control.js';
+import { ZferryError, errorMessage, oneLine } from '../errors.js';
+import { childEnd, sleep, stopSend } from '../child.js';
+import { chunkChecksum } from '../frames.js';
+import { cpuBetween, cpuCount, cpuSample, type CpuUse } from '../host.js';
+import type { Logger } from '../log.js';
 import {
   allowedCongestionControls,
   availableCongestionControls,
@@ -36,11 +36,11 @@ import {
   tuneSocket,
   type BufferCaps,
   type TcpInfo,
-} from '../shared/sockopt.js';
-import { formatBytes } from '../shared/units.js';
-import { Zfs } from '../shared/zfs.js';
-import { validateDataset } from '../shared/names.js';
-import type { ControlClient } from '../shared/send/control-client.js';
+} from '../sockopt.js';
+import { formatBytes } from '../units.js';
+import { Zfs } from '../zfs.js';
+import { validateDataset } from '../names.js';
+import type { ControlClient } from './control-client.js';
 import {
   fmtMbit,
   fmtMs,
@@ -55,11 +55,11 @@ import {
   type Verdict,
   type ZfsSendResult,
 } from './doctor-verdict.js';
-import type { Striper } from '../shared/send/striper.js';
-import { connectReceiver, hello, type Receiver } from '../shared/send/session.js';
-import { SendPath } from '../shared/send/send-path.js';
-import type { ByteSource, StreamChunk } from '../shared/send/sources.js';
-import { autoLanes, chooseCongestion, planTuning } from '../shared/send/tuning.js';
+import type { Striper } from './striper.js';
+import { connectReceiver, hello, type Receiver } from './session.js';
+import { SendPath } from './send-path.js';
+import type { ByteSource, StreamChunk } from './sources.js';
+import { autoLanes, chooseCongestion, planTuning } from './tuning.js';
 
 const PROBE_CHUNK = 128 * 1024;
 const PINGS = 20;
@@ -73,7 +73,10 @@ const DISK_PROBE_SECONDS = 5;
 
 export interface DoctorOptions {
   to: string;
-  config: SenderConfig;
+  /** where to dial and with which certificate; not needed with `session` */
+  config?: Pick<SenderConfig, 'tls' | 'baseDir' | 'serverName' | 'zfs'>;
+  /** a keeping side that dialed us (receiver-agent doctor --from): measured over its connection and the lanes it dials */
+  session?: Receiver;
   /** pool/dataset: also time `zfs send` of its newest snapshot */
   dataset?: string;
   /** probe seconds in all: 40 % over one lane, 60 % over the automatic lane count */
@@ -111,7 +114,8 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
   if (!(o.seconds >= 2)) throw new ZferryError('usage', '--seconds takes at least 2');
   if (o.dataset) validateDataset(o.dataset);
   const congestion = chooseCongestion(o.cc);
-  const link = connectReceiver(o.to, o.config);
+  if (!o.session && !o.config) throw new ZferryError('internal', 'doctor: neither a session nor a config to dial with');
+  const link = o.session ?? connectReceiver(o.to, o.config!);
   const { client } = link;
   const notices: string[] = [];
   try {
@@ -144,7 +148,7 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
 
     say(`${o.dataset ? `zfs send of ${o.dataset} and ` : ''}the receiver's disk`);
     const [zfsSend, disk] = await Promise.all([
-      o.dataset ? zfsSendProbe(new Zfs(o.zfsBin ?? o.config.zfs), o.dataset, ZFS_SEND_SECONDS) : Promise.resolve(null),
+      o.dataset ? zfsSendProbe(new Zfs(o.zfsBin ?? o.config?.zfs ?? 'zfs'), o.dataset, ZFS_SEND_SECONDS) : Promise.resolve(null),
       diskProbe(client, facts0),
     ]);
 
@@ -190,7 +194,7 @@ export async function doctor(o: DoctorOptions, log: Logger): Promise<DoctorRepor
       notices,
     };
   } finally {
-    client.close();
+    if (!o.session) client.close();
   }
 }
 
