@@ -1,0 +1,110 @@
+// One transfer, two dialers: a test of what a transfer does runs it over both. `push`: the
+// sender dials (`sender-agent replicate` → `receiver-agent serve`); `pull`: the receiver dials
+// (`receiver-agent pull` → `sender-agent serve`). The same identity (site-a), the same fake zfs,
+// the same policy on the receiver (a client entry in push, a source entry in pull), and the
+// summary the data side wrote (ReplicateResult) in both.
+import type { ChildProcess } from 'node:child_process';
+import { childEnd } from '../../shared/child.js';
+import { FAKE_ZFS, makePki, senderArgs, spawnSender, startReceiver, type ReceiverProcess } from './agents.js';
+import { doneEvent, freePort } from './child-output.js';
+import { pullerConfig, spawnPull, startSource, type SourceProcess } from './pull-agents.js';
+
+export type DirectionName = 'push' | 'pull';
+export const DIRECTIONS: DirectionName[] = ['push', 'pull'];
+
+export interface Direction {
+  name: DirectionName;
+  /** the receiver's root for this identity: targets land at `<root>/<name>` */
+  root: string;
+  /** starts one transfer of `dataset` into `name` (--json), the dialing side's command */
+  start(dataset: string, name: string, extra?: string[]): ChildProcess;
+  /** what the data side reported (ReplicateResult) in that command's output */
+  summary(stdout: string): Record<string, unknown>;
+  /**
+   * Kills the data side (SIGKILL) mid-transfer. Resolves true when the command `p` still runs
+   * and will dial again by itself (pull: the source came back), false when `p` was the data
+   * side and is gone (push): then the test runs the transfer again.
+   */
+  killData(p: ChildProcess): Promise<boolean>;
+  /** The same for the keeping side (the receiver in both). */
+  killKeeping(p: ChildProcess): Promise<boolean>;
+  /** the receiver's log, whichever process it is */
+  keepingLogs(): string;
+  stop(): Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Both directions need a pki, the fake zfs's environment, and the policy of the identity on the receiver. */
+export async function openDirection(
+  name: DirectionName,
+  o: { dir: string; env: NodeJS.ProcessEnv; root: string; policy?: Record<string, unknown>; receiverExtra?: Record<string, unknown> },
+): Promise<Direction> {
+  const pki = makePki(o.dir);
+  const entry = { root: o.root, ...o.policy };
+  const port = await freePort();
+  if (name === 'push') {
+    const start = () =>
+      startReceiver({
+        pki,
+        port,
+        zfs: FAKE_ZFS,
+        env: o.env,
+        clients: { 'site-a': entry as { root: string } },
+        extra: { laneGraceSeconds: 2, ...o.receiverExtra },
+      });
+    let receiver: ReceiverProcess = await start();
+    const config = pki.client('site-a');
+    return {
+      name,
+      root: o.root,
+      start: (dataset, target, extra = []) =>
+        spawnSender(senderArgs('replicate', dataset, { to: receiver.address, name: target, config, zfs: FAKE_ZFS, extra: ['--json', ...extra] }), o.env),
+      summary: (stdout) => doneEvent(stdout),
+      async killData(p) {
+        p.kill('SIGKILL');
+        await childEnd(p);
+        return false;
+      },
+      async killKeeping() {
+        await receiver.kill9();
+        await sleep(1500);
+        receiver = await start();
+        return true;
+      },
+      keepingLogs: () => receiver.logs(),
+      stop: () => receiver.stop(),
+    };
+  }
+  const start = () => startSource({ pki, identity: 'site-a', pullers: { backup: { datasets: ['tank'] } }, zfs: FAKE_ZFS, env: o.env, port });
+  let source: SourceProcess = await start();
+  const config = pullerConfig(pki, 'backup', {
+    sources: { 'site-a': { from: `127.0.0.1:${port}`, ...entry } },
+    zfs: FAKE_ZFS,
+    extra: { laneGraceSeconds: 2, ...o.receiverExtra },
+  });
+  let logs = '';
+  return {
+    name,
+    root: o.root,
+    start(dataset, target, extra = []) {
+      const p = spawnPull('site-a', dataset, { name: target, config, env: { ...o.env, ZFERRY_LOG_LEVEL: 'info' }, extra: ['--json', ...extra] });
+      p.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
+      return p;
+    },
+    summary: (stdout) => doneEvent(stdout).source as Record<string, unknown>,
+    async killData() {
+      await source.kill9();
+      await sleep(1500);
+      source = await start();
+      return true;
+    },
+    async killKeeping(p) {
+      p.kill('SIGKILL');
+      await childEnd(p);
+      return false;
+    },
+    keepingLogs: () => logs,
+    stop: () => source.stop(),
+  };
+}
