@@ -7,6 +7,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AGENT_VERSION } from '../shared/control.js';
 import type { Observer, TransferView } from './observer.js';
 import type { Pruner } from '../shared/recv/pruner.js';
+import type { RestoreServer } from './restore-server.js';
 import type { TransferEvent } from '../shared/recv/transfer.js';
 import type { TransferRegistry } from '../shared/recv/transfer-registry.js';
 
@@ -28,7 +29,7 @@ export function createMetrics(
   obs: Observer,
   transfers: TransferRegistry,
   identities: readonly string[],
-  opts: { defaultMetrics?: boolean; pruner?: Pick<Pruner, 'totals'> } = {},
+  opts: { defaultMetrics?: boolean; pruner?: Pick<Pruner, 'totals'>; restores?: Pick<RestoreServer, 'totals' | 'running'> } = {},
 ): ReceiverMetrics {
   const registry = new Registry();
   if (opts.defaultMetrics !== false) {
@@ -267,47 +268,98 @@ export function createMetrics(
     },
   });
 
-  // The receiver's own retention (pruner.ts): its counts since start, per client.
+  // The receiver's own retention (pruner.ts): its counts since start, per client. Each of its
+  // metrics catches all of them up when it is collected (a counter adds what the pruner counted
+  // since the last catch-up), so the first scrape after a prune already shows it.
   const pruner = opts.pruner;
   if (pruner) {
+    const seen = new Map<string, { destroyed: number; failures: number; clock: number; busy: number }>();
+    const catchUp = (): void => {
+      for (const [identity, t] of pruner.totals()) {
+        const s = seen.get(identity) ?? { destroyed: 0, failures: 0, clock: 0, busy: 0 };
+        if (t.destroyed > s.destroyed) pruned.inc({ identity }, t.destroyed - s.destroyed);
+        if (t.failures > s.failures) pruneFailures.inc({ identity }, t.failures - s.failures);
+        if (t.skippedClock > s.clock) pruneSkips.inc({ identity, reason: 'clock' }, t.skippedClock - s.clock);
+        if (t.skippedBusy > s.busy) pruneSkips.inc({ identity, reason: 'busy' }, t.skippedBusy - s.busy);
+        seen.set(identity, { destroyed: t.destroyed, failures: t.failures, clock: t.skippedClock, busy: t.skippedBusy });
+      }
+    };
     const pruned = new Counter({
       name: 'zferry_pruned_snapshots_total',
       help: "Snapshots the receiver destroyed under a client's retention (receiver.json keep), per client identity.",
       labelNames: ['identity'],
       registers: [registry],
+      collect: catchUp,
     });
     const pruneFailures = new Counter({
       name: 'zferry_prune_failures_total',
       help: 'Snapshots the receiver could not destroy or stamp with their receive time, and retention passes that failed, per client identity.',
       labelNames: ['identity'],
       registers: [registry],
+      collect: catchUp,
     });
     const pruneSkips = new Counter({
       name: 'zferry_prune_skipped_total',
       help: 'Retention passes skipped: reason="clock" (a snapshot is newer than the clock), reason="busy" (a transfer into the dataset was running).',
       labelNames: ['identity', 'reason'],
       registers: [registry],
+      collect: catchUp,
     });
     for (const identity of identities) {
       pruned.inc({ identity }, 0);
       pruneFailures.inc({ identity }, 0);
     }
-    // counters only go up: each scrape adds what the pruner counted since the last one
-    const seen = new Map<string, { destroyed: number; failures: number; clock: number; busy: number }>();
     new Gauge({
       name: 'zferry_prune_collect_timestamp_seconds',
       help: 'When the retention counters were last collected, unix seconds.',
       registers: [registry],
       collect() {
-        for (const [identity, t] of pruner.totals()) {
-          const s = seen.get(identity) ?? { destroyed: 0, failures: 0, clock: 0, busy: 0 };
-          if (t.destroyed > s.destroyed) pruned.inc({ identity }, t.destroyed - s.destroyed);
-          if (t.failures > s.failures) pruneFailures.inc({ identity }, t.failures - s.failures);
-          if (t.skippedClock > s.clock) pruneSkips.inc({ identity, reason: 'clock' }, t.skippedClock - s.clock);
-          if (t.skippedBusy > s.busy) pruneSkips.inc({ identity, reason: 'busy' }, t.skippedBusy - s.busy);
-          seen.set(identity, { destroyed: t.destroyed, failures: t.failures, clock: t.skippedClock, busy: t.skippedBusy });
-        }
+        catchUp();
         this.set(Date.now() / 1000);
+      },
+    });
+  }
+
+  // Restores (restore-server.ts): the receiver sending clients their replicas back. Each
+  // metric reads the restore server's counts when it is collected (a counter adds what was
+  // counted since its last collection), so one scrape shows them all up to date.
+  const restores = opts.restores;
+  if (restores) {
+    const seen = { ok: new Map<string, number>(), failed: new Map<string, number>(), bytes: new Map<string, number>() };
+    const catchUp = (c: Counter, key: 'ok' | 'failed' | 'bytes', labels: (identity: string) => Labels<'identity' | 'outcome'>): void => {
+      for (const [identity, t] of restores.totals()) {
+        const before = seen[key].get(identity) ?? 0;
+        if (t[key] > before) c.inc(labels(identity), t[key] - before);
+        seen[key].set(identity, t[key]);
+      }
+    };
+    new Counter({
+      name: 'zferry_restores_total',
+      help: 'Restores ended since start, per client identity: outcome="ok" or "failed".',
+      labelNames: ['identity', 'outcome'],
+      registers: [registry],
+      collect() {
+        catchUp(this, 'ok', (identity) => ({ identity, outcome: 'ok' }));
+        catchUp(this, 'failed', (identity) => ({ identity, outcome: 'failed' }));
+      },
+    });
+    new Counter({
+      name: 'zferry_restore_sent_bytes_total',
+      help: 'Stream bytes the receiver sent back to clients in restores, per client identity.',
+      labelNames: ['identity'],
+      registers: [registry],
+      collect() {
+        catchUp(this, 'bytes', (identity) => ({ identity }));
+      },
+    });
+    new Gauge({
+      name: 'zferry_restores_running',
+      help: 'Restores running now, per client identity.',
+      labelNames: ['identity'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const [identity, n] of Object.entries(restores.running())) this.set({ identity }, n);
       },
     });
   }

@@ -15,6 +15,12 @@ import { parseSource } from '../shared/names.js';
 import type { Policy } from '../shared/recv/policy.js';
 import { LaneBox, servePull } from '../shared/send/pull-session.js';
 
+export interface RestoreTotals {
+  ok: number;
+  failed: number;
+  bytes: number;
+}
+
 export interface RestoreServer {
   /** a restore's control connection (ALPN zferry-pull/1) from an authenticated client */
   serve(socket: tls.TLSSocket, identity: string): void;
@@ -22,6 +28,8 @@ export interface RestoreServer {
   lane(socket: tls.TLSSocket, identity: string): void;
   /** restores running now, per identity */
   running(): Record<string, number>;
+  /** restores ended since start, per identity: succeeded, failed, and the stream bytes sent */
+  totals(): Map<string, RestoreTotals>;
   close(): void;
 }
 
@@ -40,6 +48,7 @@ export function restoreServer(o: { cfg: ReceiverConfig; policy: Policy; material
   const lanes = new LaneBox(log);
   const running = new Map<string, number>();
   const sockets = new Set<tls.TLSSocket>();
+  const totals = new Map<string, RestoreTotals>();
   return {
     serve(socket, identity) {
       const p = policy.lookup(identity);
@@ -69,7 +78,16 @@ export function restoreServer(o: { cfg: ReceiverConfig; policy: Policy; material
         bytesPerSecond: p.bytesPerSecond ?? 0,
         words: { order: 'restore order', done: 'restore done', failed: 'restore failed' },
       })
-        .catch((e: unknown) => rlog.warn('restore connection failed', { error: errorMessage(e) }))
+        .then(
+          (end) => {
+            const t = totals.get(identity) ?? { ok: 0, failed: 0, bytes: 0 };
+            if (end.errorCode) t.failed++;
+            else t.ok++;
+            t.bytes += end.bytes;
+            totals.set(identity, t);
+          },
+          (e: unknown) => rlog.warn('restore connection failed', { error: errorMessage(e) }),
+        )
         .finally(() => {
           const left = (running.get(identity) ?? 1) - 1;
           if (left <= 0) running.delete(identity);
@@ -82,6 +100,7 @@ export function restoreServer(o: { cfg: ReceiverConfig; policy: Policy; material
       lanes.offer(identity, socket);
     },
     running: () => Object.fromEntries(running),
+    totals: () => totals,
     close() {
       for (const s of sockets) s.destroy();
     },

@@ -122,7 +122,7 @@ export async function startReceiver(
   let http: RunningHttp | null = null;
   if (cfg.http) {
     try {
-      http = await startHttp({ observer, transfers: core.transfers, identities: core.policy.identities(), pruner: core.pruner }, cfg, log);
+      http = await startHttp({ observer, transfers: core.transfers, identities: core.policy.identities(), pruner: core.pruner, restores }, cfg, log);
     } catch (e) {
       observer.stop();
       await trust.close();

@@ -61,6 +61,7 @@ beforeAll(async () => {
     pki,
     port: await freePort(), // invitations name fixed ports
     zfs: zfsBinary(),
+    http: true,
     clients: { 'site-a': { root: `${dst.name}/site-a` }, 'site-b': { root: `${dst.name}/site-b` } },
     extra: { enroll: `127.0.0.1:${await freePort()}`, tls: { ...pki.receiverTls, caKey: join(caDir, 'ca.key'), revoked: join(caDir, 'revoked.json') } },
   });
@@ -112,6 +113,11 @@ describe('restore on real ZFS (zfs-fuse)', () => {
     const again = await restore(siteA, 'data@s2', into);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/is up to date with data@s2/);
+
+    // the operator sees them: three restores of site-a, none running now, the bytes sent back
+    const metrics = await (await fetch(`http://${receiver.http}/metrics`)).text();
+    expect(metrics).toMatch(/^zferry_restores_total\{identity="site-a",outcome="ok"\} 3$/m);
+    expect(Number(/^zferry_restore_sent_bytes_total\{identity="site-a"\} (\d+)/m.exec(metrics)?.[1])).toBeGreaterThan(7 * 1024 * 1024);
   });
 
   it('a customer whose source host is lost enrolls a new host as the same identity and restores onto it (invite, enroll, restore)', async () => {

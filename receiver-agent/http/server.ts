@@ -31,6 +31,7 @@ import type { Logger } from '../../shared/log.js';
 import { createMetrics } from '../metrics.js';
 import type { Observer } from '../observer.js';
 import type { Pruner } from '../../shared/recv/pruner.js';
+import type { RestoreServer } from '../restore-server.js';
 import type { TransferRegistry } from '../../shared/recv/transfer-registry.js';
 import { EventFeed } from './events.js';
 import { registerRoutes } from './routes.js';
@@ -92,6 +93,8 @@ export interface HttpSources {
   identities: readonly string[];
   /** the receiver's own retention: its counts become metrics */
   pruner?: Pick<Pruner, 'totals'>;
+  /** clients' restores: their counts become metrics */
+  restores?: Pick<RestoreServer, 'totals' | 'running'>;
 }
 
 export async function startHttp(src: HttpSources, cfg: ReceiverConfig, log: Logger): Promise<RunningHttp> {
@@ -106,7 +109,7 @@ export async function startHttp(src: HttpSources, cfg: ReceiverConfig, log: Logg
     );
   }
   const obs = src.observer;
-  const metrics = createMetrics(obs, src.transfers, src.identities, { pruner: src.pruner });
+  const metrics = createMetrics(obs, src.transfers, src.identities, { pruner: src.pruner, restores: src.restores });
   const pagePath = findPage();
   let pageCache: string | null = null;
   const page = (): string => {

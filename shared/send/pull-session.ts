@@ -165,8 +165,14 @@ async function measure(order: PullOrder, receiver: Receiver, ctx: PullSessionCon
   );
 }
 
+/** How an order ended here: its error code ('' when it succeeded) and the stream bytes sent. */
+export interface OrderEnd {
+  errorCode: string;
+  bytes: number;
+}
+
 /** Serves one pull (or restore) connection to its end: the order, the transfer, and Done. */
-export async function servePull(socket: tls.TLSSocket, puller: string, ctx: PullSessionContext): Promise<void> {
+export async function servePull(socket: tls.TLSSocket, puller: string, ctx: PullSessionContext): Promise<OrderEnd> {
   const { log } = ctx;
   const words = ctx.words ?? { order: 'pull order', done: 'pull done', failed: 'pull failed' };
   const bridge = await bridgeSocket(socket);
@@ -175,6 +181,7 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
   // the connection gone: the transfer stops at once (the puller dials again and resumes)
   const gone = new AbortController();
   void bridge.closed.then(() => gone.abort(new ZferryError('unreachable', 'the puller closed the connection')));
+  let end: OrderEnd = { errorCode: 'unreachable', bytes: 0 };
   try {
     const order = await pull.order();
     const olog = log.child({ puller, order: order.orderId });
@@ -193,34 +200,34 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
       if (order.doctor) {
         result = await measure(order, receiver, ctx, olog);
         olog.info('doctor done', { stage: result.verdict.stage });
-        return;
+      } else {
+        const asked = orderOptions(order, ctx);
+        olog.info(words.order, { source: order.source, name: order.name });
+        const hi = await hello(control, ['resume', 'raw']);
+        const rttMs = await helloRtt(control, 2);
+        result = await replicateWithRetry(
+          {
+            ...asked,
+            to: control.address,
+            zfsBin: ctx.zfs,
+            anchor: ctx.anchor,
+            maxWindowBytes: ctx.maxWindowBytes,
+            maxLanes: ctx.maxLanes,
+            chunkBytes: 1024 * 1024,
+            progress: 'off',
+            reconnectBudgetMs: 60_000,
+            // within this connection; a cut connection ends the pull, and the puller dials again
+            retryBudgetMs: 600_000,
+            heartbeatMs: 5000,
+            signal: gone.signal,
+            session: { receiver, hello: hi, rttMs },
+          },
+          olog,
+          new Writable({ write: (_c, _e, cb) => cb() }),
+          (line) => olog.warn(line),
+        );
+        olog.info(words.done, { outcome: result.outcome, snapshot: result.snapshot, bytes: result.bytes });
       }
-      const asked = orderOptions(order, ctx);
-      olog.info(words.order, { source: order.source, name: order.name });
-      const hi = await hello(control, ['resume', 'raw']);
-      const rttMs = await helloRtt(control, 2);
-      result = await replicateWithRetry(
-        {
-          ...asked,
-          to: control.address,
-          zfsBin: ctx.zfs,
-          anchor: ctx.anchor,
-          maxWindowBytes: ctx.maxWindowBytes,
-          maxLanes: ctx.maxLanes,
-          chunkBytes: 1024 * 1024,
-          progress: 'off',
-          reconnectBudgetMs: 60_000,
-          // within this connection; a cut connection ends the pull, and the puller dials again
-          retryBudgetMs: 600_000,
-          heartbeatMs: 5000,
-          signal: gone.signal,
-          session: { receiver, hello: hi, rttMs },
-        },
-        olog,
-        new Writable({ write: (_c, _e, cb) => cb() }),
-        (line) => olog.warn(line),
-      );
-      olog.info(words.done, { outcome: result.outcome, snapshot: result.snapshot, bytes: result.bytes });
     } catch (e) {
       failure = e;
       olog.warn(words.failed, { error: errorMessage(e), code: e instanceof ZferryError ? e.code : 'internal' });
@@ -229,7 +236,9 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
       await pull
         .done({ orderId: order.orderId, errorCode: code, error: failure ? errorMessage(failure) : '', summaryJson: result ? JSON.stringify(result) : '' })
         .catch((e: unknown) => olog.debug('Done not delivered', { error: errorMessage(e) }));
+      end = { errorCode: code, bytes: result && 'bytes' in result ? result.bytes : 0 };
     }
+    return end;
   } finally {
     control.close();
     bridge.close();
