@@ -67,10 +67,10 @@ export function restoreServer(o: { cfg: ReceiverConfig; policy: Policy; material
         lanes,
         log: rlog,
         zfs: o.zfs,
-        resolve: (source) => {
+        admit: () => {
           if (now > cap) throw new ZferryError('over-budget', `${now - 1} restores of "${identity}" are running already (maxTransfers ${cap})`);
-          return restoreSource(policy, identity, source);
         },
+        resolve: (source) => restoreSource(policy, identity, source),
         anchor: false,
         doctor: false,
         maxWindowBytes: cfg.windowBytes,

@@ -48,6 +48,8 @@ export async function startSource(cfg: SenderConfig, log: Logger, zfsBin?: strin
   );
   const lanes = new LaneBox(log);
   const sessions = new Set<tls.TLSSocket>();
+  /** orders running per puller (maxPullsPerPuller) */
+  const running = new Map<string, number>();
   const server = tls.createServer({ ...serverTlsOptions(material, [...SOURCE_ALPNS]), handshakeTimeout: cfg.handshakeTimeoutMs });
   server.on('connection', (raw) => guard.onConnection(raw));
   server.on('secureConnection', (socket: tls.TLSSocket) => {
@@ -75,6 +77,8 @@ export async function startSource(cfg: SenderConfig, log: Logger, zfsBin?: strin
     }
     if (alpn === PULL_LANE_ALPN) return lanes.offer(puller, socket);
     sessions.add(socket);
+    const now = (running.get(puller) ?? 0) + 1;
+    running.set(puller, now);
     servePull(socket, puller, {
       material,
       lanes,
@@ -83,9 +87,17 @@ export async function startSource(cfg: SenderConfig, log: Logger, zfsBin?: strin
       resolve: pullerDatasets(puller, cfg.pullers[puller]?.datasets ?? []),
       anchor: true,
       doctor: true,
+      admit: () => {
+        if (now > cfg.maxPullsPerPuller) {
+          throw new ZferryError('over-budget', `${now - 1} orders of puller "${puller}" are running here already (maxPullsPerPuller ${cfg.maxPullsPerPuller})`);
+        }
+      },
     })
       .catch((e: unknown) => log.warn('pull connection failed', { puller, error: errorMessage(e) }))
       .finally(() => {
+        const left = (running.get(puller) ?? 1) - 1;
+        if (left <= 0) running.delete(puller);
+        else running.set(puller, left);
         sessions.delete(socket);
         socket.destroy();
       });

@@ -329,6 +329,12 @@ export const senderFileSchema = {
     handshakeTimeoutSeconds: { type: 'number', minimum: 0.1, maximum: 600, default: 10 },
     /** pull mode: connections (control + lanes) one puller may hold at once */
     maxConnectionsPerIdentity: count(100_000, 64),
+    /**
+     * pull mode: orders (pulls, doctor runs) one puller may have running at once; one more is
+     * answered over-budget, and the puller dials again later. 4: a receiver's pull job runs 2
+     * at a time by default, and each order holds a zfs send and a window of memory here.
+     */
+    maxPullsPerPuller: count(1_000, 4),
   },
 } as const;
 

@@ -87,6 +87,8 @@ export interface PullSessionContext {
   /** the most lanes, and bytes per second, this peer gets whatever it orders (0: no limit of ours) */
   maxLanes?: number;
   bytesPerSecond?: number;
+  /** throws (over-budget) when this peer may not run one more order now; asked before anything else */
+  admit?: () => void;
   /** whether a doctor order is served (a source: yes; a restoring receiver: no, it sends only replicas) */
   doctor: boolean;
   /** what the log lines say (default: pull order, pull done, pull failed) */
@@ -197,6 +199,7 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
       laneSource: { open: () => ctx.lanes.open(puller, () => pull.openLanes(1)) },
     };
     try {
+      ctx.admit?.();
       if (order.doctor) {
         result = await measure(order, receiver, ctx, olog);
         olog.info('doctor done', { stage: result.verdict.stage });

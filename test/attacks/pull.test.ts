@@ -11,7 +11,10 @@
 //   source identity dialing the receiver's own port, which it never may.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { childEnd } from '../../shared/child.js';
+import { waitProgress } from '../helpers/child-output.js';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
@@ -24,7 +27,7 @@ import { ZferryError } from '../../shared/errors.js';
 import { ControlClient } from '../../shared/send/control-client.js';
 import { PullClient } from '../../shared/send/pull-client.js';
 import { FAKE_ZFS, makePki, startReceiver, tempDir } from '../helpers/agents.js';
-import { issueFiles, pullerConfig, runPull, startSource, type SourceProcess } from '../helpers/pull-agents.js';
+import { issueFiles, pullerConfig, runPull, spawnPull, startSource, type SourceProcess } from '../helpers/pull-agents.js';
 import { beginRequest } from '../helpers/begin-request.js';
 
 let dir: string;
@@ -134,6 +137,37 @@ describe("the source's port gives nothing to anyone but its pullers", () => {
     const r = await probe(clientTlsOptions(creds('backup'), { ...at(), alpn: [PULL_LANE_ALPN] }));
     expect(r).toMatchObject({ secured: true, bytes: 0 });
     expect(source.logs()).toMatch(/lane connection refused: no lane of this puller is waiting/);
+  });
+
+  it('a puller gets at most maxPullsPerPuller orders running at once; one more is answered over-budget', async () => {
+    await zfs(['create', 'tank/slow']);
+    const payload = join(dir, 'slow.bin');
+    writeFileSync(payload, randomBytes(8 * 1024 * 1024));
+    await zfs(['fake-write', 'tank/slow', 'big.bin', payload]);
+    await zfs(['snapshot', 'tank/slow@s1']);
+    const one = await startSource({
+      pki,
+      identity: 'site-a',
+      pullers: { backup: { datasets: ['tank'] } },
+      zfs: FAKE_ZFS,
+      env,
+      extra: { maxPullsPerPuller: 1 },
+    });
+    const cfg = pullerConfig(pki, 'backup', { sources: { 'site-a': { from: one.address, root: 'backup' } }, zfs: FAKE_ZFS });
+    const first = spawnPull('site-a', 'tank/slow', { name: 'slow', config: cfg, env, extra: ['--json', '--bwlimit', '256KiB'] });
+    try {
+      await waitProgress(first, 64 * 1024);
+      const second = await runPull('site-a', 'tank/data', { name: 'second', config: cfg, env, extra: ['--retry-seconds', '0'] });
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(/1 orders of puller "backup" are running here already \(maxPullsPerPuller 1\)/);
+    } finally {
+      first.kill('SIGKILL');
+      await childEnd(first);
+      await one.stop();
+    }
+    // the slot is free again once the first has gone
+    const cfg2 = pullerConfig(pki, 'backup', { sources: { 'site-a': { from: source.address, root: 'backup' } }, zfs: FAKE_ZFS });
+    expect((await runPull('site-a', 'tank/data', { name: 'third', config: cfg2, env })).code).toBe(0);
   });
 
   it('a server certificate with a puller CN is not taken as a client certificate', async () => {
