@@ -10,18 +10,14 @@ import { mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { run } from '../../shared/run.js';
-import { bridgeSocket } from '../../shared/socket-bridge.js';
-import { PULL_ALPN, PULL_LANE_ALPN, clientTlsOptions, loadTlsMaterial, serverTlsOptions } from '../../shared/tls.js';
+import { PULL_ALPN, clientTlsOptions, loadTlsMaterial } from '../../shared/tls.js';
 import { controlService, pullService, type PullDone, type PullOrder } from '../../shared/control.js';
-import type { ZferryError } from '../../shared/errors.js';
-import { ControlClient } from '../../shared/send/control-client.js';
-import { PullClient } from '../../shared/send/pull-client.js';
 import { FAKE_ZFS, makePki, runSender, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
 import { issueFiles } from '../helpers/pull-agents.js';
 import { beginRequest } from '../helpers/begin-request.js';
+import { hostileDataSide, refusalCode } from '../helpers/hostile-data-side.js';
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -208,49 +204,8 @@ describe('a hostile restorer gets nothing outside its own root', () => {
   });
 });
 
-/** A hostile vendor: a TLS server with a valid receiver certificate that makes `script`'s calls on each restore connection. */
-async function hostileVendor(
-  script: (c: { control: ControlClient; pull: PullClient }) => Promise<void>,
-): Promise<{ port: number; close: () => Promise<void> }> {
-  const m = loadTlsMaterial(pki.receiverTls, dir);
-  const sockets = new Set<tls.TLSSocket>();
-  const server = tls.createServer(serverTlsOptions(m, [PULL_ALPN, PULL_LANE_ALPN]), (socket) => {
-    sockets.add(socket);
-    socket.on('error', () => {});
-    if (socket.alpnProtocol === PULL_LANE_ALPN) return;
-    void (async () => {
-      const bridge = await bridgeSocket(socket);
-      const control = new ControlClient('hostile vendor', { bridge: bridge.target });
-      try {
-        await script({ control, pull: new PullClient(control) });
-      } catch {
-        // what the restorer does with the calls is the test's to check
-      } finally {
-        control.close();
-        bridge.close();
-      }
-    })();
-  });
-  server.on('tlsClientError', (_e, s: tls.TLSSocket) => s.destroy());
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        server.close(() => r());
-        for (const s of sockets) s.destroy();
-      }),
-  };
-}
-
-async function refusal(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (e) {
-    return (e as ZferryError).code;
-  }
-  return 'not refused';
-}
+/** A hostile vendor: the receiver's valid server certificate, making `script`'s calls (helpers/hostile-data-side.ts). */
+const hostileVendor = (script: Parameters<typeof hostileDataSide>[1]) => hostileDataSide(loadTlsMaterial(pki.receiverTls, dir), script);
 
 describe('a hostile vendor cannot reach beyond the dataset restored into', () => {
   it('it may name no other target, and a snapshot it claims but never sent fails the restore', async () => {
@@ -259,9 +214,9 @@ describe('a hostile vendor cannot reach beyond the dataset restored into', () =>
       const order = await pull.order();
       seen.order = { source: order.source, name: order.name };
       await control.hello({ protocolVersion: 1, agentVersion: 'hostile', capabilities: [] });
-      seen.beside = await refusal(control.begin(beginRequest('other')));
-      seen.escape = await refusal(control.getTarget({ name: '../../etc' }));
-      seen.list = await refusal(control.getTargets({ names: ['restored', 'other'] }));
+      seen.beside = await refusalCode(control.begin(beginRequest('other')));
+      seen.escape = await refusalCode(control.getTarget({ name: '../../etc' }));
+      seen.list = await refusalCode(control.getTargets({ names: ['restored', 'other'] }));
       await pull.done({
         orderId: order.orderId,
         errorCode: '',
