@@ -359,7 +359,7 @@ describe('config schema', () => {
     'receiver-not-json.json': 'config receiver-not-json.json is not valid JSON',
     'sender-unknown-key.json': 'sender-unknown-key.json: unknown key "serverNmae" (did you mean "serverName"?)',
     'sender-receiver-key.json':
-      'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName, jobs, stateDir, http, httpTokenFile, listen, pullers, maxHandshakes, handshakeTimeoutSeconds, maxConnectionsPerIdentity)',
+      'sender-receiver-key.json: unknown key "clients" (known: tls, zfs, serverName, jobs, stateDir, http, httpTokenFile, listen, pullers, maxHandshakes, handshakeTimeoutSeconds, maxConnectionsPerIdentity, maxPullsPerPuller)',
     'sender-http-beyond-loopback.json': 'sender-http-beyond-loopback.json: "http" listens on 0.0.0.0, beyond loopback, without a token',
     'sender-missing-cert.json': 'sender-missing-cert.json: tls.cert is required',
     'sender-tls-wrong-type.json': 'sender-tls-wrong-type.json: tls must be object, got "site-a"',
