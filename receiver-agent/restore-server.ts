@@ -3,16 +3,18 @@
 // side there, with the same code as a source's (shared/send/pull-session.ts servePull): the
 // order's name is resolved under that client's root only (policy.target: no "..", no other
 // tenant's root), nothing on the replicas is changed (no holds, no bookmarks: anchor false),
-// and the restorer's grants are held to this receiver's limits (its window, the client's
-// maxLanes and bytesPerSecond, its maxTransfers for restores running at once). The restorer
+// and the restorer's grants are held to this receiver's limits: a restore is one of the
+// client's transfers (maxTransfers), its window comes from the receiver's budgets as a Begin's
+// does, its lanes and rate from the client's maxLanes and bytesPerSecond. The restorer
 // dials each lane with ALPN zferry-pull-lane/1 when asked; a lane nobody asked for is closed.
 import type * as tls from 'node:tls';
-import { ZferryError, errorMessage } from '../shared/errors.js';
+import { errorMessage } from '../shared/errors.js';
 import type { Logger } from '../shared/log.js';
 import type { ReceiverConfig } from '../shared/config.js';
 import type { TlsMaterial } from '../shared/tls.js';
 import { parseSource } from '../shared/names.js';
 import type { Policy } from '../shared/recv/policy.js';
+import type { TransferRegistry } from '../shared/recv/transfer-registry.js';
 import { LaneBox, servePull } from '../shared/send/pull-session.js';
 
 export interface RestoreTotals {
@@ -43,7 +45,18 @@ export function restoreSource(policy: Pick<Policy, 'target'>, identity: string, 
   return full;
 }
 
-export function restoreServer(o: { cfg: ReceiverConfig; policy: Policy; material: TlsMaterial; log: Logger; zfs: string }): RestoreServer {
+/** A restore's window may shrink to this under the budgets (as a Begin's may, to 4 chunks of 1 MiB). */
+const MIN_RESTORE_WINDOW = 4 * 1024 * 1024;
+
+export function restoreServer(o: {
+  cfg: ReceiverConfig;
+  policy: Policy;
+  /** the receiver's transfers: a restore takes its place and its window there, as a Begin does */
+  transfers: Pick<TransferRegistry, 'admit'>;
+  material: TlsMaterial;
+  log: Logger;
+  zfs: string;
+}): RestoreServer {
   const { cfg, policy, log } = o;
   const lanes = new LaneBox(log);
   const running = new Map<string, number>();
@@ -57,18 +70,33 @@ export function restoreServer(o: { cfg: ReceiverConfig; policy: Policy; material
         socket.destroy();
         return;
       }
-      const cap = p.maxTransfers ?? cfg.defaultMaxTransfers;
-      const now = (running.get(identity) ?? 0) + 1;
-      running.set(identity, now);
       sockets.add(socket);
+      running.set(identity, (running.get(identity) ?? 0) + 1);
       const rlog = log.child({ restore: identity });
       servePull(socket, identity, {
         material: o.material,
         lanes,
         log: rlog,
         zfs: o.zfs,
-        admit: () => {
-          if (now > cap) throw new ZferryError('over-budget', `${now - 1} restores of "${identity}" are running already (maxTransfers ${cap})`);
+        // one of this client's transfers (maxTransfers), its window from the receiver's budgets
+        // (windowBudget, windowBudgetPerIdentity): a client's restores take no more of the
+        // receiver's memory than its receives could, and the fair share preempts for them too
+        admit: async () => {
+          const admission = o.transfers.admit({
+            identity,
+            target: null,
+            windowBytes: cfg.windowBytes,
+            floorBytes: MIN_RESTORE_WINDOW,
+            maxTransfers: p.maxTransfers ?? cfg.defaultMaxTransfers,
+            ownLimit: p.maxTransfers !== null,
+          });
+          try {
+            for (const x of admission.preempt) await x.transfer.abandon(x.reason, 'preempted');
+          } catch (e) {
+            admission.close();
+            throw e;
+          }
+          return { maxWindowBytes: admission.windowBytes, release: () => admission.close() };
         },
         resolve: (source) => restoreSource(policy, identity, source),
         anchor: false,

@@ -77,7 +77,7 @@ export async function startReceiver(
   const lanesWaiting = new Set<(message: string, code: ErrorCode) => void>();
   // the lanes clients dial in, and the lanes pull jobs dial out to sources: the same rules
   const lanes = laneSettings(core, { throttle: trust.throttle, waiting: lanesWaiting, onRelease: () => core.transfers.lanesKept++ });
-  const restores = restoreServer({ cfg, policy: core.policy, material, log, zfs: zfsBin ?? cfg.zfs });
+  const restores = restoreServer({ cfg, policy: core.policy, transfers: core.transfers, material, log, zfs: zfsBin ?? cfg.zfs });
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     const who = identityOf(socket);
     const alpn = selectedAlpn(socket);

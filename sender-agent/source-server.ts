@@ -77,8 +77,6 @@ export async function startSource(cfg: SenderConfig, log: Logger, zfsBin?: strin
     }
     if (alpn === PULL_LANE_ALPN) return lanes.offer(puller, socket);
     sessions.add(socket);
-    const now = (running.get(puller) ?? 0) + 1;
-    running.set(puller, now);
     servePull(socket, puller, {
       material,
       lanes,
@@ -88,16 +86,23 @@ export async function startSource(cfg: SenderConfig, log: Logger, zfsBin?: strin
       anchor: true,
       doctor: true,
       admit: () => {
-        if (now > cfg.maxPullsPerPuller) {
-          throw new ZferryError('over-budget', `${now - 1} orders of puller "${puller}" are running here already (maxPullsPerPuller ${cfg.maxPullsPerPuller})`);
+        const now = running.get(puller) ?? 0;
+        if (now >= cfg.maxPullsPerPuller) {
+          return Promise.reject(
+            new ZferryError('over-budget', `${now} orders of puller "${puller}" are running here already (maxPullsPerPuller ${cfg.maxPullsPerPuller})`),
+          );
         }
+        running.set(puller, now + 1);
+        const release = (): void => {
+          const left = (running.get(puller) ?? 1) - 1;
+          if (left <= 0) running.delete(puller);
+          else running.set(puller, left);
+        };
+        return Promise.resolve({ release });
       },
     })
       .catch((e: unknown) => log.warn('pull connection failed', { puller, error: errorMessage(e) }))
       .finally(() => {
-        const left = (running.get(puller) ?? 1) - 1;
-        if (left <= 0) running.delete(puller);
-        else running.set(puller, left);
         sessions.delete(socket);
         socket.destroy();
       });

@@ -87,8 +87,11 @@ export interface PullSessionContext {
   /** the most lanes, and bytes per second, this peer gets whatever it orders (0: no limit of ours) */
   maxLanes?: number;
   bytesPerSecond?: number;
-  /** throws (over-budget) when this peer may not run one more order now; asked before anything else */
-  admit?: () => void;
+  /**
+   * This peer's place for one more order, asked before anything else: throws (over-budget) when
+   * it may not run one now; what it grants is given back with `release` when the order ends.
+   */
+  admit?: () => Promise<Admitted>;
   /** whether a doctor order is served (a source: yes; a restoring receiver: no, it sends only replicas) */
   doctor: boolean;
   /** what the log lines say (default: pull order, pull done, pull failed) */
@@ -98,6 +101,13 @@ export interface PullSessionContext {
 /** Whether `dataset` is one of `allowed` or lies below one of them. */
 export function pullAllowed(dataset: string, allowed: readonly string[]): boolean {
   return allowed.some((a) => dataset === a || dataset.startsWith(`${a}/`));
+}
+
+/** An order's place on the data side (PullSessionContext.admit). */
+export interface Admitted {
+  /** the window this order may make this side hold (over ctx.maxWindowBytes) */
+  maxWindowBytes?: number;
+  release(): void;
 }
 
 /** A source's `resolve`: the order names a dataset here, which must be one of the puller's `datasets` or below one. */
@@ -198,8 +208,9 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
       tickets: new LaneTickets(),
       laneSource: { open: () => ctx.lanes.open(puller, () => pull.openLanes(1)) },
     };
+    let admitted: Admitted | undefined;
     try {
-      ctx.admit?.();
+      admitted = await ctx.admit?.();
       if (order.doctor) {
         result = await measure(order, receiver, ctx, olog);
         olog.info('doctor done', { stage: result.verdict.stage });
@@ -214,7 +225,7 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
             to: control.address,
             zfsBin: ctx.zfs,
             anchor: ctx.anchor,
-            maxWindowBytes: ctx.maxWindowBytes,
+            maxWindowBytes: admitted?.maxWindowBytes ?? ctx.maxWindowBytes,
             maxLanes: ctx.maxLanes,
             chunkBytes: 1024 * 1024,
             progress: 'off',
@@ -235,6 +246,7 @@ export async function servePull(socket: tls.TLSSocket, puller: string, ctx: Pull
       failure = e;
       olog.warn(words.failed, { error: errorMessage(e), code: e instanceof ZferryError ? e.code : 'internal' });
     } finally {
+      admitted?.release();
       const code = failure instanceof ZferryError && isErrorCode(failure.code) ? failure.code : failure ? 'internal' : '';
       await pull
         .done({ orderId: order.orderId, errorCode: code, error: failure ? errorMessage(failure) : '', summaryJson: result ? JSON.stringify(result) : '' })

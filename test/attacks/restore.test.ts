@@ -121,14 +121,20 @@ beforeAll(async () => {
   env = { FAKE_ZFS_ROOT: join(dir, 'zfs') };
   mkdirSync(env.FAKE_ZFS_ROOT!, { recursive: true });
   pki = makePki(dir);
-  for (const ds of ['backup', 'backup/site-a', 'backup/site-a/data', 'backup/site-b', 'backup/site-b/secret', 'tank']) await zfs(['create', ds]);
+  for (const ds of ['backup', 'backup/site-a', 'backup/site-a/data', 'backup/site-b', 'backup/site-b/secret', 'backup/site-c', 'backup/site-c/data', 'tank'])
+    await zfs(['create', ds]);
   await zfs(['snapshot', 'backup/site-a/data@s1']);
+  await zfs(['snapshot', 'backup/site-c/data@s1']);
   await zfs(['snapshot', 'backup/site-b/secret@s1']);
   receiver = await startReceiver({
     pki,
     zfs: FAKE_ZFS,
     env,
-    clients: { 'site-a': { root: 'backup/site-a' }, 'site-b': { root: 'backup/site-b' } },
+    clients: {
+      'site-a': { root: 'backup/site-a' },
+      'site-b': { root: 'backup/site-b' },
+      'site-c': { root: 'backup/site-c', maxTransfers: 1 } as { root: string },
+    },
     extra: { maxLanes: 2 },
   });
 });
@@ -139,6 +145,23 @@ afterAll(async () => {
 });
 
 describe('a hostile restorer gets nothing outside its own root', () => {
+  it("a client's restores are among its transfers: with maxTransfers 1 a second one is refused over-budget while the first runs", async () => {
+    // the first restorer is admitted, then never answers Hello: its restore holds its place
+    let letGo = false;
+    const stall = { Hello: () => {} } as grpc.UntypedServiceImplementation;
+    const first = craftedRestore('site-c', { source: 'data' }, stall, () => letGo);
+    await expect.poll(() => receiver.logs(), { timeout: 10_000 }).toMatch(/restore order[^\n]*site-c|site-c[^\n]*restore order/);
+    const second = await craftedRestore('site-c', { source: 'data' });
+    expect(second.done).toMatchObject({ errorCode: 'over-budget' });
+    expect(second.done!.error).toMatch(/"site-c" already runs 1 transfer, its limit \(maxTransfers 1\)/);
+    letGo = true;
+    await first;
+    // its place is given back when it ends: the next one gets past admission (to the missing Control service)
+    await expect
+      .poll(async () => (await craftedRestore('site-c', { source: 'data' })).done?.errorCode, { timeout: 15_000, interval: 500 })
+      .not.toBe('over-budget');
+  });
+
   it.each([
     ['../site-b/secret', 'bad-name'],
     ['../site-b/secret@s1', 'bad-name'],
