@@ -5,11 +5,11 @@ import type { Long } from '@grpc/proto-loader';
 export interface PullOrder {
   'orderId'?: (string);
   /**
-   * <pool/dataset>[@snapshot] on the source, checked there against the puller's "datasets"
+   * <pool/dataset>[@snapshot] on a source, checked there against the puller's "datasets"; in a restore <name>[@snapshot] under the client's root on the receiver
    */
   'source'?: (string);
   /**
-   * the target, relative to the source's root on the receiver
+   * the target, relative to the keeping side's root for the data side (a pull: the source's root; a restore: the parent of --into)
    */
   'name'?: (string);
   /**
@@ -58,11 +58,11 @@ export interface PullOrder {
 export interface PullOrder__Output {
   'orderId': (string);
   /**
-   * <pool/dataset>[@snapshot] on the source, checked there against the puller's "datasets"
+   * <pool/dataset>[@snapshot] on a source, checked there against the puller's "datasets"; in a restore <name>[@snapshot] under the client's root on the receiver
    */
   'source': (string);
   /**
-   * the target, relative to the source's root on the receiver
+   * the target, relative to the keeping side's root for the data side (a pull: the source's root; a restore: the parent of --into)
    */
   'name': (string);
   /**
