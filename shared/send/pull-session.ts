@@ -55,7 +55,7 @@ export class LaneBox {
     });
   }
 
-  /** A lane connection from `puller` (authenticated, ALPN zferry-lane/2). */
+  /** A lane connection from `puller` (authenticated, ALPN zferry-pull-lane/1). */
   offer(puller: string, socket: tls.TLSSocket): void {
     const queue = this.waiting.get(puller);
     const give = queue?.shift();
