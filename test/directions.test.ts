@@ -1,7 +1,8 @@
-// Push and pull are one transfer with another dialer: every behaviour below runs with the
-// sender dialing (push) and with the receiver dialing (pull), against the fake zfs (which keeps
-// resume tokens and raw streams as OpenZFS does). What differs is only which process is the
-// command the user runs; the bytes, the plan, the receiver's checks and the outcome must not.
+// Push, pull and restore are one transfer: every behaviour below runs with the sender dialing
+// (push), with the receiver dialing (pull), and with the agents' roles swapped (restore: the
+// client dials and gets a replica back), against the fake zfs (which keeps resume tokens and
+// raw streams as OpenZFS does). What differs is only which process is the command the user
+// runs; the bytes, the plan, the keeping side's checks and the outcome must not.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,44 +10,56 @@ import { writeFileSync } from 'node:fs';
 import { childEnd } from '../shared/child.js';
 import { fakeZfsWorld, type FakeZfsWorld } from './helpers/fake-zfs-world.js';
 import { collect, waitProgress } from './helpers/child-output.js';
-import { DIRECTIONS, openDirection, type Direction } from './helpers/direction.js';
+import { ALL_WAYS, DIRECTIONS, openDirection, type Direction } from './helpers/direction.js';
 
-describe.each(DIRECTIONS)('%s: the same transfer, whoever dials', (direction) => {
+/** A fake zfs world of its own for one describe, and what its tests do in it. */
+function worldFor(label: string) {
+  const w = {
+    world: null as FakeZfsWorld | null,
+    get it(): FakeZfsWorld {
+      if (!w.world) throw new Error('the world is not open yet');
+      return w.world;
+    },
+    zfs: (args: string[]) => w.it.zfs(args),
+    hash: (snap: string, raw = false) => w.it.zfs(['fake-hash', ...(raw ? ['--raw'] : []), snap]),
+    async put(ds: string, rel: string, content: Buffer | string): Promise<void> {
+      const f = join(w.it.dir, `payload-${Math.random().toString(36).slice(2)}`);
+      writeFileSync(f, content);
+      await w.it.zfs(['fake-write', ds, rel, f]);
+    },
+    /** one transfer to its end: exit code, stderr, and the data side's summary when it succeeded */
+    async transfer(dd: Direction, dataset: string, name: string, extra: string[] = []) {
+      const c = collect(dd.start(dataset, name, extra));
+      const code = await c.code;
+      return { code, stderr: c.err(), summary: code === 0 ? dd.summary(c.out()) : null };
+    },
+    /** the world, with backup/<label> for the targets */
+    async open(): Promise<FakeZfsWorld> {
+      w.world = await fakeZfsWorld(`dir-${label}`);
+      await w.world.zfs(['create', `backup/${label}`]);
+      return w.world;
+    },
+    async close(): Promise<void> {
+      if (w.world) await rm(w.world.dir, { recursive: true, force: true });
+    },
+  };
+  return w;
+}
+
+describe.each(ALL_WAYS)('%s: the same transfer, whoever dials and whichever side has the data', (direction) => {
+  const w = worldFor(direction);
+  const { zfs, hash, put, transfer } = w;
   let world: FakeZfsWorld;
   let d: Direction;
-  let vault: Direction;
-
-  const zfs = (args: string[]) => world.zfs(args);
-  const hash = (snap: string, raw = false) => zfs(['fake-hash', ...(raw ? ['--raw'] : []), snap]);
-  async function put(ds: string, rel: string, content: Buffer | string): Promise<void> {
-    const f = join(world.dir, `payload-${Math.random().toString(36).slice(2)}`);
-    writeFileSync(f, content);
-    await zfs(['fake-write', ds, rel, f]);
-  }
-  /** one transfer to its end: exit code, stderr, and the data side's summary when it succeeded */
-  async function transfer(dd: Direction, dataset: string, name: string, extra: string[] = []) {
-    const c = collect(dd.start(dataset, name, extra));
-    const code = await c.code;
-    return { code, stderr: c.err(), summary: code === 0 ? dd.summary(c.out()) : null };
-  }
 
   beforeAll(async () => {
-    world = await fakeZfsWorld(`dir-${direction}`);
-    await zfs(['create', `backup/${direction}`]);
-    await zfs(['create', `backup/${direction}-vault`]);
+    world = await w.open();
     d = await openDirection(direction, { dir: join(world.dir, 'pki'), env: world.env, root: `backup/${direction}` });
-    vault = await openDirection(direction, {
-      dir: join(world.dir, 'pki-vault'),
-      env: world.env,
-      root: `backup/${direction}-vault`,
-      policy: { requireRaw: true },
-    });
   });
 
   afterAll(async () => {
     await d?.stop();
-    await vault?.stop();
-    if (world) await rm(world.dir, { recursive: true, force: true });
+    await w.close();
   });
 
   it('a dataset arrives byte for byte in full, then incrementally from the common snapshot', async () => {
@@ -109,7 +122,7 @@ describe.each(DIRECTIONS)('%s: the same transfer, whoever dials', (direction) =>
     expect(await hash(`${d.root}/dkill@s1`)).toBe(await hash('tank/dkill@s1'));
   });
 
-  it('the receiver killed with SIGKILL mid-transfer: the transfer resumes from its token', async () => {
+  it('the keeping side killed with SIGKILL mid-transfer: the transfer resumes from its token', async () => {
     const stream = await world.dataset('kkill', 32, 8);
     const p = d.start('tank/kkill', 'kkill', ['--bwlimit', '16MB']);
     const c = collect(p);
@@ -123,6 +136,23 @@ describe.each(DIRECTIONS)('%s: the same transfer, whoever dials', (direction) =>
     expect(r.summary!.bytes as number).toBeLessThan(stream * 0.8);
     expect(await hash(`${d.root}/kkill@s1`)).toBe(await hash('tank/kkill@s1'));
     if (!goesOn) await childEnd(p);
+  });
+});
+
+describe.each(DIRECTIONS)("%s: the receiver's policy applies whoever dials", (direction) => {
+  const w = worldFor(`${direction}-policy`);
+  const { zfs, put, transfer } = w;
+  let world: FakeZfsWorld;
+  let vault: Direction;
+
+  beforeAll(async () => {
+    world = await w.open();
+    vault = await openDirection(direction, { dir: join(world.dir, 'pki'), env: world.env, root: `backup/${direction}-policy`, policy: { requireRaw: true } });
+  });
+
+  afterAll(async () => {
+    await vault?.stop();
+    await w.close();
   });
 
   it("requireRaw on the identity's entry: a plain stream is refused before zfs recv, and the replica's snapshots stay as they were", async () => {

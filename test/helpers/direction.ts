@@ -1,16 +1,21 @@
-// One transfer, two dialers: a test of what a transfer does runs it over both. `push`: the
-// sender dials (`sender-agent replicate` → `receiver-agent serve`); `pull`: the receiver dials
-// (`receiver-agent pull` → `sender-agent serve`). The same identity (site-a), the same fake zfs,
-// the same policy on the receiver (a client entry in push, a source entry in pull), and the
-// summary the data side wrote (ReplicateResult) in both.
+// One transfer, three ways to run it: a test of what a transfer does runs it over each. `push`:
+// the sender dials (`sender-agent replicate` → `receiver-agent serve`); `pull`: the receiver
+// dials (`receiver-agent pull` → `sender-agent serve`); `restore`: the agents' roles swapped,
+// the client dials the receiver and gets a replica back (`sender-agent restore` →
+// `receiver-agent serve`, whose client root is `tank` here, so that tank's datasets are the
+// replicas it sends). The same identity (site-a), the same fake zfs, and the summary the data
+// side wrote (ReplicateResult) in each.
 import type { ChildProcess } from 'node:child_process';
 import { childEnd } from '../../shared/child.js';
 import { FAKE_ZFS, makePki, senderArgs, spawnSender, startReceiver, type ReceiverProcess } from './agents.js';
 import { doneEvent, freePort } from './child-output.js';
 import { pullerConfig, spawnPull, startSource, type SourceProcess } from './pull-agents.js';
 
-export type DirectionName = 'push' | 'pull';
+export type DirectionName = 'push' | 'pull' | 'restore';
+/** who dials: the data side (push) or the keeping side (pull) */
 export const DIRECTIONS: DirectionName[] = ['push', 'pull'];
+/** and which side has the data: the agents' roles swapped (restore) */
+export const ALL_WAYS: DirectionName[] = ['push', 'pull', 'restore'];
 
 export interface Direction {
   name: DirectionName;
@@ -43,6 +48,39 @@ export async function openDirection(
   const pki = makePki(o.dir);
   const entry = { root: o.root, ...o.policy };
   const port = await freePort();
+  if (name === 'restore') {
+    if (o.policy) throw new Error('a restore takes no policy: the keeping side is the customer host');
+    const start = () =>
+      startReceiver({ pki, port, zfs: FAKE_ZFS, env: o.env, clients: { 'site-a': { root: 'tank' } }, extra: { laneGraceSeconds: 2, ...o.receiverExtra } });
+    let receiver: ReceiverProcess = await start();
+    const config = pki.client('site-a');
+    let logs = '';
+    return {
+      name,
+      root: o.root,
+      start(dataset, target, extra = []) {
+        if (!dataset.startsWith('tank/')) throw new Error(`a restore reads replicas under tank/, not ${dataset}`);
+        const args = ['restore', '--from', receiver.address, '--name', dataset.slice('tank/'.length), '--into', `${o.root}/${target}`, '--config', config];
+        const p = spawnSender([...args, '--zfs', FAKE_ZFS, '--json', ...extra], { ...o.env, ZFERRY_LOG_LEVEL: 'info' });
+        p.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
+        return p;
+      },
+      summary: (stdout) => doneEvent(stdout).source as Record<string, unknown>,
+      async killData() {
+        await receiver.kill9();
+        await sleep(1500);
+        receiver = await start();
+        return true;
+      },
+      async killKeeping(p) {
+        p.kill('SIGKILL');
+        await childEnd(p);
+        return false;
+      },
+      keepingLogs: () => logs,
+      stop: () => receiver.stop(),
+    };
+  }
   if (name === 'push') {
     const start = () =>
       startReceiver({
