@@ -75,12 +75,16 @@ describe('receiver-agent doctor --from (pull mode)', () => {
     expect(source.logs()).toMatch(/doctor done/);
   });
 
-  it('prints the same report as sender-agent doctor, verdict last', async () => {
+  it('prints the same report as sender-agent doctor: its sections, then the verdict and its notes', async () => {
     const r = await doctorFrom(receiverCfg(), ['--seconds', '2']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/^zferry doctor: /);
-    expect(r.stdout).toMatch(/^path$/m);
-    expect(r.stdout.trimEnd().split('\n').pop()).toMatch(/^verdict: limited by [^:]+: .+/);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^zferry doctor: /);
+    for (const section of ['path', 'zfs']) expect(lines).toContain(section);
+    const v = lines.findIndex((l) => /^verdict: limited by [^:]+: .+/.test(l));
+    expect(v, r.stdout).toBeGreaterThan(0);
+    // what follows the verdict are its notes (formatReport), as in sender-agent doctor's report
+    for (const l of lines.slice(v + 1)) expect(l).toMatch(/^note: /);
   });
 
   it('the limits of the source\'s "sources" entry are what the probes meet, and are named as the limit', async () => {
