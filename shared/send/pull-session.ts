@@ -126,8 +126,7 @@ function orderOptions(
   order: PullOrder,
   ctx: Pick<PullSessionContext, 'resolve' | 'maxLanes' | 'bytesPerSecond'>,
 ): Pick<ReplicateOptions, 'source' | 'name' | 'raw' | 'lanes' | 'intermediates' | 'recursive' | 'restart' | 'bwlimit' | 'compress' | 'linkMbit'> {
-  const source = ctx.resolve(order.source);
-  parseSource(source);
+  const source = ctx.resolve(order.source); // resolve checks the name (parseSource) as it maps it
   const lanes = order.lanes === 'auto' || order.lanes === '' ? 'auto' : /^\d{1,2}$/.test(order.lanes) ? Number(order.lanes) : NaN;
   if (lanes !== 'auto' && !(lanes >= 1 && lanes <= 64))
     throw new ZferryError('bad-request', `lanes must be "auto" or 1 to 64, not ${JSON.stringify(order.lanes.slice(0, 20))}`);

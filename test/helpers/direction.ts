@@ -33,12 +33,31 @@ export interface Direction {
   killData(p: ChildProcess): Promise<boolean>;
   /** The same for the keeping side (the receiver in both). */
   killKeeping(p: ChildProcess): Promise<boolean>;
-  /** the receiver's log, whichever process it is */
-  keepingLogs(): string;
   stop(): Promise<void>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The side that is the running command: killed, and gone (the test runs the transfer again). */
+async function killCommand(p: ChildProcess): Promise<boolean> {
+  p.kill('SIGKILL');
+  await childEnd(p);
+  return false;
+}
+
+/** The side that serves: killed and started again on its port (the command dials again by itself). */
+function serving<T extends { kill9(): Promise<void> }>(first: T, start: () => Promise<T>): { now: () => T; kill: () => Promise<boolean> } {
+  let current = first;
+  return {
+    now: () => current,
+    async kill() {
+      await current.kill9();
+      await sleep(1500);
+      current = await start();
+      return true;
+    },
+  };
+}
 
 /** Both directions need a pki, the fake zfs's environment, and the policy of the identity on the receiver. */
 export async function openDirection(
@@ -52,33 +71,30 @@ export async function openDirection(
     if (o.policy) throw new Error('a restore takes no policy: the keeping side is the customer host');
     const start = () =>
       startReceiver({ pki, port, zfs: FAKE_ZFS, env: o.env, clients: { 'site-a': { root: 'tank' } }, extra: { laneGraceSeconds: 2, ...o.receiverExtra } });
-    let receiver: ReceiverProcess = await start();
+    const receiver = serving<ReceiverProcess>(await start(), start);
     const config = pki.client('site-a');
-    let logs = '';
     return {
       name,
       root: o.root,
       start(dataset, target, extra = []) {
         if (!dataset.startsWith('tank/')) throw new Error(`a restore reads replicas under tank/, not ${dataset}`);
-        const args = ['restore', '--from', receiver.address, '--name', dataset.slice('tank/'.length), '--into', `${o.root}/${target}`, '--config', config];
-        const p = spawnSender([...args, '--zfs', FAKE_ZFS, '--json', ...extra], { ...o.env, ZFERRY_LOG_LEVEL: 'info' });
-        p.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
-        return p;
+        const args = [
+          'restore',
+          '--from',
+          receiver.now().address,
+          '--name',
+          dataset.slice('tank/'.length),
+          '--into',
+          `${o.root}/${target}`,
+          '--config',
+          config,
+        ];
+        return spawnSender([...args, '--zfs', FAKE_ZFS, '--json', ...extra], o.env);
       },
       summary: (stdout) => doneEvent(stdout).source as Record<string, unknown>,
-      async killData() {
-        await receiver.kill9();
-        await sleep(1500);
-        receiver = await start();
-        return true;
-      },
-      async killKeeping(p) {
-        p.kill('SIGKILL');
-        await childEnd(p);
-        return false;
-      },
-      keepingLogs: () => logs,
-      stop: () => receiver.stop(),
+      killData: receiver.kill,
+      killKeeping: killCommand,
+      stop: () => receiver.now().stop(),
     };
   }
   if (name === 'push') {
@@ -91,58 +107,33 @@ export async function openDirection(
         clients: { 'site-a': entry as { root: string } },
         extra: { laneGraceSeconds: 2, ...o.receiverExtra },
       });
-    let receiver: ReceiverProcess = await start();
+    const receiver = serving<ReceiverProcess>(await start(), start);
     const config = pki.client('site-a');
     return {
       name,
       root: o.root,
       start: (dataset, target, extra = []) =>
-        spawnSender(senderArgs('replicate', dataset, { to: receiver.address, name: target, config, zfs: FAKE_ZFS, extra: ['--json', ...extra] }), o.env),
+        spawnSender(senderArgs('replicate', dataset, { to: receiver.now().address, name: target, config, zfs: FAKE_ZFS, extra: ['--json', ...extra] }), o.env),
       summary: (stdout) => doneEvent(stdout),
-      async killData(p) {
-        p.kill('SIGKILL');
-        await childEnd(p);
-        return false;
-      },
-      async killKeeping() {
-        await receiver.kill9();
-        await sleep(1500);
-        receiver = await start();
-        return true;
-      },
-      keepingLogs: () => receiver.logs(),
-      stop: () => receiver.stop(),
+      killData: killCommand,
+      killKeeping: receiver.kill,
+      stop: () => receiver.now().stop(),
     };
   }
   const start = () => startSource({ pki, identity: 'site-a', pullers: { backup: { datasets: ['tank'] } }, zfs: FAKE_ZFS, env: o.env, port });
-  let source: SourceProcess = await start();
+  const source = serving<SourceProcess>(await start(), start);
   const config = pullerConfig(pki, 'backup', {
     sources: { 'site-a': { from: `127.0.0.1:${port}`, ...entry } },
     zfs: FAKE_ZFS,
     extra: { laneGraceSeconds: 2, ...o.receiverExtra },
   });
-  let logs = '';
   return {
     name,
     root: o.root,
-    start(dataset, target, extra = []) {
-      const p = spawnPull('site-a', dataset, { name: target, config, env: { ...o.env, ZFERRY_LOG_LEVEL: 'info' }, extra: ['--json', ...extra] });
-      p.stderr!.on('data', (b: Buffer) => (logs += b.toString()));
-      return p;
-    },
+    start: (dataset, target, extra = []) => spawnPull('site-a', dataset, { name: target, config, env: o.env, extra: ['--json', ...extra] }),
     summary: (stdout) => doneEvent(stdout).source as Record<string, unknown>,
-    async killData() {
-      await source.kill9();
-      await sleep(1500);
-      source = await start();
-      return true;
-    },
-    async killKeeping(p) {
-      p.kill('SIGKILL');
-      await childEnd(p);
-      return false;
-    },
-    keepingLogs: () => logs,
-    stop: () => source.stop(),
+    killData: source.kill,
+    killKeeping: killCommand,
+    stop: () => source.now().stop(),
   };
 }
