@@ -6,16 +6,14 @@
 // make: it can name no target but the one restored into, and a success it did not deliver is
 // caught by the restorer's own check of its target.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { run } from '../../shared/run.js';
 import { PULL_ALPN, clientTlsOptions, loadTlsMaterial } from '../../shared/tls.js';
 import { controlService, pullService, type PullDone, type PullOrder } from '../../shared/control.js';
-import { FAKE_ZFS, makePki, runSender, startReceiver, tempDir, type ReceiverProcess } from '../helpers/agents.js';
+import { FAKE_ZFS, makePki, runSender, startReceiver, type ReceiverProcess } from '../helpers/agents.js';
 import { issueFiles } from '../helpers/pull-agents.js';
+import { fakeZfsWorld, type FakeZfsWorld } from '../helpers/fake-zfs-world.js';
 import { beginRequest } from '../helpers/begin-request.js';
 import { hostileDataSide, refusalCode } from '../helpers/hostile-data-side.js';
 
@@ -24,11 +22,8 @@ let env: NodeJS.ProcessEnv;
 let pki: ReturnType<typeof makePki>;
 let receiver: ReceiverProcess;
 
-async function zfs(args: string[]): Promise<string> {
-  const r = await run(FAKE_ZFS, args, { env: { ...process.env, ...env } });
-  if (r.code !== 0) throw new Error(`fake zfs ${args.join(' ')}: ${r.stderr}`);
-  return r.stdout;
-}
+let world: FakeZfsWorld;
+const zfs = (args: string[]) => world.zfs(args);
 
 function creds(name: string, kind: 'client' | 'server' = 'client'): { ca: Buffer; cert: Buffer; key: Buffer } {
   const f = issueFiles(pki, name, kind);
@@ -117,11 +112,12 @@ async function craftedRestore(
 }
 
 beforeAll(async () => {
-  dir = tempDir('restore-attacks');
-  env = { FAKE_ZFS_ROOT: join(dir, 'zfs') };
-  mkdirSync(env.FAKE_ZFS_ROOT!, { recursive: true });
+  // pools tank and backup, in a folder of their own (helpers/fake-zfs-world.ts)
+  world = await fakeZfsWorld('restore-attacks');
+  dir = world.dir;
+  env = world.env;
   pki = makePki(dir);
-  for (const ds of ['backup', 'backup/site-a', 'backup/site-a/data', 'backup/site-b', 'backup/site-b/secret', 'backup/site-c', 'backup/site-c/data', 'tank'])
+  for (const ds of ['backup/site-a', 'backup/site-a/data', 'backup/site-b', 'backup/site-b/secret', 'backup/site-c', 'backup/site-c/data'])
     await zfs(['create', ds]);
   await zfs(['snapshot', 'backup/site-a/data@s1']);
   await zfs(['snapshot', 'backup/site-c/data@s1']);
