@@ -216,6 +216,30 @@ describe('doctor verdict', () => {
     expect(v.line).toContain('the host was 95% busy over 2 cores');
   });
 
+  it('a buffer-capped link measured on a saturated host is still blamed on the buffers the lanes waited for, with a note on the busy host', () => {
+    // the doctor test's buffer-capped link (1 MiB tcp_rmem max, 100 ms, 400 Mbit/s) as measured
+    // with both hosts 100% busy (three test runs at once on 2 cores): 134 of the 335 Mbit/s computed
+    const oneMiB: SideFacts['caps'] = { wmemMax: 4 * MiB, rmemMax: 4 * MiB, tcpWmem: [4096, 16384, MiB], tcpRmem: [4096, 131072, MiB] };
+    const loaded = (processCores: number) =>
+      side({ caps: oneMiB, cores: 2, loadavg: [6.6, 5.8, 5.2], cpu: { seconds: 7, processCores, hostBusy: 1, cores: 2 } });
+    const auto = { steadyMbit: 134, mbit: 105, rttMs: 110, sendBuffer: { asked: 1_652_272, kernel: 3_304_544, mode: 'forced' as const } };
+    const m = healthy({
+      sender: loaded(0.08),
+      receiver: loaded(0.11),
+      oneLane: probe({ lanes: 1, mbit: 36, steadyMbit: 44, rwndLimited: 0.28 }),
+      auto: probe({ ...auto, rwndLimited: 0.38 }),
+    });
+    const v = verdict(m);
+    expect(v.stage).toBe('buffers');
+    expect(v.line).toContain("38% of their time waiting for the receiver's window");
+    expect(v.notes).toEqual([
+      "the sender's host was 100% busy over 2 cores during the probes (load 6.6): the figures may be lower than the path allows; run doctor again when that host is quieter",
+      "the receiver's host was 100% busy over 2 cores during the probes (load 6.6): the figures may be lower than the path allows; run doctor again when that host is quieter",
+    ]);
+    // without the lanes' word that they waited for the window, that share of the ceiling is the path's
+    expect(verdict({ ...m, auto: probe({ ...auto, rwndLimited: 0 }) }).stage).toBe('path');
+  });
+
   it('CPU on the sender', () => {
     const v = verdict(
       healthy({ auto: probe({ mbit: 200, steadyMbit: 210 }), sender: side({ cpu: { seconds: 6, processCores: 0.95, hostBusy: 0.3, cores: 8 } }) }),
