@@ -3,7 +3,7 @@
 // client dials and gets a replica back), against the fake zfs (which keeps resume tokens and
 // raw streams as OpenZFS does). What differs is only which process is the command the user
 // runs; the bytes, the plan, the keeping side's checks and the outcome must not.
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
@@ -11,11 +11,6 @@ import { childEnd } from '../shared/child.js';
 import { fakeZfsWorld, type FakeZfsWorld } from './helpers/fake-zfs-world.js';
 import { collect, waitProgress } from './helpers/child-output.js';
 import { ALL_WAYS, DIRECTIONS, openDirection, type Direction } from './helpers/direction.js';
-
-// Each test runs two to four whole agent commands (each with its fake zfs processes): 10-20 s
-// alone, but 40-60 s with the machine loaded (load 5-7 on 2 cores, the suite looped three at a
-// time), where the default 60 s cut the four-transfer requireRaw test. A hang still fails.
-vi.setConfig({ testTimeout: 180_000 });
 
 /** A fake zfs world of its own for one describe, and what its tests do in it. */
 function worldFor(label: string) {
