@@ -114,6 +114,14 @@ process.on('SIGTERM', () => {
 const seconds = (f) => state.files[f].seconds ?? 10;
 
 function pick() {
+  for (const f of files) {
+    const now = textHash(f);
+    if (!running.has(f) && now !== null && now !== state.files[f].hash) {
+      resetFile(f, 'its text changed');
+      state.files[f].hash = now;
+      console.log(`repeat-tests: ${f} changed: its count starts again`);
+    }
+  }
   const ready = files
     .filter((f) => !running.has(f) && state.files[f].streak < RUNS && (state.files[f].failsSinceReset ?? 0) < SET_ASIDE)
     .sort((a, b) => state.files[a].streak - state.files[b].streak || seconds(b) - seconds(a));
