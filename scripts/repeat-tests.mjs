@@ -105,6 +105,11 @@ if (state.commit !== head) {
 for (const f of opts.values.reset) resetFile(f, `--reset at ${head.slice(0, 7)}`);
 save();
 
+// Test files that take the whole machine: a benchmark tool holds its lock (bench/system.ts refuses a
+// second one: "another benchmark is using the machine"), and the WAN emulator is one per machine.
+// The suite runs its files one at a time (vitest.config.ts), so they may; here they run one at a
+// time among themselves, beside the other files.
+const TAKES_MACHINE = new Set(['test/bench-smoke.test.ts', 'test/bench-datasets-smoke.test.ts', 'test/bench-tenants-smoke.test.ts', 'test/doctor.test.ts']);
 const running = new Set();
 let stopping = false;
 process.on('SIGTERM', () => {
@@ -122,8 +127,10 @@ function pick() {
       console.log(`repeat-tests: ${f} changed: its count starts again`);
     }
   }
+  const machineTaken = [...running].some((f) => TAKES_MACHINE.has(f));
   const ready = files
     .filter((f) => !running.has(f) && state.files[f].streak < RUNS && (state.files[f].failsSinceReset ?? 0) < SET_ASIDE)
+    .filter((f) => !(machineTaken && TAKES_MACHINE.has(f)))
     .sort((a, b) => state.files[a].streak - state.files[b].streak || seconds(b) - seconds(a));
   if (ready.length === 0) return [];
   const batch = [ready[0]];
