@@ -403,7 +403,7 @@ export function verdict(m: DoctorMeasurements): Verdict {
     // a 1 MiB cap over 4 lanes at 100 ms carried 205 of the 335 Mbit/s computed on a quiet host,
     // 134 with the host 100% busy. Lanes that waited for the window a fifth of the time or more
     // are the kernel's own word that the buffers bind, so a lower share counts then.
-    const near = net >= (chrono >= 0.2 ? 0.3 : link !== null || chrono >= 0.5 ? 0.4 : 0.6) * ceil;
+    const near = net >= (chrono >= 0.2 ? 0.3 : link !== null ? 0.4 : 0.6) * ceil;
     if (below && near) {
       const recv = buffers.limitingSide === 'receiver';
       const cap = recv ? buffers.receiverBytes! : buffers.senderBytes!;
