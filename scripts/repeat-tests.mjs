@@ -97,8 +97,16 @@ async function main() {
     state.files[f].failsSinceReset = 0;
     state.resets.push({ file: f, at: new Date().toISOString(), why });
   };
+  // a file whose text is not what its count was earned on starts again (true when it did)
+  const noticeEdit = (f) => {
+    const now = textHash(f);
+    if (now === null || now === state.files[f].hash) return false;
+    resetFile(f, 'its text changed');
+    state.files[f].hash = now;
+    return true;
+  };
   for (const f of files) state.files[f] ??= { streak: 0, runs: 0, fails: 0, seconds: null, hash: textHash(f) };
-  for (const f of files) if (state.files[f].hash !== textHash(f)) (resetFile(f, 'its text changed'), (state.files[f].hash = textHash(f)));
+  files.forEach(noticeEdit);
   if (state.commit !== head) {
     const changed = git('diff', '--name-only', state.commit, head, '--', '.', ':!test').split('\n').filter(Boolean);
     if (changed.length > 0) console.log(`repeat-tests: outside test/, ${changed.length} files changed since ${state.commit.slice(0, 7)}: ${changed.join(' ')}`);
@@ -122,14 +130,7 @@ async function main() {
   const seconds = (f) => state.files[f].seconds ?? 10;
 
   function pick() {
-    for (const f of files) {
-      const now = textHash(f);
-      if (!running.has(f) && now !== null && now !== state.files[f].hash) {
-        resetFile(f, 'its text changed');
-        state.files[f].hash = now;
-        console.log(`repeat-tests: ${f} changed: its count starts again`);
-      }
-    }
+    for (const f of files) if (!running.has(f) && noticeEdit(f)) console.log(`repeat-tests: ${f} changed: its count starts again`);
     const machineTaken = [...running].some((f) => TAKES_MACHINE.has(f));
     const ready = files
       .filter((f) => !running.has(f) && state.files[f].streak < RUNS && (state.files[f].failsSinceReset ?? 0) < SET_ASIDE)
